@@ -1,0 +1,57 @@
+"""The broker's shared state: what every handler can reach through `ctx.broker`."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from kbroker.broker.flusher import Flusher
+from kbroker.broker.producer_ids import ProducerIdAllocator
+from kbroker.broker.purgatory import FetchPurgatory
+from kbroker.errors import ErrorCode, KafkaError
+
+if TYPE_CHECKING:
+    from kbroker.config import Config
+    from kbroker.log.log_manager import LogManager
+    from kbroker.log.partition_log import PartitionLog
+
+log = logging.getLogger("kbroker.broker")
+
+
+class Broker:
+    def __init__(self, config: Config, logs: LogManager) -> None:
+        self.config = config
+        self.logs = logs
+        self.node_id = config.node_id
+        self.fetch_waiters = FetchPurgatory()
+        self.flusher = Flusher(config, logs)
+        self.producer_ids = ProducerIdAllocator(config.data_dir)
+
+    @property
+    def cluster_id(self) -> str:
+        return self.logs.cluster_id
+
+    @staticmethod
+    def now_ms() -> int:
+        return int(time.time() * 1000)
+
+    def auto_create_topic(self, name: str) -> bool:
+        """Create `name` with the broker defaults if auto-creation is on; True if it exists now."""
+        if self.logs.topic(name) is not None:
+            return True
+        if not self.config.auto_create_topics_enable:
+            return False
+        try:
+            self.logs.create_topic(name, self.config.num_partitions, {})
+        except KafkaError as exc:
+            if exc.code == ErrorCode.TOPIC_ALREADY_EXISTS:
+                return True
+            raise
+        log.info("auto-created topic %s with %d partitions", name, self.config.num_partitions)
+        return True
+
+    def advance_high_watermark(self, partition_log: PartitionLog, offset: int) -> None:
+        """Single node: the high watermark follows the log end (or the fsynced end)."""
+        if offset > partition_log.high_watermark:
+            partition_log.update_high_watermark(offset)
+            self.fetch_waiters.notify((partition_log.topic, partition_log.partition))

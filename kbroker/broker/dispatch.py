@@ -1,0 +1,95 @@
+"""From a request frame to a response: version check, decode, handler, encode.
+
+`ROUTES` (built in `kbroker.broker.routes`) says which APIs we serve and over which versions.
+We advertise every API from version 0 (old librdkafka switches features off when the range
+does not reach low versions, CLIENTS.md §4b) even where a handler then answers the lowest
+versions with an error, as Kafka 4 does for Produce v0-2.
+
+Handlers take `(ctx, request)` and return a response body, an awaitable of one, or
+`NO_RESPONSE` (Produce with acks=0). A request outside its advertised range closes the
+connection with a log line — except ApiVersions, answered with UNSUPPORTED_VERSION in the
+v0 layout on an open connection so the client can retry lower (KIP-511).
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from kbroker.errors import ErrorCode, ProtocolViolation
+from kbroker.wire import frames
+from kbroker.wire.messages.api_versions import API_VERSIONS, ApiVersion, ApiVersionsResponse
+from kbroker.wire.schema import Api
+
+if TYPE_CHECKING:
+    from kbroker.broker.broker import Broker
+    from kbroker.broker.connection import Connection
+
+log = logging.getLogger("kbroker.dispatch")
+
+NO_RESPONSE = object()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    broker: Broker
+    connection: Connection
+    header: frames.RequestHeader
+
+    @property
+    def version(self) -> int:
+        return self.header.api_version
+
+
+Handler = Callable[[RequestContext, Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    api: Api
+    handler: Handler
+    max_version: int
+
+
+class Dispatcher:
+    def __init__(self, broker: Broker, routes: list[Route]) -> None:
+        self._broker = broker
+        self._routes = {route.api.key: route for route in routes}
+
+    def advertised(self) -> list[ApiVersion]:
+        return [ApiVersion(api_key=key, min_version=0, max_version=route.max_version)
+                for key, route in sorted(self._routes.items())]
+
+    def handle(self, frame: bytearray, connection: Connection) -> list[Any] | Awaitable[list[Any] | None] | None:
+        view = memoryview(frame)
+        api_key, version, correlation_id = frames.peek_header(view)
+        route = self._routes.get(api_key)
+        if route is None:
+            raise ProtocolViolation(f"unknown or unsupported api key {api_key} (version {version})")
+        if not 0 <= version <= route.max_version:
+            if api_key == API_VERSIONS.key:
+                return self._unsupported_api_versions(correlation_id)
+            raise ProtocolViolation(f"{route.api.name} v{version} is not supported (0-{route.max_version})")
+        header, body, _ = frames.decode_request(view, route.api, version)
+        ctx = RequestContext(self._broker, connection, header)
+        result = route.handler(ctx, body)
+        if result is NO_RESPONSE:
+            return None
+        if inspect.isawaitable(result):
+            return self._encode_later(route.api, version, correlation_id, result)
+        return frames.encode_response(route.api, version, correlation_id, result)
+
+    async def _encode_later(self, api: Api, version: int, correlation_id: int,
+                            pending: Awaitable[Any]) -> list[Any] | None:
+        result = await pending
+        if result is NO_RESPONSE:
+            return None
+        return frames.encode_response(api, version, correlation_id, result)
+
+    def _unsupported_api_versions(self, correlation_id: int) -> list[Any]:
+        route = self._routes[API_VERSIONS.key]
+        body = ApiVersionsResponse(
+            error_code=ErrorCode.UNSUPPORTED_VERSION,
+            api_keys=[ApiVersion(api_key=API_VERSIONS.key, min_version=0, max_version=route.max_version)])
+        return frames.encode_response(API_VERSIONS, 0, correlation_id, body)

@@ -1,0 +1,80 @@
+"""Getting log data to disk without blocking the event loop.
+
+By default Kafka leaves flushing to the OS and so do we. When `log.flush.interval.messages`
+is reached, the producer's answer (and the high watermark) waits for an fsync of that
+partition. fsync runs in a worker thread, and requests that arrive while one is running
+share the next one (group commit): at most one flush per partition is in flight, and each
+covers everything appended before it started.
+
+`log.flush.interval.ms` flushes partitions in the background, and the recovery points are
+checkpointed every `log.flush.offset.checkpoint.interval.ms` so that start-up after a crash
+only scans what was never synced.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kbroker.config import Config
+    from kbroker.log.log_manager import LogManager
+    from kbroker.log.partition_log import PartitionLog
+
+log = logging.getLogger("kbroker.flusher")
+
+
+class Flusher:
+    def __init__(self, config: Config, logs: LogManager) -> None:
+        self._config = config
+        self._logs = logs
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kbroker-fsync")
+        self._in_flight: dict[int, asyncio.Future[None]] = {}
+        self._last_flush_ms: dict[int, float] = {}
+
+    def needs_flush(self, partition_log: PartitionLog) -> bool:
+        interval = partition_log.config.flush_interval_messages
+        return partition_log.unflushed_messages >= interval
+
+    async def flush_through(self, partition_log: PartitionLog, offset: int) -> None:
+        """Return once everything below `offset` is fsynced (sharing flushes in flight)."""
+        key = id(partition_log)
+        while partition_log.recovery_point < offset:
+            running = self._in_flight.get(key)
+            if running is None:
+                running = asyncio.get_running_loop().run_in_executor(self._executor, partition_log.flush)
+                self._in_flight[key] = running
+                running.add_done_callback(lambda _f, key=key: self._in_flight.pop(key, None))
+            await asyncio.shield(running)
+        self._last_flush_ms[key] = time.monotonic() * 1000
+
+    async def run(self) -> None:
+        """Background flushes by time, and periodic recovery-point checkpoints."""
+        config = self._config
+        flush_ms = config.log_flush_interval_ms
+        checkpoint_ms = config.log_flush_offset_checkpoint_interval_ms
+        tick_ms = min(flush_ms if flush_ms is not None else checkpoint_ms,
+                      config.log_flush_scheduler_interval_ms, checkpoint_ms, 1000)
+        loop = asyncio.get_running_loop()
+        last_checkpoint = time.monotonic() * 1000
+        while True:
+            await asyncio.sleep(max(tick_ms, 10) / 1000)
+            now = time.monotonic() * 1000
+            for partition_log in self._logs.all_logs():
+                interval = partition_log.config.flush_interval_ms
+                if interval is None or partition_log.recovery_point >= partition_log.log_end_offset:
+                    continue
+                if now - self._last_flush_ms.get(id(partition_log), 0) >= interval:
+                    try:
+                        await self.flush_through(partition_log, partition_log.log_end_offset)
+                    except OSError:
+                        log.exception("background flush of %s-%d failed",
+                                      partition_log.topic, partition_log.partition)
+            if now - last_checkpoint >= checkpoint_ms:
+                last_checkpoint = now
+                await loop.run_in_executor(self._executor, self._logs.checkpoint)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)

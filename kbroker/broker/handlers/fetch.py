@@ -1,0 +1,119 @@
+"""Fetch: whole record batches from the segment files, long-polling until min_bytes.
+
+Record data is never read into Python: the log answers with file slices and the
+connection `sendfile`s them between the encoded bytes of the response. Limits follow
+KIP-74: `max_bytes` for the response, `partition_max_bytes` per partition, but the first
+partition with data returns at least one whole batch so a large record cannot stall a
+consumer. read_committed (isolation level 1, the librdkafka and kafkajs default) reads up
+to the last stable offset and gets an (empty) aborted-transactions list.
+
+Fetch sessions (KIP-227): we answer session-less — session id 0 in every reply — which
+every client accepts (kafka-python asks for a session with epoch 0 and falls back).
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kbroker.broker.dispatch import RequestContext
+from kbroker.errors import ErrorCode, KafkaError
+from kbroker.wire.messages.fetch import FetchableTopicResponse, FetchRequest, FetchResponse, PartitionData
+
+READ_COMMITTED = 1
+# Fetch v0-3 expect message format v0/v1, which we neither store nor convert to.
+FIRST_V2_FORMAT_VERSION = 4
+
+
+async def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
+    session_error = _session_error(request)
+    if session_error:
+        return FetchResponse(error_code=session_error, session_id=0)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(request.max_wait_ms, 0) / 1000
+    watched = _watched_partitions(ctx, request)
+    while True:
+        responses, total, had_error = _read(ctx, request)
+        remaining = deadline - loop.time()
+        if total >= request.min_bytes or had_error or remaining <= 0 or not watched:
+            return FetchResponse(responses=responses)
+        woken = ctx.broker.fetch_waiters.watch(watched)
+        try:
+            await asyncio.wait_for(woken, remaining)
+        except TimeoutError:
+            pass
+        finally:
+            ctx.broker.fetch_waiters.unwatch(woken, watched)
+
+
+def _session_error(request: FetchRequest) -> int:
+    if request.session_id != 0:
+        return ErrorCode.FETCH_SESSION_ID_NOT_FOUND
+    if request.session_epoch not in (0, -1):
+        return ErrorCode.INVALID_FETCH_SESSION_EPOCH
+    return 0
+
+
+def _topic_name(ctx: RequestContext, topic: Any) -> str | None:
+    if ctx.version >= 13:
+        info = ctx.broker.logs.topic_by_id(topic.topic_id)
+        return info.name if info else None
+    return topic.topic
+
+
+def _watched_partitions(ctx: RequestContext, request: FetchRequest) -> list[tuple[str, int]]:
+    watched = []
+    for topic in request.topics:
+        name = _topic_name(ctx, topic)
+        if name is not None:
+            watched.extend((name, p.partition) for p in topic.partitions)
+    return watched
+
+
+def _read(ctx: RequestContext, request: FetchRequest) -> tuple[list[FetchableTopicResponse], int, bool]:
+    logs = ctx.broker.logs
+    version = ctx.version
+    read_committed = request.isolation_level == READ_COMMITTED
+    remaining = request.max_bytes
+    total = 0
+    had_error = False
+    responses = []
+    for topic in request.topics:
+        name = _topic_name(ctx, topic)
+        unknown = ErrorCode.UNKNOWN_TOPIC_ID if version >= 13 else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        partitions = []
+        for wanted in topic.partitions:
+            partition_log = logs.get_log(name, wanted.partition) if name is not None else None
+            if partition_log is None:
+                partitions.append(PartitionData(partition_index=wanted.partition, error_code=unknown,
+                                                high_watermark=-1, records=b""))
+                had_error = True
+                continue
+            upper = partition_log.last_stable_offset if read_committed else partition_log.high_watermark
+            error = 0
+            records: Any = b""
+            if version < FIRST_V2_FORMAT_VERSION:
+                error = ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT
+            elif not partition_log.log_start_offset <= wanted.fetch_offset <= partition_log.log_end_offset:
+                error = ErrorCode.OFFSET_OUT_OF_RANGE
+            elif wanted.fetch_offset < upper and remaining > 0:
+                try:
+                    data = partition_log.read(wanted.fetch_offset, min(wanted.partition_max_bytes, remaining),
+                                              upper, min_one_batch=total == 0)
+                except KafkaError as exc:
+                    error = exc.code
+                else:
+                    if data.size:
+                        records = data
+                        total += data.size
+                        remaining -= data.size
+            had_error = had_error or error != 0
+            partitions.append(PartitionData(
+                partition_index=wanted.partition, error_code=error,
+                high_watermark=partition_log.high_watermark,
+                last_stable_offset=partition_log.last_stable_offset,
+                log_start_offset=partition_log.log_start_offset,
+                aborted_transactions=[] if read_committed else None,
+                records=records))
+        responses.append(FetchableTopicResponse(topic=name or "", topic_id=topic.topic_id,
+                                                partitions=partitions))
+    return responses, total, had_error

@@ -1,0 +1,54 @@
+"""The network server: listens, runs the broker, and shuts down cleanly on SIGINT/SIGTERM.
+
+This module and `connection.py` are the only ones that touch sockets.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+
+from kbroker import __version__
+from kbroker.broker.broker import Broker
+from kbroker.broker.connection import Connection
+from kbroker.broker.dispatch import Dispatcher
+from kbroker.broker.routes import ROUTES
+from kbroker.config import Config, Listener
+from kbroker.log.log_manager import LogManager
+
+log = logging.getLogger("kbroker.server")
+
+
+async def serve(config: Config) -> None:
+    loop = asyncio.get_running_loop()
+    logs = LogManager.open(config)
+    broker = Broker(config, logs)
+    broker.dispatcher = Dispatcher(broker, ROUTES)
+    listener = config.listeners
+    server = await loop.create_server(
+        lambda: Connection(broker.dispatcher, config.socket_request_max_bytes),
+        host=listener.host or None, port=listener.port, reuse_address=True)
+    port = server.sockets[0].getsockname()[1]
+    if port != listener.port:  # listening on port 0: advertise the port the OS chose
+        listener = Listener(listener.host, port)
+        advertised = config.advertised_listeners
+        if advertised is not None and advertised.port == 0:
+            advertised = Listener(advertised.host, port)
+        broker.config = config = dataclasses.replace(config, listeners=listener, advertised_listeners=advertised)
+    log.info("kbroker %s listening on %s:%d (advertised %s), data dir %s, cluster id %s",
+             __version__, listener.host, port, config.advertised, config.data_dir.resolve(), broker.cluster_id)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    background = loop.create_task(broker.flusher.run())
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        background.cancel()
+        server.close()
+        await server.wait_closed()
+        broker.flusher.close()
+        logs.shutdown()
+        log.info("stopped cleanly")

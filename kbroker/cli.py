@@ -1,0 +1,57 @@
+"""`kbroker serve`: command-line flags and server.properties into a Config, then run."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from kbroker import __version__
+from kbroker.config import ConfigError, build_config, read_properties
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kbroker", description="A Kafka wire-protocol compatible broker.")
+    parser.add_argument("--version", action="version", version=f"kbroker {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the broker")
+    serve.add_argument("--config", type=Path, help="a Kafka server.properties file")
+    serve.add_argument("--data-dir", help="data directory (log.dirs); default ./kbroker-data")
+    serve.add_argument("--listen", help="HOST:PORT to listen on (listeners); default 127.0.0.1:9092")
+    serve.add_argument("--advertised-host", help="host clients should connect back to")
+    serve.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                       help="set any Kafka broker config, e.g. -o num.partitions=3 (repeatable)")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = read_properties(args.config) if args.config else {}
+        for item in args.override:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"-o expects KEY=VALUE, got {item!r}")
+            settings[key.strip()] = value.strip()
+        if args.data_dir:
+            settings["log.dirs"] = args.data_dir
+        if args.listen:
+            settings["listeners"] = args.listen
+        config = build_config(settings)
+        if args.advertised_host:
+            config = build_config({**settings, "advertised.listeners": f"{args.advertised_host}:{config.listeners.port}"})
+    except (ConfigError, OSError) as exc:
+        print(f"kbroker: configuration error: {exc}", file=sys.stderr)
+        return 2
+    from kbroker.broker.server import serve
+
+    asyncio.run(serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

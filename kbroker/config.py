@@ -1,0 +1,236 @@
+"""Broker configuration under Kafka's own names, so a user's server.properties mostly works.
+
+`BROKER_CONFIGS` is the one table of keys we understand: name, type, default, and the
+attribute of `Config` it fills. Keys Kafka has but a single-node broker has no use for
+(thread pools, ZooKeeper, SASL, ...) are accepted and ignored; any other key gets a warning.
+A value that does not parse raises `ConfigError`; the CLI turns that into exit code 2.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+log = logging.getLogger("kbroker.config")
+
+LONG_MAX = 2**63 - 1
+
+
+class ConfigError(ValueError):
+    """A configuration value that does not parse or is out of range."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return lowered == "true"
+
+
+def parse_int(text: str) -> int:
+    return int(text.strip())
+
+
+def parse_listener(text: str) -> Listener:
+    """`PLAINTEXT://host:port`, `host:port` or `:port`; the first listener of a list."""
+    first = text.split(",")[0].strip()
+    match = re.fullmatch(r"(?:[A-Za-z_]+://)?(\[[^\]]*\]|[^:]*):(\d+)", first)
+    if not match:
+        raise ValueError(f"expected [PLAINTEXT://]host:port, got {text!r}")
+    host, port = match.group(1).strip("[]"), int(match.group(2))
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} out of range")
+    return Listener(host, port)
+
+
+def parse_timestamp_type(text: str) -> str:
+    if text not in ("CreateTime", "LogAppendTime"):
+        raise ValueError(f"expected CreateTime or LogAppendTime, got {text!r}")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigKey:
+    name: str
+    parse: Callable[[str], Any]
+    default: str | None
+    attribute: str
+    minimum: int | None = None
+
+
+def _key(name: str, parse: Callable[[str], Any], default: str | None, minimum: int | None = None) -> ConfigKey:
+    return ConfigKey(name, parse, default, name.replace(".", "_"), minimum)
+
+
+BROKER_CONFIGS: tuple[ConfigKey, ...] = (
+    _key("node.id", parse_int, "1", 0),
+    _key("log.dirs", str, "./kbroker-data"),
+    _key("listeners", parse_listener, "PLAINTEXT://127.0.0.1:9092"),
+    _key("advertised.listeners", parse_listener, None),
+    _key("num.partitions", parse_int, "1", 1),
+    _key("default.replication.factor", parse_int, "1", 1),
+    _key("auto.create.topics.enable", parse_bool, "true"),
+    _key("delete.topic.enable", parse_bool, "true"),
+    _key("log.segment.bytes", parse_int, "1073741824", 14),
+    _key("log.roll.ms", parse_int, "604800000", 1),
+    _key("log.index.interval.bytes", parse_int, "4096", 0),
+    _key("log.index.size.max.bytes", parse_int, "10485760", 4),
+    _key("log.flush.interval.messages", parse_int, str(LONG_MAX), 1),
+    _key("log.flush.interval.ms", parse_int, None, 0),
+    _key("log.flush.scheduler.interval.ms", parse_int, str(LONG_MAX), 0),
+    _key("log.flush.offset.checkpoint.interval.ms", parse_int, "60000", 0),
+    _key("log.retention.ms", parse_int, "604800000", -1),
+    _key("log.retention.bytes", parse_int, "-1", -1),
+    _key("log.retention.check.interval.ms", parse_int, "300000", 1),
+    _key("log.cleanup.policy", str, "delete"),
+    _key("log.message.timestamp.type", parse_timestamp_type, "CreateTime"),
+    _key("message.max.bytes", parse_int, "1048588", 0),
+    _key("socket.request.max.bytes", parse_int, "104857600", 1),
+    _key("offsets.topic.num.partitions", parse_int, "50", 1),
+    _key("group.initial.rebalance.delay.ms", parse_int, "3000", 0),
+)
+_BY_NAME = {k.name: k for k in BROKER_CONFIGS}
+
+# Kafka's older spellings that set the same value (Kafka resolves them the same way).
+_ALIASES = {
+    "broker.id": "node.id",
+    "log.dir": "log.dirs",
+    "log.roll.hours": "log.roll.ms",
+    "log.retention.hours": "log.retention.ms",
+    "log.retention.minutes": "log.retention.ms",
+}
+_ALIAS_SCALE = {"log.roll.hours": 3_600_000, "log.retention.hours": 3_600_000, "log.retention.minutes": 60_000}
+
+# Kafka keys a single-node broker accepts without acting on them.
+IGNORED_KEYS = frozenset({
+    "num.network.threads", "num.io.threads", "num.recovery.threads.per.data.dir", "num.replica.fetchers",
+    "socket.send.buffer.bytes", "socket.receive.buffer.bytes", "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor", "transaction.state.log.min.isr", "min.insync.replicas",
+    "zookeeper.connect", "zookeeper.connection.timeout.ms", "process.roles", "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers", "controller.listener.names", "inter.broker.listener.name",
+    "listener.security.protocol.map", "group.coordinator.rebalance.protocols", "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr", "log.segment.delete.delay.ms", "unclean.leader.election.enable",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    node_id: int
+    log_dirs: str
+    listeners: Listener
+    advertised_listeners: Listener | None
+    num_partitions: int
+    default_replication_factor: int
+    auto_create_topics_enable: bool
+    delete_topic_enable: bool
+    log_segment_bytes: int
+    log_roll_ms: int
+    log_index_interval_bytes: int
+    log_index_size_max_bytes: int
+    log_flush_interval_messages: int
+    log_flush_interval_ms: int | None
+    log_flush_scheduler_interval_ms: int
+    log_flush_offset_checkpoint_interval_ms: int
+    log_retention_ms: int
+    log_retention_bytes: int
+    log_retention_check_interval_ms: int
+    log_cleanup_policy: str
+    log_message_timestamp_type: str
+    message_max_bytes: int
+    socket_request_max_bytes: int
+    offsets_topic_num_partitions: int
+    group_initial_rebalance_delay_ms: int
+    # Keys the user set (file or -o), as given: DescribeConfigs reports them as static.
+    explicit: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.log_dirs.split(",")[0])
+
+    @property
+    def advertised(self) -> Listener:
+        """Where clients reconnect after bootstrap; defaults to the listen address."""
+        if self.advertised_listeners is not None:
+            return self.advertised_listeners
+        host = self.listeners.host
+        return Listener(host if host not in ("", "0.0.0.0", "::") else "127.0.0.1", self.listeners.port)
+
+    def value_text(self, name: str) -> str | None:
+        """The effective value of a broker key as Kafka would print it."""
+        key = _BY_NAME[name]
+        if name in self.explicit:
+            return self.explicit[name]
+        value = getattr(self, key.attribute)
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, Listener):
+            return f"PLAINTEXT://{value}"
+        return str(value)
+
+
+def build_config(settings: Mapping[str, str]) -> Config:
+    """Parse Kafka-named settings (later entries already override earlier ones)."""
+    resolved: dict[str, str] = {}
+    for name, text in settings.items():
+        if name in _BY_NAME:
+            resolved[name] = text
+        elif name in _ALIASES:
+            target = _ALIASES[name]
+            scale = _ALIAS_SCALE.get(name)
+            if scale is not None:
+                try:
+                    text = str(int(text) * scale)
+                except ValueError as exc:
+                    raise ConfigError(f"{name}={text!r}: {exc}") from exc
+            resolved.setdefault(target, text)
+        elif name in IGNORED_KEYS:
+            log.debug("config %s is not used by a single-node kbroker; ignored", name)
+        else:
+            log.warning("unknown config %s=%s ignored", name, text)
+    values: dict[str, Any] = {}
+    for key in BROKER_CONFIGS:
+        text = resolved.get(key.name, key.default)
+        if text is None:
+            values[key.attribute] = None
+            continue
+        try:
+            value = key.parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"{key.name}={text!r}: {exc}") from exc
+        if key.minimum is not None and value < key.minimum:
+            raise ConfigError(f"{key.name}={text!r}: must be at least {key.minimum}")
+        values[key.attribute] = value
+    return Config(**values, explicit={k: v for k, v in resolved.items()})
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    """Java .properties: `key=value` or `key: value`, `#`/`!` comments, `\\` continuations."""
+    settings: dict[str, str] = {}
+    pending = ""
+    for raw in path.read_text().splitlines():
+        line = pending + raw.strip()
+        pending = ""
+        if not line or line[0] in "#!":
+            continue
+        if line.endswith("\\"):
+            pending = line[:-1]
+            continue
+        match = re.match(r"([^=:\s]+)\s*[=:\s]\s*(.*)", line)
+        if not match:
+            raise ConfigError(f"{path}: cannot parse line {raw!r}")
+        settings[match.group(1)] = match.group(2)
+    return settings
