@@ -1,0 +1,41 @@
+"""Fixtures shared by tests/ and compat_tests/: a real broker subprocess."""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+
+from tests.broker_process import BrokerProcess
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    """One broker per test module; tests use distinct topic names (see `topic_name`)."""
+    process = BrokerProcess(tmp_path_factory.mktemp("broker") / "data").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def broker_factory(tmp_path) -> Iterator:
+    """Start brokers with custom settings; every one is stopped (or killed) at the end."""
+    started: list[BrokerProcess] = []
+
+    def start(overrides: dict[str, str] | None = None, data_dir=None) -> BrokerProcess:
+        process = BrokerProcess(data_dir or tmp_path / f"data{len(started)}", overrides).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+@pytest.fixture
+def topic_name(request: pytest.FixtureRequest) -> str:
+    """A topic name unique within the session, readable in broker logs."""
+    base = "".join(c if c.isalnum() else "-" for c in request.node.name)[:80]
+    return f"{base}-{next(_names)}"

@@ -1,0 +1,19 @@
+"""InitProducerId: a fresh producer id (epoch 0) for each idempotent producer session.
+
+Without a transactional id Kafka always hands out a new id; the id/epoch pair a v3+
+client sends must be both set or both unset.
+"""
+from __future__ import annotations
+
+from kbroker.broker.dispatch import RequestContext
+from kbroker.errors import ErrorCode
+from kbroker.wire.messages.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
+
+
+def handle_init_producer_id(ctx: RequestContext, request: InitProducerIdRequest) -> InitProducerIdResponse:
+    if request.transactional_id is not None:
+        return InitProducerIdResponse(error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                                      producer_id=-1, producer_epoch=-1)
+    if (request.producer_id == -1) != (request.producer_epoch == -1):
+        return InitProducerIdResponse(error_code=ErrorCode.INVALID_REQUEST, producer_id=-1, producer_epoch=-1)
+    return InitProducerIdResponse(error_code=0, producer_id=ctx.broker.producer_ids.allocate(), producer_epoch=0)

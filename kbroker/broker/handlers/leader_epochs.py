@@ -1,0 +1,35 @@
+"""OffsetForLeaderEpoch: the end offset of a leader epoch, for consumers detecting truncation."""
+from __future__ import annotations
+
+from kbroker.broker.dispatch import RequestContext
+from kbroker.errors import ErrorCode
+from kbroker.wire.messages.offset_for_leader_epoch import (
+    EpochEndOffset,
+    OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse,
+    OffsetForLeaderTopicResult,
+)
+
+
+def handle_offset_for_leader_epoch(ctx: RequestContext,
+                                   request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse:
+    logs = ctx.broker.logs
+    topics = []
+    for topic in request.topics:
+        results = []
+        for wanted in topic.partitions:
+            partition_log = logs.get_log(topic.topic, wanted.partition)
+            if partition_log is None:
+                results.append(EpochEndOffset(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, partition=wanted.partition))
+                continue
+            current = partition_log.leader_epoch
+            if wanted.current_leader_epoch not in (-1, current):
+                code = (ErrorCode.FENCED_LEADER_EPOCH if wanted.current_leader_epoch < current
+                        else ErrorCode.UNKNOWN_LEADER_EPOCH)
+                results.append(EpochEndOffset(error_code=code, partition=wanted.partition))
+                continue
+            epoch, end_offset = partition_log.end_offset_for_epoch(wanted.leader_epoch)
+            results.append(EpochEndOffset(error_code=0, partition=wanted.partition,
+                                          leader_epoch=epoch, end_offset=end_offset))
+        topics.append(OffsetForLeaderTopicResult(topic=topic.topic, partitions=results))
+    return OffsetForLeaderEpochResponse(topics=topics)
