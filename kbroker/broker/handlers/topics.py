@@ -1,0 +1,163 @@
+"""CreateTopics, DeleteTopics, CreatePartitions, DeleteRecords.
+
+One node means replication factor 1: -1 (the broker default) is accepted, anything else
+gets INVALID_REPLICATION_FACTOR with Kafka's explanation.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from kbroker.broker.dispatch import RequestContext
+from kbroker.errors import ErrorCode, KafkaError
+from kbroker.wire.messages.create_partitions import (
+    CreatePartitionsRequest,
+    CreatePartitionsResponse,
+    CreatePartitionsTopicResult,
+)
+from kbroker.wire.messages.create_topics import (
+    CreatableTopic,
+    CreatableTopicConfigs,
+    CreatableTopicResult,
+    CreateTopicsRequest,
+    CreateTopicsResponse,
+)
+from kbroker.wire.messages.delete_records import (
+    DeleteRecordsPartitionResult,
+    DeleteRecordsRequest,
+    DeleteRecordsResponse,
+    DeleteRecordsTopicResult,
+)
+from kbroker.wire.messages.delete_topics import DeletableTopicResult, DeleteTopicsRequest, DeleteTopicsResponse
+from kbroker.wire.primitives import ZERO_UUID
+
+DEFAULT = -1
+TOPIC_CONFIG_SOURCE = 1
+DEFAULT_CONFIG_SOURCE = 5
+
+
+def handle_create_topics(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse:
+    counts = Counter(t.name for t in request.topics)
+    results = []
+    for topic in request.topics:
+        if counts[topic.name] > 1:
+            results.append(CreatableTopicResult(name=topic.name, error_code=ErrorCode.INVALID_REQUEST,
+                                                error_message=f"Create topic request contains duplicate topic {topic.name}"))
+            continue
+        try:
+            results.append(_create(ctx, topic, request.validate_only))
+        except KafkaError as exc:
+            results.append(CreatableTopicResult(name=topic.name, error_code=exc.code, error_message=exc.message))
+    return CreateTopicsResponse(topics=results)
+
+
+def _create(ctx: RequestContext, topic: CreatableTopic, validate_only: bool) -> CreatableTopicResult:
+    broker = ctx.broker
+    node = broker.node_id
+    partitions = topic.num_partitions
+    if topic.assignments:
+        if partitions != DEFAULT or topic.replication_factor != DEFAULT:
+            raise KafkaError(ErrorCode.INVALID_REQUEST,
+                             "Both numPartitions or replicationFactor and replicasAssignments were set.")
+        indexes = sorted(a.partition_index for a in topic.assignments)
+        if indexes != list(range(len(indexes))):
+            raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, "partitions must be numbered 0..N-1")
+        if any(a.broker_ids != [node] for a in topic.assignments):
+            raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"this cluster has one broker, id {node}")
+        partitions = len(indexes)
+    elif partitions == DEFAULT:
+        partitions = broker.config.num_partitions
+    if partitions < 1:
+        raise KafkaError(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
+    factor = topic.replication_factor
+    if factor not in (DEFAULT, 1) and not topic.assignments:
+        if factor < 1:
+            raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0.")
+        raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                         f"Unable to replicate the partition {factor} time(s): The target replication factor of "
+                         f"{factor} cannot be reached because only 1 broker(s) are registered.")
+    configs = {}
+    for entry in topic.configs:
+        if entry.value is None:
+            raise KafkaError(ErrorCode.INVALID_CONFIG, f"Null value not supported for topic config {entry.name}")
+        configs[entry.name] = entry.value
+    info = broker.logs.create_topic(topic.name, partitions, configs, validate_only=validate_only)
+    effective = info.log_config.topic_configs()
+    described = [CreatableTopicConfigs(name=key, value=configs.get(key, value), read_only=False,
+                                       config_source=TOPIC_CONFIG_SOURCE if key in configs else DEFAULT_CONFIG_SOURCE,
+                                       is_sensitive=False)
+                 for key, value in sorted({**effective, **configs}.items())]
+    return CreatableTopicResult(name=topic.name, topic_id=info.topic_id, error_code=0, error_message=None,
+                                num_partitions=partitions, replication_factor=1, configs=described)
+
+
+def handle_delete_topics(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse:
+    logs = ctx.broker.logs
+    if ctx.version >= 6:  # by name or, with a null name, by topic id
+        requested = [(t.name, t.topic_id) for t in request.topics]
+    else:
+        requested = [(name, ZERO_UUID) for name in request.topic_names]
+    responses = []
+    for name, topic_id in requested:
+        info = logs.topic(name) if name is not None else logs.topic_by_id(topic_id)
+        if info is None:
+            code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if name is not None else ErrorCode.UNKNOWN_TOPIC_ID
+            responses.append(DeletableTopicResult(name=name, topic_id=topic_id, error_code=code))
+        elif not ctx.broker.config.delete_topic_enable:
+            responses.append(DeletableTopicResult(name=info.name, topic_id=info.topic_id,
+                                                  error_code=ErrorCode.TOPIC_DELETION_DISABLED))
+        else:
+            logs.delete_topic(info.name)
+            responses.append(DeletableTopicResult(name=info.name, topic_id=info.topic_id, error_code=0))
+    return DeleteTopicsResponse(responses=responses)
+
+
+def handle_create_partitions(ctx: RequestContext, request: CreatePartitionsRequest) -> CreatePartitionsResponse:
+    logs = ctx.broker.logs
+    node = ctx.broker.node_id
+    results = []
+    for topic in request.topics:
+        try:
+            info = logs.topic(topic.name)
+            if info is None:
+                raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{topic.name}' does not exist.")
+            if topic.count <= info.partition_count:
+                raise KafkaError(ErrorCode.INVALID_PARTITIONS,
+                                 f"Topic currently has {info.partition_count} partitions, which is higher than or "
+                                 f"equal to the requested {topic.count}.")
+            if topic.assignments is not None:
+                if len(topic.assignments) != topic.count - info.partition_count:
+                    raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                     "one assignment is needed for each new partition")
+                if any(a.broker_ids != [node] for a in topic.assignments):
+                    raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"this cluster has one broker, id {node}")
+            if not request.validate_only:
+                logs.create_partitions(topic.name, topic.count)
+            results.append(CreatePartitionsTopicResult(name=topic.name, error_code=0))
+        except KafkaError as exc:
+            results.append(CreatePartitionsTopicResult(name=topic.name, error_code=exc.code, error_message=exc.message))
+    return CreatePartitionsResponse(results=results)
+
+
+def handle_delete_records(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse:
+    logs = ctx.broker.logs
+    topics = []
+    for topic in request.topics:
+        partitions = []
+        for wanted in topic.partitions:
+            partition_log = logs.get_log(topic.name, wanted.partition_index)
+            if partition_log is None:
+                partitions.append(DeleteRecordsPartitionResult(partition_index=wanted.partition_index,
+                                                               low_watermark=-1,
+                                                               error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+                continue
+            offset = partition_log.high_watermark if wanted.offset == -1 else wanted.offset
+            if not 0 <= offset <= partition_log.high_watermark:
+                partitions.append(DeleteRecordsPartitionResult(partition_index=wanted.partition_index,
+                                                               low_watermark=-1,
+                                                               error_code=ErrorCode.OFFSET_OUT_OF_RANGE))
+                continue
+            low = partition_log.delete_records_before(offset)
+            partitions.append(DeleteRecordsPartitionResult(partition_index=wanted.partition_index,
+                                                           low_watermark=low, error_code=0))
+        topics.append(DeleteRecordsTopicResult(name=topic.name, partitions=partitions))
+    return DeleteRecordsResponse(topics=topics)
