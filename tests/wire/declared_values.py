@@ -37,7 +37,7 @@ def filled(cls: type, version: int | None = None, flexible: bool = True, *, null
     """A value with every field (every field `version` carries, if given) off its default.
 
     Integers stay in 1..97 so they are also valid error codes and durations for kio. With
-    ``nulls`` (and a version), nullable fields are None wherever that differs from their default.
+    ``nulls`` (and a version), every field that is nullable in that version is None.
     """
     return _fill(cls, version, flexible, nulls, itertools.count())
 
@@ -47,7 +47,7 @@ def _fill(cls: type, version: int | None, flexible: bool, nulls: bool, counter: 
     for f in fields_of(cls):
         if version is not None and not carried(f, version, flexible):
             continue
-        if nulls and version is not None and version in f.nullable and f.default is not None:
+        if nulls and version is not None and version in f.nullable:
             values[f.name] = None
             continue
         values[f.name] = _fill_type(f.type, f.default, version, flexible, nulls, counter)
