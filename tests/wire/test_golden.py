@@ -1,7 +1,7 @@
 """Request frames captured from five real clients decode exactly and re-encode to the same bytes.
 
-golden/requests.jsonl is a copy of shared/protocol/golden/requests.jsonl (see its README):
-each line holds a whole frame after the size prefix. One librdkafka 2.16 Metadata v12 frame
+golden/requests.jsonl and responses.jsonl are copies of shared/protocol/golden/ (see its
+README): each line holds a whole frame after the size prefix. One librdkafka 2.16 Metadata v12 frame
 (marked with a ``note``) writes a null compact array as a 4-byte int and leaves 3 bytes over
 (librdkafka issue 5049); a broker must accept it, so the decoder tolerates trailing bytes.
 """
@@ -15,7 +15,9 @@ import pytest
 from kbroker.wire import frames
 from kbroker.wire.messages import APIS
 
-GOLDEN = [json.loads(line) for line in (Path(__file__).parent / "golden" / "requests.jsonl").read_text().splitlines()]
+HERE = Path(__file__).parent
+GOLDEN = [json.loads(line) for line in (HERE / "golden" / "requests.jsonl").read_text().splitlines()]
+RESPONSES = [json.loads(line) for line in (HERE / "golden" / "responses.jsonl").read_text().splitlines()]
 # Transactions and client telemetry are not declared yet.
 UNDECLARED = {24: "AddPartitionsToTxn", 26: "EndTxn", 71: "GetTelemetrySubscriptions"}
 DECODABLE = [(n, line) for n, line in enumerate(GOLDEN, 1) if line["api_key"] in APIS]
@@ -57,3 +59,18 @@ def test_golden_request_decodes_exactly_and_re_encodes(case: tuple[int, dict]) -
         assert frame[used:] == b"\x01\x00\x00"
     again = frames.encode_request(api, version, header.correlation_id, header.client_id, body)
     assert again[4:] == frame[:used]
+
+
+@pytest.mark.parametrize("line", [line for line in RESPONSES if line["api_key"] in APIS],
+                         ids=lambda line: f"{line['api_name']}-v{line['api_version']}")
+def test_tansu_responses_decode_exactly(line: dict) -> None:
+    """A layout check of our response declarations on a real peer's bytes.
+
+    Tansu 0.6 is not a reference encoder (its known deviations are in CLIENTS.md section 5), so
+    these frames are only decoded, never compared with our encodings.
+    """
+    frame = bytes.fromhex(line["hex"])
+    api, version = APIS[line["api_key"]], line["api_version"]
+    assert api.response_header_version(version) == line["header_version"]
+    _, _, used = frames.decode_response(memoryview(frame), api, version)
+    assert used == len(frame)
