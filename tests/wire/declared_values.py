@@ -12,10 +12,16 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from kbroker.wire.schema import Array, Field, Primitive, fields_of
+from kbroker.wire.messages import APIS
+from kbroker.wire.schema import Api, Array, Field, Primitive, fields_of
 
 INT_RANGES = {"int8": (-2**7, 2**7 - 1), "int16": (-2**15, 2**15 - 1), "int32": (-2**31, 2**31 - 1),
               "int64": (-2**63, 2**63 - 1), "uint16": (0, 2**16 - 1), "uint32": (0, 2**32 - 1)}
+
+
+def every_version() -> list[tuple[Api, int]]:
+    """(api, version) for every registered API and every version in its valid range."""
+    return [(api, version) for api in APIS.values() for version in range(api.valid.low, api.valid.high + 1)]
 
 
 def carried(f: Field, version: int, flexible: bool) -> bool:

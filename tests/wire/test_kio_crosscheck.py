@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader, entity_writer
-from kio.serial._introspect import EntityField, EntityTupleField, PrimitiveTupleField, classify_field, is_optional
+from kio.serial._introspect import (EntityField, EntityTupleField, PrimitiveTupleField, classify_field,
+                                   is_optional)
 
 from kbroker.wire import codec
 from kbroker.wire.messages import APIS
@@ -94,7 +95,8 @@ def _to_kio_item(kf: dataclasses.Field, item_type: type, value: Any) -> Any:
     if kind in ("timedelta_i32", "timedelta_i64"):
         return datetime.timedelta(milliseconds=value)
     if kind == "datetime_i64":
-        return None if value == -1 else datetime.datetime.fromtimestamp(value / 1000, tz=datetime.timezone.utc)
+        utc = datetime.timezone.utc
+        return None if value == -1 else datetime.datetime.fromtimestamp(value / 1000, tz=utc)
     if kind == "error_code":
         return ErrorCode(value)
     return value

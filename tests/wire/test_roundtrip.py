@@ -6,12 +6,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kbroker.wire import codec, frames
-from kbroker.wire.messages import APIS
 from kbroker.wire.schema import Api, fields_of
 
-from .declared_values import carried, default_of, filled, projected, values
+from .declared_values import carried, default_of, every_version, filled, projected, values
 
-CASES = [(api, version) for api in APIS.values() for version in range(api.valid.low, api.valid.high + 1)]
+CASES = every_version()
 SIDES = ("request", "response")
 
 

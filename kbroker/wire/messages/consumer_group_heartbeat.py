@@ -1,4 +1,4 @@
-"""ConsumerGroupHeartbeat (key 68): join, stay in and leave a KIP-848 consumer group; the coordinator assigns."""
+"""ConsumerGroupHeartbeat (key 68): join, stay in and leave a KIP-848 consumer group."""
 from kbroker.wire.schema import INT16, INT32, STRING, UUID, Field, api, array, struct
 
 TopicPartitions = struct("TopicPartitions",

@@ -25,5 +25,5 @@ CreatePartitionsResponse = struct("CreatePartitionsResponse",
     Field("results", array(CreatePartitionsTopicResult)),
 )
 
-CREATE_PARTITIONS = api(37, "CreatePartitions", request=CreatePartitionsRequest, response=CreatePartitionsResponse,
-                        valid="0-3", flexible="2+")
+CREATE_PARTITIONS = api(37, "CreatePartitions", request=CreatePartitionsRequest,
+                        response=CreatePartitionsResponse, valid="0-3", flexible="2+")

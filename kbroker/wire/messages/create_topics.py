@@ -1,4 +1,4 @@
-"""CreateTopics (key 19): create topics with a partition count and replication factor or explicit assignments."""
+"""CreateTopics (key 19): create topics by partition count and replication factor, or by assignment."""
 from kbroker.wire.schema import BOOL, INT8, INT16, INT32, STRING, UUID, Field, api, array, struct
 
 CreatableReplicaAssignment = struct("CreatableReplicaAssignment",

@@ -23,5 +23,5 @@ DescribeClusterResponse = struct("DescribeClusterResponse",
     Field("cluster_authorized_operations", INT32, default=-2147483648),
 )
 
-DESCRIBE_CLUSTER = api(60, "DescribeCluster", request=DescribeClusterRequest, response=DescribeClusterResponse,
-                       valid="0-1", flexible="0+")
+DESCRIBE_CLUSTER = api(60, "DescribeCluster", request=DescribeClusterRequest,
+                       response=DescribeClusterResponse, valid="0-1", flexible="0+")

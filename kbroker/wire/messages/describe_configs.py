@@ -40,5 +40,5 @@ DescribeConfigsResponse = struct("DescribeConfigsResponse",
     Field("results", array(DescribeConfigsResult)),
 )
 
-DESCRIBE_CONFIGS = api(32, "DescribeConfigs", request=DescribeConfigsRequest, response=DescribeConfigsResponse,
-                       valid="0-4", flexible="4+")
+DESCRIBE_CONFIGS = api(32, "DescribeConfigs", request=DescribeConfigsRequest,
+                       response=DescribeConfigsResponse, valid="0-4", flexible="4+")

@@ -19,7 +19,7 @@ DescribedGroup = struct("DescribedGroup",
     Field("group_id", STRING),
     Field("group_state", STRING),
     Field("protocol_type", STRING),
-    Field("protocol_data", STRING),  # the chosen protocol (assignor) name
+    Field("protocol_data", STRING),  # the chosen protocol, e.g. the assignor name
     Field("members", array(DescribedGroupMember)),
     Field("authorized_operations", INT32, "3+", default=-2147483648),
 )

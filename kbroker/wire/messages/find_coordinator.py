@@ -25,5 +25,5 @@ FindCoordinatorResponse = struct("FindCoordinatorResponse",
     Field("coordinators", array(Coordinator), "4+"),
 )
 
-FIND_COORDINATOR = api(10, "FindCoordinator", request=FindCoordinatorRequest, response=FindCoordinatorResponse,
-                       valid="0-6", flexible="3+")
+FIND_COORDINATOR = api(10, "FindCoordinator", request=FindCoordinatorRequest,
+                       response=FindCoordinatorResponse, valid="0-6", flexible="3+")

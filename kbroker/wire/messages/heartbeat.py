@@ -13,4 +13,5 @@ HeartbeatResponse = struct("HeartbeatResponse",
     Field("error_code", INT16),
 )
 
-HEARTBEAT = api(12, "Heartbeat", request=HeartbeatRequest, response=HeartbeatResponse, valid="0-4", flexible="4+")
+HEARTBEAT = api(12, "Heartbeat", request=HeartbeatRequest, response=HeartbeatResponse,
+                valid="0-4", flexible="4+")

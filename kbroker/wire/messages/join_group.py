@@ -33,4 +33,5 @@ JoinGroupResponse = struct("JoinGroupResponse",
     Field("members", array(JoinGroupResponseMember)),  # filled for the leader only
 )
 
-JOIN_GROUP = api(11, "JoinGroup", request=JoinGroupRequest, response=JoinGroupResponse, valid="0-9", flexible="6+")
+JOIN_GROUP = api(11, "JoinGroup", request=JoinGroupRequest, response=JoinGroupResponse,
+                 valid="0-9", flexible="6+")

@@ -23,4 +23,5 @@ LeaveGroupResponse = struct("LeaveGroupResponse",
     Field("members", array(MemberResponse), "3+"),
 )
 
-LEAVE_GROUP = api(13, "LeaveGroup", request=LeaveGroupRequest, response=LeaveGroupResponse, valid="0-5", flexible="4+")
+LEAVE_GROUP = api(13, "LeaveGroup", request=LeaveGroupRequest, response=LeaveGroupResponse,
+                  valid="0-5", flexible="4+")

@@ -18,4 +18,5 @@ ListGroupsResponse = struct("ListGroupsResponse",
     Field("groups", array(ListedGroup)),
 )
 
-LIST_GROUPS = api(16, "ListGroups", request=ListGroupsRequest, response=ListGroupsResponse, valid="0-5", flexible="3+")
+LIST_GROUPS = api(16, "ListGroups", request=ListGroupsRequest, response=ListGroupsResponse,
+                  valid="0-5", flexible="3+")

@@ -1,4 +1,4 @@
-"""OffsetForLeaderEpoch (key 23): the end offset of a leader epoch, for log truncation after a leader change."""
+"""OffsetForLeaderEpoch (key 23): the end offset of a leader epoch, to detect log truncation."""
 from kbroker.wire.schema import INT16, INT32, INT64, STRING, Field, api, array, struct
 
 OffsetForLeaderPartition = struct("OffsetForLeaderPartition",

@@ -23,4 +23,5 @@ SyncGroupResponse = struct("SyncGroupResponse",
     Field("assignment", BYTES),
 )
 
-SYNC_GROUP = api(14, "SyncGroup", request=SyncGroupRequest, response=SyncGroupResponse, valid="0-5", flexible="4+")
+SYNC_GROUP = api(14, "SyncGroup", request=SyncGroupRequest, response=SyncGroupResponse,
+                 valid="0-5", flexible="4+")
