@@ -1,0 +1,157 @@
+"""Per-topic log configuration under Kafka's topic-config names (segment.bytes, retention.ms, ...).
+
+A `LogConfig` is the broker defaults with a topic's overrides applied. Overrides arrive as text
+(CreateTopics, AlterConfigs) and are validated here as Kafka validates them, failing with
+INVALID_CONFIG. Topic configs Kafka knows but a single-node log has no use for (min.insync.replicas,
+compression.type, ...) are accepted and stored so that tools setting them keep working.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from kbroker.errors import ErrorCode, KafkaError
+
+LONG_MAX = 2**63 - 1
+INT_MAX = 2**31 - 1
+
+CREATE_TIME = "CreateTime"
+LOG_APPEND_TIME = "LogAppendTime"
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    segment_bytes: int = 1024 * 1024 * 1024
+    segment_ms: int = 7 * 24 * 60 * 60 * 1000
+    segment_index_bytes: int = 10 * 1024 * 1024
+    index_interval_bytes: int = 4096
+    flush_interval_messages: int = LONG_MAX
+    flush_interval_ms: int | None = None  # None: leave flushing to the OS
+    max_message_bytes: int = 1024 * 1024 + 12
+    message_timestamp_type: str = CREATE_TIME
+    retention_ms: int = 7 * 24 * 60 * 60 * 1000  # -1: keep forever
+    retention_bytes: int = -1  # -1: no size limit
+    cleanup_policy: str = "delete"  # "delete", "compact" or "compact,delete"
+
+    @property
+    def log_append_time(self) -> bool:
+        return self.message_timestamp_type == LOG_APPEND_TIME
+
+    @property
+    def deletes_old_segments(self) -> bool:
+        return "delete" in self.cleanup_policy.split(",")
+
+    @classmethod
+    def from_topic_configs(cls, overrides: Mapping[str, str], broker_defaults: LogConfig) -> LogConfig:
+        """`broker_defaults` with the topic's overrides applied; INVALID_CONFIG if one is bad."""
+        changes = {}
+        for name, text in overrides.items():
+            if name in _TYPED:
+                field, parse = _TYPED[name]
+                changes[field] = parse(name, text)
+            elif name in _ACCEPTED:
+                _ACCEPTED[name](name, text)
+            else:
+                raise KafkaError(ErrorCode.INVALID_CONFIG, f"Unknown topic config name: {name}")
+        return dataclasses.replace(broker_defaults, **changes)
+
+    def topic_configs(self) -> dict[str, str]:
+        """The effective values of the configs the log acts on, by Kafka name (DescribeConfigs)."""
+        out = {}
+        for name, (field, _) in _TYPED.items():
+            value = getattr(self, field)
+            out[name] = str(LONG_MAX if value is None else value)
+        return out
+
+
+def _invalid(name: str, text: str, why: str) -> KafkaError:
+    return KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {text} for configuration {name}: {why}")
+
+
+def _number(minimum: int, maximum: int = LONG_MAX) -> Callable[[str, str], int]:
+    kind = "INT" if maximum == INT_MAX else "LONG"
+
+    def parse(name: str, text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise _invalid(name, text, f"Not a number of type {kind}") from None
+        if value > maximum:
+            raise _invalid(name, text, f"Not a number of type {kind}")
+        if value < minimum:
+            raise _invalid(name, text, f"Value must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def _optional_ms(name: str, text: str) -> int | None:
+    value = _number(0)(name, text)
+    return None if value == LONG_MAX else value
+
+
+def _one_of(*choices: str) -> Callable[[str, str], str]:
+    def parse(name: str, text: str) -> str:
+        if text not in choices:
+            raise _invalid(name, text, f"String must be one of: {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def _cleanup_policy(name: str, text: str) -> str:
+    policies = [p.strip() for p in text.split(",") if p.strip()]
+    if not policies or any(p not in ("compact", "delete") for p in policies):
+        raise _invalid(name, text, "[compact, delete] are the valid values")
+    return ",".join(sorted(set(policies)))
+
+
+def _boolean(name: str, text: str) -> bool:
+    if text.strip().lower() not in ("true", "false"):
+        raise _invalid(name, text, "Expected value to be either true or false")
+    return text.strip().lower() == "true"
+
+
+def _text(name: str, text: str) -> str:
+    return text
+
+
+# Kafka name -> (LogConfig field, parser). Minimums are Kafka's (TopicConfig / LogConfig.java).
+_TYPED: dict[str, tuple[str, Callable[[str, str], object]]] = {
+    "segment.bytes": ("segment_bytes", _number(14, INT_MAX)),
+    "segment.ms": ("segment_ms", _number(1)),
+    "segment.index.bytes": ("segment_index_bytes", _number(4, INT_MAX)),
+    "index.interval.bytes": ("index_interval_bytes", _number(0, INT_MAX)),
+    "flush.messages": ("flush_interval_messages", _number(1)),
+    "flush.ms": ("flush_interval_ms", _optional_ms),
+    "max.message.bytes": ("max_message_bytes", _number(0, INT_MAX)),
+    "message.timestamp.type": ("message_timestamp_type", _one_of(CREATE_TIME, LOG_APPEND_TIME)),
+    "retention.ms": ("retention_ms", _number(-1)),
+    "retention.bytes": ("retention_bytes", _number(-(2**63))),
+    "cleanup.policy": ("cleanup_policy", _cleanup_policy),
+}
+
+# Topic configs Kafka knows that this log stores but does not act on.
+_ACCEPTED: dict[str, Callable[[str, str], object]] = {
+    "compression.type": _one_of("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
+    "delete.retention.ms": _number(0),
+    "file.delete.delay.ms": _number(0),
+    "follower.replication.throttled.replicas": _text,
+    "leader.replication.throttled.replicas": _text,
+    "local.retention.bytes": _number(-2),
+    "local.retention.ms": _number(-2),
+    "max.compaction.lag.ms": _number(1),
+    "message.downconversion.enable": _boolean,
+    "message.format.version": _text,
+    "message.timestamp.after.max.ms": _number(0),
+    "message.timestamp.before.max.ms": _number(0),
+    "message.timestamp.difference.max.ms": _number(0),
+    "min.cleanable.dirty.ratio": _text,
+    "min.compaction.lag.ms": _number(0),
+    "min.insync.replicas": _number(1, INT_MAX),
+    "preallocate": _boolean,
+    "remote.storage.enable": _boolean,
+    "segment.jitter.ms": _number(0),
+    "unclean.leader.election.enable": _boolean,
+}

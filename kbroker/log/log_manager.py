@@ -1,0 +1,308 @@
+"""All partition logs of one data directory, and the topics they belong to.
+
+Data directory (Kafka's layout, plus the topic registry, see topics.py):
+    meta.properties                     version, node.id, cluster.id (generated once)
+    topics.json                         topic names, ids, partition counts, config overrides
+    recovery-point-offset-checkpoint    per partition: everything below it is fsynced
+    log-start-offset-checkpoint         per partition: the log start offset
+    .kafka_cleanshutdown                exists only from a clean shutdown to the next start-up
+    <topic>-<partition>/                one PartitionLog each
+    <topic>-<partition>.<topic id hex>-delete/   a partition of a deleted topic, being removed
+    <topic>-<partition>.<random hex>-stray/      a partition dir no topic owns, set aside, kept
+
+Start-up (`load`): meta.properties is read or written; `-delete` dirs are removed, and a topic with
+such a dir is dropped from the registry (the rename committed its deletion); partition dirs no
+topic owns are set aside as `-stray`; every partition is opened. Without the clean-shutdown marker
+the segments above each recovery point are CRC-scanned and their torn tails cut (recovery.py);
+with it the files are trusted (bad indexes are still rebuilt) and the marker is deleted.
+
+Deleting a topic: each partition dir is renamed to `-delete` (the commit point), the registry is
+rewritten, the dirs are removed. Shutdown: every log is closed (final index entries, producer
+snapshot, fsync), both checkpoints are written, and the clean-shutdown marker last.
+
+Threads: every method runs on the event-loop thread except `checkpoint`, which may run in a worker
+thread. It works on a snapshot of the log map (the map is replaced, never mutated in place), and
+checkpoint files are written under a lock.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from kbroker.errors import ErrorCode, KafkaError
+from kbroker.log.checkpoints import (
+    LOG_START_OFFSET_CHECKPOINT,
+    META_PROPERTIES,
+    RECOVERY_POINT_CHECKPOINT,
+    MalformedCheckpoint,
+    read_offsets,
+    read_partition_metadata,
+    read_properties,
+    uuid_to_base64,
+    write_atomically,
+    write_offsets,
+    write_properties,
+)
+from kbroker.log.config import LogConfig
+from kbroker.log.files import fsync_dir
+from kbroker.log.partition_log import PartitionLog
+from kbroker.log.topics import (
+    TopicInfo,
+    colliding_name,
+    load_topics,
+    new_topic_id,
+    save_topics,
+    validate_topic_name,
+)
+
+log = logging.getLogger("kbroker.log")
+
+CLEAN_SHUTDOWN_MARKER = ".kafka_cleanshutdown"
+_PARTITION_DIR = re.compile(r"(?P<topic>.+)-(?P<partition>\d+)")
+_DELETE_DIR = re.compile(r"(?P<topic>.+)-(?P<partition>\d+)\.(?P<topic_id>[0-9a-f]{32})-delete")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class LogManager:
+    def __init__(self, data_dir: Path, defaults: LogConfig, *, node_id: int = 1) -> None:
+        self.data_dir = Path(data_dir)
+        self.defaults = defaults
+        self.node_id = node_id
+        self.cluster_id = ""
+        self._topics: dict[str, TopicInfo] = {}
+        self._logs: dict[tuple[str, int], PartitionLog] = {}
+        self._checkpoint_lock = threading.Lock()
+
+    # -- start-up ----------------------------------------------------------------------------------
+
+    def load(self) -> LogManager:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._load_meta_properties()
+        marker = self.data_dir / CLEAN_SHUTDOWN_MARKER
+        clean = marker.exists()
+        recovery_points = self._read_checkpoint(RECOVERY_POINT_CHECKPOINT)
+        log_starts = self._read_checkpoint(LOG_START_OFFSET_CHECKPOINT)
+        topics = load_topics(self.data_dir)
+        deleted_ids = self._finish_deletions()
+        if any(t.topic_id in deleted_ids for t in topics.values()):
+            topics = {name: t for name, t in topics.items() if t.topic_id not in deleted_ids}
+            save_topics(self.data_dir, topics.values())
+        self._topics = topics
+        self._set_aside_strays()
+        now_ms = _now_ms()
+        logs = {}
+        for topic in topics.values():
+            for partition in range(topic.partition_count):
+                key = (topic.name, partition)
+                logs[key] = self._open_log(topic, partition, now_ms, clean_shutdown=clean,
+                                           recovery_point=recovery_points.get(key, 0),
+                                           log_start_offset=log_starts.get(key, 0))
+        self._logs = logs
+        if clean:
+            marker.unlink()
+            fsync_dir(self.data_dir)
+        log.info("loaded %d partitions of %d topics from %s (%s shutdown)", len(logs), len(topics),
+                 self.data_dir, "clean" if clean else "unclean")
+        return self
+
+    def _load_meta_properties(self) -> None:
+        path = self.data_dir / META_PROPERTIES
+        properties = read_properties(path)
+        if properties is None:
+            self.cluster_id = uuid_to_base64(new_topic_id())
+            write_properties(path, {"version": "1", "node.id": str(self.node_id), "cluster.id": self.cluster_id})
+            return
+        stored = properties.get("node.id")
+        if stored is not None and stored != str(self.node_id):
+            raise ValueError(f"{path}: stored node.id {stored} does not match the configured node.id {self.node_id}")
+        self.cluster_id = properties["cluster.id"]
+
+    def _read_checkpoint(self, name: str) -> dict[tuple[str, int], int]:
+        try:
+            return read_offsets(self.data_dir / name)
+        except MalformedCheckpoint as e:
+            log.warning("ignoring %s", e)
+            return {}
+
+    def _finish_deletions(self) -> set[uuid.UUID]:
+        deleted = set()
+        for entry in os.listdir(self.data_dir):
+            match = _DELETE_DIR.fullmatch(entry)
+            if match and (self.data_dir / entry).is_dir():
+                deleted.add(uuid.UUID(hex=match["topic_id"]))
+                shutil.rmtree(self.data_dir / entry)
+        return deleted
+
+    def _set_aside_strays(self) -> None:
+        for entry in os.listdir(self.data_dir):
+            match = _PARTITION_DIR.fullmatch(entry)
+            path = self.data_dir / entry
+            if match is None or not path.is_dir():
+                continue
+            topic = self._topics.get(match["topic"])
+            owned = (topic is not None and int(match["partition"]) < topic.partition_count
+                     and read_partition_metadata(path) in (None, topic.topic_id))
+            if not owned:
+                self._set_aside(path)
+
+    def _set_aside(self, path: Path) -> None:
+        stray = path.with_name(f"{path.name}.{uuid.uuid4().hex}-stray")
+        log.warning("partition directory %s belongs to no known topic; moved to %s", path, stray.name)
+        os.rename(path, stray)
+
+    def _open_log(self, topic: TopicInfo, partition: int, now_ms: int, *, clean_shutdown: bool,
+                  recovery_point: int = 0, log_start_offset: int = 0) -> PartitionLog:
+        config = LogConfig.from_topic_configs(topic.configs, self.defaults)
+        return PartitionLog.open(self.data_dir / f"{topic.name}-{partition}", topic.name, partition, topic.topic_id,
+                                 config, now_ms=now_ms, log_start_offset=log_start_offset,
+                                 recovery_point=recovery_point, clean_shutdown=clean_shutdown,
+                                 on_log_start_change=self._write_log_starts)
+
+    # -- lookups -----------------------------------------------------------------------------------
+
+    def topic(self, name: str) -> TopicInfo | None:
+        return self._topics.get(name)
+
+    def topics(self) -> list[TopicInfo]:
+        return sorted(self._topics.values(), key=lambda t: t.name)
+
+    def topic_names(self) -> list[str]:
+        return sorted(self._topics)
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
+        return next((t for t in self._topics.values() if t.topic_id == topic_id), None)
+
+    def get_log(self, topic: str, partition: int) -> PartitionLog | None:
+        return self._logs.get((topic, partition))
+
+    def all_logs(self) -> list[PartitionLog]:
+        return list(self._logs.values())
+
+    # -- topic changes -----------------------------------------------------------------------------
+
+    def create_topic(self, name: str, partitions: int, configs: Mapping[str, str], topic_id: uuid.UUID | None = None,
+                     validate_only: bool = False) -> TopicInfo:
+        validate_topic_name(name)
+        if name in self._topics:
+            raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        other = colliding_name(name, self._topics)
+        if other is not None:
+            raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, f"Topic '{name}' collides with existing topic: {other}")
+        if partitions < 1:
+            raise KafkaError(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
+        LogConfig.from_topic_configs(configs, self.defaults)
+        if topic_id is not None and self.topic_by_id(topic_id) is not None:
+            raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic id {topic_id} is already in use.")
+        topic = TopicInfo.of(name, topic_id or new_topic_id(), partitions, configs)
+        if validate_only:
+            return topic
+        self._commit_topics({**self._topics, name: topic})
+        self._open_partitions(topic, range(partitions))
+        log.info("created topic %s (%s) with %d partitions", name, topic.topic_id, partitions)
+        return topic
+
+    def create_partitions(self, name: str, new_total: int, validate_only: bool = False) -> TopicInfo:
+        topic = self._existing(name)
+        if new_total < topic.partition_count:
+            raise KafkaError(ErrorCode.INVALID_PARTITIONS, f"Topic currently has {topic.partition_count} partitions, "
+                                                           f"which is higher than the requested {new_total}.")
+        if new_total == topic.partition_count:
+            raise KafkaError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {new_total} partitions.")
+        grown = TopicInfo.of(name, topic.topic_id, new_total, topic.configs)
+        if validate_only:
+            return grown
+        self._commit_topics({**self._topics, name: grown})
+        self._open_partitions(grown, range(topic.partition_count, new_total))
+        return grown
+
+    def alter_topic_configs(self, name: str, configs: Mapping[str, str], validate_only: bool = False) -> TopicInfo:
+        """Replace the topic's config overrides with `configs` (the whole set) and apply them."""
+        topic = self._existing(name)
+        config = LogConfig.from_topic_configs(configs, self.defaults)
+        altered = TopicInfo.of(name, topic.topic_id, topic.partition_count, configs)
+        if validate_only:
+            return altered
+        self._commit_topics({**self._topics, name: altered})
+        for partition in range(topic.partition_count):
+            self._logs[(name, partition)].config = config
+        return altered
+
+    def delete_topic(self, name: str) -> None:
+        topic = self._existing(name)
+        doomed = []
+        for partition in range(topic.partition_count):
+            source = self.data_dir / f"{name}-{partition}"
+            target = self.data_dir / f"{name}-{partition}.{topic.topic_id.hex}-delete"
+            if source.exists():
+                os.rename(source, target)
+                doomed.append(target)
+        fsync_dir(self.data_dir)
+        self._commit_topics({n: t for n, t in self._topics.items() if n != name})
+        self._logs = {key: plog for key, plog in self._logs.items() if key[0] != name}
+        for path in doomed:
+            shutil.rmtree(path)
+        log.info("deleted topic %s (%s)", name, topic.topic_id)
+
+    def _existing(self, name: str) -> TopicInfo:
+        topic = self._topics.get(name)
+        if topic is None:
+            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{name}' does not exist.")
+        return topic
+
+    def _commit_topics(self, topics: dict[str, TopicInfo]) -> None:
+        save_topics(self.data_dir, topics.values())
+        self._topics = topics
+
+    def _open_partitions(self, topic: TopicInfo, partitions: range) -> None:
+        now_ms = _now_ms()
+        logs = dict(self._logs)
+        for partition in partitions:
+            path = self.data_dir / f"{topic.name}-{partition}"
+            if path.exists():  # debris of an earlier life of this name
+                self._set_aside(path)
+            logs[(topic.name, partition)] = self._open_log(topic, partition, now_ms, clean_shutdown=True)
+        self._logs = logs
+
+    # -- maintenance -------------------------------------------------------------------------------
+
+    def delete_old_segments(self, now_ms: int) -> int:
+        """Apply retention to every log (call every log.retention.check.interval.ms)."""
+        return sum(plog.delete_old_segments(now_ms) for plog in self.all_logs())
+
+    def checkpoint(self) -> None:
+        """fsync rolled segments, then write both offset checkpoints (safe in a worker thread)."""
+        logs = self.all_logs()
+        for plog in logs:
+            plog.flush(plog.active_segment_base)
+        self._write_checkpoints(logs, recovery_points=True)
+
+    def _write_log_starts(self) -> None:
+        self._write_checkpoints(self.all_logs(), recovery_points=False)
+
+    def _write_checkpoints(self, logs: list[PartitionLog], *, recovery_points: bool) -> None:
+        with self._checkpoint_lock:
+            if recovery_points:
+                write_offsets(self.data_dir / RECOVERY_POINT_CHECKPOINT,
+                              {(p.topic, p.partition): p.recovery_point for p in logs})
+            write_offsets(self.data_dir / LOG_START_OFFSET_CHECKPOINT,
+                          {(p.topic, p.partition): p.log_start_offset for p in logs})
+
+    def shutdown(self) -> None:
+        """Close every log cleanly, checkpoint, and write the clean-shutdown marker last."""
+        logs = self.all_logs()
+        for plog in logs:
+            plog.close()
+        self._write_checkpoints(logs, recovery_points=True)
+        write_atomically(self.data_dir / CLEAN_SHUTDOWN_MARKER, b"")
+        self._logs = {}
+        log.info("log manager shut down cleanly")

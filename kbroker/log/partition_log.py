@@ -1,0 +1,468 @@
+"""A partition's log: its segments in offset order (the last one active) and the offsets around them.
+
+Directory `<data dir>/<topic>-<partition>/`: `<base>.log/.index/.timeindex` segments, producer
+snapshots `<offset>.snapshot`, `leader-epoch-checkpoint`, `partition.metadata`.
+
+Offsets, always log_start_offset <= last_stable_offset <= high_watermark <= log_end_offset:
+  log start       the first offset a consumer may read; DeleteRecords and retention raise it, and
+                  whole segments below it are deleted.
+  log end (LEO)   the offset the next batch gets.
+  high watermark  what consumers may see. Only the broker moves it (`update_high_watermark`): on a
+                  single node to the LEO after an append, or to what an fsync covered when
+                  flush.messages asks for it. Set to the LEO on load (a single replica's log, as
+                  recovered, is the committed log).
+  last stable     the high watermark, or the first offset of the oldest open transaction if lower.
+  recovery point  everything below it is on disk. Only `flush` advances it, and only to what it
+                  synced; start-up after a crash CRC-scans the segments above it.
+
+Threads: every method runs on the event-loop thread, except `flush`, which a worker thread may
+run while appends continue. `flush` reads the log end and the segment list together (the list is
+replaced, never mutated, and a roll publishes the new segment before the log end moves past it),
+fsyncs, then advances the recovery point under a lock, unless a truncation happened meanwhile.
+Files of deleted segments stay open while a flush or a sendfile still holds them (files.py).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+from kbroker.errors import ErrorCode, KafkaError
+from kbroker.log.checkpoints import (
+    LEADER_EPOCH_CHECKPOINT,
+    read_partition_metadata,
+    write_partition_metadata,
+)
+from kbroker.log.config import LogConfig
+from kbroker.log.files import fsync_dir
+from kbroker.log.leader_epochs import LeaderEpochCache
+from kbroker.log.producer_state import ProducerStateManager
+from kbroker.log.recovery import load_segments
+from kbroker.log.retention import SegmentInfo, deletable_segment_count
+from kbroker.log.segment import LogSegment
+from kbroker.wire.records import (
+    BatchHeader,
+    ControlRecordType,
+    TimestampType,
+    assign_offsets,
+    control_record_type,
+    decode_records,
+    set_log_append_time,
+)
+
+log = logging.getLogger("kbroker.log")
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    base_offset: int
+    last_offset: int
+    log_append_time: int  # -1 for CreateTime topics
+    log_start_offset: int
+    duplicate: bool = False  # a producer retry: nothing written, the original offsets returned
+
+
+@dataclass(frozen=True, slots=True)
+class FileSlice:
+    file: BinaryIO  # shared with the log: use its fileno() with explicit offsets (os.sendfile)
+    position: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchSlices:
+    slices: tuple[FileSlice, ...]
+    size: int
+
+
+class TimestampAndOffset(NamedTuple):
+    offset: int
+    timestamp: int
+    leader_epoch: int  # -1 when unknown
+
+
+_NO_SLICES = FetchSlices((), 0)
+
+
+class PartitionLog:
+    def __init__(self, directory: Path, topic: str, partition: int, topic_id: uuid.UUID,
+                 config: LogConfig, segments: list[LogSegment], *, log_start_offset: int,
+                 recovery_point: int, on_log_start_change: Callable[[], None] | None) -> None:
+        self.directory = directory
+        self.topic = topic
+        self.partition = partition
+        self.topic_id = topic_id
+        self.config = config
+        self._segments = segments
+        self._bases = [s.base_offset for s in segments]
+        self.log_start_offset = log_start_offset
+        self._log_end_offset = segments[-1].next_offset
+        self._high_watermark = self._log_end_offset
+        self._recovery_point = min(recovery_point, self._log_end_offset)
+        self._lock = threading.Lock()  # recovery point, truncation count, dir-needs-fsync flag
+        self._truncations = 0
+        self._dir_dirty = False
+        self._on_log_start_change = on_log_start_change
+        self._producers = ProducerStateManager(directory)
+        self._epochs = LeaderEpochCache(directory / LEADER_EPOCH_CHECKPOINT)
+
+    @classmethod
+    def open(cls, directory: Path, topic: str, partition: int, topic_id: uuid.UUID, config: LogConfig, *,
+             now_ms: int, log_start_offset: int = 0, recovery_point: int = 0, clean_shutdown: bool = False,
+             on_log_start_change: Callable[[], None] | None = None) -> PartitionLog:
+        """Open (or create) the partition directory, recovering what a crash may have torn."""
+        directory.mkdir(parents=True, exist_ok=True)
+        recorded = read_partition_metadata(directory)
+        if recorded is None:
+            write_partition_metadata(directory, topic_id)
+        elif recorded != topic_id:
+            raise KafkaError(ErrorCode.INCONSISTENT_TOPIC_ID,
+                             f"{directory} belongs to topic id {recorded}, not {topic_id}")
+        name = f"{topic}-{partition}"
+        segments = load_segments(directory, config, recovery_point=recovery_point,
+                                 clean_shutdown=clean_shutdown, now_ms=now_ms, name=name)
+        if segments and log_start_offset > segments[-1].next_offset:
+            log.warning("%s: log start offset %d is past the log end %d; starting empty there", name,
+                        log_start_offset, segments[-1].next_offset)
+            for segment in segments:
+                segment.close()
+                segment.delete()
+            segments = []
+        if not segments:
+            segments = [LogSegment.create(directory, log_start_offset, config, now_ms)]
+        log_start_offset = max(log_start_offset, segments[0].base_offset)
+        partition_log = cls(directory, topic, partition, topic_id, config, segments,
+                            log_start_offset=log_start_offset,
+                            recovery_point=segments[-1].next_offset if clean_shutdown else recovery_point,
+                            on_log_start_change=on_log_start_change)
+        partition_log._load_producer_state()
+        partition_log._epochs.truncate_from_end(partition_log.log_end_offset)
+        partition_log._epochs.truncate_from_start(log_start_offset)
+        return partition_log
+
+    # -- offsets -----------------------------------------------------------------------------------
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._log_end_offset
+
+    @property
+    def high_watermark(self) -> int:
+        return self._high_watermark
+
+    def update_high_watermark(self, offset: int) -> None:
+        if not self.log_start_offset <= offset <= self._log_end_offset:
+            raise ValueError(f"high watermark {offset} outside [{self.log_start_offset}, {self._log_end_offset}]")
+        self._high_watermark = offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        first_unstable = self._producers.first_unstable_offset()
+        if first_unstable is None:
+            return self._high_watermark
+        return max(self.log_start_offset, min(first_unstable, self._high_watermark))
+
+    @property
+    def recovery_point(self) -> int:
+        return self._recovery_point
+
+    @property
+    def unflushed_messages(self) -> int:
+        return self._log_end_offset - self._recovery_point
+
+    @property
+    def leader_epoch(self) -> int:
+        """The latest leader epoch written to this log (0 for a log never written)."""
+        return max(self._epochs.latest_epoch, 0)
+
+    # -- append ------------------------------------------------------------------------------------
+
+    def append(self, batch: bytearray | memoryview, header: BatchHeader, *, leader_epoch: int,
+               now_ms: int) -> AppendResult:
+        """Append one batch that passed `validate_produce_batch` (or a broker-built control batch).
+
+        The batch is patched in place (a read-only buffer is copied first).
+        """
+        if isinstance(batch, bytes) or (isinstance(batch, memoryview) and batch.readonly):
+            batch = bytearray(batch)
+        config = self.config
+        if header.size > config.segment_bytes:
+            raise KafkaError(ErrorCode.RECORD_LIST_TOO_LARGE,
+                             f"Message batch size is {header.size} bytes which exceeds the maximum "
+                             f"configured segment size of {config.segment_bytes}.")
+        if config.log_append_time and header.timestamp_type is TimestampType.LOG_APPEND_TIME:
+            raise KafkaError(ErrorCode.INVALID_TIMESTAMP,
+                             "Producer should not set timestamp type to LogAppendTime.")
+        producers = self._producers
+        if header.has_producer_id:
+            if header.is_control:
+                producers.check_marker(header.producer_id, header.producer_epoch)
+            else:
+                duplicate = producers.check(header)
+                if duplicate is not None:
+                    return AppendResult(duplicate.first_offset, duplicate.last_offset,
+                                        duplicate.timestamp if config.log_append_time else -1,
+                                        self.log_start_offset, duplicate=True)
+        base_offset = self._log_end_offset
+        assign_offsets(batch, base_offset, leader_epoch)
+        if config.log_append_time:
+            set_log_append_time(batch, now_ms)
+        header = BatchHeader.parse(batch)
+        if leader_epoch >= 0 and leader_epoch != self._epochs.latest_epoch:
+            self._epochs.assign(leader_epoch, base_offset)
+        segment = self._segments[-1]
+        if segment.should_roll(header, config, now_ms):
+            segment = self._roll(base_offset, now_ms)
+        segment.append(batch, header)
+        if header.has_producer_id:
+            if header.is_control:
+                producers.record_marker(header, control_record_type(batch) is ControlRecordType.ABORT)
+            else:
+                producers.record_batch(header)
+        self._log_end_offset = header.next_offset
+        return AppendResult(base_offset, header.last_offset, now_ms if config.log_append_time else -1,
+                            self.log_start_offset)
+
+    def _roll(self, base_offset: int, now_ms: int) -> LogSegment:
+        self._segments[-1].finish_time_index()
+        self._producers.take_snapshot(base_offset, fsync=False)
+        segment = LogSegment.create(self.directory, base_offset, self.config, now_ms)
+        self._set_segments([*self._segments, segment])
+        with self._lock:
+            self._dir_dirty = True
+        return segment
+
+    def _set_segments(self, segments: list[LogSegment]) -> None:
+        self._bases = [s.base_offset for s in segments]
+        self._segments = segments
+
+    # -- read --------------------------------------------------------------------------------------
+
+    def read(self, fetch_offset: int, max_bytes: int, max_offset: int, min_one_batch: bool) -> FetchSlices:
+        """Whole batches from the one holding `fetch_offset`, all ending before `max_offset`.
+
+        At most `max_bytes`, except that with `min_one_batch` the first batch comes whatever its size.
+        """
+        if not self.log_start_offset <= fetch_offset <= self._log_end_offset:
+            raise KafkaError(ErrorCode.OFFSET_OUT_OF_RANGE,
+                             f"Received request for offset {fetch_offset}, but we only have log segments "
+                             f"in the range {self.log_start_offset} to {self._log_end_offset}.")
+        if fetch_offset >= min(max_offset, self._log_end_offset):
+            return _NO_SLICES
+        segments = self._segments
+        slices: list[FileSlice] = []
+        total = 0
+        offset = fetch_offset
+        for segment in segments[max(bisect_right(self._bases, fetch_offset) - 1, 0):]:
+            found = segment.find(offset)
+            if found is None:
+                continue
+            start, header = found
+            if header.last_offset >= max_offset:
+                break
+            limit = segment.end_position(max_offset)
+            room = max_bytes - total
+            if header.size > room:
+                if total or not min_one_batch:
+                    break
+                end = start + header.size
+            else:
+                end = segment.boundary_before(start, min(limit, start + room))
+            slices.append(FileSlice(segment.log, start, end - start))
+            total += end - start
+            if end < segment.size or total >= max_bytes:
+                break
+            offset = segment.next_offset
+        return FetchSlices(tuple(slices), total)
+
+    def read_batches(self, fetch_offset: int, max_offset: int) -> list[bytes]:
+        """The batches read() would return, as bytes: for internal topics, compaction and tests."""
+        found = self.read(fetch_offset, 2**31 - 1, max_offset, min_one_batch=True)
+        out = []
+        for piece in found.slices:
+            data = _pread(piece)
+            position = 0
+            while position < len(data):
+                size = BatchHeader.parse(data, position).size
+                out.append(data[position:position + size])
+                position += size
+        return out
+
+    # -- offsets by time and epoch -----------------------------------------------------------------
+
+    def offset_for_timestamp(self, timestamp: int) -> TimestampAndOffset | None:
+        """The first record with a timestamp >= `timestamp` (Kafka's fetchOffsetByTimestamp)."""
+        start = self.log_start_offset
+        for segment in self._segments:
+            if segment.max_timestamp < timestamp or segment.next_offset <= start:
+                continue
+            _, indexed_offset = segment.time_index.lookup(timestamp)
+            _, position = segment.offset_index.lookup(max(indexed_offset, start))
+            for position, header in segment.headers(position):
+                if header.max_timestamp < timestamp or header.last_offset < start:
+                    continue
+                for record in decode_records(segment.read_batch(position, header.size)):
+                    if record.timestamp >= timestamp and record.offset >= start:
+                        return TimestampAndOffset(record.offset, record.timestamp, header.partition_leader_epoch)
+        return None
+
+    def max_timestamp_offset(self) -> TimestampAndOffset | None:
+        """The first record carrying the largest timestamp in the log (ListOffsets -3)."""
+        best = None
+        for segment in self._segments:
+            if segment.next_offset > self.log_start_offset and segment.max_timestamp >= 0 and (
+                    best is None or segment.max_timestamp > best.max_timestamp):
+                best = segment
+        if best is None:
+            return None
+        found = best.find(best.offset_of_max_timestamp)
+        if found is None:
+            return None
+        position, header = found
+        for record in decode_records(best.read_batch(position, header.size)):
+            if record.timestamp == best.max_timestamp:
+                return TimestampAndOffset(record.offset, record.timestamp, header.partition_leader_epoch)
+        return TimestampAndOffset(header.last_offset, best.max_timestamp, header.partition_leader_epoch)
+
+    def earliest_offset(self) -> TimestampAndOffset:
+        return TimestampAndOffset(self.log_start_offset, -1, self._epochs.epoch_for_offset(self.log_start_offset))
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """(epoch, end offset) for OffsetForLeaderEpoch; (-1, -1) when unknown."""
+        return self._epochs.end_offset_for(epoch, self._log_end_offset)
+
+    # -- deleting and truncating -------------------------------------------------------------------
+
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: raise the log start to `offset` (at most the high watermark); return it."""
+        if offset > self._high_watermark or offset < 0:
+            raise KafkaError(ErrorCode.OFFSET_OUT_OF_RANGE,
+                             f"Cannot increment the log start offset to {offset}: the high watermark is "
+                             f"{self._high_watermark}")
+        if offset > self.log_start_offset:
+            self._advance_log_start(offset)
+        return self.log_start_offset
+
+    def delete_old_segments(self, now_ms: int) -> int:
+        """Apply retention.ms / retention.bytes; return the number of segments deleted."""
+        if not self.config.deletes_old_segments:
+            return 0
+        infos = [SegmentInfo(s.base_offset, s.size, s.largest_timestamp) for s in self._segments]
+        count = deletable_segment_count(infos, self.config, now_ms=now_ms, log_start_offset=self.log_start_offset,
+                                        high_watermark=self._high_watermark, log_end_offset=self._log_end_offset)
+        if count == 0:
+            return 0
+        if count == len(self._segments):
+            self._roll(self._log_end_offset, now_ms)
+        self._advance_log_start(self._segments[count].base_offset)
+        return count
+
+    def _advance_log_start(self, offset: int) -> None:
+        self.log_start_offset = offset
+        doomed = 0
+        while doomed + 1 < len(self._segments) and self._segments[doomed + 1].base_offset <= offset:
+            doomed += 1
+        self._drop_segments(self._segments[:doomed])
+        self._set_segments(self._segments[doomed:])
+        self._producers.evict_before(offset)
+        self._epochs.truncate_from_start(offset)
+        if self._on_log_start_change is not None:
+            self._on_log_start_change()
+
+    def truncate_to(self, offset: int) -> None:
+        """Remove everything from `offset` on (a batch holding `offset` goes whole)."""
+        if offset >= self._log_end_offset:
+            return
+        if offset <= self._segments[0].base_offset or offset < self.log_start_offset:
+            self._drop_segments(self._segments)
+            now_ms = int(time.time() * 1000)
+            self._set_segments([LogSegment.create(self.directory, offset, self.config, now_ms)])
+            self.log_start_offset = offset
+        else:
+            keep = bisect_right(self._bases, offset)
+            self._drop_segments(self._segments[keep:])
+            self._set_segments(self._segments[:keep])
+            self._segments[-1].truncate_to(offset)
+        end = self._segments[-1].next_offset
+        self._log_end_offset = end
+        self._high_watermark = min(self._high_watermark, end)
+        with self._lock:
+            self._truncations += 1
+            self._recovery_point = min(self._recovery_point, end)
+        self._producers.delete_snapshots_after(end)
+        self._load_producer_state()
+        self._epochs.truncate_from_end(end)
+
+    def _drop_segments(self, segments: list[LogSegment]) -> None:
+        for segment in segments:
+            segment.delete()
+
+    # -- durability --------------------------------------------------------------------------------
+
+    def flush(self, up_to: int | None = None) -> None:
+        """fsync data and indexes below `up_to` (default: the log end); thread-safe, see above."""
+        with self._lock:
+            end = self._log_end_offset
+            target = end if up_to is None else min(up_to, end)
+            start = self._recovery_point
+            if target <= start:
+                return
+            segments = self._segments
+            truncations = self._truncations
+            dir_dirty, self._dir_dirty = self._dir_dirty, False
+        for i, segment in enumerate(segments):
+            if segment.base_offset >= target:
+                break
+            upper = segments[i + 1].base_offset if i + 1 < len(segments) else None
+            if upper is None or upper > start:
+                segment.flush()
+        if dir_dirty:
+            try:
+                fsync_dir(self.directory)
+            except FileNotFoundError:  # the topic was deleted meanwhile
+                pass
+        with self._lock:
+            if self._truncations == truncations and target > self._recovery_point:
+                self._recovery_point = target
+
+    @property
+    def active_segment_base(self) -> int:
+        return self._segments[-1].base_offset
+
+    def close(self) -> None:
+        """Clean close: final time-index entry, producer snapshot, fsync everything, close files."""
+        self._segments[-1].finish_time_index()
+        self._producers.take_snapshot(self._log_end_offset, fsync=True)
+        self.flush()
+        for segment in self._segments:
+            segment.close()
+
+    # -- producer state ----------------------------------------------------------------------------
+
+    def _load_producer_state(self) -> None:
+        start = self._producers.load(self.log_start_offset, self._log_end_offset)
+        for segment in self._segments:
+            if segment.next_offset <= start:
+                continue
+            found = segment.find(start)
+            if found is None:
+                continue
+            for position, header in segment.headers(found[0]):
+                if not header.has_producer_id:
+                    continue
+                if header.is_control:
+                    aborted = control_record_type(segment.read_batch(position, header.size)) is ControlRecordType.ABORT
+                    self._producers.record_marker(header, aborted)
+                else:
+                    self._producers.record_batch(header)
+
+
+def _pread(piece: FileSlice) -> bytes:
+    return os.pread(piece.file.fileno(), piece.length, piece.position)

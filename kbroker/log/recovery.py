@@ -1,0 +1,108 @@
+"""Opening a partition directory at start-up: which segments to trust and which to CRC-scan.
+
+1. Debris of interrupted work is removed: `*.tmp` (half-written checkpoints and snapshots),
+   `*.deleted`, `*.cleaned` and `*.swap` files, and index files whose .log is gone.
+2. Every `<base>.log` is opened. An index that is missing or fails its sanity check, or a segment
+   whose tail does not end on a whole batch, is recovered whatever the shutdown was.
+3. Without a clean shutdown, every segment that may hold offsets at or above the recovery point
+   (all were fsynced below it) is recovered.
+
+Recovering a segment: CRC-check every batch from position 0 (and that offsets only go forward).
+The first torn or invalid batch and everything after it is cut off, with a WARNING naming the
+reason, and both indexes are rebuilt from the batches kept. Once a segment has been cut, the
+segments after it are deleted too: what follows a hole is not a valid continuation (Kafka does the
+same).
+"""
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+from pathlib import Path
+
+from kbroker.log.config import LogConfig
+from kbroker.log.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
+from kbroker.wire.records import INT32_MAX, BatchScan
+
+log = logging.getLogger("kbroker.log")
+
+_DEBRIS_SUFFIXES = (".tmp", ".deleted", ".cleaned", ".swap")
+
+
+def load_segments(directory: Path, config: LogConfig, *, recovery_point: int, clean_shutdown: bool,
+                  now_ms: int, name: str) -> list[LogSegment]:
+    """The segments of `directory` in offset order, recovered where needed (possibly none)."""
+    bases = _clear_debris(directory)
+    opened = [LogSegment.open(directory, base, config, now_ms) for base in bases]
+    segments: list[LogSegment] = []
+    for i, (segment, problem) in enumerate(opened):
+        upper = opened[i + 1][0].base_offset if i + 1 < len(opened) else None
+        unflushed = not clean_shutdown and (upper is None or upper > recovery_point)
+        segments.append(segment)
+        if problem is None and not unflushed:
+            continue
+        if problem is not None:
+            log.warning("%s: recovering segment %d: %s", name, segment.base_offset, problem)
+        if recover_segment(segment, name=name):
+            for later, _ in opened[i + 1:]:
+                log.warning("%s: deleting segment %d, which follows a truncated one", name, later.base_offset)
+                later.close()
+                later.delete()
+            break
+    return segments
+
+
+def recover_segment(segment: LogSegment, *, name: str) -> int:
+    """CRC-scan the segment, rebuild its indexes, cut off a bad tail; return the bytes cut."""
+    size = segment.size
+    segment.reset_indexes()
+    end, reason = _scan(segment)
+    if end < size:
+        log.warning("%s: segment %d: %s; truncating %d bytes at position %d", name, segment.base_offset,
+                    reason, size - end, end)
+        segment.truncate_bytes(end)
+    return size - end
+
+
+def _scan(segment: LogSegment) -> tuple[int, str | None]:
+    if segment.size == 0:
+        return 0, None
+    with mmap.mmap(segment.log.fileno(), segment.size, access=mmap.ACCESS_READ) as mapped:
+        view = memoryview(mapped)
+        try:
+            return _observe_all(segment, BatchScan(view))
+        finally:
+            view.release()
+
+
+def _observe_all(segment: LogSegment, scan: BatchScan) -> tuple[int, str | None]:
+    expected = segment.base_offset
+    for position, header in scan:
+        if (header.base_offset < expected or header.last_offset_delta < 0
+                or header.last_offset - segment.base_offset > INT32_MAX):
+            return position, (f"batch at position {position} has offsets {header.base_offset}.."
+                              f"{header.last_offset}, expected {expected} or above")
+        segment.observe(position, header)
+        expected = header.next_offset
+    return scan.end, scan.error
+
+
+def _clear_debris(directory: Path) -> list[int]:
+    """Remove leftovers; return the base offsets of the .log files, sorted."""
+    bases, index_bases = set(), {}
+    for entry in os.listdir(directory):
+        path = directory / entry
+        if entry.endswith(_DEBRIS_SUFFIXES):
+            path.unlink()
+            continue
+        stem, dot, suffix = entry.partition(".")
+        if not (dot and stem.isdigit() and len(stem) == 20):
+            continue
+        if "." + suffix == LOG_SUFFIX:
+            bases.add(int(stem))
+        elif "." + suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+            index_bases[path] = int(stem)
+    for path, base in index_bases.items():
+        if base not in bases:
+            path.unlink()
+    return sorted(bases)

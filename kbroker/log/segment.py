@@ -1,0 +1,244 @@
+"""One log segment: `<20-digit base offset>.log` and its `.index` / `.timeindex`.
+
+The .log file holds whole record batches back to back, byte for byte as produced (only baseOffset,
+partitionLeaderEpoch and, for LogAppendTime, the timestamp fields patched). The base offset is the
+first offset the segment may hold; index entries store offsets relative to it as int32, so a
+segment spans at most 2**31 - 1 offsets. Only the last segment of a log (the active one) is
+appended to; a segment never changes after it is rolled, except by truncation.
+
+In memory: `size` (bytes in .log), `next_offset` (one past the last batch, the base offset when
+empty), the largest timestamp and the last offset of the batch that first reached it (time index,
+ListOffsets -3, retention.ms), and the bytes appended since the last index entry.
+
+Crash behaviour: the log is the truth and the indexes are derived from it. A crash can tear the
+last write anywhere; `recovery.py` CRC-scans a segment, cuts it after the last whole valid batch
+and rebuilds the indexes with `reset_indexes` + `observe`, producing the entries appends would
+have produced.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from kbroker.log.config import LogConfig
+from kbroker.log.files import SegmentFile
+from kbroker.log.index import OffsetIndex, TimeIndex
+from kbroker.wire.records import HEADER_SIZE, INT32_MAX, BatchHeader
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIME_INDEX_SUFFIX = ".timeindex"
+
+_READ_CHUNK = 8192  # bytes read at a time when walking batch headers
+
+
+def file_name(base_offset: int, suffix: str) -> str:
+    return f"{base_offset:020d}{suffix}"
+
+
+class LogSegment:
+    def __init__(self, directory: Path, base_offset: int, config: LogConfig, now_ms: int, *,
+                 create: bool) -> None:
+        self.base_offset = base_offset
+        self.index_interval_bytes = config.index_interval_bytes
+        self.log_path = directory / file_name(base_offset, LOG_SUFFIX)
+        self.log = SegmentFile(self.log_path, truncate=create)
+        self.offset_index = OffsetIndex(directory / file_name(base_offset, INDEX_SUFFIX), base_offset,
+                                        config.segment_index_bytes, create=create)
+        self.time_index = TimeIndex(directory / file_name(base_offset, TIME_INDEX_SUFFIX), base_offset,
+                                    config.segment_index_bytes, create=create)
+        self.size = os.fstat(self.log.fileno()).st_size
+        self.next_offset = base_offset
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = base_offset
+        self.created_ms = now_ms
+        self._bytes_since_index = 0
+        self._first_batch_timestamp: int | None = None
+
+    @classmethod
+    def create(cls, directory: Path, base_offset: int, config: LogConfig, now_ms: int) -> LogSegment:
+        return cls(directory, base_offset, config, now_ms, create=True)
+
+    @classmethod
+    def open(cls, directory: Path, base_offset: int, config: LogConfig,
+             now_ms: int) -> tuple[LogSegment, str | None]:
+        """Open an existing segment trusting its indexes, and say why they can't be (None: fine)."""
+        missing = [suffix for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX)
+                   if not (directory / file_name(base_offset, suffix)).exists()]
+        segment = cls(directory, base_offset, config, now_ms, create=False)
+        if missing:
+            problem = f"missing {' and '.join(missing)} file"
+        else:
+            problem = (segment.offset_index.load(segment.size) or segment.time_index.load()
+                       or segment._load_tail())
+        if problem is not None:
+            segment.reset_indexes()
+        return segment, problem
+
+    # -- appending ---------------------------------------------------------------------------------
+
+    def should_roll(self, header: BatchHeader, config: LogConfig, now_ms: int) -> bool:
+        """Kafka's LogSegment.shouldRoll for appending `header` (offsets already assigned)."""
+        if self.size == 0:
+            return False
+        if (self.size + header.size > config.segment_bytes or self.offset_index.is_full
+                or self.time_index.is_full or header.last_offset - self.base_offset > INT32_MAX):
+            return True
+        first = self._first_timestamp()
+        waited = header.max_timestamp - first if first >= 0 else now_ms - self.created_ms
+        return waited > config.segment_ms
+
+    def append(self, batch: bytes | bytearray | memoryview, header: BatchHeader) -> None:
+        """Write one batch whose header (offsets, timestamps) is final."""
+        position = self.size
+        self.log.write_all(batch)
+        self.size += header.size
+        if position == 0:
+            self._first_batch_timestamp = header.max_timestamp
+        self.observe(position, header)
+
+    def observe(self, position: int, header: BatchHeader) -> None:
+        """Account for the batch at `position`: timestamps, next offset, index entries."""
+        if header.max_timestamp > self.max_timestamp:
+            self.max_timestamp = header.max_timestamp
+            self.offset_of_max_timestamp = header.last_offset
+        if self._bytes_since_index > self.index_interval_bytes:
+            self.offset_index.append(header.last_offset, position)
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+            self._bytes_since_index = 0
+        self._bytes_since_index += header.size
+        self.next_offset = header.next_offset
+
+    def finish_time_index(self) -> None:
+        """The segment stops being active: record its final largest timestamp (as Kafka does)."""
+        self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def headers(self, position: int, end: int | None = None) -> Iterator[tuple[int, BatchHeader]]:
+        """Batch headers from `position` (a batch start) while whole batches fit before `end`."""
+        end = self.size if end is None else end
+        fd = self.log.fileno()
+        chunk, chunk_start = b"", position
+        while position + HEADER_SIZE <= end:
+            at = position - chunk_start
+            if at + HEADER_SIZE > len(chunk):
+                chunk, chunk_start, at = os.pread(fd, _READ_CHUNK, position), position, 0
+                if len(chunk) < HEADER_SIZE:
+                    return
+            header = BatchHeader.parse(chunk, at)
+            if header.size < HEADER_SIZE or position + header.size > end:
+                return
+            yield position, header
+            position += header.size
+
+    def find(self, offset: int) -> tuple[int, BatchHeader] | None:
+        """The first batch whose last offset is >= `offset`, with its position."""
+        _, position = self.offset_index.lookup(offset)
+        for position, header in self.headers(position):
+            if header.last_offset >= offset:
+                return position, header
+        return None
+
+    def end_position(self, max_offset: int) -> int:
+        """Where the batches that end before `max_offset` stop."""
+        if max_offset >= self.next_offset:
+            return self.size
+        found = self.find(max_offset)
+        return found[0] if found else self.size
+
+    def boundary_before(self, start: int, limit: int) -> int:
+        """The last batch boundary <= `limit`, scanning from the batch start `start`."""
+        boundary = max(start, self.offset_index.floor_position(limit))
+        for position, header in self.headers(boundary, limit):
+            boundary = position + header.size
+        return boundary
+
+    def read_batch(self, position: int, size: int) -> bytes:
+        return os.pread(self.log.fileno(), size, position)
+
+    @property
+    def largest_timestamp(self) -> int:
+        """The largest record timestamp, or the file's mtime when no batch has one (retention.ms)."""
+        if self.max_timestamp >= 0:
+            return self.max_timestamp
+        return int(os.fstat(self.log.fileno()).st_mtime * 1000)
+
+    # -- recovery and truncation -------------------------------------------------------------------
+
+    def reset_indexes(self) -> None:
+        """Forget everything derived from the log, before `observe`-ing it again from position 0."""
+        self.offset_index.reset()
+        self.time_index.reset()
+        self.next_offset = self.base_offset
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = self.base_offset
+        self._bytes_since_index = 0
+        self._first_batch_timestamp = None
+
+    def truncate_bytes(self, size: int) -> None:
+        """Cut the .log file to `size` bytes (recovery: after the last valid batch)."""
+        os.ftruncate(self.log.fileno(), size)
+        self.size = size
+
+    def truncate_to(self, offset: int) -> int:
+        """Remove the batches from the one holding `offset` on; return the bytes removed."""
+        found = self.find(offset)
+        if found is None:
+            return 0
+        position = found[0]
+        removed = self.size - position
+        self.truncate_bytes(position)
+        self.offset_index.truncate_to(offset)
+        self.time_index.truncate_to(offset)
+        self.max_timestamp, self.offset_of_max_timestamp = self.time_index.last_entry
+        self._first_batch_timestamp = None
+        self._load_tail()
+        return removed
+
+    def _load_tail(self) -> str | None:
+        """Rebuild the in-memory state past the last index entry by walking the last few headers."""
+        indexed_offset, start = self.offset_index.last_entry
+        timestamp, offset = self.time_index.last_entry
+        if timestamp > self.max_timestamp:
+            self.max_timestamp, self.offset_of_max_timestamp = timestamp, offset
+        self.next_offset = self.base_offset
+        end = start
+        for position, header in self.headers(start):
+            if position == start and position > 0 and header.last_offset != indexed_offset:
+                return f"index entry for offset {indexed_offset} points at a batch ending at {header.last_offset}"
+            if header.max_timestamp > self.max_timestamp:
+                self.max_timestamp, self.offset_of_max_timestamp = header.max_timestamp, header.last_offset
+            self.next_offset = header.next_offset
+            end = position + header.size
+        self._bytes_since_index = self.size - start
+        if end != self.size:
+            return f"no whole batch at position {end} of {self.size}"
+        if len(self.time_index) and self.time_index.last_entry[1] >= self.next_offset:
+            return f"time index entry for offset {self.time_index.last_entry[1]} beyond the log end"
+        return None
+
+    def _first_timestamp(self) -> int:
+        if self._first_batch_timestamp is None:
+            first = next(self.headers(0), None)
+            self._first_batch_timestamp = first[1].max_timestamp if first else -1
+        return self._first_batch_timestamp
+
+    # -- durability and lifetime -------------------------------------------------------------------
+
+    def flush(self) -> None:
+        self.log.sync()
+        self.offset_index.flush()
+        self.time_index.flush()
+
+    def close(self) -> None:
+        self.log.close()
+        self.offset_index.close()
+        self.time_index.close()
+
+    def delete(self) -> None:
+        """Unlink the files (the .log first: without it the rest is debris). See files.py on closing."""
+        self.log_path.unlink(missing_ok=True)
+        self.offset_index.delete()
+        self.time_index.delete()
