@@ -19,7 +19,7 @@ from these declarations for each (struct, version). An `Api` binds a request and
 struct to an API key with Kafka's valid and flexible version ranges.
 
 Defaults follow Kafka: 0 for numbers, False, "" and b"", an empty array, the zero UUID;
-nullable fields default to None. Tagged fields (flexible versions only) are written only when
+nullable fields without a declared default to None, a nested struct to one with default fields. Tagged fields (flexible versions only) are written only when
 they differ from their default — which is also why ApiVersions answers carry none.
 """
 from __future__ import annotations
@@ -123,7 +123,7 @@ def _type_default(type_: Any) -> Any:
         return type_.default
     if isinstance(type_, Array):
         return ()  # replaced by an empty list per instance
-    return None  # nested struct: declared values construct their own
+    return type_()  # a nested struct: all of its fields at their defaults, as Kafka does
 
 
 def struct(name: str, *fields: Field) -> type:
