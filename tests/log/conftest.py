@@ -17,18 +17,18 @@ SMALL = LogConfig(segment_bytes=1024, index_interval_bytes=200)
 
 
 def batch(count: int = 3, *, timestamp: int = NOW, value_size: int = 20, producer_id: int = -1,
-          epoch: int = -1, sequence: int = -1, transactional: bool = False,
+          producer_epoch: int = -1, sequence: int = -1, transactional: bool = False,
           compression: Compression = Compression.NONE) -> bytearray:
     records = [Record(i, timestamp + i, b"k%d" % i, b"v" * value_size) for i in range(count)]
-    return bytearray(build_batch(records, producer_id=producer_id, producer_epoch=epoch, base_sequence=sequence,
+    return bytearray(build_batch(records, producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=sequence,
                                  is_transactional=transactional, compression=compression))
 
 
-def append(log: PartitionLog, data: bytearray | None = None, *, now_ms: int = NOW, epoch: int = 0,
+def append(log: PartitionLog, data: bytearray | None = None, *, now_ms: int = NOW, leader_epoch: int = 0,
            **batch_args: object) -> AppendResult:
     data = batch(**batch_args) if data is None else data
     header = validate_produce_batch(memoryview(data), log.config.max_message_bytes)
-    result = log.append(data, header, leader_epoch=epoch, now_ms=now_ms)
+    result = log.append(data, header, leader_epoch=leader_epoch, now_ms=now_ms)
     log.update_high_watermark(log.log_end_offset)
     return result
 

@@ -223,10 +223,10 @@ def test_retention_keeps_what_is_above_the_high_watermark(open_log: OpenLog) -> 
 def test_leader_epochs(open_log: OpenLog) -> None:
     log = open_log()
     assert log.end_offset_for_epoch(0) == (-1, -1) and log.leader_epoch == 0
-    append(log, epoch=0)
-    append(log, epoch=0)
-    append(log, epoch=2)
-    append(log, epoch=2)
+    append(log, leader_epoch=0)
+    append(log, leader_epoch=0)
+    append(log, leader_epoch=2)
+    append(log, leader_epoch=2)
     assert log.leader_epoch == 2
     assert log.end_offset_for_epoch(0) == (0, 6)
     assert log.end_offset_for_epoch(1) == (0, 6)

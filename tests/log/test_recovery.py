@@ -1,0 +1,187 @@
+"""Start-up: trusting files after a clean shutdown, CRC recovery after a crash, index rebuilds."""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import kbroker.log.recovery as recovery
+from kbroker.log.partition_log import PartitionLog
+from kbroker.log.segment import LogSegment
+
+from tests.log.conftest import NOW, OpenLog, append, batch
+
+BATCH = len(batch())
+
+
+def name(base: int, suffix: str = ".log") -> str:
+    return f"{base:020d}{suffix}"
+
+
+@pytest.fixture
+def scanned(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """(base offset, bytes) of every segment CRC-scanned from now on."""
+    calls: list[tuple[int, int]] = []
+    real: Callable[..., int] = recovery.recover_segment
+
+    def counting(segment: LogSegment, **kwargs: object) -> int:
+        calls.append((segment.base_offset, segment.size))
+        return real(segment, **kwargs)
+
+    monkeypatch.setattr(recovery, "recover_segment", counting)
+    return calls
+
+
+def crashed(log: PartitionLog) -> Path:
+    """Drop the log without closing it cleanly (what survives is what os.write put in the files)."""
+    directory = log.directory
+    for segment in log._segments:
+        segment.close()
+    return directory
+
+
+def fill(open_log: OpenLog, batches: int = 20) -> PartitionLog:
+    log = open_log()
+    for i in range(batches):
+        append(log, timestamp=NOW + 10 * i)
+    return log
+
+
+def test_clean_restart_trusts_the_files(open_log: OpenLog, scanned: list) -> None:
+    log = fill(open_log)
+    log.close()
+    indexes = {p.name: p.read_bytes() for p in log.directory.iterdir() if p.suffix in (".index", ".timeindex")}
+    log = open_log(clean_shutdown=True, recovery_point=60)
+    assert scanned == []
+    assert log.log_end_offset == 60 == log.recovery_point == log.high_watermark
+    assert {p.name: p.read_bytes() for p in log.directory.iterdir() if p.suffix in (".index", ".timeindex")} == indexes
+    assert log.offset_for_timestamp(NOW + 101) == (31, NOW + 101, 0)
+    assert log.max_timestamp_offset() == (59, NOW + 192, 0)
+    assert append(log, timestamp=NOW + 500).base_offset == 60
+    # index entries keep coming at the same intervals as if the log had never been reopened
+    log.close()
+    rebuilt_from = {p.name: p.read_bytes() for p in log.directory.iterdir() if p.suffix == ".index"}
+    for p in log.directory.glob("*.index"):
+        p.unlink()
+    log = open_log(clean_shutdown=True, recovery_point=63)
+    assert {p.name: p.read_bytes() for p in log.directory.iterdir() if p.suffix == ".index"} == rebuilt_from
+
+
+def test_unclean_restart_scans_only_above_the_recovery_point(open_log: OpenLog, scanned: list) -> None:
+    log = fill(open_log)
+    log.flush(36)
+    directory = crashed(log)
+    log = open_log(recovery_point=36)
+    assert [base for base, _ in scanned] == [36, 54]
+    assert log.log_end_offset == 60 and log.recovery_point == 36
+    scanned.clear()
+    crashed(log)
+    open_log(recovery_point=0)
+    assert [base for base, _ in scanned] == [0, 18, 36, 54]
+    assert sum(size for _, size in scanned) == 20 * BATCH
+    assert directory.exists()
+
+
+def test_torn_tail_is_truncated(open_log: OpenLog, caplog: pytest.LogCaptureFixture) -> None:
+    log = fill(open_log)
+    directory = crashed(log)
+    active = directory / name(54)
+    os.truncate(active, active.stat().st_size - 10)
+    with caplog.at_level(logging.WARNING, logger="kbroker.log"):
+        log = open_log()
+    assert log.log_end_offset == 57 and active.stat().st_size == BATCH
+    assert any("torn batch" in r.message and "truncating" in r.message for r in caplog.records)
+    assert append(log).base_offset == 57
+
+
+def test_flipped_byte_in_the_last_batch_is_truncated(open_log: OpenLog, caplog: pytest.LogCaptureFixture) -> None:
+    log = fill(open_log)
+    directory = crashed(log)
+    active = directory / name(54)
+    data = bytearray(active.read_bytes())
+    data[-5] ^= 0x01
+    active.write_bytes(data)
+    with caplog.at_level(logging.WARNING, logger="kbroker.log"):
+        log = open_log()
+    assert log.log_end_offset == 57
+    assert any("CRC mismatch" in r.message for r in caplog.records)
+
+
+def test_corruption_in_an_older_segment_drops_everything_after_it(open_log: OpenLog) -> None:
+    log = fill(open_log)
+    directory = crashed(log)
+    middle = directory / name(18)
+    data = bytearray(middle.read_bytes())
+    data[2 * BATCH + 70] ^= 0xFF  # inside the third batch of segment 18 (offsets 24..26)
+    middle.write_bytes(data)
+    log = open_log(recovery_point=0)
+    assert log.log_end_offset == 24
+    assert sorted(p.name for p in directory.glob("*.log")) == [name(0), name(18)]
+    assert not (directory / name(36, ".index")).exists()
+
+
+def test_torn_tail_is_caught_even_after_a_clean_shutdown(open_log: OpenLog, scanned: list) -> None:
+    log = fill(open_log)
+    log.close()
+    active = log.directory / name(54)
+    os.truncate(active, active.stat().st_size - 1)
+    log = open_log(clean_shutdown=True, recovery_point=60)
+    assert [base for base, _ in scanned] == [54]
+    assert log.log_end_offset == 57
+
+
+@pytest.mark.parametrize("damage", ["deleted", "garbage", "out of order", "past the log"])
+def test_bad_index_is_rebuilt_after_a_clean_shutdown(open_log: OpenLog, damage: str, scanned: list,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    log = fill(open_log)
+    log.close()
+    index = log.directory / name(0, ".index")
+    original = index.read_bytes()
+    if damage == "deleted":
+        index.unlink()
+    elif damage == "garbage":
+        index.write_bytes(b"\x01\x02\x03")
+    elif damage == "out of order":
+        index.write_bytes(original[8:16] + original[:8])
+    else:
+        index.write_bytes(original + (20).to_bytes(4, "big") + (5000).to_bytes(4, "big"))
+    with caplog.at_level(logging.WARNING, logger="kbroker.log"):
+        log = open_log(clean_shutdown=True, recovery_point=60)
+    assert [base for base, _ in scanned] == [0]
+    assert index.read_bytes() == original
+    assert any("recovering segment 0" in r.message for r in caplog.records)
+    assert log.read(10, BATCH, 60, True).slices[0].position == 3 * BATCH
+
+
+def test_index_inconsistent_with_the_log_is_rebuilt(open_log: OpenLog, scanned: list) -> None:
+    log = fill(open_log)
+    log.close()
+    index = log.directory / name(0, ".index")
+    original = index.read_bytes()
+    # the last entry names offset 15 for the batch at its position, which ends at 14
+    index.write_bytes(original[:8] + (15).to_bytes(4, "big") + original[12:])
+    open_log(clean_shutdown=True, recovery_point=60)
+    assert [base for base, _ in scanned] == [0]
+    assert index.read_bytes() == original
+
+
+def test_debris_is_removed(open_log: OpenLog) -> None:
+    log = fill(open_log, 3)
+    log.close()
+    directory = log.directory
+    for debris in ("leader-epoch-checkpoint.tmp", name(0, ".log.deleted"), name(0, ".cleaned"),
+                   name(99, ".index"), name(99, ".timeindex")):
+        (directory / debris).write_bytes(b"x")
+    open_log(clean_shutdown=True, recovery_point=9)
+    leftovers = {p.name for p in directory.iterdir()}
+    assert leftovers == {name(0), name(0, ".index"), name(0, ".timeindex"), name(9, ".snapshot"),
+                         "leader-epoch-checkpoint", "partition.metadata"}
+
+
+def test_empty_directory_starts_at_the_log_start(open_log: OpenLog) -> None:
+    log = open_log(log_start_offset=42)
+    assert log.log_start_offset == log.log_end_offset == 42 == log.active_segment_base
+    assert append(log).base_offset == 42
