@@ -98,7 +98,7 @@ class LogManager:
             topics = {name: t for name, t in topics.items() if t.topic_id not in deleted_ids}
             save_topics(self.data_dir, topics.values())
         self._topics = topics
-        self._set_aside_strays()
+        self._set_aside_strays(deleted_ids)
         now_ms = _now_ms()
         logs = {}
         for topic in topics.values():
@@ -143,16 +143,19 @@ class LogManager:
                 shutil.rmtree(self.data_dir / entry)
         return deleted
 
-    def _set_aside_strays(self) -> None:
+    def _set_aside_strays(self, deleted_ids: set[uuid.UUID]) -> None:
         for entry in os.listdir(self.data_dir):
             match = _PARTITION_DIR.fullmatch(entry)
             path = self.data_dir / entry
             if match is None or not path.is_dir():
                 continue
             topic = self._topics.get(match["topic"])
-            owned = (topic is not None and int(match["partition"]) < topic.partition_count
-                     and read_partition_metadata(path) in (None, topic.topic_id))
-            if not owned:
+            topic_id = read_partition_metadata(path)
+            if topic is not None and int(match["partition"]) < topic.partition_count and topic_id in (None, topic.topic_id):
+                continue
+            if topic_id in deleted_ids:  # a partition whose topic's deletion was committed
+                shutil.rmtree(path)
+            else:
                 self._set_aside(path)
 
     def _set_aside(self, path: Path) -> None:
