@@ -56,6 +56,12 @@ class LogConfig:
                 raise KafkaError(ErrorCode.INVALID_CONFIG, f"Unknown topic config name: {name}")
         return dataclasses.replace(broker_defaults, **changes)
 
+    @classmethod
+    def from_broker_configs(cls, settings: Mapping[str, str]) -> LogConfig:
+        """Broker defaults from broker-level names (log.segment.bytes, ...); others are ignored."""
+        overrides = {topic: settings[broker] for topic, broker in BROKER_SYNONYMS.items() if broker in settings}
+        return cls.from_topic_configs(overrides, cls())
+
     def topic_configs(self) -> dict[str, str]:
         """The effective values of the configs the log acts on, by Kafka name (DescribeConfigs)."""
         out = {}
@@ -130,6 +136,21 @@ _TYPED: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "retention.ms": ("retention_ms", _number(-1)),
     "retention.bytes": ("retention_bytes", _number(-(2**63))),
     "cleanup.policy": ("cleanup_policy", _cleanup_policy),
+}
+
+# The broker config that sets each topic config's default (Kafka's ServerTopicConfigSynonyms).
+BROKER_SYNONYMS: dict[str, str] = {
+    "segment.bytes": "log.segment.bytes",
+    "segment.ms": "log.roll.ms",
+    "segment.index.bytes": "log.index.size.max.bytes",
+    "index.interval.bytes": "log.index.interval.bytes",
+    "flush.messages": "log.flush.interval.messages",
+    "flush.ms": "log.flush.interval.ms",
+    "max.message.bytes": "message.max.bytes",
+    "message.timestamp.type": "log.message.timestamp.type",
+    "retention.ms": "log.retention.ms",
+    "retention.bytes": "log.retention.bytes",
+    "cleanup.policy": "log.cleanup.policy",
 }
 
 # Topic configs Kafka knows that this log stores but does not act on.
