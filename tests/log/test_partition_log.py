@@ -258,3 +258,12 @@ def test_recovery_point_and_flush(open_log: OpenLog) -> None:
     assert log.recovery_point == 24 and log.unflushed_messages == 0
     log.truncate_to(10)
     assert log.recovery_point == 9
+
+
+def test_read_batches_returns_whole_batches_as_bytes(open_log: OpenLog) -> None:
+    log = filled(open_log)
+    batches = log.read_batches(16, 25)
+    assert [BatchHeader.parse(b).base_offset for b in batches] == [15, 18, 21]
+    assert all(len(b) == BATCH and compute_crc(b) == BatchHeader.parse(b).crc for b in batches)
+    log.delete_records_before(20)
+    assert log.earliest_offset() == (20, -1, 0)
