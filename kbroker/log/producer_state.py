@@ -126,6 +126,7 @@ class ProducerStateManager:
     def __init__(self, directory: Path) -> None:
         self._dir = directory
         self.producers: dict[int, ProducerEntry] = {}
+        self._open_txns: dict[int, int] = {}  # producer id -> first offset of its open transaction
 
     # -- client appends ----------------------------------------------------------------------------
 
@@ -173,7 +174,7 @@ class ProducerStateManager:
         entry.batches.append(BatchMetadata(header.base_sequence, header.last_sequence, header.base_offset,
                                            header.last_offset, header.max_timestamp))
         if header.is_transactional and entry.txn_first_offset < 0:
-            entry.txn_first_offset = header.base_offset
+            entry.txn_first_offset = self._open_txns[entry.producer_id] = header.base_offset
 
     def record_marker(self, header: BatchHeader, aborted: bool) -> CompletedTxn | None:
         """A commit/abort marker is in the log: the producer's transaction is over."""
@@ -182,14 +183,14 @@ class ProducerStateManager:
             entry = self.producers[header.producer_id] = ProducerEntry(header.producer_id)
         entry.set_epoch(header.producer_epoch)
         first, entry.txn_first_offset = entry.txn_first_offset, -1
+        self._open_txns.pop(entry.producer_id, None)
         if first < 0:
             return None
         return CompletedTxn(header.producer_id, first, header.base_offset, aborted)
 
     def first_unstable_offset(self) -> int | None:
         """The first offset of the oldest open transaction (the last stable offset's bound)."""
-        firsts = [e.txn_first_offset for e in self.producers.values() if e.txn_first_offset >= 0]
-        return min(firsts) if firsts else None
+        return min(self._open_txns.values()) if self._open_txns else None
 
     def evict_before(self, log_start_offset: int) -> None:
         """Forget producers whose batches all lie below the new log start."""
@@ -228,20 +229,24 @@ class ProducerStateManager:
 
     def load(self, replay_from: int, log_end_offset: int) -> int:
         """Restore the newest readable snapshot at or below the log end; return where replay starts."""
-        self.producers = {}
+        self._set_producers({})
         for offset in reversed(self.snapshot_offsets()):
             path = snapshot_path(self._dir, offset)
             if offset > log_end_offset:
                 path.unlink()
                 continue
             try:
-                self.producers = _read_snapshot(path.read_bytes())
+                self._set_producers(_read_snapshot(path.read_bytes()))
             except (ValueError, struct.error) as e:
                 log.warning("producer snapshot %s is unreadable (%s); trying an older one", path, e)
                 path.unlink()
                 continue
             return max(offset, replay_from)
         return replay_from
+
+    def _set_producers(self, producers: dict[int, ProducerEntry]) -> None:
+        self.producers = producers
+        self._open_txns = {pid: e.txn_first_offset for pid, e in producers.items() if e.txn_first_offset >= 0}
 
     def delete_snapshots_after(self, offset: int) -> None:
         for snapshot in self.snapshot_offsets():
