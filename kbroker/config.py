@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from kbroker.errors import KafkaError
+from kbroker.log.config import BROKER_SYNONYMS, LogConfig
+
 log = logging.getLogger("kbroker.config")
 
 LONG_MAX = 2**63 - 1
@@ -167,6 +170,11 @@ class Config:
         host = self.listeners.host
         return Listener(host if host not in ("", "0.0.0.0", "::") else "127.0.0.1", self.listeners.port)
 
+    def log_defaults(self) -> LogConfig:
+        """Topic-level defaults: what a topic without overrides gets (Kafka's synonyms)."""
+        return LogConfig.from_broker_configs(
+            {name: text for name in BROKER_SYNONYMS.values() if (text := self.value_text(name)) is not None})
+
     def value_text(self, name: str) -> str | None:
         """The effective value of a broker key as Kafka would print it."""
         key = _BY_NAME[name]
@@ -214,7 +222,12 @@ def build_config(settings: Mapping[str, str]) -> Config:
         if key.minimum is not None and value < key.minimum:
             raise ConfigError(f"{key.name}={text!r}: must be at least {key.minimum}")
         values[key.attribute] = value
-    return Config(**values, explicit={k: v for k, v in resolved.items()})
+    config = Config(**values, explicit=dict(resolved))
+    try:
+        config.log_defaults()
+    except KafkaError as exc:
+        raise ConfigError(exc.message) from exc
+    return config
 
 
 def read_properties(path: Path) -> dict[str, str]:

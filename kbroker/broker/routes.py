@@ -1,19 +1,62 @@
-"""The APIs this broker serves: handler and highest version, one line each."""
+"""The APIs this broker serves: handler and highest version, one line each.
+
+The maximum is Kafka's newest version of each API that we implement in full; every API is
+advertised from version 0 (see `dispatch`).
+"""
 from __future__ import annotations
 
 from kbroker.broker.dispatch import Route
 from kbroker.broker.handlers.api_versions import handle_api_versions
+from kbroker.broker.handlers.cluster import handle_describe_cluster, handle_find_coordinator
+from kbroker.broker.handlers.configs import (
+    handle_alter_configs,
+    handle_describe_configs,
+    handle_incremental_alter_configs,
+)
 from kbroker.broker.handlers.fetch import handle_fetch
+from kbroker.broker.handlers.init_producer_id import handle_init_producer_id
+from kbroker.broker.handlers.leader_epochs import handle_offset_for_leader_epoch
+from kbroker.broker.handlers.list_offsets import handle_list_offsets
 from kbroker.broker.handlers.metadata import handle_metadata
 from kbroker.broker.handlers.produce import handle_produce
+from kbroker.broker.handlers.topics import (
+    handle_create_partitions,
+    handle_create_topics,
+    handle_delete_records,
+    handle_delete_topics,
+)
+from kbroker.wire.messages.alter_configs import ALTER_CONFIGS
 from kbroker.wire.messages.api_versions import API_VERSIONS
+from kbroker.wire.messages.create_partitions import CREATE_PARTITIONS
+from kbroker.wire.messages.create_topics import CREATE_TOPICS
+from kbroker.wire.messages.delete_records import DELETE_RECORDS
+from kbroker.wire.messages.delete_topics import DELETE_TOPICS
+from kbroker.wire.messages.describe_cluster import DESCRIBE_CLUSTER
+from kbroker.wire.messages.describe_configs import DESCRIBE_CONFIGS
 from kbroker.wire.messages.fetch import FETCH
+from kbroker.wire.messages.find_coordinator import FIND_COORDINATOR
+from kbroker.wire.messages.incremental_alter_configs import INCREMENTAL_ALTER_CONFIGS
+from kbroker.wire.messages.init_producer_id import INIT_PRODUCER_ID
+from kbroker.wire.messages.list_offsets import LIST_OFFSETS
 from kbroker.wire.messages.metadata import METADATA
+from kbroker.wire.messages.offset_for_leader_epoch import OFFSET_FOR_LEADER_EPOCH
 from kbroker.wire.messages.produce import PRODUCE
 
 ROUTES: list[Route] = [
     Route(PRODUCE, handle_produce, 11),
     Route(FETCH, handle_fetch, 17),
+    Route(LIST_OFFSETS, handle_list_offsets, 10),
     Route(METADATA, handle_metadata, 12),
+    Route(FIND_COORDINATOR, handle_find_coordinator, 6),
     Route(API_VERSIONS, handle_api_versions, 4),
+    Route(CREATE_TOPICS, handle_create_topics, 7),
+    Route(DELETE_TOPICS, handle_delete_topics, 6),
+    Route(DELETE_RECORDS, handle_delete_records, 2),
+    Route(INIT_PRODUCER_ID, handle_init_producer_id, 5),
+    Route(OFFSET_FOR_LEADER_EPOCH, handle_offset_for_leader_epoch, 4),
+    Route(DESCRIBE_CONFIGS, handle_describe_configs, 4),
+    Route(ALTER_CONFIGS, handle_alter_configs, 2),
+    Route(CREATE_PARTITIONS, handle_create_partitions, 3),
+    Route(INCREMENTAL_ALTER_CONFIGS, handle_incremental_alter_configs, 1),
+    Route(DESCRIBE_CLUSTER, handle_describe_cluster, 1),
 ]

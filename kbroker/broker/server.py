@@ -22,7 +22,7 @@ log = logging.getLogger("kbroker.server")
 
 async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
-    logs = LogManager.open(config)
+    logs = LogManager(config.data_dir, config.log_defaults(), node_id=config.node_id).load()
     broker = Broker(config, logs)
     broker.dispatcher = Dispatcher(broker, ROUTES)
     listener = config.listeners

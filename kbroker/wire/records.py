@@ -187,8 +187,8 @@ def validate_produce_batch(buf: memoryview, max_message_bytes: int) -> BatchHead
     magic = struct.unpack_from(">b", buf, MAGIC_OFFSET)[0]
     if magic < 0 or magic > MAGIC:
         raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"Invalid magic found in record: {magic}")
-    if magic != MAGIC:
-        raise KafkaError(ErrorCode.INVALID_RECORD,
+    if magic != MAGIC:  # message format v0/v1: rejected, as Kafka 4 does
+        raise KafkaError(ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT,
                          "Produce requests are only allowed to contain record batches with magic version 2")
     if size != n:
         raise KafkaError(ErrorCode.INVALID_RECORD,

@@ -92,7 +92,7 @@ def test_produce_validation_errors() -> None:
     assert code_of(good[:11]) == ErrorCode.INVALID_RECORD
     assert code_of(good[:-1]) == ErrorCode.INVALID_RECORD  # the one batch is incomplete
     assert code_of(patch(good, ">i", 8, 3, recrc=False)) == ErrorCode.CORRUPT_MESSAGE  # length below magic
-    assert code_of(patch(good, ">b", 16, 1, recrc=False)) == ErrorCode.INVALID_RECORD  # old magic
+    assert code_of(patch(good, ">b", 16, 1, recrc=False)) == ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT  # old magic
     assert code_of(patch(good, ">b", 16, 3, recrc=False)) == ErrorCode.CORRUPT_MESSAGE  # unknown magic
     assert code_of(good + good) == ErrorCode.INVALID_RECORD  # two batches
     assert code_of(good + b"\0") == ErrorCode.INVALID_RECORD  # trailing bytes

@@ -12,6 +12,7 @@ from typing import Any
 from kbroker.broker.dispatch import RequestContext
 from kbroker.config import BROKER_CONFIGS, Config
 from kbroker.errors import ErrorCode, KafkaError
+from kbroker.log.config import BROKER_SYNONYMS, LogConfig
 from kbroker.wire.messages.alter_configs import AlterConfigsRequest, AlterConfigsResourceResponse, AlterConfigsResponse
 from kbroker.wire.messages.describe_configs import (
     DescribeConfigsRequest,
@@ -37,19 +38,11 @@ DEFAULT_CONFIG = 5
 # ConfigType in DescribeConfigs v3+
 BOOLEAN, STRING, INT, LONG, LIST = 1, 2, 3, 5, 7
 
-# Topic config -> (broker config it defaults to, type). Kafka's LogConfig synonyms.
-TOPIC_CONFIG_SYNONYMS: dict[str, tuple[str | None, int]] = {
-    "cleanup.policy": ("log.cleanup.policy", LIST),
-    "flush.messages": ("log.flush.interval.messages", LONG),
-    "flush.ms": ("log.flush.interval.ms", LONG),
-    "index.interval.bytes": ("log.index.interval.bytes", INT),
-    "max.message.bytes": ("message.max.bytes", INT),
-    "message.timestamp.type": ("log.message.timestamp.type", STRING),
-    "retention.bytes": ("log.retention.bytes", LONG),
-    "retention.ms": ("log.retention.ms", LONG),
-    "segment.bytes": ("log.segment.bytes", INT),
-    "segment.index.bytes": ("log.index.size.max.bytes", INT),
-    "segment.ms": ("log.roll.ms", LONG),
+# ConfigType of the topic configs that are not strings (DescribeConfigs v3+).
+TOPIC_CONFIG_TYPES = {
+    "cleanup.policy": LIST, "flush.messages": LONG, "flush.ms": LONG, "index.interval.bytes": INT,
+    "max.message.bytes": INT, "retention.bytes": LONG, "retention.ms": LONG, "segment.bytes": INT,
+    "segment.index.bytes": INT, "segment.ms": LONG,
 }
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
@@ -83,10 +76,10 @@ def _topic_entries(ctx: RequestContext, name: str) -> list[tuple[str, str | None
     if topic is None:
         raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name} does not exist")
     config = ctx.broker.config
-    effective = topic.log_config.topic_configs()
+    effective = LogConfig.from_topic_configs(topic.configs, ctx.broker.logs.defaults).topic_configs()
     entries = []
     for key in sorted(set(effective) | set(topic.configs)):
-        synonym, kind = TOPIC_CONFIG_SYNONYMS.get(key, (None, STRING))
+        synonym, kind = BROKER_SYNONYMS.get(key), TOPIC_CONFIG_TYPES.get(key, STRING)
         broker_source = STATIC_BROKER_CONFIG if synonym in config.explicit else DEFAULT_CONFIG
         chain = [(key, topic.configs[key], TOPIC_CONFIG)] if key in topic.configs else []
         if synonym is not None:
@@ -163,7 +156,7 @@ def _incremental(old: dict[str, str], ops: Any) -> dict[str, str]:
         elif op.config_operation == DELETE:
             new.pop(op.name, None)
         elif op.config_operation in (APPEND, SUBTRACT):
-            if TOPIC_CONFIG_SYNONYMS.get(op.name, (None, STRING))[1] != LIST:
+            if TOPIC_CONFIG_TYPES.get(op.name) != LIST:
                 raise KafkaError(ErrorCode.INVALID_CONFIG, f"config {op.name} is not a list")
             items = [x for x in new.get(op.name, "").split(",") if x]
             given = [x for x in (op.value or "").split(",") if x]

@@ -9,6 +9,7 @@ from collections import Counter
 
 from kbroker.broker.dispatch import RequestContext
 from kbroker.errors import ErrorCode, KafkaError
+from kbroker.log.config import LogConfig
 from kbroker.wire.messages.create_partitions import (
     CreatePartitionsRequest,
     CreatePartitionsResponse,
@@ -81,7 +82,7 @@ def _create(ctx: RequestContext, topic: CreatableTopic, validate_only: bool) -> 
             raise KafkaError(ErrorCode.INVALID_CONFIG, f"Null value not supported for topic config {entry.name}")
         configs[entry.name] = entry.value
     info = broker.logs.create_topic(topic.name, partitions, configs, validate_only=validate_only)
-    effective = info.log_config.topic_configs()
+    effective = LogConfig.from_topic_configs(info.configs, broker.logs.defaults).topic_configs()
     described = [CreatableTopicConfigs(name=key, value=configs.get(key, value), read_only=False,
                                        config_source=TOPIC_CONFIG_SOURCE if key in configs else DEFAULT_CONFIG_SOURCE,
                                        is_sensitive=False)
