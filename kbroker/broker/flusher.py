@@ -6,9 +6,7 @@ partition. fsync runs in a worker thread, and requests that arrive while one is 
 share the next one (group commit): at most one flush per partition is in flight, and each
 covers everything appended before it started.
 
-`log.flush.interval.ms` flushes partitions in the background, and the recovery points are
-checkpointed every `log.flush.offset.checkpoint.interval.ms` so that start-up after a crash
-only scans what was never synced.
+`flush_due` (flush.ms) and `checkpoint` run from `kbroker.broker.maintenance`.
 """
 from __future__ import annotations
 
@@ -50,31 +48,21 @@ class Flusher:
             await asyncio.shield(running)
         self._last_flush_ms[key] = time.monotonic() * 1000
 
-    async def run(self) -> None:
-        """Background flushes by time, and periodic recovery-point checkpoints."""
-        config = self._config
-        flush_ms = config.log_flush_interval_ms
-        checkpoint_ms = config.log_flush_offset_checkpoint_interval_ms
-        tick_ms = min(flush_ms if flush_ms is not None else checkpoint_ms,
-                      config.log_flush_scheduler_interval_ms, checkpoint_ms, 1000)
-        loop = asyncio.get_running_loop()
-        last_checkpoint = time.monotonic() * 1000
-        while True:
-            await asyncio.sleep(max(tick_ms, 10) / 1000)
-            now = time.monotonic() * 1000
-            for partition_log in self._logs.all_logs():
-                interval = partition_log.config.flush_interval_ms
-                if interval is None or partition_log.recovery_point >= partition_log.log_end_offset:
-                    continue
-                if now - self._last_flush_ms.get(id(partition_log), 0) >= interval:
-                    try:
-                        await self.flush_through(partition_log, partition_log.log_end_offset)
-                    except OSError:
-                        log.exception("background flush of %s-%d failed",
-                                      partition_log.topic, partition_log.partition)
-            if now - last_checkpoint >= checkpoint_ms:
-                last_checkpoint = now
-                await loop.run_in_executor(self._executor, self._logs.checkpoint)
+    async def flush_due(self, now_ms: float) -> None:
+        """Flush the partitions whose `flush.ms` has passed since their last flush."""
+        for partition_log in self._logs.all_logs():
+            interval = partition_log.config.flush_interval_ms
+            if interval is None or partition_log.recovery_point >= partition_log.log_end_offset:
+                continue
+            if now_ms - self._last_flush_ms.get(id(partition_log), 0) >= interval:
+                try:
+                    await self.flush_through(partition_log, partition_log.log_end_offset)
+                except OSError:
+                    log.exception("background flush of %s-%d failed", partition_log.topic, partition_log.partition)
+
+    async def checkpoint(self) -> None:
+        """Sync rolled segments and write the recovery-point and log-start checkpoints."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._logs.checkpoint)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

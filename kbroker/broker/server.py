@@ -13,6 +13,7 @@ from kbroker import __version__
 from kbroker.broker.broker import Broker
 from kbroker.broker.connection import Connection
 from kbroker.broker.dispatch import Dispatcher
+from kbroker.broker.maintenance import run_maintenance
 from kbroker.broker.routes import ROUTES
 from kbroker.config import Config, Listener
 from kbroker.log.log_manager import LogManager
@@ -41,7 +42,7 @@ async def serve(config: Config) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    background = loop.create_task(broker.flusher.run())
+    background = loop.create_task(run_maintenance(broker))
     try:
         await stop.wait()
     finally:

@@ -51,16 +51,19 @@ def _lookup(ctx: RequestContext, partition_log: PartitionLog, wanted: ListOffset
         code = ErrorCode.FENCED_LEADER_EPOCH if wanted.current_leader_epoch < epoch else ErrorCode.UNKNOWN_LEADER_EPOCH
         raise KafkaError(code)
     stamp = wanted.timestamp
+    upper = partition_log.last_stable_offset if isolation_level == READ_COMMITTED else partition_log.high_watermark
     timestamp = -1
     if stamp == LATEST:
-        offset = partition_log.last_stable_offset if isolation_level == READ_COMMITTED else partition_log.high_watermark
+        offset = upper
     elif stamp in (EARLIEST, EARLIEST_LOCAL):
-        offset = partition_log.log_start_offset
+        offset, _, epoch = partition_log.earliest_offset()
     elif stamp == LATEST_TIERED:  # nothing is tiered: Kafka answers "not found"
-        offset = -1
+        offset, epoch = -1, -1
     else:
         found = partition_log.max_timestamp_offset() if stamp == MAX_TIMESTAMP else partition_log.offset_for_timestamp(stamp)
-        offset, timestamp, epoch = found if found is not None else (-1, -1, -1)
+        if found is None or found.offset >= upper:  # consumers must not see past what they may read
+            found = (-1, -1, -1)
+        offset, timestamp, epoch = found
     if ctx.version == 0:
         return ListOffsetsPartitionResponse(partition_index=wanted.partition_index, error_code=0,
                                             old_style_offsets=[offset] if offset >= 0 else [])

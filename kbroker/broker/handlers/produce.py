@@ -20,9 +20,11 @@ from kbroker.wire.messages.produce import (
     ProduceResponse,
     TopicProduceResponse,
 )
-from kbroker.wire.records import validate_produce_batch
+from kbroker.wire.records import Compression, validate_produce_batch
 
 log = logging.getLogger("kbroker.produce")
+
+ZSTD_MIN_PRODUCE_VERSION = 7
 
 
 def handle_produce(ctx: RequestContext, request: ProduceRequest) -> Any:
@@ -71,6 +73,8 @@ def _append(ctx: RequestContext, topic: str, partition: int, records: memoryview
         return _error(partition, ErrorCode.INVALID_RECORD, "no record batch", partition_log)
     try:
         header = validate_produce_batch(records, partition_log.config.max_message_bytes)
+        if header.compression == Compression.ZSTD and ctx.version < ZSTD_MIN_PRODUCE_VERSION:
+            raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or later (KIP-110)")
         result = partition_log.append(records, header, leader_epoch=partition_log.leader_epoch,
                                       now_ms=broker.now_ms())
     except KafkaError as exc:
