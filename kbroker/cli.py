@@ -47,9 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, OSError) as exc:
         print(f"kbroker: configuration error: {exc}", file=sys.stderr)
         return 2
-    from kbroker.broker.server import serve
+    from kbroker.broker.server import ListenError, serve
 
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except ListenError as exc:
+        logging.getLogger("kbroker").error("%s", exc)
+        return 1
     return 0
 
 

@@ -5,9 +5,11 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from kbroker.broker.dispatch import Dispatcher
 from kbroker.broker.flusher import Flusher
 from kbroker.broker.producer_ids import ProducerIdAllocator
 from kbroker.broker.purgatory import FetchPurgatory
+from kbroker.broker.routes import ROUTES
 from kbroker.errors import ErrorCode, KafkaError
 
 if TYPE_CHECKING:
@@ -26,6 +28,7 @@ class Broker:
         self.fetch_waiters = FetchPurgatory()
         self.flusher = Flusher(config, logs)
         self.producer_ids = ProducerIdAllocator(config.data_dir)
+        self.dispatcher = Dispatcher(self, ROUTES)
 
     @property
     def cluster_id(self) -> str:

@@ -33,8 +33,9 @@ Parts = list[Any]  # bytearrays and file-slice payloads, in wire order
 
 
 class Connection(asyncio.Protocol):
-    def __init__(self, dispatcher: Dispatcher, max_request_bytes: int) -> None:
+    def __init__(self, dispatcher: Dispatcher, max_request_bytes: int, registry: set[Connection]) -> None:
         self._dispatcher = dispatcher
+        self._registry = registry
         self._max_request_bytes = max_request_bytes
         self._buffer = bytearray()
         self._slots: deque[Parts | asyncio.Task[Parts | None] | None] = deque()
@@ -54,11 +55,13 @@ class Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self._writer = asyncio.get_running_loop().create_task(self._write_responses())
+        self._registry.add(self)
         log.debug("connection from %s", self.peer)
 
     def connection_lost(self, exc: Exception | None) -> None:
         log.debug("connection from %s closed%s", self.peer, f": {exc}" if exc else "")
         self._transport = None
+        self._registry.discard(self)
         if self._writer is not None:
             self._writer.cancel()
         for slot in self._slots:
@@ -154,6 +157,11 @@ class Connection(asyncio.Protocol):
                 else:
                     for file_slice in part.slices:
                         await loop.sendfile(transport, file_slice.file, file_slice.position, file_slice.length)
+
+    def abort(self) -> None:
+        """Drop the connection at once (broker shutdown): pending answers are not sent."""
+        if self._transport is not None:
+            self._transport.abort()
 
     def close(self, reason: str) -> None:
         if self._transport is not None:

@@ -21,15 +21,25 @@ from kbroker.log.log_manager import LogManager
 log = logging.getLogger("kbroker.server")
 
 
+class ListenError(OSError):
+    """The listener could not be opened (e.g. the port is taken)."""
+
+
 async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     logs = LogManager(config.data_dir, config.log_defaults(), node_id=config.node_id).load()
     broker = Broker(config, logs)
-    broker.dispatcher = Dispatcher(broker, ROUTES)
+    connections: set[Connection] = set()
+
+    def accept() -> Connection:
+        return Connection(broker.dispatcher, config.socket_request_max_bytes, connections)
+
     listener = config.listeners
-    server = await loop.create_server(
-        lambda: Connection(broker.dispatcher, config.socket_request_max_bytes),
-        host=listener.host or None, port=listener.port, reuse_address=True)
+    try:
+        server = await loop.create_server(accept, host=listener.host or None, port=listener.port, reuse_address=True)
+    except OSError as exc:
+        logs.shutdown()
+        raise ListenError(f"cannot listen on {listener}: {exc.strerror or exc}") from exc
     port = server.sockets[0].getsockname()[1]
     if port != listener.port:  # listening on port 0: advertise the port the OS chose
         listener = Listener(listener.host, port)
@@ -49,7 +59,9 @@ async def serve(config: Config) -> None:
         log.info("shutting down")
         background.cancel()
         server.close()
-        await server.wait_closed()
+        for connection in list(connections):  # nothing may append once the logs close
+            connection.abort()
+        await asyncio.sleep(0)
         broker.flusher.close()
         logs.shutdown()
         log.info("stopped cleanly")
