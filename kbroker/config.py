@@ -58,6 +58,24 @@ def parse_listener(text: str) -> Listener:
     return Listener(host, port)
 
 
+# KIP-848 server-side assignors: Kafka names them by class; the short names work too.
+CONSUMER_ASSIGNORS = {"uniform": "uniform", "range": "range",
+                      "org.apache.kafka.coordinator.group.assignor.UniformAssignor": "uniform",
+                      "org.apache.kafka.coordinator.group.assignor.RangeAssignor": "range"}
+
+
+def parse_assignors(text: str) -> tuple[str, ...]:
+    """`group.consumer.assignors`: the first one is the default."""
+    names = []
+    for item in (part.strip() for part in text.split(",")):
+        if item not in CONSUMER_ASSIGNORS:
+            raise ValueError(f"unknown assignor {item!r} (uniform, range)")
+        names.append(CONSUMER_ASSIGNORS[item])
+    if not names:
+        raise ValueError("at least one assignor is needed")
+    return tuple(names)
+
+
 def parse_timestamp_type(text: str) -> str:
     if text not in ("CreateTime", "LogAppendTime"):
         raise ValueError(f"expected CreateTime or LogAppendTime, got {text!r}")
@@ -103,6 +121,21 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("socket.request.max.bytes", parse_int, "104857600", 1),
     _key("offsets.topic.num.partitions", parse_int, "50", 1),
     _key("group.initial.rebalance.delay.ms", parse_int, "3000", 0),
+    _key("group.min.session.timeout.ms", parse_int, "6000", 0),
+    _key("group.max.session.timeout.ms", parse_int, "1800000", 0),
+    _key("group.max.size", parse_int, "2147483647", 1),
+    _key("offsets.retention.minutes", parse_int, "10080", 1),
+    _key("offsets.retention.check.interval.ms", parse_int, "600000", 1),
+    _key("offset.metadata.max.bytes", parse_int, "4096", 0),
+    _key("offsets.topic.segment.bytes", parse_int, "104857600", 14),
+    _key("group.consumer.heartbeat.interval.ms", parse_int, "5000", 1),
+    _key("group.consumer.min.heartbeat.interval.ms", parse_int, "5000", 1),
+    _key("group.consumer.max.heartbeat.interval.ms", parse_int, "15000", 1),
+    _key("group.consumer.session.timeout.ms", parse_int, "45000", 1),
+    _key("group.consumer.min.session.timeout.ms", parse_int, "45000", 1),
+    _key("group.consumer.max.session.timeout.ms", parse_int, "60000", 1),
+    _key("group.consumer.max.size", parse_int, "2147483647", 1),
+    _key("group.consumer.assignors", parse_assignors, "uniform,range"),
 )
 _BY_NAME = {k.name: k for k in BROKER_CONFIGS}
 
@@ -155,6 +188,21 @@ class Config:
     socket_request_max_bytes: int
     offsets_topic_num_partitions: int
     group_initial_rebalance_delay_ms: int
+    group_min_session_timeout_ms: int
+    group_max_session_timeout_ms: int
+    group_max_size: int
+    offsets_retention_minutes: int
+    offsets_retention_check_interval_ms: int
+    offset_metadata_max_bytes: int
+    offsets_topic_segment_bytes: int
+    group_consumer_heartbeat_interval_ms: int
+    group_consumer_min_heartbeat_interval_ms: int
+    group_consumer_max_heartbeat_interval_ms: int
+    group_consumer_session_timeout_ms: int
+    group_consumer_min_session_timeout_ms: int
+    group_consumer_max_session_timeout_ms: int
+    group_consumer_max_size: int
+    group_consumer_assignors: tuple[str, ...]
     # Keys the user set (file or -o), as given: DescribeConfigs reports them as static.
     explicit: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
@@ -187,6 +235,8 @@ class Config:
             return "true" if value else "false"
         if isinstance(value, Listener):
             return f"PLAINTEXT://{value}"
+        if isinstance(value, tuple):
+            return ",".join(value)
         return str(value)
 
 
@@ -227,7 +277,23 @@ def build_config(settings: Mapping[str, str]) -> Config:
         config.log_defaults()
     except KafkaError as exc:
         raise ConfigError(exc.message) from exc
+    _check_group_ranges(config)
     return config
+
+
+def _check_group_ranges(config: Config) -> None:
+    """Kafka refuses to start when a group timeout lies outside its own min/max."""
+    for name, low, high in (
+        ("group.consumer.heartbeat.interval.ms", "group.consumer.min.heartbeat.interval.ms",
+         "group.consumer.max.heartbeat.interval.ms"),
+        ("group.consumer.session.timeout.ms", "group.consumer.min.session.timeout.ms",
+         "group.consumer.max.session.timeout.ms"),
+    ):
+        value, minimum, maximum = (getattr(config, _BY_NAME[n].attribute) for n in (name, low, high))
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{name}={value} must be between {low}={minimum} and {high}={maximum}")
+    if config.group_consumer_heartbeat_interval_ms >= config.group_consumer_session_timeout_ms:
+        raise ConfigError("group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms")
 
 
 def read_properties(path: Path) -> dict[str, str]:
