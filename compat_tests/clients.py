@@ -351,14 +351,16 @@ class KafkaPythonAdmin(Admin):
         changes: dict = {k: ("SET", v) for k, v in set_.items()}
         changes.update({k: ("DELETE", None) for k in delete})
         try:
+            # raise_on_unknown=False: let the broker judge the keys (the client would look them up first)
             answer = self.client.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=changes)],
-                                               incremental=True)
+                                               incremental=True, raise_on_unknown=False)
         except KPError as exc:
             raise _kp_error(exc) from exc
         for by_name in answer.values():
-            for result in by_name.values():
-                if isinstance(result, Exception):
-                    raise _kp_error(result)
+            for result in by_name.values():  # "OK" or "[Error <code>] <name>: <message>"
+                if result != "OK":
+                    match = re.match(r"\[Error (-?\d+)\]", str(result))
+                    raise KafkaError(int(match.group(1)) if match else None, str(result))
 
     def create_partitions(self, name, total):
         from kafka.errors import KafkaError as KPError
@@ -410,8 +412,8 @@ class ConfluentKafka(Client):
                 if err is not None:
                     reports[index] = Delivery(msg.partition(), None, err.code(), f"{err.name()}: {err.str()}")
                 else:
-                    offset = msg.offset()
-                    reports[index] = Delivery(msg.partition(), offset if offset >= 0 else None,
+                    offset = msg.offset()  # None with acks=0
+                    reports[index] = Delivery(msg.partition(), offset if offset is not None and offset >= 0 else None,
                                               timestamp=ts if ts_type != 0 else None)
             return cb
 
@@ -426,8 +428,8 @@ class ConfluentKafka(Client):
                 except BufferError:
                     producer.poll(0.05)
             producer.poll(0)
-            if flush_every and (i + 1) % flush_every == 0:
-                producer.flush(timeout)
+            if flush_every and (i + 1) % flush_every == 0 and producer.flush(timeout):
+                raise AssertionError(f"confluent-kafka: records still undelivered after {timeout}s")
         remaining = producer.flush(timeout)
         if remaining:
             raise AssertionError(f"confluent-kafka: {remaining} records still undelivered after {timeout}s")
@@ -614,6 +616,9 @@ class AioKafka(Client):
                 except AKError as exc:
                     out.append(Delivery(r.partition, None, getattr(exc, "errno", None), repr(exc)))
                 else:
+                    if md is None:  # acks=0: no metadata at all
+                        out.append(Delivery(r.partition, None))
+                        continue
                     out.append(Delivery(md.partition, md.offset if md.offset >= 0 else None,
                                         timestamp=md.timestamp))
             return out
@@ -814,6 +819,10 @@ class Kcat(Client):
     explicit_timestamps = False  # librdkafka stamps CreateTime at produce() time
     reports_offsets = False
 
+    def __init__(self, exit_on_error: bool = True) -> None:
+        # kcat exits as soon as its only broker connection drops; -E keeps it going (and retrying)
+        self.exit_on_error = exit_on_error
+
     @staticmethod
     def _run(args: list, stdin: bytes = b"", timeout: float = DEFAULT_TIMEOUT) -> subprocess.CompletedProcess:
         if KCAT is None:
@@ -865,6 +874,8 @@ class Kcat(Client):
                     "-D", "\\x1e\\x1d", "-K", "\\x1f\\x1d"]
             if null_mode:
                 args.append("-Z")
+            if not self.exit_on_error:
+                args.append("-E")
             if compression != "none":
                 args += ["-z", compression]
             if acks is not None:

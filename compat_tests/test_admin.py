@@ -110,6 +110,7 @@ def test_describe_broker_configs(broker, client):
         "num.partitions": ("1", "DEFAULT_CONFIG"),
         "log.segment.bytes": ("1073741824", "DEFAULT_CONFIG"),
         "log.retention.hours": ("168", "DEFAULT_CONFIG"),
+        "log.retention.ms": (None, "DEFAULT_CONFIG"),  # Kafka: no default, log.retention.hours rules
         "auto.create.topics.enable": ("true", "DEFAULT_CONFIG"),
         "log.dirs": (str(broker.data_dir), "STATIC_BROKER_CONFIG"),
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from compat_tests.clients import ALL_CLIENTS, create_topic
+from compat_tests.clients import ALL_CLIENTS, Kcat, create_topic
 from compat_tests.faultproxy import LoseOneProduceResponse
 from compat_tests.records import assert_delivered, assert_same_records, ranges_for, simple_records
 
@@ -36,6 +36,8 @@ def test_retry_after_a_lost_produce_response_is_not_appended_twice(broker_factor
     # Lose the answer to the second Produce request: the first one has succeeded, so the broker
     # already knows the producer's id and sequence when the duplicate arrives. kcat sends each
     # run from a new producer, so it gets one run and loses the answer to its first request.
+    if isinstance(client, Kcat):
+        client = Kcat(exit_on_error=False)  # -E: the cut connection would otherwise end kcat before it retries
     proxy = LoseOneProduceResponse(cut_produce_number=1 if not client.reports_offsets else 2)
     broker = broker_factory({"advertised.listeners": f"PLAINTEXT://127.0.0.1:{proxy.port}"})
     proxy.start(broker.port)

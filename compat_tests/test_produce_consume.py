@@ -53,8 +53,10 @@ def test_ten_thousand_records_round_trip_byte_for_byte(broker, topic_name, clien
     assert_same_records(records, received, deliveries=deliveries, window=(started, finished))
     ends = {p: stop for p, (_, stop) in ranges_for(records).items()}
     assert client.latest(broker.bootstrap, topic_name, ends) == ends
-    # The codec really was used: the broker stores the client's batches as they came.
-    assert stored_codecs(broker.data_dir, topic_name) == {codec}
+    # The codec really was used: the broker stores the client's batches as they came. (kafka-python
+    # and aiokafka send a batch uncompressed when compressing does not make it smaller.)
+    stored = stored_codecs(broker.data_dir, topic_name)
+    assert codec in stored and stored <= {codec, "none"}, f"batches stored with codecs {stored}"
 
 
 @pytest.mark.timeout(120)
