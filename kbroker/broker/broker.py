@@ -10,6 +10,7 @@ from kbroker.broker.flusher import Flusher
 from kbroker.broker.producer_ids import ProducerIdAllocator
 from kbroker.broker.purgatory import FetchPurgatory
 from kbroker.broker.routes import ROUTES
+from kbroker.coordinator.group_coordinator import GroupCoordinator
 from kbroker.errors import ErrorCode, KafkaError
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ class Broker:
         self.fetch_waiters = FetchPurgatory()
         self.flusher = Flusher(config, logs)
         self.producer_ids = ProducerIdAllocator(config.data_dir)
+        self.groups = GroupCoordinator(config, logs, self.make_durable, now_ms=self.now_ms)
         self.dispatcher = Dispatcher(self, ROUTES)
 
     @property
@@ -52,6 +54,14 @@ class Broker:
             raise
         log.info("auto-created topic %s with %d partitions", name, self.config.num_partitions)
         return True
+
+    async def make_durable(self, partition_log: PartitionLog, end_offset: int) -> None:
+        """After an internal append (group records): fsync if flush.messages asks, then expose it."""
+        if self.flusher.needs_flush(partition_log):
+            await self.flusher.flush_through(partition_log, end_offset)
+            self.advance_high_watermark(partition_log, min(partition_log.recovery_point, partition_log.log_end_offset))
+        else:
+            self.advance_high_watermark(partition_log, partition_log.log_end_offset)
 
     def advance_high_watermark(self, partition_log: PartitionLog, offset: int) -> None:
         """Single node: the high watermark follows the log end (or the fsynced end)."""

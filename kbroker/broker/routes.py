@@ -13,7 +13,20 @@ from kbroker.broker.handlers.configs import (
     handle_describe_configs,
     handle_incremental_alter_configs,
 )
+from kbroker.broker.handlers.consumer_groups import handle_consumer_group_describe, handle_consumer_group_heartbeat
 from kbroker.broker.handlers.fetch import handle_fetch
+from kbroker.broker.handlers.groups import (
+    handle_delete_groups,
+    handle_describe_groups,
+    handle_heartbeat,
+    handle_join_group,
+    handle_leave_group,
+    handle_list_groups,
+    handle_offset_commit,
+    handle_offset_delete,
+    handle_offset_fetch,
+    handle_sync_group,
+)
 from kbroker.broker.handlers.init_producer_id import handle_init_producer_id
 from kbroker.broker.handlers.leader_epochs import handle_offset_for_leader_epoch
 from kbroker.broker.handlers.list_offsets import handle_list_offsets
@@ -28,26 +41,46 @@ from kbroker.broker.handlers.topics import (
 from kbroker.wire.messages.alter_configs import ALTER_CONFIGS
 from kbroker.wire.messages.api_versions import API_VERSIONS
 from kbroker.wire.messages.create_partitions import CREATE_PARTITIONS
+from kbroker.wire.messages.consumer_group_describe import CONSUMER_GROUP_DESCRIBE
+from kbroker.wire.messages.consumer_group_heartbeat import CONSUMER_GROUP_HEARTBEAT
 from kbroker.wire.messages.create_topics import CREATE_TOPICS
+from kbroker.wire.messages.delete_groups import DELETE_GROUPS
 from kbroker.wire.messages.delete_records import DELETE_RECORDS
 from kbroker.wire.messages.delete_topics import DELETE_TOPICS
 from kbroker.wire.messages.describe_cluster import DESCRIBE_CLUSTER
 from kbroker.wire.messages.describe_configs import DESCRIBE_CONFIGS
+from kbroker.wire.messages.describe_groups import DESCRIBE_GROUPS
 from kbroker.wire.messages.fetch import FETCH
 from kbroker.wire.messages.find_coordinator import FIND_COORDINATOR
+from kbroker.wire.messages.heartbeat import HEARTBEAT
 from kbroker.wire.messages.incremental_alter_configs import INCREMENTAL_ALTER_CONFIGS
 from kbroker.wire.messages.init_producer_id import INIT_PRODUCER_ID
+from kbroker.wire.messages.join_group import JOIN_GROUP
+from kbroker.wire.messages.leave_group import LEAVE_GROUP
+from kbroker.wire.messages.list_groups import LIST_GROUPS
 from kbroker.wire.messages.list_offsets import LIST_OFFSETS
 from kbroker.wire.messages.metadata import METADATA
+from kbroker.wire.messages.offset_commit import OFFSET_COMMIT
+from kbroker.wire.messages.offset_delete import OFFSET_DELETE
+from kbroker.wire.messages.offset_fetch import OFFSET_FETCH
 from kbroker.wire.messages.offset_for_leader_epoch import OFFSET_FOR_LEADER_EPOCH
 from kbroker.wire.messages.produce import PRODUCE
+from kbroker.wire.messages.sync_group import SYNC_GROUP
 
 ROUTES: list[Route] = [
     Route(PRODUCE, handle_produce, 11),
     Route(FETCH, handle_fetch, 17),
     Route(LIST_OFFSETS, handle_list_offsets, 10),
     Route(METADATA, handle_metadata, 12),
+    Route(OFFSET_COMMIT, handle_offset_commit, 9),
+    Route(OFFSET_FETCH, handle_offset_fetch, 9),
     Route(FIND_COORDINATOR, handle_find_coordinator, 6),
+    Route(JOIN_GROUP, handle_join_group, 9),
+    Route(HEARTBEAT, handle_heartbeat, 4),
+    Route(LEAVE_GROUP, handle_leave_group, 5),
+    Route(SYNC_GROUP, handle_sync_group, 5),
+    Route(DESCRIBE_GROUPS, handle_describe_groups, 5),
+    Route(LIST_GROUPS, handle_list_groups, 5),
     Route(API_VERSIONS, handle_api_versions, 4),
     Route(CREATE_TOPICS, handle_create_topics, 7),
     Route(DELETE_TOPICS, handle_delete_topics, 6),
@@ -57,6 +90,10 @@ ROUTES: list[Route] = [
     Route(DESCRIBE_CONFIGS, handle_describe_configs, 4),
     Route(ALTER_CONFIGS, handle_alter_configs, 2),
     Route(CREATE_PARTITIONS, handle_create_partitions, 3),
+    Route(DELETE_GROUPS, handle_delete_groups, 2),
     Route(INCREMENTAL_ALTER_CONFIGS, handle_incremental_alter_configs, 1),
+    Route(OFFSET_DELETE, handle_offset_delete, 0),
     Route(DESCRIBE_CLUSTER, handle_describe_cluster, 1),
+    Route(CONSUMER_GROUP_HEARTBEAT, handle_consumer_group_heartbeat, 1),
+    Route(CONSUMER_GROUP_DESCRIBE, handle_consumer_group_describe, 0),
 ]

@@ -53,11 +53,15 @@ async def serve(config: Config) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     background = loop.create_task(run_maintenance(broker))
+    loading = loop.create_task(broker.groups.load())  # group requests wait (LOAD_IN_PROGRESS) until done
+    broker.groups.start()
     try:
         await stop.wait()
     finally:
         log.info("shutting down")
         background.cancel()
+        loading.cancel()
+        await broker.groups.close()  # held JoinGroup/SyncGroup get NOT_COORDINATOR
         server.close()
         for connection in list(connections):  # nothing may append once the logs close
             connection.abort()

@@ -236,6 +236,16 @@ class ClassicGroup:
         return GroupDescription(self.state_name, self.protocol_type or "",
                                 (self.protocol_name or "") if stable else "", members)
 
+    def held_waiters(self) -> list[Any]:
+        return [w for m in self.members.values() for w in (m.awaiting_join, m.awaiting_sync) if w is not None]
+
+    def fail_held(self, error: ErrorCode) -> list[Effect]:
+        """Answer every held JoinGroup and SyncGroup with `error` (the coordinator is stopping)."""
+        for member in self.members.values():
+            self._complete_join(member, JoinResult(error, member.member_id))
+            self._complete_sync(member, SyncResult(error))
+        return self._take()
+
     # -- time -------------------------------------------------------------------------------------
 
     def advance(self, now_ms: int) -> list[Effect]:

@@ -47,6 +47,7 @@ def _coordinator(ctx: RequestContext, key: str, key_type: int) -> Coordinator:
     if not key:
         return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.INVALID_GROUP_ID,
                            error_message="empty group id")
+    broker.groups.ensure_offsets_topic()  # created on first use, as Kafka does
     advertised = broker.config.advertised
     return Coordinator(key=key, node_id=broker.node_id, host=advertised.host, port=advertised.port,
                        error_code=0, error_message=None)

@@ -1,0 +1,224 @@
+"""Classic consumer groups and committed offsets: JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+OffsetCommit, OffsetFetch, OffsetDelete, DescribeGroups, ListGroups, DeleteGroups.
+
+Each handler turns its request (every version) into a call on the group coordinator
+(`ctx.broker.groups`) and its answer back into the response of that version. JoinGroup and
+SyncGroup are held until the group answers them; the connection keeps later answers in order.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from kbroker.broker.dispatch import RequestContext
+from kbroker.coordinator.classic import ClassicGroup, Protocol
+from kbroker.coordinator.group_coordinator import OffsetToCommit
+from kbroker.errors import ErrorCode
+from kbroker.wire.messages.delete_groups import DeletableGroupResult, DeleteGroupsRequest, DeleteGroupsResponse
+from kbroker.wire.messages.describe_groups import (
+    DescribedGroup,
+    DescribedGroupMember,
+    DescribeGroupsRequest,
+    DescribeGroupsResponse,
+)
+from kbroker.wire.messages.heartbeat import HeartbeatRequest, HeartbeatResponse
+from kbroker.wire.messages.join_group import JoinGroupRequest, JoinGroupResponse, JoinGroupResponseMember
+from kbroker.wire.messages.leave_group import LeaveGroupRequest, LeaveGroupResponse, MemberResponse
+from kbroker.wire.messages.list_groups import ListedGroup, ListGroupsRequest, ListGroupsResponse
+from kbroker.wire.messages.offset_commit import (
+    OffsetCommitRequest,
+    OffsetCommitResponse,
+    OffsetCommitResponsePartition,
+    OffsetCommitResponseTopic,
+)
+from kbroker.wire.messages.offset_delete import (
+    OffsetDeleteRequest,
+    OffsetDeleteResponse,
+    OffsetDeleteResponsePartition,
+    OffsetDeleteResponseTopic,
+)
+from kbroker.wire.messages.offset_fetch import (
+    OffsetFetchRequest,
+    OffsetFetchResponse,
+    OffsetFetchResponseGroup,
+    OffsetFetchResponsePartition,
+    OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+)
+from kbroker.wire.messages.sync_group import SyncGroupRequest, SyncGroupResponse
+
+# The operations a group supports (READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS) as
+# Kafka reports them without an authorizer; INT32_MIN when they were not asked for.
+GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
+OPERATIONS_NOT_REQUESTED = -(2**31)
+NO_OFFSET = -1
+
+
+def client_host(ctx: RequestContext) -> str:
+    """The client's address as Kafka prints it (InetAddress.toString: "/127.0.0.1")."""
+    peer = ctx.connection.peer
+    host = peer.rsplit(":", 1)[0] if ":" in peer else peer
+    return "/" + host
+
+
+# -- JoinGroup / SyncGroup / Heartbeat / LeaveGroup ----------------------------------------------
+
+async def handle_join_group(ctx: RequestContext, request: JoinGroupRequest) -> JoinGroupResponse:
+    result = await ctx.broker.groups.join_group(
+        group_id=request.group_id, member_id=request.member_id, group_instance_id=request.group_instance_id,
+        client_id=ctx.header.client_id or "", client_host=client_host(ctx),
+        session_timeout_ms=request.session_timeout_ms, rebalance_timeout_ms=request.rebalance_timeout_ms,
+        protocol_type=request.protocol_type, protocols=[Protocol(p.name, bytes(p.metadata)) for p in request.protocols],
+        version=ctx.version)
+    flexible_names = ctx.version >= 7
+    return JoinGroupResponse(
+        error_code=result.error, generation_id=result.generation_id,
+        protocol_type=result.protocol_type if flexible_names else None,
+        protocol_name=result.protocol_name if flexible_names else (result.protocol_name or ""),
+        leader=result.leader, skip_assignment=result.skip_assignment, member_id=result.member_id,
+        members=[JoinGroupResponseMember(member_id=m.member_id, group_instance_id=m.group_instance_id,
+                                         metadata=m.metadata) for m in result.members])
+
+
+async def handle_sync_group(ctx: RequestContext, request: SyncGroupRequest) -> SyncGroupResponse:
+    result = await ctx.broker.groups.sync_group(
+        group_id=request.group_id, member_id=request.member_id, group_instance_id=request.group_instance_id,
+        generation_id=request.generation_id, protocol_type=request.protocol_type,
+        protocol_name=request.protocol_name,
+        assignments={a.member_id: bytes(a.assignment) for a in request.assignments})
+    return SyncGroupResponse(error_code=result.error, protocol_type=result.protocol_type,
+                             protocol_name=result.protocol_name, assignment=result.assignment)
+
+
+def handle_heartbeat(ctx: RequestContext, request: HeartbeatRequest) -> HeartbeatResponse:
+    error = ctx.broker.groups.heartbeat(group_id=request.group_id, member_id=request.member_id,
+                                        group_instance_id=request.group_instance_id,
+                                        generation_id=request.generation_id)
+    return HeartbeatResponse(error_code=error)
+
+
+async def handle_leave_group(ctx: RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse:
+    if ctx.version < 3:
+        members = [(request.member_id, None)]
+    else:
+        members = [(m.member_id, m.group_instance_id) for m in request.members]
+    error, errors = await ctx.broker.groups.leave_group(request.group_id, members)
+    if ctx.version < 3:
+        return LeaveGroupResponse(error_code=error or errors[0])
+    return LeaveGroupResponse(error_code=error, members=[] if error else [
+        MemberResponse(member_id=m.member_id, group_instance_id=m.group_instance_id, error_code=e)
+        for m, e in zip(request.members, errors)])
+
+
+# -- offsets ------------------------------------------------------------------------------------
+
+async def handle_offset_commit(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCommitResponse:
+    offsets = [OffsetToCommit(t.name, p.partition_index, p.committed_offset, p.committed_leader_epoch,
+                              p.committed_metadata)
+               for t in request.topics for p in t.partitions]
+    outcome = await ctx.broker.groups.commit_offsets(
+        group_id=request.group_id, member_id=request.member_id, group_instance_id=request.group_instance_id,
+        generation_id_or_member_epoch=request.generation_id_or_member_epoch, version=ctx.version,
+        retention_time_ms=request.retention_time_ms, offsets=offsets)
+    errors = iter(outcome if isinstance(outcome, list) else [outcome] * len(offsets))
+    return OffsetCommitResponse(topics=[
+        OffsetCommitResponseTopic(name=t.name, partitions=[
+            OffsetCommitResponsePartition(partition_index=p.partition_index, error_code=next(errors))
+            for p in t.partitions])
+        for t in request.topics])
+
+
+def handle_offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) -> OffsetFetchResponse:
+    groups = ctx.broker.groups
+    if ctx.version >= 8:
+        answers = []
+        for group in request.groups:
+            wanted = None if group.topics is None else [(t.name, p) for t in group.topics for p in t.partition_indexes]
+            error, found = groups.fetch_offsets(group.group_id, wanted, member_id=group.member_id,
+                                                member_epoch=group.member_epoch)
+            answers.append(OffsetFetchResponseGroup(
+                group_id=group.group_id, error_code=error,
+                topics=[OffsetFetchResponseTopics(name=name, partitions=[
+                    OffsetFetchResponsePartitions(partition_index=p, **_committed(c)) for p, c in parts])
+                    for name, parts in _by_topic(found)]))
+        return OffsetFetchResponse(groups=answers)
+    wanted = None if request.topics is None else [(t.name, p) for t in request.topics for p in t.partition_indexes]
+    error, found = groups.fetch_offsets(request.group_id, wanted)
+    if error and ctx.version < 2:
+        # v0-1 have no group-level error: every requested partition carries it.
+        found = [(t, p, None) for t, p in wanted or []]
+    topics = [OffsetFetchResponseTopic(name=name, partitions=[
+        OffsetFetchResponsePartition(partition_index=p, error_code=error if ctx.version < 2 else 0,
+                                     **_committed(c)) for p, c in parts])
+        for name, parts in _by_topic(found)]
+    return OffsetFetchResponse(topics=topics, error_code=error)
+
+
+def _by_topic(found: list[tuple[str, int, Any]]) -> list[tuple[str, list[tuple[int, Any]]]]:
+    topics: dict[str, list[tuple[int, Any]]] = {}
+    for topic, partition, committed in found:
+        topics.setdefault(topic, []).append((partition, committed))
+    return list(topics.items())
+
+
+def _committed(committed: Any) -> dict[str, Any]:
+    if committed is None:
+        return {"committed_offset": NO_OFFSET, "committed_leader_epoch": -1, "metadata": "", "error_code": 0}
+    return {"committed_offset": committed.offset, "committed_leader_epoch": committed.leader_epoch,
+            "metadata": committed.metadata, "error_code": 0}
+
+
+async def handle_offset_delete(ctx: RequestContext, request: OffsetDeleteRequest) -> OffsetDeleteResponse:
+    partitions = [(t.name, p.partition_index) for t in request.topics for p in t.partitions]
+    error, errors = await ctx.broker.groups.delete_offsets(request.group_id, partitions)
+    if error:
+        return OffsetDeleteResponse(error_code=error)
+    results = iter(errors)
+    return OffsetDeleteResponse(error_code=0, topics=[
+        OffsetDeleteResponseTopic(name=t.name, partitions=[
+            OffsetDeleteResponsePartition(partition_index=p.partition_index, error_code=next(results))
+            for p in t.partitions])
+        for t in request.topics])
+
+
+# -- admin views --------------------------------------------------------------------------------
+
+def handle_describe_groups(ctx: RequestContext, request: DescribeGroupsRequest) -> DescribeGroupsResponse:
+    coordinator = ctx.broker.groups
+    operations = GROUP_OPERATIONS if request.include_authorized_operations else OPERATIONS_NOT_REQUESTED
+    described = []
+    for group_id in request.groups:
+        error = coordinator.group_error(group_id)
+        group = coordinator.groups.get(group_id)
+        if error:
+            described.append(DescribedGroup(error_code=error, group_id=group_id, group_state="",
+                                            authorized_operations=operations))
+        elif not isinstance(group, ClassicGroup):
+            # Unknown here, or a KIP-848 group (ConsumerGroupDescribe describes those): Kafka says Dead.
+            described.append(DescribedGroup(error_code=0, group_id=group_id, group_state="Dead",
+                                            authorized_operations=operations))
+        else:
+            view = group.describe()
+            described.append(DescribedGroup(
+                error_code=0, group_id=group_id, group_state=view.state, protocol_type=view.protocol_type,
+                protocol_data=view.protocol, authorized_operations=operations,
+                members=[DescribedGroupMember(member_id=m.member_id, group_instance_id=m.group_instance_id,
+                                              client_id=m.client_id, client_host=m.client_host,
+                                              member_metadata=m.metadata, member_assignment=m.assignment)
+                         for m in view.members]))
+    return DescribeGroupsResponse(groups=described)
+
+
+def handle_list_groups(ctx: RequestContext, request: ListGroupsRequest) -> ListGroupsResponse:
+    coordinator = ctx.broker.groups
+    error = ErrorCode.COORDINATOR_LOAD_IN_PROGRESS if coordinator.loading_any() else ErrorCode.NONE
+    listed = coordinator.list_groups(request.states_filter, request.types_filter)
+    return ListGroupsResponse(error_code=error, groups=[
+        ListedGroup(group_id=g.group_id, protocol_type=g.protocol_type, group_state=g.state, group_type=g.group_type)
+        for g in listed])
+
+
+async def handle_delete_groups(ctx: RequestContext, request: DeleteGroupsRequest) -> DeleteGroupsResponse:
+    errors = await ctx.broker.groups.delete_groups(request.groups_names)
+    return DeleteGroupsResponse(results=[DeletableGroupResult(group_id=g, error_code=e)
+                                         for g, e in zip(request.groups_names, errors)])

@@ -1,0 +1,688 @@
+"""The group coordinator: the pure group machines, their timers, and `__consumer_offsets`.
+
+This is the thin async layer around `classic.ClassicGroup`, `consumer.ConsumerGroup` and
+`offsets.OffsetStore`. It owns what they must not: the clock, one asyncio timer armed for the
+earliest deadline of any group, futures for held requests (JoinGroup, SyncGroup), and the log.
+It talks to the log (`LogManager`, `PartitionLog`), never to the network; the broker hands in
+`durable(log, end_offset)`, which advances the high watermark and fsyncs when
+`log.flush.interval.messages` asks for it, so an answer never leaves before its record is safe.
+
+Writes: a step of a group machine may emit `Store` (its GroupMetadata record); the records of a
+step are appended to the group's partition, made durable, and only then are the step's replies
+released. A commit is applied to the offset map after its records are durable. If an append
+fails, the step's replies carry Kafka's mapped error instead and the group is told.
+
+Start-up: `load()` replays every partition of `__consumer_offsets` in the background (latest value
+per key, then decoded into groups and offsets); until a group's partition is loaded, requests for
+it get COORDINATOR_LOAD_IN_PROGRESS. Then each group restarts its members' sessions.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kbroker.coordinator import records as rec
+from kbroker.coordinator.classic import (
+    ClassicGroup,
+    ClassicGroupConfig,
+    JoinResult,
+    Protocol,
+    Reply,
+    Store,
+    SyncResult,
+)
+from kbroker.coordinator.consumer import (
+    ConsumerGroup,
+    ConsumerGroupConfig,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    InvalidRequest,
+    Write,
+    validate_request,
+)
+from kbroker.coordinator.loader import latest_values
+from kbroker.coordinator.offsets import CommittedOffset, OffsetStore
+from kbroker.errors import ErrorCode, KafkaError
+from kbroker.wire.records import BatchHeader, Record, build_batch
+
+if TYPE_CHECKING:
+    from kbroker.config import Config
+    from kbroker.log.log_manager import LogManager
+    from kbroker.log.partition_log import PartitionLog
+
+log = logging.getLogger("kbroker.coordinator")
+
+Durable = Callable[["PartitionLog", int], Awaitable[None]]
+Group = ClassicGroup | ConsumerGroup
+
+# appendGroupMetadataErrorToResponseError / the OffsetCommit equivalent in Kafka.
+_GROUP_APPEND_ERRORS = {
+    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: ErrorCode.COORDINATOR_NOT_AVAILABLE,
+    ErrorCode.NOT_ENOUGH_REPLICAS: ErrorCode.COORDINATOR_NOT_AVAILABLE,
+    ErrorCode.REQUEST_TIMED_OUT: ErrorCode.COORDINATOR_NOT_AVAILABLE,
+    ErrorCode.NOT_LEADER_OR_FOLLOWER: ErrorCode.NOT_COORDINATOR,
+    ErrorCode.KAFKA_STORAGE_ERROR: ErrorCode.NOT_COORDINATOR,
+    ErrorCode.MESSAGE_TOO_LARGE: ErrorCode.UNKNOWN_SERVER_ERROR,
+    ErrorCode.RECORD_LIST_TOO_LARGE: ErrorCode.UNKNOWN_SERVER_ERROR,
+    ErrorCode.INVALID_FETCH_SIZE: ErrorCode.UNKNOWN_SERVER_ERROR,
+}
+_COMMIT_APPEND_ERRORS = {
+    **_GROUP_APPEND_ERRORS,
+    ErrorCode.MESSAGE_TOO_LARGE: ErrorCode.INVALID_COMMIT_OFFSET_SIZE,
+    ErrorCode.RECORD_LIST_TOO_LARGE: ErrorCode.INVALID_COMMIT_OFFSET_SIZE,
+    ErrorCode.INVALID_FETCH_SIZE: ErrorCode.INVALID_COMMIT_OFFSET_SIZE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetToCommit:
+    topic: str
+    partition: int
+    offset: int
+    leader_epoch: int
+    metadata: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ListedGroup:
+    group_id: str
+    protocol_type: str
+    state: str
+    group_type: str
+
+
+class AppendFailed(Exception):
+    def __init__(self, code: ErrorCode) -> None:
+        super().__init__(code.name)
+        self.code = code
+
+
+def _wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class GroupCoordinator:
+    def __init__(self, config: Config, logs: LogManager, durable: Durable,
+                 now_ms: Callable[[], int] = _wall_clock_ms) -> None:
+        self.config = config
+        self.logs = logs
+        self._durable = durable
+        self.now_ms = now_ms
+        self.groups: dict[str, Group] = {}
+        self.offsets = OffsetStore()
+        self.classic_config = ClassicGroupConfig(
+            initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms, max_size=config.group_max_size)
+        self.consumer_config = ConsumerGroupConfig(
+            heartbeat_interval_ms=config.group_consumer_heartbeat_interval_ms,
+            session_timeout_ms=config.group_consumer_session_timeout_ms,
+            max_size=config.group_consumer_max_size,
+            assignors=config.group_consumer_assignors)
+        self._unloaded: set[int] = set(range(self.partition_count))
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: int | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._next_expiry_ms = 0
+        self._closed = False
+
+    # -- topic and partitions -------------------------------------------------------------------
+
+    @property
+    def partition_count(self) -> int:
+        topic = self.logs.topic(rec.OFFSETS_TOPIC)
+        return topic.partition_count if topic is not None else self.config.offsets_topic_num_partitions
+
+    def partition_for(self, group_id: str) -> int:
+        return rec.partition_for(group_id, self.partition_count)
+
+    def ensure_offsets_topic(self) -> None:
+        """Create `__consumer_offsets` on first use, compacted, as Kafka does."""
+        if self.logs.topic(rec.OFFSETS_TOPIC) is not None:
+            return
+        try:
+            self.logs.create_topic(rec.OFFSETS_TOPIC, self.config.offsets_topic_num_partitions, {
+                "cleanup.policy": "compact",
+                "segment.bytes": str(self.config.offsets_topic_segment_bytes),
+                "compression.type": "producer",
+            })
+        except KafkaError as exc:
+            if exc.code != ErrorCode.TOPIC_ALREADY_EXISTS:
+                raise
+        log.info("created %s with %d partitions", rec.OFFSETS_TOPIC, self.partition_count)
+
+    def _partition_log(self, group_id: str) -> PartitionLog:
+        self.ensure_offsets_topic()
+        partition_log = self.logs.get_log(rec.OFFSETS_TOPIC, self.partition_for(group_id))
+        if partition_log is None:
+            raise AppendFailed(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        return partition_log
+
+    # -- loading --------------------------------------------------------------------------------
+
+    def is_loading(self, group_id: str) -> bool:
+        return bool(self._unloaded) and self.partition_for(group_id) in self._unloaded
+
+    def group_error(self, group_id: str | None) -> ErrorCode:
+        """The error every group API answers before looking at the group itself."""
+        if self._closed:
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
+        if not group_id:
+            return ErrorCode.INVALID_GROUP_ID
+        if self.is_loading(group_id):
+            return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+        return ErrorCode.NONE
+
+    async def load(self) -> None:
+        """Replay `__consumer_offsets`, one partition at a time, yielding to the loop between chunks."""
+        started = time.monotonic()
+        topic = self.logs.topic(rec.OFFSETS_TOPIC)
+        self._unloaded = set(range(self.partition_count))
+        if topic is None:
+            self._unloaded.clear()
+            return
+        records = 0
+        for partition in range(topic.partition_count):
+            partition_log = self.logs.get_log(rec.OFFSETS_TOPIC, partition)
+            latest: dict[bytes, bytes | None] = {}
+            if partition_log is not None:
+                for latest in latest_values(partition_log):
+                    await asyncio.sleep(0)
+            records += self._replay(partition, latest)
+            self._unloaded.discard(partition)
+            await asyncio.sleep(0)
+        now = self.now_ms()
+        for group in list(self.groups.values()):
+            self._spawn_apply(group, group.on_loaded(now))
+        self._rearm()
+        log.info("loaded %d groups and %d committed offsets from %s (%d live records) in %.2fs",
+                 len(self.groups), sum(1 for _ in self.offsets), rec.OFFSETS_TOPIC, records,
+                 time.monotonic() - started)
+
+    def _replay(self, partition: int, latest: dict[bytes, bytes | None]) -> int:
+        now = self.now_ms()
+        consumer_records: dict[str, list[rec.DecodedRecord]] = {}
+        kept = 0
+        for key, value in latest.items():
+            if value is None:
+                continue
+            try:
+                decoded = rec.decode_record(key, value)
+            except rec.RecordFormatError as exc:
+                log.error("skipping a corrupt record in %s-%d: %s", rec.OFFSETS_TOPIC, partition, exc)
+                continue
+            if decoded is None:
+                continue
+            kept += 1
+            kind = decoded.kind
+            if kind is rec.OFFSET_COMMIT:
+                v = decoded.value
+                self.offsets.put(decoded.key.group, decoded.key.topic, decoded.key.partition,
+                                 CommittedOffset(v.offset, v.leader_epoch, v.metadata, v.commit_timestamp,
+                                                 v.expire_timestamp))
+            elif kind is rec.GROUP_METADATA:
+                self.groups[decoded.key.group] = ClassicGroup.from_record(
+                    decoded.key.group, decoded.value, self.classic_config, now)
+            else:
+                consumer_records.setdefault(decoded.key.group_id, []).append(decoded)
+        for group_id, group_records in consumer_records.items():
+            group = ConsumerGroup.from_records(group_id, group_records, self.consumer_config, now)
+            if group is not None:
+                self.groups[group_id] = group
+        return kept
+
+    # -- effects, timers, writes ----------------------------------------------------------------
+
+    def _spawn_apply(self, group: Group, effects: list[Any]) -> None:
+        if not effects:
+            return
+        task = asyncio.get_running_loop().create_task(self._apply(group, effects))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _apply(self, group: Group, effects: list[Any]) -> None:
+        """Write the step's records, then release its replies (or their errors)."""
+        records: list[tuple[bytes, bytes | None]] = []
+        generation = None
+        for effect in effects:
+            if isinstance(effect, Store):
+                value = None if effect.value is None else rec.encode_value(rec.GROUP_METADATA, effect.value)
+                records.append((rec.group_metadata_key(group.group_id), value))
+                generation = effect.generation_id
+            elif isinstance(effect, Write):
+                records += [(rec.encode_key(kind, key), None if value is None else rec.encode_value(kind, value))
+                            for kind, key, value in effect.records]
+        replies = [e for e in effects if isinstance(e, Reply)]
+        if records:
+            try:
+                await self._write(group.group_id, records)
+            except AppendFailed as failure:
+                code = _GROUP_APPEND_ERRORS.get(failure.code, failure.code)
+                log.error("storing group %s failed: %s", group.group_id, failure.code.name)
+                for reply in replies:
+                    self._resolve(reply.waiter, _with_error(reply.result, code))
+                if isinstance(group, ClassicGroup) and generation is not None:
+                    self._spawn_apply(group, group.store_failed(self.now_ms(), generation, code))
+                self._rearm()
+                return
+        for reply in replies:
+            self._resolve(reply.waiter, reply.result)
+        self._rearm()
+
+    @staticmethod
+    def _resolve(waiter: Any, result: Any) -> None:
+        if isinstance(waiter, asyncio.Future) and not waiter.done():
+            waiter.set_result(result)
+
+    async def _write(self, group_id: str, records: Sequence[tuple[bytes, bytes | None]]) -> None:
+        """Append one batch of records to the group's partition and wait until it is durable."""
+        if self._closed:
+            raise AppendFailed(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        try:
+            partition_log = self._partition_log(group_id)
+            now = self.now_ms()
+            batch = build_batch([Record(i, now, key, value) for i, (key, value) in enumerate(records)])
+            if len(batch) > partition_log.config.max_message_bytes:
+                raise AppendFailed(ErrorCode.RECORD_LIST_TOO_LARGE)
+            partition_log.append(batch, BatchHeader.parse(batch), leader_epoch=partition_log.leader_epoch, now_ms=now)
+            end = partition_log.log_end_offset
+        except KafkaError as exc:
+            raise AppendFailed(exc.code) from exc
+        except OSError as exc:
+            log.error("append to %s failed: %s", rec.OFFSETS_TOPIC, exc)
+            raise AppendFailed(ErrorCode.KAFKA_STORAGE_ERROR) from exc
+        try:
+            await self._durable(partition_log, end)
+        except OSError as exc:
+            log.error("flushing %s failed: %s", rec.OFFSETS_TOPIC, exc)
+            raise AppendFailed(ErrorCode.KAFKA_STORAGE_ERROR) from exc
+
+    def _rearm(self) -> None:
+        """Arm the one timer for the earliest deadline of any group (or the offset expiry check)."""
+        if self._closed:
+            return
+        deadlines = [d for g in self.groups.values() if (d := g.next_deadline()) is not None]
+        earliest = min(deadlines, default=None)
+        if self._next_expiry_ms and (earliest is None or self._next_expiry_ms < earliest):
+            earliest = self._next_expiry_ms
+        if earliest is None or earliest == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer_at = earliest
+        self._timer = loop.call_later(max(earliest - self.now_ms(), 0) / 1000, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        now = self.now_ms()
+        for group in list(self.groups.values()):
+            deadline = group.next_deadline()
+            if deadline is not None and deadline <= now:
+                self._spawn_apply(group, group.advance(now))
+        if self._next_expiry_ms and now >= self._next_expiry_ms:
+            self._next_expiry_ms = now + self.config.offsets_retention_check_interval_ms
+            task = asyncio.get_running_loop().create_task(self.expire_offsets())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._rearm()
+
+    def start(self) -> None:
+        """Begin the periodic offset expiry (offsets.retention.check.interval.ms)."""
+        self._next_expiry_ms = self.now_ms() + self.config.offsets_retention_check_interval_ms
+        self._rearm()
+
+    async def close(self) -> None:
+        """Stop timers; held requests are answered with NOT_COORDINATOR so no one waits forever."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        for group in self.groups.values():
+            if isinstance(group, ClassicGroup):
+                for reply in group.fail_held(ErrorCode.NOT_COORDINATOR):
+                    if isinstance(reply, Reply):
+                        self._resolve(reply.waiter, reply.result)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- classic groups -------------------------------------------------------------------------
+
+    def _classic_group(self, group_id: str, create: bool) -> ClassicGroup | None | ErrorCode:
+        """The classic group, a new one, None (absent), or an error if another type holds the id."""
+        group = self.groups.get(group_id)
+        if isinstance(group, ClassicGroup):
+            return group
+        if group is not None:
+            if not group.is_empty():
+                return ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+            if not create:
+                return None
+            self._drop_group(group, write=True)
+            group = None
+        if create:
+            group = ClassicGroup(group_id, self.classic_config, self.now_ms())
+            self.groups[group_id] = group
+        return group
+
+    async def join_group(self, *, group_id: str, member_id: str, group_instance_id: str | None, client_id: str,
+                         client_host: str, session_timeout_ms: int, rebalance_timeout_ms: int, protocol_type: str,
+                         protocols: Sequence[Protocol], version: int) -> JoinResult:
+        error = self.group_error(group_id)
+        if error:
+            return JoinResult(error, member_id)
+        config = self.config
+        if not config.group_min_session_timeout_ms <= session_timeout_ms <= config.group_max_session_timeout_ms:
+            return JoinResult(ErrorCode.INVALID_SESSION_TIMEOUT, member_id)
+        group = self._classic_group(group_id, create=not member_id)
+        if isinstance(group, ErrorCode):
+            return JoinResult(group, member_id)
+        if group is None:
+            return JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id)
+        waiter = asyncio.get_running_loop().create_future()
+        effects = group.join(self.now_ms(), waiter, member_id=member_id, group_instance_id=group_instance_id,
+                             client_id=client_id, client_host=client_host, session_timeout_ms=session_timeout_ms,
+                             rebalance_timeout_ms=rebalance_timeout_ms, protocol_type=protocol_type,
+                             protocols=protocols, require_known_member_id=version >= 4,
+                             supports_skip_assignment=version >= 9)
+        await self._apply(group, effects)
+        return await waiter
+
+    async def sync_group(self, *, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int,
+                         protocol_type: str | None, protocol_name: str | None,
+                         assignments: dict[str, bytes]) -> SyncResult:
+        error = self.group_error(group_id)
+        if error:
+            return SyncResult(error)
+        group = self._classic_group(group_id, create=False)
+        if isinstance(group, ErrorCode):
+            return SyncResult(ErrorCode.UNKNOWN_MEMBER_ID)
+        if group is None:
+            return SyncResult(ErrorCode.UNKNOWN_MEMBER_ID)
+        waiter = asyncio.get_running_loop().create_future()
+        effects = group.sync(self.now_ms(), waiter, member_id=member_id, group_instance_id=group_instance_id,
+                             generation_id=generation_id, protocol_type=protocol_type, protocol_name=protocol_name,
+                             assignments=assignments)
+        await self._apply(group, effects)
+        return await waiter
+
+    def heartbeat(self, *, group_id: str, member_id: str, group_instance_id: str | None,
+                  generation_id: int) -> ErrorCode:
+        error = self.group_error(group_id)
+        if error == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS:
+            return ErrorCode.NONE  # Kafka: the group is loading, so blindly accept the heartbeat
+        if error:
+            return error
+        group = self.groups.get(group_id)
+        if not isinstance(group, ClassicGroup):
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        result = group.heartbeat(self.now_ms(), member_id=member_id, group_instance_id=group_instance_id,
+                                 generation_id=generation_id)
+        self._rearm()
+        return result
+
+    async def leave_group(self, group_id: str,
+                          members: Sequence[tuple[str, str | None]]) -> tuple[ErrorCode, list[ErrorCode]]:
+        error = self.group_error(group_id)
+        if error:
+            return error, [error] * len(members)
+        group = self.groups.get(group_id)
+        if not isinstance(group, ClassicGroup):
+            return ErrorCode.UNKNOWN_MEMBER_ID, [ErrorCode.UNKNOWN_MEMBER_ID] * len(members)
+        errors, effects = group.leave(self.now_ms(), members)
+        await self._apply(group, effects)
+        return ErrorCode.NONE, errors
+
+    # -- KIP-848 consumer groups ----------------------------------------------------------------
+
+    async def consumer_group_heartbeat(self, request: HeartbeatRequest) -> HeartbeatResponse:
+        try:
+            validate_request(request, self.consumer_config.assignors)
+        except InvalidRequest as exc:
+            return HeartbeatResponse(exc.code, exc.message)
+        error = self.group_error(request.group_id)
+        if error:
+            return HeartbeatResponse(error)
+        group = self.groups.get(request.group_id)
+        if isinstance(group, ClassicGroup):
+            if not group.is_empty():
+                return HeartbeatResponse(ErrorCode.GROUP_ID_NOT_FOUND,
+                                         f"Group {request.group_id} is not a consumer group.")
+            if request.member_epoch == 0:
+                self._drop_group(group, write=True)
+                group = None
+        if group is None:
+            if request.member_epoch != 0:
+                return HeartbeatResponse(ErrorCode.UNKNOWN_MEMBER_ID, f"Group {request.group_id} not found.")
+            group = ConsumerGroup(request.group_id, self.consumer_config, self.now_ms())
+            self.groups[request.group_id] = group
+        response, effects = group.heartbeat(self.now_ms(), request, self._topic_metadata())
+        await self._apply(group, effects)
+        return response
+
+    def _topic_metadata(self) -> dict[str, tuple[Any, int]]:
+        """name -> (topic id, partitions) of every topic a consumer group may subscribe to."""
+        return {t.name: (t.topic_id, t.partition_count) for t in self.logs.topics() if t.name != rec.OFFSETS_TOPIC}
+
+    # -- offsets --------------------------------------------------------------------------------
+
+    async def commit_offsets(self, *, group_id: str, member_id: str, group_instance_id: str | None,
+                             generation_id_or_member_epoch: int, version: int, retention_time_ms: int,
+                             offsets: Sequence[OffsetToCommit]) -> ErrorCode | list[ErrorCode]:
+        """A group-level error for every partition, or one error per partition."""
+        error = self.group_error(group_id)
+        if error:
+            return error
+        group = self.groups.get(group_id)
+        if group is None:
+            if generation_id_or_member_epoch >= 0:
+                # v9+: GROUP_ID_NOT_FOUND for both protocols; older versions ILLEGAL_GENERATION.
+                return ErrorCode.GROUP_ID_NOT_FOUND if version >= 9 else ErrorCode.ILLEGAL_GENERATION
+            # A "simple" group of manual commits (admin client, assign() without group management).
+            group = ClassicGroup(group_id, self.classic_config, self.now_ms())
+            self.groups[group_id] = group
+        if isinstance(group, ClassicGroup):
+            error = group.validate_offset_commit(member_id, group_instance_id, generation_id_or_member_epoch)
+        else:
+            error = group.validate_offset_commit(member_id, generation_id_or_member_epoch, version)
+        if error:
+            return error
+        now = self.now_ms()
+        expire = now + retention_time_ms if retention_time_ms >= 0 and version <= 4 else -1
+        max_metadata = self.config.offset_metadata_max_bytes
+        errors: list[ErrorCode] = []
+        to_write: list[tuple[bytes, bytes]] = []
+        accepted: list[tuple[OffsetToCommit, CommittedOffset]] = []
+        for item in offsets:
+            metadata = item.metadata or ""
+            if len(metadata.encode()) > max_metadata:
+                errors.append(ErrorCode.OFFSET_METADATA_TOO_LARGE)
+                continue
+            topic = self.logs.topic(item.topic)
+            if topic is None or not 0 <= item.partition < topic.partition_count:
+                errors.append(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+                continue
+            committed = CommittedOffset(item.offset, item.leader_epoch, metadata, now, expire)
+            to_write.append(rec.offset_commit_record(group_id, item.topic, item.partition, item.offset,
+                                                     item.leader_epoch, metadata, now, expire))
+            accepted.append((item, committed))
+            errors.append(ErrorCode.NONE)
+        if to_write:
+            try:
+                await self._write(group_id, to_write)
+            except AppendFailed as failure:
+                code = _COMMIT_APPEND_ERRORS.get(failure.code, failure.code)
+                return [code if e == ErrorCode.NONE else e for e in errors]
+            for item, committed in accepted:
+                self.offsets.put(group_id, item.topic, item.partition, committed)
+        return errors
+
+    def fetch_offsets(self, group_id: str, partitions: Sequence[tuple[str, int]] | None, *,
+                      member_id: str | None = None, member_epoch: int = -1,
+                      ) -> tuple[ErrorCode, list[tuple[str, int, CommittedOffset | None]]]:
+        """The group's committed offsets: the requested partitions (None: every one committed)."""
+        error = self.group_error(group_id)
+        if error:
+            return error, []
+        group = self.groups.get(group_id)
+        if isinstance(group, ConsumerGroup) and (member_id is not None or member_epoch >= 0):
+            error = group.validate_offset_fetch(member_id, member_epoch)
+            if error:
+                return error, []
+        if partitions is None:
+            found = self.offsets.of_group(group_id)
+            return ErrorCode.NONE, [(t, p, c) for (t, p), c in sorted(found.items())]
+        return ErrorCode.NONE, [(t, p, self.offsets.get(group_id, t, p)) for t, p in partitions]
+
+    async def delete_offsets(self, group_id: str,
+                             partitions: Sequence[tuple[str, int]]) -> tuple[ErrorCode, list[ErrorCode]]:
+        """OffsetDelete: only for partitions the group does not consume (Kafka's rules)."""
+        error = self.group_error(group_id)
+        if error:
+            return error, []
+        group = self.groups.get(group_id)
+        if group is None:
+            return ErrorCode.GROUP_ID_NOT_FOUND, []
+        if isinstance(group, ClassicGroup) and not group.is_empty() and not group.uses_consumer_protocol():
+            return ErrorCode.NON_EMPTY_GROUP, []
+        errors = []
+        doomed = []
+        for topic, partition in partitions:
+            if not group.is_empty() and group.is_subscribed_to(topic):
+                errors.append(ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC)
+                continue
+            errors.append(ErrorCode.NONE)
+            if self.offsets.get(group_id, topic, partition) is not None:
+                doomed.append((topic, partition))
+        if doomed:
+            try:
+                await self._write(group_id, [(rec.offset_commit_key(group_id, t, p), None) for t, p in doomed])
+            except AppendFailed as failure:
+                return _GROUP_APPEND_ERRORS.get(failure.code, failure.code), []
+            for topic, partition in doomed:
+                self.offsets.remove(group_id, topic, partition)
+        return ErrorCode.NONE, errors
+
+    async def delete_groups(self, group_ids: Iterable[str]) -> list[ErrorCode]:
+        out = []
+        for group_id in group_ids:
+            error = self.group_error(group_id)
+            if error:
+                out.append(error)
+                continue
+            group = self.groups.get(group_id)
+            if group is None:
+                out.append(ErrorCode.GROUP_ID_NOT_FOUND)
+                continue
+            if not group.is_empty():
+                out.append(ErrorCode.NON_EMPTY_GROUP)
+                continue
+            try:
+                await self._delete_group(group)
+            except AppendFailed as failure:
+                out.append(_GROUP_APPEND_ERRORS.get(failure.code, failure.code))
+                continue
+            out.append(ErrorCode.NONE)
+        return out
+
+    async def _delete_group(self, group: Group) -> None:
+        """Tombstones for the group and its offsets, then forget both."""
+        group_id = group.group_id
+        tombstones = [(rec.offset_commit_key(group_id, t, p), None) for (t, p) in self.offsets.of_group(group_id)]
+        tombstones += self._group_tombstones(group)
+        await self._write(group_id, tombstones)
+        self.offsets.drop_group(group_id)
+        if self.groups.get(group_id) is group:
+            del self.groups[group_id]
+            group.mark_dead(self.now_ms())
+
+    def _group_tombstones(self, group: Group) -> list[tuple[bytes, None]]:
+        if isinstance(group, ClassicGroup):
+            return [(rec.group_metadata_key(group.group_id), None)]
+        return [(rec.encode_key(kind, key), None) for kind, key in group.tombstone_keys()]
+
+    def _drop_group(self, group: Group, *, write: bool) -> None:
+        """Replace an empty group of the other type: its records are tombstoned in the background."""
+        del self.groups[group.group_id]
+        group.mark_dead(self.now_ms())
+        if write:
+            task = asyncio.get_running_loop().create_task(self._write_quietly(group.group_id,
+                                                                              self._group_tombstones(group)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _write_quietly(self, group_id: str, records: list[tuple[bytes, bytes | None]]) -> None:
+        try:
+            await self._write(group_id, records)
+        except AppendFailed as failure:
+            log.error("writing records of group %s failed: %s", group_id, failure.code.name)
+
+    async def expire_offsets(self) -> int:
+        """Remove offsets past `offsets.retention.minutes`, and groups left Empty with none."""
+        now = self.now_ms()
+        retention = self.config.offsets_retention_minutes * 60_000
+        removed = 0
+        for group_id in set(self.offsets.group_ids()) | set(self.groups):
+            if self.is_loading(group_id):
+                continue
+            group = self.groups.get(group_id)
+            if group is None:
+                base, since, subscribed = "commit", None, (lambda _t: False)
+            else:
+                base, since, subscribed = group.offset_expiry_base(), group.state_timestamp_ms, group.is_subscribed_to
+            expired = self.offsets.expired(group_id, now, retention, base, since, subscribed)
+            records: list[tuple[bytes, bytes | None]] = [(rec.offset_commit_key(group_id, t, p), None)
+                                                         for t, p in expired]
+            drop_group = (group is not None and group.is_empty() and len(expired) == len(self.offsets.of_group(group_id))
+                          and not group.held_waiters())
+            if drop_group:
+                records += self._group_tombstones(group)
+            if not records:
+                continue
+            try:
+                await self._write(group_id, records)
+            except AppendFailed as failure:
+                log.error("expiring offsets of group %s failed: %s", group_id, failure.code.name)
+                continue
+            for topic, partition in expired:
+                self.offsets.remove(group_id, topic, partition)
+            removed += len(expired)
+            if drop_group and self.groups.get(group_id) is group:
+                del self.groups[group_id]
+                group.mark_dead(now)
+        if removed:
+            log.info("expired %d committed offsets", removed)
+        return removed
+
+    # -- admin views ----------------------------------------------------------------------------
+
+    def list_groups(self, states: Sequence[str] = (), types: Sequence[str] = ()) -> list[ListedGroup]:
+        wanted_states = {s.lower() for s in states}
+        wanted_types = {t.lower() for t in types}
+        out = []
+        for group_id, group in self.groups.items():
+            if self.is_loading(group_id):
+                continue
+            if wanted_states and group.state_name.lower() not in wanted_states:
+                continue
+            if wanted_types and group.group_type not in wanted_types:
+                continue
+            out.append(ListedGroup(group_id, group.protocol_type or "", group.state_name, group.group_type))
+        return out
+
+    def loading_any(self) -> bool:
+        return bool(self._unloaded)
+
+
+def _with_error(result: Any, code: ErrorCode) -> Any:
+    if isinstance(result, JoinResult):
+        return JoinResult(code, result.member_id)
+    if isinstance(result, SyncResult):
+        return SyncResult(code)
+    if isinstance(result, HeartbeatResponse):
+        return HeartbeatResponse(code)
+    return result
+

@@ -1,0 +1,82 @@
+"""Committed offsets of every group coordinated here: an in-memory map, rebuilt from
+`__consumer_offsets` at start-up and changed only after the commit's record is written.
+
+Expiry follows Kafka's `offsets.retention.minutes` rules (OffsetExpirationConditionImpl): an
+offset expires once `retention` has passed since its base time, which is when its group became
+Empty (a classic group with a protocol type), or its own commit time (a group of manual commits
+only, or a consumer group for topics it no longer subscribes to). A commit that carried its own
+expiry time (OffsetCommit v2-4 retention_time_ms, record value v1) expires at that time.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedOffset:
+    offset: int
+    leader_epoch: int  # -1: unknown
+    metadata: str
+    commit_timestamp: int
+    expire_timestamp: int = -1  # -1: the broker's retention applies
+
+
+class OffsetStore:
+    def __init__(self) -> None:
+        self._groups: dict[str, dict[TopicPartition, CommittedOffset]] = {}
+
+    def put(self, group_id: str, topic: str, partition: int, committed: CommittedOffset) -> None:
+        self._groups.setdefault(group_id, {})[(topic, partition)] = committed
+
+    def remove(self, group_id: str, topic: str, partition: int) -> bool:
+        offsets = self._groups.get(group_id)
+        if offsets is None or offsets.pop((topic, partition), None) is None:
+            return False
+        if not offsets:
+            del self._groups[group_id]
+        return True
+
+    def get(self, group_id: str, topic: str, partition: int) -> CommittedOffset | None:
+        offsets = self._groups.get(group_id)
+        return offsets.get((topic, partition)) if offsets else None
+
+    def of_group(self, group_id: str) -> dict[TopicPartition, CommittedOffset]:
+        return dict(self._groups.get(group_id, {}))
+
+    def has_offsets(self, group_id: str) -> bool:
+        return bool(self._groups.get(group_id))
+
+    def group_ids(self) -> list[str]:
+        return list(self._groups)
+
+    def drop_group(self, group_id: str) -> list[TopicPartition]:
+        """Forget a group's offsets; returns their partitions (for the tombstones)."""
+        return list(self._groups.pop(group_id, {}))
+
+    def __iter__(self) -> Iterator[tuple[str, TopicPartition, CommittedOffset]]:
+        for group_id, offsets in self._groups.items():
+            for tp, committed in offsets.items():
+                yield group_id, tp, committed
+
+    def expired(self, group_id: str, now_ms: int, retention_ms: int, base: str | None,
+                state_timestamp_ms: int | None, is_subscribed: Callable[[str], bool]) -> list[TopicPartition]:
+        """The group's offsets past retention. `base` is "state" (since the group became Empty),
+        "commit" (since each commit) or None (nothing expires)."""
+        if base is None:
+            return []
+        out = []
+        for (topic, partition), committed in self._groups.get(group_id, {}).items():
+            if is_subscribed(topic):
+                continue
+            if committed.expire_timestamp >= 0:
+                if now_ms >= committed.expire_timestamp:
+                    out.append((topic, partition))
+                continue
+            since = state_timestamp_ms if base == "state" and state_timestamp_ms is not None \
+                else committed.commit_timestamp
+            if now_ms - since >= retention_ms:
+                out.append((topic, partition))
+        return out
