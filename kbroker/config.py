@@ -46,6 +46,10 @@ def parse_int(text: str) -> int:
     return int(text.strip())
 
 
+def parse_float(text: str) -> float:
+    return float(text.strip())
+
+
 def parse_listener(text: str) -> Listener:
     """`PLAINTEXT://host:port`, `host:port` or `:port`; the first listener of a list."""
     first = text.split(",")[0].strip()
@@ -116,6 +120,15 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("log.retention.bytes", parse_int, "-1", -1),
     _key("log.retention.check.interval.ms", parse_int, "300000", 1),
     _key("log.cleanup.policy", str, "delete"),
+    _key("log.cleaner.enable", parse_bool, "true"),
+    _key("log.cleaner.backoff.ms", parse_int, "15000", 0),
+    _key("log.cleaner.dedupe.buffer.size", parse_int, "134217728", 0),
+    _key("log.cleaner.io.buffer.size", parse_int, "524288", 0),
+    _key("log.cleaner.io.buffer.load.factor", parse_float, "0.9", 0),
+    _key("log.cleaner.min.cleanable.ratio", parse_float, "0.5", 0),
+    _key("log.cleaner.delete.retention.ms", parse_int, "86400000", 0),
+    _key("log.cleaner.min.compaction.lag.ms", parse_int, "0", 0),
+    _key("log.cleaner.max.compaction.lag.ms", parse_int, str(LONG_MAX), 1),
     _key("log.message.timestamp.type", parse_timestamp_type, "CreateTime"),
     _key("message.max.bytes", parse_int, "1048588", 0),
     _key("socket.request.max.bytes", parse_int, "104857600", 1),
@@ -158,6 +171,7 @@ IGNORED_KEYS = frozenset({
     "controller.quorum.bootstrap.servers", "controller.listener.names", "inter.broker.listener.name",
     "listener.security.protocol.map", "group.coordinator.rebalance.protocols", "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr", "log.segment.delete.delay.ms", "unclean.leader.election.enable",
+    "log.cleaner.threads", "log.cleaner.io.max.bytes.per.second",
 })
 
 
@@ -183,6 +197,15 @@ class Config:
     log_retention_bytes: int
     log_retention_check_interval_ms: int
     log_cleanup_policy: str
+    log_cleaner_enable: bool
+    log_cleaner_backoff_ms: int
+    log_cleaner_dedupe_buffer_size: int
+    log_cleaner_io_buffer_size: int
+    log_cleaner_io_buffer_load_factor: float
+    log_cleaner_min_cleanable_ratio: float
+    log_cleaner_delete_retention_ms: int
+    log_cleaner_min_compaction_lag_ms: int
+    log_cleaner_max_compaction_lag_ms: int
     log_message_timestamp_type: str
     message_max_bytes: int
     socket_request_max_bytes: int

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from kbroker.broker.dispatch import Dispatcher
 from kbroker.broker.flusher import Flusher
+from kbroker.broker.log_cleaner import LogCleanerService
 from kbroker.broker.producer_ids import ProducerIdAllocator
 from kbroker.broker.purgatory import FetchPurgatory
 from kbroker.broker.routes import ROUTES
@@ -28,6 +29,7 @@ class Broker:
         self.node_id = config.node_id
         self.fetch_waiters = FetchPurgatory()
         self.flusher = Flusher(config, logs)
+        self.log_cleaner = LogCleanerService(config, logs)
         self.producer_ids = ProducerIdAllocator(config.data_dir)
         self.groups = GroupCoordinator(config, logs, self.make_durable, now_ms=self.now_ms)
         self.dispatcher = Dispatcher(self, ROUTES)

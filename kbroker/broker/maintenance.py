@@ -1,6 +1,7 @@
 """Periodic log work, on one timer: time-based flushes (`flush.ms`), recovery-point
 checkpoints (`log.flush.offset.checkpoint.interval.ms`, so start-up after a crash only
-scans what was never synced), and retention (`log.retention.check.interval.ms`).
+scans what was never synced), and retention (`log.retention.check.interval.ms`), which first
+rolls active segments idle for `segment.ms`. Compaction has its own task (log_cleaner.py).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ async def run_maintenance(broker: Broker) -> None:
                 await broker.flusher.checkpoint()
             if now - last_retention >= config.log_retention_check_interval_ms:
                 last_retention = now
+                broker.logs.roll_idle_segments(broker.now_ms())
                 deleted = broker.logs.delete_old_segments(broker.now_ms())
                 if deleted:
                     log.info("retention deleted %d segments", deleted)

@@ -55,6 +55,7 @@ async def serve(config: Config) -> None:
     background = loop.create_task(run_maintenance(broker))
     loading = loop.create_task(broker.groups.load())  # group requests wait (LOAD_IN_PROGRESS) until done
     broker.groups.start()
+    broker.log_cleaner.start()
     try:
         await stop.wait()
     finally:
@@ -66,6 +67,7 @@ async def serve(config: Config) -> None:
         for connection in list(connections):  # nothing may append once the logs close
             connection.abort()
         await asyncio.sleep(0)
+        broker.log_cleaner.close()
         broker.flusher.close()
         logs.shutdown()
         log.info("stopped cleanly")

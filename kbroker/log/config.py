@@ -33,6 +33,10 @@ class LogConfig:
     retention_ms: int = 7 * 24 * 60 * 60 * 1000  # -1: keep forever
     retention_bytes: int = -1  # -1: no size limit
     cleanup_policy: str = "delete"  # "delete", "compact" or "compact,delete"
+    delete_retention_ms: int = 24 * 60 * 60 * 1000  # how long a cleaned tombstone stays readable
+    min_cleanable_dirty_ratio: float = 0.5
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = LONG_MAX
 
     @property
     def log_append_time(self) -> bool:
@@ -41,6 +45,10 @@ class LogConfig:
     @property
     def deletes_old_segments(self) -> bool:
         return "delete" in self.cleanup_policy.split(",")
+
+    @property
+    def compact(self) -> bool:
+        return "compact" in self.cleanup_policy.split(",")
 
     @classmethod
     def from_topic_configs(cls, overrides: Mapping[str, str], broker_defaults: LogConfig) -> LogConfig:
@@ -97,6 +105,18 @@ def _optional_ms(name: str, text: str) -> int | None:
     return None if value == LONG_MAX else value
 
 
+def _ratio(name: str, text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise _invalid(name, text, "Not a number of type DOUBLE") from None
+    if value < 0:
+        raise _invalid(name, text, "Value must be at least 0.0")
+    if value > 1:
+        raise _invalid(name, text, "Value must be no more than 1.0")
+    return value
+
+
 def _one_of(*choices: str) -> Callable[[str, str], str]:
     def parse(name: str, text: str) -> str:
         if text not in choices:
@@ -136,6 +156,10 @@ _TYPED: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "retention.ms": ("retention_ms", _number(-1)),
     "retention.bytes": ("retention_bytes", _number(-(2**63))),
     "cleanup.policy": ("cleanup_policy", _cleanup_policy),
+    "delete.retention.ms": ("delete_retention_ms", _number(0)),
+    "min.cleanable.dirty.ratio": ("min_cleanable_dirty_ratio", _ratio),
+    "min.compaction.lag.ms": ("min_compaction_lag_ms", _number(0)),
+    "max.compaction.lag.ms": ("max_compaction_lag_ms", _number(1)),
 }
 
 # The broker config that sets each topic config's default (Kafka's ServerTopicConfigSynonyms).
@@ -151,25 +175,25 @@ BROKER_SYNONYMS: dict[str, str] = {
     "retention.ms": "log.retention.ms",
     "retention.bytes": "log.retention.bytes",
     "cleanup.policy": "log.cleanup.policy",
+    "delete.retention.ms": "log.cleaner.delete.retention.ms",
+    "min.cleanable.dirty.ratio": "log.cleaner.min.cleanable.ratio",
+    "min.compaction.lag.ms": "log.cleaner.min.compaction.lag.ms",
+    "max.compaction.lag.ms": "log.cleaner.max.compaction.lag.ms",
 }
 
 # Topic configs Kafka knows that this log stores but does not act on.
 _ACCEPTED: dict[str, Callable[[str, str], object]] = {
     "compression.type": _one_of("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
-    "delete.retention.ms": _number(0),
     "file.delete.delay.ms": _number(0),
     "follower.replication.throttled.replicas": _text,
     "leader.replication.throttled.replicas": _text,
     "local.retention.bytes": _number(-2),
     "local.retention.ms": _number(-2),
-    "max.compaction.lag.ms": _number(1),
     "message.downconversion.enable": _boolean,
     "message.format.version": _text,
     "message.timestamp.after.max.ms": _number(0),
     "message.timestamp.before.max.ms": _number(0),
     "message.timestamp.difference.max.ms": _number(0),
-    "min.cleanable.dirty.ratio": _text,
-    "min.compaction.lag.ms": _number(0),
     "min.insync.replicas": _number(1, INT_MAX),
     "preallocate": _boolean,
     "remote.storage.enable": _boolean,

@@ -278,6 +278,10 @@ class LogManager:
 
     # -- maintenance -------------------------------------------------------------------------------
 
+    def roll_idle_segments(self, now_ms: int) -> int:
+        """Roll every active segment older than its segment.ms (see PartitionLog.roll_if_idle)."""
+        return sum(plog.roll_if_idle(now_ms) for plog in self.all_logs())
+
     def delete_old_segments(self, now_ms: int) -> int:
         """Apply retention to every log (call every log.retention.check.interval.ms)."""
         return sum(plog.delete_old_segments(now_ms) for plog in self.all_logs())

@@ -16,7 +16,8 @@ Offsets, always log_start_offset <= last_stable_offset <= high_watermark <= log_
                   synced; start-up after a crash CRC-scans the segments above it.
 
 Threads: every method runs on the event-loop thread, except `flush`, which a worker thread may
-run while appends continue. `flush` reads the log end and the segment list together (the list is
+run while appends continue, and the log cleaner's `commit_cleaned` / `finish_replace` (see
+cleaner.py; the loop thread's part of a cleaning is `replace_segments`). `flush` reads the log end and the segment list together (the list is
 replaced, never mutated, and a roll publishes the new segment before the log end moves past it),
 fsyncs, then advances the recovery point under a lock, unless a truncation happened meanwhile.
 Files of deleted segments stay open while a flush or a sendfile still holds them (files.py).
@@ -46,7 +47,7 @@ from kbroker.log.leader_epochs import LeaderEpochCache
 from kbroker.log.producer_state import ProducerStateManager
 from kbroker.log.recovery import load_segments
 from kbroker.log.retention import SegmentInfo, deletable_segment_count
-from kbroker.log.segment import LogSegment
+from kbroker.log.segment import DELETED_SUFFIX, SWAP_SUFFIX, LogSegment
 from kbroker.wire.records import (
     BatchHeader,
     ControlRecordType,
@@ -106,10 +107,11 @@ class PartitionLog:
         self._log_end_offset = segments[-1].next_offset
         self._high_watermark = self._log_end_offset
         self._recovery_point = min(recovery_point, self._log_end_offset)
-        self._lock = threading.Lock()  # recovery point, truncation count, dir-needs-fsync flag
+        self._lock = threading.Lock()  # recovery point, truncation count, dir-needs-fsync flag, pending swap
         self._truncations = 0
         self._dir_dirty = False
         self._on_log_start_change = on_log_start_change
+        self._pending_swap: LogSegment | None = None  # committed by the cleaner, not yet swapped in
         self._producers = ProducerStateManager(directory)
         self._epochs = LeaderEpochCache(directory / LEADER_EPOCH_CHECKPOINT)
 
@@ -229,6 +231,22 @@ class PartitionLog:
         self._log_end_offset = header.next_offset
         return AppendResult(base_offset, header.last_offset, now_ms if config.log_append_time else -1,
                             self.log_start_offset)
+
+    def roll_if_idle(self, now_ms: int) -> bool:
+        """segment.ms without appends: roll an active segment holding data once it is that old.
+
+        Kafka checks segment.ms only when appending; rolling an idle segment too lets retention and
+        the cleaner reach the last records written to a quiet partition.
+        """
+        active = self._segments[-1]
+        if active.size == 0:
+            return False
+        first = active.first_batch_timestamp
+        waited = now_ms - first if first >= 0 else now_ms - active.created_ms
+        if waited <= self.config.segment_ms:
+            return False
+        self._roll(self._log_end_offset, now_ms)
+        return True
 
     def _roll(self, base_offset: int, now_ms: int) -> LogSegment:
         self._segments[-1].finish_time_index()
@@ -396,12 +414,74 @@ class PartitionLog:
         with self._lock:
             self._truncations += 1
             self._recovery_point = min(self._recovery_point, end)
+            discarded, self._pending_swap = self._pending_swap, None
+        if discarded is not None:  # a cleaned segment may hold offsets the truncation removed
+            discarded.close()
+            discarded.delete()
         self._producers.delete_snapshots_after(end)
         self._load_producer_state()
         self._epochs.truncate_from_end(end)
 
     def _drop_segments(self, segments: list[LogSegment]) -> None:
         for segment in segments:
+            segment.delete()
+
+    # -- log cleaner (cleaner.py has the protocol) --------------------------------------------------
+
+    @property
+    def segments(self) -> list[LogSegment]:
+        """The segments in offset order, the last one active (the log replaces this list, never mutates it)."""
+        return self._segments
+
+    @property
+    def truncations(self) -> int:
+        with self._lock:
+            return self._truncations
+
+    def producer_last_offsets(self) -> dict[int, int]:
+        """Producer id -> the last offset of its last data batch (-1: only markers), for the cleaner."""
+        return {pid: entry.last_offset for pid, entry in self._producers.producers.items()}
+
+    def commit_cleaned(self, segment: LogSegment, truncations: int) -> bool:
+        """Worker thread: turn the fsynced `.cleaned` segment into a committed `.swap`.
+
+        Refused (False) if the log was truncated since the cleaning began (`truncations`).
+        """
+        with self._lock:
+            if self._truncations != truncations:
+                return False
+            segment.change_suffix(SWAP_SUFFIX)
+            self._pending_swap = segment
+        fsync_dir(self.directory)
+        return True
+
+    def replace_segments(self, new: LogSegment, old: list[LogSegment]) -> bool:
+        """Loop thread: put the committed `new` segment in place of `old` in the segment list.
+
+        `old` must still be consecutive non-active segments of this log; if retention, DeleteRecords
+        or a truncation removed any of them meanwhile, the swap is rolled back (False).
+        """
+        with self._lock:
+            pending, self._pending_swap = self._pending_swap, None
+        segments = self._segments
+        start = next((i for i, s in enumerate(segments) if s is old[0]), None)
+        end = None if start is None else start + len(old)
+        if (pending is not new or end is None or end >= len(segments)
+                or any(a is not b for a, b in zip(segments[start:end], old))):
+            new.close()
+            new.delete()
+            return False
+        self._set_segments([*segments[:start], new, *segments[end:]])
+        return True
+
+    def finish_replace(self, new: LogSegment, old: list[LogSegment]) -> None:
+        """Worker thread, after `replace_segments`: retire the old files, give the new ones live names."""
+        for segment in old:
+            segment.change_suffix(DELETED_SUFFIX)
+        fsync_dir(self.directory)
+        new.change_suffix("")  # False if retention deleted it meanwhile: nothing to rename
+        fsync_dir(self.directory)
+        for segment in old:
             segment.delete()
 
     # -- durability --------------------------------------------------------------------------------

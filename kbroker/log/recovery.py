@@ -1,7 +1,11 @@
 """Opening a partition directory at start-up: which segments to trust and which to CRC-scan.
 
 1. Debris of interrupted work is removed: `*.tmp` (half-written checkpoints and snapshots),
-   `*.deleted`, `*.cleaned` and `*.swap` files, and index files whose .log is gone.
+   `*.deleted` and `*.cleaned` files, and index files whose .log is gone. An interrupted log-cleaner
+   swap is finished: a `<base>.log.swap` file was committed (fsynced, all its batches whole) to
+   replace every segment in its offset range [base, its next offset), so the live segments still
+   in that range are deleted, the swap segment is CRC-scanned (indexes rebuilt) and renamed live.
+   Index `.swap` files without their `.log.swap` are debris (see cleaner.py for the order).
 2. Every `<base>.log` is opened. An index that is missing or fails its sanity check, or a segment
    whose tail does not end on a whole batch, is recovered whatever the shutdown was.
 3. Without a clean shutdown, every segment that may hold offsets at or above the recovery point
@@ -21,17 +25,26 @@ import os
 from pathlib import Path
 
 from kbroker.log.config import LogConfig
-from kbroker.log.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
+from kbroker.log.segment import (
+    INDEX_SUFFIX,
+    LOG_SUFFIX,
+    SWAP_SUFFIX,
+    TIME_INDEX_SUFFIX,
+    LogSegment,
+    file_name,
+)
 from kbroker.wire.records import INT32_MAX, BatchScan
 
 log = logging.getLogger("kbroker.log")
 
-_DEBRIS_SUFFIXES = (".tmp", ".deleted", ".cleaned", ".swap")
+_DEBRIS_SUFFIXES = (".tmp", ".deleted", ".cleaned")
+_SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX)
 
 
 def load_segments(directory: Path, config: LogConfig, *, recovery_point: int, clean_shutdown: bool,
                   now_ms: int, name: str) -> list[LogSegment]:
     """The segments of `directory` in offset order, recovered where needed (possibly none)."""
+    _finish_swaps(directory, config, now_ms=now_ms, name=name)
     bases = _clear_debris(directory)
     opened = [LogSegment.open(directory, base, config, now_ms) for base in bases]
     segments: list[LogSegment] = []
@@ -85,6 +98,36 @@ def _observe_all(segment: LogSegment, scan: BatchScan) -> tuple[int, str | None]
         segment.observe(position, header)
         expected = header.next_offset
     return scan.end, scan.error
+
+
+def _finish_swaps(directory: Path, config: LogConfig, *, now_ms: int, name: str) -> None:
+    """Complete the log cleaner's committed replacements (`<base>.log.swap`), see the header."""
+    for base in sorted(_bases_with(directory, LOG_SUFFIX + SWAP_SUFFIX)):
+        swap, _ = LogSegment.open(directory, base, config, now_ms, suffix=SWAP_SUFFIX)
+        try:
+            recover_segment(swap, name=name)
+            end = swap.next_offset
+            replaced = sorted(b for b in _bases_with(directory, LOG_SUFFIX) if base <= b < end)
+            log.warning("%s: finishing an interrupted log-cleaner swap: segment %d (offsets up to %d) replaces "
+                        "segments %s", name, base, end, replaced)
+            for old in replaced:
+                for suffix in _SEGMENT_SUFFIXES:
+                    (directory / file_name(old, suffix)).unlink(missing_ok=True)
+            swap.change_suffix("")
+        finally:
+            swap.close()
+    for entry in os.listdir(directory):
+        if entry.endswith(SWAP_SUFFIX):  # index files whose .log.swap never came: not committed
+            (directory / entry).unlink()
+
+
+def _bases_with(directory: Path, suffix: str) -> list[int]:
+    bases = []
+    for entry in os.listdir(directory):
+        stem = entry[:20]
+        if entry.endswith(suffix) and len(entry) == 20 + len(suffix) and stem.isdigit():
+            bases.append(int(stem))
+    return bases
 
 
 def _clear_debris(directory: Path) -> list[int]:

@@ -14,10 +14,16 @@ Crash behaviour: the log is the truth and the indexes are derived from it. A cra
 last write anywhere; `recovery.py` CRC-scans a segment, cuts it after the last whole valid batch
 and rebuilds the indexes with `reset_indexes` + `observe`, producing the entries appends would
 have produced.
+
+The log cleaner writes a segment under temporary names (`<base>.log.cleaned`, ...) and moves it
+with `change_suffix` (`.cleaned` -> `.swap` -> live). Renames and deletion take the segment's own
+lock, because the cleaner renames in a worker thread while the event loop may delete the segment
+(retention); the .log file always moves last (see cleaner.py for why that order is safe).
 """
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +35,9 @@ from kbroker.wire.records import HEADER_SIZE, INT32_MAX, BatchHeader
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
 TIME_INDEX_SUFFIX = ".timeindex"
+CLEANED_SUFFIX = ".cleaned"  # a segment the cleaner is writing
+SWAP_SUFFIX = ".swap"  # a cleaned segment committed to replace the segments in its offset range
+DELETED_SUFFIX = ".deleted"  # a replaced segment, about to be unlinked
 
 _READ_CHUNK = 8192  # bytes read at a time when walking batch headers
 
@@ -39,15 +48,18 @@ def file_name(base_offset: int, suffix: str) -> str:
 
 class LogSegment:
     def __init__(self, directory: Path, base_offset: int, config: LogConfig, now_ms: int, *,
-                 create: bool) -> None:
+                 create: bool, suffix: str = "") -> None:
         self.base_offset = base_offset
         self.index_interval_bytes = config.index_interval_bytes
-        self.log_path = directory / file_name(base_offset, LOG_SUFFIX)
+        self.suffix = suffix
+        self.log_path = directory / (file_name(base_offset, LOG_SUFFIX) + suffix)
         self.log = SegmentFile(self.log_path, truncate=create)
-        self.offset_index = OffsetIndex(directory / file_name(base_offset, INDEX_SUFFIX), base_offset,
+        self.offset_index = OffsetIndex(directory / (file_name(base_offset, INDEX_SUFFIX) + suffix), base_offset,
                                         config.segment_index_bytes, create=create)
-        self.time_index = TimeIndex(directory / file_name(base_offset, TIME_INDEX_SUFFIX), base_offset,
+        self.time_index = TimeIndex(directory / (file_name(base_offset, TIME_INDEX_SUFFIX) + suffix), base_offset,
                                     config.segment_index_bytes, create=create)
+        self._files_lock = threading.Lock()
+        self._deleted = False
         self.size = os.fstat(self.log.fileno()).st_size
         self.next_offset = base_offset
         self.max_timestamp = -1
@@ -57,16 +69,17 @@ class LogSegment:
         self._first_batch_timestamp: int | None = None
 
     @classmethod
-    def create(cls, directory: Path, base_offset: int, config: LogConfig, now_ms: int) -> LogSegment:
-        return cls(directory, base_offset, config, now_ms, create=True)
+    def create(cls, directory: Path, base_offset: int, config: LogConfig, now_ms: int, *,
+               suffix: str = "") -> LogSegment:
+        return cls(directory, base_offset, config, now_ms, create=True, suffix=suffix)
 
     @classmethod
-    def open(cls, directory: Path, base_offset: int, config: LogConfig,
-             now_ms: int) -> tuple[LogSegment, str | None]:
+    def open(cls, directory: Path, base_offset: int, config: LogConfig, now_ms: int, *,
+             suffix: str = "") -> tuple[LogSegment, str | None]:
         """Open an existing segment trusting its indexes, and say why they can't be (None: fine)."""
-        missing = [suffix for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX)
-                   if not (directory / file_name(base_offset, suffix)).exists()]
-        segment = cls(directory, base_offset, config, now_ms, create=False)
+        missing = [kind for kind in (INDEX_SUFFIX, TIME_INDEX_SUFFIX)
+                   if not (directory / (file_name(base_offset, kind) + suffix)).exists()]
+        segment = cls(directory, base_offset, config, now_ms, create=False, suffix=suffix)
         if missing:
             problem = f"missing {' and '.join(missing)} file"
         else:
@@ -97,6 +110,17 @@ class LogSegment:
         if position == 0:
             self._first_batch_timestamp = header.max_timestamp
         self.observe(position, header)
+
+    def append_chunk(self, data: bytes | bytearray, headers: list[BatchHeader]) -> None:
+        """Write consecutive whole batches at once (the cleaner); `headers` are theirs, in order."""
+        position = self.size
+        self.log.write_all(data)
+        for header in headers:
+            if position == 0:
+                self._first_batch_timestamp = header.max_timestamp
+            self.observe(position, header)
+            position += header.size
+        self.size = position
 
     def observe(self, position: int, header: BatchHeader) -> None:
         """Account for the batch at `position`: timestamps, next offset, index entries."""
@@ -157,6 +181,11 @@ class LogSegment:
 
     def read_batch(self, position: int, size: int) -> bytes:
         return os.pread(self.log.fileno(), size, position)
+
+    @property
+    def first_batch_timestamp(self) -> int:
+        """The first batch's largest timestamp, -1 when empty (max.compaction.lag.ms, rolling)."""
+        return self._first_timestamp()
 
     @property
     def largest_timestamp(self) -> int:
@@ -239,6 +268,36 @@ class LogSegment:
 
     def delete(self) -> None:
         """Unlink the files (the .log first: without it the rest is debris). See files.py on closing."""
-        self.log_path.unlink(missing_ok=True)
-        self.offset_index.delete()
-        self.time_index.delete()
+        with self._files_lock:
+            self._deleted = True
+            self.log_path.unlink(missing_ok=True)
+            self.offset_index.delete()
+            self.time_index.delete()
+
+    def change_suffix(self, suffix: str) -> bool:
+        """Rename the files to end in `suffix` ("" for live names), the .log last; False if deleted."""
+        with self._files_lock:
+            if self._deleted:
+                return False
+            for index in (self.offset_index, self.time_index):
+                target = _with_suffix(index.path, self.suffix, suffix)
+                os.rename(index.path, target)
+                index.path = target
+            target = _with_suffix(self.log_path, self.suffix, suffix)
+            os.rename(self.log_path, target)
+            self.log_path = target
+            self.suffix = suffix
+            return True
+
+    def set_last_modified(self, mtime_ns: int) -> None:
+        """Keep the replaced segments' modification time (retention falls back on it)."""
+        os.utime(self.log.fileno(), ns=(mtime_ns, mtime_ns))
+
+    @property
+    def last_modified_ns(self) -> int:
+        return os.fstat(self.log.fileno()).st_mtime_ns
+
+
+def _with_suffix(path: Path, old: str, new: str) -> Path:
+    name = path.name[:len(path.name) - len(old)] if old else path.name
+    return path.with_name(name + new)

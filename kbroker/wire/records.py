@@ -452,6 +452,166 @@ def _read_bytes(buf: bytes | memoryview, pos: int) -> tuple[bytes | None, int]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Record spans: walking the records of a batch without building them (log cleaner, the key check
+# for compacted topics). A span is a plain tuple, for speed:
+#     (start, end, fields, timestamp_delta, offset_delta, key, has_value)
+# where body[start:end] is the whole record (its length varint included) and body[fields:end] is
+# everything after timestampDelta (offsetDelta, key, value, headers). A batch rebuilt from spans
+# keeps its base offset, so offset deltas stay valid and records are copied as they are, unless
+# the base timestamp changes (the delete horizon), when each timestampDelta is re-encoded.
+
+RecordSpan = tuple[int, int, int, int, int, "bytes | None", bool]
+
+
+def batch_body(batch: bytes | bytearray | memoryview) -> bytes | memoryview:
+    """The records of one whole batch, decompressed (CORRUPT_MESSAGE if they don't decompress)."""
+    view = memoryview(batch)
+    header = BatchHeader.parse(view)
+    return _decompress(header.compression, view[HEADER_SIZE:header.size])
+
+
+def record_spans(body: bytes | memoryview, count: int) -> list[RecordSpan]:
+    """The `count` records of a decompressed body; malformed records raise CORRUPT_MESSAGE."""
+    spans = []
+    pos = 0
+    try:
+        for _ in range(count):
+            start = pos
+            b = body[pos]
+            if b < 0x80:
+                end = pos + 1 + ((b >> 1) ^ -(b & 1))
+                pos += 2  # the length and the attributes byte
+            else:
+                length, pos = _read_varint(body, pos)
+                end = pos + length
+                pos += 1
+            b = body[pos]
+            if b < 0x80:
+                timestamp_delta = (b >> 1) ^ -(b & 1)
+                pos += 1
+            else:
+                timestamp_delta, pos = _read_varint(body, pos)
+            fields = pos
+            b = body[pos]
+            if b < 0x80:
+                offset_delta = (b >> 1) ^ -(b & 1)
+                pos += 1
+            else:
+                offset_delta, pos = _read_varint(body, pos)
+            b = body[pos]
+            if b < 0x80:
+                key_length = (b >> 1) ^ -(b & 1)
+                pos += 1
+            else:
+                key_length, pos = _read_varint(body, pos)
+            if key_length < 0:
+                key = None
+            else:
+                key = bytes(body[pos:pos + key_length])
+                pos += key_length
+            b = body[pos]
+            has_value = b != 1  # zigzag(-1) is the single byte 0x01: a null value (a tombstone)
+            if pos >= end or end > len(body):
+                raise ValueError("record fields run past its length")
+            spans.append((start, end, fields, timestamp_delta, offset_delta, key, has_value))
+            pos = end
+    except (IndexError, ValueError) as e:
+        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"malformed record: {e}") from None
+    if pos != len(body):
+        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "bytes left over after the last record")
+    return spans
+
+
+def keyless_record_indexes(batch: bytes | bytearray | memoryview) -> list[int]:
+    """Indexes of the records without a key (compacted topics refuse them, as Kafka does).
+
+    Produce calls this for every batch of a compacted topic, so it only skips varints up to each
+    key length (about 0.7 us a record, several times cheaper than `record_spans`).
+    """
+    header = BatchHeader.parse(batch)
+    body = batch_body(batch)
+    if not isinstance(body, bytes):
+        body = bytes(body)  # indexing bytes is faster than indexing a memoryview
+    keyless = []
+    pos = 0
+    try:
+        for i in range(header.record_count):
+            b = body[pos]
+            if b < 0x80:
+                end = pos + 1 + ((b >> 1) ^ -(b & 1))
+                p = pos + 2
+            else:
+                length, p = _read_varint(body, pos)
+                end = p + length
+                p += 1
+            while body[p] & 0x80:  # timestampDelta
+                p += 1
+            p += 1
+            while body[p] & 0x80:  # offsetDelta
+                p += 1
+            if body[p + 1] == 1:  # keyLength -1 (zigzag 0x01): no key
+                keyless.append(i)
+            if p + 1 >= end:
+                raise ValueError("record fields run past its length")
+            pos = end
+    except (IndexError, ValueError) as e:
+        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"malformed record: {e}") from None
+    if pos != len(body):
+        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "record lengths do not add up to the batch")
+    return keyless
+
+
+def rebuild_batch(header: BatchHeader, body: bytes | memoryview, spans: Sequence[RecordSpan], *,
+                  delete_horizon_ms: int | None = None) -> bytes:
+    """The batch `header` heads, holding only `spans` of its `body`, in its original codec.
+
+    Base offset, last offset delta (so the producer's last sequence survives), producer fields,
+    attributes and partition leader epoch are kept. `delete_horizon_ms` sets the delete horizon
+    (attribute bit 6; the base timestamp then holds the horizon and every record's timestamp
+    delta is re-encoded against it). Kafka's MemoryRecords.filterTo does the same.
+    """
+    if not spans:
+        raise ValueError("a rebuilt batch needs at least one record")
+    attributes = header.attributes
+    base_timestamp = header.base_timestamp
+    out = bytearray()
+    if delete_horizon_ms is None:
+        for span in spans:
+            out += body[span[0]:span[1]]
+    else:
+        attributes |= _DELETE_HORIZON_BIT
+        for start, end, fields, timestamp_delta, _, _, _ in spans:
+            record = bytearray(b"\x00")  # attributes
+            _write_varint(record, base_timestamp + timestamp_delta - delete_horizon_ms)
+            record += body[fields:end]
+            _write_varint(out, len(record))
+            out += record
+        base_timestamp = delete_horizon_ms
+    if header.timestamp_type is TimestampType.LOG_APPEND_TIME:
+        max_timestamp = header.max_timestamp
+    else:
+        max_timestamp = header.base_timestamp + max(span[3] for span in spans)
+    records = _compress(header.compression, bytes(out)) if header.compression else out
+    batch = bytearray(HEADER_SIZE) + records
+    HEADER.pack_into(batch, 0, header.base_offset, len(batch) - LOG_OVERHEAD, header.partition_leader_epoch,
+                     MAGIC, 0, attributes, header.last_offset_delta, base_timestamp, max_timestamp,
+                     header.producer_id, header.producer_epoch, header.base_sequence, len(spans))
+    struct.pack_into(">I", batch, CRC_OFFSET, compute_crc(batch))
+    return bytes(batch)
+
+
+def empty_batch(header: BatchHeader) -> bytes:
+    """A header-only batch keeping `header`'s offsets and producer fields (Kafka's writeEmptyHeader)."""
+    attributes = header.attributes & (_TIMESTAMP_TYPE_BIT | _TRANSACTIONAL_BIT | _CONTROL_BIT)
+    batch = bytearray(HEADER_SIZE)
+    HEADER.pack_into(batch, 0, header.base_offset, HEADER_SIZE - LOG_OVERHEAD, header.partition_leader_epoch,
+                     MAGIC, 0, attributes, header.last_offset_delta, header.max_timestamp, header.max_timestamp,
+                     header.producer_id, header.producer_epoch, header.base_sequence, 0)
+    struct.pack_into(">I", batch, CRC_OFFSET, compute_crc(batch))
+    return bytes(batch)
+
+
+# ---------------------------------------------------------------------------------------------
 # Codecs. Snappy comes in two framings: Kafka's Java client and kafka-python send xerial blocks
 # (a 16-byte header `\x82SNAPPY\x00`, version, compatible version, then int32-length-prefixed raw
 # snappy blocks); librdkafka may send one raw snappy block.
@@ -500,7 +660,7 @@ def _snappy_decompress(data: memoryview) -> bytes:
 
 def _compress(codec: int, data: bytes) -> bytes:
     if codec == Compression.GZIP:
-        return gzip.compress(data)
+        return gzip.compress(data, compresslevel=6)  # Kafka's default level (zlib's), 9 is slower
     if codec == Compression.SNAPPY:
         out = bytearray(_XERIAL_HEADER)
         for i in range(0, len(data), _XERIAL_BLOCK):
@@ -508,7 +668,8 @@ def _compress(codec: int, data: bytes) -> bytes:
             out += struct.pack(">i", len(block)) + block
         return bytes(out)
     if codec == Compression.LZ4:
-        return lz4.frame.compress(data)
+        # Kafka's Java reader decompresses each 64 KiB block on its own: independent blocks.
+        return lz4.frame.compress(data, block_linked=False)
     if codec == Compression.ZSTD:
         return zstandard.ZstdCompressor().compress(data)
     raise ValueError(f"unknown compression codec {codec}")

@@ -31,7 +31,8 @@ def test_kafka_defaults() -> None:
         "segment.bytes": "1073741824", "segment.ms": "604800000", "segment.index.bytes": "10485760",
         "index.interval.bytes": "4096", "flush.messages": str(LONG_MAX), "flush.ms": str(LONG_MAX),
         "max.message.bytes": "1048588", "message.timestamp.type": "CreateTime", "retention.ms": "604800000",
-        "retention.bytes": "-1", "cleanup.policy": "delete"}
+        "retention.bytes": "-1", "cleanup.policy": "delete", "delete.retention.ms": "86400000",
+        "min.cleanable.dirty.ratio": "0.5", "min.compaction.lag.ms": "0", "max.compaction.lag.ms": str(LONG_MAX)}
 
 
 def test_topic_overrides_are_parsed_and_validated() -> None:

@@ -4,6 +4,10 @@ The batch is never decoded: `validate_produce_batch` checks length, magic, CRC-3
 header's counts; the log patches the base offset into the header and appends the bytes as
 the producer sent them. With acks=0 there is no answer at all; if such a request fails we
 close the connection, as Kafka does, so the client notices and refreshes its metadata.
+
+The exception: on a compacted topic Kafka refuses records without a key (INVALID_RECORD,
+one record error each), so there the records are decompressed and walked up to each key
+length (about 0.7 us a record).
 """
 from __future__ import annotations
 
@@ -15,12 +19,13 @@ from kbroker.broker.dispatch import NO_RESPONSE, RequestContext
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.partition_log import PartitionLog
 from kbroker.wire.messages.produce import (
+    BatchIndexAndErrorMessage,
     PartitionProduceResponse,
     ProduceRequest,
     ProduceResponse,
     TopicProduceResponse,
 )
-from kbroker.wire.records import Compression, validate_produce_batch
+from kbroker.wire.records import Compression, keyless_record_indexes, validate_produce_batch
 
 log = logging.getLogger("kbroker.produce")
 
@@ -75,6 +80,10 @@ def _append(ctx: RequestContext, topic: str, partition: int, records: memoryview
         header = validate_produce_batch(records, partition_log.config.max_message_bytes)
         if header.compression == Compression.ZSTD and ctx.version < ZSTD_MIN_PRODUCE_VERSION:
             raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or later (KIP-110)")
+        if partition_log.config.compact:
+            keyless = keyless_record_indexes(records)
+            if keyless:
+                return _keyless(partition, f"{topic}-{partition}", keyless, partition_log)
         result = partition_log.append(records, header, leader_epoch=partition_log.leader_epoch,
                                       now_ms=broker.now_ms())
     except KafkaError as exc:
@@ -93,6 +102,18 @@ def _error(partition: int, code: ErrorCode, message: str | None = None,
     return PartitionProduceResponse(
         index=partition, error_code=code, base_offset=-1, error_message=message,
         log_start_offset=partition_log.log_start_offset if partition_log else -1)
+
+
+def _keyless(partition: int, name: str, indexes: list[int], partition_log: PartitionLog) -> PartitionProduceResponse:
+    """Kafka's LogValidator answer to records without a key on a compacted topic."""
+    message = f"Compacted topic cannot accept message without key in topic partition {name}"
+    shown = ", ".join(f"RecordError(batchIndex={i}, message='{message}')" for i in indexes[:3])
+    return PartitionProduceResponse(
+        index=partition, error_code=ErrorCode.INVALID_RECORD, base_offset=-1,
+        record_errors=[BatchIndexAndErrorMessage(batch_index=i, batch_index_error_message=message) for i in indexes],
+        error_message=f"One or more records have been rejected due to {len(indexes)} record errors in total, "
+                      f"and only showing the first three errors at most: [{shown}]",
+        log_start_offset=partition_log.log_start_offset)
 
 
 async def _flush_all(ctx: RequestContext, pending: list[tuple[PartitionLog, int]]) -> None:
