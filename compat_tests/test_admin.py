@@ -231,7 +231,7 @@ def test_a_deleted_topic_cannot_be_read(broker, topic_name, client):
     with client.admin(broker.bootstrap) as admin:
         admin.delete_topic(topic_name)
     try:
-        received = client.consume(broker.bootstrap, topic_name, {0: (0, 1)}, timeout=8)
+        received = client.consume(broker.bootstrap, topic_name, {0: (0, 1)}, timeout=5)
     except ConsumeTimeout as nothing:
         received = nothing.received
     except KafkaError as refused:

@@ -12,7 +12,14 @@ import pytest
 
 from compat_tests.clients import ALL_CLIENTS, Kcat, create_topic
 from compat_tests.faultproxy import LoseOneProduceResponse
+from compat_tests.logfiles import batch_headers
 from compat_tests.records import assert_delivered, assert_same_records, ranges_for, simple_records
+
+
+def _assert_idempotent_batches(data_dir, topic):
+    """Every stored batch carries a producer id and epoch: the client really took the idempotent path."""
+    plain = [b for b in batch_headers(data_dir, topic) if b.producer_id < 0 or b.producer_epoch < 0]
+    assert not plain, f"{len(plain)} batches without a producer id, first {plain[0]}"
 
 
 @pytest.mark.timeout(180)
@@ -21,8 +28,10 @@ def test_idempotent_producer_delivers_exactly_once_in_order(broker, topic_name, 
     create_topic(client, broker.bootstrap, topic_name, partitions=3)
     records = simple_records(client, 3000, partitions=3, prefix="idem")
 
-    deliveries = client.produce(broker.bootstrap, topic_name, records, idempotent=True, flush_every=500)
+    deliveries = client.produce(broker.bootstrap, topic_name, records, flush_every=500,
+                                idempotent=None if client.idempotent_by_default else True)
     assert_delivered(deliveries, offsets=client.reports_offsets)
+    _assert_idempotent_batches(broker.data_dir, topic_name)
 
     ranges = ranges_for(records)
     received = client.consume(broker.bootstrap, topic_name, ranges)
@@ -45,7 +54,8 @@ def test_retry_after_a_lost_produce_response_is_not_appended_twice(broker_factor
     try:
         create_topic(client, bootstrap, topic_name, partitions=1)
         records = simple_records(client, 900, partitions=1, prefix="retry")
-        deliveries = client.produce(bootstrap, topic_name, records, idempotent=True,
+        deliveries = client.produce(bootstrap, topic_name, records,
+                                    idempotent=None if client.idempotent_by_default else True,
                                     flush_every=None if not client.reports_offsets else 300)
         assert proxy.responses_dropped == 1, (
             f"the proxy saw {proxy.produce_requests} Produce requests and dropped "
@@ -55,5 +65,6 @@ def test_retry_after_a_lost_produce_response_is_not_appended_twice(broker_factor
         received = client.consume(bootstrap, topic_name, ranges_for(records))
         assert_same_records(records, received, deliveries=deliveries)
         assert client.latest(bootstrap, topic_name, [0]) == {0: len(records)}, "a retried batch was appended twice"
+        _assert_idempotent_batches(broker.data_dir, topic_name)
     finally:
         proxy.stop()
