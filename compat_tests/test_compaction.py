@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from compat_tests.clients import ALL_CLIENTS, AioKafka, ConfluentKafka, KafkaPython, Record, create_topic
+from compat_tests.clients import ALL_CLIENTS, ConfluentKafka, KafkaPython, Record, create_topic
 from tests.broker_process import BrokerProcess
 
 PARTITIONS = 2
@@ -122,8 +122,9 @@ def test_new_consumer_reads_the_latest_value_of_each_live_key_once(compacted, cl
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("client", [KafkaPython(), ConfluentKafka(), AioKafka()], ids=str)
+@pytest.mark.parametrize("client", [KafkaPython(), ConfluentKafka()], ids=str)
 def test_a_record_without_a_key_is_refused(broker, topic_name, client):
+    """INVALID_RECORD, as Kafka answers (aiokafka 0.14 has no class for code 87: UnknownError)."""
     create_topic(client, broker.bootstrap, topic_name, 1, configs={"cleanup.policy": "compact"})
     deliveries = client.produce(broker.bootstrap, topic_name, [Record(0, b"k", b"kept")])
     assert deliveries[0].error_code is None
