@@ -11,11 +11,13 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,6 +33,7 @@ class Member:
     errors: list[str] = field(default_factory=list)
     closed: bool = False
     output: list[str] = field(default_factory=list)
+    stderr: Any = None
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -70,7 +73,11 @@ class Member:
                 self.kill()
 
     def log(self) -> str:
-        return "".join(self.output[-30:])
+        errors = ""
+        if self.stderr is not None:
+            self.stderr.seek(0)
+            errors = self.stderr.read()[-3000:]
+        return "".join(self.output[-30:]) + errors
 
 
 class Fleet:
@@ -91,8 +98,9 @@ class Fleet:
             args += ["--assignor", assignor]
         if instance_id:
             args += ["--instance-id", instance_id]
-        process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        member = Member(name, process)
+        stderr = tempfile.TemporaryFile("w+")
+        process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        member = Member(name, process, stderr=stderr)
         threading.Thread(target=member._read, daemon=True).start()
         self.members.append(member)
         return member

@@ -93,23 +93,23 @@ def run_confluent(args: argparse.Namespace) -> None:
         settings["group.instance.id"] = args.instance_id
     consumer = Consumer(settings)
 
-    def changed(_consumer, _partitions):
-        emit("assigned", partitions=sorted(tp.partition for tp in consumer.assignment()))
+    # The library (un)assigns by itself after these callbacks; incrementally for cooperative
+    # rebalancing (cooperative-sticky, and always with group.protocol=consumer), else eagerly.
+    current: set[int] = set()
+    cooperative = args.assignor == "cooperative-sticky" or args.protocol == "consumer"
 
     def on_assign(c, partitions):
-        if args.assignor == "cooperative-sticky" and args.protocol != "consumer":
-            c.incremental_assign(partitions)
-        changed(c, partitions)
+        if not cooperative:
+            current.clear()
+        current.update(tp.partition for tp in partitions)
+        emit("assigned", partitions=sorted(current))
 
     def on_revoke(c, partitions):
-        if args.assignor == "cooperative-sticky" and args.protocol != "consumer":
-            c.incremental_unassign(partitions)
-            changed(c, partitions)
-        elif args.protocol == "consumer":
-            changed(c, partitions)
+        if not cooperative:
+            current.clear()
         else:
-            c.unassign()
-            emit("assigned", partitions=[])
+            current.difference_update(tp.partition for tp in partitions)
+        emit("assigned", partitions=sorted(current))
 
     consumer.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke)
     while not stopping:

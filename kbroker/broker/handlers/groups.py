@@ -163,9 +163,9 @@ def _by_topic(found: list[tuple[str, int, Any]]) -> list[tuple[str, list[tuple[i
 
 def _committed(committed: Any) -> dict[str, Any]:
     if committed is None:
-        return {"committed_offset": NO_OFFSET, "committed_leader_epoch": -1, "metadata": "", "error_code": 0}
+        return {"committed_offset": NO_OFFSET, "committed_leader_epoch": -1, "metadata": ""}
     return {"committed_offset": committed.offset, "committed_leader_epoch": committed.leader_epoch,
-            "metadata": committed.metadata, "error_code": 0}
+            "metadata": committed.metadata}
 
 
 async def handle_offset_delete(ctx: RequestContext, request: OffsetDeleteRequest) -> OffsetDeleteResponse:
