@@ -21,7 +21,10 @@ import threading
 
 
 class LoseOneProduceResponse:
-    def __init__(self, cut_produce_number: int = 1) -> None:
+    """cut_produce_number=None: lose nothing, a plain forwarding proxy (an advertised address
+    that differs from the one the broker listens on)."""
+
+    def __init__(self, cut_produce_number: int | None = 1) -> None:
         self.cut_produce_number = cut_produce_number
         self.upstream_port: int | None = None
         self.produce_requests = 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from compat_tests.clients import ADMIN_CLIENTS, BY_NAME, ConsumeTimeout, KafkaError, create_topic
+from compat_tests.faultproxy import LoseOneProduceResponse
 from compat_tests.records import assert_delivered, assert_same_records, ranges_for, simple_records
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
@@ -97,6 +98,22 @@ def test_describe_cluster_and_metadata(broker, topic_name, client):
     assert (host, port) == ("127.0.0.1", broker.port)
     assert first.controller_id == node_id
     assert topics.get(topic_name) == 2
+
+
+@pytest.mark.timeout(60)
+@admin_clients
+def test_describe_cluster_shows_the_advertised_listener(broker_factory, client):
+    """advertised.listeners is what metadata names, not the listening address: here a forwarding
+    proxy on another port, which the clients then use for everything after bootstrap."""
+    proxy = LoseOneProduceResponse(cut_produce_number=None)
+    broker = broker_factory({"advertised.listeners": f"PLAINTEXT://127.0.0.1:{proxy.port}"})
+    proxy.start(broker.port)
+    try:
+        with client.admin(broker.bootstrap) as admin:
+            cluster = admin.describe_cluster()
+        assert [(host, port) for _, host, port in cluster.brokers] == [("127.0.0.1", proxy.port)]
+    finally:
+        proxy.stop()
 
 
 @pytest.mark.timeout(60)

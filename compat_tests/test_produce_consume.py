@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from compat_tests.clients import ALL_CLIENTS, CODECS, Kcat, Record, create_topic
+from compat_tests.clients import ALL_CLIENTS, CODECS, Kcat, Record, admin_for, create_topic
 from compat_tests.logfiles import stored_codecs
 from compat_tests.records import (assert_delivered, assert_same_records, mixed_records, now_ms, ranges_for,
                                   simple_records)
@@ -94,3 +94,17 @@ def test_acks(broker, topic_name, client, acks):
     assert_same_records(records, received, deliveries=deliveries if acks != 0 else None)
     ends = {p: stop for p, (_, stop) in ranges_for(records).items()}
     assert client.latest(broker.bootstrap, topic_name, ends) == ends
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("client", ALL_CLIENTS, ids=str)
+def test_producing_to_an_unknown_topic_creates_it(broker, topic_name, client):
+    """auto.create.topics.enable defaults to true: a producer's Metadata request (which asks for
+    auto-creation) creates the topic with num.partitions (1), as log shippers expect."""
+    records = simple_records(client, 50, partitions=1, prefix="auto")
+    deliveries = client.produce(broker.bootstrap, topic_name, records)
+    assert_delivered(deliveries, offsets=client.reports_offsets)
+    with admin_for(client, broker.bootstrap) as admin:
+        assert admin.topics().get(topic_name) == 1
+    assert_same_records(records, client.consume(broker.bootstrap, topic_name, ranges_for(records)),
+                        deliveries=deliveries)
