@@ -29,7 +29,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 Headers = tuple[tuple[str, bytes | None], ...]
 
@@ -820,7 +820,11 @@ _LIBRDKAFKA_TEXTS = {"Broker: Message size too large": 10, "Broker: Unknown topi
 
 
 class Kcat(Client):
-    """kcat 1.7.1 / librdkafka 2.0.2 as a subprocess (Debian's package)."""
+    """kcat 1.7.1 / librdkafka 2.0.2 as a subprocess (Debian's package).
+
+    produce() starts one kcat run per consecutive block of records that share partition, header
+    set and -Z mode (and per flush_every records): each run is a new producer.
+    """
     name = "kcat"
     has_admin = False
     explicit_timestamps = False  # librdkafka stamps CreateTime at produce() time

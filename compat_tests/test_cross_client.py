@@ -6,7 +6,6 @@ to what that producer can send); each of the other clients then reads it from of
 """
 from __future__ import annotations
 
-import itertools
 import uuid
 from dataclasses import dataclass
 
