@@ -78,3 +78,90 @@ def _committed(fleet: Fleet) -> dict[int, int]:
         for partition, offset in member.committed.items():
             committed[partition] = max(offset, committed.get(partition, 0))
     return committed
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("client", GROUP_CLIENTS)
+def test_killed_member_partitions_move_to_survivors_after_the_session_timeout(fleet, client):
+    members = [fleet.start(client, session_ms=SESSION_MS) for _ in range(3)]
+    fleet.wait_balanced(PARTITIONS)
+    first = produce(fleet.bootstrap, fleet.topic, 3000)
+    fleet.wait_consumed(first)
+    victim = members[1]
+    orphaned = list(victim.assignment)
+    fleet.wait_for(lambda: all(victim.committed.get(p) == 500 for p in orphaned), 30, "the victim's commits")
+    killed_at = victim.kill()
+    # A few records it read but never committed would be read again; here it committed everything.
+    second = produce(fleet.bootstrap, fleet.topic, 3000, start=3000)
+    survivors = [members[0], members[2]]
+    taken_over = fleet.wait_balanced(PARTITIONS, timeout=60, members=survivors)
+    failover = taken_over - killed_at
+    # The session runs from the victim's last heartbeat (every session/3) to its expiry.
+    assert SESSION_MS / 1000 * 2 / 3 - 0.5 <= failover <= SESSION_MS / 1000 + 15, f"failover took {failover:.1f}s"
+    fleet.wait_consumed(first | second)
+    for partition in orphaned:  # the survivors resumed at the last commit: nothing read twice
+        after = sorted(o for m in survivors for p, o, t in m.records if p == partition and t >= killed_at)
+        assert after[0] == 500, f"partition {partition} resumed at {after[0]}"
+        assert len(after) == len(set(after)) == 500
+    print(f"{client}: failover after SIGKILL with session.timeout.ms={SESSION_MS}: {failover:.2f}s")
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("client", GROUP_CLIENTS)
+def test_a_joining_member_rebalances_a_running_group(fleet, client):
+    first, second = fleet.start(client, session_ms=SESSION_MS), fleet.start(client, session_ms=SESSION_MS)
+    fleet.wait_balanced(PARTITIONS)
+    assert sorted(len(m.assignment) for m in (first, second)) == [3, 3]
+    records = produce(fleet.bootstrap, fleet.topic, 3000)
+    fleet.wait_consumed(records)
+    third = fleet.start(client, session_ms=SESSION_MS)
+    fleet.wait_balanced(PARTITIONS)
+    assert sorted(len(m.assignment) for m in (first, second, third)) == [2, 2, 2]
+    more = produce(fleet.bootstrap, fleet.topic, 3000, start=3000)
+    fleet.wait_consumed(records | more)
+    assert len(third.records) > 0
+    consumed = fleet.consumed()
+    assert len(consumed) == len(set(consumed)), "every batch was committed before the rebalance"
+
+
+@pytest.mark.timeout(240)
+def test_cooperative_sticky_keeps_unaffected_partitions_assigned(fleet):
+    """confluent-kafka with cooperative-sticky: a new member only takes partitions away;
+    the others keep the rest without a pause (never revoked, never an empty assignment)."""
+    first = fleet.start("confluent-kafka", session_ms=SESSION_MS, assignor="cooperative-sticky")
+    second = fleet.start("confluent-kafka", session_ms=SESSION_MS, assignor="cooperative-sticky")
+    fleet.wait_balanced(PARTITIONS)
+    before = {m.name: set(m.assignment) for m in (first, second)}
+    marks = {m.name: len(m.assignments) for m in (first, second)}
+    third = fleet.start("confluent-kafka", session_ms=SESSION_MS, assignor="cooperative-sticky")
+    fleet.wait_balanced(PARTITIONS)
+    for member in (first, second):
+        kept = set(member.assignment)
+        assert kept < before[member.name] and len(kept) == 2
+        # Every assignment it reported since the join still held the partitions it kept.
+        for _, partitions in member.assignments[marks[member.name]:]:
+            assert kept <= set(partitions), f"{member.name} lost {kept - set(partitions)} for a while"
+    assert len(third.assignment) == 2
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("client", GROUP_CLIENTS)
+def test_static_member_restart_gets_its_partitions_back_without_a_rebalance(fleet, client):
+    members = [fleet.start(client, session_ms=SESSION_MS * 5, instance_id=f"instance-{i}") for i in range(3)]
+    fleet.wait_balanced(PARTITIONS)
+    records = produce(fleet.bootstrap, fleet.topic, 600)
+    fleet.wait_consumed(records)
+    time.sleep(1)
+    others = [members[0], members[2]]
+    marks = [len(m.assignments) for m in others]
+    restarted_partitions = list(members[1].assignment)
+    members[1].kill()
+    back = fleet.start(client, session_ms=SESSION_MS * 5, instance_id="instance-1")
+    fleet.wait_for(lambda: back.assignment is not None, 60, "the restarted static member's assignment")
+    assert back.assignment == restarted_partitions
+    more = produce(fleet.bootstrap, fleet.topic, 600, start=600)
+    fleet.wait_consumed(records | more)
+    for member, mark in zip(others, marks):  # nobody else saw a rebalance
+        assert member.assignments[mark:] == [], \
+            f"{member.name} was reassigned: {member.assignments[mark:]}\n{fleet.broker.log()}"
+    assert {p for p, _, t in back.records} == set(restarted_partitions)

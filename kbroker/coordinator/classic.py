@@ -27,15 +27,18 @@ out only when the group becomes Stable (or to a member syncing in Stable).
 """
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
 from kbroker.coordinator.consumer_protocol import subscription_topics
 from kbroker.coordinator.records import GroupMetadataValue, MemberMetadata
 from kbroker.errors import ErrorCode
+
+log = logging.getLogger("kbroker.coordinator")
 
 CONSUMER_PROTOCOL_TYPE = "consumer"
 # Kafka's classicGroupNewMemberJoinTimeoutMs: a new member's held JoinGroup expires after this.
@@ -484,7 +487,7 @@ class ClassicGroup:
         member.awaiting_join = request.waiter
         # A held JoinGroup cannot heartbeat; a new member that vanished is dropped after this.
         self._reschedule_heartbeat(now_ms, member, self.config.new_member_join_timeout_ms)
-        self._maybe_prepare_rebalance_or_complete_join(now_ms)
+        self._maybe_prepare_rebalance_or_complete_join(now_ms, "adding new member " + member_id)
 
     def _update_member_and_rebalance(self, now_ms: int, request: _JoinRequest, member: Member) -> None:
         member.protocols = request.protocols
@@ -494,10 +497,11 @@ class ClassicGroup:
         # gets a retriable error rather than no answer.
         self._complete_join(member, JoinResult(ErrorCode.REBALANCE_IN_PROGRESS, member.member_id))
         member.awaiting_join = request.waiter
-        self._maybe_prepare_rebalance_or_complete_join(now_ms)
+        self._maybe_prepare_rebalance_or_complete_join(now_ms, "updating member " + member.member_id)
 
     def _replace_static_member(self, now_ms: int, request: _JoinRequest, old_member_id: str,
                                new_member_id: str) -> None:
+        current_leader = self.leader_id
         old = self.members.pop(old_member_id)
         # Fence whoever still waits under the old id.
         if old.awaiting_join is not None:
@@ -521,24 +525,30 @@ class ClassicGroup:
             if self.protocol_name == self.select_protocol():
                 # KIP-345: same protocol, no rebalance. The member takes over its assignment; the
                 # new member id is stored first, then answered (the leader may skip assigning).
-                is_leader = self.is_leader(new_member_id)
-                skip = request.supports_skip_assignment and is_leader
-                result = self._generation_reply(new_member_id, with_members=skip, skip_assignment=skip)
+                if request.supports_skip_assignment:  # JoinGroup v9+ (KIP-814)
+                    skip = self.is_leader(new_member_id)
+                    result = self._generation_reply(new_member_id, with_members=skip, skip_assignment=skip)
+                else:
+                    # Older clients must not think they lead (they would assign with no members):
+                    # Kafka names the leader as it was before the replacement.
+                    result = replace(self._generation_reply(new_member_id, with_members=False),
+                                     leader=current_leader or "")
                 self._store()
                 self._complete_join(member, result)
             else:
-                self._maybe_prepare_rebalance_or_complete_join(now_ms)
+                self._maybe_prepare_rebalance_or_complete_join(
+                    now_ms, f"static member {new_member_id} changes the group's protocol")
         elif self.state is COMPLETING:
             # The leader may already assign for the old id: only a new rebalance is safe.
-            self._prepare_rebalance(now_ms)
+            self._prepare_rebalance(now_ms, f"static member {new_member_id} rejoined during CompletingRebalance")
         else:
             self._maybe_complete_join_phase(now_ms)
 
     # -- rebalance --------------------------------------------------------------------------------
 
-    def _maybe_prepare_rebalance_or_complete_join(self, now_ms: int) -> None:
+    def _maybe_prepare_rebalance_or_complete_join(self, now_ms: int, reason: str) -> None:
         if self.can_rebalance():
-            self._prepare_rebalance(now_ms)
+            self._prepare_rebalance(now_ms, reason)
         else:
             self._maybe_complete_join_phase(now_ms)
 
@@ -547,7 +557,9 @@ class ClassicGroup:
         if self.state is PREPARING and self.has_all_members_joined() and self.previous_state is not EMPTY:
             self._complete_join_phase(now_ms)
 
-    def _prepare_rebalance(self, now_ms: int) -> None:
+    def _prepare_rebalance(self, now_ms: int, reason: str) -> None:
+        log.info("preparing to rebalance group %s in state %s with old generation %d (reason: %s)",
+                 self.group_id, self.state.value, self.generation_id, reason)
         if self.state is COMPLETING:
             self._reset_and_propagate_assignment_error(ErrorCode.REBALANCE_IN_PROGRESS, now_ms)
         self._remove_sync_expiration()
@@ -585,8 +597,11 @@ class ClassicGroup:
             return
         self._init_next_generation(now_ms)
         if self.state is EMPTY:
+            log.info("group %s with generation %d is now empty", self.group_id, self.generation_id)
             self._store()
             return
+        log.info("stabilized group %s generation %d (protocol %s) with %d members", self.group_id,
+                 self.generation_id, self.protocol_name, len(self.members))
         for member in self.members.values():
             result = self._generation_reply(member.member_id, with_members=self.is_leader(member.member_id))
             self._complete_join(member, result)
@@ -639,10 +654,11 @@ class ClassicGroup:
         if generation_id != self.generation_id or self.state not in (COMPLETING, STABLE):
             return
         if self.pending_sync:
-            for member_id in list(self.pending_sync):
+            late = sorted(self.pending_sync)
+            for member_id in late:
                 self._remove(member_id)
                 self._cancel(("heartbeat", member_id))
-            self._prepare_rebalance(now_ms)
+            self._prepare_rebalance(now_ms, f"members {', '.join(late)} did not sync in time")
 
     def _expire_heartbeat(self, now_ms: int, member_id: str) -> None:
         if self.state is DEAD:
@@ -662,7 +678,7 @@ class ClassicGroup:
         self._complete_join(member, JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, ""))
         self._remove(member.member_id)
         if self.state in (STABLE, COMPLETING):
-            self._maybe_prepare_rebalance_or_complete_join(now_ms)
+            self._maybe_prepare_rebalance_or_complete_join(now_ms, f"member {member.member_id} failed (session timeout)")
         elif self.state is PREPARING and self.has_all_members_joined():
             self._complete_join_phase(now_ms)
 
@@ -724,10 +740,10 @@ class ClassicGroup:
             for member in self.members.values():
                 member.assignment = b""
             if self.state is STABLE:
-                self._prepare_rebalance(now_ms)
+                self._prepare_rebalance(now_ms, "storing the group failed")
             else:
                 self._reset_and_propagate_assignment_error(error, now_ms)
-                self._maybe_prepare_rebalance_or_complete_join(now_ms)
+                self._maybe_prepare_rebalance_or_complete_join(now_ms, "storing the group failed")
         return self._take()
 
     # -- Heartbeat --------------------------------------------------------------------------------
@@ -774,7 +790,7 @@ class ClassicGroup:
                 errors.append(error)
         if any(e == ErrorCode.NONE for e in errors):
             if self.state in (STABLE, COMPLETING):
-                self._maybe_prepare_rebalance_or_complete_join(now_ms)
+                self._maybe_prepare_rebalance_or_complete_join(now_ms, "members left")
             elif self.state is PREPARING:
                 self._maybe_complete_join_phase(now_ms)
         return errors, self._take()
@@ -876,7 +892,7 @@ class ClassicGroup:
         for member in self.members.values():
             self._reschedule_heartbeat(now_ms, member)
         if len(self.members) > self.config.max_size and self.can_rebalance():
-            self._prepare_rebalance(now_ms)
+            self._prepare_rebalance(now_ms, "the loaded group is over group.max.size")
         return self._take()
 
 

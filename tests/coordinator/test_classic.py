@@ -359,3 +359,16 @@ def test_rebalance_range_protocols_are_kept_per_member():
     h = Harness()
     h.stable_group(1, protocols=RANGE)
     assert h.group.select_protocol() == "range"
+
+
+def test_static_leader_restart_before_v9_is_told_the_old_leader_id():
+    h = Harness()
+    held = h.join(instance_id="i", client_id="a")
+    h.tick(3000)
+    a = h.answered(held).member_id
+    h.sync(a, 1, {a: b"A"})
+    result = h.answered(h.join(instance_id="i", client_id="a"))
+    # Not the leader in its own eyes: it syncs as a follower and gets its stored assignment.
+    assert result.leader == a and result.member_id != a and result.members == ()
+    assert h.answered(h.sync(result.member_id, 1, instance_id="i")).assignment == b"A"
+    assert h.group.leader_id == result.member_id and h.group.state is STABLE

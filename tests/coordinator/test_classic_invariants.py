@@ -28,6 +28,7 @@ class ClassicGroupMachine(RuleBasedStateMachine):
         self.leaders: dict[int, str] = {}        # generation -> leader told to members
         self.last_generation = 0
         self.pending: set = set()
+        self.identities: dict[str, str] = {}     # static member id -> its group instance id
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -40,9 +41,13 @@ class ClassicGroupMachine(RuleBasedStateMachine):
                 if result.member_id and result.member_id not in self.known_ids:
                     self.known_ids.append(result.member_id)
                 if result.error == ErrorCode.NONE:
-                    # One leader per generation, and only the leader sees the members.
-                    leader = self.leaders.setdefault(result.generation_id, result.leader)
-                    assert leader == result.leader
+                    # One leader per generation (a static leader restarting keeps the role under
+                    # its new member id), and only the leader sees the members.
+                    for instance, member_id in group.static_members.items():
+                        self.identities[member_id] = instance
+                    identity = self.identities.get(result.leader, result.leader)
+                    leader = self.leaders.setdefault(result.generation_id, identity)
+                    assert leader == identity
                     assert bool(result.members) == (result.member_id == result.leader) or result.skip_assignment
                     assert result.generation_id >= 1
                     self.generation_of[result.member_id] = result.generation_id
