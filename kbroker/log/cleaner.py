@@ -409,6 +409,10 @@ class LogCleaner:
                   job.name, exc_info=error)
         self._uncleanable.add(id(job.log))
 
+    def first_dirty_offset(self, topic: str, partition: int) -> int | None:
+        """Where the last cleaning of that log stopped (None: never cleaned)."""
+        return self._first_dirty.get((topic, partition))
+
     def clean_now(self, now_ms: int) -> CleaningJob | None:
         """Clean the filthiest log on this thread, swap included (tests, tools); None if none."""
         job = self.grab_filthiest(now_ms)

@@ -405,3 +405,37 @@ def test_leftovers_of_an_uncommitted_cleaning_are_removed(open_log: OpenLog) -> 
     reopened = open_log(COMPACT)
     assert records(reopened) == before
     assert not [n for n in os.listdir(plog.directory) if n.endswith((".cleaned", ".swap"))]
+
+
+# -- __consumer_offsets ------------------------------------------------------------------------------
+
+
+def test_consumer_offsets_replay_the_same_after_cleaning(open_log: OpenLog) -> None:
+    """The group coordinator's records (binary keys, version-prefixed, many of them 16 bytes or
+    longer, so mapped by digest) replay to the same state from the cleaned log."""
+    from kbroker.coordinator.loader import latest_values
+    from kbroker.coordinator.records import group_metadata_key, offset_commit_key, offset_commit_record
+
+    plog = open_log(COMPACT)
+    writes: list[Update] = []
+    for n in range(300):
+        group = "group-%d" % (n % 7)
+        writes.append(offset_commit_record(group, "orders-%d" % (n % 3), n % 4, n, 0, "", NOW + n))
+        if n % 50 == 49:
+            writes.append((offset_commit_key(group, "orders-0", 0), None))  # an expired offset
+            writes.append((group_metadata_key(group), None))  # a deleted group
+    produce(plog, writes)
+    roll(plog)
+
+    def replayed() -> dict[bytes, bytes]:
+        *_, latest = latest_values(plog)
+        return {key: value for key, value in latest.items() if value is not None}
+
+    before = replayed()
+    clean(plog, NOW)
+    produce(plog, [(b"\x00\x02" + b"x" * 20, b"later")])  # something dirty for the next round
+    roll(plog)
+    clean(plog, NOW + COMPACT.delete_retention_ms)  # the tombstones' horizon has passed
+    assert replayed() == {**before, b"\x00\x02" + b"x" * 20: b"later"}
+    assert all(r.value is not None for r in records(plog))
+    assert len(records(plog)) == len(before) + 1

@@ -1,0 +1,76 @@
+"""The cleaner's asyncio task (broker/log_cleaner.py) on a real LogManager, in this process:
+it cleans in its worker thread while the loop keeps appending, stops promptly on close, and a
+cleaning cut short by close leaves a log that reopens whole."""
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from kbroker.broker.log_cleaner import LogCleanerService
+from kbroker.config import build_config
+from kbroker.log.log_manager import LogManager
+from kbroker.wire.records import Record, build_batch, decode_records, validate_produce_batch
+
+TOPIC_CONFIGS = {"cleanup.policy": "compact", "segment.bytes": "65536", "min.cleanable.dirty.ratio": "0.01"}
+
+
+def setup(data_dir: Path, **settings: str):
+    config = build_config({"log.dirs": str(data_dir), "log.cleaner.backoff.ms": "20", **settings})
+    logs = LogManager(data_dir, config.log_defaults()).load()
+    logs.create_topic("t", 1, TOPIC_CONFIGS)
+    return config, logs, logs.get_log("t", 0)
+
+
+def write(plog, first: int, count: int, keys: int) -> None:
+    now = int(time.time() * 1000)
+    for n in range(first, first + count):
+        batch = bytearray(build_batch([Record(i, now, b"key-%d" % ((n * 10 + i) % keys), b"v%d" % n * 20)
+                                       for i in range(10)]))
+        plog.append(batch, validate_produce_batch(memoryview(batch), 10**6), leader_epoch=0, now_ms=now)
+    plog.update_high_watermark(plog.log_end_offset)
+
+
+def latest(plog) -> dict[bytes, bytes]:
+    out = {}
+    for batch in plog.read_batches(plog.log_start_offset, plog.log_end_offset):
+        out.update((r.key, r.value) for r in decode_records(batch))
+    return out
+
+
+async def test_cleans_in_the_background_while_the_loop_appends(tmp_path: Path) -> None:
+    config, logs, plog = setup(tmp_path)
+    service = LogCleanerService(config, logs)
+    service.start()
+    try:
+        for round_ in range(20):
+            write(plog, round_ * 50, 50, keys=100)
+            await asyncio.sleep(0.01)
+        expected = latest(plog)
+        deadline = time.monotonic() + 20
+        while (service.cleaner.first_dirty_offset("t", 0) or 0) < plog.segments[-1].base_offset:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+    finally:
+        service.close()
+    assert latest(plog) == expected
+    assert sum(s.size for s in plog.segments[:-1]) < 100 * 40 * 3  # about 100 live keys left
+    logs.shutdown()
+
+
+async def test_close_stops_a_cleaning_and_the_log_reopens_whole(tmp_path: Path) -> None:
+    config, logs, plog = setup(tmp_path, **{"log.cleaner.io.buffer.size": "4096"})
+    write(plog, 0, 4000, keys=40_000)
+    plog.roll_if_idle(int(time.time() * 1000) + 10**12)
+    expected = latest(plog)
+    service = LogCleanerService(config, logs)
+    service.start()
+    await asyncio.sleep(0.1)  # mid-cleaning (it takes about half a second)
+    started = time.monotonic()
+    service.close()
+    assert time.monotonic() - started < 2
+    assert service.cleaner.last_stats is None  # it was cut short
+    logs.shutdown()
+    reopened = LogManager(tmp_path, config.log_defaults()).load()
+    assert latest(reopened.get_log("t", 0)) == expected
+    reopened.shutdown()
