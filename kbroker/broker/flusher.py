@@ -41,12 +41,18 @@ class Flusher:
         key = id(partition_log)
         while partition_log.recovery_point < offset:
             running = self._in_flight.get(key)
-            if running is None:
+            # A finished flush may still be registered (its done-callback has not run yet);
+            # awaiting it again would not yield to the loop, so start the next one instead.
+            if running is None or running.done():
                 running = asyncio.get_running_loop().run_in_executor(self._executor, partition_log.flush)
                 self._in_flight[key] = running
-                running.add_done_callback(lambda _f, key=key: self._in_flight.pop(key, None))
+                running.add_done_callback(lambda done, key=key: self._forget(key, done))
             await asyncio.shield(running)
         self._last_flush_ms[key] = time.monotonic() * 1000
+
+    def _forget(self, key: int, done: asyncio.Future[None]) -> None:
+        if self._in_flight.get(key) is done:
+            del self._in_flight[key]
 
     async def flush_due(self, now_ms: float) -> None:
         """Flush the partitions whose `flush.ms` has passed since their last flush."""
