@@ -109,14 +109,17 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("auto.create.topics.enable", parse_bool, "true"),
     _key("delete.topic.enable", parse_bool, "true"),
     _key("log.segment.bytes", parse_int, "1073741824", 14),
-    _key("log.roll.ms", parse_int, "604800000", 1),
+    _key("log.roll.hours", parse_int, "168", 1),
+    _key("log.roll.ms", parse_int, None, 1),
     _key("log.index.interval.bytes", parse_int, "4096", 0),
     _key("log.index.size.max.bytes", parse_int, "10485760", 4),
     _key("log.flush.interval.messages", parse_int, str(LONG_MAX), 1),
     _key("log.flush.interval.ms", parse_int, None, 0),
     _key("log.flush.scheduler.interval.ms", parse_int, str(LONG_MAX), 0),
     _key("log.flush.offset.checkpoint.interval.ms", parse_int, "60000", 0),
-    _key("log.retention.ms", parse_int, "604800000", -1),
+    _key("log.retention.hours", parse_int, "168", -1),
+    _key("log.retention.minutes", parse_int, None, -1),
+    _key("log.retention.ms", parse_int, None, -1),
     _key("log.retention.bytes", parse_int, "-1", -1),
     _key("log.retention.check.interval.ms", parse_int, "300000", 1),
     _key("log.cleanup.policy", str, "delete"),
@@ -153,14 +156,7 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
 _BY_NAME = {k.name: k for k in BROKER_CONFIGS}
 
 # Kafka's older spellings that set the same value (Kafka resolves them the same way).
-_ALIASES = {
-    "broker.id": "node.id",
-    "log.dir": "log.dirs",
-    "log.roll.hours": "log.roll.ms",
-    "log.retention.hours": "log.retention.ms",
-    "log.retention.minutes": "log.retention.ms",
-}
-_ALIAS_SCALE = {"log.roll.hours": 3_600_000, "log.retention.hours": 3_600_000, "log.retention.minutes": 60_000}
+_ALIASES = {"broker.id": "node.id", "log.dir": "log.dirs"}
 
 # Kafka keys a single-node broker accepts without acting on them.
 IGNORED_KEYS = frozenset({
@@ -186,14 +182,17 @@ class Config:
     auto_create_topics_enable: bool
     delete_topic_enable: bool
     log_segment_bytes: int
-    log_roll_ms: int
+    log_roll_hours: int
+    log_roll_ms: int | None
     log_index_interval_bytes: int
     log_index_size_max_bytes: int
     log_flush_interval_messages: int
     log_flush_interval_ms: int | None
     log_flush_scheduler_interval_ms: int
     log_flush_offset_checkpoint_interval_ms: int
-    log_retention_ms: int
+    log_retention_hours: int
+    log_retention_minutes: int | None
+    log_retention_ms: int | None
     log_retention_bytes: int
     log_retention_check_interval_ms: int
     log_cleanup_policy: str
@@ -241,10 +240,26 @@ class Config:
         host = self.listeners.host
         return Listener(host if host not in ("", "0.0.0.0", "::") else "127.0.0.1", self.listeners.port)
 
+    @property
+    def effective_log_roll_ms(self) -> int:
+        """log.roll.ms, else log.roll.hours (Kafka's resolution)."""
+        return self.log_roll_ms if self.log_roll_ms is not None else self.log_roll_hours * 3_600_000
+
+    @property
+    def effective_log_retention_ms(self) -> int:
+        """log.retention.ms, else .minutes, else .hours; -1 in any of them keeps forever."""
+        if self.log_retention_ms is not None:
+            return self.log_retention_ms
+        if self.log_retention_minutes is not None:
+            return self.log_retention_minutes * 60_000 if self.log_retention_minutes >= 0 else -1
+        return self.log_retention_hours * 3_600_000 if self.log_retention_hours >= 0 else -1
+
     def log_defaults(self) -> LogConfig:
         """Topic-level defaults: what a topic without overrides gets (Kafka's synonyms)."""
-        return LogConfig.from_broker_configs(
-            {name: text for name in BROKER_SYNONYMS.values() if (text := self.value_text(name)) is not None})
+        settings = {name: text for name in BROKER_SYNONYMS.values() if (text := self.value_text(name)) is not None}
+        settings["log.roll.ms"] = str(self.effective_log_roll_ms)
+        settings["log.retention.ms"] = str(self.effective_log_retention_ms)
+        return LogConfig.from_broker_configs(settings)
 
     def value_text(self, name: str) -> str | None:
         """The effective value of a broker key as Kafka would print it."""
@@ -270,14 +285,7 @@ def build_config(settings: Mapping[str, str]) -> Config:
         if name in _BY_NAME:
             resolved[name] = text
         elif name in _ALIASES:
-            target = _ALIASES[name]
-            scale = _ALIAS_SCALE.get(name)
-            if scale is not None:
-                try:
-                    text = str(int(text) * scale)
-                except ValueError as exc:
-                    raise ConfigError(f"{name}={text!r}: {exc}") from exc
-            resolved.setdefault(target, text)
+            resolved.setdefault(_ALIASES[name], text)
         elif name in IGNORED_KEYS:
             log.debug("config %s is not used by a single-node kbroker; ignored", name)
         else:

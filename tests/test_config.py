@@ -33,13 +33,23 @@ def test_server_properties_file(tmp_path: Path):
     assert config.listeners == Listener("0.0.0.0", 19092)
     assert config.advertised == Listener("kafka.example", 29092)
     assert config.log_dirs == "/var/lib/kafka"
-    assert config.log_retention_ms == 24 * 3_600_000
+    assert config.effective_log_retention_ms == 24 * 3_600_000
     assert config.num_partitions == 6
+
+
+def test_retention_and_roll_defaults_are_kafkas_hours():
+    config = build_config({})
+    assert (config.log_retention_hours, config.log_retention_minutes, config.log_retention_ms) == (168, None, None)
+    assert config.value_text("log.retention.ms") is None
+    assert config.effective_log_retention_ms == 7 * 24 * 3_600_000
+    assert config.log_defaults().retention_ms == 7 * 24 * 3_600_000
+    assert build_config({"log.roll.hours": "2"}).log_defaults().segment_ms == 2 * 3_600_000
+    assert build_config({"log.retention.minutes": "-1"}).log_defaults().retention_ms == -1
 
 
 def test_explicit_ms_beats_hours_alias():
     config = build_config({"log.retention.hours": "1", "log.retention.ms": "5000"})
-    assert config.log_retention_ms == 5000
+    assert config.effective_log_retention_ms == 5000
 
 
 def test_unknown_key_warns(caplog):

@@ -59,7 +59,7 @@ class LogConfig:
                 field, parse = _TYPED[name]
                 changes[field] = parse(name, text)
             elif name in _ACCEPTED:
-                _ACCEPTED[name](name, text)
+                _ACCEPTED[name][0](name, text)
             else:
                 raise KafkaError(ErrorCode.INVALID_CONFIG, f"Unknown topic config name: {name}")
         return dataclasses.replace(broker_defaults, **changes)
@@ -71,8 +71,8 @@ class LogConfig:
         return cls.from_topic_configs(overrides, cls())
 
     def topic_configs(self) -> dict[str, str]:
-        """The effective values of the configs the log acts on, by Kafka name (DescribeConfigs)."""
-        out = {}
+        """Every topic config's default-or-effective value by Kafka name (DescribeConfigs)."""
+        out = {name: default for name, (_, default) in _ACCEPTED.items() if default is not None}
         for name, (field, _) in _TYPED.items():
             value = getattr(self, field)
             out[name] = str(LONG_MAX if value is None else value)
@@ -181,22 +181,23 @@ BROKER_SYNONYMS: dict[str, str] = {
     "max.compaction.lag.ms": "log.cleaner.max.compaction.lag.ms",
 }
 
-# Topic configs Kafka knows that this log stores but does not act on.
-_ACCEPTED: dict[str, Callable[[str, str], object]] = {
-    "compression.type": _one_of("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
-    "file.delete.delay.ms": _number(0),
-    "follower.replication.throttled.replicas": _text,
-    "leader.replication.throttled.replicas": _text,
-    "local.retention.bytes": _number(-2),
-    "local.retention.ms": _number(-2),
-    "message.downconversion.enable": _boolean,
-    "message.format.version": _text,
-    "message.timestamp.after.max.ms": _number(0),
-    "message.timestamp.before.max.ms": _number(0),
-    "message.timestamp.difference.max.ms": _number(0),
-    "min.insync.replicas": _number(1, INT_MAX),
-    "preallocate": _boolean,
-    "remote.storage.enable": _boolean,
-    "segment.jitter.ms": _number(0),
-    "unclean.leader.election.enable": _boolean,
+# Topic configs Kafka knows that this log stores but does not act on: parser and Kafka's
+# default (None: Kafka 4 no longer describes it, but older tools still set it).
+_ACCEPTED: dict[str, tuple[Callable[[str, str], object], str | None]] = {
+    "compression.type": (_one_of("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"), "producer"),
+    "file.delete.delay.ms": (_number(0), "60000"),
+    "follower.replication.throttled.replicas": (_text, ""),
+    "leader.replication.throttled.replicas": (_text, ""),
+    "local.retention.bytes": (_number(-2), "-2"),
+    "local.retention.ms": (_number(-2), "-2"),
+    "message.downconversion.enable": (_boolean, None),
+    "message.format.version": (_text, None),
+    "message.timestamp.after.max.ms": (_number(0), str(LONG_MAX)),
+    "message.timestamp.before.max.ms": (_number(0), str(LONG_MAX)),
+    "message.timestamp.difference.max.ms": (_number(0), None),
+    "min.insync.replicas": (_number(1, INT_MAX), "1"),
+    "preallocate": (_boolean, "false"),
+    "remote.storage.enable": (_boolean, "false"),
+    "segment.jitter.ms": (_number(0), "0"),
+    "unclean.leader.election.enable": (_boolean, "false"),
 }

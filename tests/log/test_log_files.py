@@ -32,7 +32,13 @@ def test_kafka_defaults() -> None:
         "index.interval.bytes": "4096", "flush.messages": str(LONG_MAX), "flush.ms": str(LONG_MAX),
         "max.message.bytes": "1048588", "message.timestamp.type": "CreateTime", "retention.ms": "604800000",
         "retention.bytes": "-1", "cleanup.policy": "delete", "delete.retention.ms": "86400000",
-        "min.cleanable.dirty.ratio": "0.5", "min.compaction.lag.ms": "0", "max.compaction.lag.ms": str(LONG_MAX)}
+        "min.cleanable.dirty.ratio": "0.5", "min.compaction.lag.ms": "0", "max.compaction.lag.ms": str(LONG_MAX),
+        # stored, not acted on: described with Kafka's defaults
+        "compression.type": "producer", "file.delete.delay.ms": "60000", "follower.replication.throttled.replicas": "",
+        "leader.replication.throttled.replicas": "", "local.retention.bytes": "-2", "local.retention.ms": "-2",
+        "message.timestamp.after.max.ms": str(LONG_MAX), "message.timestamp.before.max.ms": str(LONG_MAX),
+        "min.insync.replicas": "1", "preallocate": "false", "remote.storage.enable": "false", "segment.jitter.ms": "0",
+        "unclean.leader.election.enable": "false"}
 
 
 def test_topic_overrides_are_parsed_and_validated() -> None:

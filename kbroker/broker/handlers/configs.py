@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from kbroker.broker.dispatch import RequestContext
-from kbroker.config import BROKER_CONFIGS, Config
+from kbroker.config import BROKER_CONFIGS, Config, parse_bool, parse_float, parse_int
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.config import BROKER_SYNONYMS, LogConfig
 from kbroker.wire.messages.alter_configs import AlterConfigsRequest, AlterConfigsResourceResponse, AlterConfigsResponse
@@ -36,14 +36,21 @@ STATIC_BROKER_CONFIG = 4
 DEFAULT_CONFIG = 5
 
 # ConfigType in DescribeConfigs v3+
-BOOLEAN, STRING, INT, LONG, LIST = 1, 2, 3, 5, 7
+BOOLEAN, STRING, INT, LONG, DOUBLE, LIST = 1, 2, 3, 5, 6, 7
 
 # ConfigType of the topic configs that are not strings (DescribeConfigs v3+).
 TOPIC_CONFIG_TYPES = {
     "cleanup.policy": LIST, "flush.messages": LONG, "flush.ms": LONG, "index.interval.bytes": INT,
     "max.message.bytes": INT, "retention.bytes": LONG, "retention.ms": LONG, "segment.bytes": INT,
-    "segment.index.bytes": INT, "segment.ms": LONG,
+    "segment.index.bytes": INT, "segment.ms": LONG, "delete.retention.ms": LONG, "min.cleanable.dirty.ratio": DOUBLE,
+    "min.compaction.lag.ms": LONG, "max.compaction.lag.ms": LONG, "file.delete.delay.ms": LONG,
+    "local.retention.bytes": LONG, "local.retention.ms": LONG, "message.timestamp.after.max.ms": LONG,
+    "message.timestamp.before.max.ms": LONG, "min.insync.replicas": INT, "preallocate": BOOLEAN,
+    "remote.storage.enable": BOOLEAN, "segment.jitter.ms": LONG, "unclean.leader.election.enable": BOOLEAN,
+    "follower.replication.throttled.replicas": LIST, "leader.replication.throttled.replicas": LIST,
 }
+
+_BROKER_CONFIG_TYPES = {parse_bool: BOOLEAN, parse_int: LONG, parse_float: DOUBLE}
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
@@ -94,7 +101,7 @@ def _broker_entries(config: Config) -> list[tuple[str, str | None, int, int, lis
     for key in BROKER_CONFIGS:
         source = STATIC_BROKER_CONFIG if key.name in config.explicit else DEFAULT_CONFIG
         value = config.value_text(key.name)
-        kind = BOOLEAN if key.parse.__name__ == "parse_bool" else LONG if key.parse.__name__ == "parse_int" else STRING
+        kind = _BROKER_CONFIG_TYPES.get(key.parse, STRING)
         entries.append((key.name, value, source, kind, [(key.name, value, source)]))
     return entries
 
