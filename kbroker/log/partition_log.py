@@ -236,14 +236,14 @@ class PartitionLog:
         """segment.ms without appends: roll an active segment holding data once it is that old.
 
         Kafka checks segment.ms only when appending; rolling an idle segment too lets retention and
-        the cleaner reach the last records written to a quiet partition.
+        the cleaner reach the last records written to a quiet partition. The age counts from the
+        first batch's timestamp, as Kafka's, but never from before the segment was created here:
+        records stamped long ago must not roll a segment at every check.
         """
         active = self._segments[-1]
         if active.size == 0:
             return False
-        first = active.first_batch_timestamp
-        waited = now_ms - first if first >= 0 else now_ms - active.created_ms
-        if waited <= self.config.segment_ms:
+        if now_ms - max(active.first_batch_timestamp, active.created_ms) <= self.config.segment_ms:
             return False
         self._roll(self._log_end_offset, now_ms)
         return True

@@ -53,7 +53,8 @@ def produce(plog: PartitionLog, updates: Sequence[Update], *, per_batch: int = 4
 
 def roll(plog: PartitionLog, now_ms: int = NOW) -> None:
     """End the active segment, so everything written so far may be cleaned."""
-    plog.roll_if_idle(now_ms + 10 * plog.config.segment_ms)
+    active = plog.segments[-1]
+    plog.roll_if_idle(max(now_ms, active.created_ms, active.first_batch_timestamp) + plog.config.segment_ms + 1)
 
 
 def batches(plog: PartitionLog) -> list[bytes]:

@@ -267,3 +267,15 @@ def test_read_batches_returns_whole_batches_as_bytes(open_log: OpenLog) -> None:
     assert all(len(b) == BATCH and compute_crc(b) == BatchHeader.parse(b).crc for b in batches)
     log.delete_records_before(20)
     assert log.earliest_offset() == (20, -1, 0)
+
+
+def test_an_idle_active_segment_rolls_after_segment_ms(open_log: OpenLog) -> None:
+    log = open_log(LogConfig(segment_ms=1000))
+    assert not log.roll_if_idle(NOW + 10_000)  # empty: nothing to roll
+    append(log, timestamp=NOW)  # its first batch's largest timestamp is NOW + 2
+    assert not log.roll_if_idle(NOW + 1002) and log.roll_if_idle(NOW + 1003)
+    assert [s.base_offset for s in log.segments] == [0, 3] and log.segments[-1].size == 0
+    append(log, timestamp=NOW - 10**9, now_ms=NOW + 2000)  # stamped long ago: counts from the roll
+    assert not log.roll_if_idle(NOW + 2003) and log.roll_if_idle(NOW + 2004)
+    append(log, timestamp=NOW + 10**9, now_ms=NOW + 3000)  # stamped in the future: waits for that time
+    assert not log.roll_if_idle(NOW + 10**6)
