@@ -24,6 +24,8 @@ from kbroker.log.checkpoints import uuid_from_base64, uuid_to_base64, write_atom
 
 TOPICS_FILE = "topics.json"
 MAX_NAME_LENGTH = 249
+# Kafka's internal topics: written by the broker itself, never by producers.
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 _LEGAL = re.compile(r"[a-zA-Z0-9._-]+")
 
 

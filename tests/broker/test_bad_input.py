@@ -249,3 +249,10 @@ def test_produce_wakes_a_waiting_fetch(small_broker, topic):
         _, response = consumer.receive(FETCH, 12)
         assert time.monotonic() - started < 2.0
         assert records_of(response.responses[0].partitions[0]) == [b"wake"]
+
+
+def test_producing_to_an_internal_topic_is_refused(small_broker, topic):
+    with WireClient(small_broker.bootstrap) as client:
+        result = produce(client, "__consumer_offsets", 0, batch(b"forged commit"))
+        assert result.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
+    assert_broker_healthy(small_broker, topic)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from kbroker.broker.dispatch import RequestContext
 from kbroker.errors import ErrorCode, KafkaError
-from kbroker.log.topics import validate_topic_name
+from kbroker.log.topics import INTERNAL_TOPICS, validate_topic_name
 from kbroker.wire.messages.metadata import (
     MetadataRequest,
     MetadataResponse,
@@ -15,9 +15,6 @@ from kbroker.wire.messages.metadata import (
     MetadataResponsePartition,
     MetadataResponseTopic,
 )
-
-INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
-
 
 def handle_metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse:
     broker = ctx.broker

@@ -18,6 +18,7 @@ from typing import Any
 from kbroker.broker.dispatch import NO_RESPONSE, RequestContext
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.partition_log import PartitionLog
+from kbroker.log.topics import INTERNAL_TOPICS
 from kbroker.wire.messages.produce import (
     BatchIndexAndErrorMessage,
     PartitionProduceResponse,
@@ -48,10 +49,12 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest) -> Any:
             failed = failed or result.error_code != 0
             partitions.append(result)
         topics.append(TopicProduceResponse(name=topic.name, partition_responses=partitions))
-    for partition_log, _ in to_flush.values():
-        if not broker.flusher.needs_flush(partition_log):
+    pending = []  # partitions whose answer waits for an fsync (flush.messages reached)
+    for partition_log, end in to_flush.values():
+        if broker.flusher.needs_flush(partition_log):
+            pending.append((partition_log, end))
+        else:
             broker.advance_high_watermark(partition_log, partition_log.log_end_offset)
-    pending = [(pl, end) for pl, end in to_flush.values() if broker.flusher.needs_flush(pl)]
     if acks == 0:
         if failed:
             ctx.connection.close("Produce with acks=0 failed; closing so the client refreshes metadata")
@@ -67,6 +70,8 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest) -> Any:
 def _append(ctx: RequestContext, topic: str, partition: int, records: memoryview | None,
             to_flush: dict[int, tuple[PartitionLog, int]]) -> PartitionProduceResponse:
     broker = ctx.broker
+    if topic in INTERNAL_TOPICS:
+        return _error(partition, ErrorCode.INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic}")
     try:
         exists = broker.auto_create_topic(topic)
     except KafkaError as exc:  # e.g. an invalid topic name
