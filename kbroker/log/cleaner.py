@@ -78,6 +78,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,7 +139,7 @@ class OffsetMap:
 
     Keys of 16 bytes or more are held as their MD5 digest (16 bytes, as Kafka holds every key), so
     an entry's memory is bounded; shorter keys are held as they are, and cannot collide with a
-    digest, which is longer.
+    digest, which is longer. The two loops that use the map do this inline (they are the hot ones).
     """
     __slots__ = ("offsets", "capacity", "latest_offset")
 
@@ -149,11 +150,6 @@ class OffsetMap:
 
     def __len__(self) -> int:
         return len(self.offsets)
-
-    def get(self, key: bytes) -> int:
-        if len(key) >= _DIGEST_FROM:
-            key = hashlib.md5(key).digest()
-        return self.offsets.get(key, -1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,7 +303,7 @@ class LogCleaner:
         self._checkpoint_lock = threading.Lock()
         self._first_dirty = self._read_checkpoint()
         self._known: dict[tuple[str, int], PartitionLog] = {}
-        self._uncleanable: set[int] = set()  # id() of logs whose cleaning failed; retried after restart
+        self._uncleanable: weakref.WeakSet[PartitionLog] = weakref.WeakSet()  # failed; retried after restart
         self.max_dirty_ratio = 0.0  # of the dirtiest compacted log at the last look (Kafka's max-dirty-percent)
         self.last_stats: CleanerStats | None = None
 
@@ -323,7 +319,7 @@ class LogCleaner:
             current[key] = plog
             if self._known.get(key, plog) is not plog:  # the topic was deleted and created again
                 self._first_dirty.pop(key, None)
-            if not plog.config.compact or id(plog) in self._uncleanable:
+            if not plog.config.compact or plog in self._uncleanable:
                 continue
             found = self._cleanable(plog, now_ms)
             if found.total_bytes == 0:
@@ -407,7 +403,7 @@ class LogCleaner:
             return
         log.error("%s: cleaning failed; the log is left as it was and not cleaned again until restart",
                   job.name, exc_info=error)
-        self._uncleanable.add(id(job.log))
+        self._uncleanable.add(job.log)
 
     def first_dirty_offset(self, topic: str, partition: int) -> int | None:
         """Where the last cleaning of that log stopped (None: never cleaned)."""

@@ -15,9 +15,12 @@ from kbroker.log import partition_log as partition_log_module
 from kbroker.log.cleaner import (
     CLEANER_OFFSET_CHECKPOINT,
     CleanerSettings,
+    CleaningAborted,
     CleaningJob,
+    CorruptSegment,
     LogCleaner,
     SegmentSummary,
+    advance,
     cleanable_range,
 )
 from kbroker.log.config import LogConfig
@@ -440,3 +443,46 @@ def test_consumer_offsets_replay_the_same_after_cleaning(open_log: OpenLog) -> N
     assert replayed() == {**before, b"\x00\x02" + b"x" * 20: b"later"}
     assert all(r.value is not None for r in records(plog))
     assert len(records(plog)) == len(before) + 1
+
+
+# -- the log changing under a cleaning, and failures -------------------------------------------------
+
+
+@pytest.mark.parametrize("change", ["delete_records", "truncate"])
+def test_a_swap_rolls_back_when_its_segments_went_meanwhile(open_log: OpenLog, change: str) -> None:
+    plog = open_log(COMPACT)
+    produce(plog, updates(300, 10))
+    roll(plog)
+    produce(plog, updates(10, 10, seed=1))
+    log_cleaner = cleaner(plog)
+    job = log_cleaner.grab_filthiest(NOW)
+    steps = log_cleaner.clean_steps(job)
+    new, old = advance(steps, None)  # the first group is committed as .swap, not yet swapped in
+    if change == "delete_records":
+        plog.delete_records_before(old[-1].next_offset + 1)  # retention or DeleteRecords took them
+    else:
+        plog.truncate_to(old[-1].base_offset)
+    survivors = records(plog)
+    with pytest.raises(CleaningAborted):
+        advance(steps, plog.replace_segments(new, old))
+    assert records(plog) == survivors
+    assert not [n for n in os.listdir(plog.directory) if n.endswith((".cleaned", ".swap", ".deleted"))]
+    assert records(open_log(COMPACT)) == survivors
+
+
+def test_a_corrupt_segment_is_left_alone_and_not_retried(open_log: OpenLog) -> None:
+    plog = open_log(COMPACT)
+    produce(plog, updates(200, 10))
+    roll(plog)
+    segment = plog.segments[1]
+    with open(segment.log_path, "r+b") as f:  # a flipped bit in the middle of a batch
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 1]))
+    sizes = [s.size for s in plog.segments]
+    log_cleaner = cleaner(plog)
+    with pytest.raises(CorruptSegment):
+        log_cleaner.clean_now(NOW)
+    assert [s.size for s in plog.segments] == sizes
+    assert log_cleaner.grab_filthiest(NOW) is None
