@@ -368,9 +368,14 @@ class LogCleaner:
             new = self._clean_group(job, group, offset_map, txns)
             if new is None:
                 continue
-            if not plog.commit_cleaned(new, job.truncations):
-                new.close()
-                new.delete()
+            committed = False
+            try:
+                committed = plog.commit_cleaned(new, job.truncations)
+            finally:
+                if not committed:
+                    new.close()
+                    new.delete()
+            if not committed:
                 raise CleaningAborted("the log was truncated")
             swapped = yield new, group
             if not swapped:

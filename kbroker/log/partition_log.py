@@ -452,7 +452,13 @@ class PartitionLog:
                 return False
             segment.change_suffix(SWAP_SUFFIX)
             self._pending_swap = segment
-        fsync_dir(self.directory)
+        try:
+            fsync_dir(self.directory)
+        except BaseException:
+            with self._lock:
+                if self._pending_swap is segment:
+                    self._pending_swap = None
+            raise
         return True
 
     def replace_segments(self, new: LogSegment, old: list[LogSegment]) -> bool:
