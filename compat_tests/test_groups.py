@@ -7,10 +7,14 @@ timeout, except where a test says otherwise.
 """
 from __future__ import annotations
 
+import signal
+import subprocess
+import threading
 import time
 
 import pytest
 
+from compat_tests.clients import KCAT
 from compat_tests.group_fleet import Fleet
 
 GROUP_CLIENTS = ("kafka-python", "confluent-kafka", "aiokafka")
@@ -165,3 +169,60 @@ def test_static_member_restart_gets_its_partitions_back_without_a_rebalance(flee
         assert member.assignments[mark:] == [], \
             f"{member.name} was reassigned: {member.assignments[mark:]}\n{fleet.broker.log()}"
     assert {p for p, _, t in back.records} == set(restarted_partitions)
+
+
+@pytest.mark.timeout(240)
+def test_kafka_python_and_confluent_kafka_members_in_one_group(fleet):
+    """Different clients, one group: they agree on the range assignor and split the topic."""
+    members = [fleet.start("kafka-python", session_ms=SESSION_MS, assignor="range"),
+               fleet.start("confluent-kafka", session_ms=SESSION_MS, assignor="range"),
+               fleet.start("kafka-python", session_ms=SESSION_MS, assignor="range")]
+    fleet.wait_balanced(PARTITIONS)
+    assert sorted(len(m.assignment) for m in members) == [2, 2, 2]
+    records = produce(fleet.bootstrap, fleet.topic, 6000)
+    fleet.wait_consumed(records)
+    consumed = fleet.consumed()
+    assert len(consumed) == len(set(consumed)) == 6000
+    assert all(m.records for m in members)
+    members[1].stop()  # the confluent-kafka member leaves; the kafka-python ones take over
+    fleet.wait_balanced(PARTITIONS, members=[members[0], members[2]])
+    more = produce(fleet.bootstrap, fleet.topic, 600, start=6000)
+    fleet.wait_consumed(records | more)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(KCAT is None, reason="kcat is not installed")
+def test_kcat_balanced_consumers_share_a_group(fleet):
+    """`kcat -G`: two balanced consumers split the partitions; their auto-commits land on close."""
+    records = produce(fleet.bootstrap, fleet.topic, 600)
+    seen: list[list[tuple[int, int]]] = [[], []]
+    processes = []
+    for index in range(2):
+        process = subprocess.Popen(
+            [KCAT, "-b", fleet.bootstrap, "-G", fleet.group, "-q", "-u", "-f", "%p %o\\n",
+             "-X", "auto.offset.reset=earliest", "-X", f"session.timeout.ms={SESSION_MS}", fleet.topic],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        processes.append(process)
+        threading.Thread(target=_read_kcat, args=(process, seen[index]), daemon=True).start()
+    try:
+        fleet.wait_for(lambda: records <= set(seen[0]) | set(seen[1]), 60, "kcat consumed everything")
+        fleet.wait_for(lambda: all(seen), 30, "both kcat members consumed")
+        assert not {p for p, _ in seen[0]} & {p for p, _ in seen[1]}, "a partition was read by both"
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(30)
+    from kafka.admin import KafkaAdminClient
+    admin = KafkaAdminClient(bootstrap_servers=fleet.bootstrap)
+    try:
+        offsets = admin.list_group_offsets(fleet.group)[fleet.group]
+        assert {tp.partition: o.offset for tp, o in offsets.items()} == {p: 100 for p in range(PARTITIONS)}
+    finally:
+        admin.close()
+
+
+def _read_kcat(process: subprocess.Popen, into: list[tuple[int, int]]) -> None:
+    for line in process.stdout:
+        partition, offset = line.split()
+        into.append((int(partition), int(offset)))
