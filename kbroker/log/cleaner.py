@@ -352,6 +352,8 @@ class LogCleaner:
         answered with its result; the caller runs that on the loop thread and the rest anywhere."""
         stats = job.stats
         plog = job.log
+        log.info("%s: cleaning, dirty offsets %d to %d (dirty ratio %.2f)", job.name, job.range.first_dirty_offset,
+                 job.range.first_uncleanable_offset, job.range.cleanable_ratio)
         txns = _Transactions(job.segments)
         offset_map = self._build_offset_map(job, txns)
         stats.map_done = time.monotonic()

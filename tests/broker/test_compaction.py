@@ -4,6 +4,7 @@ nothing. Raw requests from our own codec; compat_tests/test_compaction.py does i
 """
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
@@ -88,5 +89,54 @@ def test_cleaned_while_served_and_after_a_crash(tmp_path):
         broker.start()
         with WireClient(broker.bootstrap) as client:
             assert fetch_records(client) == (records, 480)
+    finally:
+        broker.stop()
+
+
+@pytest.mark.timeout(120)
+def test_killed_while_cleaning_then_restarted_loses_nothing(tmp_path):
+    """SIGKILL at a random moment of a cleaning, five times (each restart dirties the log again and
+    the cleaning begins anew), then one cleaning finishes: the latest value of every key is there."""
+    broker = BrokerProcess(tmp_path / "data", {**SETTINGS, "log.cleaner.io.buffer.size": "4096"}).start()
+    rng = random.Random(7)
+    latest: dict[bytes, bytes] = {}
+
+    def write(batches: int) -> None:
+        with WireClient(broker.bootstrap) as client:
+            for n in range(batches):
+                records = [Record(i, int(time.time() * 1000), b"key-%d" % rng.randrange(3000),
+                                  b"v%d-%d" % (len(latest), i) * 4) for i in range(50)]
+                assert produce(client, records, Compression.LZ4 if n % 3 else Compression.NONE).error_code == 0
+                latest.update((r.key, r.value) for r in records)
+
+    def cleanings_started() -> int:
+        return broker.log().count(f"{TOPIC}-0: cleaning")
+
+    try:
+        with WireClient(broker.bootstrap) as client:
+            create(client, TOPIC)
+        write(200)
+        for cycle in range(5):
+            started = cleanings_started()
+            write(20)
+            deadline = time.monotonic() + 30
+            while cleanings_started() == started:
+                assert time.monotonic() < deadline, broker.log()
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0, 0.4))  # a cleaning of this log takes about 0.4 s
+            broker.kill()
+            broker.start()
+            with WireClient(broker.bootstrap) as client:
+                records, _ = fetch_records(client)
+            assert {r.key: r.value for r in records} == latest, cycle
+        end = 200 * 50 + 5 * 20 * 50
+        deadline = time.monotonic() + 60
+        while first_dirty_offset(broker) < end:
+            assert time.monotonic() < deadline, broker.log()
+            time.sleep(0.05)
+        with WireClient(broker.bootstrap) as client:
+            records, high_watermark = fetch_records(client)
+        assert high_watermark == end and {r.key: r.value for r in records} == latest
+        assert len(records) == len(latest)
     finally:
         broker.stop()
