@@ -20,7 +20,8 @@ max.compaction.lag.ms; the filthiest log goes first, every log.cleaner.backoff.m
 Tombstones (KIP-534). The first cleaning that keeps a tombstone stamps its batch with a delete
 horizon: attribute bit 6, base timestamp = now + delete.retention.ms, record timestamp deltas
 re-encoded against it. A cleaning after that time drops the tombstone. So a consumer that reads the
-log from the start within delete.retention.ms of a tombstone's first cleaning sees it.
+log from the start within delete.retention.ms of a tombstone's first cleaning sees it. As in Kafka,
+only new dirty data brings a cleaning: a log nobody writes to any more keeps its last tombstones.
 
 Batches. Offsets never change (gaps are fine). A batch that keeps all of its records and needs no
 new horizon is copied byte for byte. One that lost records is rebuilt from the records it keeps,
