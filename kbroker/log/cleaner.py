@@ -62,14 +62,17 @@ retries.
 
 The GIL. The worker's work is pure Python: left alone, it would make the loop wait up to the 5 ms
 switch interval at every wake-up while a cleaning runs (measured loop lag p50 5.3 ms, p99 11 ms).
-So after a batch, at most every 0.5 ms, the worker yields the CPU with the GIL released
-(`os.sched_yield`; `time.sleep(0)` costs about 200 us a call): lag p50 0.3 ms during a cleaning,
-0.2 ms idle (p99s are dominated by the machine's load). Loop and worker still share one GIL, so a
-broker busy on every core serves less while it cleans; a cleaner process would not (not done).
+So after a batch, once per millisecond of work, the worker sleeps with the GIL released
+(`time.sleep(0)`, about 90 us: long enough for a waiting loop to take the GIL, which
+`os.sched_yield` is not): lag p50 0.2-0.7 ms and p99 3-5 ms during a cleaning, against 0.15 / 0.5
+ms idle (benchmarks/cleaner.py --lag, on a loaded 2-core machine). Loop and worker still share
+one GIL, so a broker busy on every core serves less while it cleans; a cleaner process would not
+(not done).
 
-Speed (benchmarks/cleaner.py, one core): each record is parsed twice in Python (map, rewrite), about
-1 us each time: ~200k records/s, i.e. 25 MB/s of uncompressed log with 100-byte values and 85 MB/s
-with 1 KiB values; compressed logs 8-45 MB/s depending on codec and record size.
+Speed (benchmarks/cleaner.py, one core, 64 MiB logs): each record is parsed twice in Python (map,
+rewrite), about 1 us each time: 130k-210k records/s, i.e. 16-25 MB/s of uncompressed log with
+100-byte values and 85-125 MB/s with 1 KiB values; compressed logs 8-15 MB/s (100 B) and 20-67 MB/s
+(1 KiB) depending on the codec.
 """
 from __future__ import annotations
 
@@ -110,7 +113,7 @@ CLEANER_OFFSET_CHECKPOINT = "cleaner-offset-checkpoint"
 MAP_ENTRY_BYTES = 136
 _DIGEST_FROM = 16  # keys this long or longer are mapped by their 16-byte MD5, shorter ones as they are
 _WRITE_CHUNK = 1 << 20
-_YIELD_INTERVAL = 0.0005  # seconds of work between two yields of the worker thread
+_YIELD_INTERVAL = 0.001  # seconds of work between two sleeps of the worker thread (see The GIL)
 
 
 class CleaningAborted(Exception):
@@ -582,8 +585,8 @@ class LogCleaner:
             for at, header in scan:
                 yield position + at, header, view[at:at + header.size]
                 now = time.perf_counter()
-                if now >= self._yield_at:  # hand the GIL to the event loop if it waits (see the header)
-                    os.sched_yield()
+                if now >= self._yield_at:  # let the event loop take the GIL if it waits (see the header)
+                    time.sleep(0)
                     self._yield_at = now + _YIELD_INTERVAL
             at_end = position + len(data) >= end
             if scan.end == 0:
