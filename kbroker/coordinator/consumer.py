@@ -27,6 +27,7 @@ and `from_records` rebuilds the group from them after a restart.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -169,6 +170,14 @@ def _copy(assignment: Mapping[uuid.UUID, Iterable[int]]) -> TopicAssignment:
     return {t: set(p) for t, p in assignment.items() if p}
 
 
+def _metadata_hash(metadata: Mapping[str, tuple[uuid.UUID, int]]) -> int:
+    """A stable int64 digest of the subscribed topics (ours, not Kafka's murmur3 over racks too)."""
+    if not metadata:
+        return 0
+    text = ";".join(f"{name}:{topic_id}:{count}" for name, (topic_id, count) in sorted(metadata.items()))
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+
+
 def _random_member_id() -> str:
     """Kafka's Uuid.toString(): url-safe base64 of 16 random bytes, unpadded."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
@@ -238,6 +247,9 @@ class ConsumerGroup:
         self.members: dict[str, ConsumerMember] = {}
         self.target: dict[str, TopicAssignment] = {}
         self.subscription_metadata: dict[str, tuple[uuid.UUID, int]] = {}
+        # A digest of the subscribed topics (ids, partition counts), stored with the group epoch
+        # (Kafka 4.1's MetadataHash) so a restart can tell whether they changed meanwhile.
+        self.metadata_hash = 0
         self.state_timestamp_ms: int | None = now_ms
         self.dead = False
         # ("session", member id) / ("rebalance", member id): (deadline, member epoch it guards)
@@ -385,7 +397,7 @@ class ConsumerGroup:
         self.group_epoch += 1
         self.state_timestamp_ms = now_ms
         records.append((rec.CONSUMER_GROUP_METADATA, rec.ConsumerGroupMetadataKey(group_id=self.group_id),
-                        rec.ConsumerGroupMetadataValue(epoch=self.group_epoch)))
+                        rec.ConsumerGroupMetadataValue(epoch=self.group_epoch, metadata_hash=self.metadata_hash)))
 
     def _heartbeat(self, now_ms: int, request: HeartbeatRequest, topics: TopicMetadata,
                    records: list) -> HeartbeatResponse:
@@ -412,8 +424,10 @@ class ConsumerGroup:
             records.append((rec.CONSUMER_GROUP_MEMBER_METADATA, self._member_key(member), member.metadata_value()))
             bump = bump or is_new or member.metadata_key()[4:6] != old_metadata[4:6]
         metadata = self._subscription_metadata(topics)
-        if metadata != self.subscription_metadata:
-            self.subscription_metadata = metadata
+        digest = _metadata_hash(metadata)
+        self.subscription_metadata = metadata
+        if digest != self.metadata_hash:
+            self.metadata_hash = digest
             bump = True
         if bump:
             self._bump_epoch(now_ms, records)
@@ -661,6 +675,7 @@ class ConsumerGroup:
             kind = record.kind
             if kind is rec.CONSUMER_GROUP_METADATA:
                 group.group_epoch = record.value.epoch
+                group.metadata_hash = record.value.metadata_hash
                 has_epoch = True
             elif kind is rec.CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA:
                 group.assignment_epoch = record.value.assignment_epoch

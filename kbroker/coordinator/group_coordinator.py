@@ -231,6 +231,10 @@ class GroupCoordinator:
             group = ConsumerGroup.from_records(group_id, group_records, self.consumer_config, now)
             if group is not None:
                 self.groups[group_id] = group
+        for group_id in self.offsets.group_ids():
+            if group_id not in self.groups and self.partition_for(group_id) == partition:
+                # Offsets without group metadata: a simple group of manual commits (Kafka recreates it).
+                self.groups[group_id] = ClassicGroup(group_id, self.classic_config, now)
         return kept
 
     # -- effects, timers, writes ----------------------------------------------------------------
