@@ -1,0 +1,69 @@
+"""The benchmark, tiny: it runs end to end and its verification catches bad data.
+
+No timing is asserted — CI machines are shared and noisy. What must hold: every run of
+`benchmarks/bench.py` against kbroker and the null broker verifies all records it consumed,
+and `benchmarks/workload.py`'s check fails on a lost, duplicated, reordered or corrupted record.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+from workload import POOL, PartitionCheck, pool  # noqa: E402
+
+pytest.importorskip("confluent_kafka")
+
+
+def test_bench_runs_tiny_and_verifies_everything(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    command = [sys.executable, str(BENCHMARKS / "bench.py"), "--targets", "kbroker,null", "--records", "3000",
+               "--sizes", "100,1024", "--acks", "all", "--compression", "none,zstd", "--repeat", "1",
+               "--rates", "500", "--latency-seconds", "0.5", "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    throughput = [r for r in rows if r["kind"] == "throughput"]
+    assert len(throughput) == 2 * 2 * 2  # 2 sizes x 2 codecs x 2 targets
+    assert all(r["verified"] and r["records"] == 3000 for r in throughput)
+    latency = [r for r in rows if r["kind"] == "latency"]
+    assert [r["target"] for r in latency] == ["kbroker"] and latency[0]["records"] == 250
+    assert "| 100 B acks=all none | kbroker |" in (out / "report.md").read_text()
+
+
+def _stream(count: int, size: int = 100) -> list[bytes]:
+    values = pool(size)
+    return [values[k % POOL] for k in range(count)]
+
+
+def _check(values: list[bytes], offsets: list[int] | None = None, batch: int = 7) -> PartitionCheck:
+    check = PartitionCheck()
+    offsets = list(range(len(values))) if offsets is None else offsets
+    for i in range(0, len(values), batch):
+        check.add(values[i:i + batch], offsets[i:i + batch])
+    return check
+
+
+def test_workload_check_accepts_the_stream_and_rejects_damage() -> None:
+    count = POOL + 50  # past a pool cycle
+    good = _stream(count)
+    assert _check(good).verify(count, 100) is None
+    lost = good[:10] + good[11:]
+    assert _check(lost).verify(count, 100) is not None
+    assert _check(lost + good[-1:]).verify(count, 100) is not None  # a duplicate makes the count right again
+    swapped = good[:]
+    swapped[3], swapped[4] = swapped[4], swapped[3]
+    assert "checksum" in _check(swapped).verify(count, 100)
+    corrupt = good[:]
+    corrupt[5] = corrupt[5][:-1] + b"!"
+    assert "checksum" in _check(corrupt).verify(count, 100)
+    # A whole pool cycle lost and another repeated leaves values and crc intact: offsets catch it.
+    offsets = list(range(count))
+    offsets[POOL:POOL + 5] = offsets[:5]
+    assert "offsets" in _check(good, offsets).verify(count, 100)
