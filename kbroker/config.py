@@ -80,6 +80,22 @@ def parse_assignors(text: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+def parse_connection_overrides(text: str) -> tuple[tuple[str, int], ...]:
+    """`max.connections.per.ip.overrides`: `host:count,host:count` (split at the last colon: IPv6)."""
+    overrides = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        host, sep, count = item.rpartition(":")
+        if not sep or not host.strip():
+            raise ValueError(f"expected host:count, got {item!r}")
+        value = int(count.strip())
+        if value < 0:
+            raise ValueError(f"negative connection count in {item!r}")
+        overrides.append((host.strip().strip("[]"), value))
+    return tuple(overrides)
+
+
 def parse_timestamp_type(text: str) -> str:
     if text not in ("CreateTime", "LogAppendTime"):
         raise ValueError(f"expected CreateTime or LogAppendTime, got {text!r}")
@@ -135,6 +151,11 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("log.message.timestamp.type", parse_timestamp_type, "CreateTime"),
     _key("message.max.bytes", parse_int, "1048588", 0),
     _key("socket.request.max.bytes", parse_int, "104857600", 1),
+    _key("max.connections", parse_int, "2147483647", 0),
+    _key("max.connections.per.ip", parse_int, "2147483647", 0),
+    _key("max.connections.per.ip.overrides", parse_connection_overrides, ""),
+    _key("connections.max.idle.ms", parse_int, "600000", -1),
+    _key("queued.max.requests", parse_int, "500", 1),
     _key("offsets.topic.num.partitions", parse_int, "50", 1),
     _key("group.initial.rebalance.delay.ms", parse_int, "3000", 0),
     _key("group.min.session.timeout.ms", parse_int, "6000", 0),
@@ -208,6 +229,11 @@ class Config:
     log_message_timestamp_type: str
     message_max_bytes: int
     socket_request_max_bytes: int
+    max_connections: int
+    max_connections_per_ip: int
+    max_connections_per_ip_overrides: tuple[tuple[str, int], ...]
+    connections_max_idle_ms: int  # negative: never close idle connections
+    queued_max_requests: int  # per connection here, see kbroker/broker/connection.py
     offsets_topic_num_partitions: int
     group_initial_rebalance_delay_ms: int
     group_min_session_timeout_ms: int
@@ -274,7 +300,7 @@ class Config:
         if isinstance(value, Listener):
             return f"PLAINTEXT://{value}"
         if isinstance(value, tuple):
-            return ",".join(value)
+            return ",".join(item if isinstance(item, str) else ":".join(map(str, item)) for item in value)
         return str(value)
 
 
@@ -309,6 +335,9 @@ def build_config(settings: Mapping[str, str]) -> Config:
     except KafkaError as exc:
         raise ConfigError(exc.message) from exc
     _check_group_ranges(config)
+    if config.max_connections_per_ip == 0 and not config.max_connections_per_ip_overrides:
+        raise ConfigError("max.connections.per.ip can be set to zero only if "
+                          "max.connections.per.ip.overrides property is set.")
     return config
 
 

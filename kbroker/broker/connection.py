@@ -1,4 +1,4 @@
-"""One client connection: framing, in-order responses, flow control, sendfile.
+"""One client connection: framing, in-order responses, backpressure, sendfile, idleness.
 
 Kafka clients pipeline requests (librdkafka keeps up to 5 in flight) and match answers by
 order, so responses leave strictly in request order even when an earlier request is held
@@ -6,46 +6,78 @@ order, so responses leave strictly in request order even when an earlier request
 finished response, or a task that will produce one. A single writer task drains the slots
 in order, writing byte parts with `transport.write` and file slices with `loop.sendfile`.
 
-Flow control both ways: reading pauses while too many requests are outstanding (a client
-that never reads its answers cannot grow our memory), and the writer waits while the
-transport's buffer is above its high-water mark.
+Backpressure, `queued.max.requests`. In Kafka that key bounds the broker-wide queue between
+the network threads and the request handler threads (default 500), and each connection is
+muted from the moment a request is read until its response is sent. We have one thread and
+no such queue: a request goes from the socket straight to its handler, and what can pile up
+is per connection: requests read and not yet answered. So the key bounds that, per connection
+(as issue 4 asks: one client must not use up a shared budget). At `queued.max.requests`
+unanswered requests a connection stops being read until half of them are written. Three
+more rules close the gaps a client that sends but never reads would use:
+  - reading stops while the transport's write buffer is above its high-water mark
+    (`pause_writing`), and the writer waits for it to drain before each part;
+  - frames already received are handled only while reading is allowed: one 256 KiB read of
+    tiny requests is not answered all at once, the rest waits in the frame buffer;
+  - answers encoded and not yet written are bounded in bytes (RESPONSE_BUFFER_BYTES) as well
+    as in number: a single Metadata answer can be megabytes.
+File slices (Fetch record data) never enter memory: `loop.sendfile` waits until the write
+buffer is empty and sends from the segment file, SENDFILE_CHUNK at a time so progress shows.
+`loop.sendfile` pauses reading itself and resumes it afterwards; if we paused reading
+meanwhile, we pause it again.
+
+Idleness, `connections.max.idle.ms`: a connection is idle when no request is being handled
+(a long-poll Fetch or a held JoinGroup keeps it busy) and no bytes moved either way for that
+long. The server's sweep closes it. An answer the client does not read keeps nothing alive.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kbroker.errors import ProtocolViolation
-from kbroker.wire.frames import SIZE_PREFIX
+from kbroker.wire.frames import FrameReader
 
 if TYPE_CHECKING:
     from kbroker.broker.dispatch import Dispatcher
 
 log = logging.getLogger("kbroker.connection")
 
-# Outstanding requests per connection before we stop reading from it (Kafka's
-# queued.max.requests is broker-wide; per connection is what bounds one bad client).
-MAX_OUTSTANDING = 64
+DEFAULT_MAX_IN_FLIGHT = 500  # queued.max.requests
+RESPONSE_BUFFER_BYTES = 1 << 20  # encoded answers waiting in the slots before reading stops
+SENDFILE_CHUNK = 4 << 20
 
 Parts = list[Any]  # bytearrays and file-slice payloads, in wire order
 
 
+def _memory_size(parts: Parts) -> int:
+    return sum(len(part) for part in parts if isinstance(part, (bytes, bytearray)))
+
+
 class Connection(asyncio.Protocol):
-    def __init__(self, dispatcher: Dispatcher, max_request_bytes: int, registry: set[Connection]) -> None:
+    def __init__(self, dispatcher: Dispatcher, max_request_bytes: int, registry: set[Connection], *,
+                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, on_lost: Callable[[], None] | None = None) -> None:
         self._dispatcher = dispatcher
         self._registry = registry
-        self._max_request_bytes = max_request_bytes
-        self._buffer = bytearray()
-        self._slots: deque[Parts | asyncio.Task[Parts | None] | None] = deque()
+        self._frames = FrameReader(max_request_bytes)
+        self._max_in_flight = max_in_flight
+        self._on_lost = on_lost
+        self._slots: deque[Parts | asyncio.Future[Parts | None] | None] = deque()
         self._slot_ready = asyncio.Event()
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._transport: asyncio.Transport | None = None
         self._writer: asyncio.Task[None] | None = None
         self._reading_paused = False
+        self._writing_paused = False
+        self._handling = 0  # requests whose handler has not finished
+        self._buffered = 0  # bytes of encoded answers waiting in the slots
+        self._loop = asyncio.get_running_loop()
+        self.last_activity = self._loop.time()
         self.peer = "?"
+        self.address: str | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -53,8 +85,11 @@ class Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        self._writer = asyncio.get_running_loop().create_task(self._write_responses())
+        if peer:
+            self.address = peer[0]
+            self.peer = f"{peer[0]}:{peer[1]}"
+        self.last_activity = self._loop.time()
+        self._writer = self._loop.create_task(self._write_responses())
         self._registry.add(self)
         log.debug("connection from %s", self.peer)
 
@@ -62,75 +97,113 @@ class Connection(asyncio.Protocol):
         log.debug("connection from %s closed%s", self.peer, f": {exc}" if exc else "")
         self._transport = None
         self._registry.discard(self)
+        if self._on_lost is not None:
+            self._on_lost()
+            self._on_lost = None
         if self._writer is not None:
             self._writer.cancel()
         for slot in self._slots:
-            if isinstance(slot, asyncio.Task):
+            if isinstance(slot, asyncio.Future):
                 slot.cancel()
         self._slots.clear()
         self._can_write.set()
 
     def pause_writing(self) -> None:
         self._can_write.clear()
+        self._writing_paused = True
+        if not self._reading_paused and self._transport is not None:
+            self._pause_reading()
 
     def resume_writing(self) -> None:
         self._can_write.set()
+        self._writing_paused = False
+        self.last_activity = self._loop.time()
+        self._resume_reading_if_drained()
 
     def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        start = 0
+        self.last_activity = self._loop.time()
+        self._frames.receive_data(data)
+        if self._reading_paused:  # only after loop.sendfile resumed reading behind our back
+            self._transport.pause_reading()  # type: ignore[union-attr]
+            return
+        self._read_frames()
+
+    # -- requests and backpressure ---------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """A request is being handled (not merely waiting to be written)."""
+        return self._handling > 0
+
+    def idle_for(self, now: float) -> float:
+        """Seconds since anything moved, or 0 while a request is being handled."""
+        return 0.0 if self._handling else now - self.last_activity
+
+    def _must_stop(self) -> bool:
+        return (self._writing_paused or len(self._slots) >= self._max_in_flight
+                or self._buffered >= RESPONSE_BUFFER_BYTES)
+
+    def _may_resume(self) -> bool:
+        return (not self._writing_paused and len(self._slots) <= self._max_in_flight // 2
+                and self._buffered < RESPONSE_BUFFER_BYTES // 2)
+
+    def _read_frames(self) -> None:
+        """Handle the frames received so far, while this connection may take more requests."""
         try:
-            while len(buffer) - start >= 4:
-                size = SIZE_PREFIX.unpack_from(buffer, start)[0]
-                if size < 0 or size > self._max_request_bytes:
-                    raise ProtocolViolation(
-                        f"request size {size} exceeds socket.request.max.bytes={self._max_request_bytes}")
-                end = start + 4 + size
-                if len(buffer) < end:
-                    break
-                self._on_frame(buffer[start + 4:end])
-                start = end
-                if self._transport is None:
+            while not self._reading_paused and self._transport is not None:
+                if self._must_stop():
+                    self._pause_reading()
                     return
+                frame = self._frames.next_frame()
+                if frame is None:
+                    return
+                self._on_frame(frame)
         except ProtocolViolation as exc:
             self.close(str(exc))
-            return
-        if start:
-            del buffer[:start]
-        self._apply_backpressure()
+        except Exception:
+            log.exception("request from %s failed; closing the connection", self.peer)
+            self.close("internal error")
 
-    # -- requests and responses ------------------------------------------------------------
+    def _pause_reading(self) -> None:
+        self._reading_paused = True
+        self._transport.pause_reading()  # type: ignore[union-attr]
+
+    def _resume_reading_if_drained(self) -> None:
+        if self._reading_paused and self._transport is not None and self._may_resume():
+            self._reading_paused = False
+            self._transport.resume_reading()
+            self._read_frames()  # what was received before the pause comes first
 
     def _on_frame(self, frame: bytearray) -> None:
         outcome = self._dispatcher.handle(frame, self)
         if outcome is None:  # e.g. Produce with acks=0: no answer at all
             return
         if isinstance(outcome, list):
+            self._buffered += _memory_size(outcome)
             self._slots.append(outcome)
         else:
-            self._slots.append(asyncio.ensure_future(outcome))
+            task = asyncio.ensure_future(outcome)
+            self._handling += 1
+            task.add_done_callback(self._handled)
+            self._slots.append(task)
         self._slot_ready.set()
 
-    def _apply_backpressure(self) -> None:
-        if self._transport is None:
-            return
-        if len(self._slots) >= MAX_OUTSTANDING and not self._reading_paused:
-            self._reading_paused = True
-            self._transport.pause_reading()
-        elif self._reading_paused and len(self._slots) < MAX_OUTSTANDING // 2:
-            self._reading_paused = False
-            self._transport.resume_reading()
+    def _handled(self, task: asyncio.Future[Parts | None]) -> None:
+        self._handling -= 1
+        self.last_activity = self._loop.time()
+        if not task.cancelled() and task.exception() is None and task.result() is not None:
+            self._buffered += _memory_size(task.result())  # type: ignore[arg-type]
+
+    # -- responses -------------------------------------------------------------------------
 
     async def _write_responses(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             while not self._slots:
                 self._slot_ready.clear()
                 await self._slot_ready.wait()
             slot = self._slots[0]
             try:
-                parts = await slot if isinstance(slot, asyncio.Task) else slot
+                parts = await slot if isinstance(slot, asyncio.Future) else slot
             except asyncio.CancelledError:
                 raise
             except ProtocolViolation as exc:
@@ -141,22 +214,45 @@ class Connection(asyncio.Protocol):
                 self.close("internal error")
                 return
             self._slots.popleft()
-            self._apply_backpressure()
+            if parts is not None:
+                self._buffered -= _memory_size(parts)
+            self._resume_reading_if_drained()
             if parts is None:
                 continue
-            transport = self._transport
-            if transport is None:
-                return
             for part in parts:
                 await self._can_write.wait()
-                if self._transport is None:
+                transport = self._transport
+                if transport is None or transport.is_closing():
                     return
                 if isinstance(part, (bytes, bytearray)):
                     if part:
                         transport.write(part)
+                        self.last_activity = self._loop.time()
                 else:
                     for file_slice in part.slices:
-                        await loop.sendfile(transport, file_slice.file, file_slice.position, file_slice.length)
+                        if not await self._send_file(transport, file_slice):
+                            return
+
+    async def _send_file(self, transport: asyncio.Transport, piece: Any) -> bool:
+        position, end = piece.position, piece.position + piece.length
+        while position < end:
+            if transport.is_closing():
+                return False
+            count = min(end - position, SENDFILE_CHUNK)
+            try:
+                sent = await self._loop.sendfile(transport, piece.file, position, count)
+            except (OSError, RuntimeError) as exc:  # the peer went away, or we closed meanwhile
+                self.abort()
+                log.debug("sendfile to %s failed: %s", self.peer, exc)
+                return False
+            if self._reading_paused and not transport.is_closing():
+                transport.pause_reading()  # loop.sendfile resumed the reading it had paused
+            self.last_activity = self._loop.time()
+            if sent < count:  # the file is shorter than the slice: the frame cannot be completed
+                self.close(f"segment file ended {end - position - sent} bytes early while sending a fetch answer")
+                return False
+            position += sent
+        return True
 
     def abort(self) -> None:
         """Drop the connection at once (broker shutdown): pending answers are not sent."""
@@ -164,7 +260,13 @@ class Connection(asyncio.Protocol):
             self._transport.abort()
 
     def close(self, reason: str) -> None:
-        if self._transport is not None:
+        """Close after the answers already queued in the transport are written (a bad frame)."""
+        if self._transport is not None and not self._transport.is_closing():
             log.warning("closing connection from %s: %s", self.peer, reason)
             self._transport.close()
 
+    def expire(self, reason: str) -> None:
+        """Drop an idle connection, unwritten answers and all: nothing moved, so the peer is not reading."""
+        if self._transport is not None:
+            log.info("closing connection from %s: %s", self.peer, reason)
+            self._transport.abort()

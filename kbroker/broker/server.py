@@ -1,54 +1,182 @@
 """The network server: listens, runs the broker, and shuts down cleanly on SIGINT/SIGTERM.
 
-This module and `connection.py` are the only ones that touch sockets.
+This module and `connection.py` are the only ones that touch sockets. The `Acceptor` owns
+the listening sockets and its own accept loop (as Kafka's `Acceptor` thread), because
+`max.connections` is honoured by not accepting: at the limit the loop waits for a connection
+to close and new clients wait in the listen backlog (see connection_quotas.py). It also keeps
+the set of open connections and closes the idle ones (`connections.max.idle.ms`).
+
+Start-up raises the soft RLIMIT_NOFILE to the hard limit: each connection is a descriptor,
+and the log keeps up to a bounded number of segment files open (kbroker/log/files.py).
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import logging
+import resource
 import signal
+import socket
 
 from kbroker import __version__
 from kbroker.broker.broker import Broker
 from kbroker.broker.connection import Connection
+from kbroker.broker.connection_quotas import ConnectionQuotas, peer_address, resolve_overrides
 from kbroker.broker.dispatch import Dispatcher
 from kbroker.broker.maintenance import run_maintenance
-from kbroker.broker.routes import ROUTES
 from kbroker.config import Config, Listener
 from kbroker.log.log_manager import LogManager
 
 log = logging.getLogger("kbroker.server")
+
+LISTEN_BACKLOG = 1024  # Linux caps it at net.core.somaxconn
+ACCEPT_RETRY_DELAY = 1.0  # after EMFILE and the like, as asyncio's own servers do
+_RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 class ListenError(OSError):
     """The listener could not be opened (e.g. the port is taken)."""
 
 
+def raise_open_file_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit where allowed; return the soft limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open file limit from %d to %d: %s", soft, hard, exc)
+    return soft
+
+
+class Acceptor:
+    def __init__(self, config: Config, dispatcher: Dispatcher) -> None:
+        self._config = config
+        self._dispatcher = dispatcher
+        self.connections: set[Connection] = set()
+        self.quotas = ConnectionQuotas(config.max_connections, config.max_connections_per_ip,
+                                       resolve_overrides(config.max_connections_per_ip_overrides))
+        self._slot_freed = asyncio.Event()
+        self._sockets: list[socket.socket] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def bind(self, host: str, port: int) -> int:
+        """Open the listening sockets (every address of `host`; all interfaces when empty); the port."""
+        try:
+            infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            for family, kind, proto, _, address in dict.fromkeys(infos):
+                sock = socket.socket(family, kind, proto)
+                self._sockets.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if port == 0 and len(self._sockets) > 1:  # every address on the port the first one got
+                    address = (address[0], self._sockets[0].getsockname()[1], *address[2:])
+                sock.bind(address)
+                sock.listen(LISTEN_BACKLOG)
+                sock.setblocking(False)
+        except OSError:
+            self.close()
+            raise
+        return self._sockets[0].getsockname()[1]
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._accept_loop(sock)) for sock in self._sockets]
+        if self._config.connections_max_idle_ms >= 0:
+            self._tasks.append(loop.create_task(self._close_idle(self._config.connections_max_idle_ms)))
+
+    def close(self) -> None:
+        """Stop accepting; open connections stay (see `abort_all`)."""
+        for task in self._tasks:
+            task.cancel()
+        for sock in self._sockets:
+            sock.close()
+
+    def abort_all(self) -> None:
+        for connection in list(self.connections):
+            connection.abort()
+
+    async def _accept_loop(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self.quotas.slot_available():  # max.connections: leave them in the backlog
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+            try:
+                client, address = await loop.sock_accept(sock)
+            except OSError as exc:
+                if exc.errno in _RESOURCE_ERRORS:
+                    log.error("cannot accept connections: %s; retrying in %.0f s", exc, ACCEPT_RETRY_DELAY)
+                    await asyncio.sleep(ACCEPT_RETRY_DELAY)
+                continue
+            try:
+                await self._admit(client, address[0])
+            except Exception:
+                log.exception("could not set up a connection from %s", address[0])
+
+    async def _admit(self, client: socket.socket, host: str) -> None:
+        address = peer_address(host)
+        if not self.quotas.admit(address):
+            log.info("Rejected connection from %s, address already has the configured maximum of %d connections.",
+                     address, self.quotas.limit_for(address))
+            client.close()
+            return
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.quotas.release(address)
+                self._slot_freed.set()
+
+        config = self._config
+        try:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            connection = Connection(self._dispatcher, config.socket_request_max_bytes, self.connections,
+                                    max_in_flight=config.queued_max_requests, on_lost=release)
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: connection, client)
+        except BaseException:
+            release()
+            client.close()
+            raise
+
+    async def _close_idle(self, idle_ms: int) -> None:
+        loop = asyncio.get_running_loop()
+        idle = idle_ms / 1000
+        while True:
+            await asyncio.sleep(min(max(idle / 4, 0.01), 1.0))
+            now = loop.time()
+            for connection in list(self.connections):
+                if connection.idle_for(now) >= idle:
+                    connection.expire(f"idle for more than connections.max.idle.ms={idle_ms}")
+
+
 async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
+    open_files = raise_open_file_limit()
     logs = LogManager(config.data_dir, config.log_defaults(), node_id=config.node_id).load()
     broker = Broker(config, logs)
-    connections: set[Connection] = set()
-
-    def accept() -> Connection:
-        return Connection(broker.dispatcher, config.socket_request_max_bytes, connections)
-
+    acceptor = Acceptor(config, broker.dispatcher)
     listener = config.listeners
     try:
-        server = await loop.create_server(accept, host=listener.host or None, port=listener.port, reuse_address=True)
+        port = acceptor.bind(listener.host, listener.port)
     except OSError as exc:
         logs.shutdown()
         raise ListenError(f"cannot listen on {listener}: {exc.strerror or exc}") from exc
-    port = server.sockets[0].getsockname()[1]
     if port != listener.port:  # listening on port 0: advertise the port the OS chose
         listener = Listener(listener.host, port)
         advertised = config.advertised_listeners
         if advertised is not None and advertised.port == 0:
             advertised = Listener(advertised.host, port)
         broker.config = config = dataclasses.replace(config, listeners=listener, advertised_listeners=advertised)
-    log.info("kbroker %s listening on %s:%d (advertised %s), data dir %s, cluster id %s",
-             __version__, listener.host, port, config.advertised, config.data_dir.resolve(), broker.cluster_id)
+    acceptor.start()
+    log.info("kbroker %s listening on %s:%d (advertised %s), data dir %s, cluster id %s, open file limit %d",
+             __version__, listener.host, port, config.advertised, config.data_dir.resolve(), broker.cluster_id,
+             open_files)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -63,9 +191,8 @@ async def serve(config: Config) -> None:
         background.cancel()
         loading.cancel()
         await broker.groups.close()  # held JoinGroup/SyncGroup get NOT_COORDINATOR
-        server.close()
-        for connection in list(connections):  # nothing may append once the logs close
-            connection.abort()
+        acceptor.close()
+        acceptor.abort_all()  # nothing may append once the logs close
         await asyncio.sleep(0)
         broker.log_cleaner.close()
         broker.flusher.close()

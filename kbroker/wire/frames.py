@@ -30,6 +30,47 @@ class RequestHeader:
     client_id: str | None
 
 
+class FrameReader:
+    """Splits a byte stream into frames: `receive_data(bytes)`, then `next_frame()` until None.
+
+    Each frame is its 4-byte big-endian size prefix (Kafka's `NetworkReceive`) and that many
+    bytes. A negative size, or one above `max_size` (socket.request.max.bytes), raises
+    DecodeError as soon as the prefix is in, before any of the body is awaited or buffered.
+    Frames are copies: the caller may keep them while more data arrives.
+    """
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self._buffer = bytearray()
+        self._start = 0  # bytes of `_buffer` already handed out as frames
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet returned in a frame."""
+        return len(self._buffer) - self._start
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        if self._start:
+            del self._buffer[:self._start]
+            self._start = 0
+        self._buffer += data
+
+    def next_frame(self) -> bytearray | None:
+        buffer, start = self._buffer, self._start
+        if len(buffer) - start < 4:
+            return None
+        size = SIZE_PREFIX.unpack_from(buffer, start)[0]
+        if size < 0:
+            raise DecodeError(f"negative frame size {size}")
+        if size > self.max_size:
+            raise DecodeError(f"frame size {size} is larger than the limit of {self.max_size} bytes")
+        end = start + 4 + size
+        if len(buffer) < end:
+            return None
+        self._start = end
+        return buffer[start + 4:end]
+
+
 def peek_header(frame: memoryview) -> tuple[int, int, int]:
     """api_key, api_version, correlation_id: readable before we know the API."""
     if len(frame) < _HEADER_START.size:
