@@ -19,6 +19,7 @@ it get COORDINATOR_LOAD_IN_PROGRESS. Then each group restarts its members' sessi
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -124,6 +125,8 @@ class GroupCoordinator:
         self._unloaded: set[int] = set(range(self.partition_count))
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
+        self._deadlines: list[tuple[int, str]] = []  # heap of (deadline, group id)
+        self._pushed: dict[str, int] = {}  # group id -> the deadline of its live heap entry
         self._tasks: set[asyncio.Task] = set()
         self._next_expiry_ms = 0
         self._closed = False
@@ -196,7 +199,7 @@ class GroupCoordinator:
         now = self.now_ms()
         for group in list(self.groups.values()):
             self._spawn_apply(group, group.on_loaded(now))
-        self._rearm()
+            self._rearm(group)
         log.info("loaded %d groups and %d committed offsets from %s (%d live records) in %.2fs",
                  len(self.groups), sum(1 for _ in self.offsets), rec.OFFSETS_TOPIC, records,
                  time.monotonic() - started)
@@ -269,11 +272,11 @@ class GroupCoordinator:
                     self._resolve(reply.waiter, _with_error(reply.result, code))
                 if isinstance(group, ClassicGroup) and generation is not None:
                     self._spawn_apply(group, group.store_failed(self.now_ms(), generation, code))
-                self._rearm()
+                self._rearm(group)
                 return
         for reply in replies:
             self._resolve(reply.waiter, reply.result)
-        self._rearm()
+        self._rearm(group)
 
     @staticmethod
     def _resolve(waiter: Any, result: Any) -> None:
@@ -303,30 +306,46 @@ class GroupCoordinator:
             log.error("flushing %s failed: %s", rec.OFFSETS_TOPIC, exc)
             raise AppendFailed(ErrorCode.KAFKA_STORAGE_ERROR) from exc
 
-    def _rearm(self) -> None:
-        """Arm the one timer for the earliest deadline of any group (or the offset expiry check)."""
+    def _rearm(self, group: Group | None = None) -> None:
+        """Note `group`'s next deadline, then arm the one timer for the earliest deadline of any
+        group (or the offset expiry check). The heap holds at most one live entry per group: a
+        deadline that moved later fires early, finds nothing due and is pushed again."""
         if self._closed:
             return
-        deadlines = [d for g in self.groups.values() if (d := g.next_deadline()) is not None]
-        earliest = min(deadlines, default=None)
+        if group is not None:
+            deadline = group.next_deadline()
+            pushed = self._pushed.get(group.group_id)
+            if deadline is not None and (pushed is None or deadline < pushed):
+                self._pushed[group.group_id] = deadline
+                heapq.heappush(self._deadlines, (deadline, group.group_id))
+        earliest = self._deadlines[0][0] if self._deadlines else None
         if self._next_expiry_ms and (earliest is None or self._next_expiry_ms < earliest):
             earliest = self._next_expiry_ms
-        if earliest is None or earliest == self._timer_at:
+        if earliest is None or (self._timer_at is not None and self._timer_at <= earliest):
             return
         if self._timer is not None:
             self._timer.cancel()
-        loop = asyncio.get_running_loop()
         self._timer_at = earliest
-        self._timer = loop.call_later(max(earliest - self.now_ms(), 0) / 1000, self._on_timer)
+        self._timer = asyncio.get_running_loop().call_later(max(earliest - self.now_ms(), 0) / 1000, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
         now = self.now_ms()
-        for group in list(self.groups.values()):
+        due: dict[str, None] = {}
+        while self._deadlines and self._deadlines[0][0] <= now:
+            deadline, group_id = heapq.heappop(self._deadlines)
+            if self._pushed.get(group_id) == deadline:
+                del self._pushed[group_id]
+            due[group_id] = None
+        for group_id in due:
+            group = self.groups.get(group_id)
+            if group is None:
+                continue
             deadline = group.next_deadline()
             if deadline is not None and deadline <= now:
                 self._spawn_apply(group, group.advance(now))
+            self._rearm(group)
         if self._next_expiry_ms and now >= self._next_expiry_ms:
             self._next_expiry_ms = now + self.config.offsets_retention_check_interval_ms
             task = asyncio.get_running_loop().create_task(self.expire_offsets())
@@ -425,7 +444,7 @@ class GroupCoordinator:
             return ErrorCode.UNKNOWN_MEMBER_ID
         result = group.heartbeat(self.now_ms(), member_id=member_id, group_instance_id=group_instance_id,
                                  generation_id=generation_id)
-        self._rearm()
+        self._rearm(group)
         return result
 
     async def leave_group(self, group_id: str,

@@ -153,6 +153,6 @@ class ClassicGroupMachine(RuleBasedStateMachine):
 
 
 ClassicGroupMachine.TestCase.settings = settings(
-    max_examples=300, stateful_step_count=40, deadline=None,
+    max_examples=200, stateful_step_count=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 test_classic_group_invariants = ClassicGroupMachine.TestCase
