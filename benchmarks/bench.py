@@ -49,7 +49,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -231,7 +231,7 @@ def produce_worker(bootstrap: str, topic: str, partitions: list[int], per_partit
     chunks = [[{"value": v} for v in values[i:i + CHUNK]] for i in range(0, POOL, CHUNK)]
     produce_batch, poll = producer.produce_batch, producer.poll
     barrier.wait()
-    started = time.time()
+    started, cpu = time.time(), time.process_time()
     sent = 0
     while sent < per_partition:
         chunk = chunks[(sent % POOL) // CHUNK]
@@ -247,8 +247,8 @@ def produce_worker(bootstrap: str, topic: str, partitions: list[int], per_partit
         sent += len(chunk)
         poll(0)
     remaining = producer.flush(300)
-    finished = time.time()
-    results.put({"started": started, "finished": finished, "errors": errors[:5], "error_count": len(errors),
+    finished, cpu = time.time(), time.process_time() - cpu
+    results.put({"started": started, "finished": finished, "cpu": cpu, "errors": errors[:5], "error_count": len(errors),
                  "undelivered": remaining, "records": per_partition * len(partitions)})
 
 
@@ -264,7 +264,7 @@ def consume_worker(bootstrap: str, topic: str, partitions: list[int], per_partit
     total = per_partition * len(partitions)
     got = 0
     barrier.wait()
-    started = time.time()
+    started, cpu = time.time(), time.process_time()
     deadline = started + timeout
     while got < total and time.time() < deadline:
         messages = consumer.consume(50_000, 0.2)
@@ -281,10 +281,10 @@ def consume_worker(bootstrap: str, topic: str, partitions: list[int], per_partit
                 run = list(run)
                 checks[partition].add(list(map(value, run)), list(map(offset, run)))
         got += len(messages)
-    finished = time.time()
+    finished, cpu = time.time(), time.process_time() - cpu
     consumer.close()
     problems = {p: check.verify(per_partition, size) for p, check in checks.items()}
-    results.put({"started": started, "finished": finished, "records": got,
+    results.put({"started": started, "finished": finished, "cpu": cpu, "records": got,
                  "bytes": sum(c.bytes for c in checks.values()),
                  "problems": {p: v for p, v in problems.items() if v}})
 
@@ -317,6 +317,77 @@ def _run_workers(target: Target, fn, jobs: list[tuple], timeout: float) -> tuple
     return out, (cpu_after - cpu_before) if cpu_before is not None else None
 
 
+# -- the C client: kcat (librdkafka), for the ceiling without Python ---------------------------
+
+def _kcat_file(size: int, count: int, directory: Path) -> Path:
+    """count records of the workload stream, one per line (values are hex: no newline inside)."""
+    path = directory / f"kcat-{size}-{count}.txt"
+    if not path.exists():
+        blob = b"\n".join(pool(size)) + b"\n"
+        with open(path, "wb") as f:
+            for _ in range(count // POOL):
+                f.write(blob)
+            f.write(b"".join(v + b"\n" for v in pool(size)[:count % POOL]))
+    return path
+
+
+def _kcat_produce(target: Target, topic: str, partitions: list[int], per_partition: int, size: int,
+                  config: dict, args: argparse.Namespace) -> tuple[float, float | None]:
+    source = _kcat_file(size, per_partition, Path(args.data_base or tempfile.gettempdir()))
+    settings = {**{k: v for k, v in PRODUCER_CONFIG.items() if k != "delivery.report.only.error"}, **config}
+    cpu_before = target.cpu_seconds()
+    started = time.time()
+    processes = [subprocess.Popen(["kcat", "-P", "-q", "-b", target.bootstrap, "-t", topic, "-p", str(p), "-l",
+                                   *itertools.chain.from_iterable(("-X", f"{k}={v}") for k, v in settings.items()),
+                                   str(source)], stderr=subprocess.PIPE) for p in partitions]
+    for process in processes:
+        _, err = process.communicate(timeout=600)
+        if process.returncode != 0 or err.strip():
+            raise RuntimeError(f"kcat produce to {target.kind} failed: {err.decode(errors='replace')[-500:]}")
+    elapsed = time.time() - started
+    cpu_after = target.cpu_seconds()
+    return elapsed, (cpu_after - cpu_before) if cpu_before is not None else None
+
+
+def _kcat_consume(target: Target, topic: str, partitions: list[int], per_partition: int, size: int,
+                  args: argparse.Namespace) -> tuple[float, float | None]:
+    """kcat writes the values back to back; we crc32 its output as it streams (C code, 1 MiB reads)."""
+    import zlib
+
+    from workload import expected_crc
+
+    cpu_before = target.cpu_seconds()
+    started = time.time()
+    processes = [subprocess.Popen(["kcat", "-C", "-q", "-e", "-b", target.bootstrap, "-t", topic, "-p", str(p),
+                                   "-o", "beginning", "-c", str(per_partition), "-f", "%s",
+                                   "-X", f"fetch.max.bytes={CONSUMER_CONFIG['fetch.max.bytes']}",
+                                   "-X", f"max.partition.fetch.bytes={CONSUMER_CONFIG['max.partition.fetch.bytes']}"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for p in partitions]
+    results: dict[int, tuple[int, int]] = {}
+
+    def read(partition: int, process: subprocess.Popen) -> None:
+        crc = total = 0
+        while chunk := process.stdout.read(1 << 20):
+            crc = zlib.crc32(chunk, crc)
+            total += len(chunk)
+        results[partition] = (total, crc)
+
+    readers = [threading.Thread(target=read, args=(p, proc)) for p, proc in zip(partitions, processes)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(args.consume_timeout)
+    for process in processes:
+        process.wait(10)
+    elapsed = time.time() - started
+    cpu_after = target.cpu_seconds()
+    want = (per_partition * size, expected_crc(per_partition, size))
+    bad = {p: got for p, got in results.items() if got != want}
+    if bad or len(results) != len(partitions):
+        raise RuntimeError(f"kcat consume from {target.kind}: wrong bytes/crc {bad}, want {want}")
+    return elapsed, (cpu_after - cpu_before) if cpu_before is not None else None
+
+
 # -- one run -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -342,37 +413,57 @@ def throughput_run(target: Target, variant: Variant, args: argparse.Namespace, r
         create_topic(target.bootstrap, topic, partitions, configs)
         all_partitions = list(range(partitions))
         config = {"acks": variant.acks, "compression.type": variant.compression}
-        produced, produce_cpu = _run_workers(
-            target, produce_worker,
-            [(target.bootstrap, topic, ps, per_partition, variant.size, config)
-             for ps in _split(all_partitions, args.producers)], timeout=600)
-        bad = [r for r in produced if r["error_count"] or r["undelivered"]]
-        if bad:
-            raise RuntimeError(f"produce to {target.kind} failed: {bad}")
-        consumed, consume_cpu = _run_workers(
-            target, consume_worker,
-            [(target.bootstrap, topic, ps, per_partition, variant.size, args.consume_timeout)
-             for ps in _split(all_partitions, args.consumers)], timeout=args.consume_timeout)
-        fatal = [r for r in consumed if "fatal" in r or r["problems"]]
-        if fatal:
-            raise RuntimeError(f"verification failed against {target.kind}: {fatal}")
         total = per_partition * partitions
-        produce_s = max(r["finished"] for r in produced) - min(r["started"] for r in produced)
-        consume_s = max(r["finished"] for r in consumed) - min(r["started"] for r in consumed)
         gb = total * variant.size / 1e9
+        if args.client == "kcat":
+            produce_s, produce_cpu = _kcat_produce(target, topic, all_partitions, per_partition, variant.size,
+                                                   config, args)
+            consume_s, consume_cpu = _kcat_consume(target, topic, all_partitions, per_partition, variant.size, args)
+            clients, client_cpu = (partitions, partitions), (None, None)
+        else:
+            produce_s, consume_s, produce_cpu, consume_cpu, clients, client_cpu = _python_clients(
+                target, topic, variant, args, per_partition, all_partitions, config)
         return {
             "kind": "throughput", "target": target.kind, "variant": variant.name, "size": variant.size,
-            "acks": variant.acks, "compression": variant.compression, "records": total,
-            "partitions": partitions, "producers": len(produced), "consumers": len(consumed), "repeat": repeat,
+            "acks": variant.acks, "compression": variant.compression, "records": total, "client": args.client,
+            "partitions": partitions, "producers": clients[0], "consumers": clients[1], "repeat": repeat,
             "produce_msg_s": total / produce_s, "produce_mb_s": total * variant.size / produce_s / 1e6,
             "consume_msg_s": total / consume_s, "consume_mb_s": total * variant.size / consume_s / 1e6,
             "produce_cpu_s_per_gb": produce_cpu / gb if produce_cpu is not None else None,
             "consume_cpu_s_per_gb": consume_cpu / gb if consume_cpu is not None else None,
+            # CPU-time figures are steadier than wall-clock ones on a shared machine: what one
+            # core could do alone is records / CPU-second.
+            "broker_produce_cpu_us_per_msg": produce_cpu / total * 1e6 if produce_cpu is not None else None,
+            "broker_consume_cpu_us_per_msg": consume_cpu / total * 1e6 if consume_cpu is not None else None,
+            "client_produce_cpu_us_per_msg": client_cpu[0] / total * 1e6 if client_cpu[0] is not None else None,
+            "client_consume_cpu_us_per_msg": client_cpu[1] / total * 1e6 if client_cpu[1] is not None else None,
             "peak_rss_mib": target.rss.peak / 2**20 if target.pid else None,
             "verified": True, "load_avg": load,
         }
     finally:
         target.stop()
+
+
+def _python_clients(target: Target, topic: str, variant: Variant, args: argparse.Namespace, per_partition: int,
+                    all_partitions: list[int], config: dict) -> tuple:
+    produced, produce_cpu = _run_workers(
+        target, produce_worker,
+        [(target.bootstrap, topic, ps, per_partition, variant.size, config)
+         for ps in _split(all_partitions, args.producers)], timeout=600)
+    bad = [r for r in produced if r["error_count"] or r["undelivered"]]
+    if bad:
+        raise RuntimeError(f"produce to {target.kind} failed: {bad}")
+    consumed, consume_cpu = _run_workers(
+        target, consume_worker,
+        [(target.bootstrap, topic, ps, per_partition, variant.size, args.consume_timeout)
+         for ps in _split(all_partitions, args.consumers)], timeout=args.consume_timeout)
+    fatal = [r for r in consumed if "fatal" in r or r["problems"]]
+    if fatal:
+        raise RuntimeError(f"verification failed against {target.kind}: {fatal}")
+    produce_s = max(r["finished"] for r in produced) - min(r["started"] for r in produced)
+    consume_s = max(r["finished"] for r in consumed) - min(r["started"] for r in consumed)
+    client_cpu = (sum(r["cpu"] for r in produced), sum(r["cpu"] for r in consumed))
+    return produce_s, consume_s, produce_cpu, consume_cpu, (len(produced), len(consumed)), client_cpu
 
 
 def latency_reader(bootstrap: str, topic: str, total: int, ready, results) -> None:
@@ -459,17 +550,29 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a and b else "–"
 
 
+def _git_version() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "kbroker"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "an unknown commit"
+    return f"{head}{' with uncommitted changes under kbroker/' if dirty else ''}"
+
+
 def report(rows: list[dict], args: argparse.Namespace) -> str:
     lines = [f"# kbroker benchmark — {time.strftime('%Y-%m-%d %H:%M')}", "",
              f"{os.cpu_count()} CPUs; records per run: {args.records:,} in {args.partitions} partition(s), "
              f"{args.producers} producer / {args.consumers} consumer process(es); medians of {args.repeat} "
-             f"interleaved repeat(s); load average (1 min) at the start of each run in the last column.", ""]
+             f"interleaved repeat(s); load average (1 min) at the start of each run in the last column. "
+             f"kbroker at {_git_version()}.", ""]
     through = [r for r in rows if r["kind"] == "throughput"]
     if through:
         lines += ["## Throughput", "",
-                  "| variant | target | produce msg/s | MB/s | consume msg/s | MB/s | CPU-s/GB in | CPU-s/GB out "
-                  "| peak RSS MiB | runs | load |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+                  "| variant | target | produce msg/s | MB/s | consume msg/s | MB/s | broker CPU-s/GB in | out "
+                  "| client CPU µs/msg in | out | peak RSS MiB | runs | load |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         variants = list(dict.fromkeys(r["variant"] for r in through))
         targets = list(dict.fromkeys(r["target"] for r in through))
         medians: dict[tuple[str, str], dict] = {}
@@ -479,13 +582,15 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
                 if not group:
                     continue
                 m = {k: _median(group, k) for k in ("produce_msg_s", "produce_mb_s", "consume_msg_s", "consume_mb_s",
-                                                    "produce_cpu_s_per_gb", "consume_cpu_s_per_gb", "peak_rss_mib")}
+                                                    "produce_cpu_s_per_gb", "consume_cpu_s_per_gb", "peak_rss_mib",
+                                                    "client_produce_cpu_us_per_msg", "client_consume_cpu_us_per_msg")}
                 medians[variant, target] = m
                 loads = sorted(r["load_avg"] for r in group)
                 lines.append(f"| {variant} | {target} | {_fmt(m['produce_msg_s'])} | {_fmt(m['produce_mb_s'], 1)} | "
                              f"{_fmt(m['consume_msg_s'])} | {_fmt(m['consume_mb_s'], 1)} | "
                              f"{_fmt(m['produce_cpu_s_per_gb'], 1)} | {_fmt(m['consume_cpu_s_per_gb'], 1)} | "
-                             f"{_fmt(m['peak_rss_mib'], 0)} | {len(group)} | {loads[0]}–{loads[-1]} |")
+                             f"{_fmt(m['client_produce_cpu_us_per_msg'], 2)} | "
+                             f"{_fmt(m['client_consume_cpu_us_per_msg'], 2)} | {_fmt(m['peak_rss_mib'], 0)} | {len(group)} | {loads[0]}–{loads[-1]} |")
         peers = [t for t in ("null", "tansu") if t in targets]
         mine = [t for t in targets if t.startswith("kbroker") or t == "external"]
         if peers and mine:
@@ -571,6 +676,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--partitions", type=int, default=1)
     parser.add_argument("--producers", type=int, default=1, help="producer processes (partitions are split)")
     parser.add_argument("--consumers", type=int, default=1, help="consumer processes (partitions are split)")
+    parser.add_argument("--client", choices=("python", "kcat"), default="python",
+                        help="load client: confluent-kafka processes, or kcat (C; one process per partition, "
+                             "values from a file, output crc'd as it streams)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rates", default="1000,10000,100000", help="latency runs, msg/s ('' for none)")
     parser.add_argument("--latency-seconds", type=float, default=5.0)
