@@ -138,7 +138,11 @@ class Target:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"bench-{self.kind}-", dir=self.args.data_base))
         port = free_port()
         log = open(self.workdir / "broker.log", "wb")
-        self.process = subprocess.Popen(self.command(port), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        env = dict(os.environ)
+        if self.kind.startswith("kbroker"):  # which kbroker runs: see --kbroker-src
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.args.kbroker_path), env.get("PYTHONPATH")]))
+        self.process = subprocess.Popen(self.command(port), stdout=log, stderr=subprocess.STDOUT,
+                                        cwd=self.args.kbroker_path if self.kind.startswith("kbroker") else ROOT, env=env)
         log.close()
         self.bootstrap = f"127.0.0.1:{port}"
         deadline = time.monotonic() + 20
@@ -440,6 +444,8 @@ def throughput_run(target: Target, variant: Variant, args: argparse.Namespace, r
             "peak_rss_mib": target.rss.peak / 2**20 if target.pid else None,
             "verified": True, "load_avg": load,
         }
+    except Exception as exc:
+        raise RuntimeError(f"{type(exc).__name__}: {exc} | {target.kind} log: {target.log()[-1500:]}") from exc
     finally:
         target.stop()
 
@@ -500,7 +506,7 @@ def latency_run(target: Target, rate: int, args: argparse.Namespace, repeat: int
         reader.start()
         ready.wait(30)
         time.sleep(1.0)  # the reader's first fetch is waiting in the broker
-        producer = Producer({"bootstrap.servers": target.bootstrap, "linger.ms": 0, "acks": 1})
+        producer = Producer({"bootstrap.servers": target.bootstrap, "linger.ms": args.latency_linger_ms, "acks": 1})
         producer.list_topics(topic, timeout=20)
         filler = pool(args.latency_size)[0][8:]
         started = time.perf_counter()
@@ -517,6 +523,7 @@ def latency_run(target: Target, rate: int, args: argparse.Namespace, repeat: int
         achieved = total / (time.perf_counter() - started)
         if producer.flush(60):
             raise RuntimeError(f"latency producer could not deliver to {target.kind}")
+        del producer  # closes its connections before the broker stops
         samples = results.get(timeout=180)
         reader.join(10)
         if len(samples) != total:
@@ -528,7 +535,9 @@ def latency_run(target: Target, rate: int, args: argparse.Namespace, repeat: int
 
         return {"kind": "latency", "target": target.kind, "rate": rate, "achieved_msg_s": achieved,
                 "records": total, "repeat": repeat, "p50_ms": pct(0.5), "p99_ms": pct(0.99),
-                "p999_ms": pct(0.999), "max_ms": ms[-1], "load_avg": load}
+                "p999_ms": pct(0.999), "max_ms": ms[-1], "linger_ms": args.latency_linger_ms, "load_avg": load}
+    except Exception as exc:
+        raise RuntimeError(f"{type(exc).__name__}: {exc} | {target.kind} log: {target.log()[-1500:]}") from exc
     finally:
         target.stop()
 
@@ -550,6 +559,23 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a and b else "–"
 
 
+def kbroker_snapshot(source: str, out: Path) -> tuple[Path, str]:
+    """The kbroker to benchmark: the committed HEAD unpacked into `out` (so edits in progress
+    cannot change the broker between runs), the working tree, or a directory given."""
+    if source == "worktree":
+        return ROOT, _git_version()
+    if source != "head":
+        return Path(source).resolve(), f"the kbroker in {source}"
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    snapshot = out / f"kbroker-{head}"
+    if not snapshot.exists():
+        archive = subprocess.run(["git", "archive", "HEAD", "kbroker"], cwd=ROOT, capture_output=True, check=True)
+        snapshot.mkdir(parents=True)
+        subprocess.run(["tar", "-x", "-C", str(snapshot)], input=archive.stdout, check=True)
+    return snapshot, f"{head} (committed HEAD)"
+
+
 def _git_version() -> str:
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
@@ -566,7 +592,7 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
              f"{os.cpu_count()} CPUs; records per run: {args.records:,} in {args.partitions} partition(s), "
              f"{args.producers} producer / {args.consumers} consumer process(es); medians of {args.repeat} "
              f"interleaved repeat(s); load average (1 min) at the start of each run in the last column. "
-             f"kbroker at {_git_version()}.", ""]
+             f"kbroker at {args.kbroker_version}.", ""]
     through = [r for r in rows if r["kind"] == "throughput"]
     if through:
         lines += ["## Throughput", "",
@@ -610,7 +636,7 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
                     lines.append(f"| {variant} | {target} | " + " | ".join(cells) + " |")
     latency = [r for r in rows if r["kind"] == "latency"]
     if latency:
-        lines += ["", "## End-to-end latency (acks=1, linger.ms=0, one partition)", "",
+        lines += ["", f"## End-to-end latency (acks=1, linger.ms={args.latency_linger_ms:g}, one partition)", "",
                   "| target | rate msg/s | achieved | p50 ms | p99 ms | p99.9 ms | max ms | runs | load |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         for target in dict.fromkeys(r["target"] for r in latency):
@@ -683,8 +709,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rates", default="1000,10000,100000", help="latency runs, msg/s ('' for none)")
     parser.add_argument("--latency-seconds", type=float, default=5.0)
     parser.add_argument("--latency-size", type=int, default=100)
+    parser.add_argument("--latency-linger-ms", type=float, default=0.0,
+                        help="the latency producer's linger.ms (0: each record sent as soon as possible)")
     parser.add_argument("--consume-timeout", type=float, default=300.0)
     parser.add_argument("-o", "--override", action="append", default=[], help="kbroker config KEY=VALUE")
+    parser.add_argument("--kbroker-src", default="head",
+                        help="'head' (default): run a snapshot of the committed HEAD, unpacked into --out; "
+                             "'worktree': the working tree as it is; or a directory holding the kbroker package")
     parser.add_argument("--tansu", type=Path, default=DEFAULT_TANSU)
     parser.add_argument("--data-base", default=None, help="parent of the brokers' temporary data dirs")
     parser.add_argument("--out", type=Path, default=None)
@@ -709,6 +740,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    args.kbroker_path, args.kbroker_version = kbroker_snapshot(args.kbroker_src, args.out)
     variants = [Variant(int(size), acks, compression) for size in _csv(args.sizes)
                 for acks in _csv(args.acks) for compression in _csv(args.compression)]
     rates = [int(rate) for rate in _csv(args.rates)]
@@ -733,7 +765,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     try:
                         record(throughput_run(Target(kind, args), variant, args, repeat))
-                    except RuntimeError as exc:
+                    except Exception as exc:  # noqa: BLE001 - recorded as a failed run; the others go on
                         failed = True
                         record({"kind": "error", "target": kind, "variant": variant.name, "repeat": repeat,
                                 "error": str(exc)[:2000]})
@@ -743,7 +775,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     try:
                         record(latency_run(Target(kind, args), rate, args, repeat))
-                    except RuntimeError as exc:
+                    except Exception as exc:  # noqa: BLE001
                         failed = True
                         record({"kind": "error", "target": kind, "rate": rate, "repeat": repeat,
                                 "error": str(exc)[:2000]})
