@@ -499,7 +499,7 @@ def latency_run(target: Target, rate: int, args: argparse.Namespace, repeat: int
     load = load_average()
     target.start()
     try:
-        create_topic(target.bootstrap, topic, 1)
+        create_topic(target.bootstrap, topic, 1, {"null.keep.bytes": str(64 * 2**20)} if target.kind == "null" else {})
         ctx = mp.get_context("spawn")
         ready, results = ctx.Event(), ctx.Queue()
         reader = ctx.Process(target=latency_reader, args=(target.bootstrap, topic, total, ready, results), daemon=True)
@@ -771,7 +771,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "error": str(exc)[:2000]})
             for rate in rates:
                 for kind in order:
-                    if kind in ("kbroker-fsync", "kbroker-readsend", "null"):  # null keeps nothing to fetch
+                    if kind in ("kbroker-fsync", "kbroker-readsend"):
                         continue
                     try:
                         record(latency_run(Target(kind, args), rate, args, repeat))

@@ -7,6 +7,10 @@ at once from `kbroker.wire`'s codecs; produced record batches are counted (offse
 each batch's lastOffsetDelta + 1) and dropped. Whatever a client measures against it is the
 client's own ceiling on this machine, less the little CPU this process takes.
 
+For latency, a topic created with `null.keep.bytes=N` keeps the newest N bytes of batches per
+partition in memory and serves them to Fetch, long-polling (max_wait_ms) until a produce
+arrives — the client's own end-to-end latency with a broker that costs next to nothing.
+
 For a consume ceiling, Fetch serves a synthetic log: a topic created with the config
 `null.fetch.records=N` (and `null.fetch.size=S`, default 100) holds, in every partition, N
 records that are `benchmarks.workload`'s stream — the records a real broker would hold after
@@ -17,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import logging
 import signal
 import struct
 import sys
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,9 +95,35 @@ class Topic:
     topic_id: uuid.UUID = field(default_factory=uuid.uuid4)
     ends: list[int] = field(default_factory=list)  # next offset per partition
     synthetic: SyntheticLog | None = None
+    keep_bytes: int = 0  # null.keep.bytes: keep the newest batches, this many bytes per partition
+    kept: list[deque] = field(default_factory=list)  # per partition: (base offset, end offset, batch)
+    kept_size: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.ends = [self.synthetic.records if self.synthetic else 0] * self.partitions
+        self.kept = [deque() for _ in range(self.partitions)]
+        self.kept_size = [0] * self.partitions
+
+    def keep(self, partition: int, base: int, end: int, batch: memoryview) -> None:
+        copy = bytearray(batch)
+        _BASE_OFFSET.pack_into(copy, 0, base)
+        kept = self.kept[partition]
+        kept.append((base, end, bytes(copy)))
+        self.kept_size[partition] += len(copy)
+        while self.kept_size[partition] > self.keep_bytes and len(kept) > 1:
+            self.kept_size[partition] -= len(kept.popleft()[2])
+
+    def read_kept(self, partition: int, offset: int, max_bytes: int) -> bytes:
+        out = []
+        size = 0
+        for base, end, batch in self.kept[partition]:
+            if end <= offset:
+                continue
+            if out and size + len(batch) > max_bytes:
+                break
+            out.append(batch)
+            size += len(batch)
+        return b"".join(out)
 
 
 class SyntheticLog:
@@ -142,6 +174,7 @@ class NullBroker:
         self.next_producer_id = 1000
         self.produced_records = 0
         self.produced_bytes = 0
+        self.waiters: dict[tuple[str, int], list[asyncio.Future]] = {}  # long-polling fetches
 
     def handle(self, frame: bytearray) -> list | None:
         view = memoryview(frame)
@@ -156,7 +189,12 @@ class NullBroker:
         response = getattr(self, f"_{api.name}")(request, version)
         if response is None:  # Produce acks=0
             return None
+        if inspect.iscoroutine(response):  # a long-polling Fetch
+            return self._encode_later(api, version, correlation_id, response)
         return frames.encode_response(api, version, correlation_id, response)
+
+    async def _encode_later(self, api, version: int, correlation_id: int, pending) -> list:
+        return frames.encode_response(api, version, correlation_id, await pending)
 
     def _api_versions(self, error_code: int = 0) -> ApiVersionsResponse:
         return ApiVersionsResponse(error_code=error_code, api_keys=[
@@ -190,7 +228,8 @@ class NullBroker:
             synthetic = None
             if int(configs.get("null.fetch.records", 0)):
                 synthetic = SyntheticLog(int(configs["null.fetch.records"]), int(configs.get("null.fetch.size", 100)))
-            topic = Topic(wanted.name, wanted.num_partitions if wanted.num_partitions > 0 else 1, synthetic=synthetic)
+            topic = Topic(wanted.name, wanted.num_partitions if wanted.num_partitions > 0 else 1, synthetic=synthetic,
+                          keep_bytes=int(configs.get("null.keep.bytes", 0)))
             if not request.validate_only:
                 self.topics[topic.name] = topic
                 self.by_id[topic.topic_id] = topic
@@ -240,8 +279,16 @@ class NullBroker:
                 pos, end = 0, len(records)
                 while pos + 61 <= end:  # count the records: lastOffsetDelta + 1 per batch, nothing else read
                     length = struct.unpack_from(">i", records, pos + 8)[0]
-                    topic.ends[part.index] += _LAST_OFFSET_DELTA.unpack_from(records, pos + 23)[0] + 1
+                    first = topic.ends[part.index]
+                    if topic.synthetic is None:  # a synthetic log's end stays where its records end
+                        topic.ends[part.index] += _LAST_OFFSET_DELTA.unpack_from(records, pos + 23)[0] + 1
+                    if topic.keep_bytes:
+                        topic.keep(part.index, first, topic.ends[part.index], records[pos:pos + 12 + length])
                     pos += 12 + length
+                if topic.keep_bytes:
+                    for waiter in self.waiters.pop((topic.name, part.index), ()):
+                        if not waiter.done():
+                            waiter.set_result(None)
                 self.produced_bytes += end
                 partitions.append(PartitionProduceResponse(index=part.index, error_code=0, base_offset=base))
             answers.append(TopicProduceResponse(name=data.name, partition_responses=partitions))
@@ -250,7 +297,26 @@ class NullBroker:
         return ProduceResponse(responses=answers)
 
     def _Fetch(self, request, version):
+        response, total, watched = self._read(request, version)
+        if total or not watched or request.max_wait_ms <= 0:
+            return response
+        return self._long_poll(request, version, watched)
+
+    async def _long_poll(self, request, version, watched: list[tuple[str, int]]):
+        """Wait until a produce to a kept partition (or max_wait_ms), as a real broker's purgatory."""
+        waiter = asyncio.get_running_loop().create_future()
+        for key in watched:
+            self.waiters.setdefault(key, []).append(waiter)
+        try:
+            await asyncio.wait_for(waiter, request.max_wait_ms / 1000)
+        except TimeoutError:
+            pass
+        return self._read(request, version)[0]
+
+    def _read(self, request, version):
         remaining = request.max_bytes
+        total = 0
+        watched = []
         answers = []
         for wanted in request.topics:
             topic = self.by_id.get(wanted.topic_id) if version >= 13 else self.topics.get(wanted.topic)
@@ -262,35 +328,69 @@ class NullBroker:
                     continue
                 end = topic.ends[part.partition]
                 records = b""
-                if topic.synthetic is not None and part.fetch_offset < end and remaining > 0:
-                    records = topic.synthetic.read(part.fetch_offset, min(part.partition_max_bytes, remaining))
+                if part.fetch_offset < end and remaining > 0:
+                    limit = min(part.partition_max_bytes, remaining)
+                    if topic.synthetic is not None:
+                        records = topic.synthetic.read(part.fetch_offset, limit)
+                    elif topic.keep_bytes:
+                        records = topic.read_kept(part.partition, part.fetch_offset, limit)
                     remaining -= len(records)
+                    total += len(records)
+                if topic.keep_bytes:
+                    watched.append((topic.name, part.partition))
                 partitions.append(PartitionData(partition_index=part.partition, error_code=0, high_watermark=end,
                                                 last_stable_offset=end, log_start_offset=0,
                                                 aborted_transactions=None, records=records))
             answers.append(FetchableTopicResponse(topic=wanted.topic, topic_id=wanted.topic_id, partitions=partitions))
-        return FetchResponse(responses=answers)
+        return FetchResponse(responses=answers), total, watched
 
 
 class Connection(asyncio.Protocol):
+    """Frames in, answers out in request order (a long-polling Fetch holds the ones after it)."""
+
     def __init__(self, broker: NullBroker) -> None:
         self.broker = broker
         self.reader = frames.FrameReader(100 * 2**20)
         self.transport: asyncio.Transport | None = None
+        self.slots: deque = deque()  # encoded answers, or tasks that will give one
+        self.waiting = False
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+
+    def connection_lost(self, exc) -> None:
+        self.transport = None
+        for slot in self.slots:
+            if isinstance(slot, asyncio.Task):
+                slot.cancel()
 
     def data_received(self, data: bytes) -> None:
         self.reader.receive_data(data)
         try:
             while (frame := self.reader.next_frame()) is not None:
-                parts = self.broker.handle(frame)
-                if parts:
-                    self.transport.writelines(parts)
+                answer = self.broker.handle(frame)
+                if answer is None:
+                    continue
+                self.slots.append(asyncio.ensure_future(answer) if inspect.iscoroutine(answer) else answer)
         except Exception as exc:  # a benchmark tool: say why and drop the connection
             log.warning("closing connection: %s", exc)
             self.transport.close()
+            return
+        self._write()
+
+    def _write(self, _done=None) -> None:
+        self.waiting = False
+        while self.slots and self.transport is not None:
+            head = self.slots[0]
+            if isinstance(head, asyncio.Task):
+                if not head.done():
+                    if not self.waiting:
+                        self.waiting = True
+                        head.add_done_callback(self._write)
+                    return
+                head = head.result()
+            self.slots.popleft()
+            self.transport.writelines(head)
 
 
 async def serve(host: str, port: int) -> None:
