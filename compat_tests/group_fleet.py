@@ -32,6 +32,7 @@ class Member:
     committed: dict[int, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     closed: bool = False
+    subscribed_at: float | None = None
     output: list[str] = field(default_factory=list)
     stderr: Any = None
 
@@ -56,6 +57,8 @@ class Member:
                 self.errors.append(event["text"])
             elif kind == "closed":
                 self.closed = True
+            elif kind == "subscribed":
+                self.subscribed_at = event["t"]
 
     def kill(self) -> float:
         """SIGKILL: the member vanishes without leaving its group. Returns when it happened."""

@@ -7,6 +7,7 @@
 It subscribes, polls, and after every batch commits synchronously (auto-commit off), printing one
 JSON line per event on stdout (flushed at once):
 
+    {"event": "subscribed"}                      the client subscribed (the clock for join times)
     {"event": "assigned", "partitions": [...]}   the whole assignment after every change
     {"event": "records", "records": [[partition, offset], ...]}   a batch, before its commit
     {"event": "committed", "offsets": {"partition": next offset}}  after the commit returned
@@ -65,6 +66,7 @@ def run_kafka_python(args: argparse.Namespace) -> None:
             emit("assigned", partitions=sorted(tp.partition for tp in consumer.assignment()))
 
     consumer.subscribe([args.topic], listener=Listener())
+    emit("subscribed")
     while not stopping:
         batch = consumer.poll(timeout_ms=200)
         records = [[m.partition, m.offset] for msgs in batch.values() for m in msgs]
@@ -112,6 +114,7 @@ def run_confluent(args: argparse.Namespace) -> None:
         emit("assigned", partitions=sorted(current))
 
     consumer.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke)
+    emit("subscribed")
     while not stopping:
         messages = consumer.consume(num_messages=500, timeout=0.2)
         records = []
@@ -160,6 +163,7 @@ def run_aiokafka(args: argparse.Namespace) -> None:
 
         await consumer.start()
         consumer.subscribe([args.topic], listener=Listener())
+        emit("subscribed")
         try:
             while not stopping:
                 batch = await consumer.getmany(timeout_ms=200)
