@@ -26,6 +26,7 @@ from kbroker.broker.connection_quotas import ConnectionQuotas, peer_address, res
 from kbroker.broker.dispatch import Dispatcher
 from kbroker.broker.maintenance import run_maintenance
 from kbroker.config import Config, Listener
+from kbroker.log.files import OPEN_FILES
 from kbroker.log.log_manager import LogManager
 
 log = logging.getLogger("kbroker.server")
@@ -158,7 +159,11 @@ class Acceptor:
 async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     open_files = raise_open_file_limit()
+    segment_files = OPEN_FILES.configure(open_files)
+    started = loop.time()
     logs = LogManager(config.data_dir, config.log_defaults(), node_id=config.node_id).load()
+    log.info("log loaded in %.2f s; %d segment files open (at most %d)", loop.time() - started,
+             len(OPEN_FILES), segment_files)
     broker = Broker(config, logs)
     acceptor = Acceptor(config, broker.dispatcher)
     listener = config.listeners

@@ -573,7 +573,8 @@ class LogCleaner:
 
     def _batches(self, segment: LogSegment, position: int) -> Iterator[tuple[int, BatchHeader, memoryview]]:
         """Every batch of `segment` from `position`, read in io-buffer-sized chunks, CRC-checked."""
-        fd = segment.log.fileno()
+        handle = segment.log.handle()  # held while the generator lives (files.py)
+        fd = handle.fileno()
         end = segment.size
         want = self.settings.io_buffer_size
         while position < end:

@@ -23,7 +23,6 @@ increasing, positions past the end of the log) is rebuilt as well.
 """
 from __future__ import annotations
 
-import os
 import struct
 from array import array
 from bisect import bisect_left, bisect_right
@@ -42,17 +41,17 @@ class _IndexFile:
         self.file = SegmentFile(path, truncate=create)
 
     def _raw_entries(self) -> list[tuple[int, ...]] | str:
-        size = os.fstat(self.file.fileno()).st_size
+        size = self.file.stat().st_size
         if size % self.ENTRY.size:
             return f"size {size} is not a multiple of {self.ENTRY.size}"
-        data = os.pread(self.file.fileno(), size, 0)
+        data = self.file.pread(size, 0)
         return list(self.ENTRY.iter_unpack(data))
 
     def _append_entry(self, *fields: int) -> None:
         self.file.write_all(self.ENTRY.pack(*fields))
 
     def _truncate_entries(self, count: int) -> None:
-        os.ftruncate(self.file.fileno(), count * self.ENTRY.size)
+        self.file.truncate(count * self.ENTRY.size)
 
     def flush(self) -> None:
         self.file.sync()
@@ -61,7 +60,7 @@ class _IndexFile:
         self.file.close()
 
     def delete(self) -> None:
-        self.path.unlink(missing_ok=True)
+        self.file.delete()
 
 
 class OffsetIndex(_IndexFile):

@@ -72,7 +72,7 @@ class AppendResult:
 
 @dataclass(frozen=True, slots=True)
 class FileSlice:
-    file: BinaryIO  # shared with the log: use its fileno() with explicit offsets (os.sendfile)
+    file: BinaryIO  # the segment's open handle, held by the slice: use its fileno() with explicit offsets
     position: int
     length: int
 
@@ -293,7 +293,7 @@ class PartitionLog:
                 end = start + header.size
             else:
                 end = segment.boundary_before(start, min(limit, start + room))
-            slices.append(FileSlice(segment.log, start, end - start))
+            slices.append(FileSlice(segment.log.handle(), start, end - start))
             total += end - start
             if end < segment.size or total >= max_bytes:
                 break

@@ -80,7 +80,8 @@ def recover_segment(segment: LogSegment, *, name: str) -> int:
 def _scan(segment: LogSegment) -> tuple[int, str | None]:
     if segment.size == 0:
         return 0, None
-    with mmap.mmap(segment.log.fileno(), segment.size, access=mmap.ACCESS_READ) as mapped:
+    handle = segment.log.handle()  # the map keeps its own descriptor once made
+    with mmap.mmap(handle.fileno(), segment.size, access=mmap.ACCESS_READ) as mapped:
         view = memoryview(mapped)
         try:
             return _observe_all(segment, BatchScan(view))

@@ -60,7 +60,7 @@ class LogSegment:
                                     config.segment_index_bytes, create=create)
         self._files_lock = threading.Lock()
         self._deleted = False
-        self.size = os.fstat(self.log.fileno()).st_size
+        self.size = self.log.stat().st_size
         self.next_offset = base_offset
         self.max_timestamp = -1
         self.offset_of_max_timestamp = base_offset
@@ -143,7 +143,8 @@ class LogSegment:
     def headers(self, position: int, end: int | None = None) -> Iterator[tuple[int, BatchHeader]]:
         """Batch headers from `position` (a batch start) while whole batches fit before `end`."""
         end = self.size if end is None else end
-        fd = self.log.fileno()
+        handle = self.log.handle()  # held while the generator lives (files.py)
+        fd = handle.fileno()
         chunk, chunk_start = b"", position
         while position + HEADER_SIZE <= end:
             at = position - chunk_start
@@ -180,7 +181,7 @@ class LogSegment:
         return boundary
 
     def read_batch(self, position: int, size: int) -> bytes:
-        return os.pread(self.log.fileno(), size, position)
+        return self.log.pread(size, position)
 
     @property
     def first_batch_timestamp(self) -> int:
@@ -192,7 +193,7 @@ class LogSegment:
         """The largest record timestamp, or the file's mtime when no batch has one (retention.ms)."""
         if self.max_timestamp >= 0:
             return self.max_timestamp
-        return int(os.fstat(self.log.fileno()).st_mtime * 1000)
+        return int(self.log.stat().st_mtime * 1000)
 
     # -- recovery and truncation -------------------------------------------------------------------
 
@@ -208,7 +209,7 @@ class LogSegment:
 
     def truncate_bytes(self, size: int) -> None:
         """Cut the .log file to `size` bytes (recovery: after the last valid batch)."""
-        os.ftruncate(self.log.fileno(), size)
+        self.log.truncate(size)
         self.size = size
 
     def truncate_to(self, offset: int) -> int:
@@ -270,7 +271,7 @@ class LogSegment:
         """Unlink the files (the .log first: without it the rest is debris). See files.py on closing."""
         with self._files_lock:
             self._deleted = True
-            self.log_path.unlink(missing_ok=True)
+            self.log.delete()
             self.offset_index.delete()
             self.time_index.delete()
 
@@ -281,21 +282,21 @@ class LogSegment:
                 return False
             for index in (self.offset_index, self.time_index):
                 target = _with_suffix(index.path, self.suffix, suffix)
-                os.rename(index.path, target)
+                index.file.rename(target)
                 index.path = target
             target = _with_suffix(self.log_path, self.suffix, suffix)
-            os.rename(self.log_path, target)
+            self.log.rename(target)
             self.log_path = target
             self.suffix = suffix
             return True
 
     def set_last_modified(self, mtime_ns: int) -> None:
         """Keep the replaced segments' modification time (retention falls back on it)."""
-        os.utime(self.log.fileno(), ns=(mtime_ns, mtime_ns))
+        self.log.set_times(mtime_ns)
 
     @property
     def last_modified_ns(self) -> int:
-        return os.fstat(self.log.fileno()).st_mtime_ns
+        return self.log.stat().st_mtime_ns
 
 
 def _with_suffix(path: Path, old: str, new: str) -> Path:
