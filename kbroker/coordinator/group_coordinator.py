@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kbroker.coordinator")
 
 Durable = Callable[["PartitionLog", int], Awaitable[None]]
+REPLAY_YIELD_RECORDS = 5000
 Group = ClassicGroup | ConsumerGroup
 
 # appendGroupMetadataErrorToResponseError / the OffsetCommit equivalent in Kafka.
@@ -193,7 +194,7 @@ class GroupCoordinator:
             if partition_log is not None:
                 for latest in latest_values(partition_log):
                     await asyncio.sleep(0)
-            records += self._replay(partition, latest)
+            records += await self._replay(partition, latest)
             self._unloaded.discard(partition)
             await asyncio.sleep(0)
         now = self.now_ms()
@@ -204,11 +205,13 @@ class GroupCoordinator:
                  len(self.groups), sum(1 for _ in self.offsets), rec.OFFSETS_TOPIC, records,
                  time.monotonic() - started)
 
-    def _replay(self, partition: int, latest: dict[bytes, bytes | None]) -> int:
+    async def _replay(self, partition: int, latest: dict[bytes, bytes | None]) -> int:
         now = self.now_ms()
         consumer_records: dict[str, list[rec.DecodedRecord]] = {}
         kept = 0
-        for key, value in latest.items():
+        for count, (key, value) in enumerate(latest.items(), 1):
+            if count % REPLAY_YIELD_RECORDS == 0:
+                await asyncio.sleep(0)  # a partition of many live keys must not stall the loop
             if value is None:
                 continue
             try:
