@@ -11,6 +11,9 @@ For each client, on a fresh broker with Kafka's defaults (group.initial.rebalanc
     failover_default  the same with the client's default session timeout (45 s for kafka-python
                     and librdkafka, 10 s for aiokafka)
 
+`--clients consumer-protocol` measures a KIP-848 group of confluent-kafka members instead
+(group.protocol=consumer; the broker's group.consumer.* defaults: 5 s heartbeats, 45 s session).
+
 Members are processes (compat_tests/group_member.py). Prints one JSON line per measurement.
 """
 from __future__ import annotations
@@ -36,7 +39,10 @@ def measure(client: str, session_ms: int, work: Path, name: str) -> dict:
     fleet = Fleet(broker.bootstrap, "rebalance", f"group-{name}")
     try:
         create_topic(broker.bootstrap, "rebalance")
-        members = [fleet.start(client, session_ms=session_ms) for _ in range(3)]
+        if client == "consumer-protocol":
+            members = [fleet.start("confluent-kafka", protocol="consumer") for _ in range(3)]
+        else:
+            members = [fleet.start(client, session_ms=session_ms) for _ in range(3)]
         balanced_at = fleet.wait_balanced(PARTITIONS, timeout=120)
         fleet.wait_for(lambda: all(m.subscribed_at for m in members), 10, "subscribe events")
         join = balanced_at - max(m.subscribed_at for m in members)
@@ -59,6 +65,8 @@ def main() -> None:
     try:
         for client in args.clients.split(","):
             sessions = [6000] if args.skip_default_session else [6000, 0]
+            if client == "consumer-protocol":
+                sessions = [0]  # the broker decides (group.consumer.session.timeout.ms)
             for session_ms in sessions:
                 print(json.dumps(measure(client, session_ms, work, f"{client}-{session_ms}")), flush=True)
     finally:
