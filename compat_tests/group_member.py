@@ -58,9 +58,14 @@ def run_kafka_python(args: argparse.Namespace) -> None:
         settings["group_instance_id"] = args.instance_id
     consumer = KafkaConsumer(**settings)
 
+    cooperative = args.assignor == "cooperative-sticky"
+
     class Listener(ConsumerRebalanceListener):
         def on_partitions_revoked(self, revoked):
-            pass
+            if cooperative:  # only these go; the rest stay assigned
+                gone = {tp.partition for tp in revoked}
+                emit("assigned", partitions=sorted(tp.partition for tp in consumer.assignment()
+                                                   if tp.partition not in gone))
 
         def on_partitions_assigned(self, assigned):
             emit("assigned", partitions=sorted(tp.partition for tp in consumer.assignment()))

@@ -226,3 +226,24 @@ def _read_kcat(process: subprocess.Popen, into: list[tuple[int, int]]) -> None:
     for line in process.stdout:
         partition, offset = line.split()
         into.append((int(partition), int(offset)))
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("client,assignor", [
+    ("kafka-python", "roundrobin"), ("kafka-python", "sticky"), ("kafka-python", "cooperative-sticky"),
+    ("aiokafka", "range"), ("aiokafka", "sticky"), ("confluent-kafka", "roundrobin"),
+])
+def test_client_side_assignors(fleet, client, assignor):
+    """The leader assigns, whatever the protocol; the broker only picks the one all members share."""
+    first = [fleet.start(client, session_ms=SESSION_MS, assignor=assignor) for _ in range(2)]
+    fleet.wait_balanced(PARTITIONS)
+    third = fleet.start(client, session_ms=SESSION_MS, assignor=assignor)
+    fleet.wait_balanced(PARTITIONS)
+    assert sorted(len(m.assignment) for m in (*first, third)) == [2, 2, 2]
+    fleet.wait_consumed(produce(fleet.bootstrap, fleet.topic, 600))
+    from kafka.admin import KafkaAdminClient
+    admin = KafkaAdminClient(bootstrap_servers=fleet.bootstrap)
+    try:
+        assert admin.describe_groups([fleet.group])[fleet.group]["protocol_data"] == assignor
+    finally:
+        admin.close()
