@@ -252,8 +252,9 @@ class GroupCoordinator:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _apply(self, group: Group, effects: list[Any]) -> None:
-        """Write the step's records, then release its replies (or their errors)."""
+    async def _apply(self, group: Group, effects: list[Any]) -> ErrorCode:
+        """Write the step's records, then release its replies (or their errors); returns the
+        mapped error of a failed write, else NONE."""
         records: list[tuple[bytes, bytes | None]] = []
         generation = None
         for effect in effects:
@@ -276,10 +277,11 @@ class GroupCoordinator:
                 if isinstance(group, ClassicGroup) and generation is not None:
                     self._spawn_apply(group, group.store_failed(self.now_ms(), generation, code))
                 self._rearm(group)
-                return
+                return code
         for reply in replies:
             self._resolve(reply.waiter, reply.result)
         self._rearm(group)
+        return ErrorCode.NONE
 
     @staticmethod
     def _resolve(waiter: Any, result: Any) -> None:
@@ -459,8 +461,8 @@ class GroupCoordinator:
         if not isinstance(group, ClassicGroup):
             return ErrorCode.UNKNOWN_MEMBER_ID, [ErrorCode.UNKNOWN_MEMBER_ID] * len(members)
         errors, effects = group.leave(self.now_ms(), members)
-        await self._apply(group, effects)
-        return ErrorCode.NONE, errors
+        failed = await self._apply(group, effects)
+        return failed, errors
 
     # -- KIP-848 consumer groups ----------------------------------------------------------------
 
@@ -486,7 +488,9 @@ class GroupCoordinator:
             group = ConsumerGroup(request.group_id, self.consumer_config, self.now_ms())
             self.groups[request.group_id] = group
         response, effects = group.heartbeat(self.now_ms(), request, self._topic_metadata())
-        await self._apply(group, effects)
+        failed = await self._apply(group, effects)
+        if failed:
+            return HeartbeatResponse(failed, "The group's records could not be written.")
         return response
 
     def _topic_metadata(self) -> dict[str, tuple[Any, int]]:
