@@ -193,3 +193,29 @@ def test_a_reset_peer_during_sendfile_leaves_the_broker_serving(broker_factory):
     with WireClient(broker.bootstrap) as client:
         assert fetch_all(client, "reset", 0).error_code == 0
     assert "Traceback" not in broker.log()
+
+
+def test_one_request_cannot_create_more_than_10000_partitions(broker_factory):
+    from kbroker.errors import ErrorCode
+    from kbroker.wire.messages.create_partitions import CreatePartitionsRequest, CreatePartitionsTopic
+    from kbroker.wire.messages.create_topics import CreatableTopic, CreateTopicsRequest
+    broker = broker_factory()
+    with WireClient(broker.bootstrap) as client:
+        started = time.monotonic()
+        response = client.request(CREATE_TOPICS, 7, CreateTopicsRequest(topics=[
+            CreatableTopic(name="huge", num_partitions=2**31 - 1, replication_factor=1),
+            CreatableTopic(name="small", num_partitions=1, replication_factor=1)], timeout_ms=5000))
+        assert [(t.error_code, t.error_message) for t in response.topics] == [
+            (ErrorCode.POLICY_VIOLATION, "Excessively large number of partitions per request.")] * 2
+        response = client.request(CREATE_TOPICS, 7, CreateTopicsRequest(topics=[
+            CreatableTopic(name="half", num_partitions=5000, replication_factor=1),
+            CreatableTopic(name="other-half", num_partitions=5001, replication_factor=1)], timeout_ms=5000))
+        assert {t.error_code for t in response.topics} == {ErrorCode.POLICY_VIOLATION}
+        assert client.request(CREATE_TOPICS, 7, _create("grows")).topics[0].error_code == 0
+        response = client.request(37, 3, CreatePartitionsRequest(topics=[
+            CreatePartitionsTopic(name="grows", count=2**31 - 1, assignments=None)], timeout_ms=5000,
+            validate_only=False))
+        assert response.results[0].error_code == ErrorCode.POLICY_VIOLATION
+        assert time.monotonic() - started < 10
+        assert fetch_all(client, "grows", 0).error_code == 0
+    assert not (broker.data_dir / "huge-0").exists() and not (broker.data_dir / "half-0").exists()

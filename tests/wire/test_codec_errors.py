@@ -6,7 +6,10 @@ like our bug, and a hang or a huge allocation would hurt every connection.
 from __future__ import annotations
 
 import json
+import random
 import struct
+import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,7 @@ from kbroker.wire.primitives import DecodeError
 from kbroker.wire.schema import Api
 
 from .declared_values import every_version, filled
+from .mutations import mutate
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -229,3 +233,105 @@ def test_mutated_frames_raise_only_decode_error(sample: tuple[Api, int, str, byt
                                 label="byte")
     decoder = frames.decode_request if side == "request" else frames.decode_response
     decodes_or_raises_decode_error(decoder, bytes(mutated), api, version)
+
+
+# -- real client frames, mutated ---------------------------------------------------------------
+
+GOLDEN_SERVED = [(APIS[line["api_key"]], line["api_version"], bytes.fromhex(line["hex"]))
+                 for line in GOLDEN_LINES if line["api_key"] in APIS]
+GOLDEN_BYTES = [frame for _, _, frame in GOLDEN_SERVED]
+# A decoded value is Python objects, bigger than its bytes (a 1-byte empty struct is a ~100-byte
+# object), but bounded by them: no length, count or varint may make the decoder allocate more.
+BYTES_PER_FRAME_BYTE = 512
+ALLOCATION_SLACK = 64 << 10
+
+
+def decode_within_bounds(frame: bytes, api: Api, version: int) -> None:
+    """Decode: only DecodeError, quickly, allocating at most BYTES_PER_FRAME_BYTE per frame byte."""
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        frames.decode_request(memoryview(frame), api, version)
+    except DecodeError:
+        pass
+    finally:
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert elapsed < 2.0, f"decoding {len(frame)} bytes took {elapsed:.1f} s"
+    assert peak <= BYTES_PER_FRAME_BYTE * len(frame) + ALLOCATION_SLACK, f"{peak} bytes for a {len(frame)}-byte frame"
+
+
+@FUZZ
+@given(sample=st.sampled_from(GOLDEN_SERVED), rng=st.randoms(use_true_random=False))
+def test_mutated_real_client_frames_raise_only_decode_error_in_bounded_time_and_memory(
+        sample: tuple[Api, int, bytes], rng: random.Random) -> None:
+    api, version, frame = sample
+    decode_within_bounds(mutate(frame, rng, GOLDEN_BYTES), api, version)
+
+
+@FUZZ
+@given(sample=st.sampled_from(GOLDEN_SERVED), rng=st.randoms(use_true_random=False))
+def test_mutated_frames_decoded_as_the_api_their_header_names(sample: tuple[Api, int, bytes],
+                                                              rng: random.Random) -> None:
+    """What the dispatcher does: route by the (possibly mutated) header, then decode."""
+    mutated = mutate(sample[2], rng, GOLDEN_BYTES)
+    try:
+        api_key, version, _ = frames.peek_header(memoryview(mutated))
+    except DecodeError:
+        return
+    if api_key in APIS and version in APIS[api_key].valid:
+        decode_within_bounds(mutated, APIS[api_key], version)
+
+
+def test_a_claimed_count_cannot_make_the_decoder_allocate() -> None:
+    """A 2**31 - 1 element array of int32s in a 20-byte frame fails before allocating."""
+    decode_within_bounds(header(DESCRIBE_GROUPS, 0) + i32(0x7FFFFFFF) + b"\x00" * 8, DESCRIBE_GROUPS, 0)
+
+
+# -- the frame reader: size prefixes over a byte stream ---------------------------------------
+
+@st.composite
+def chunked(draw: st.DrawFn, data: bytes) -> list[bytes]:
+    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=12)))
+    bounds = [0, *cuts, len(data)]
+    return [data[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+@FUZZ
+@given(payloads=st.lists(st.binary(max_size=300), max_size=8), data=st.data())
+def test_frame_reader_returns_the_same_frames_however_the_stream_is_cut(payloads: list[bytes],
+                                                                        data: st.DataObject) -> None:
+    stream = b"".join(struct.pack(">i", len(p)) + p for p in payloads)
+    reader = frames.FrameReader(max_size=300)
+    out = []
+    for chunk in data.draw(chunked(stream)):
+        reader.receive_data(chunk)
+        while (frame := reader.next_frame()) is not None:
+            out.append(bytes(frame))
+    assert out == payloads and reader.buffered == 0
+
+
+@FUZZ
+@given(stream=st.binary(max_size=400), limit=st.integers(0, 200), data=st.data())
+def test_frame_reader_on_random_bytes_yields_frames_within_the_limit_or_decode_error(
+        stream: bytes, limit: int, data: st.DataObject) -> None:
+    reader = frames.FrameReader(max_size=limit)
+    received = 0
+    try:
+        for chunk in data.draw(chunked(stream)):
+            reader.receive_data(chunk)
+            received += len(chunk)
+            while (frame := reader.next_frame()) is not None:
+                assert len(frame) <= limit
+            assert reader.buffered <= received
+    except DecodeError as exc:
+        assert "frame size" in str(exc)
+
+
+@pytest.mark.parametrize("prefix", [struct.pack(">i", 101), struct.pack(">i", -1), b"\x80\x00\x00\x00"])
+def test_frame_reader_refuses_a_bad_size_as_soon_as_the_prefix_is_in(prefix: bytes) -> None:
+    reader = frames.FrameReader(max_size=100)
+    reader.receive_data(prefix)  # no body: it must not wait for 100+ bytes that may never come
+    with pytest.raises(DecodeError):
+        reader.next_frame()

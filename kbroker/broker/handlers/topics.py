@@ -34,10 +34,19 @@ from kbroker.wire.primitives import ZERO_UUID
 DEFAULT = -1
 TOPIC_CONFIG_SOURCE = 1
 DEFAULT_CONFIG_SOURCE = 5
+# Kafka's controller refuses a request that would create more partitions than this
+# (ReplicationControlManager.MAX_PARTITIONS_PER_BATCH): one CreateTopics asking for 2**31 - 1
+# partitions must not keep the broker busy creating directories for days.
+MAX_PARTITIONS_PER_REQUEST = 10_000
+TOO_MANY_PARTITIONS = "Excessively large number of partitions per request."
 
 
 def handle_create_topics(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse:
     counts = Counter(t.name for t in request.topics)
+    if _requested_partitions(ctx, request) > MAX_PARTITIONS_PER_REQUEST:
+        return CreateTopicsResponse(topics=[
+            CreatableTopicResult(name=t.name, error_code=ErrorCode.POLICY_VIOLATION, error_message=TOO_MANY_PARTITIONS)
+            for t in request.topics])
     results = []
     for topic in request.topics:
         if counts[topic.name] > 1:
@@ -49,6 +58,19 @@ def handle_create_topics(ctx: RequestContext, request: CreateTopicsRequest) -> C
         except KafkaError as exc:
             results.append(CreatableTopicResult(name=topic.name, error_code=exc.code, error_message=exc.message))
     return CreateTopicsResponse(topics=results)
+
+
+def _requested_partitions(ctx: RequestContext, request: CreateTopicsRequest) -> int:
+    """Kafka's upper bound: assignments, else num_partitions (-1: the broker default)."""
+    total = 0
+    for topic in request.topics:
+        if topic.assignments:
+            total += len(topic.assignments)
+        elif topic.num_partitions == DEFAULT:
+            total += ctx.broker.config.num_partitions
+        elif topic.num_partitions > 0:
+            total += topic.num_partitions
+    return total
 
 
 def _create(ctx: RequestContext, topic: CreatableTopic, validate_only: bool) -> CreatableTopicResult:
@@ -116,6 +138,7 @@ def handle_create_partitions(ctx: RequestContext, request: CreatePartitionsReque
     logs = ctx.broker.logs
     node = ctx.broker.node_id
     results = []
+    new_partitions = 0
     for topic in request.topics:
         try:
             info = logs.topic(topic.name)
@@ -125,6 +148,9 @@ def handle_create_partitions(ctx: RequestContext, request: CreatePartitionsReque
                 raise KafkaError(ErrorCode.INVALID_PARTITIONS,
                                  f"Topic currently has {info.partition_count} partitions, which is higher than or "
                                  f"equal to the requested {topic.count}.")
+            new_partitions += topic.count - info.partition_count
+            if new_partitions > MAX_PARTITIONS_PER_REQUEST:
+                raise KafkaError(ErrorCode.POLICY_VIOLATION, TOO_MANY_PARTITIONS)
             if topic.assignments is not None:
                 if len(topic.assignments) != topic.count - info.partition_count:
                     raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
