@@ -509,6 +509,7 @@ def latency_run(target: Target, rate: int, args: argparse.Namespace, repeat: int
         producer = Producer({"bootstrap.servers": target.bootstrap, "linger.ms": args.latency_linger_ms, "acks": 1})
         producer.list_topics(topic, timeout=20)
         filler = pool(args.latency_size)[0][8:]
+        cpu_before = target.cpu_seconds()
         started = time.perf_counter()
         sent = 0
         while sent < total:
@@ -525,6 +526,7 @@ def latency_run(target: Target, rate: int, args: argparse.Namespace, repeat: int
             raise RuntimeError(f"latency producer could not deliver to {target.kind}")
         del producer  # closes its connections before the broker stops
         samples = results.get(timeout=180)
+        cpu = target.cpu_seconds() - cpu_before if cpu_before is not None else None
         reader.join(10)
         if len(samples) != total:
             raise RuntimeError(f"latency run lost records on {target.kind}: {len(samples)}/{total}")
@@ -535,7 +537,9 @@ def latency_run(target: Target, rate: int, args: argparse.Namespace, repeat: int
 
         return {"kind": "latency", "target": target.kind, "rate": rate, "achieved_msg_s": achieved,
                 "records": total, "repeat": repeat, "p50_ms": pct(0.5), "p99_ms": pct(0.99),
-                "p999_ms": pct(0.999), "max_ms": ms[-1], "linger_ms": args.latency_linger_ms, "load_avg": load}
+                "p999_ms": pct(0.999), "max_ms": ms[-1], "linger_ms": args.latency_linger_ms,
+                "broker_cpu_share": cpu / (total / achieved) if cpu is not None else None,
+                "broker_cpu_us_per_msg": cpu / total * 1e6 if cpu is not None else None, "load_avg": load}
     except Exception as exc:
         raise RuntimeError(f"{type(exc).__name__}: {exc} | {target.kind} log: {target.log()[-1500:]}") from exc
     finally:
@@ -637,8 +641,8 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
     latency = [r for r in rows if r["kind"] == "latency"]
     if latency:
         lines += ["", f"## End-to-end latency (acks=1, linger.ms={args.latency_linger_ms:g}, one partition)", "",
-                  "| target | rate msg/s | achieved | p50 ms | p99 ms | p99.9 ms | max ms | runs | load |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+                  "| target | rate msg/s | achieved | p50 ms | p99 ms | p99.9 ms | max ms | broker CPU µs/msg | runs | load |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for target in dict.fromkeys(r["target"] for r in latency):
             for rate in sorted({r["rate"] for r in latency}):
                 group = [r for r in latency if r["target"] == target and r["rate"] == rate]
@@ -648,7 +652,7 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
                 lines.append(f"| {target} | {rate:,} | {_fmt(_median(group, 'achieved_msg_s'))} | "
                              f"{_fmt(_median(group, 'p50_ms'), 2)} | {_fmt(_median(group, 'p99_ms'), 2)} | "
                              f"{_fmt(_median(group, 'p999_ms'), 2)} | {_fmt(_median(group, 'max_ms'), 1)} | "
-                             f"{len(group)} | {loads[0]}–{loads[-1]} |")
+                             f"{_fmt(_median(group, 'broker_cpu_us_per_msg'), 1)} | {len(group)} | {loads[0]}–{loads[-1]} |")
     return "\n".join(lines) + "\n"
 
 
