@@ -678,7 +678,8 @@ class ClassicGroup:
         self._complete_join(member, JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, ""))
         self._remove(member.member_id)
         if self.state in (STABLE, COMPLETING):
-            self._maybe_prepare_rebalance_or_complete_join(now_ms, f"member {member.member_id} failed (session timeout)")
+            self._maybe_prepare_rebalance_or_complete_join(
+                now_ms, f"member {member.member_id} failed (session timeout)")
         elif self.state is PREPARING and self.has_all_members_joined():
             self._complete_join_phase(now_ms)
 

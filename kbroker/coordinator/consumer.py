@@ -309,7 +309,8 @@ class ConsumerGroup:
         for member in self.members.values():
             if member.member_id == except_member:
                 continue
-            if partition in member.assigned.get(topic_id, ()) or partition in member.pending_revocation.get(topic_id, ()):
+            if (partition in member.assigned.get(topic_id, ())
+                    or partition in member.pending_revocation.get(topic_id, ())):
                 return member.member_epoch
         return -1
 
@@ -655,8 +656,8 @@ class ConsumerGroup:
         keys: list[tuple[rec.RecordType, Any]] = []
         for member_id in set(self.members) | set(self.target):
             key = self._member_key(member_id)
-            keys += [(rec.CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT, key), (rec.CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER, key),
-                     (rec.CONSUMER_GROUP_MEMBER_METADATA, key)]
+            keys += [(rec.CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT, key),
+                     (rec.CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER, key), (rec.CONSUMER_GROUP_MEMBER_METADATA, key)]
         group_key = rec.ConsumerGroupMetadataKey(group_id=self.group_id)
         keys += [(rec.CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA, group_key), (rec.CONSUMER_GROUP_METADATA, group_key)]
         return keys

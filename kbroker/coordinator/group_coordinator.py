@@ -666,8 +666,8 @@ class GroupCoordinator:
             expired = self.offsets.expired(group_id, now, retention, base, since, subscribed)
             records: list[tuple[bytes, bytes | None]] = [(rec.offset_commit_key(group_id, t, p), None)
                                                          for t, p in expired]
-            drop_group = (group is not None and group.is_empty() and len(expired) == len(self.offsets.of_group(group_id))
-                          and not group.held_waiters())
+            drop_group = (group is not None and group.is_empty() and not group.held_waiters()
+                          and len(expired) == len(self.offsets.of_group(group_id)))
             if drop_group:
                 records += self._group_tombstones(group)
             if not records:

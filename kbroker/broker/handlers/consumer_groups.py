@@ -43,8 +43,9 @@ async def handle_consumer_group_heartbeat(ctx: RequestContext,
         client_host=client_host(ctx), version=ctx.version))
     assignment = None
     if result.assignment is not None:
-        assignment = Assignment(topic_partitions=[TopicPartitions(topic_id=t, partitions=p)
-                                                  for t, p in sorted(result.assignment.items(), key=lambda kv: str(kv[0]))])
+        assignment = Assignment(topic_partitions=[
+            TopicPartitions(topic_id=t, partitions=p)
+            for t, p in sorted(result.assignment.items(), key=lambda kv: str(kv[0]))])
     return ConsumerGroupHeartbeatResponse(
         error_code=result.error, error_message=result.error_message, member_id=result.member_id,
         member_epoch=result.member_epoch, heartbeat_interval_ms=result.heartbeat_interval_ms, assignment=assignment)
