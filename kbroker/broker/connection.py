@@ -20,8 +20,9 @@ more rules close the gaps a client that sends but never reads would use:
     tiny requests is not answered all at once, the rest waits in the frame buffer;
   - answers encoded and not yet written are bounded in bytes (RESPONSE_BUFFER_BYTES) as well
     as in number: a single Metadata answer can be megabytes.
-File slices (Fetch record data) never enter memory: `loop.sendfile` waits until the write
+File slices (Fetch record data) do not enter memory: `loop.sendfile` waits until the write
 buffer is empty and sends from the segment file, SENDFILE_CHUNK at a time so progress shows.
+Only a Fetch answer's record data of at most SMALL_FILE_PART bytes is read and written as bytes.
 `loop.sendfile` pauses reading itself and resumes it afterwards; if we paused reading
 meanwhile, we pause it again.
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -48,8 +50,19 @@ log = logging.getLogger("kbroker.connection")
 DEFAULT_MAX_IN_FLIGHT = 500  # queued.max.requests
 RESPONSE_BUFFER_BYTES = 1 << 20  # encoded answers waiting in the slots before reading stops
 SENDFILE_CHUNK = 4 << 20
+# Record data up to this size is read and written like any bytes: loop.sendfile costs a dozen
+# syscalls and several loop turns per call, more than copying a few pages (a consumer at the
+# log end fetches one small batch at a time).
+SMALL_FILE_PART = 64 << 10
 
 Parts = list[Any]  # bytearrays and file-slice payloads, in wire order
+
+
+def _read_slice(piece: Any) -> bytes:
+    data = os.pread(piece.file.fileno(), piece.length, piece.position)
+    if len(data) != piece.length:  # the answer's size prefix promised piece.length bytes
+        raise OSError(f"segment file ended {piece.length - len(data)} bytes early")
+    return data
 
 
 def _memory_size(parts: Parts) -> int:
@@ -213,25 +226,49 @@ class Connection(asyncio.Protocol):
                 log.exception("request from %s failed; closing the connection", self.peer)
                 self.close("internal error")
                 return
+            if self._transport is None or not self._slots or self._slots[0] is not slot:
+                return  # the connection was lost meanwhile (a handler may finish despite being cancelled)
             self._slots.popleft()
             if parts is not None:
                 self._buffered -= _memory_size(parts)
             self._resume_reading_if_drained()
             if parts is None:
                 continue
-            for part in parts:
+            if not await self._write_answer(parts):
+                return
+
+    async def _write_answer(self, parts: Parts) -> bool:
+        """Byte parts (and small record data) go out joined, one write each run; big record data by sendfile."""
+        pending: list[bytes | bytearray] = []
+        for part in parts:
+            if isinstance(part, (bytes, bytearray)):
+                pending.append(part)
+                continue
+            if part.size <= SMALL_FILE_PART:
+                try:
+                    pending.extend(_read_slice(piece) for piece in part.slices)
+                except OSError as exc:  # the frame cannot be completed: the client must not wait
+                    self.close(f"cannot read the records of a fetch answer: {exc}")
+                    return False
+                continue
+            if pending and not await self._write_bytes(pending):
+                return False
+            pending = []
+            for file_slice in part.slices:
                 await self._can_write.wait()
                 transport = self._transport
-                if transport is None or transport.is_closing():
-                    return
-                if isinstance(part, (bytes, bytearray)):
-                    if part:
-                        transport.write(part)
-                        self.last_activity = self._loop.time()
-                else:
-                    for file_slice in part.slices:
-                        if not await self._send_file(transport, file_slice):
-                            return
+                if transport is None or not await self._send_file(transport, file_slice):
+                    return False
+        return not pending or await self._write_bytes(pending)
+
+    async def _write_bytes(self, pending: list[bytes | bytearray]) -> bool:
+        await self._can_write.wait()
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return False
+        transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+        self.last_activity = self._loop.time()
+        return True
 
     async def _send_file(self, transport: asyncio.Transport, piece: Any) -> bool:
         position, end = piece.position, piece.position + piece.length
@@ -260,7 +297,8 @@ class Connection(asyncio.Protocol):
             self._transport.abort()
 
     def close(self, reason: str) -> None:
-        """Close after the answers already queued in the transport are written (a bad frame)."""
+        """A bad frame: stop reading and close. Answers not yet handed to the transport are dropped
+        (Kafka closes the channel at once too); what the transport holds is still flushed."""
         if self._transport is not None and not self._transport.is_closing():
             log.warning("closing connection from %s: %s", self.peer, reason)
             self._transport.close()

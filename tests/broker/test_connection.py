@@ -1,0 +1,175 @@
+"""The connection pipeline in-process, with a fake transport: backpressure, ordering, lifetime.
+
+The dispatcher is a stub that answers each frame with its own bytes (at once, or later from a
+future the test controls), so each test states exactly when answers exist and when the
+transport may write.
+"""
+from __future__ import annotations
+
+import asyncio
+import struct
+
+from kbroker.broker.connection import RESPONSE_BUFFER_BYTES, Connection
+from kbroker.errors import ProtocolViolation
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.reading = True
+        self.closing = False
+        self.protocol: Connection | None = None
+
+    def get_extra_info(self, name, default=None):
+        return ("127.0.0.1", 5555) if name == "peername" else default
+
+    def write(self, data) -> None:
+        self.written += data
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+
+
+class StubDispatcher:
+    """Answers a frame b"now:..." at once, b"later:..." when the test resolves its future."""
+
+    def __init__(self) -> None:
+        self.pending: list[asyncio.Future] = []
+        self.frames = 0
+
+    def handle(self, frame: bytearray, connection: Connection):
+        self.frames += 1
+        if frame.startswith(b"bad"):
+            raise ProtocolViolation("bad frame")
+        if frame.startswith(b"later"):
+            future = asyncio.get_running_loop().create_future()
+            self.pending.append(future)
+            return self._later(future, bytes(frame))
+        return [struct.pack(">i", len(frame)) + frame]
+
+    @staticmethod
+    async def _later(future: asyncio.Future, frame: bytes):
+        await future
+        return [struct.pack(">i", len(frame)) + frame]
+
+
+def frame(payload: bytes) -> bytes:
+    return struct.pack(">i", len(payload)) + payload
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def connect(max_in_flight: int = 4) -> tuple[Connection, FakeTransport, StubDispatcher]:
+    dispatcher = StubDispatcher()
+    connection = Connection(dispatcher, 1000, set(), max_in_flight=max_in_flight)  # type: ignore[arg-type]
+    transport = FakeTransport()
+    connection.connection_made(transport)
+    return connection, transport, dispatcher
+
+
+async def test_answers_leave_in_request_order_while_an_earlier_one_is_held():
+    connection, transport, dispatcher = await connect()
+    connection.data_received(frame(b"later:1") + frame(b"now:2"))
+    await settle()
+    assert transport.written == b""
+    dispatcher.pending[0].set_result(None)
+    await settle()
+    assert transport.written == frame(b"later:1") + frame(b"now:2")
+
+
+async def test_reading_stops_at_the_bound_and_frames_already_received_wait_their_turn():
+    connection, transport, dispatcher = await connect(max_in_flight=4)
+    connection.data_received(b"".join(frame(b"later:%d" % i) for i in range(10)))
+    assert dispatcher.frames == 4 and not transport.reading  # the other 6 stay in the frame buffer
+    for future in dispatcher.pending[:2]:
+        future.set_result(None)
+    await settle()
+    assert dispatcher.frames == 6 and not transport.reading  # down to half: the buffered frames come first
+    for future in dispatcher.pending[2:]:
+        future.set_result(None)
+    await settle()
+    for future in dispatcher.pending[6:]:
+        future.set_result(None)
+    await settle()
+    assert dispatcher.frames == 10 and transport.reading
+    assert transport.written == b"".join(frame(b"later:%d" % i) for i in range(10))
+
+
+async def test_reading_stops_while_the_client_does_not_read_its_answers():
+    connection, transport, dispatcher = await connect(max_in_flight=100)
+    connection.pause_writing()  # the transport's buffer is over its high-water mark
+    assert not transport.reading
+    connection.data_received(frame(b"now:1") + frame(b"now:2"))  # arrived with the same read
+    assert dispatcher.frames == 0
+    connection.resume_writing()
+    await settle()
+    assert transport.reading and transport.written == frame(b"now:1") + frame(b"now:2")
+
+
+async def test_reading_stops_when_answers_waiting_to_be_written_reach_the_byte_bound():
+    connection, transport, dispatcher = await connect(max_in_flight=1000)
+    big = b"now:" + b"x" * 900
+    connection.pause_writing()
+    connection.resume_writing()
+    connection._can_write.clear()  # the writer cannot write, reading is still allowed
+    connection.data_received(b"".join(frame(big) for i in range(RESPONSE_BUFFER_BYTES // 900 + 50)))
+    assert not transport.reading
+    assert dispatcher.frames <= RESPONSE_BUFFER_BYTES // 900 + 2
+
+
+async def test_a_bad_frame_closes_at_once_and_nothing_after_it_is_handled():
+    connection, transport, dispatcher = await connect()
+    connection.data_received(frame(b"now:1") + frame(b"bad") + frame(b"now:3"))
+    await settle()
+    assert transport.closing and dispatcher.frames == 2
+    assert transport.written == b""  # the earlier answer is dropped with the connection, as in Kafka
+
+
+async def test_an_answer_finished_after_the_connection_is_lost_is_dropped_quietly():
+    """A handler may complete despite being cancelled (asyncio.wait_for in 3.11 can swallow it)."""
+    connection, transport, dispatcher = await connect()
+
+    async def stubborn():
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            return [frame(b"too late")]
+
+    dispatcher.handle = lambda frame, conn: stubborn()  # type: ignore[method-assign]
+    connection.data_received(frame(b"anything"))
+    await settle()
+    writer = connection._writer
+    connection.connection_lost(None)
+    await settle()
+    assert writer is not None and writer.done()
+    assert writer.cancelled() or writer.exception() is None
+
+
+async def test_idle_time_counts_only_without_a_request_being_handled():
+    connection, transport, dispatcher = await connect()
+    loop = asyncio.get_running_loop()
+    connection.data_received(frame(b"later:1"))
+    assert connection.idle_for(loop.time() + 100) == 0  # a held request keeps the connection busy
+    dispatcher.pending[0].set_result(None)
+    await settle()
+    assert connection.idle_for(loop.time() + 100) >= 99
+
