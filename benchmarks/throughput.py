@@ -159,6 +159,8 @@ def main() -> int:
     parser.add_argument("--latency-rate", type=int, default=1000, help="msg/s for the latency phase (0: skip)")
     parser.add_argument("--latency-seconds", type=float, default=5.0)
     parser.add_argument("-o", "--override", action="append", default=[], help="broker config KEY=VALUE")
+    parser.add_argument("-p", "--producer-config", action="append", default=[],
+                        help="librdkafka producer config KEY=VALUE (e.g. linger.ms=0, enable.idempotence=true)")
     args = parser.parse_args()
 
     workdir = None
@@ -176,7 +178,8 @@ def main() -> int:
         topic = f"bench-{os.getpid()}-{int(time.time())}"
         create_topic(bootstrap, topic, args.partitions)
         results = [produce(bootstrap, topic, args.records, args.size,
-                           {"acks": args.acks, "compression.type": args.compression})]
+                           {"acks": args.acks, "compression.type": args.compression,
+                            **dict(item.split("=", 1) for item in args.producer_config)})]
         results.append(consume(bootstrap, topic, args.partitions, args.records))
         if results[1]["records"] != args.records or results[1]["checksum"] != results[0]["checksum"]:
             print(json.dumps(results), file=sys.stderr)

@@ -62,6 +62,8 @@ def load_segments(directory: Path, config: LogConfig, *, recovery_point: int, cl
                 later.close()
                 later.delete()
             break
+        if upper is not None:  # a rolled segment: its final time-index entry, as at the roll
+            segment.finish_time_index()
     return segments
 
 
@@ -71,8 +73,8 @@ def recover_segment(segment: LogSegment, *, name: str) -> int:
     segment.reset_indexes()
     end, reason = _scan(segment)
     if end < size:
-        log.warning("%s: segment %d: %s; truncating %d bytes at position %d", name, segment.base_offset,
-                    reason, size - end, end)
+        log.warning("%s: segment %d: %s; truncating %d bytes at position %d (offsets from %d on)", name,
+                    segment.base_offset, reason, size - end, end, segment.next_offset)
         segment.truncate_bytes(end)
     return size - end
 
