@@ -86,6 +86,7 @@ _BASE_OFFSET = struct.Struct(">q")
 UNKNOWN_TOPIC_OR_PARTITION = 3
 TOPIC_ALREADY_EXISTS = 36
 NODE_ID = 0
+WRITE_CHUNK = 256 * 1024
 
 
 @dataclass
@@ -354,9 +355,26 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.slots: deque = deque()  # encoded answers, or tasks that will give one
         self.waiting = False
+        # Bytes to write, fed to the transport only while it is below its high-water mark:
+        # Python 3.11's transport buffer is one bytearray that each partial send shifts
+        # (`del buf[:n]`), so writing a multi-MB Fetch answer at once costs O(n^2) memmove.
+        self.out: deque[memoryview] = deque()
+        self.paused = False
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_CHUNK)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._pump()
+
+    def _pump(self) -> None:
+        while self.out and not self.paused and self.transport is not None:
+            self.transport.write(self.out.popleft())
 
     def connection_lost(self, exc) -> None:
         self.transport = None
@@ -390,7 +408,10 @@ class Connection(asyncio.Protocol):
                     return
                 head = head.result()
             self.slots.popleft()
-            self.transport.writelines(head)
+            for part in head:
+                view = memoryview(part)
+                self.out.extend(view[i:i + WRITE_CHUNK] for i in range(0, len(view), WRITE_CHUNK))
+        self._pump()
 
 
 async def serve(host: str, port: int) -> None:
