@@ -115,11 +115,14 @@ class Topic:
             self.kept_size[partition] -= len(kept.popleft()[2])
 
     def read_kept(self, partition: int, offset: int, max_bytes: int) -> bytes:
+        kept = self.kept[partition]
+        start = len(kept)  # consumers read near the end: walk back from it
+        while start > 0 and kept[start - 1][1] > offset:
+            start -= 1
         out = []
         size = 0
-        for base, end, batch in self.kept[partition]:
-            if end <= offset:
-                continue
+        for i in range(start, len(kept)):
+            batch = kept[i][2]
             if out and size + len(batch) > max_bytes:
                 break
             out.append(batch)

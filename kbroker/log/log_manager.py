@@ -73,6 +73,14 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _dir_name_with_suffix(partition_dir: str, suffix: str) -> str:
+    """`<topic>-<partition><suffix>` within 255 bytes: a long topic name (Kafka allows 249 characters)
+    is cut short, as Kafka's logDirNameWithSuffixCappedLength does; the suffix carries what start-up reads."""
+    topic, _, partition = partition_dir.rpartition("-")
+    tail = f"-{partition}{suffix}"
+    return topic[:255 - len(tail)] + tail
+
+
 class LogManager:
     def __init__(self, data_dir: Path, defaults: LogConfig, *, node_id: int = 1) -> None:
         self.data_dir = Path(data_dir)
@@ -159,7 +167,7 @@ class LogManager:
                 self._set_aside(path)
 
     def _set_aside(self, path: Path) -> None:
-        stray = path.with_name(f"{path.name}.{uuid.uuid4().hex}-stray")
+        stray = path.with_name(_dir_name_with_suffix(path.name, f".{uuid.uuid4().hex}-stray"))
         log.warning("partition directory %s belongs to no known topic; moved to %s", path, stray.name)
         os.rename(path, stray)
 
@@ -245,7 +253,7 @@ class LogManager:
         doomed = []
         for partition in range(topic.partition_count):
             source = self.data_dir / f"{name}-{partition}"
-            target = self.data_dir / f"{name}-{partition}.{topic.topic_id.hex}-delete"
+            target = self.data_dir / _dir_name_with_suffix(source.name, f".{topic.topic_id.hex}-delete")
             if source.exists():
                 os.rename(source, target)
                 doomed.append(target)
