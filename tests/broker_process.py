@@ -6,6 +6,7 @@ for a crash.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -21,10 +22,12 @@ def free_port() -> int:
 
 
 class BrokerProcess:
-    def __init__(self, data_dir: Path, overrides: dict[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, overrides: dict[str, str] | None = None, port: int | None = None,
+                 open_file_limit: int | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.overrides = dict(overrides or {})
         self.port = port or free_port()
+        self.open_file_limit = open_file_limit  # RLIMIT_NOFILE (soft and hard) for the broker process
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-broker.log"
         self.process: subprocess.Popen | None = None
 
@@ -38,7 +41,9 @@ class BrokerProcess:
         for key, value in self.overrides.items():
             args += ["-o", f"{key}={value}"]
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        limit = self.open_file_limit
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, preexec_fn=None if limit is None
+                                        else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)))
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -521,7 +521,8 @@ class GroupCoordinator:
         if error:
             return error
         now = self.now_ms()
-        expire = now + retention_time_ms if retention_time_ms >= 0 and version <= 4 else -1
+        # A retention that reaches past the int64 expiry timestamp never expires (Kafka's sum overflows).
+        expire = min(now + retention_time_ms, 2**63 - 1) if retention_time_ms >= 0 and version <= 4 else -1
         max_metadata = self.config.offset_metadata_max_bytes
         errors: list[ErrorCode] = []
         to_write: list[tuple[bytes, bytes]] = []

@@ -1,7 +1,8 @@
 """Mutated real-client requests through the real dispatcher and handlers, in-process.
 
-Each example mutates a captured client frame (tests/wire/golden) and hands it to
-`Dispatcher.handle` exactly as a connection would. The only acceptable outcomes are an answer,
+Each example mutates a captured client frame (tests/wire/golden) — its bytes, or its decoded
+field values re-encoded (tests/wire/mutations.py) — and hands it to `Dispatcher.handle` exactly
+as a connection would. The only acceptable outcomes are an answer,
 no answer (acks=0), or ProtocolViolation (that connection closes); an awaited answer must come
 without any other exception, or still be held after a short wait when the request says to wait
 (a long-poll Fetch, a JoinGroup). Any other exception is a broker bug a client could trigger.
@@ -29,7 +30,7 @@ from kbroker.errors import ProtocolViolation
 from kbroker.log.log_manager import LogManager
 from kbroker.wire import frames
 from kbroker.wire.messages import APIS
-from tests.wire.mutations import golden_frames, mutate
+from tests.wire.mutations import golden_frames, mutate, mutate_values
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -140,6 +141,16 @@ def test_mutated_requests_get_an_answer_or_close_the_connection(fuzz_broker, ind
     loop, broker = fuzz_broker
     frame = mutate(GOLDEN[index]["frame"], rng, GOLDEN_BYTES)
     OUTCOMES[loop.run_until_complete(asyncio.wait_for(dispatch(broker, frame), 30))] += 1
+
+
+@FUZZ
+@given(index=st.integers(0, len(GOLDEN) - 1), rng=st.randoms(use_true_random=False))
+def test_requests_with_hostile_field_values_get_an_answer(fuzz_broker, index: int, rng: random.Random) -> None:
+    """Validly encoded, so they reach the handlers: odd names, boundary numbers, crafted batches."""
+    loop, broker = fuzz_broker
+    frame = mutate_values(GOLDEN[index], rng)
+    if frame is not None:
+        OUTCOMES[loop.run_until_complete(asyncio.wait_for(dispatch(broker, frame), 30))] += 1
 
 
 def test_unmutated_golden_requests_are_answered(fuzz_broker) -> None:

@@ -8,9 +8,13 @@ partition indexes, offsets, timeouts), varints, truncation, bytes inserted or re
 middle of a field, repeated chunks, and the tail of another frame spliced on. The request
 header's first 8 bytes (api key, version, correlation id) are usually kept, so the mutation
 reaches the decoder and handler of a real (api, version) instead of a closed connection.
+
+`mutate_values(entry, rng)` works a level up: it decodes the frame, gives some fields hostile
+values of their declared type and encodes it again (see below).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from collections.abc import Sequence
@@ -131,3 +135,108 @@ def mutate(frame: bytes, rng: Random, others: Sequence[bytes] = (), applied: lis
         if applied is not None:
             applied.append(kind)
     return bytes(data)
+
+
+# -- values: decode, change fields, encode again -----------------------------------------------
+# Byte mutations mostly stop in the decoder. These keep the encoding valid and put hostile values
+# in the fields, so they reach the handlers: negative or huge partitions, offsets, timeouts and
+# sizes, odd topic names, duplicated or emptied arrays, corrupt or crafted record batches.
+
+STRINGS = ["", ".", "..", "a" * 249, "b" * 300, "__consumer_offsets", "ünïcödé", "with space", "x/../y", "-", "t"]
+BATCH_FIELDS = [(0, ">q", INT64), (12, ">i", INT32), (16, ">b", [0, 1, 2, 3, -1]), (21, ">h", [0, 1, 7, 8, 16, 32, -1]),
+                (23, ">i", INT32), (27, ">q", INT64), (35, ">q", INT64), (43, ">q", INT64), (51, ">h", INT16),
+                (53, ">i", INT32), (57, ">i", INT32)]  # offsets in a v2 batch header: see kbroker/wire/records.py
+
+
+def _records(current: object, rng: Random) -> object:
+    from kbroker.wire.records import Record, build_batch, compute_crc
+    roll = rng.random()
+    if roll < 0.15:
+        return None
+    if roll < 0.25:
+        return b""
+    if roll < 0.6 and current:  # the real batch, a header field changed, CRC fixed (or not)
+        data = bytearray(current)
+        if len(data) >= 61:
+            at, fmt, values = rng.choice(BATCH_FIELDS)
+            data[at:at + struct.calcsize(fmt)] = struct.pack(fmt, rng.choice(values))
+            if rng.random() < 0.7 and at >= 21:
+                struct.pack_into(">I", data, 17, compute_crc(data))
+        return bytes(data)
+    records = [Record(rng.choice([0, 1, 5, -1]), rng.choice(INT64[:5]), rng.choice([None, b"", b"k"]),
+                      rng.choice([None, b"", b"v" * rng.randint(1, 100)])) for _ in range(rng.randint(1, 5))]
+    try:
+        return bytes(build_batch(records, producer_id=rng.choice([-1, 0, 1, 2**63 - 1]),
+                                 producer_epoch=rng.choice([-1, 0, 1, 32767]),
+                                 base_sequence=rng.choice([-1, 0, 1, 2**31 - 1])))
+    except (ValueError, OverflowError, struct.error):
+        return current
+
+
+def _value_for(kind: object, nullable: bool, current: object, rng: Random) -> object:
+    from kbroker.wire import schema
+    if nullable and rng.random() < 0.15:
+        return None
+    if kind is schema.BOOL:
+        return not current
+    for primitive, values in ((schema.INT8, INT8), (schema.INT16, INT16), (schema.INT32, INT32), (schema.INT64, INT64)):
+        if kind is primitive:
+            return rng.choice(values)
+    if kind is schema.STRING:
+        return rng.choice(STRINGS + ([current] if isinstance(current, str) else []))
+    if kind is schema.BYTES:
+        return rng.choice([b"", b"\x00" * 8, bytes(rng.randrange(256) for _ in range(rng.randint(1, 64)))])
+    if kind is schema.UUID:
+        import uuid
+        return rng.choice([uuid.UUID(int=0), uuid.UUID(int=rng.getrandbits(128))] + ([current] if current else []))
+    if kind is schema.RECORDS:
+        return _records(current, rng)
+    return current
+
+
+def _mutate_struct(value: object, version: int, rng: Random, rate: float) -> object:
+    from kbroker.wire import schema
+    changes = {}
+    for field in schema.fields_of(type(value)):
+        if not (field.present_in(version) or field.tagged_in(version)):
+            continue
+        current = getattr(value, field.name)
+        nullable = version in field.nullable
+        kind = field.type
+        if isinstance(kind, schema.Array):
+            if current is None:
+                continue
+            items = list(current)
+            roll = rng.random()
+            if roll < rate / 2:
+                items = [] if rng.random() < 0.5 else items * rng.randint(2, 50)
+            elif roll < rate and items:
+                items.append(rng.choice(items))
+            if isinstance(kind.element, type):
+                items = [_mutate_struct(item, version, rng, rate) for item in items]
+            elif rng.random() < rate:
+                items = [_value_for(kind.element, False, item, rng) for item in items]
+            changes[field.name] = items
+        elif isinstance(kind, type):
+            if current is not None:
+                changes[field.name] = _mutate_struct(current, version, rng, rate)
+        elif rng.random() < rate:
+            changes[field.name] = _value_for(kind, nullable, current, rng)
+    return dataclasses.replace(value, **changes)
+
+
+def mutate_values(entry: dict, rng: Random) -> bytes | None:
+    """A golden `entry` decoded, some fields given hostile values, encoded again (None if it won't)."""
+    from kbroker.errors import ProtocolViolation
+    from kbroker.wire import frames
+    from kbroker.wire.messages import APIS
+    api = APIS.get(entry["api_key"])
+    if api is None:
+        return None
+    version = entry["api_version"]
+    try:
+        header, body, _ = frames.decode_request(memoryview(entry["frame"]), api, version)
+        mutated = _mutate_struct(body, version, rng, rate=rng.choice([0.05, 0.2, 0.5]))
+        return frames.encode_request(api, version, header.correlation_id, header.client_id, mutated)[4:]
+    except (ProtocolViolation, ValueError, TypeError, OverflowError, struct.error, UnicodeError, AttributeError):
+        return None

@@ -129,7 +129,12 @@ def handle_delete_topics(ctx: RequestContext, request: DeleteTopicsRequest) -> D
             responses.append(DeletableTopicResult(name=info.name, topic_id=info.topic_id,
                                                   error_code=ErrorCode.TOPIC_DELETION_DISABLED))
         else:
-            logs.delete_topic(info.name)
+            try:
+                logs.delete_topic(info.name)
+            except KafkaError as exc:  # e.g. KAFKA_STORAGE_ERROR: this topic's answer, not the connection's
+                responses.append(DeletableTopicResult(name=info.name, topic_id=info.topic_id, error_code=exc.code,
+                                                      error_message=exc.message))
+                continue
             responses.append(DeletableTopicResult(name=info.name, topic_id=info.topic_id, error_code=0))
     return DeleteTopicsResponse(responses=responses)
 
