@@ -6,11 +6,18 @@ partition. fsync runs in a worker thread, and requests that arrive while one is 
 share the next one (group commit): at most one flush per partition is in flight, and each
 covers everything appended before it started.
 
+A failed fsync is an OSError for every waiter (the producer gets KAFKA_STORAGE_ERROR and
+retries), and the log then drops what was not synced (`PartitionLog.recover_from_failed_sync`).
+A waiter whose records went with it must not be answered by a later flush of other records at
+the same offsets, so waiters carry the log's truncation count from when they appended: a cut
+since then fails them too.
+
 `flush_due` (flush.ms) and `checkpoint` run from `kbroker.broker.maintenance`.
 """
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,10 +43,21 @@ class Flusher:
         interval = partition_log.config.flush_interval_messages
         return partition_log.unflushed_messages >= interval
 
-    async def flush_through(self, partition_log: PartitionLog, offset: int) -> None:
-        """Return once everything below `offset` is fsynced (sharing flushes in flight)."""
+    async def flush_through(self, partition_log: PartitionLog, offset: int, truncations: int | None = None) -> None:
+        """Return once everything below `offset` is fsynced (sharing flushes in flight).
+
+        `truncations` is the log's truncation count when the caller appended (default: now).
+        Raises OSError if a flush fails or the log was cut back meanwhile (see the header).
+        """
         key = id(partition_log)
-        while partition_log.recovery_point < offset:
+        if truncations is None:
+            truncations = partition_log.truncations
+        while True:
+            if partition_log.truncations != truncations:
+                raise OSError(errno.EIO, f"{partition_log.topic}-{partition_log.partition}: the log was cut back "
+                                         "after a failed fsync; these records were not kept")
+            if partition_log.recovery_point >= offset:
+                break
             running = self._in_flight.get(key)
             # A finished flush may still be registered (its done-callback has not run yet);
             # awaiting it again would not yield to the loop, so start the next one instead.
@@ -47,7 +65,11 @@ class Flusher:
                 running = asyncio.get_running_loop().run_in_executor(self._executor, partition_log.flush)
                 self._in_flight[key] = running
                 running.add_done_callback(lambda done, key=key: self._forget(key, done))
-            await asyncio.shield(running)
+            try:
+                await asyncio.shield(running)
+            except OSError:
+                partition_log.recover_from_failed_sync()
+                raise
         self._last_flush_ms[key] = time.monotonic() * 1000
 
     def _forget(self, key: int, done: asyncio.Future[None]) -> None:

@@ -46,17 +46,38 @@ class MalformedCheckpoint(ValueError):
 
 
 def write_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` (see the header); on OSError the old file stays and no .tmp is left."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a disk full: give back the space
+        raise
     fsync_dir(path.parent)
+
+
+def write_unsynced(path: Path, data: bytes) -> None:
+    """Write `path` without fsync (a file whose loss or tearing is detected and tolerated);
+    on OSError no partial file is left."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def _write_entries(path: Path, entries: list[str]) -> None:

@@ -53,6 +53,17 @@ class _IndexFile:
     def _truncate_entries(self, count: int) -> None:
         self.file.truncate(count * self.ENTRY.size)
 
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def forget_after(self, count: int) -> None:
+        """Drop the in-memory entries past the first `count` (an append being undone; see `trim_file`)."""
+        raise NotImplementedError
+
+    def trim_file(self) -> None:
+        """Cut the file to the entries held in memory."""
+        self._truncate_entries(len(self))
+
     def flush(self) -> None:
         self.file.sync()
 
@@ -120,6 +131,9 @@ class OffsetIndex(_IndexFile):
         del self._offsets[keep:], self._positions[keep:]
         self._truncate_entries(keep)
 
+    def forget_after(self, count: int) -> None:
+        del self._offsets[count:], self._positions[count:]
+
     def reset(self) -> None:
         del self._offsets[:], self._positions[:]
         self._truncate_entries(0)
@@ -178,6 +192,9 @@ class TimeIndex(_IndexFile):
         keep = bisect_left(self._offsets, offset)
         del self._timestamps[keep:], self._offsets[keep:]
         self._truncate_entries(keep)
+
+    def forget_after(self, count: int) -> None:
+        del self._timestamps[count:], self._offsets[count:]
 
     def reset(self) -> None:
         del self._timestamps[:], self._offsets[:]

@@ -7,7 +7,8 @@ the latest) and the leader epoch of a given offset.
 
 Crash behaviour: an entry is written when the first batch of a new epoch is appended, before that
 batch reaches the disk, so after a crash the file may name a start offset at or past the recovered
-log end; loading truncates such entries (Kafka's truncateFromEnd).
+log end; loading truncates such entries (Kafka's truncateFromEnd). A write that fails (disk full)
+is logged and left to the next change: the cache in memory stays right.
 """
 from __future__ import annotations
 
@@ -88,4 +89,7 @@ class LeaderEpochCache:
             self._write()
 
     def _write(self) -> None:
-        write_epochs(self._path, self._entries)
+        try:
+            write_epochs(self._path, self._entries)
+        except OSError as e:  # a disk full must not fail the append; the next change rewrites it
+            log.warning("could not write %s: %s", self._path, e)

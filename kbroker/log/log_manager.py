@@ -16,9 +16,23 @@ topic owns are set aside as `-stray`; every partition is opened. Without the cle
 the segments above each recovery point are CRC-scanned and their torn tails cut (recovery.py);
 with it the files are trusted (bad indexes are still rebuilt) and the marker is deleted.
 
-Deleting a topic: each partition dir is renamed to `-delete` (the commit point), the registry is
-rewritten, the dirs are removed. Shutdown: every log is closed (final index entries, producer
-snapshot, fsync), both checkpoints are written, and the clean-shutdown marker last.
+Deleting a topic: each partition dir is renamed to `-delete` (the commit point), the files in
+them are removed (first, so that a full disk gets its space back before anything is written), the
+registry is rewritten, the dirs are removed. Shutdown: every log is closed (final index entries,
+producer snapshot, fsync), both checkpoints are written, and the clean-shutdown marker last, only
+if all of that worked.
+
+Damaged metadata at start-up: a meta.properties without a readable cluster.id gets a new one; a
+topics.json that does not parse is kept aside as `topics.json.damaged` and the registry is
+rebuilt from the partition directories (names, partition counts, topic ids from
+partition.metadata), losing only config overrides, which are logged (internal topics get
+cleanup.policy=compact back). Unreadable checkpoints are ignored (the logs are then recovered
+from offset 0).
+
+I/O errors (disk full): creating or changing a topic that fails on disk answers
+KAFKA_STORAGE_ERROR and leaves the registry as it was; checkpoints that cannot be written are
+logged and written at the next interval (the recovery points on disk only lag); see
+partition_log.py for appends.
 
 Threads: every method runs on the event-loop thread except `checkpoint`, which may run in a worker
 thread. It works on a snapshot of the log map (the map is replaced, never mutated in place), and
@@ -54,6 +68,8 @@ from kbroker.log.config import LogConfig
 from kbroker.log.files import fsync_dir
 from kbroker.log.partition_log import PartitionLog
 from kbroker.log.topics import (
+    INTERNAL_TOPICS,
+    TOPICS_FILE,
     TopicInfo,
     colliding_name,
     load_topics,
@@ -66,6 +82,7 @@ log = logging.getLogger("kbroker.log")
 
 CLEAN_SHUTDOWN_MARKER = ".kafka_cleanshutdown"
 _PARTITION_DIR = re.compile(r"(?P<topic>.+)-(?P<partition>\d+)")
+_CLUSTER_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 _DELETE_DIR = re.compile(r"(?P<topic>.+)-(?P<partition>\d+)\.(?P<topic_id>[0-9a-f]{32})-delete")
 
 
@@ -79,6 +96,11 @@ def _dir_name_with_suffix(partition_dir: str, suffix: str) -> str:
     topic, _, partition = partition_dir.rpartition("-")
     tail = f"-{partition}{suffix}"
     return topic[:255 - len(tail)] + tail
+
+
+def _storage_error(doing: str, e: OSError) -> KafkaError:
+    log.error("%s failed: %s", doing, e)
+    return KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, f"{doing} failed: {e.strerror or e}")
 
 
 class LogManager:
@@ -100,7 +122,10 @@ class LogManager:
         clean = marker.exists()
         recovery_points = self._read_checkpoint(RECOVERY_POINT_CHECKPOINT)
         log_starts = self._read_checkpoint(LOG_START_OFFSET_CHECKPOINT)
-        topics = load_topics(self.data_dir)
+        try:
+            topics = load_topics(self.data_dir)
+        except (ValueError, KeyError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+            topics = self._rebuild_topics(e)
         deleted_ids = self._finish_deletions()
         if any(t.topic_id in deleted_ids for t in topics.values()):
             topics = {name: t for name, t in topics.items() if t.topic_id not in deleted_ids}
@@ -133,7 +158,41 @@ class LogManager:
         stored = properties.get("node.id")
         if stored is not None and stored != str(self.node_id):
             raise ValueError(f"{path}: stored node.id {stored} does not match the configured node.id {self.node_id}")
-        self.cluster_id = properties["cluster.id"]
+        cluster_id = properties.get("cluster.id", "")
+        if not _CLUSTER_ID.fullmatch(cluster_id):
+            self.cluster_id = uuid_to_base64(new_topic_id())
+            log.warning("%s has no valid cluster.id (%r); writing a new one, %s", path, cluster_id, self.cluster_id)
+            write_properties(path, {"version": "1", "node.id": str(self.node_id), "cluster.id": self.cluster_id})
+            return
+        self.cluster_id = cluster_id
+
+    def _rebuild_topics(self, damage: Exception) -> dict[str, TopicInfo]:
+        """topics.json is unreadable: rebuild the registry from the partition directories."""
+        path = self.data_dir / TOPICS_FILE
+        os.replace(path, path.with_name(path.name + ".damaged"))
+        found: dict[str, dict[int, uuid.UUID | None]] = {}
+        for entry in sorted(os.listdir(self.data_dir)):
+            match = _PARTITION_DIR.fullmatch(entry)
+            if match is None or not (self.data_dir / entry).is_dir():
+                continue
+            try:
+                validate_topic_name(match["topic"])
+            except KafkaError:
+                continue
+            found.setdefault(match["topic"], {})[int(match["partition"])] = read_partition_metadata(self.data_dir / entry)
+        topics = {}
+        for name, partitions in found.items():
+            ids = {topic_id for topic_id in partitions.values() if topic_id is not None}
+            if len(ids) > 1:
+                log.warning("partition directories of %s name %d topic ids; leaving them to be set aside", name, len(ids))
+                continue
+            configs = {"cleanup.policy": "compact"} if name in INTERNAL_TOPICS else {}
+            topics[name] = TopicInfo.of(name, ids.pop() if ids else new_topic_id(), max(partitions) + 1, configs)
+        log.error("%s is unreadable (%s), kept as %s.damaged; rebuilt the registry from the partition "
+                  "directories: %s; topic config overrides are lost and must be set again", path, damage,
+                  path.name, ", ".join(f"{t.name} ({t.partition_count} partitions)" for t in topics.values()) or "none")
+        save_topics(self.data_dir, topics.values())
+        return topics
 
     def _read_checkpoint(self, name: str) -> dict[tuple[str, int], int]:
         try:
@@ -218,7 +277,7 @@ class LogManager:
         if validate_only:
             return topic
         self._commit_topics({**self._topics, name: topic})
-        self._open_partitions(topic, range(partitions))
+        self._open_partitions(topic, range(partitions), previous=None)
         log.info("created topic %s (%s) with %d partitions", name, topic.topic_id, partitions)
         return topic
 
@@ -233,7 +292,7 @@ class LogManager:
         if validate_only:
             return grown
         self._commit_topics({**self._topics, name: grown})
-        self._open_partitions(grown, range(topic.partition_count, new_total))
+        self._open_partitions(grown, range(topic.partition_count, new_total), previous=topic)
         return grown
 
     def alter_topic_configs(self, name: str, configs: Mapping[str, str], validate_only: bool = False) -> TopicInfo:
@@ -251,17 +310,28 @@ class LogManager:
     def delete_topic(self, name: str) -> None:
         topic = self._existing(name)
         doomed = []
-        for partition in range(topic.partition_count):
-            source = self.data_dir / f"{name}-{partition}"
-            target = self.data_dir / _dir_name_with_suffix(source.name, f".{topic.topic_id.hex}-delete")
-            if source.exists():
-                os.rename(source, target)
-                doomed.append(target)
-        fsync_dir(self.data_dir)
-        self._commit_topics({n: t for n, t in self._topics.items() if n != name})
+        try:
+            for partition in range(topic.partition_count):
+                source = self.data_dir / f"{name}-{partition}"
+                target = self.data_dir / _dir_name_with_suffix(source.name, f".{topic.topic_id.hex}-delete")
+                if source.exists():
+                    os.rename(source, target)
+                    doomed.append(target)
+            fsync_dir(self.data_dir)
+        except OSError as e:  # renamed dirs are deleted at the next start-up all the same
+            raise _storage_error(f"deleting topic {name}", e) from e
+        self._topics = {n: t for n, t in self._topics.items() if n != name}
         self._logs = {key: plog for key, plog in self._logs.items() if key[0] != name}
-        for path in doomed:
-            shutil.rmtree(path)
+        try:
+            for path in doomed:  # the data first: on a full disk the registry needs the space
+                for entry in os.listdir(path):
+                    (path / entry).unlink()
+            save_topics(self.data_dir, self._topics.values())
+            for path in doomed:
+                shutil.rmtree(path)
+        except OSError as e:
+            log.warning("topic %s is deleted, but cleaning up after it failed (%s); start-up finishes it", name, e)
+            return
         log.info("deleted topic %s (%s)", name, topic.topic_id)
 
     def _existing(self, name: str) -> TopicInfo:
@@ -271,17 +341,35 @@ class LogManager:
         return topic
 
     def _commit_topics(self, topics: dict[str, TopicInfo]) -> None:
-        save_topics(self.data_dir, topics.values())
+        try:
+            save_topics(self.data_dir, topics.values())
+        except OSError as e:
+            raise _storage_error(f"writing {TOPICS_FILE}", e) from e
         self._topics = topics
 
-    def _open_partitions(self, topic: TopicInfo, partitions: range) -> None:
+    def _open_partitions(self, topic: TopicInfo, partitions: range, *, previous: TopicInfo | None) -> None:
+        """Create the new partitions' logs; if that fails on disk, undo the registry change (`previous`)."""
         now_ms = _now_ms()
         logs = dict(self._logs)
-        for partition in partitions:
-            path = self.data_dir / f"{topic.name}-{partition}"
-            if path.exists():  # debris of an earlier life of this name
-                self._set_aside(path)
-            logs[(topic.name, partition)] = self._open_log(topic, partition, now_ms, clean_shutdown=True)
+        created = []
+        try:
+            for partition in partitions:
+                path = self.data_dir / f"{topic.name}-{partition}"
+                if path.exists():  # debris of an earlier life of this name
+                    self._set_aside(path)
+                created.append(path)
+                logs[(topic.name, partition)] = self._open_log(topic, partition, now_ms, clean_shutdown=True)
+        except OSError as e:
+            for path in created:
+                shutil.rmtree(path, ignore_errors=True)
+            restored = {n: t for n, t in self._topics.items() if n != topic.name}
+            if previous is not None:
+                restored[topic.name] = previous
+            try:
+                self._commit_topics(restored)
+            except KafkaError:  # start-up opens the partitions the registry names
+                pass
+            raise _storage_error(f"creating partitions of {topic.name}", e) from e
         self._logs = logs
 
     # -- maintenance -------------------------------------------------------------------------------
@@ -295,14 +383,26 @@ class LogManager:
         return sum(plog.delete_old_segments(now_ms) for plog in self.all_logs())
 
     def checkpoint(self) -> None:
-        """fsync rolled segments, then write both offset checkpoints (safe in a worker thread)."""
+        """fsync rolled segments, then write both offset checkpoints (safe in a worker thread).
+
+        A log whose fsync fails keeps its recovery point; the checkpoints are written regardless.
+        """
         logs = self.all_logs()
         for plog in logs:
-            plog.flush(plog.active_segment_base)
-        self._write_checkpoints(logs, recovery_points=True)
+            try:
+                plog.flush(plog.active_segment_base)
+            except OSError:
+                pass  # logged by the log; its recovery point did not move
+        try:
+            self._write_checkpoints(logs, recovery_points=True)
+        except OSError as e:
+            log.warning("could not write the offset checkpoints: %s; trying again at the next interval", e)
 
     def _write_log_starts(self) -> None:
-        self._write_checkpoints(self.all_logs(), recovery_points=False)
+        try:
+            self._write_checkpoints(self.all_logs(), recovery_points=False)
+        except OSError as e:
+            log.warning("could not write %s: %s; trying again at the next checkpoint", LOG_START_OFFSET_CHECKPOINT, e)
 
     def _write_checkpoints(self, logs: list[PartitionLog], *, recovery_points: bool) -> None:
         with self._checkpoint_lock:
@@ -313,11 +413,27 @@ class LogManager:
                           {(p.topic, p.partition): p.log_start_offset for p in logs})
 
     def shutdown(self) -> None:
-        """Close every log cleanly, checkpoint, and write the clean-shutdown marker last."""
+        """Close every log cleanly, checkpoint, and write the clean-shutdown marker last.
+
+        If any of it fails on disk, every log is still closed but no marker is written: the next
+        start-up recovers the logs as after a crash.
+        """
         logs = self.all_logs()
+        failures = []
         for plog in logs:
-            plog.close()
-        self._write_checkpoints(logs, recovery_points=True)
-        write_atomically(self.data_dir / CLEAN_SHUTDOWN_MARKER, b"")
+            try:
+                plog.close()
+            except OSError as e:
+                failures.append(f"{plog.topic}-{plog.partition}: {e}")
         self._logs = {}
+        try:
+            self._write_checkpoints(logs, recovery_points=True)
+            if not failures:
+                write_atomically(self.data_dir / CLEAN_SHUTDOWN_MARKER, b"")
+        except OSError as e:
+            failures.append(str(e))
+        if failures:
+            log.error("log manager shut down, not cleanly (the next start-up recovers the logs): %s",
+                      "; ".join(failures[:5]))
+            return
         log.info("log manager shut down cleanly")

@@ -15,6 +15,24 @@ Offsets, always log_start_offset <= last_stable_offset <= high_watermark <= log_
   recovery point  everything below it is on disk. Only `flush` advances it, and only to what it
                   synced; start-up after a crash CRC-scans the segments above it.
 
+I/O errors (ENOSPC, EIO) while appending: the append is undone (segment.py: no partial batch, no
+partial index entry, the log end unmoved) and the OSError goes to the caller, which answers
+KAFKA_STORAGE_ERROR for that partition; producers retry. Kafka takes the whole log dir offline
+after an I/O error, which on a single node stops every partition for good. We stay up instead:
+reads are served throughout, and every append tries the disk again, so writes work again as
+soon as space is freed (retention, a deleted topic), without a restart. The first failure and
+the recovery are each logged once.
+
+A failed fsync is never acknowledged, and its data is not trusted afterwards: Linux may have
+dropped the dirty pages while reporting the error once, so a later fsync can succeed without
+them. The flush marks the log (`_sync_failed`); until the loop thread has cut the log back to
+max(recovery point, high watermark) (`recover_from_failed_sync`, run by the flusher and before
+the next append), no flush advances the recovery point. Only data no consumer has seen and no
+producer was told about is dropped, and producers resend it (idempotent ones with the same
+sequence numbers: the producer state is rewound with the log). Data already visible stays, as
+the page cache holds it (Kafka keeps it too). Flushes of one log never overlap (`_flush_lock`),
+so no fsync can miss an error another one consumed.
+
 Threads: every method runs on the event-loop thread, except `flush`, which a worker thread may
 run while appends continue, and the log cleaner's `commit_cleaned` / `finish_replace` (see
 cleaner.py; the loop thread's part of a cleaning is `replace_segments`). `flush` reads the log end and the segment list together (the list is
@@ -24,6 +42,7 @@ Files of deleted segments stay open while a flush or a sendfile still holds them
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -108,6 +127,9 @@ class PartitionLog:
         self._high_watermark = self._log_end_offset
         self._recovery_point = min(recovery_point, self._log_end_offset)
         self._lock = threading.Lock()  # recovery point, truncation count, dir-needs-fsync flag, pending swap
+        self._flush_lock = threading.Lock()  # one flush at a time (see I/O errors above)
+        self._sync_failed = False
+        self._write_error: str | None = None  # why appends fail, while they do (logged once)
         self._truncations = 0
         self._dir_dirty = False
         self._on_log_start_change = on_log_start_change
@@ -194,6 +216,8 @@ class PartitionLog:
         """
         if isinstance(batch, bytes) or (isinstance(batch, memoryview) and batch.readonly):
             batch = bytearray(batch)
+        if self._sync_failed or self._segments[-1].needs_repair:
+            self._restore_writable()
         config = self.config
         if header.size > config.segment_bytes:
             raise KafkaError(ErrorCode.RECORD_LIST_TOO_LARGE,
@@ -219,10 +243,17 @@ class PartitionLog:
         header = BatchHeader.parse(batch)
         if leader_epoch >= 0 and leader_epoch != self._epochs.latest_epoch:
             self._epochs.assign(leader_epoch, base_offset)
-        segment = self._segments[-1]
-        if segment.should_roll(header, config, now_ms):
-            segment = self._roll(base_offset, now_ms)
-        segment.append(batch, header)
+        try:
+            segment = self._segments[-1]
+            if segment.should_roll(header, config, now_ms):
+                segment = self._roll(base_offset, now_ms)
+            segment.append(batch, header)
+        except OSError as exc:
+            self._append_failed(exc)
+            raise
+        if self._write_error is not None:
+            log.warning("%s-%d: appends work again (%s is over)", self.topic, self.partition, self._write_error)
+            self._write_error = None
         if header.has_producer_id:
             if header.is_control:
                 producers.record_marker(header, control_record_type(batch) is ControlRecordType.ABORT)
@@ -247,6 +278,37 @@ class PartitionLog:
             return False
         self._roll(self._log_end_offset, now_ms)
         return True
+
+    def _append_failed(self, exc: OSError) -> None:
+        if self._write_error is None:
+            self._write_error = exc.strerror or str(exc)
+            log.error("%s-%d: append at offset %d failed: %s; nothing was written, appends are answered "
+                      "KAFKA_STORAGE_ERROR until they work again", self.topic, self.partition,
+                      self._log_end_offset, exc)
+
+    def _restore_writable(self) -> None:
+        """Before appending: drop an unsynced tail after a failed fsync, cut a tail a failed append left."""
+        try:
+            self.recover_from_failed_sync()
+            if self._segments[-1].needs_repair:
+                self._segments[-1].repair()
+        except OSError as exc:
+            self._append_failed(exc)
+            raise
+
+    def recover_from_failed_sync(self) -> None:
+        """Loop thread: after a failed fsync, cut the log back to what was synced or seen (see the header)."""
+        with self._lock:
+            if not self._sync_failed:
+                return
+        keep = max(self._recovery_point, self._high_watermark)
+        if keep < self._log_end_offset:
+            log.error("%s-%d: fsync failed; dropping offsets %d..%d, which no consumer saw and no producer was "
+                      "told about (producers resend them)", self.topic, self.partition, keep,
+                      self._log_end_offset - 1)
+            self.truncate_to(keep)
+        with self._lock:
+            self._sync_failed = False
 
     def _roll(self, base_offset: int, now_ms: int) -> LogSegment:
         self._segments[-1].finish_time_index()
@@ -493,42 +555,65 @@ class PartitionLog:
     # -- durability --------------------------------------------------------------------------------
 
     def flush(self, up_to: int | None = None) -> None:
-        """fsync data and indexes below `up_to` (default: the log end); thread-safe, see above."""
-        with self._lock:
-            end = self._log_end_offset
-            target = end if up_to is None else min(up_to, end)
-            start = self._recovery_point
-            if target <= start:
-                return
-            segments = self._segments
-            truncations = self._truncations
-            dir_dirty, self._dir_dirty = self._dir_dirty, False
-        for i, segment in enumerate(segments):
-            if segment.base_offset >= target:
-                break
-            upper = segments[i + 1].base_offset if i + 1 < len(segments) else None
-            if upper is None or upper > start:
-                segment.flush()
-        if dir_dirty:
+        """fsync data and indexes below `up_to` (default: the log end); thread-safe, see above.
+
+        Raises OSError if an fsync fails, or failed before and the loop thread has not yet cut the
+        unsynced tail (`recover_from_failed_sync`).
+        """
+        with self._flush_lock:
+            with self._lock:
+                if self._sync_failed:
+                    raise OSError(errno.EIO, f"{self.topic}-{self.partition}: an earlier fsync failed; "
+                                             "its data is dropped before anything more is synced")
+                end = self._log_end_offset
+                target = end if up_to is None else min(up_to, end)
+                start = self._recovery_point
+                if target <= start:
+                    return
+                segments = self._segments
+                truncations = self._truncations
+                dir_dirty, self._dir_dirty = self._dir_dirty, False
             try:
-                fsync_dir(self.directory)
-            except FileNotFoundError:  # the topic was deleted meanwhile
-                pass
-        with self._lock:
-            if self._truncations == truncations and target > self._recovery_point:
-                self._recovery_point = target
+                for i, segment in enumerate(segments):
+                    if segment.base_offset >= target:
+                        break
+                    upper = segments[i + 1].base_offset if i + 1 < len(segments) else None
+                    if upper is None or upper > start:
+                        segment.flush()
+                if dir_dirty:
+                    try:
+                        fsync_dir(self.directory)
+                    except FileNotFoundError:  # the topic was deleted meanwhile
+                        pass
+            except OSError as exc:
+                with self._lock:
+                    self._sync_failed = True
+                    self._dir_dirty = self._dir_dirty or dir_dirty
+                log.error("%s-%d: fsync failed: %s", self.topic, self.partition, exc)
+                raise
+            with self._lock:
+                if self._truncations == truncations and target > self._recovery_point:
+                    self._recovery_point = target
 
     @property
     def active_segment_base(self) -> int:
         return self._segments[-1].base_offset
 
     def close(self) -> None:
-        """Clean close: final time-index entry, producer snapshot, fsync everything, close files."""
-        self._segments[-1].finish_time_index()
-        self._producers.take_snapshot(self._log_end_offset, fsync=True)
-        self.flush()
-        for segment in self._segments:
-            segment.close()
+        """Clean close: final time-index entry, producer snapshot, fsync everything, close files.
+
+        Raises OSError when something could not be written or synced (the files close all the same):
+        the shutdown is then not clean, and the next start-up recovers this log.
+        """
+        try:
+            active = self._segments[-1]
+            active.finish_time_index()
+            self._producers.take_snapshot(self._log_end_offset, fsync=True)
+            self.flush()
+            active.flush()  # its final index entries, which a flush up to the log end may have skipped
+        finally:
+            for segment in self._segments:
+                segment.close()
 
     # -- producer state ----------------------------------------------------------------------------
 

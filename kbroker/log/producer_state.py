@@ -28,7 +28,8 @@ Kafka's snapshot keeps only each producer's last batch; we keep all 5, so retrie
 were in flight when the broker stopped are still recognised after a restart.
 
 Crash behaviour: a snapshot is written at every segment roll without fsync (a torn one fails its
-CRC and is skipped) and at clean shutdown with fsync. Loading takes the newest snapshot at or below
+CRC and is skipped) and at clean shutdown with fsync. A snapshot that cannot be written (disk
+full) is skipped with a warning: snapshots only shorten the replay. Loading takes the newest snapshot at or below
 the log end that reads back, then replays batch headers from the log after it.
 """
 from __future__ import annotations
@@ -43,7 +44,7 @@ from pathlib import Path
 import crc32c
 
 from kbroker.errors import ErrorCode, KafkaError
-from kbroker.log.checkpoints import write_atomically
+from kbroker.log.checkpoints import write_atomically, write_unsynced
 from kbroker.wire.records import INT32_MAX, BatchHeader
 
 log = logging.getLogger("kbroker.log")
@@ -219,10 +220,11 @@ class ProducerStateManager:
                 body += _BATCH.pack(b.last_seq, b.last_offset, b.last_offset - b.first_offset, b.timestamp)
         data = _HEAD.pack(_VERSION, crc32c.crc32c(body)) + body
         path = snapshot_path(self._dir, offset)
-        if fsync:
-            write_atomically(path, data)
-        else:
-            path.write_bytes(data)
+        try:
+            (write_atomically if fsync else write_unsynced)(path, data)
+        except OSError as e:  # a disk full: the log replays from an older snapshot instead
+            log.warning("could not write producer snapshot %s: %s", path, e)
+            return
         # Two snapshots are enough: the newest, and the one before it in case the newest is torn.
         for old in self.snapshot_offsets()[:-2]:
             snapshot_path(self._dir, old).unlink(missing_ok=True)

@@ -15,6 +15,13 @@ last write anywhere; `recovery.py` CRC-scans a segment, cuts it after the last w
 and rebuilds the indexes with `reset_indexes` + `observe`, producing the entries appends would
 have produced.
 
+I/O errors (ENOSPC, EIO): an append is all or nothing. A failed write leaves no partial batch
+(files.py cuts it off); if an index entry then fails, the batch and any entry already written are
+cut off again and the in-memory state restored, so the files, `size` and `next_offset` never run
+ahead of each other. If even that cut fails, `needs_repair` is set: memory is right, the files
+have a tail beyond it that no read reaches (reads stop at `size`), and `repair` must succeed
+before the next append. Creating a segment that fails removes the files it made.
+
 The log cleaner writes a segment under temporary names (`<base>.log.cleaned`, ...) and moves it
 with `change_suffix` (`.cleaned` -> `.swap` -> live). Renames and deletion take the segment's own
 lock, because the cleaner renames in a worker thread while the event loop may delete the segment
@@ -26,6 +33,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from kbroker.log.config import LogConfig
 from kbroker.log.files import SegmentFile
@@ -40,6 +48,18 @@ SWAP_SUFFIX = ".swap"  # a cleaned segment committed to replace the segments in 
 DELETED_SUFFIX = ".deleted"  # a replaced segment, about to be unlinked
 
 _READ_CHUNK = 8192  # bytes read at a time when walking batch headers
+
+
+class _Mark(NamedTuple):
+    """A segment's in-memory state before an append, to undo it."""
+    size: int
+    next_offset: int
+    max_timestamp: int
+    offset_of_max_timestamp: int
+    bytes_since_index: int
+    first_batch_timestamp: int | None
+    index_entries: int
+    time_entries: int
 
 
 def file_name(base_offset: int, suffix: str) -> str:
@@ -67,11 +87,20 @@ class LogSegment:
         self.created_ms = now_ms
         self._bytes_since_index = 0
         self._first_batch_timestamp: int | None = None
+        self.needs_repair = False  # the files hold more than memory says (a failed append's undo failed)
 
     @classmethod
     def create(cls, directory: Path, base_offset: int, config: LogConfig, now_ms: int, *,
                suffix: str = "") -> LogSegment:
-        return cls(directory, base_offset, config, now_ms, create=True, suffix=suffix)
+        try:
+            return cls(directory, base_offset, config, now_ms, create=True, suffix=suffix)
+        except OSError:
+            for kind in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+                try:
+                    (directory / (file_name(base_offset, kind) + suffix)).unlink(missing_ok=True)
+                except OSError:
+                    pass  # an empty file at worst, which start-up takes as an empty segment
+            raise
 
     @classmethod
     def open(cls, directory: Path, base_offset: int, config: LogConfig, now_ms: int, *,
@@ -103,13 +132,18 @@ class LogSegment:
         return waited > config.segment_ms
 
     def append(self, batch: bytes | bytearray | memoryview, header: BatchHeader) -> None:
-        """Write one batch whose header (offsets, timestamps) is final."""
+        """Write one batch whose header (offsets, timestamps) is final: all of it or, on OSError, nothing."""
+        mark = self._mark()
         position = self.size
         self.log.write_all(batch)
-        self.size += header.size
-        if position == 0:
-            self._first_batch_timestamp = header.max_timestamp
-        self.observe(position, header)
+        try:
+            self.size += header.size
+            if position == 0:
+                self._first_batch_timestamp = header.max_timestamp
+            self.observe(position, header)
+        except OSError:
+            self._undo(mark)
+            raise
 
     def append_chunk(self, data: bytes | bytearray, headers: list[BatchHeader]) -> None:
         """Write consecutive whole batches at once (the cleaner); `headers` are theirs, in order."""
@@ -137,6 +171,30 @@ class LogSegment:
     def finish_time_index(self) -> None:
         """The segment stops being active: record its final largest timestamp (as Kafka does)."""
         self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+
+    def _mark(self) -> _Mark:
+        return _Mark(self.size, self.next_offset, self.max_timestamp, self.offset_of_max_timestamp,
+                     self._bytes_since_index, self._first_batch_timestamp, len(self.offset_index),
+                     len(self.time_index))
+
+    def _undo(self, mark: _Mark) -> None:
+        """Forget a failed append: memory first (cannot fail), then the files (see the header)."""
+        (self.size, self.next_offset, self.max_timestamp, self.offset_of_max_timestamp, self._bytes_since_index,
+         self._first_batch_timestamp) = mark[:6]
+        self.offset_index.forget_after(mark.index_entries)
+        self.time_index.forget_after(mark.time_entries)
+        self.needs_repair = True
+        try:
+            self.repair()
+        except OSError:
+            pass  # the append's own error is the one to report; the next append repairs first
+
+    def repair(self) -> None:
+        """Cut the files back to what memory holds."""
+        self.log.truncate(self.size)
+        self.offset_index.trim_file()
+        self.time_index.trim_file()
+        self.needs_repair = False
 
     # -- reading -----------------------------------------------------------------------------------
 

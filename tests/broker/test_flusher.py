@@ -1,12 +1,17 @@
-"""Group commit: concurrent produces share fsyncs, and a finished flush is never re-awaited."""
+"""Group commit: concurrent produces share fsyncs, a finished flush is never re-awaited, a failed one acknowledges nothing."""
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
+
+import pytest
 
 from kbroker.broker.flusher import Flusher
 from kbroker.config import build_config
 from kbroker.log.log_manager import LogManager
-from tests.log.conftest import append
+from kbroker.wire.records import validate_produce_batch
+from tests.log.conftest import NOW, append, batch
 
 
 def open_logs(tmp_path) -> tuple[Flusher, LogManager]:
@@ -51,3 +56,54 @@ async def test_concurrent_waiters_share_flushes(tmp_path):
     assert calls < 20  # appends that arrived while a flush ran shared the next one
     flusher.close()
     logs.shutdown()
+
+
+async def test_a_failed_fsync_fails_every_waiter_and_drops_what_it_covered(tmp_path, monkeypatch):
+    flusher, logs = open_logs(tmp_path)
+    partition_log = logs.get_log("t", 0)
+    append(partition_log)
+    await flusher.flush_through(partition_log, partition_log.log_end_offset)
+    synced = partition_log.log_end_offset
+    real_fsync = os.fsync
+    failing = {"left": 1}
+
+    def fsync(fd):
+        if failing["left"]:
+            failing["left"] -= 1
+            raise OSError(errno.EIO, "injected")
+        real_fsync(fd)
+
+    waiters = []
+    for _ in range(3):
+        partition_log.append(*_unacknowledged_batch(), leader_epoch=0, now_ms=NOW)
+        waiters.append((partition_log.log_end_offset, partition_log.truncations))
+    monkeypatch.setattr(os, "fsync", fsync)
+    outcomes = await asyncio.gather(*(flusher.flush_through(partition_log, end, cuts) for end, cuts in waiters),
+                                    return_exceptions=True)
+    assert all(isinstance(o, OSError) for o in outcomes)
+    assert partition_log.log_end_offset == synced == partition_log.recovery_point  # cut back, nothing acknowledged
+    # the records come again (a producer's retry) and are synced and acknowledged this time
+    partition_log.append(*_unacknowledged_batch(), leader_epoch=0, now_ms=NOW)
+    await flusher.flush_through(partition_log, partition_log.log_end_offset)
+    assert partition_log.recovery_point == synced + 3
+    flusher.close()
+    logs.shutdown()
+
+
+async def test_a_waiter_that_starts_after_the_cut_is_not_acknowledged(tmp_path):
+    flusher, logs = open_logs(tmp_path)
+    partition_log = logs.get_log("t", 0)
+    partition_log.append(*_unacknowledged_batch(), leader_epoch=0, now_ms=NOW)
+    end, cuts = partition_log.log_end_offset, partition_log.truncations
+    partition_log.truncate_to(0)  # what recover_from_failed_sync does before the waiter ran
+    partition_log.append(*_unacknowledged_batch(), leader_epoch=0, now_ms=NOW)  # other records, same offsets
+    partition_log.flush()
+    with pytest.raises(OSError):
+        await flusher.flush_through(partition_log, end, cuts)
+    flusher.close()
+    logs.shutdown()
+
+
+def _unacknowledged_batch():
+    data = batch()
+    return data, validate_produce_batch(memoryview(data), 1 << 20)

@@ -8,12 +8,17 @@ close the connection, as Kafka does, so the client notices and refreshes its met
 The exception: on a compacted topic Kafka refuses records without a key (INVALID_RECORD,
 one record error each), so there the records are decompressed and walked up to each key
 length (about 0.7 us a record).
+
+Durability: when flush.messages asks for it, the answer waits for the fsync of every partition
+written, all of them at once (flusher.py shares each fsync with the other requests waiting for
+it). A partition whose append or fsync fails on disk is answered KAFKA_STORAGE_ERROR, which
+producers retry; the others in the request are answered normally.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 from kbroker.broker.dispatch import NO_RESPONSE, RequestContext
 from kbroker.errors import ErrorCode, KafkaError
@@ -33,28 +38,44 @@ log = logging.getLogger("kbroker.produce")
 ZSTD_MIN_PRODUCE_VERSION = 7
 
 
+class _Written(NamedTuple):
+    """A partition this request appended to, and where its answers are."""
+    partition_log: PartitionLog
+    end: int  # the log end after the request's appends
+    truncations: int  # the log's truncation count then (flusher.py)
+    answers: list[tuple[list[PartitionProduceResponse], int]]
+
+
 def handle_produce(ctx: RequestContext, request: ProduceRequest) -> Any:
     broker = ctx.broker
     acks = request.acks
-    to_flush: dict[int, tuple[PartitionLog, int]] = {}
+    written: dict[int, _Written] = {}
     topics = []
     failed = False
     for topic in request.topic_data:
-        partitions = []
+        partitions: list[PartitionProduceResponse] = []
         for data in topic.partition_data:
+            partition_log = None
             if acks not in (0, 1, -1):
                 result = _error(data.index, ErrorCode.INVALID_REQUIRED_ACKS)
             else:
-                result = _append(ctx, topic.name, data.index, data.records, to_flush)
+                result, partition_log = _append(ctx, topic.name, data.index, data.records)
             failed = failed or result.error_code != 0
+            if partition_log is not None:
+                earlier = written.get(id(partition_log))
+                answers = earlier.answers if earlier else []
+                answers.append((partitions, len(partitions)))
+                written[id(partition_log)] = _Written(partition_log, partition_log.log_end_offset,
+                                                      earlier.truncations if earlier else partition_log.truncations,
+                                                      answers)
             partitions.append(result)
         topics.append(TopicProduceResponse(name=topic.name, partition_responses=partitions))
     pending = []  # partitions whose answer waits for an fsync (flush.messages reached)
-    for partition_log, end in to_flush.values():
-        if broker.flusher.needs_flush(partition_log):
-            pending.append((partition_log, end))
+    for entry in written.values():
+        if broker.flusher.needs_flush(entry.partition_log):
+            pending.append(entry)
         else:
-            broker.advance_high_watermark(partition_log, partition_log.log_end_offset)
+            broker.advance_high_watermark(entry.partition_log, entry.partition_log.log_end_offset)
     if acks == 0:
         if failed:
             ctx.connection.close("Produce with acks=0 failed; closing so the client refreshes metadata")
@@ -67,20 +88,21 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest) -> Any:
     return response
 
 
-def _append(ctx: RequestContext, topic: str, partition: int, records: memoryview | None,
-            to_flush: dict[int, tuple[PartitionLog, int]]) -> PartitionProduceResponse:
+def _append(ctx: RequestContext, topic: str, partition: int,
+            records: memoryview | None) -> tuple[PartitionProduceResponse, PartitionLog | None]:
+    """Append one partition's batch: its answer, and its log if something was appended (or was a retry)."""
     broker = ctx.broker
     if topic in INTERNAL_TOPICS:
-        return _error(partition, ErrorCode.INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic}")
+        return _error(partition, ErrorCode.INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic}"), None
     try:
         exists = broker.auto_create_topic(topic)
     except KafkaError as exc:  # e.g. an invalid topic name
-        return _error(partition, exc.code, exc.message)
+        return _error(partition, exc.code, exc.message), None
     partition_log = broker.logs.get_log(topic, partition) if exists else None
     if partition_log is None:
-        return _error(partition, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        return _error(partition, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION), None
     if records is None:
-        return _error(partition, ErrorCode.INVALID_RECORD, "no record batch", partition_log)
+        return _error(partition, ErrorCode.INVALID_RECORD, "no record batch", partition_log), None
     try:
         header = validate_produce_batch(records, partition_log.config.max_message_bytes)
         if header.compression == Compression.ZSTD and ctx.version < ZSTD_MIN_PRODUCE_VERSION:
@@ -88,18 +110,17 @@ def _append(ctx: RequestContext, topic: str, partition: int, records: memoryview
         if partition_log.config.compact:
             keyless = keyless_record_indexes(records)
             if keyless:
-                return _keyless(partition, f"{topic}-{partition}", keyless, partition_log)
+                return _keyless(partition, f"{topic}-{partition}", keyless, partition_log), None
         result = partition_log.append(records, header, leader_epoch=partition_log.leader_epoch,
                                       now_ms=broker.now_ms())
     except KafkaError as exc:
-        return _error(partition, exc.code, exc.message, partition_log)
-    except OSError as exc:
-        log.error("append to %s-%d failed: %s", topic, partition, exc)
-        return _error(partition, ErrorCode.KAFKA_STORAGE_ERROR, str(exc), partition_log)
-    to_flush[id(partition_log)] = (partition_log, partition_log.log_end_offset)
+        return _error(partition, exc.code, exc.message, partition_log), None
+    except OSError as exc:  # nothing was written; the log reports the failure (once) and the recovery
+        log.debug("append to %s-%d failed: %s", topic, partition, exc)
+        return _storage_error(partition, exc, partition_log), None
     return PartitionProduceResponse(
         index=partition, error_code=0, base_offset=result.base_offset,
-        log_append_time_ms=result.log_append_time, log_start_offset=partition_log.log_start_offset)
+        log_append_time_ms=result.log_append_time, log_start_offset=partition_log.log_start_offset), partition_log
 
 
 def _error(partition: int, code: ErrorCode, message: str | None = None,
@@ -107,6 +128,10 @@ def _error(partition: int, code: ErrorCode, message: str | None = None,
     return PartitionProduceResponse(
         index=partition, error_code=code, base_offset=-1, error_message=message,
         log_start_offset=partition_log.log_start_offset if partition_log else -1)
+
+
+def _storage_error(partition: int, exc: OSError, partition_log: PartitionLog) -> PartitionProduceResponse:
+    return _error(partition, ErrorCode.KAFKA_STORAGE_ERROR, f"Disk error: {exc.strerror or exc}", partition_log)
 
 
 def _keyless(partition: int, name: str, indexes: list[int], partition_log: PartitionLog) -> PartitionProduceResponse:
@@ -121,14 +146,27 @@ def _keyless(partition: int, name: str, indexes: list[int], partition_log: Parti
         log_start_offset=partition_log.log_start_offset)
 
 
-async def _flush_all(ctx: RequestContext, pending: list[tuple[PartitionLog, int]]) -> None:
+async def _flush_all(ctx: RequestContext, pending: list[_Written]) -> list[tuple[_Written, OSError]]:
+    """fsync the partitions, all at once; expose what was synced; return the ones that failed."""
     broker = ctx.broker
-    for partition_log, end in pending:
-        await broker.flusher.flush_through(partition_log, end)
-        broker.advance_high_watermark(partition_log, min(partition_log.recovery_point, partition_log.log_end_offset))
+    outcomes = await asyncio.gather(
+        *(broker.flusher.flush_through(w.partition_log, w.end, w.truncations) for w in pending),
+        return_exceptions=True)
+    failures = []
+    for entry, outcome in zip(pending, outcomes):
+        if isinstance(outcome, OSError):
+            failures.append((entry, outcome))
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        else:
+            partition_log = entry.partition_log
+            broker.advance_high_watermark(partition_log, min(partition_log.recovery_point, partition_log.log_end_offset))
+    return failures
 
 
-async def _respond_after_flush(ctx: RequestContext, pending: list[tuple[PartitionLog, int]],
+async def _respond_after_flush(ctx: RequestContext, pending: list[_Written],
                                response: ProduceResponse) -> ProduceResponse:
-    await _flush_all(ctx, pending)
+    for entry, exc in await _flush_all(ctx, pending):
+        for partitions, i in entry.answers:  # not durable: not acknowledged
+            partitions[i] = _storage_error(partitions[i].index, exc, entry.partition_log)
     return response
