@@ -365,7 +365,9 @@ def _kcat_consume(target: Target, topic: str, partitions: list[int], per_partiti
     processes = [subprocess.Popen(["kcat", "-C", "-q", "-e", "-b", target.bootstrap, "-t", topic, "-p", str(p),
                                    "-o", "beginning", "-c", str(per_partition), "-f", "%s",
                                    "-X", f"fetch.max.bytes={CONSUMER_CONFIG['fetch.max.bytes']}",
-                                   "-X", f"max.partition.fetch.bytes={CONSUMER_CONFIG['max.partition.fetch.bytes']}"],
+                                   "-X", f"max.partition.fetch.bytes={CONSUMER_CONFIG['max.partition.fetch.bytes']}",
+                                   "-X", f"queued.min.messages={CONSUMER_CONFIG['queued.min.messages']}",
+                                   "-X", f"queued.max.messages.kbytes={CONSUMER_CONFIG['queued.max.messages.kbytes']}"],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE) for p in partitions]
     results: dict[int, tuple[int, int]] = {}
 
