@@ -38,7 +38,7 @@ from typing import NamedTuple
 from kbroker.log.config import LogConfig
 from kbroker.log.files import SegmentFile
 from kbroker.log.index import OffsetIndex, TimeIndex
-from kbroker.wire.records import HEADER_SIZE, INT32_MAX, BatchHeader
+from kbroker.wire.records import HEADER_SIZE, INT32_MAX, BatchHeader, compute_crc
 
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
@@ -48,6 +48,7 @@ SWAP_SUFFIX = ".swap"  # a cleaned segment committed to replace the segments in 
 DELETED_SUFFIX = ".deleted"  # a replaced segment, about to be unlinked
 
 _READ_CHUNK = 8192  # bytes read at a time when walking batch headers
+_TAIL_CRC_LIMIT = 16 << 20  # a segment's batches after its last index entry are CRC-checked up to this size
 
 
 class _Mark(NamedTuple):
@@ -286,13 +287,18 @@ class LogSegment:
         return removed
 
     def _load_tail(self) -> str | None:
-        """Rebuild the in-memory state past the last index entry by walking the last few headers."""
+        """Rebuild the in-memory state past the last index entry by walking the last few headers.
+
+        Those last batches (about index.interval.bytes) are CRC-checked too: the end of a segment
+        is where damage is likeliest, and a clean shutdown does not scan the rest.
+        """
         indexed_offset, start = self.offset_index.last_entry
         timestamp, offset = self.time_index.last_entry
         if timestamp > self.max_timestamp:
             self.max_timestamp, self.offset_of_max_timestamp = timestamp, offset
         self.next_offset = self.base_offset
         end = start
+        tail = []
         for position, header in self.headers(start):
             if position == start and position > 0 and header.last_offset != indexed_offset:
                 return f"index entry for offset {indexed_offset} points at a batch ending at {header.last_offset}"
@@ -300,11 +306,18 @@ class LogSegment:
                 self.max_timestamp, self.offset_of_max_timestamp = header.max_timestamp, header.last_offset
             self.next_offset = header.next_offset
             end = position + header.size
+            tail.append((position, header))
         self._bytes_since_index = self.size - start
         if end != self.size:
             return f"no whole batch at position {end} of {self.size}"
         if len(self.time_index) and self.time_index.last_entry[1] >= self.next_offset:
             return f"time index entry for offset {self.time_index.last_entry[1]} beyond the log end"
+        if tail and end - start <= _TAIL_CRC_LIMIT:
+            data = memoryview(self.log.pread(end - start, start))
+            for position, header in tail:
+                at = position - start
+                if compute_crc(data[at:at + header.size]) != header.crc:
+                    return f"CRC mismatch in the batch at position {position} (offset {header.base_offset})"
         return None
 
     def _first_timestamp(self) -> int:

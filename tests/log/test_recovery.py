@@ -1,6 +1,7 @@
 """Start-up: trusting files after a clean shutdown, CRC recovery after a crash, index rebuilds."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -9,10 +10,11 @@ from pathlib import Path
 import pytest
 
 import kbroker.log.recovery as recovery
+from kbroker.log.log_manager import LogManager
 from kbroker.log.partition_log import PartitionLog
 from kbroker.log.segment import LogSegment
 
-from tests.log.conftest import NOW, OpenLog, append, batch
+from tests.log.conftest import NOW, SMALL, OpenLog, append, batch
 
 BATCH = len(batch())
 
@@ -287,3 +289,79 @@ def test_a_half_written_partition_metadata_is_rewritten(open_log: OpenLog) -> No
     metadata.write_bytes(original[:20])
     log = open_log(clean_shutdown=True, recovery_point=9)
     assert metadata.read_bytes() == original and log.log_end_offset == 9
+
+
+def test_a_flipped_byte_in_the_last_batch_is_caught_after_a_clean_shutdown(open_log: OpenLog, scanned: list,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    log = fill(open_log)
+    log.close()
+    active = log.directory / name(54)
+    data = bytearray(active.read_bytes())
+    data[-5] ^= 0x01
+    active.write_bytes(data)
+    with caplog.at_level(logging.WARNING, logger="kbroker.log"):
+        log = open_log(clean_shutdown=True, recovery_point=60)
+    assert [base for base, _ in scanned] == [54] and log.log_end_offset == 57
+    assert any("CRC mismatch" in r.message and "recovering segment 54" in r.message for r in caplog.records)
+
+
+# -- damaged data-dir metadata (the log manager) ---------------------------------------------------
+
+
+def _manager_with_data(data_dir: Path) -> LogManager:
+    logs = LogManager(data_dir, SMALL).load()
+    logs.create_topic("orders", 2, {"retention.ms": "1000"})
+    logs.create_topic("__consumer_offsets", 1, {"cleanup.policy": "compact"})
+    for partition in (0, 1):
+        for _ in range(10):  # two segments: offsets 0..17 and 18..29
+            append(logs.get_log("orders", partition))
+    return logs
+
+
+@pytest.mark.parametrize("damage", ["half-written", "garbage", "wrong shape"])
+def test_a_damaged_topics_json_is_rebuilt_from_the_partition_dirs(tmp_path: Path, damage: str,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    logs = _manager_with_data(tmp_path)
+    ids = {t.name: t.topic_id for t in logs.topics()}
+    logs.shutdown()
+    registry = tmp_path / "topics.json"
+    text = registry.read_text()
+    registry.write_text({"half-written": text[:len(text) // 2], "garbage": "\x00\x01{",
+                         "wrong shape": '{"version": 1, "topics": [{"name": "orders"}]}'}[damage])
+    with caplog.at_level(logging.WARNING, logger="kbroker.log"):
+        logs = LogManager(tmp_path, SMALL).load()
+    assert {t.name: t.topic_id for t in logs.topics()} == ids
+    assert logs.topic("orders").partition_count == 2 and logs.topic("orders").configs == {}
+    assert logs.topic("__consumer_offsets").configs == {"cleanup.policy": "compact"}
+    assert [logs.get_log("orders", p).log_end_offset for p in (0, 1)] == [30, 30]
+    assert (tmp_path / "topics.json.damaged").exists() and json.loads(registry.read_text())["version"] == 1
+    assert any("rebuilt the registry" in r.message and "orders (2 partitions)" in r.message for r in caplog.records)
+    assert not list(tmp_path.glob("*-stray"))
+
+
+def test_meta_properties_without_a_cluster_id_get_a_new_one(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    logs = _manager_with_data(tmp_path)
+    old_id = logs.cluster_id
+    logs.shutdown()
+    (tmp_path / "meta.properties").write_text("version=1\nnode.id=1\ncluster.id=abc")
+    with caplog.at_level(logging.WARNING, logger="kbroker.log"):
+        logs = LogManager(tmp_path, SMALL).load()
+    assert logs.cluster_id != old_id and f"cluster.id={logs.cluster_id}" in (tmp_path / "meta.properties").read_text()
+    assert any("no valid cluster.id" in r.message for r in caplog.records)
+    assert logs.get_log("orders", 0).log_end_offset == 30
+
+
+@pytest.mark.parametrize("name", ["recovery-point-offset-checkpoint", "log-start-offset-checkpoint"])
+def test_a_half_written_offset_checkpoint_is_ignored(tmp_path: Path, name: str, scanned: list,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    logs = _manager_with_data(tmp_path)
+    logs.checkpoint()
+    checkpoint = tmp_path / name
+    checkpoint.write_bytes(checkpoint.read_bytes()[:12])  # as if a crash tore it (write_atomically avoids that)
+    with caplog.at_level(logging.WARNING, logger="kbroker.log"):
+        logs = LogManager(tmp_path, SMALL).load()  # no clean-shutdown marker: a crash
+    assert any(f"ignoring {checkpoint}" in r.message for r in caplog.records)
+    assert [logs.get_log("orders", p).log_end_offset for p in (0, 1)] == [30, 30]
+    # the rolled segments are scanned only when the recovery points are lost
+    assert sorted(scanned) == ([(0, 0), (0, 888), (0, 888)] if name.startswith("recovery") else [(0, 0)]) + [
+        (18, 592), (18, 592)]
