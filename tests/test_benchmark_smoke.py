@@ -25,7 +25,8 @@ def test_bench_runs_tiny_and_verifies_everything(tmp_path: Path) -> None:
     out = tmp_path / "results"
     command = [sys.executable, str(BENCHMARKS / "bench.py"), "--targets", "kbroker,null", "--records", "3000",
                "--sizes", "100,1024", "--acks", "all", "--compression", "none,zstd", "--repeat", "1",
-               "--rates", "500", "--latency-seconds", "0.5", "--out", str(out)]
+               "--rates", "500", "--latency-seconds", "0.5", "--out", str(out),
+               "--kbroker-src", "worktree"]  # the code under test, not the last commit
     done = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
