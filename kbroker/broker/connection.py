@@ -90,7 +90,6 @@ class Connection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self.last_activity = self._loop.time()
         self.peer = "?"
-        self.address: str | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -99,7 +98,6 @@ class Connection(asyncio.Protocol):
         self._transport = transport
         peer = transport.get_extra_info("peername")
         if peer:
-            self.address = peer[0]
             self.peer = f"{peer[0]}:{peer[1]}"
         self.last_activity = self._loop.time()
         self._writer = self._loop.create_task(self._write_responses())
@@ -142,11 +140,6 @@ class Connection(asyncio.Protocol):
         self._read_frames()
 
     # -- requests and backpressure ---------------------------------------------------------
-
-    @property
-    def busy(self) -> bool:
-        """A request is being handled (not merely waiting to be written)."""
-        return self._handling > 0
 
     def idle_for(self, now: float) -> float:
         """Seconds since anything moved, or 0 while a request is being handled."""

@@ -68,7 +68,10 @@ class Acceptor:
         try:
             infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
             for family, kind, proto, _, address in dict.fromkeys(infos):
-                sock = socket.socket(family, kind, proto)
+                try:
+                    sock = socket.socket(family, kind, proto)
+                except OSError:  # a family this host lacks (no IPv6): as asyncio's create_server, skip it
+                    continue
                 self._sockets.append(sock)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 if family == socket.AF_INET6:
@@ -78,6 +81,8 @@ class Acceptor:
                 sock.bind(address)
                 sock.listen(LISTEN_BACKLOG)
                 sock.setblocking(False)
+            if not self._sockets:
+                raise OSError(f"no usable address for {host!r}")
         except OSError:
             self.close()
             raise

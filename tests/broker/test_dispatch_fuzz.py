@@ -42,7 +42,6 @@ OUTCOMES: Counter[str] = Counter()
 
 class FakeConnection:
     peer = "127.0.0.1:9"
-    address = "127.0.0.1"
 
     def __init__(self) -> None:
         self.closed: str | None = None
