@@ -6,7 +6,8 @@ coordinator lookup gets a non-retriable error with a message rather than a retry
 from __future__ import annotations
 
 from kbroker.broker.dispatch import RequestContext
-from kbroker.errors import ErrorCode
+from kbroker.coordinator.records import OFFSETS_TOPIC
+from kbroker.errors import ErrorCode, KafkaError
 from kbroker.wire.messages.describe_cluster import DescribeClusterBroker, DescribeClusterRequest, DescribeClusterResponse
 from kbroker.wire.messages.find_coordinator import Coordinator, FindCoordinatorRequest, FindCoordinatorResponse
 
@@ -47,7 +48,11 @@ def _coordinator(ctx: RequestContext, key: str, key_type: int) -> Coordinator:
     if not key:
         return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.INVALID_GROUP_ID,
                            error_message="empty group id")
-    broker.groups.ensure_offsets_topic()  # created on first use, as Kafka does
+    try:
+        broker.groups.ensure_offsets_topic()  # created on first use, as Kafka does
+    except KafkaError as exc:  # e.g. a full disk: the client retries the lookup
+        return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
+                           error_message=f"cannot create {OFFSETS_TOPIC}: {exc.message or exc.code.name}")
     advertised = broker.config.advertised
     return Coordinator(key=key, node_id=broker.node_id, host=advertised.host, port=advertised.port,
                        error_code=0, error_message=None)
