@@ -39,6 +39,7 @@ class _IndexFile:
         self.base_offset = base_offset
         self.max_entries = max_index_bytes // self.ENTRY.size
         self.file = SegmentFile(path, truncate=create)
+        self._held: bytearray | None = None  # entries not yet written (`hold_writes`)
 
     def _raw_entries(self) -> list[tuple[int, ...]] | str:
         size = self.file.stat().st_size
@@ -48,7 +49,19 @@ class _IndexFile:
         return list(self.ENTRY.iter_unpack(data))
 
     def _append_entry(self, *fields: int) -> None:
+        if self._held is not None:
+            self._held += self.ENTRY.pack(*fields)
+            return
         self.file.write_all(self.ENTRY.pack(*fields))
+
+    def hold_writes(self) -> None:
+        """Collect new entries in memory until `write_held` (a rebuild: one write, not one per entry)."""
+        self._held = bytearray()
+
+    def write_held(self) -> None:
+        held, self._held = self._held, None
+        if held:
+            self.file.write_all(held)
 
     def _truncate_entries(self, count: int) -> None:
         self.file.truncate(count * self.ENTRY.size)

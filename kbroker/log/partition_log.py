@@ -13,7 +13,10 @@ Offsets, always log_start_offset <= last_stable_offset <= high_watermark <= log_
                   recovered, is the committed log).
   last stable     the high watermark, or the first offset of the oldest open transaction if lower.
   recovery point  everything below it is on disk. Only `flush` advances it, and only to what it
-                  synced; start-up after a crash CRC-scans the segments above it.
+                  synced; start-up after a crash CRC-scans the segments above it, and always the
+                  active one. So a flush fsyncs the active segment's .log alone (its indexes are
+                  rebuilt after a crash anyway; skipping their fsyncs saves a third of the cost
+                  of flush.messages=1), and a rolled segment's indexes when it rolls.
 
 I/O errors (ENOSPC, EIO) while appending: the append is undone (segment.py: no partial batch, no
 partial index entry, the log end unmoved) and the OSError goes to the caller, which answers
@@ -128,6 +131,7 @@ class PartitionLog:
         self._recovery_point = min(recovery_point, self._log_end_offset)
         self._lock = threading.Lock()  # recovery point, truncation count, dir-needs-fsync flag, pending swap
         self._flush_lock = threading.Lock()  # one flush at a time (see I/O errors above)
+        self._indexes_to_sync: list[LogSegment] = []  # rolled since the last flush (see `flush`)
         self._sync_failed = False
         self._write_error: str | None = None  # why appends fail, while they do (logged once)
         self._truncations = 0
@@ -311,12 +315,14 @@ class PartitionLog:
             self._sync_failed = False
 
     def _roll(self, base_offset: int, now_ms: int) -> LogSegment:
-        self._segments[-1].finish_time_index()
+        rolled = self._segments[-1]
+        rolled.finish_time_index()
         self._producers.take_snapshot(base_offset, fsync=False)
         segment = LogSegment.create(self.directory, base_offset, self.config, now_ms)
         self._set_segments([*self._segments, segment])
         with self._lock:
             self._dir_dirty = True
+            self._indexes_to_sync.append(rolled)
         return segment
 
     def _set_segments(self, segments: list[LogSegment]) -> None:
@@ -573,13 +579,21 @@ class PartitionLog:
                 segments = self._segments
                 truncations = self._truncations
                 dir_dirty, self._dir_dirty = self._dir_dirty, False
+                rolled, self._indexes_to_sync = self._indexes_to_sync, []
             try:
+                flushed = set()
                 for i, segment in enumerate(segments):
                     if segment.base_offset >= target:
                         break
                     upper = segments[i + 1].base_offset if i + 1 < len(segments) else None
-                    if upper is None or upper > start:
+                    if upper is None:
+                        segment.flush_log()
+                    elif upper > start:
                         segment.flush()
+                        flushed.add(segment)
+                for segment in rolled:
+                    if segment not in flushed:
+                        segment.flush_indexes()
                 if dir_dirty:
                     try:
                         fsync_dir(self.directory)
@@ -589,6 +603,7 @@ class PartitionLog:
                 with self._lock:
                     self._sync_failed = True
                     self._dir_dirty = self._dir_dirty or dir_dirty
+                    self._indexes_to_sync[:0] = rolled
                 log.error("%s-%d: fsync failed: %s", self.topic, self.partition, exc)
                 raise
             with self._lock:

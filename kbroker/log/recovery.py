@@ -71,7 +71,14 @@ def recover_segment(segment: LogSegment, *, name: str) -> int:
     """CRC-scan the segment, rebuild its indexes, cut off a bad tail; return the bytes cut."""
     size = segment.size
     segment.reset_indexes()
-    end, reason = _scan(segment)
+    indexes = (segment.offset_index, segment.time_index)
+    for index in indexes:
+        index.hold_writes()
+    try:
+        end, reason = _scan(segment)
+    finally:
+        for index in indexes:
+            index.write_held()
     if end < size:
         log.warning("%s: segment %d: %s; truncating %d bytes at position %d (offsets from %d on)", name,
                     segment.base_offset, reason, size - end, end, segment.next_offset)

@@ -330,6 +330,13 @@ class LogSegment:
 
     def flush(self) -> None:
         self.log.sync()
+        self.flush_indexes()
+
+    def flush_log(self) -> None:
+        """fsync the .log only: enough for the active segment, whose indexes recovery rebuilds after a crash."""
+        self.log.sync()
+
+    def flush_indexes(self) -> None:
         self.offset_index.flush()
         self.time_index.flush()
 
