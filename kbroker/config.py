@@ -151,6 +151,8 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("log.message.timestamp.type", parse_timestamp_type, "CreateTime"),
     _key("message.max.bytes", parse_int, "1048588", 0),
     _key("socket.request.max.bytes", parse_int, "104857600", 1),
+    _key("socket.send.buffer.bytes", parse_int, "102400", -1),
+    _key("socket.receive.buffer.bytes", parse_int, "102400", -1),
     _key("max.connections", parse_int, "2147483647", 0),
     _key("max.connections.per.ip", parse_int, "2147483647", 0),
     _key("max.connections.per.ip.overrides", parse_connection_overrides, ""),
@@ -182,7 +184,7 @@ _ALIASES = {"broker.id": "node.id", "log.dir": "log.dirs"}
 # Kafka keys a single-node broker accepts without acting on them.
 IGNORED_KEYS = frozenset({
     "num.network.threads", "num.io.threads", "num.recovery.threads.per.data.dir", "num.replica.fetchers",
-    "socket.send.buffer.bytes", "socket.receive.buffer.bytes", "offsets.topic.replication.factor",
+    "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor", "transaction.state.log.min.isr", "min.insync.replicas",
     "zookeeper.connect", "zookeeper.connection.timeout.ms", "process.roles", "controller.quorum.voters",
     "controller.quorum.bootstrap.servers", "controller.listener.names", "inter.broker.listener.name",
@@ -229,6 +231,8 @@ class Config:
     log_message_timestamp_type: str
     message_max_bytes: int
     socket_request_max_bytes: int
+    socket_send_buffer_bytes: int  # SO_SNDBUF of client connections; -1: the OS default
+    socket_receive_buffer_bytes: int  # SO_RCVBUF (set on the listener, so the window scale fits); -1: OS default
     max_connections: int
     max_connections_per_ip: int
     max_connections_per_ip_overrides: tuple[tuple[str, int], ...]

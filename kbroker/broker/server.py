@@ -74,6 +74,8 @@ class Acceptor:
                     continue
                 self._sockets.append(sock)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if self._config.socket_receive_buffer_bytes >= 0:  # inherited by accepted sockets
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._config.socket_receive_buffer_bytes)
                 if family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 if port == 0 and len(self._sockets) > 1:  # every address on the port the first one got
@@ -142,6 +144,8 @@ class Acceptor:
         config = self._config
         try:
             client.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if config.socket_send_buffer_bytes >= 0:
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, config.socket_send_buffer_bytes)
             connection = Connection(self._dispatcher, config.socket_request_max_bytes, self.connections,
                                     max_in_flight=config.queued_max_requests, on_lost=release)
             await asyncio.get_running_loop().connect_accepted_socket(lambda: connection, client)

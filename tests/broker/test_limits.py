@@ -6,8 +6,11 @@ a pipelining client is answered in order, however small the bound).
 """
 from __future__ import annotations
 
+import re
+import shutil
 import socket
 import struct
+import subprocess
 import time
 
 import pytest
@@ -162,6 +165,19 @@ def test_limit_configs_are_validated(tmp_path):
     defaults = build_config({})
     assert (defaults.max_connections, defaults.max_connections_per_ip, defaults.connections_max_idle_ms,
             defaults.queued_max_requests) == (2**31 - 1, 2**31 - 1, 600_000, 500)
+    assert (defaults.socket_send_buffer_bytes, defaults.socket_receive_buffer_bytes) == (102_400, 102_400)
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to read socket buffer sizes")
+def test_socket_buffer_sizes_are_set_on_client_connections(broker_factory):
+    broker = broker_factory({"socket.send.buffer.bytes": "65536", "socket.receive.buffer.bytes": "32768"})
+    with WireClient(broker.bootstrap) as client:
+        hello(client)
+        local_port = client.sock.getsockname()[1]
+        shown = subprocess.run(["ss", "-tmnH", "src", f"127.0.0.1:{broker.port}", "dst", f"127.0.0.1:{local_port}"],
+                               capture_output=True, text=True, check=True).stdout
+    # The kernel doubles what SO_SNDBUF / SO_RCVBUF ask for (its bookkeeping overhead).
+    assert re.search(r"rb65536\b", shown) and re.search(r"tb131072\b", shown), shown
 
 
 def test_the_open_file_limit_is_raised_to_the_hard_limit(broker_factory):
