@@ -69,7 +69,7 @@ def _memory_size(parts: Parts) -> int:
     return sum(len(part) for part in parts if isinstance(part, (bytes, bytearray)))
 
 
-class Connection(asyncio.Protocol):
+class Connection(asyncio.BufferedProtocol):
     def __init__(self, dispatcher: Dispatcher, max_request_bytes: int, registry: set[Connection], *,
                  max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, on_lost: Callable[[], None] | None = None) -> None:
         self._dispatcher = dispatcher
@@ -91,7 +91,7 @@ class Connection(asyncio.Protocol):
         self.last_activity = self._loop.time()
         self.peer = "?"
 
-    # -- asyncio.Protocol ------------------------------------------------------------------
+    # -- asyncio.BufferedProtocol ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -131,9 +131,12 @@ class Connection(asyncio.Protocol):
         self.last_activity = self._loop.time()
         self._resume_reading_if_drained()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._frames.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
         self.last_activity = self._loop.time()
-        self._frames.receive_data(data)
+        self._frames.buffer_updated(nbytes)
         if self._reading_paused:  # only after loop.sendfile resumed reading behind our back
             self._transport.pause_reading()  # type: ignore[union-attr]
             return

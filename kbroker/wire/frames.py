@@ -31,44 +31,106 @@ class RequestHeader:
 
 
 class FrameReader:
-    """Splits a byte stream into frames: `receive_data(bytes)`, then `next_frame()` until None.
+    """Splits a byte stream into frames, received in place.
 
     Each frame is its 4-byte big-endian size prefix (Kafka's `NetworkReceive`) and that many
     bytes. A negative size, or one above `max_size` (socket.request.max.bytes), raises
     DecodeError as soon as the prefix is in, before any of the body is awaited or buffered.
-    Frames are copies: the caller may keep them while more data arrives.
+
+    The socket reads into `get_buffer()` and reports with `buffer_updated(n)` (asyncio's
+    BufferedProtocol), so bytes land where they are used: small frames gather in a staging
+    buffer and are copied out whole; a frame of `large_frame` bytes or more (a producer's batch)
+    gets a buffer of its own that the rest of it is read straight into — no copy at all, which
+    is most of the produce path's bytes. Frames are the caller's: it may keep them while more
+    data arrives. `receive_data(bytes)` feeds bytes that were read elsewhere.
     """
 
-    def __init__(self, max_size: int) -> None:
+    def __init__(self, max_size: int, *, large_frame: int = 64 << 10, staging_bytes: int = 256 << 10) -> None:
         self.max_size = max_size
-        self._buffer = bytearray()
-        self._start = 0  # bytes of `_buffer` already handed out as frames
+        self._large_frame = large_frame
+        self._staging = bytearray(staging_bytes)
+        self._start = 0  # first byte of the staging buffer not yet handed out in a frame
+        self._end = 0  # end of the bytes received into the staging buffer
+        self._large: bytearray | None = None  # a large frame being read into its own buffer
+        self._large_filled = 0
 
     @property
     def buffered(self) -> int:
         """Bytes received and not yet returned in a frame."""
-        return len(self._buffer) - self._start
+        return self._end - self._start + self._large_filled
+
+    def get_buffer(self) -> memoryview:
+        """Where the next bytes from the socket go (never empty)."""
+        if self._large is not None:
+            return memoryview(self._large)[self._large_filled:]
+        if self._end == len(self._staging):
+            self._make_room()
+        return memoryview(self._staging)[self._end:]
+
+    def buffer_updated(self, count: int) -> None:
+        if self._large is not None:
+            self._large_filled += count
+        else:
+            self._end += count
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        if self._start:
-            del self._buffer[:self._start]
-            self._start = 0
-        self._buffer += data
+        view = memoryview(data).cast("B")
+        while view:
+            target = self.get_buffer()
+            count = min(len(target), len(view))
+            target[:count] = view[:count]
+            target.release()  # the staging buffer may have to grow at the next get_buffer
+            self.buffer_updated(count)
+            view = view[count:]
 
     def next_frame(self) -> bytearray | None:
-        buffer, start = self._buffer, self._start
-        if len(buffer) - start < 4:
+        if self._large is not None:
+            if self._large_filled < len(self._large):
+                return None
+            frame, self._large, self._large_filled = self._large, None, 0
+            return frame
+        start = self._start
+        if self._end - start < 4:
             return None
-        size = SIZE_PREFIX.unpack_from(buffer, start)[0]
+        size = self._frame_size()
+        end = start + 4 + size
+        if end > self._end:
+            self._start_large_frame()
+            return None
+        frame = self._staging[start + 4:end]
+        self._start = end
+        if end == self._end:
+            self._start = self._end = 0
+        return frame
+
+    def _frame_size(self) -> int:
+        size = SIZE_PREFIX.unpack_from(self._staging, self._start)[0]
         if size < 0:
             raise DecodeError(f"negative frame size {size}")
         if size > self.max_size:
             raise DecodeError(f"frame size {size} is larger than the limit of {self.max_size} bytes")
-        end = start + 4 + size
-        if len(buffer) < end:
-            return None
-        self._start = end
-        return buffer[start + 4:end]
+        return size
+
+    def _start_large_frame(self) -> None:
+        """An incomplete frame at the staging buffer's start: a large one moves to its own buffer."""
+        size = self._frame_size()
+        if size < self._large_frame or self._end - self._start >= 4 + size:
+            return
+        received = self._end - self._start - 4
+        self._large = bytearray(size)
+        self._large[:received] = self._staging[self._start + 4:self._end]
+        self._large_filled = received
+        self._start = self._end = 0
+
+    def _make_room(self) -> None:
+        """The staging buffer is full: move the unread bytes to its front, or grow it (reading
+        only goes on while frames are unhandled when asyncio resumed it behind our back)."""
+        pending = self._end - self._start
+        if self._start == 0:
+            self._staging.extend(bytes(len(self._staging)))
+            return
+        self._staging[:pending] = self._staging[self._start:self._end]
+        self._start, self._end = 0, pending
 
 
 def peek_header(frame: memoryview) -> tuple[int, int, int]:

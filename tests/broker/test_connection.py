@@ -73,6 +73,18 @@ def frame(payload: bytes) -> bytes:
     return struct.pack(">i", len(payload)) + payload
 
 
+def receive(connection: Connection, data: bytes) -> None:
+    """What the event loop does with bytes from the socket: recv_into(get_buffer()), buffer_updated."""
+    view = memoryview(data)
+    while view:
+        buffer = connection.get_buffer(-1)
+        count = min(len(buffer), len(view))
+        buffer[:count] = view[:count]
+        del buffer
+        connection.buffer_updated(count)
+        view = view[count:]
+
+
 async def settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
@@ -88,7 +100,7 @@ async def connect(max_in_flight: int = 4) -> tuple[Connection, FakeTransport, St
 
 async def test_answers_leave_in_request_order_while_an_earlier_one_is_held():
     connection, transport, dispatcher = await connect()
-    connection.data_received(frame(b"later:1") + frame(b"now:2"))
+    receive(connection, frame(b"later:1") + frame(b"now:2"))
     await settle()
     assert transport.written == b""
     dispatcher.pending[0].set_result(None)
@@ -98,7 +110,7 @@ async def test_answers_leave_in_request_order_while_an_earlier_one_is_held():
 
 async def test_reading_stops_at_the_bound_and_frames_already_received_wait_their_turn():
     connection, transport, dispatcher = await connect(max_in_flight=4)
-    connection.data_received(b"".join(frame(b"later:%d" % i) for i in range(10)))
+    receive(connection, b"".join(frame(b"later:%d" % i) for i in range(10)))
     assert dispatcher.frames == 4 and not transport.reading  # the other 6 stay in the frame buffer
     for future in dispatcher.pending[:2]:
         future.set_result(None)
@@ -118,7 +130,7 @@ async def test_reading_stops_while_the_client_does_not_read_its_answers():
     connection, transport, dispatcher = await connect(max_in_flight=100)
     connection.pause_writing()  # the transport's buffer is over its high-water mark
     assert not transport.reading
-    connection.data_received(frame(b"now:1") + frame(b"now:2"))  # arrived with the same read
+    receive(connection, frame(b"now:1") + frame(b"now:2"))  # arrived with the same read
     assert dispatcher.frames == 0
     connection.resume_writing()
     await settle()
@@ -131,14 +143,14 @@ async def test_reading_stops_when_answers_waiting_to_be_written_reach_the_byte_b
     connection.pause_writing()
     connection.resume_writing()
     connection._can_write.clear()  # the writer cannot write, reading is still allowed
-    connection.data_received(b"".join(frame(big) for i in range(RESPONSE_BUFFER_BYTES // 900 + 50)))
+    receive(connection, b"".join(frame(big) for i in range(RESPONSE_BUFFER_BYTES // 900 + 50)))
     assert not transport.reading
     assert dispatcher.frames <= RESPONSE_BUFFER_BYTES // 900 + 2
 
 
 async def test_a_bad_frame_closes_at_once_and_nothing_after_it_is_handled():
     connection, transport, dispatcher = await connect()
-    connection.data_received(frame(b"now:1") + frame(b"bad") + frame(b"now:3"))
+    receive(connection, frame(b"now:1") + frame(b"bad") + frame(b"now:3"))
     await settle()
     assert transport.closing and dispatcher.frames == 2
     assert transport.written == b""  # the earlier answer is dropped with the connection, as in Kafka
@@ -155,7 +167,7 @@ async def test_an_answer_finished_after_the_connection_is_lost_is_dropped_quietl
             return [frame(b"too late")]
 
     dispatcher.handle = lambda frame, conn: stubborn()  # type: ignore[method-assign]
-    connection.data_received(frame(b"anything"))
+    receive(connection, frame(b"anything"))
     await settle()
     writer = connection._writer
     connection.connection_lost(None)
@@ -167,7 +179,7 @@ async def test_an_answer_finished_after_the_connection_is_lost_is_dropped_quietl
 async def test_idle_time_counts_only_without_a_request_being_handled():
     connection, transport, dispatcher = await connect()
     loop = asyncio.get_running_loop()
-    connection.data_received(frame(b"later:1"))
+    receive(connection, frame(b"later:1"))
     assert connection.idle_for(loop.time() + 100) == 0  # a held request keeps the connection busy
     dispatcher.pending[0].set_result(None)
     await settle()

@@ -329,6 +329,49 @@ def test_frame_reader_on_random_bytes_yields_frames_within_the_limit_or_decode_e
         assert "frame size" in str(exc)
 
 
+@FUZZ
+@given(payloads=st.lists(st.binary(max_size=300), max_size=8), reads=st.lists(st.integers(1, 400), min_size=1),
+       large_frame=st.integers(1, 120), staging=st.integers(1, 200))
+def test_frame_reader_read_in_place_returns_the_same_frames_however_the_socket_delivers(
+        payloads: list[bytes], reads: list[int], large_frame: int, staging: int) -> None:
+    """As asyncio drives it: recv_into(get_buffer()) of up to n bytes, buffer_updated, next_frame
+    until None — with buffers small enough that frames straddle, move to their own buffer and
+    make the staging buffer compact and grow."""
+    stream = memoryview(b"".join(struct.pack(">i", len(p)) + p for p in payloads))
+    reader = frames.FrameReader(max_size=300, large_frame=large_frame, staging_bytes=staging)
+    out, i = [], 0
+    while stream:
+        buffer = reader.get_buffer()
+        count = min(len(buffer), len(stream), reads[i % len(reads)])
+        assert len(buffer) > 0
+        buffer[:count] = stream[:count]
+        del buffer
+        reader.buffer_updated(count)
+        stream, i = stream[count:], i + 1
+        while (frame := reader.next_frame()) is not None:
+            out.append(bytes(frame))
+    assert out == payloads and reader.buffered == 0
+
+
+def test_frame_reader_reads_the_rest_of_a_large_frame_straight_into_the_frame_it_returns() -> None:
+    reader = frames.FrameReader(max_size=1 << 20, large_frame=1000, staging_bytes=4096)
+    body = bytes(range(256)) * 40
+    first = struct.pack(">i", len(body)) + body[:3000]
+    buffer = reader.get_buffer()
+    buffer[:len(first)] = first
+    del buffer
+    reader.buffer_updated(len(first))
+    assert reader.next_frame() is None
+    target = reader.get_buffer()
+    assert len(target) == len(body) - 3000
+    target[:] = body[3000:]
+    owner = target.obj
+    del target
+    reader.buffer_updated(len(body) - 3000)
+    frame = reader.next_frame()
+    assert frame == body and frame is owner and reader.buffered == 0
+
+
 @pytest.mark.parametrize("prefix", [struct.pack(">i", 101), struct.pack(">i", -1), b"\x80\x00\x00\x00"])
 def test_frame_reader_refuses_a_bad_size_as_soon_as_the_prefix_is_in(prefix: bytes) -> None:
     reader = frames.FrameReader(max_size=100)
