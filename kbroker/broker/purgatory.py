@@ -1,8 +1,9 @@
 """Fetches waiting for data (Kafka's "fetch purgatory").
 
 A long-poll Fetch that has less than min_bytes registers one future under every partition
-it reads; the first high-watermark move on any of them wakes it, and it re-reads. Waiters
-are woken, never completed with data here: the Fetch handler owns what it sends.
+it reads; the first high-watermark move on any of them wakes it (result None; the Fetch's own
+timer completes it with True), and it re-reads. Waiters are woken, never completed with data
+here: the Fetch handler owns what it sends.
 """
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ TopicPartition = tuple[str, int]
 
 class FetchPurgatory:
     def __init__(self) -> None:
-        self._waiters: dict[TopicPartition, set[asyncio.Future[None]]] = {}
+        self._waiters: dict[TopicPartition, set[asyncio.Future[bool | None]]] = {}
 
-    def watch(self, partitions: Iterable[TopicPartition]) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def watch(self, partitions: Iterable[TopicPartition]) -> asyncio.Future[bool | None]:
+        future: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         for tp in partitions:
             self._waiters.setdefault(tp, set()).add(future)
         return future
 
-    def unwatch(self, future: asyncio.Future[None], partitions: Iterable[TopicPartition]) -> None:
+    def unwatch(self, future: asyncio.Future[bool | None], partitions: Iterable[TopicPartition]) -> None:
         for tp in partitions:
             waiters = self._waiters.get(tp)
             if waiters is not None:

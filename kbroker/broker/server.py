@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import gc
 import logging
 import resource
 import signal
@@ -187,6 +188,10 @@ async def serve(config: Config) -> None:
         if advertised is not None and advertised.port == 0:
             advertised = Listener(advertised.host, port)
         broker.config = config = dataclasses.replace(config, listeners=listener, advertised_listeners=advertised)
+    # Everything loaded so far (segments, indexes, topic state: a lot with many partitions)
+    # lives as long as the broker: keep it out of the collector's full passes, which would
+    # otherwise walk it all and stall the loop for every client.
+    gc.freeze()
     acceptor.start()
     log.info("kbroker %s listening on %s:%d (advertised %s), data dir %s, cluster id %s, open file limit %d",
              __version__, listener.host, port, config.advertised, config.data_dir.resolve(), broker.cluster_id,

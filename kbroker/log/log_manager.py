@@ -110,6 +110,7 @@ class LogManager:
         self.node_id = node_id
         self.cluster_id = ""
         self._topics: dict[str, TopicInfo] = {}
+        self._topics_by_id: dict[uuid.UUID, TopicInfo] = {}  # Fetch v13+ names topics by id
         self._logs: dict[tuple[str, int], PartitionLog] = {}
         self._checkpoint_lock = threading.Lock()
 
@@ -130,7 +131,7 @@ class LogManager:
         if any(t.topic_id in deleted_ids for t in topics.values()):
             topics = {name: t for name, t in topics.items() if t.topic_id not in deleted_ids}
             save_topics(self.data_dir, topics.values())
-        self._topics = topics
+        self._set_topics(topics)
         self._set_aside_strays(deleted_ids)
         now_ms = _now_ms()
         logs = {}
@@ -250,7 +251,7 @@ class LogManager:
         return sorted(self._topics)
 
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
-        return next((t for t in self._topics.values() if t.topic_id == topic_id), None)
+        return self._topics_by_id.get(topic_id)
 
     def get_log(self, topic: str, partition: int) -> PartitionLog | None:
         return self._logs.get((topic, partition))
@@ -320,7 +321,7 @@ class LogManager:
             fsync_dir(self.data_dir)
         except OSError as e:  # renamed dirs are deleted at the next start-up all the same
             raise _storage_error(f"deleting topic {name}", e) from e
-        self._topics = {n: t for n, t in self._topics.items() if n != name}
+        self._set_topics({n: t for n, t in self._topics.items() if n != name})
         self._logs = {key: plog for key, plog in self._logs.items() if key[0] != name}
         try:
             for path in doomed:  # the data first: on a full disk the registry needs the space
@@ -345,7 +346,11 @@ class LogManager:
             save_topics(self.data_dir, topics.values())
         except OSError as e:
             raise _storage_error(f"writing {TOPICS_FILE}", e) from e
+        self._set_topics(topics)
+
+    def _set_topics(self, topics: dict[str, TopicInfo]) -> None:
         self._topics = topics
+        self._topics_by_id = {t.topic_id: t for t in topics.values()}
 
     def _open_partitions(self, topic: TopicInfo, partitions: range, *, previous: TopicInfo | None) -> None:
         """Create the new partitions' logs; if that fails on disk, undo the registry change (`previous`)."""

@@ -8,7 +8,13 @@ appended to; a segment never changes after it is rolled, except by truncation.
 
 In memory: `size` (bytes in .log), `next_offset` (one past the last batch, the base offset when
 empty), the largest timestamp and the last offset of the batch that first reached it (time index,
-ListOffsets -3, retention.ms), and the bytes appended since the last index entry.
+ListOffsets -3, retention.ms), the bytes appended since the last index entry, and the headers of
+the batches after the last index entry (the tail). Every read at or near the log end — a consumer
+keeping up, the next fetch of a long poll — starts its walk from that last entry, so the tail
+answers it from memory instead of `pread`-ing and parsing a few KiB of headers per Fetch. The tail
+is known from an index entry on (and for a segment observed from position 0); it is forgotten
+when it grows past TAIL_HEADERS (a large index interval) or the segment is cut, and reads fall
+back to the file until the next index entry.
 
 Crash behaviour: the log is the truth and the indexes are derived from it. A crash can tear the
 last write anywhere; `recovery.py` CRC-scans a segment, cuts it after the last whole valid batch
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import os
 import threading
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -48,6 +55,7 @@ SWAP_SUFFIX = ".swap"  # a cleaned segment committed to replace the segments in 
 DELETED_SUFFIX = ".deleted"  # a replaced segment, about to be unlinked
 
 _READ_CHUNK = 8192  # bytes read at a time when walking batch headers
+TAIL_HEADERS = 1024  # batch headers kept in memory after the last index entry, at most
 _TAIL_CRC_LIMIT = 16 << 20  # a segment's batches after its last index entry are CRC-checked up to this size
 
 
@@ -88,6 +96,9 @@ class LogSegment:
         self.created_ms = now_ms
         self._bytes_since_index = 0
         self._first_batch_timestamp: int | None = None
+        self._tail: list[tuple[int, BatchHeader]] | None = [] if self.size == 0 else None  # None: unknown
+        self._tail_positions: list[int] = []
+        self._tail_last_offsets: list[int] = []
         self.needs_repair = False  # the files hold more than memory says (a failed append's undo failed)
 
     @classmethod
@@ -166,8 +177,24 @@ class LogSegment:
             self.offset_index.append(header.last_offset, position)
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
             self._bytes_since_index = 0
+            self._set_tail([])
         self._bytes_since_index += header.size
         self.next_offset = header.next_offset
+        if self._tail is not None:
+            if len(self._tail) < TAIL_HEADERS:
+                self._tail.append((position, header))
+                self._tail_positions.append(position)
+                self._tail_last_offsets.append(header.last_offset)
+            else:
+                self._forget_tail()
+
+    def _set_tail(self, tail: list[tuple[int, BatchHeader]]) -> None:
+        self._tail = tail
+        self._tail_positions = [position for position, _ in tail]
+        self._tail_last_offsets = [header.last_offset for _, header in tail]
+
+    def _forget_tail(self) -> None:
+        self._tail, self._tail_positions, self._tail_last_offsets = None, [], []
 
     def finish_time_index(self) -> None:
         """The segment stops being active: record its final largest timestamp (as Kafka does)."""
@@ -184,6 +211,7 @@ class LogSegment:
          self._first_batch_timestamp) = mark[:6]
         self.offset_index.forget_after(mark.index_entries)
         self.time_index.forget_after(mark.time_entries)
+        self._forget_tail()
         self.needs_repair = True
         try:
             self.repair()
@@ -202,6 +230,15 @@ class LogSegment:
     def headers(self, position: int, end: int | None = None) -> Iterator[tuple[int, BatchHeader]]:
         """Batch headers from `position` (a batch start) while whole batches fit before `end`."""
         end = self.size if end is None else end
+        tail = self._tail
+        if tail and position >= tail[0][0]:
+            i = bisect_left(self._tail_positions, position)
+            if i < len(tail) and tail[i][0] == position:
+                for entry in tail[i:]:
+                    if entry[0] + entry[1].size > end:
+                        return
+                    yield entry
+                return
         handle = self.log.handle()  # held while the generator lives (files.py)
         fd = handle.fileno()
         chunk, chunk_start = b"", position
@@ -220,6 +257,10 @@ class LogSegment:
     def find(self, offset: int) -> tuple[int, BatchHeader] | None:
         """The first batch whose last offset is >= `offset`, with its position."""
         _, position = self.offset_index.lookup(offset)
+        tail = self._tail
+        if tail and position >= tail[0][0]:  # the batch is in the tail, or there is none
+            i = bisect_left(self._tail_last_offsets, offset)
+            return tail[i] if i < len(tail) else None
         for position, header in self.headers(position):
             if header.last_offset >= offset:
                 return position, header
@@ -234,6 +275,11 @@ class LogSegment:
 
     def boundary_before(self, start: int, limit: int) -> int:
         """The last batch boundary <= `limit`, scanning from the batch start `start`."""
+        if limit >= self.size:
+            return self.size
+        positions = self._tail_positions
+        if positions and positions[0] <= limit:  # batch starts are the boundaries
+            return max(start, positions[bisect_right(positions, limit) - 1])
         boundary = max(start, self.offset_index.floor_position(limit))
         for position, header in self.headers(boundary, limit):
             boundary = position + header.size
@@ -265,11 +311,13 @@ class LogSegment:
         self.offset_of_max_timestamp = self.base_offset
         self._bytes_since_index = 0
         self._first_batch_timestamp = None
+        self._set_tail([])  # observed again from position 0
 
     def truncate_bytes(self, size: int) -> None:
         """Cut the .log file to `size` bytes (recovery: after the last valid batch)."""
         self.log.truncate(size)
         self.size = size
+        self._forget_tail()
 
     def truncate_to(self, offset: int) -> int:
         """Remove the batches from the one holding `offset` on; return the bytes removed."""
@@ -299,6 +347,7 @@ class LogSegment:
         self.next_offset = self.base_offset
         end = start
         tail = []
+        self._forget_tail()
         for position, header in self.headers(start):
             if position == start and position > 0 and header.last_offset != indexed_offset:
                 return f"index entry for offset {indexed_offset} points at a batch ending at {header.last_offset}"
@@ -318,6 +367,8 @@ class LogSegment:
                 at = position - start
                 if compute_crc(data[at:at + header.size]) != header.crc:
                     return f"CRC mismatch in the batch at position {position} (offset {header.base_offset})"
+        if len(tail) <= TAIL_HEADERS:
+            self._set_tail(tail)
         return None
 
     def _first_timestamp(self) -> int:

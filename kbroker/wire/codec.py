@@ -1,9 +1,10 @@
 """Encoders and decoders derived from the declarations in `kbroker.wire.schema`.
 
 `codec_for(struct_cls, version, flexible)` compiles, once per (struct, version, flexible), a
-decoder ``(buf, pos) -> (value, pos)`` and an encoder ``(writer, value) -> None``. A compiled
-codec is a list of small steps; runs of consecutive fixed-width fields collapse into a single
-`struct.Struct` so a Fetch partition or a Produce response entry costs one unpack/pack.
+decoder ``(buf, pos) -> (value, pos)`` and an encoder ``(writer, value) -> None``, generated
+as straight-line Python from the declaration; runs of consecutive fixed-width fields collapse
+into a single `struct.Struct` so a Fetch partition or a Produce response entry costs one
+unpack/pack.
 
 Records fields decode to a zero-copy memoryview of the frame. When encoding, a records value
 may also be any object with a ``size`` attribute (`SizedPayload`): the encoder writes its length
@@ -76,32 +77,47 @@ def encode(struct_cls: type, version: int, flexible: bool, value: Any, writer: W
 # -- structs ---------------------------------------------------------------------------------
 
 def _compile_struct(cls: type, version: int, flexible: bool) -> tuple[Decoder, Encoder]:
+    """Generate the struct's decoder and encoder as Python source: one straight-line function
+    each, with every fixed-width run as one unpack/pack and every other field as one call,
+    so a request costs no per-field closures, dict or ``**kwargs`` (dataclasses does the same
+    for ``__init__``)."""
     fields = [f for f in fields_of(cls) if f.present_in(version)]
     tagged = sorted((f for f in fields_of(cls) if flexible and f.tagged_in(version)), key=lambda f: f.tag)
-    dec_steps: list[Callable[[memoryview, int, dict], int]] = []
-    enc_steps: list[Callable[[Writer, Any], None]] = []
-    for group in _group_fixed(fields):
+    env: dict[str, Any] = {"cls": cls, "DecodeError": DecodeError}
+    dec = ["def decode_struct(buf, pos):"]
+    enc = ["def encode_struct(out, value):"]
+    for i, group in enumerate(_group_fixed(fields)):
         if isinstance(group, list):
-            dec_steps.append(_decode_fixed_group(group))
-            enc_steps.append(_encode_fixed_group(group))
+            layout = struct.Struct(">" + "".join(_FIXED_FORMAT[f.type.name] for f in group))
+            env[f"unpack{i}"], env[f"pack{i}"] = layout.unpack_from, layout.pack
+            names = [f.name for f in group]
+            targets = "".join(f"f_{name}, " for name in names)
+            dec += [f"    if pos + {layout.size} > len(buf):",
+                    f"        raise DecodeError({f'truncated fields {names} at offset '!r} + str(pos))",
+                    f"    {targets}= unpack{i}(buf, pos)",
+                    f"    pos += {layout.size}"]
+            enc.append(f"    out.buf += pack{i}({', '.join(f'value.{name}' for name in names)})")
         else:
-            dec_steps.append(_decode_field(group, version, flexible))
-            enc_steps.append(_encode_field(group, version, flexible))
+            env[f"read{i}"] = _reader(group.type, version, flexible, version in group.nullable, group.name)
+            env[f"write{i}"] = _writer(group.type, version, flexible, version in group.nullable, group.name)
+            dec.append(f"    f_{group.name}, pos = read{i}(buf, pos)")
+            enc.append(f"    write{i}(out, value.{group.name})")
+    arguments = [f"{f.name}=f_{f.name}" for f in fields]
     if flexible:
-        dec_steps.append(_decode_tagged(tagged, version))
-        enc_steps.append(_encode_tagged(tagged, version))
-
-    def decode_struct(buf: memoryview, pos: int) -> tuple[Any, int]:
-        values: dict[str, Any] = {}
-        for step in dec_steps:
-            pos = step(buf, pos, values)
-        return cls(**values), pos
-
-    def encode_struct(out: Writer, value: Any) -> None:
-        for step in enc_steps:
-            step(out, value)
-
-    return decode_struct, encode_struct
+        env["read_tagged"], env["write_tagged"] = _decode_tagged(tagged, version), _encode_tagged(tagged, version)
+        dec += ["    tags = {}",
+                "    if pos < len(buf) and buf[pos] == 0:  # no tagged fields, the usual case",
+                "        pos += 1",
+                "    else:",
+                "        pos = read_tagged(buf, pos, tags)"]
+        enc.append("    write_tagged(out, value)")
+        if tagged:
+            arguments.append("**tags")
+    dec.append(f"    return cls({', '.join(arguments)}), pos")
+    if len(enc) == 1:
+        enc.append("    pass")
+    exec(compile("\n".join(dec + [""] + enc), f"<codec {cls.__name__} v{version}>", "exec"), env)
+    return env["decode_struct"], env["encode_struct"]
 
 
 def _group_fixed(fields: list[Field]) -> list[Field | list[Field]]:
@@ -116,46 +132,6 @@ def _group_fixed(fields: list[Field]) -> list[Field | list[Field]]:
         else:
             groups.append(f)
     return groups
-
-
-def _decode_fixed_group(group: list[Field]) -> Callable[[memoryview, int, dict], int]:
-    layout = struct.Struct(">" + "".join(_FIXED_FORMAT[f.type.name] for f in group))
-    names = [f.name for f in group]
-    size, unpack = layout.size, layout.unpack_from
-
-    def step(buf: memoryview, pos: int, values: dict) -> int:
-        if pos + size > len(buf):
-            raise DecodeError(f"truncated fields {names} at offset {pos}")
-        values.update(zip(names, unpack(buf, pos)))
-        return pos + size
-
-    return step
-
-
-def _encode_fixed_group(group: list[Field]) -> Callable[[Writer, Any], None]:
-    pack = struct.Struct(">" + "".join(_FIXED_FORMAT[f.type.name] for f in group)).pack
-    if len(group) == 1:
-        get_one = operator.attrgetter(group[0].name)
-        return lambda out, value: out.buf.__iadd__(pack(get_one(value)))
-    get_all = operator.attrgetter(*(f.name for f in group))
-    return lambda out, value: out.buf.__iadd__(pack(*get_all(value)))
-
-
-def _decode_field(f: Field, version: int, flexible: bool) -> Callable[[memoryview, int, dict], int]:
-    read = _reader(f.type, version, flexible, version in f.nullable, f.name)
-    name = f.name
-
-    def step(buf: memoryview, pos: int, values: dict) -> int:
-        values[name], pos = read(buf, pos)
-        return pos
-
-    return step
-
-
-def _encode_field(f: Field, version: int, flexible: bool) -> Callable[[Writer, Any], None]:
-    write = _writer(f.type, version, flexible, version in f.nullable, f.name)
-    get = operator.attrgetter(f.name)
-    return lambda out, value: write(out, get(value))
 
 
 def _decode_tagged(tagged: list[Field], version: int) -> Callable[[memoryview, int, dict], int]:
@@ -263,14 +239,19 @@ def _array_reader(type_: Array, version: int, flexible: bool, nullable: bool, na
 
 
 def _struct_reader(cls: type, version: int, flexible: bool, nullable: bool, name: str) -> Decoder:
+    decode: Decoder | None = None  # compiled at first use: structs may nest before they are compiled
+
     def read_struct(buf: memoryview, pos: int) -> tuple[Any, int]:
+        nonlocal decode
         if nullable:
             if pos >= len(buf):
                 raise DecodeError(f"truncated struct {name!r}")
             pos += 1
             if buf[pos - 1] == 0xFF:
                 return None, pos
-        return codec_for(cls, version, flexible)[0](buf, pos)
+        if decode is None:
+            decode = codec_for(cls, version, flexible)[0]
+        return decode(buf, pos)
 
     return read_struct
 
@@ -323,11 +304,16 @@ def _array_writer(type_: Array, version: int, flexible: bool, name: str) -> Enco
 
 
 def _struct_writer(cls: type, version: int, flexible: bool, nullable: bool) -> Encoder:
+    encode: Encoder | None = None  # compiled at first use, as in _struct_reader
+
     def write_struct(out: Writer, value: Any) -> None:
+        nonlocal encode
         if nullable:
             out.buf.append(0xFF if value is None else 1)
             if value is None:
                 return
-        codec_for(cls, version, flexible)[1](out, value)
+        if encode is None:
+            encode = codec_for(cls, version, flexible)[1]
+        encode(out, value)
 
     return write_struct

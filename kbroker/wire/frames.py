@@ -61,17 +61,21 @@ class FrameReader:
 
     def get_buffer(self) -> memoryview:
         """Where the next bytes from the socket go (never empty)."""
-        if self._large is not None:
-            return memoryview(self._large)[self._large_filled:]
+        if self._reading_large():
+            return memoryview(self._large)[self._large_filled:]  # type: ignore[arg-type]
         if self._end == len(self._staging):
             self._make_room()
         return memoryview(self._staging)[self._end:]
 
     def buffer_updated(self, count: int) -> None:
-        if self._large is not None:
+        if self._reading_large():
             self._large_filled += count
         else:
             self._end += count
+
+    def _reading_large(self) -> bool:
+        """A large frame is still being filled (once full, what follows it goes to staging)."""
+        return self._large is not None and self._large_filled < len(self._large)
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data).cast("B")
@@ -84,8 +88,8 @@ class FrameReader:
             view = view[count:]
 
     def next_frame(self) -> bytearray | None:
-        if self._large is not None:
-            if self._large_filled < len(self._large):
+        if self._large is not None:  # it comes before anything in staging
+            if self._reading_large():
                 return None
             frame, self._large, self._large_filled = self._large, None, 0
             return frame

@@ -9,6 +9,7 @@ Compact encodings (flexible versions, KIP-482) use an unsigned varint of length 
 """
 from __future__ import annotations
 
+import functools
 import struct
 import uuid
 from typing import Callable
@@ -34,8 +35,10 @@ ZERO_UUID = uuid.UUID(int=0)
 
 
 def read_uvarint(buf: memoryview, pos: int) -> tuple[int, int]:
-    value = shift = 0
     end = len(buf)
+    if pos < end and buf[pos] < 0x80:  # one byte: nearly every length, count and tag
+        return buf[pos], pos + 1
+    value = shift = 0
     while True:
         if pos >= end:
             raise DecodeError("varint runs past the end of the buffer")
@@ -96,6 +99,8 @@ def read_int32_length(buf: memoryview, pos: int) -> tuple[int, int]:
 
 
 def read_compact_length(buf: memoryview, pos: int) -> tuple[int, int]:
+    if pos < len(buf) and buf[pos] < 0x80:
+        return buf[pos] - 1, pos + 1
     raw, pos = read_uvarint(buf, pos)
     return raw - 1, pos
 
@@ -139,7 +144,13 @@ def read_view(buf: memoryview, pos: int, length: int) -> tuple[memoryview, int]:
 
 def read_uuid(buf: memoryview, pos: int) -> tuple[uuid.UUID, int]:
     end = _take(buf, pos, 16)
-    return uuid.UUID(bytes=bytes(buf[pos:end])), end
+    return _uuid(bytes(buf[pos:end])), end
+
+
+@functools.lru_cache(maxsize=4096)
+def _uuid(raw: bytes) -> uuid.UUID:
+    """Topic ids repeat in every Fetch and Metadata request; UUID() itself is slow Python."""
+    return uuid.UUID(bytes=raw)
 
 
 def write_uuid(out: bytearray, value: uuid.UUID) -> None:

@@ -299,11 +299,14 @@ def chunked(draw: st.DrawFn, data: bytes) -> list[bytes]:
 
 
 @FUZZ
-@given(payloads=st.lists(st.binary(max_size=300), max_size=8), data=st.data())
+@given(payloads=st.lists(st.binary(max_size=300), max_size=8), data=st.data(),
+       large_frame=st.sampled_from([1, 50, 64 << 10]), staging=st.sampled_from([1, 100, 256 << 10]))
 def test_frame_reader_returns_the_same_frames_however_the_stream_is_cut(payloads: list[bytes],
-                                                                        data: st.DataObject) -> None:
+                                                                        data: st.DataObject, large_frame: int,
+                                                                        staging: int) -> None:
+    """receive_data of bytes read elsewhere: a chunk may end a large frame and start the next."""
     stream = b"".join(struct.pack(">i", len(p)) + p for p in payloads)
-    reader = frames.FrameReader(max_size=300)
+    reader = frames.FrameReader(max_size=300, large_frame=large_frame, staging_bytes=staging)
     out = []
     for chunk in data.draw(chunked(stream)):
         reader.receive_data(chunk)

@@ -13,7 +13,7 @@ every client accepts (kafka-python asks for a session with epoch 0 and falls bac
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Awaitable
 
 from kbroker.broker.dispatch import RequestContext
 from kbroker.errors import ErrorCode, KafkaError
@@ -24,25 +24,42 @@ READ_COMMITTED = 1
 FIRST_V2_FORMAT_VERSION = 4
 
 
-async def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
+def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaitable[FetchResponse]:
+    """Answered at once when there is enough to send (no task, no timer: the common case for a
+    busy consumer), else a long poll."""
     session_error = _session_error(request)
     if session_error:
         return FetchResponse(error_code=session_error, session_id=0)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + max(request.max_wait_ms, 0) / 1000
+    responses, total, had_error = _read(ctx, request)
+    if total >= request.min_bytes or had_error or request.max_wait_ms <= 0:
+        return FetchResponse(responses=responses)
     watched = _watched_partitions(ctx, request)
+    if not watched:
+        return FetchResponse(responses=responses)
+    return _long_poll(ctx, request, watched)
+
+
+async def _long_poll(ctx: RequestContext, request: FetchRequest, watched: list[tuple[str, int]]) -> FetchResponse:
+    """Re-read whenever a watched partition's high watermark moves, until min_bytes or max_wait_ms."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + request.max_wait_ms / 1000
+    purgatory = ctx.broker.fetch_waiters
     while True:
-        responses, total, had_error = _read(ctx, request)
-        remaining = deadline - loop.time()
-        if total >= request.min_bytes or had_error or remaining <= 0 or not watched:
-            return FetchResponse(responses=responses)
-        woken = ctx.broker.fetch_waiters.watch(watched)
+        woken = purgatory.watch(watched)
+        timer = loop.call_at(deadline, _time_out, woken)
         try:
-            await asyncio.wait_for(woken, remaining)
-        except TimeoutError:
-            pass
+            timed_out = await woken
         finally:
-            ctx.broker.fetch_waiters.unwatch(woken, watched)
+            timer.cancel()
+            purgatory.unwatch(woken, watched)
+        responses, total, had_error = _read(ctx, request)
+        if total >= request.min_bytes or had_error or timed_out:
+            return FetchResponse(responses=responses)
+
+
+def _time_out(waiter: asyncio.Future[bool | None]) -> None:
+    if not waiter.done():
+        waiter.set_result(True)  # the purgatory wakes it with None
 
 
 def _session_error(request: FetchRequest) -> int:
