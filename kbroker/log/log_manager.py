@@ -118,6 +118,7 @@ class LogManager:
 
     def load(self) -> LogManager:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        new = not (self.data_dir / META_PROPERTIES).exists()
         self._load_meta_properties()
         marker = self.data_dir / CLEAN_SHUTDOWN_MARKER
         clean = marker.exists()
@@ -145,8 +146,8 @@ class LogManager:
         if clean:
             marker.unlink()
             fsync_dir(self.data_dir)
-        log.info("loaded %d partitions of %d topics from %s (%s shutdown)", len(logs), len(topics),
-                 self.data_dir, "clean" if clean else "unclean")
+        log.info("loaded %d partitions of %d topics from %s (%s)", len(logs), len(topics), self.data_dir,
+                 "a new data dir" if new else "clean shutdown" if clean else "unclean shutdown")
         return self
 
     def _load_meta_properties(self) -> None:

@@ -22,6 +22,7 @@ def test_sigterm_is_a_clean_shutdown_and_restart_skips_recovery(broker_factory, 
     broker = broker_factory(data_dir=data_dir)
     values = [b"v%d" % i for i in range(50)]
     fill(broker.bootstrap, "lifecycle", values)
+    assert "(a new data dir)" in broker.log()
     assert broker.stop() == 0
     assert (data_dir / ".kafka_cleanshutdown").exists()
     assert "stopped cleanly" in broker.log()
