@@ -71,6 +71,14 @@ class _Mark(NamedTuple):
     time_entries: int
 
 
+def _position(entry: tuple[int, BatchHeader]) -> int:
+    return entry[0]
+
+
+def _last_offset(entry: tuple[int, BatchHeader]) -> int:
+    return entry[1].last_offset
+
+
 def file_name(base_offset: int, suffix: str) -> str:
     return f"{base_offset:020d}{suffix}"
 
@@ -97,8 +105,6 @@ class LogSegment:
         self._bytes_since_index = 0
         self._first_batch_timestamp: int | None = None
         self._tail: list[tuple[int, BatchHeader]] | None = [] if self.size == 0 else None  # None: unknown
-        self._tail_positions: list[int] = []
-        self._tail_last_offsets: list[int] = []
         self.needs_repair = False  # the files hold more than memory says (a failed append's undo failed)
 
     @classmethod
@@ -177,24 +183,14 @@ class LogSegment:
             self.offset_index.append(header.last_offset, position)
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
             self._bytes_since_index = 0
-            self._set_tail([])
+            self._tail = []
         self._bytes_since_index += header.size
         self.next_offset = header.next_offset
         if self._tail is not None:
             if len(self._tail) < TAIL_HEADERS:
                 self._tail.append((position, header))
-                self._tail_positions.append(position)
-                self._tail_last_offsets.append(header.last_offset)
             else:
-                self._forget_tail()
-
-    def _set_tail(self, tail: list[tuple[int, BatchHeader]]) -> None:
-        self._tail = tail
-        self._tail_positions = [position for position, _ in tail]
-        self._tail_last_offsets = [header.last_offset for _, header in tail]
-
-    def _forget_tail(self) -> None:
-        self._tail, self._tail_positions, self._tail_last_offsets = None, [], []
+                self._tail = None
 
     def finish_time_index(self) -> None:
         """The segment stops being active: record its final largest timestamp (as Kafka does)."""
@@ -211,7 +207,7 @@ class LogSegment:
          self._first_batch_timestamp) = mark[:6]
         self.offset_index.forget_after(mark.index_entries)
         self.time_index.forget_after(mark.time_entries)
-        self._forget_tail()
+        self._tail = None
         self.needs_repair = True
         try:
             self.repair()
@@ -232,7 +228,7 @@ class LogSegment:
         end = self.size if end is None else end
         tail = self._tail
         if tail and position >= tail[0][0]:
-            i = bisect_left(self._tail_positions, position)
+            i = bisect_left(tail, position, key=_position)
             if i < len(tail) and tail[i][0] == position:
                 for entry in tail[i:]:
                     if entry[0] + entry[1].size > end:
@@ -259,7 +255,7 @@ class LogSegment:
         _, position = self.offset_index.lookup(offset)
         tail = self._tail
         if tail and position >= tail[0][0]:  # the batch is in the tail, or there is none
-            i = bisect_left(self._tail_last_offsets, offset)
+            i = bisect_left(tail, offset, key=_last_offset)
             return tail[i] if i < len(tail) else None
         for position, header in self.headers(position):
             if header.last_offset >= offset:
@@ -277,9 +273,9 @@ class LogSegment:
         """The last batch boundary <= `limit`, scanning from the batch start `start`."""
         if limit >= self.size:
             return self.size
-        positions = self._tail_positions
-        if positions and positions[0] <= limit:  # batch starts are the boundaries
-            return max(start, positions[bisect_right(positions, limit) - 1])
+        tail = self._tail
+        if tail and tail[0][0] <= limit:  # batch starts are the boundaries
+            return max(start, tail[bisect_right(tail, limit, key=_position) - 1][0])
         boundary = max(start, self.offset_index.floor_position(limit))
         for position, header in self.headers(boundary, limit):
             boundary = position + header.size
@@ -311,13 +307,13 @@ class LogSegment:
         self.offset_of_max_timestamp = self.base_offset
         self._bytes_since_index = 0
         self._first_batch_timestamp = None
-        self._set_tail([])  # observed again from position 0
+        self._tail = []  # observed again from position 0
 
     def truncate_bytes(self, size: int) -> None:
         """Cut the .log file to `size` bytes (recovery: after the last valid batch)."""
         self.log.truncate(size)
         self.size = size
-        self._forget_tail()
+        self._tail = None
 
     def truncate_to(self, offset: int) -> int:
         """Remove the batches from the one holding `offset` on; return the bytes removed."""
@@ -347,7 +343,7 @@ class LogSegment:
         self.next_offset = self.base_offset
         end = start
         tail = []
-        self._forget_tail()
+        self._tail = None
         for position, header in self.headers(start):
             if position == start and position > 0 and header.last_offset != indexed_offset:
                 return f"index entry for offset {indexed_offset} points at a batch ending at {header.last_offset}"
@@ -368,7 +364,7 @@ class LogSegment:
                 if compute_crc(data[at:at + header.size]) != header.crc:
                     return f"CRC mismatch in the batch at position {position} (offset {header.base_offset})"
         if len(tail) <= TAIL_HEADERS:
-            self._set_tail(tail)
+            self._tail = tail
         return None
 
     def _first_timestamp(self) -> int:
