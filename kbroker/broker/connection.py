@@ -233,9 +233,12 @@ class Connection(asyncio.BufferedProtocol):
         except OSError as exc:  # the frame cannot be completed: the client must not wait
             self.close(f"cannot read the records of a fetch answer: {exc}")
             return True
+        self._write_joined(transport, data)
+        return True
+
+    def _write_joined(self, transport: asyncio.Transport, data: list[bytes | bytearray]) -> None:
         transport.write(data[0] if len(data) == 1 else b"".join(data))
         self.last_activity = self._loop.time()
-        return True
 
     async def _write_responses(self) -> None:
         while True:
@@ -293,8 +296,7 @@ class Connection(asyncio.BufferedProtocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return False
-        transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
-        self.last_activity = self._loop.time()
+        self._write_joined(transport, pending)
         return True
 
     async def _send_file(self, transport: asyncio.Transport, piece: Any) -> bool:
