@@ -99,8 +99,6 @@ def read_int32_length(buf: memoryview, pos: int) -> tuple[int, int]:
 
 
 def read_compact_length(buf: memoryview, pos: int) -> tuple[int, int]:
-    if pos < len(buf) and buf[pos] < 0x80:
-        return buf[pos] - 1, pos + 1
     raw, pos = read_uvarint(buf, pos)
     return raw - 1, pos
 
