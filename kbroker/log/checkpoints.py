@@ -51,9 +51,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_fully(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -70,9 +68,7 @@ def write_unsynced(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_fully(fd, data)
         finally:
             os.close(fd)
     except OSError:
@@ -160,3 +156,9 @@ def read_properties(path: Path) -> dict[str, str] | None:
         return None
     return dict(line.split("=", 1) for line in map(str.strip, text.splitlines())
                 if line and not line.startswith("#") and "=" in line)
+
+
+def _write_fully(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:  # os.write may write less than asked
+        view = view[os.write(fd, view):]
