@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.broker_process import BrokerProcess
+from tests.zookeeper_process import ZooKeeperProcess, zookeeper_missing
 
 _names = itertools.count()
 
@@ -39,3 +40,14 @@ def topic_name(request: pytest.FixtureRequest) -> str:
     """A topic name unique within the session, readable in broker logs."""
     base = "".join(c if c.isalnum() else "-" for c in request.node.name)[:80]
     return f"{base}-{next(_names)}"
+
+
+@pytest.fixture(scope="session")
+def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperProcess]:
+    """One real ZooKeeper per test session; each cluster uses a chroot of its own."""
+    missing = zookeeper_missing()
+    if missing:
+        pytest.skip(f"cluster tests need a real ZooKeeper: {missing}")
+    process = ZooKeeperProcess(tmp_path_factory.mktemp("zookeeper")).start()
+    yield process
+    process.stop()

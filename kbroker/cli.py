@@ -20,6 +20,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", help="data directory (log.dirs); default ./kbroker-data")
     serve.add_argument("--listen", help="HOST:PORT to listen on (listeners); default 127.0.0.1:9092")
     serve.add_argument("--advertised-host", help="host clients should connect back to")
+    serve.add_argument("--zookeeper", metavar="HOST:PORT[/CHROOT]",
+                       help="join a cluster through ZooKeeper (zookeeper.connect)")
+    serve.add_argument("--node-id", type=int, help="this broker's id in the cluster (node.id / broker.id)")
     serve.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                        help="set any Kafka broker config, e.g. -o num.partitions=3 (repeatable)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -41,17 +44,21 @@ def main(argv: list[str] | None = None) -> int:
             settings["log.dirs"] = args.data_dir
         if args.listen:
             settings["listeners"] = args.listen
+        if args.zookeeper:
+            settings["zookeeper.connect"] = args.zookeeper
+        if args.node_id is not None:
+            settings["node.id"] = str(args.node_id)
         config = build_config(settings)
         if args.advertised_host:
             config = build_config({**settings, "advertised.listeners": f"{args.advertised_host}:{config.listeners.port}"})
     except (ConfigError, OSError) as exc:
         print(f"kbroker: configuration error: {exc}", file=sys.stderr)
         return 2
-    from kbroker.broker.server import ListenError, serve
+    from kbroker.broker.server import ListenError, StartupError, serve
 
     try:
         asyncio.run(serve(config))
-    except ListenError as exc:
+    except (ListenError, StartupError) as exc:
         logging.getLogger("kbroker").error("%s", exc)
         return 1
     return 0

@@ -175,6 +175,12 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("group.consumer.max.session.timeout.ms", parse_int, "60000", 1),
     _key("group.consumer.max.size", parse_int, "2147483647", 1),
     _key("group.consumer.assignors", parse_assignors, "uniform,range"),
+    _key("zookeeper.connect", str, None),
+    _key("zookeeper.session.timeout.ms", parse_int, "18000", 1),
+    _key("zookeeper.connection.timeout.ms", parse_int, None, 1),
+    _key("broker.rack", str, None),
+    _key("offsets.topic.replication.factor", parse_int, "3", 1),
+    _key("controlled.shutdown.enable", parse_bool, "true"),
 )
 _BY_NAME = {k.name: k for k in BROKER_CONFIGS}
 
@@ -184,9 +190,8 @@ _ALIASES = {"broker.id": "node.id", "log.dir": "log.dirs"}
 # Kafka keys a single-node broker accepts without acting on them.
 IGNORED_KEYS = frozenset({
     "num.network.threads", "num.io.threads", "num.recovery.threads.per.data.dir", "num.replica.fetchers",
-    "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor", "transaction.state.log.min.isr", "min.insync.replicas",
-    "zookeeper.connect", "zookeeper.connection.timeout.ms", "process.roles", "controller.quorum.voters",
+    "process.roles", "controller.quorum.voters",
     "controller.quorum.bootstrap.servers", "controller.listener.names", "inter.broker.listener.name",
     "listener.security.protocol.map", "group.coordinator.rebalance.protocols", "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr", "log.segment.delete.delay.ms", "unclean.leader.election.enable",
@@ -255,6 +260,12 @@ class Config:
     group_consumer_max_session_timeout_ms: int
     group_consumer_max_size: int
     group_consumer_assignors: tuple[str, ...]
+    zookeeper_connect: str | None  # cluster mode when set (kbroker/cluster/)
+    zookeeper_session_timeout_ms: int
+    zookeeper_connection_timeout_ms: int | None  # None: the session timeout, as Kafka
+    broker_rack: str | None
+    offsets_topic_replication_factor: int
+    controlled_shutdown_enable: bool
     # Keys the user set (file or -o), as given: DescribeConfigs reports them as static.
     explicit: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
@@ -269,6 +280,10 @@ class Config:
             return self.advertised_listeners
         host = self.listeners.host
         return Listener(host if host not in ("", "0.0.0.0", "::") else "127.0.0.1", self.listeners.port)
+
+    @property
+    def effective_zookeeper_connection_timeout_ms(self) -> int:
+        return self.zookeeper_connection_timeout_ms or self.zookeeper_session_timeout_ms
 
     @property
     def effective_log_roll_ms(self) -> int:

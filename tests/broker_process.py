@@ -36,6 +36,10 @@ class BrokerProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 15.0) -> BrokerProcess:
+        return self.launch().wait_listening(timeout)
+
+    def launch(self) -> BrokerProcess:
+        """Start the process without waiting (brokers of a cluster start side by side)."""
         args = [sys.executable, "-m", "kbroker", "serve", "--data-dir", str(self.data_dir),
                 "--listen", self.bootstrap]
         for key, value in self.overrides.items():
@@ -45,6 +49,9 @@ class BrokerProcess:
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, preexec_fn=None if limit is None
                                         else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)))
         log.close()
+        return self
+
+    def wait_listening(self, timeout: float = 15.0) -> BrokerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -11,10 +11,12 @@ from kbroker.broker.log_cleaner import LogCleanerService
 from kbroker.broker.producer_ids import ProducerIdAllocator
 from kbroker.broker.purgatory import FetchPurgatory
 from kbroker.broker.routes import ROUTES
+from kbroker.cluster.member import ClusterMember
 from kbroker.coordinator.group_coordinator import GroupCoordinator
 from kbroker.errors import ErrorCode, KafkaError
 
 if TYPE_CHECKING:
+    from kbroker.cluster.metastore import MetaStore
     from kbroker.config import Config
     from kbroker.log.log_manager import LogManager
     from kbroker.log.partition_log import PartitionLog
@@ -23,7 +25,7 @@ log = logging.getLogger("kbroker.broker")
 
 
 class Broker:
-    def __init__(self, config: Config, logs: LogManager) -> None:
+    def __init__(self, config: Config, logs: LogManager, store: MetaStore | None = None) -> None:
         self.config = config
         self.logs = logs
         self.node_id = config.node_id
@@ -33,6 +35,10 @@ class Broker:
         self.producer_ids = ProducerIdAllocator(config.data_dir)
         self.groups = GroupCoordinator(config, logs, self.make_durable, now_ms=self.now_ms)
         self.dispatcher = Dispatcher(self, ROUTES)
+        # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
+        self.cluster = None if store is None else ClusterMember(
+            store, config.node_id, config.broker_rack, config.zookeeper_session_timeout_ms, logs, self.groups,
+            self._leadership_lost)
 
     @property
     def cluster_id(self) -> str:
@@ -42,11 +48,38 @@ class Broker:
     def now_ms() -> int:
         return int(time.time() * 1000)
 
+    def leader_log(self, topic: str, partition: int) -> PartitionLog | ErrorCode:
+        """The log of a partition this broker leads, or the error for a client that thinks it does."""
+        partition_log = self.logs.get_log(topic, partition)
+        if self.cluster is None:
+            return partition_log if partition_log is not None else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        if partition_log is not None and self.cluster.leads(topic, partition):
+            return partition_log
+        assignment = self.cluster.image.topics.get(topic)
+        if assignment is None or not 0 <= partition < assignment.partition_count:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER
+
+    def _leadership_lost(self, partitions: set[tuple[str, int]]) -> None:
+        for key in partitions:  # parked fetches answer now, with NOT_LEADER_OR_FOLLOWER
+            self.fetch_waiters.notify(key)
+
+    def topic_exists(self, name: str) -> bool:
+        if self.cluster is not None:
+            return name in self.cluster.image.topics
+        return self.logs.topic(name) is not None
+
     def auto_create_topic(self, name: str) -> bool:
-        """Create `name` with the broker defaults if auto-creation is on; True if it exists now."""
-        if self.logs.topic(name) is not None:
+        """Create `name` with the broker defaults if auto-creation is on; True if it exists now.
+
+        In a cluster the creation goes through the store and is not visible at once: False, and
+        the client asks again (Kafka answers LEADER_NOT_AVAILABLE meanwhile)."""
+        if self.topic_exists(name):
             return True
         if not self.config.auto_create_topics_enable:
+            return False
+        if self.cluster is not None:
+            self.cluster.admin.auto_create(name, self.config.num_partitions, self.config.default_replication_factor)
             return False
         try:
             self.logs.create_topic(name, self.config.num_partitions, {})

@@ -19,6 +19,7 @@ import logging
 import resource
 import signal
 import socket
+from typing import TYPE_CHECKING
 
 from kbroker import __version__
 from kbroker.broker.broker import Broker
@@ -30,6 +31,9 @@ from kbroker.config import Config, Listener
 from kbroker.log.files import OPEN_FILES
 from kbroker.log.log_manager import LogManager
 
+if TYPE_CHECKING:
+    from kbroker.cluster.metastore import MetaStore
+
 log = logging.getLogger("kbroker.server")
 
 LISTEN_BACKLOG = 1024  # Linux caps it at net.core.somaxconn
@@ -39,6 +43,10 @@ _RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 class ListenError(OSError):
     """The listener could not be opened (e.g. the port is taken)."""
+
+
+class StartupError(Exception):
+    """The broker cannot start (e.g. ZooKeeper unreachable, its broker id taken): one line, exit 1."""
 
 
 def raise_open_file_limit() -> int:
@@ -166,21 +174,59 @@ class Acceptor:
                     connection.expire(f"idle for more than connections.max.idle.ms={idle_ms}")
 
 
+async def _connect_store(config: Config) -> tuple[MetaStore, str]:
+    """Cluster mode: connect to ZooKeeper and learn the cluster id (proposing one if it has none)."""
+    from kbroker.cluster.metastore import MetaStoreError
+    from kbroker.cluster.zk_store import ZkMetaStore  # the only import of kazoo, and only in cluster mode
+    from kbroker.log.checkpoints import uuid_to_base64
+    from kbroker.log.topics import new_topic_id
+
+    store = ZkMetaStore(config.zookeeper_connect, session_timeout_ms=config.zookeeper_session_timeout_ms,
+                        connection_timeout_ms=config.effective_zookeeper_connection_timeout_ms)
+    try:
+        await store.start()
+        return store, await store.cluster_id(uuid_to_base64(new_topic_id()))
+    except MetaStoreError as exc:
+        await store.close()
+        raise StartupError(str(exc)) from exc
+
+
+async def _join_cluster(broker: Broker, logs: LogManager) -> None:
+    from kbroker.cluster.metastore import BrokerIdInUse, MetaStoreError
+
+    advertised = broker.config.advertised
+    try:
+        await broker.cluster.start(advertised.host, advertised.port)
+    except (BrokerIdInUse, MetaStoreError) as exc:
+        await broker.cluster.close()
+        logs.shutdown()
+        raise StartupError(str(exc)) from exc
+
+
 async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     open_files = raise_open_file_limit()
     segment_files = OPEN_FILES.configure(open_files)
+    store, cluster_id = await _connect_store(config) if config.zookeeper_connect else (None, None)
     started = loop.time()
-    logs = LogManager(config.data_dir, config.log_defaults(), node_id=config.node_id).load()
+    try:
+        logs = LogManager(config.data_dir, config.log_defaults(), node_id=config.node_id, cluster_id=cluster_id,
+                          hosts_every_partition=store is None).load()
+    except ValueError as exc:
+        if store is not None:
+            await store.close()
+        raise StartupError(str(exc)) from exc
     log.info("log loaded in %.2f s; %d segment files open (at most %d)", loop.time() - started,
              len(OPEN_FILES), segment_files)
-    broker = Broker(config, logs)
+    broker = Broker(config, logs, store)
     acceptor = Acceptor(config, broker.dispatcher)
     listener = config.listeners
     try:
         port = acceptor.bind(listener.host, listener.port)
     except OSError as exc:
         logs.shutdown()
+        if store is not None:
+            await store.close()
         raise ListenError(f"cannot listen on {listener}: {exc.strerror or exc}") from exc
     if port != listener.port:  # listening on port 0: advertise the port the OS chose
         listener = Listener(listener.host, port)
@@ -191,6 +237,8 @@ async def serve(config: Config) -> None:
     # Everything loaded so far (segments, indexes, topic state: a lot with many partitions)
     # lives as long as the broker: keep it out of the collector's full passes, which would
     # otherwise walk it all and stall the loop for every client.
+    if broker.cluster is not None:
+        await _join_cluster(broker, logs)
     gc.freeze()
     acceptor.start()
     log.info("kbroker %s listening on %s:%d (advertised %s), data dir %s, cluster id %s, open file limit %d",
@@ -200,7 +248,9 @@ async def serve(config: Config) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     background = loop.create_task(run_maintenance(broker))
-    loading = loop.create_task(broker.groups.load())  # group requests wait (LOAD_IN_PROGRESS) until done
+    # Single node: every group loads now (requests wait with LOAD_IN_PROGRESS until done); in a
+    # cluster a group's partition loads when this broker becomes its leader (member.py).
+    loading = loop.create_task(broker.groups.load() if broker.cluster is None else asyncio.sleep(0))
     broker.groups.start()
     broker.log_cleaner.start()
     try:
@@ -210,6 +260,8 @@ async def serve(config: Config) -> None:
         background.cancel()
         loading.cancel()
         await broker.groups.close()  # held JoinGroup/SyncGroup get NOT_COORDINATOR
+        if broker.cluster is not None:  # leave the cluster first: the controller moves on at once
+            await broker.cluster.close()
         acceptor.close()
         acceptor.abort_all()  # nothing may append once the logs close
         await asyncio.sleep(0)

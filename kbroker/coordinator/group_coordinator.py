@@ -124,6 +124,9 @@ class GroupCoordinator:
             max_size=config.group_consumer_max_size,
             assignors=config.group_consumer_assignors)
         self._unloaded: set[int] = set(range(self.partition_count))
+        # In a cluster, the partitions of __consumer_offsets this broker leads (None: a single
+        # node coordinates every group); a group elsewhere gets NOT_COORDINATOR.
+        self._owned: set[int] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
         self._deadlines: list[tuple[int, str]] = []  # heap of (deadline, group id)
@@ -158,7 +161,8 @@ class GroupCoordinator:
         log.info("created %s with %d partitions", rec.OFFSETS_TOPIC, self.partition_count)
 
     def _partition_log(self, group_id: str) -> PartitionLog:
-        self.ensure_offsets_topic()
+        if self._owned is None:  # in a cluster the controller creates the topic
+            self.ensure_offsets_topic()
         partition_log = self.logs.get_log(rec.OFFSETS_TOPIC, self.partition_for(group_id))
         if partition_log is None:
             raise AppendFailed(ErrorCode.COORDINATOR_NOT_AVAILABLE)
@@ -169,41 +173,81 @@ class GroupCoordinator:
     def is_loading(self, group_id: str) -> bool:
         return bool(self._unloaded) and self.partition_for(group_id) in self._unloaded
 
+    def coordinates(self, group_id: str) -> bool:
+        return self._owned is None or self.partition_for(group_id) in self._owned
+
     def group_error(self, group_id: str | None) -> ErrorCode:
         """The error every group API answers before looking at the group itself."""
         if self._closed:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
         if not group_id:
             return ErrorCode.INVALID_GROUP_ID
+        if not self.coordinates(group_id):
+            return ErrorCode.NOT_COORDINATOR
         if self.is_loading(group_id):
             return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
         return ErrorCode.NONE
 
     async def load(self) -> None:
-        """Replay `__consumer_offsets`, one partition at a time, yielding to the loop between chunks."""
+        """Single node: replay all of `__consumer_offsets`, one partition at a time."""
         started = time.monotonic()
         topic = self.logs.topic(rec.OFFSETS_TOPIC)
         self._unloaded = set(range(self.partition_count))
         if topic is None:
             self._unloaded.clear()
             return
-        records = 0
-        for partition in range(topic.partition_count):
-            partition_log = self.logs.get_log(rec.OFFSETS_TOPIC, partition)
-            latest: dict[bytes, bytes | None] = {}
-            if partition_log is not None:
-                for latest in latest_values(partition_log):
-                    await asyncio.sleep(0)
-            records += await self._replay(partition, latest)
-            self._unloaded.discard(partition)
-            await asyncio.sleep(0)
-        now = self.now_ms()
-        for group in list(self.groups.values()):
-            self._spawn_apply(group, group.on_loaded(now))
-            self._rearm(group)
+        records = sum([await self._load(partition) for partition in range(topic.partition_count)])
         log.info("loaded %d groups and %d committed offsets from %s (%d live records) in %.2fs",
                  len(self.groups), sum(1 for _ in self.offsets), rec.OFFSETS_TOPIC, records,
                  time.monotonic() - started)
+
+    async def load_partition(self, partition: int) -> None:
+        """Cluster: this broker became the leader of `partition`; coordinate its groups from now on."""
+        if self._owned is None:
+            self._owned = set()
+            self._unloaded.clear()
+        self._owned.add(partition)
+        self._unloaded.add(partition)
+        started = time.monotonic()
+        records = await self._load(partition)
+        log.info("loaded %s-%d (%d live records) in %.2fs", rec.OFFSETS_TOPIC, partition, records,
+                 time.monotonic() - started)
+
+    def unload_partition(self, partition: int) -> None:
+        """Cluster: another broker leads `partition` now; forget its groups (held requests: NOT_COORDINATOR)."""
+        if self._owned is None:
+            self._owned = set()
+            self._unloaded.clear()
+        self._owned.discard(partition)
+        self._unloaded.discard(partition)
+        for group_id in [g for g in self.groups if self.partition_for(g) == partition]:
+            group = self.groups.pop(group_id)
+            self._pushed.pop(group_id, None)
+            if isinstance(group, ClassicGroup):
+                for reply in group.fail_held(ErrorCode.NOT_COORDINATOR):
+                    if isinstance(reply, Reply):
+                        self._resolve(reply.waiter, reply.result)
+        for group_id in [g for g in self.offsets.group_ids() if self.partition_for(g) == partition]:
+            self.offsets.drop_group(group_id)
+
+    async def _load(self, partition: int) -> int:
+        """Replay one partition (latest value per key), yielding to the loop between chunks; then
+        restart its groups' sessions. The number of live records."""
+        partition_log = self.logs.get_log(rec.OFFSETS_TOPIC, partition)
+        latest: dict[bytes, bytes | None] = {}
+        if partition_log is not None:
+            for latest in latest_values(partition_log):
+                await asyncio.sleep(0)
+        if partition not in self._unloaded:  # unloaded while reading
+            return 0
+        records = await self._replay(partition, latest)
+        self._unloaded.discard(partition)
+        now = self.now_ms()
+        for group in [g for gid, g in self.groups.items() if self.partition_for(gid) == partition]:
+            self._spawn_apply(group, group.on_loaded(now))
+            self._rearm(group)
+        await asyncio.sleep(0)
+        return records
 
     async def _replay(self, partition: int, latest: dict[bytes, bytes | None]) -> int:
         now = self.now_ms()

@@ -104,10 +104,15 @@ def _storage_error(doing: str, e: OSError) -> KafkaError:
 
 
 class LogManager:
-    def __init__(self, data_dir: Path, defaults: LogConfig, *, node_id: int = 1) -> None:
+    def __init__(self, data_dir: Path, defaults: LogConfig, *, node_id: int = 1, cluster_id: str | None = None,
+                 hosts_every_partition: bool = True) -> None:
         self.data_dir = Path(data_dir)
         self.defaults = defaults
         self.node_id = node_id
+        # In a cluster the cluster id comes from ZooKeeper, and a broker hosts only the partitions
+        # assigned to it (`host_partitions`); a single node makes its own id and hosts everything.
+        self._cluster_id_given = cluster_id
+        self._hosts_every_partition = hosts_every_partition
         self.cluster_id = ""
         self._topics: dict[str, TopicInfo] = {}
         self._topics_by_id: dict[uuid.UUID, TopicInfo] = {}  # Fetch v13+ names topics by id
@@ -139,6 +144,8 @@ class LogManager:
         for topic in topics.values():
             for partition in range(topic.partition_count):
                 key = (topic.name, partition)
+                if not self._hosts_every_partition and not (self.data_dir / f"{topic.name}-{partition}").is_dir():
+                    continue
                 logs[key] = self._open_log(topic, partition, now_ms, clean_shutdown=clean,
                                            recovery_point=recovery_points.get(key, 0),
                                            log_start_offset=log_starts.get(key, 0))
@@ -153,16 +160,20 @@ class LogManager:
     def _load_meta_properties(self) -> None:
         path = self.data_dir / META_PROPERTIES
         properties = read_properties(path)
+        given = self._cluster_id_given
         if properties is None:
-            self.cluster_id = uuid_to_base64(new_topic_id())
+            self.cluster_id = given or uuid_to_base64(new_topic_id())
             write_properties(path, {"version": "1", "node.id": str(self.node_id), "cluster.id": self.cluster_id})
             return
         stored = properties.get("node.id")
         if stored is not None and stored != str(self.node_id):
             raise ValueError(f"{path}: stored node.id {stored} does not match the configured node.id {self.node_id}")
         cluster_id = properties.get("cluster.id", "")
+        if given and _CLUSTER_ID.fullmatch(cluster_id) and cluster_id != given:
+            raise ValueError(f"{path}: the data dir belongs to cluster {cluster_id}, but ZooKeeper holds cluster "
+                             f"{given}: wrong zookeeper.connect, or a data dir from another cluster")
         if not _CLUSTER_ID.fullmatch(cluster_id):
-            self.cluster_id = uuid_to_base64(new_topic_id())
+            self.cluster_id = given or uuid_to_base64(new_topic_id())
             log.warning("%s has no valid cluster.id (%r); writing a new one, %s", path, cluster_id, self.cluster_id)
             write_properties(path, {"version": "1", "node.id": str(self.node_id), "cluster.id": self.cluster_id})
             return
@@ -297,6 +308,27 @@ class LogManager:
         self._open_partitions(grown, range(topic.partition_count, new_total), previous=topic)
         return grown
 
+    def host_partitions(self, topic: TopicInfo, partitions: list[int]) -> None:
+        """Cluster: know `topic` as the store has it, and host `partitions` of it here.
+
+        A topic known under another id is deleted first (it was re-created while we were away);
+        config changes apply to the open logs; partitions not yet here are created.
+        """
+        known = self._topics.get(topic.name)
+        if known is not None and known.topic_id != topic.topic_id:
+            self.delete_topic(topic.name)
+            known = None
+        if known != topic:
+            self._commit_topics({**self._topics, topic.name: topic})
+            if known is not None and known.configs != topic.configs:
+                config = LogConfig.from_topic_configs(topic.configs, self.defaults)
+                for plog in self._logs.values():
+                    if plog.topic == topic.name:
+                        plog.config = config
+        missing = [p for p in partitions if (topic.name, p) not in self._logs]
+        if missing:
+            self._open_partitions(topic, missing, previous=known)
+
     def alter_topic_configs(self, name: str, configs: Mapping[str, str], validate_only: bool = False) -> TopicInfo:
         """Replace the topic's config overrides with `configs` (the whole set) and apply them."""
         topic = self._existing(name)
@@ -353,7 +385,7 @@ class LogManager:
         self._topics = topics
         self._topics_by_id = {t.topic_id: t for t in topics.values()}
 
-    def _open_partitions(self, topic: TopicInfo, partitions: range, *, previous: TopicInfo | None) -> None:
+    def _open_partitions(self, topic: TopicInfo, partitions: range | list[int], *, previous: TopicInfo | None) -> None:
         """Create the new partitions' logs; if that fails on disk, undo the registry change (`previous`)."""
         now_ms = _now_ms()
         logs = dict(self._logs)

@@ -210,6 +210,11 @@ class PartitionLog:
         """The latest leader epoch written to this log (0 for a log never written)."""
         return max(self._epochs.latest_epoch, 0)
 
+    def become_leader(self, leader_epoch: int) -> None:
+        """Lead from the log end in `leader_epoch`: appends carry it, and the epoch cache says where it began."""
+        if leader_epoch > self._epochs.latest_epoch:
+            self._epochs.assign(leader_epoch, self._log_end_offset)
+
     # -- append ------------------------------------------------------------------------------------
 
     def append(self, batch: bytearray | memoryview, header: BatchHeader, *, leader_epoch: int,

@@ -1,6 +1,9 @@
-"""DescribeCluster and FindCoordinator: this single node is the whole cluster.
+"""DescribeCluster and FindCoordinator.
 
-Every group is coordinated here. Transactions are not implemented yet, so a transactional
+A single node is the whole cluster and coordinates every group. In a cluster a group's
+coordinator is the leader of its `__consumer_offsets` partition, which the controller creates on
+the first lookup with `offsets.topic.num.partitions` and `offsets.topic.replication.factor` (as
+Kafka, COORDINATOR_NOT_AVAILABLE while fewer brokers are alive than that factor asks). Transactions are not implemented yet, so a transactional
 coordinator lookup gets a non-retriable error with a message rather than a retry loop.
 """
 from __future__ import annotations
@@ -22,6 +25,12 @@ def handle_describe_cluster(ctx: RequestContext, request: DescribeClusterRequest
     if request.endpoint_type != 1:  # 2 = controllers: a client talking to a broker gets an error
         return DescribeClusterResponse(error_code=ErrorCode.MISMATCHED_ENDPOINT_TYPE,
                                        error_message="this is a broker endpoint", endpoint_type=request.endpoint_type)
+    if broker.cluster is not None:
+        image = broker.cluster.image
+        return DescribeClusterResponse(
+            error_code=0, cluster_id=broker.cluster_id, controller_id=image.controller_id,
+            brokers=[DescribeClusterBroker(broker_id=b.broker_id, host=b.host, port=b.port, rack=b.rack)
+                     for b in sorted(image.brokers.values(), key=lambda b: b.broker_id)])
     return DescribeClusterResponse(
         error_code=0, cluster_id=broker.cluster_id, controller_id=broker.node_id,
         brokers=[DescribeClusterBroker(broker_id=broker.node_id, host=advertised.host, port=advertised.port)])
@@ -48,6 +57,8 @@ def _coordinator(ctx: RequestContext, key: str, key_type: int) -> Coordinator:
     if not key:
         return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.INVALID_GROUP_ID,
                            error_message="empty group id")
+    if broker.cluster is not None:
+        return _coordinator_in_cluster(ctx, key)
     try:
         broker.groups.ensure_offsets_topic()  # created on first use, as Kafka does
     except KafkaError as exc:  # e.g. a full disk: the client retries the lookup
@@ -55,4 +66,27 @@ def _coordinator(ctx: RequestContext, key: str, key_type: int) -> Coordinator:
                            error_message=f"cannot create {OFFSETS_TOPIC}: {exc.message or exc.code.name}")
     advertised = broker.config.advertised
     return Coordinator(key=key, node_id=broker.node_id, host=advertised.host, port=advertised.port,
+                       error_code=0, error_message=None)
+
+
+def _coordinator_in_cluster(ctx: RequestContext, key: str) -> Coordinator:
+    broker = ctx.broker
+    image = broker.cluster.image
+    config = broker.config
+    if OFFSETS_TOPIC not in image.topics:
+        if len(image.brokers) < config.offsets_topic_replication_factor:
+            message = (f"Number of alive brokers '{len(image.brokers)}' does not meet the required replication "
+                       f"factor '{config.offsets_topic_replication_factor}' for the offsets topic (configured via "
+                       "'offsets.topic.replication.factor').")
+        else:
+            broker.cluster.admin.create_offsets_topic(config)
+            message = f"{OFFSETS_TOPIC} is being created"
+        return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
+                           error_message=message)
+    leader = image.leader_of(OFFSETS_TOPIC, broker.groups.partition_for(key))
+    registration = image.brokers.get(leader)
+    if registration is None:
+        return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
+                           error_message="the group's partition has no leader")
+    return Coordinator(key=key, node_id=leader, host=registration.host, port=registration.port,
                        error_code=0, error_message=None)

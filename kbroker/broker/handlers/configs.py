@@ -120,12 +120,12 @@ def _check_broker_name(ctx: RequestContext, name: str, allow_default: bool) -> N
     raise KafkaError(ErrorCode.INVALID_REQUEST, f"unknown broker {name!r}; this is broker {ctx.broker.node_id}")
 
 
-def handle_alter_configs(ctx: RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse:
+async def handle_alter_configs(ctx: RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse:
     """Replace a topic's whole set of overrides (non-incremental, deprecated in Kafka)."""
     responses = []
     for resource in request.resources:
         configs = {c.name: c.value for c in resource.configs if c.value is not None}
-        error = _apply(ctx, resource.resource_type, resource.resource_name, lambda _old: configs,
+        error = await _apply(ctx, resource.resource_type, resource.resource_name, lambda _old: configs,
                        request.validate_only)
         responses.append(AlterConfigsResourceResponse(error_code=error.code if error else 0,
                                                       error_message=error.message if error else None,
@@ -134,14 +134,14 @@ def handle_alter_configs(ctx: RequestContext, request: AlterConfigsRequest) -> A
     return AlterConfigsResponse(responses=responses)
 
 
-def handle_incremental_alter_configs(ctx: RequestContext,
+async def handle_incremental_alter_configs(ctx: RequestContext,
                                      request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse:
     responses = []
     for resource in request.resources:
         def change(old: dict[str, str], ops: Any = resource.configs) -> dict[str, str]:
             return _incremental(old, ops)
 
-        error = _apply(ctx, resource.resource_type, resource.resource_name, change, request.validate_only)
+        error = await _apply(ctx, resource.resource_type, resource.resource_name, change, request.validate_only)
         responses.append(IncrementalResourceResponse(error_code=error.code if error else 0,
                                                      error_message=error.message if error else None,
                                                      resource_type=resource.resource_type,
@@ -175,7 +175,8 @@ def _incremental(old: dict[str, str], ops: Any) -> dict[str, str]:
     return new
 
 
-def _apply(ctx: RequestContext, resource_type: int, name: str, change: Any, validate_only: bool) -> KafkaError | None:
+async def _apply(ctx: RequestContext, resource_type: int, name: str, change: Any,
+                 validate_only: bool) -> KafkaError | None:
     try:
         if resource_type == BROKER:
             _check_broker_name(ctx, name, allow_default=True)
@@ -186,7 +187,10 @@ def _apply(ctx: RequestContext, resource_type: int, name: str, change: Any, vali
         topic = ctx.broker.logs.topic(name)
         if topic is None:
             raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name} does not exist")
-        ctx.broker.logs.alter_topic_configs(name, change(dict(topic.configs)), validate_only=validate_only)
+        if ctx.broker.cluster is not None:
+            await ctx.broker.cluster.admin.alter_configs(name, change(dict(topic.configs)), validate_only=validate_only)
+        else:
+            ctx.broker.logs.alter_topic_configs(name, change(dict(topic.configs)), validate_only=validate_only)
     except KafkaError as exc:
         return exc
     return None

@@ -87,7 +87,7 @@ def _watched_partitions(ctx: RequestContext, request: FetchRequest) -> list[tupl
 
 
 def _read(ctx: RequestContext, request: FetchRequest) -> tuple[list[FetchableTopicResponse], int, bool]:
-    logs = ctx.broker.logs
+    broker = ctx.broker
     version = ctx.version
     read_committed = request.isolation_level == READ_COMMITTED
     remaining = request.max_bytes
@@ -99,9 +99,10 @@ def _read(ctx: RequestContext, request: FetchRequest) -> tuple[list[FetchableTop
         unknown = ErrorCode.UNKNOWN_TOPIC_ID if version >= 13 else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         partitions = []
         for wanted in topic.partitions:
-            partition_log = logs.get_log(name, wanted.partition) if name is not None else None
-            if partition_log is None:
-                partitions.append(PartitionData(partition_index=wanted.partition, error_code=unknown,
+            partition_log = broker.leader_log(name, wanted.partition) if name is not None else unknown
+            if isinstance(partition_log, ErrorCode):
+                code = unknown if partition_log == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION else partition_log
+                partitions.append(PartitionData(partition_index=wanted.partition, error_code=code,
                                                 high_watermark=-1, records=b""))
                 had_error = True
                 continue

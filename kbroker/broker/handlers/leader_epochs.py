@@ -13,14 +13,14 @@ from kbroker.wire.messages.offset_for_leader_epoch import (
 
 def handle_offset_for_leader_epoch(ctx: RequestContext,
                                    request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse:
-    logs = ctx.broker.logs
+    broker = ctx.broker
     topics = []
     for topic in request.topics:
         results = []
         for wanted in topic.partitions:
-            partition_log = logs.get_log(topic.topic, wanted.partition)
-            if partition_log is None:
-                results.append(EpochEndOffset(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, partition=wanted.partition))
+            partition_log = broker.leader_log(topic.topic, wanted.partition)
+            if isinstance(partition_log, ErrorCode):
+                results.append(EpochEndOffset(error_code=partition_log, partition=wanted.partition))
                 continue
             current = partition_log.leader_epoch
             if wanted.current_leader_epoch not in (-1, current):

@@ -25,15 +25,15 @@ READ_COMMITTED = 1
 
 
 def handle_list_offsets(ctx: RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse:
-    logs = ctx.broker.logs
+    broker = ctx.broker
     topics = []
     for topic in request.topics:
         partitions = []
         for wanted in topic.partitions:
-            partition_log = logs.get_log(topic.name, wanted.partition_index)
-            if partition_log is None:
+            partition_log = broker.leader_log(topic.name, wanted.partition_index)
+            if isinstance(partition_log, ErrorCode):
                 partitions.append(ListOffsetsPartitionResponse(
-                    partition_index=wanted.partition_index, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+                    partition_index=wanted.partition_index, error_code=partition_log))
                 continue
             try:
                 partitions.append(_lookup(ctx, partition_log, wanted, request.isolation_level))

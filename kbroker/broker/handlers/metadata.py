@@ -1,11 +1,15 @@
-"""Metadata: this broker, the cluster id, and topics with their partitions and topic ids.
+"""Metadata: the brokers, the cluster id, the controller, and topics with their partitions.
 
 Topics a client names but that do not exist are auto-created when both the client allows
 it (v4+) and `auto.create.topics.enable` is on. Since v10 a topic can be asked for by id.
+A single node is every partition's leader; in a cluster the answer is this broker's image of
+ZooKeeper: the live brokers, each partition's leader, replicas and ISR (LEADER_NOT_AVAILABLE
+for a partition whose leader is gone, and for a topic still being auto-created).
 """
 from __future__ import annotations
 
 from kbroker.broker.dispatch import RequestContext
+from kbroker.cluster.image import NO_LEADER
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.topics import INTERNAL_TOPICS, validate_topic_name
 from kbroker.wire.messages.metadata import (
@@ -21,20 +25,25 @@ def handle_metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataRe
     version = ctx.version
     wanted = request.topics
     if wanted is None or (version == 0 and not wanted):
-        topics = [_describe(ctx, name) for name in sorted(broker.logs.topic_names())]
+        names = broker.cluster.image.topics if broker.cluster is not None else broker.logs.topic_names()
+        topics = [_describe(ctx, name) for name in sorted(names)]
     else:
         topics = [_lookup(ctx, t.name, t.topic_id, request.allow_auto_topic_creation) for t in wanted]
-    advertised = broker.config.advertised
-    return MetadataResponse(
-        brokers=[MetadataResponseBroker(node_id=broker.node_id, host=advertised.host, port=advertised.port)],
-        cluster_id=broker.cluster_id,
-        controller_id=broker.node_id,
-        topics=topics,
-    )
+    if broker.cluster is not None:
+        image = broker.cluster.image
+        brokers = [MetadataResponseBroker(node_id=b.broker_id, host=b.host, port=b.port, rack=b.rack)
+                   for b in sorted(image.brokers.values(), key=lambda b: b.broker_id)]
+        controller = image.controller_id
+    else:
+        advertised = broker.config.advertised
+        brokers = [MetadataResponseBroker(node_id=broker.node_id, host=advertised.host, port=advertised.port)]
+        controller = broker.node_id
+    return MetadataResponse(brokers=brokers, cluster_id=broker.cluster_id, controller_id=controller, topics=topics)
 
 
 def _lookup(ctx: RequestContext, name: str | None, topic_id, allow_auto_create: bool) -> MetadataResponseTopic:
-    logs = ctx.broker.logs
+    broker = ctx.broker
+    logs = broker.logs
     if name is None:
         topic = logs.topic_by_id(topic_id)
         if topic is None:
@@ -44,13 +53,18 @@ def _lookup(ctx: RequestContext, name: str | None, topic_id, allow_auto_create: 
         validate_topic_name(name)
     except KafkaError as exc:
         return MetadataResponseTopic(error_code=exc.code, name=name)
-    if logs.topic(name) is None and not (allow_auto_create and ctx.broker.auto_create_topic(name)):
-        return MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name=name)
+    if not broker.topic_exists(name):
+        if not allow_auto_create or name in INTERNAL_TOPICS or not broker.auto_create_topic(name):
+            creating = allow_auto_create and broker.cluster is not None and broker.config.auto_create_topics_enable
+            return MetadataResponseTopic(error_code=ErrorCode.LEADER_NOT_AVAILABLE if creating
+                                         else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name=name)
     return _describe(ctx, name)
 
 
 def _describe(ctx: RequestContext, name: str) -> MetadataResponseTopic:
     broker = ctx.broker
+    if broker.cluster is not None:
+        return _describe_in_cluster(ctx, name)
     topic = broker.logs.topic(name)
     node = broker.node_id
     partitions = []
@@ -61,4 +75,20 @@ def _describe(ctx: RequestContext, name: str) -> MetadataResponseTopic:
             leader_epoch=partition_log.leader_epoch if partition_log else 0,
             replica_nodes=[node], isr_nodes=[node]))
     return MetadataResponseTopic(error_code=0, name=name, topic_id=topic.topic_id,
+                                 is_internal=name in INTERNAL_TOPICS, partitions=partitions)
+
+
+def _describe_in_cluster(ctx: RequestContext, name: str) -> MetadataResponseTopic:
+    image = ctx.broker.cluster.image
+    assignment = image.topics[name]
+    partitions = []
+    for index, replicas in enumerate(assignment.replicas):
+        state = image.states.get((name, index))
+        leader = image.leader_of(name, index)
+        partitions.append(MetadataResponsePartition(
+            error_code=ErrorCode.LEADER_NOT_AVAILABLE if leader == NO_LEADER else 0, partition_index=index,
+            leader_id=leader, leader_epoch=state.leader_epoch if state else -1, replica_nodes=list(replicas),
+            isr_nodes=list(state.isr) if state else [],
+            offline_replicas=[r for r in replicas if r not in image.brokers]))
+    return MetadataResponseTopic(error_code=0, name=name, topic_id=assignment.topic_id,
                                  is_internal=name in INTERNAL_TOPICS, partitions=partitions)

@@ -98,9 +98,9 @@ def _append(ctx: RequestContext, topic: str, partition: int,
         exists = broker.auto_create_topic(topic)
     except KafkaError as exc:  # e.g. an invalid topic name
         return _error(partition, exc.code, exc.message), None
-    partition_log = broker.logs.get_log(topic, partition) if exists else None
-    if partition_log is None:
-        return _error(partition, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION), None
+    partition_log = broker.leader_log(topic, partition) if exists else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    if isinstance(partition_log, ErrorCode):
+        return _error(partition, partition_log), None
     if records is None:
         return _error(partition, ErrorCode.INVALID_RECORD, "no record batch", partition_log), None
     try:

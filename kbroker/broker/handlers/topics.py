@@ -1,7 +1,9 @@
 """CreateTopics, DeleteTopics, CreatePartitions, DeleteRecords.
 
 One node means replication factor 1: -1 (the broker default) is accepted, anything else
-gets INVALID_REPLICATION_FACTOR with Kafka's explanation.
+gets INVALID_REPLICATION_FACTOR with Kafka's explanation. In a cluster the topic changes go
+through the metadata store (kbroker/cluster/admin.py) and may take any replication factor up to
+the number of live brokers.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ MAX_PARTITIONS_PER_REQUEST = 10_000
 TOO_MANY_PARTITIONS = "Excessively large number of partitions per request."
 
 
-def handle_create_topics(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse:
+async def handle_create_topics(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse:
     counts = Counter(t.name for t in request.topics)
     if _requested_partitions(ctx, request) > MAX_PARTITIONS_PER_REQUEST:
         return CreateTopicsResponse(topics=[
@@ -54,7 +56,7 @@ def handle_create_topics(ctx: RequestContext, request: CreateTopicsRequest) -> C
                                                 error_message=f"Create topic request contains duplicate topic {topic.name}"))
             continue
         try:
-            results.append(_create(ctx, topic, request.validate_only))
+            results.append(await _create(ctx, topic, request.validate_only, request.timeout_ms))
         except KafkaError as exc:
             results.append(CreatableTopicResult(name=topic.name, error_code=exc.code, error_message=exc.message))
     return CreateTopicsResponse(topics=results)
@@ -73,10 +75,12 @@ def _requested_partitions(ctx: RequestContext, request: CreateTopicsRequest) -> 
     return total
 
 
-def _create(ctx: RequestContext, topic: CreatableTopic, validate_only: bool) -> CreatableTopicResult:
+async def _create(ctx: RequestContext, topic: CreatableTopic, validate_only: bool,
+                  timeout_ms: int) -> CreatableTopicResult:
     broker = ctx.broker
     node = broker.node_id
     partitions = topic.num_partitions
+    cluster = broker.cluster
     if topic.assignments:
         if partitions != DEFAULT or topic.replication_factor != DEFAULT:
             raise KafkaError(ErrorCode.INVALID_REQUEST,
@@ -84,7 +88,7 @@ def _create(ctx: RequestContext, topic: CreatableTopic, validate_only: bool) -> 
         indexes = sorted(a.partition_index for a in topic.assignments)
         if indexes != list(range(len(indexes))):
             raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, "partitions must be numbered 0..N-1")
-        if any(a.broker_ids != [node] for a in topic.assignments):
+        if cluster is None and any(a.broker_ids != [node] for a in topic.assignments):
             raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"this cluster has one broker, id {node}")
         partitions = len(indexes)
     elif partitions == DEFAULT:
@@ -92,7 +96,7 @@ def _create(ctx: RequestContext, topic: CreatableTopic, validate_only: bool) -> 
     if partitions < 1:
         raise KafkaError(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
     factor = topic.replication_factor
-    if factor not in (DEFAULT, 1) and not topic.assignments:
+    if cluster is None and factor not in (DEFAULT, 1) and not topic.assignments:
         if factor < 1:
             raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0.")
         raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
@@ -103,18 +107,26 @@ def _create(ctx: RequestContext, topic: CreatableTopic, validate_only: bool) -> 
         if entry.value is None:
             raise KafkaError(ErrorCode.INVALID_CONFIG, f"Null value not supported for topic config {entry.name}")
         configs[entry.name] = entry.value
-    info = broker.logs.create_topic(topic.name, partitions, configs, validate_only=validate_only)
-    effective = LogConfig.from_topic_configs(info.configs, broker.logs.defaults).topic_configs()
+    if cluster is not None:
+        created = await cluster.admin.create_topic(
+            topic.name, partitions, broker.config.default_replication_factor if factor == DEFAULT else factor,
+            [a.broker_ids for a in sorted(topic.assignments, key=lambda a: a.partition_index)] or None, configs,
+            validate_only=validate_only, timeout_ms=timeout_ms)
+        topic_id, factor = created.topic_id, len(created.replicas[0])
+    else:
+        topic_id, factor = broker.logs.create_topic(topic.name, partitions, configs, validate_only=validate_only).topic_id, 1
+    effective = LogConfig.from_topic_configs(configs, broker.logs.defaults).topic_configs()
     described = [CreatableTopicConfigs(name=key, value=configs.get(key, value), read_only=False,
                                        config_source=TOPIC_CONFIG_SOURCE if key in configs else DEFAULT_CONFIG_SOURCE,
                                        is_sensitive=False)
                  for key, value in sorted({**effective, **configs}.items())]
-    return CreatableTopicResult(name=topic.name, topic_id=info.topic_id, error_code=0, error_message=None,
-                                num_partitions=partitions, replication_factor=1, configs=described)
+    return CreatableTopicResult(name=topic.name, topic_id=topic_id, error_code=0, error_message=None,
+                                num_partitions=partitions, replication_factor=factor, configs=described)
 
 
-def handle_delete_topics(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse:
+async def handle_delete_topics(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse:
     logs = ctx.broker.logs
+    cluster = ctx.broker.cluster
     if ctx.version >= 6:  # by name or, with a null name, by topic id
         requested = [(t.name, t.topic_id) for t in request.topics]
     else:
@@ -130,7 +142,10 @@ def handle_delete_topics(ctx: RequestContext, request: DeleteTopicsRequest) -> D
                                                   error_code=ErrorCode.TOPIC_DELETION_DISABLED))
         else:
             try:
-                logs.delete_topic(info.name)
+                if cluster is not None:
+                    await cluster.admin.delete_topic(info.name, request.timeout_ms)
+                else:
+                    logs.delete_topic(info.name)
             except KafkaError as exc:  # e.g. KAFKA_STORAGE_ERROR: this topic's answer, not the connection's
                 responses.append(DeletableTopicResult(name=info.name, topic_id=info.topic_id, error_code=exc.code,
                                                       error_message=exc.message))
@@ -139,9 +154,10 @@ def handle_delete_topics(ctx: RequestContext, request: DeleteTopicsRequest) -> D
     return DeleteTopicsResponse(responses=responses)
 
 
-def handle_create_partitions(ctx: RequestContext, request: CreatePartitionsRequest) -> CreatePartitionsResponse:
+async def handle_create_partitions(ctx: RequestContext, request: CreatePartitionsRequest) -> CreatePartitionsResponse:
     logs = ctx.broker.logs
     node = ctx.broker.node_id
+    cluster = ctx.broker.cluster
     results = []
     new_partitions = 0
     for topic in request.topics:
@@ -156,6 +172,13 @@ def handle_create_partitions(ctx: RequestContext, request: CreatePartitionsReque
             new_partitions += topic.count - info.partition_count
             if new_partitions > MAX_PARTITIONS_PER_REQUEST:
                 raise KafkaError(ErrorCode.POLICY_VIOLATION, TOO_MANY_PARTITIONS)
+            if cluster is not None:
+                await cluster.admin.create_partitions(
+                    topic.name, topic.count, None if topic.assignments is None else
+                    [a.broker_ids for a in topic.assignments], validate_only=request.validate_only,
+                    timeout_ms=request.timeout_ms)
+                results.append(CreatePartitionsTopicResult(name=topic.name, error_code=0))
+                continue
             if topic.assignments is not None:
                 if len(topic.assignments) != topic.count - info.partition_count:
                     raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
@@ -171,16 +194,14 @@ def handle_create_partitions(ctx: RequestContext, request: CreatePartitionsReque
 
 
 def handle_delete_records(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse:
-    logs = ctx.broker.logs
     topics = []
     for topic in request.topics:
         partitions = []
         for wanted in topic.partitions:
-            partition_log = logs.get_log(topic.name, wanted.partition_index)
-            if partition_log is None:
+            partition_log = ctx.broker.leader_log(topic.name, wanted.partition_index)
+            if isinstance(partition_log, ErrorCode):
                 partitions.append(DeleteRecordsPartitionResult(partition_index=wanted.partition_index,
-                                                               low_watermark=-1,
-                                                               error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+                                                               low_watermark=-1, error_code=partition_log))
                 continue
             offset = partition_log.high_watermark if wanted.offset == -1 else wanted.offset
             if not 0 <= offset <= partition_log.high_watermark:

@@ -1,0 +1,176 @@
+"""Topic administration in a cluster: any broker takes the request and writes it to the store.
+
+As Kafka's brokers did in ZooKeeper mode (AdminZkClient): the broker that receives CreateTopics
+computes the replica assignment over the live brokers and writes the topic's znodes; the
+controller sees them and elects leaders; the request is answered once this broker's image shows
+every partition led (or with REQUEST_TIMED_OUT after the request's timeout). Deletion is queued
+in /admin/delete_topics for the controller and answered once the topic is gone.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from kbroker.cluster.image import ClusterImage, TopicAssignment
+from kbroker.cluster.metastore import MetaStore, MetaStoreError, StaleWrite
+from kbroker.cluster.placement import assign_replicas
+from kbroker.coordinator.records import OFFSETS_TOPIC
+from kbroker.errors import ErrorCode, KafkaError
+from kbroker.log.config import LogConfig
+from kbroker.log.topics import colliding_name, new_topic_id, validate_topic_name
+
+if TYPE_CHECKING:
+    from kbroker.config import Config
+
+log = logging.getLogger("kbroker.cluster.admin")
+
+
+def _unavailable(exc: MetaStoreError) -> KafkaError:
+    return KafkaError(ErrorCode.REQUEST_TIMED_OUT, f"ZooKeeper: {exc}")
+
+
+class ClusterAdmin:
+    def __init__(self, store: MetaStore, defaults: LogConfig) -> None:
+        self._store = store
+        self._defaults = defaults
+        self._waiters: list[tuple[Callable[[ClusterImage], bool], asyncio.Future[None]]] = []
+        self._creating: set[str] = set()
+
+    def on_change(self) -> None:
+        image = self._store.image
+        for predicate, future in list(self._waiters):
+            if not future.done() and predicate(image):
+                future.set_result(None)
+
+    async def _wait_for(self, predicate: Callable[[ClusterImage], bool], timeout_ms: int, what: str) -> None:
+        if predicate(self._store.image):
+            return
+        future = asyncio.get_running_loop().create_future()
+        entry = (predicate, future)
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(future, max(timeout_ms, 0) / 1000)
+        except asyncio.TimeoutError:
+            raise KafkaError(ErrorCode.REQUEST_TIMED_OUT, f"{what} did not complete within {timeout_ms} ms") from None
+        finally:
+            self._waiters.remove(entry)
+
+    def _live_racks(self) -> dict[int, str | None]:
+        return {b.broker_id: b.rack for b in self._store.image.brokers.values()}
+
+    def _check_assignment(self, replicas: Sequence[Sequence[int]]) -> None:
+        live = self._store.image.brokers
+        for partition_replicas in replicas:
+            if not partition_replicas or len(set(partition_replicas)) != len(partition_replicas):
+                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                 f"Duplicate or empty replica list {list(partition_replicas)}")
+            unknown = [b for b in partition_replicas if b not in live]
+            if unknown:
+                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"Unknown broker(s) in assignment: {unknown}")
+        if len({len(r) for r in replicas}) > 1:
+            raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, "All partitions should have the same number of replicas")
+
+    async def create_topic(self, name: str, partitions: int, replication_factor: int,
+                           assignments: Sequence[Sequence[int]] | None, configs: Mapping[str, str], *,
+                           validate_only: bool, timeout_ms: int) -> TopicAssignment:
+        validate_topic_name(name)
+        image = self._store.image
+        if name in image.topic_names:
+            raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        other = colliding_name(name, image.topic_names)
+        if other is not None:
+            raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, f"Topic '{name}' collides with existing topic: {other}")
+        LogConfig.from_topic_configs(configs, self._defaults)
+        if assignments:
+            replicas = [list(r) for r in assignments]
+            self._check_assignment(replicas)
+        else:
+            replicas = assign_replicas(self._live_racks(), partitions, replication_factor)
+        assignment = TopicAssignment(name, new_topic_id(), tuple(tuple(r) for r in replicas))
+        if validate_only:
+            return assignment
+        try:
+            await self._store.create_topic(assignment, configs)
+        except MetaStoreError as exc:
+            raise _unavailable(exc) from exc
+        log.info("created topic %s with %d partitions, replicas %s", name, len(replicas), replicas)
+        await self._wait_for(lambda i: i.fully_led(name), timeout_ms, f"creating topic {name}")
+        return assignment
+
+    def auto_create(self, name: str, partitions: int, replication_factor: int,
+                    configs: Mapping[str, str] | None = None) -> None:
+        """Create `name` in the background (a Metadata or Produce for a topic that does not exist)."""
+        if name in self._creating:
+            return
+        self._creating.add(name)
+
+        async def create() -> None:
+            try:
+                await self.create_topic(name, partitions, replication_factor, None, configs or {},
+                                        validate_only=False, timeout_ms=30_000)
+            except KafkaError as exc:
+                if exc.code != ErrorCode.TOPIC_ALREADY_EXISTS:
+                    log.warning("auto-creating topic %s failed: %s", name, exc.message or exc.code.name)
+            finally:
+                self._creating.discard(name)
+        task = asyncio.get_running_loop().create_task(create())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def create_offsets_topic(self, config: Config) -> None:
+        self.auto_create(OFFSETS_TOPIC, config.offsets_topic_num_partitions, config.offsets_topic_replication_factor,
+                         {"cleanup.policy": "compact", "segment.bytes": str(config.offsets_topic_segment_bytes),
+                          "compression.type": "producer"})
+
+    async def delete_topic(self, name: str, timeout_ms: int) -> None:
+        if name not in self._store.image.topic_names:
+            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{name}' does not exist.")
+        try:
+            await self._store.request_topic_deletion(name)
+        except MetaStoreError as exc:
+            raise _unavailable(exc) from exc
+        await self._wait_for(lambda i: name not in i.topic_names, timeout_ms, f"deleting topic {name}")
+
+    async def create_partitions(self, name: str, total: int, assignments: Sequence[Sequence[int]] | None, *,
+                                validate_only: bool, timeout_ms: int) -> None:
+        current = self._store.image.topics.get(name)
+        if current is None:
+            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist.")
+        if total <= current.partition_count:
+            raise KafkaError(ErrorCode.INVALID_PARTITIONS,
+                             f"Topic currently has {current.partition_count} partitions, which is higher than or "
+                             f"equal to the requested {total}.")
+        added = total - current.partition_count
+        if assignments is not None:
+            if len(assignments) != added:
+                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, "one assignment is needed for each new partition")
+            new = [list(r) for r in assignments]
+            self._check_assignment(new)
+        else:
+            new = assign_replicas(self._live_racks(), added, len(current.replicas[0]),
+                                  first_partition=current.partition_count)
+        if validate_only:
+            return
+        try:
+            await self._store.add_partitions(name, [*current.replicas, *new], current.version)
+        except StaleWrite as exc:
+            raise KafkaError(ErrorCode.REASSIGNMENT_IN_PROGRESS,
+                             f"topic {name} changed meanwhile: {exc}") from exc
+        except MetaStoreError as exc:
+            raise _unavailable(exc) from exc
+        await self._wait_for(lambda i: name in i.topics and i.topics[name].partition_count == total
+                             and i.fully_led(name), timeout_ms, f"adding partitions to {name}")
+
+    async def alter_configs(self, name: str, configs: Mapping[str, str], *, validate_only: bool) -> None:
+        if name not in self._store.image.topics:
+            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name} does not exist")
+        LogConfig.from_topic_configs(configs, self._defaults)
+        if validate_only:
+            return
+        try:
+            await self._store.set_topic_configs(name, configs)
+        except MetaStoreError as exc:
+            raise _unavailable(exc) from exc
+        await self._wait_for(lambda i: dict(i.configs.get(name, {})) == dict(configs), 30_000,
+                             f"changing the configs of {name}")

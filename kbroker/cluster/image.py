@@ -1,0 +1,85 @@
+"""What a broker knows of the cluster: an immutable snapshot, rebuilt whenever ZooKeeper changes.
+
+Kafka's ZooKeeper layout (ZkData.scala) holds each part; the store reads them into these values:
+    /brokers/ids/<id>                         BrokerRegistration (ephemeral; czxid = broker epoch)
+    /controller, /controller_epoch            controller_id, controller epoch
+    /brokers/topics/<t>                       TopicAssignment (topic id, replicas per partition)
+    /brokers/topics/<t>/partitions/<p>/state  PartitionState (leader, leader epoch, ISR)
+    /config/topics/<t>                        topic config overrides
+    /admin/delete_topics/<t>                  topics being deleted
+"""
+from __future__ import annotations
+
+import types
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+NO_LEADER = -1
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerRegistration:
+    broker_id: int
+    host: str
+    port: int
+    rack: str | None = None
+    epoch: int = -1  # the czxid of the registration znode: a restarted broker has a new one
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionState:
+    leader: int
+    leader_epoch: int
+    isr: tuple[int, ...]
+    controller_epoch: int
+    version: int = -1  # the znode version every write is compared against; -1: not written yet
+
+
+@dataclass(frozen=True, slots=True)
+class TopicAssignment:
+    name: str
+    topic_id: uuid.UUID
+    replicas: tuple[tuple[int, ...], ...]  # index: partition
+    version: int = -1
+
+    @property
+    def partition_count(self) -> int:
+        return len(self.replicas)
+
+
+def _frozen(mapping: Mapping) -> Mapping:
+    return types.MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterImage:
+    brokers: Mapping[int, BrokerRegistration] = field(default_factory=dict)
+    controller_id: int = NO_LEADER
+    topic_names: frozenset[str] = frozenset()  # every topic in the store, its assignment read or not
+    topics: Mapping[str, TopicAssignment] = field(default_factory=dict)
+    configs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    states: Mapping[tuple[str, int], PartitionState] = field(default_factory=dict)
+    deleting: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, brokers: Mapping[int, BrokerRegistration], controller_id: int, topic_names: frozenset[str],
+           topics: Mapping[str, TopicAssignment], configs: Mapping[str, Mapping[str, str]],
+           states: Mapping[tuple[str, int], PartitionState], deleting: frozenset[str]) -> ClusterImage:
+        return cls(_frozen(brokers), controller_id, topic_names, _frozen(topics),
+                   _frozen({name: _frozen(c) for name, c in configs.items()}), _frozen(states), deleting)
+
+    def leader_of(self, topic: str, partition: int) -> int:
+        state = self.states.get((topic, partition))
+        if state is None or state.leader not in self.brokers:
+            return NO_LEADER
+        return state.leader
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> TopicAssignment | None:
+        return next((t for t in self.topics.values() if t.topic_id == topic_id), None)
+
+    def fully_led(self, topic: str) -> bool:
+        """Every partition of `topic` has a live leader (what CreateTopics waits for)."""
+        assignment = self.topics.get(topic)
+        return assignment is not None and all(
+            self.leader_of(topic, p) != NO_LEADER for p in range(assignment.partition_count))

@@ -1,0 +1,480 @@
+"""The metadata store on ZooKeeper, through kazoo: the only module that imports kazoo.
+
+Kafka's ZooKeeper layout (ZkData.scala) under the chroot of `zookeeper.connect`, in Kafka's JSON:
+    /cluster/id                                 {"version":"1","id":"<cluster id>"}
+    /brokers/ids/<id>                           ephemeral {"version":5,"host":..,"port":..,"endpoints":[..],"rack":..}
+    /controller                                 ephemeral {"version":1,"brokerid":<id>,"timestamp":".."}
+    /controller_epoch                           "<epoch>"
+    /brokers/topics/<t>                         {"version":3,"topic_id":"..","partitions":{"0":[1,2]},..}
+    /brokers/topics/<t>/partitions/<p>/state    {"controller_epoch":..,"leader":..,"version":1,"leader_epoch":..,"isr":[..]}
+    /config/topics/<t>                          {"version":1,"config":{..}}
+    /admin/delete_topics/<t>                    (empty)
+    /latest_producer_id_block                   {"version":1,"broker":..,"block_start":"..","block_end":".."}
+
+Threads: kazoo runs its connection and its watch callbacks in threads of its own. Here the
+callbacks only update the dicts below under `_lock` and ask the event loop (call_soon_threadsafe)
+to publish a new `ClusterImage`; blocking calls run in worker threads (asyncio.to_thread). No
+other module sees a thread.
+
+Watches: a ChildrenWatch on /brokers/ids, /brokers/topics and /admin/delete_topics starts a
+DataWatch per broker, per topic (its assignment and its config) and per partition state. A topic's
+watches stop once the topic is gone from /brokers/topics; a state watch belongs to one topic id,
+so a topic deleted and created again under the same name gets fresh ones. A corrupt znode is
+logged and read as absent, never raised.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, NoNodeError
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.recipe.watchers import ChildrenWatch, DataWatch
+from kazoo.retry import KazooRetry
+
+from kbroker.cluster.image import BrokerRegistration, ClusterImage, PartitionState, TopicAssignment, NO_LEADER
+from kbroker.cluster.metastore import BrokerIdInUse, MetaStoreError, StaleWrite
+from kbroker.errors import ErrorCode, KafkaError
+from kbroker.log.checkpoints import uuid_from_base64, uuid_to_base64
+
+log = logging.getLogger("kbroker.zookeeper")
+
+PERSISTENT_PATHS = ("/brokers/ids", "/brokers/topics", "/config/topics", "/config/brokers", "/admin/delete_topics",
+                    "/cluster")
+TRANSACTION_CHUNK = 500  # partition states per multi-op, well below ZooKeeper's 1 MB request limit
+
+
+def split_connect(connect: str) -> tuple[str, str]:
+    """`host:port[,host:port]/chroot` -> (hosts, chroot); the chroot is '' when not given."""
+    hosts, slash, chroot = connect.partition("/")
+    chroot = ("/" + chroot).rstrip("/") if slash else ""
+    return hosts, chroot
+
+
+def _json(data: bytes | None, path: str) -> Any:
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        log.error("ignoring znode %s: not JSON: %r", path, data[:200])
+        return None
+
+
+def _encode(document: Any) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _topic_path(name: str) -> str:
+    return f"/brokers/topics/{name}"
+
+
+def _state_path(name: str, partition: int) -> str:
+    return f"/brokers/topics/{name}/partitions/{partition}/state"
+
+
+def _parse_broker(broker_id: int, document: Any, epoch: int) -> BrokerRegistration | None:
+    try:
+        return BrokerRegistration(broker_id, str(document["host"]), int(document["port"]), document.get("rack"), epoch)
+    except (KeyError, TypeError, ValueError):
+        log.error("ignoring the registration of broker %d: %r", broker_id, document)
+        return None
+
+
+def _parse_topic(name: str, document: Any, version: int) -> TopicAssignment | None:
+    try:
+        partitions = document["partitions"]
+        replicas = tuple(tuple(int(b) for b in partitions[str(p)]) for p in range(len(partitions)))
+        return TopicAssignment(name, uuid_from_base64(document["topic_id"]), replicas, version)
+    except (KeyError, TypeError, ValueError):
+        log.error("ignoring topic %s: its assignment znode is malformed: %r", name, document)
+        return None
+
+
+def _parse_state(document: Any, version: int) -> PartitionState | None:
+    try:
+        return PartitionState(int(document["leader"]), int(document["leader_epoch"]),
+                              tuple(int(b) for b in document["isr"]), int(document["controller_epoch"]), version)
+    except (KeyError, TypeError, ValueError):
+        log.error("ignoring a malformed partition state: %r", document)
+        return None
+
+
+def _state_document(state: PartitionState) -> dict[str, Any]:
+    return {"controller_epoch": state.controller_epoch, "leader": state.leader, "version": 1,
+            "leader_epoch": state.leader_epoch, "isr": list(state.isr)}
+
+
+class ZkMetaStore:
+    def __init__(self, connect: str, *, session_timeout_ms: int, connection_timeout_ms: int) -> None:
+        hosts, self._chroot = split_connect(connect)
+        self._connect = connect
+        self._connection_timeout_ms = connection_timeout_ms
+        self._client = KazooClient(hosts=hosts, timeout=session_timeout_ms / 1000,
+                                   connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
+                                   command_retry=KazooRetry(max_tries=3, delay=0.1, max_delay=1.0))
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._on_change: Callable[[], None] = lambda: None
+        self._on_session_lost: Callable[[], None] = lambda: None
+        self._publish_pending = False
+        self._image = ClusterImage()
+        self._brokers: dict[int, BrokerRegistration] = {}
+        self._watched_brokers: set[int] = set()
+        self._controller_id = NO_LEADER
+        self._topic_children: set[str] = set()
+        self._watched_topics: set[str] = set()
+        self._topics: dict[str, TopicAssignment] = {}
+        self._configs: dict[str, dict[str, str]] = {}
+        self._states: dict[tuple[str, int], PartitionState] = {}
+        self._state_watches: dict[tuple[str, int], uuid.UUID] = {}
+        self._deleting: frozenset[str] = frozenset()
+        self._controller_epoch_version = -1
+
+    @property
+    def image(self) -> ClusterImage:
+        return self._image
+
+    # -- connection ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect (within zookeeper.connection.timeout.ms) and create the persistent paths."""
+        try:
+            await asyncio.to_thread(self._client.start, self._connection_timeout_ms / 1000)
+        except KazooTimeoutError:
+            await asyncio.to_thread(self._client.stop)
+            raise MetaStoreError(f"cannot connect to ZooKeeper at {self._connect} within "
+                                 f"zookeeper.connection.timeout.ms={self._connection_timeout_ms}") from None
+        await self._call(self._prepare)
+
+    def _prepare(self) -> None:
+        if self._chroot:
+            self._client.ensure_path(self._chroot)
+            self._client.chroot = self._chroot
+        for path in PERSISTENT_PATHS:
+            self._client.ensure_path(path)
+
+    async def watch(self, on_change: Callable[[], None], on_session_lost: Callable[[], None]) -> None:
+        """Follow the cluster: `image` is complete (every topic name known) when this returns."""
+        self._loop = asyncio.get_running_loop()
+        self._on_change = on_change
+        self._on_session_lost = on_session_lost
+        self._client.add_listener(self._on_state)
+        await self._call(self._start_watches)
+
+    def _start_watches(self) -> None:
+        ChildrenWatch(self._client, "/brokers/ids", self._on_broker_ids)
+        ChildrenWatch(self._client, "/brokers/topics", self._on_topic_names)
+        ChildrenWatch(self._client, "/admin/delete_topics", self._on_deletions)
+        DataWatch(self._client, "/controller", self._on_controller)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._shutdown)
+
+    def _shutdown(self) -> None:
+        try:
+            self._client.stop()
+            self._client.close()
+        except KazooException as exc:
+            log.warning("closing the ZooKeeper session: %s", exc)
+
+    def _on_state(self, state: str) -> None:
+        if state == KazooState.LOST:
+            log.warning("ZooKeeper session lost")
+            self._loop.call_soon_threadsafe(self._on_session_lost)
+        elif state == KazooState.SUSPENDED:
+            log.warning("ZooKeeper connection suspended")
+
+    # -- watches (kazoo threads) ---------------------------------------------------------------
+
+    def _changed(self) -> None:
+        with self._lock:
+            if self._publish_pending:
+                return
+            self._publish_pending = True
+        self._loop.call_soon_threadsafe(self._publish)
+
+    def _publish(self) -> None:
+        with self._lock:
+            self._publish_pending = False
+            self._image = ClusterImage.of(self._brokers, self._controller_id, frozenset(self._topic_children),
+                                          self._topics, self._configs, self._states, self._deleting)
+        self._on_change()
+
+    def _on_broker_ids(self, children: list[str]) -> None:
+        for child in children:
+            try:
+                broker_id = int(child)
+            except ValueError:
+                log.error("ignoring /brokers/ids/%s: not a broker id", child)
+                continue
+            if broker_id not in self._watched_brokers:
+                self._watched_brokers.add(broker_id)
+                DataWatch(self._client, f"/brokers/ids/{broker_id}",
+                          lambda data, stat, _event=None, b=broker_id: self._on_broker(b, data, stat))
+
+    def _on_broker(self, broker_id: int, data: bytes | None, stat: Any) -> None:
+        registration = _parse_broker(broker_id, _json(data, f"/brokers/ids/{broker_id}"), stat.czxid) if data else None
+        with self._lock:
+            if registration is None:
+                self._brokers.pop(broker_id, None)
+            else:
+                self._brokers[broker_id] = registration
+        self._changed()
+
+    def _on_controller(self, data: bytes | None, _stat: Any, _event: Any = None) -> None:
+        document = _json(data, "/controller")
+        try:
+            controller = int(document["brokerid"]) if document else NO_LEADER
+        except (KeyError, TypeError, ValueError):
+            log.error("ignoring a malformed /controller: %r", document)
+            controller = NO_LEADER
+        with self._lock:
+            self._controller_id = controller
+        self._changed()
+
+    def _on_deletions(self, children: list[str]) -> None:
+        with self._lock:
+            self._deleting = frozenset(children)
+        self._changed()
+
+    def _on_topic_names(self, children: list[str]) -> bool:
+        with self._lock:
+            self._topic_children = set(children)
+            new = [name for name in children if name not in self._watched_topics]
+            self._watched_topics.update(new)
+        for name in new:
+            DataWatch(self._client, _topic_path(name),
+                      lambda data, stat, _event=None, n=name: self._on_topic(n, data, stat))
+            DataWatch(self._client, f"/config/topics/{name}",
+                      lambda data, stat, _event=None, n=name: self._on_topic_config(n, data))
+        self._changed()
+        return True
+
+    def _on_topic(self, name: str, data: bytes | None, stat: Any) -> bool:
+        assignment = _parse_topic(name, _json(data, _topic_path(name)), stat.version) if data else None
+        watch_states = []
+        with self._lock:
+            if assignment is None:
+                self._topics.pop(name, None)
+                for key in [k for k in self._states if k[0] == name]:
+                    del self._states[key]
+                    self._state_watches.pop(key, None)
+                keep_watching = name in self._topic_children
+                if not keep_watching:
+                    self._watched_topics.discard(name)
+            else:
+                keep_watching = True
+                self._topics[name] = assignment
+                for partition in range(assignment.partition_count):
+                    if self._state_watches.get((name, partition)) != assignment.topic_id:
+                        self._states.pop((name, partition), None)
+                        self._state_watches[(name, partition)] = assignment.topic_id
+                        watch_states.append(partition)
+        for partition in watch_states:
+            DataWatch(self._client, _state_path(name, partition),
+                      lambda data, stat, _event=None, p=partition, t=assignment.topic_id:
+                      self._on_state_znode(name, p, t, data, stat))
+        self._changed()
+        return keep_watching
+
+    def _on_topic_config(self, name: str, data: bytes | None) -> bool:
+        document = _json(data, f"/config/topics/{name}")
+        configs = document.get("config") if isinstance(document, dict) else None
+        with self._lock:
+            if isinstance(configs, dict):
+                self._configs[name] = {str(k): str(v) for k, v in configs.items()}
+            else:
+                self._configs.pop(name, None)
+            keep_watching = name in self._watched_topics
+        self._changed()
+        return keep_watching
+
+    def _on_state_znode(self, name: str, partition: int, topic_id: uuid.UUID, data: bytes | None, stat: Any) -> bool:
+        key = (name, partition)
+        with self._lock:
+            if self._state_watches.get(key) != topic_id:
+                return False
+            state = _parse_state(_json(data, _state_path(name, partition)), stat.version) if data else None
+            if state is None:
+                self._states.pop(key, None)
+            else:
+                self._states[key] = state
+        self._changed()
+        return True
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return await asyncio.to_thread(function, *args)
+        except (StaleWrite, MetaStoreError):
+            raise
+        except BadVersionError as exc:
+            raise StaleWrite(str(exc) or "the znode changed") from exc
+        except KazooException as exc:
+            raise MetaStoreError(f"ZooKeeper: {type(exc).__name__} {exc}") from exc
+
+    async def cluster_id(self, proposed: str) -> str:
+        return await self._call(self._cluster_id, proposed)
+
+    def _cluster_id(self, proposed: str) -> str:
+        try:
+            self._client.create("/cluster/id", _encode({"version": "1", "id": proposed}))
+            return proposed
+        except NodeExistsError:
+            data, _ = self._client.get("/cluster/id")
+            document = _json(data, "/cluster/id")
+            if not isinstance(document, dict) or not isinstance(document.get("id"), str):
+                raise MetaStoreError(f"/cluster/id is malformed: {data[:200]!r}")
+            return document["id"]
+
+    async def register_broker(self, registration: BrokerRegistration) -> int:
+        return await self._call(self._register, registration)
+
+    def _register(self, r: BrokerRegistration) -> int:
+        path = f"/brokers/ids/{r.broker_id}"
+        document = {"version": 5, "host": r.host, "port": r.port, "jmx_port": -1,
+                    "timestamp": str(int(time.time() * 1000)), "endpoints": [f"PLAINTEXT://{r.host}:{r.port}"],
+                    "listener_security_protocol_map": {"PLAINTEXT": "PLAINTEXT"}, "rack": r.rack, "features": {}}
+        try:
+            _, stat = self._client.create(path, _encode(document), ephemeral=True, include_data=True)
+            return stat.czxid
+        except NodeExistsError:
+            _, stat = self._client.get(path)
+            if stat.ephemeralOwner == self._client.client_id[0]:
+                return stat.czxid
+            raise BrokerIdInUse(f"broker id {r.broker_id} is already registered in ZooKeeper by another "
+                                "live broker (or a session that has not expired yet)") from None
+
+    async def confirm_session(self, broker_id: int) -> bool:
+        """True when ZooKeeper answers and this session still owns our registration."""
+        stat = await self._call(self._client.exists, f"/brokers/ids/{broker_id}")
+        return stat is not None and stat.ephemeralOwner == self._client.client_id[0]
+
+    async def elect_controller(self, broker_id: int) -> int | None:
+        return await self._call(self._elect, broker_id)
+
+    def _elect(self, broker_id: int) -> int | None:
+        document = {"version": 1, "brokerid": broker_id, "timestamp": str(int(time.time() * 1000))}
+        try:
+            self._client.create("/controller", _encode(document), ephemeral=True)
+        except NodeExistsError:
+            return None
+        try:
+            data, stat = self._client.get("/controller_epoch")
+            epoch = int(data) + 1
+            stat = self._client.set("/controller_epoch", str(epoch).encode(), version=stat.version)
+        except NoNodeError:
+            epoch = 1
+            _, stat = self._client.create("/controller_epoch", b"1", include_data=True)
+        self._controller_epoch_version = stat.version
+        return epoch
+
+    async def write_partition_states(self, states: Mapping[tuple[str, int], PartitionState],
+                                     controller_epoch: int) -> dict[tuple[str, int], int]:
+        return await self._call(self._write_states, dict(states))
+
+    def _write_states(self, states: dict[tuple[str, int], PartitionState]) -> dict[tuple[str, int], int]:
+        items = sorted(states.items())
+        versions = {}
+        for name, partition in (key for key, state in items if state.version < 0):
+            self._client.ensure_path(f"/brokers/topics/{name}/partitions/{partition}")
+        for start in range(0, len(items), TRANSACTION_CHUNK):
+            transaction = self._client.transaction()
+            transaction.check("/controller_epoch", self._controller_epoch_version)
+            for (name, partition), state in items[start:start + TRANSACTION_CHUNK]:
+                data = _encode(_state_document(state))
+                if state.version < 0:
+                    transaction.create(_state_path(name, partition), data)
+                else:
+                    transaction.set_data(_state_path(name, partition), data, version=state.version)
+            results = transaction.commit()
+            failed = [r for r in results if isinstance(r, Exception)]
+            if failed:
+                raise StaleWrite(f"partition state write refused: {type(failed[0]).__name__}")
+            for (key, state), result in zip(items[start:start + TRANSACTION_CHUNK], results[1:]):
+                versions[key] = 0 if state.version < 0 else result.version
+        return versions
+
+    async def create_topic(self, assignment: TopicAssignment, configs: Mapping[str, str]) -> None:
+        await self._call(self._create_topic, assignment, dict(configs))
+
+    def _create_topic(self, assignment: TopicAssignment, configs: dict[str, str]) -> None:
+        transaction = self._client.transaction()
+        transaction.create(f"/config/topics/{assignment.name}", _encode({"version": 1, "config": configs}))
+        transaction.create(_topic_path(assignment.name), _encode(self._topic_document(assignment)))
+        results = transaction.commit()
+        if any(isinstance(r, NodeExistsError) for r in results):
+            raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{assignment.name}' already exists.")
+        if any(isinstance(r, Exception) for r in results):
+            raise MetaStoreError(f"creating topic {assignment.name}: {results}")
+
+    @staticmethod
+    def _topic_document(assignment: TopicAssignment) -> dict[str, Any]:
+        return {"version": 3, "topic_id": uuid_to_base64(assignment.topic_id),
+                "partitions": {str(p): list(r) for p, r in enumerate(assignment.replicas)},
+                "adding_replicas": {}, "removing_replicas": {}}
+
+    async def add_partitions(self, name: str, replicas: Sequence[Sequence[int]], expected_version: int) -> None:
+        current = self._image.topics.get(name)
+        if current is None:
+            raise StaleWrite(f"topic {name} is gone")
+        grown = TopicAssignment(name, current.topic_id, tuple(tuple(r) for r in replicas))
+        await self._call(lambda: self._client.set(_topic_path(name), _encode(self._topic_document(grown)),
+                                                  version=expected_version))
+
+    async def set_topic_configs(self, name: str, configs: Mapping[str, str]) -> None:
+        data = _encode({"version": 1, "config": dict(configs)})
+        await self._call(lambda: self._client.set(f"/config/topics/{name}", data))
+
+    async def request_topic_deletion(self, name: str) -> None:
+        def request() -> None:
+            try:
+                self._client.create(f"/admin/delete_topics/{name}")
+            except NodeExistsError:
+                pass  # already being deleted
+        await self._call(request)
+
+    async def delete_topic(self, name: str, controller_epoch: int) -> None:
+        def delete() -> None:
+            for path in (_topic_path(name), f"/config/topics/{name}", f"/admin/delete_topics/{name}"):
+                try:
+                    self._client.delete(path, recursive=True)
+                except NoNodeError:
+                    pass
+        await self._call(delete)
+
+    async def claim_producer_id_block(self, broker_id: int, size: int) -> int:
+        return await self._call(self._claim_block, broker_id, size)
+
+    def _claim_block(self, broker_id: int, size: int) -> int:
+        path = "/latest_producer_id_block"
+        while True:
+            try:
+                data, stat = self._client.get(path)
+            except NoNodeError:
+                try:
+                    self._client.create(path, self._block(broker_id, 0, size))
+                    return 0
+                except NodeExistsError:
+                    continue
+            document = _json(data, path)
+            start = int(document["block_end"]) + 1 if isinstance(document, dict) else 0
+            try:
+                self._client.set(path, self._block(broker_id, start, size), version=stat.version)
+                return start
+            except BadVersionError:
+                continue  # another broker took a block first
+
+    @staticmethod
+    def _block(broker_id: int, start: int, size: int) -> bytes:
+        return _encode({"version": 1, "broker": broker_id, "block_start": str(start),
+                        "block_end": str(start + size - 1)})
