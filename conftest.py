@@ -1,4 +1,4 @@
-"""Fixtures shared by tests/ and compat_tests/: a real broker subprocess."""
+"""Fixtures shared by tests/ and compat_tests/: real broker subprocesses, a real ZooKeeper, clusters."""
 from __future__ import annotations
 
 import itertools
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.broker_process import BrokerProcess
+from tests.cluster_process import ClusterProcesses
 from tests.zookeeper_process import ZooKeeperProcess, zookeeper_missing
 
 _names = itertools.count()
@@ -51,3 +52,19 @@ def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperPro
     process = ZooKeeperProcess(tmp_path_factory.mktemp("zookeeper")).start()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def cluster_factory(zookeeper: ZooKeeperProcess, tmp_path) -> Iterator:
+    """Start clusters of broker processes on the session's ZooKeeper; all killed at the end."""
+    started: list[ClusterProcesses] = []
+
+    def start(size: int = 3, overrides: dict[str, str] | None = None,
+              zookeeper_process: ZooKeeperProcess | None = None) -> ClusterProcesses:
+        cluster = ClusterProcesses(zookeeper_process or zookeeper, tmp_path / f"cluster{len(started)}", size, overrides)
+        started.append(cluster)
+        return cluster.start()
+
+    yield start
+    for cluster in started:
+        cluster.stop()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kbroker.wire.messages.metadata import MetadataRequest, MetadataRequestTopic
 from tests.broker_process import BrokerProcess
 from tests.wire_client import WireClient
 from tests.zookeeper_process import ZooKeeperProcess
@@ -52,6 +53,7 @@ class ClusterView:
 class ClusterProcesses:
     def __init__(self, zookeeper: ZooKeeperProcess, base: Path, size: int = 3,
                  overrides: dict[str, str] | None = None) -> None:
+        Path(base).mkdir(parents=True, exist_ok=True)
         self.chroot = f"/kbroker-{uuid.uuid4().hex[:12]}"
         self.zookeeper = zookeeper
         common = {"zookeeper.connect": zookeeper.connect + self.chroot,
@@ -118,8 +120,6 @@ class ClusterProcesses:
 
 
 def _metadata_request(topics: list[str] | None) -> Any:
-    from kbroker.wire.messages.metadata import MetadataRequest, MetadataRequestTopic
-
     return MetadataRequest(
         topics=None if topics is None else [MetadataRequestTopic(name=t) for t in topics],
         allow_auto_topic_creation=False)

@@ -90,4 +90,8 @@ class Controller:
             log.info("writing %d partition states: %s", len(changes), ", ".join(
                 f"{t}-{p} leader {s.leader} epoch {s.leader_epoch} isr {list(s.isr)}"
                 for (t, p), s in sorted(changes.items())[:10]))
-            self._awaiting.update(await self._store.write_partition_states(changes, self.epoch))
+            written = await self._store.write_partition_states(changes, self.epoch)
+            self._awaiting.update(written)
+            if len(written) < len(changes):  # their znodes moved on: the image shows how, then we decide again
+                log.info("%d partition states were changed meanwhile: %s", len(changes) - len(written),
+                         sorted(set(changes) - set(written))[:5])

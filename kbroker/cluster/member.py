@@ -153,6 +153,8 @@ class ClusterMember:
         for info in self._logs.topics():
             current = image.topics.get(info.name)
             if info.name not in image.topic_names or (current is not None and current.topic_id != info.topic_id):
+                log.info("topic %s (%s) is gone from the cluster%s: deleting it here", info.name, info.topic_id,
+                         "" if current is None else f" (it is {current.topic_id} now)")
                 self._logs.delete_topic(info.name)
         for name, assignment in image.topics.items():
             info = TopicInfo.of(name, assignment.topic_id, assignment.partition_count, image.configs.get(name, {}))

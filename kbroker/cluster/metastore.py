@@ -4,7 +4,7 @@ cluster's shared state. `zk_store.ZkMetaStore` implements it on ZooKeeper.
 Reads are the latest `ClusterImage`, kept current by the store, which calls `on_change` on the
 event loop after every change it sees. Writes are coroutines; each write that can race another
 broker is conditional (a znode version, the controller epoch) and fails with `StaleWrite` when
-it lost the race.
+it lost the race (`write_partition_states` instead leaves out the states it could not write).
 """
 from __future__ import annotations
 

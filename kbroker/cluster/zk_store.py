@@ -164,10 +164,13 @@ class ZkMetaStore:
     async def watch(self, on_change: Callable[[], None], on_session_lost: Callable[[], None]) -> None:
         """Follow the cluster: `image` is complete (every topic name known) when this returns."""
         self._loop = asyncio.get_running_loop()
-        self._on_change = on_change
         self._on_session_lost = on_session_lost
         self._client.add_listener(self._on_state)
         await self._call(self._start_watches)
+        # Every watch has fired once: the image is whole from here on. Before, a listener could
+        # have seen brokers but not yet the topics, and taken every local topic for deleted.
+        self._image = self._snapshot()
+        self._on_change = on_change
 
     def _start_watches(self) -> None:
         ChildrenWatch(self._client, "/brokers/ids", self._on_broker_ids)
@@ -201,11 +204,14 @@ class ZkMetaStore:
             self._publish_pending = True
         self._loop.call_soon_threadsafe(self._publish)
 
-    def _publish(self) -> None:
+    def _snapshot(self) -> ClusterImage:
         with self._lock:
             self._publish_pending = False
-            self._image = ClusterImage.of(self._brokers, self._controller_id, frozenset(self._topic_children),
-                                          self._topics, self._configs, self._states, self._deleting)
+            return ClusterImage.of(self._brokers, self._controller_id, frozenset(self._topic_children),
+                                   self._topics, self._configs, self._states, self._deleting)
+
+    def _publish(self) -> None:
+        self._image = self._snapshot()
         self._on_change()
 
     def _on_broker_ids(self, children: list[str]) -> None:
@@ -303,6 +309,8 @@ class ZkMetaStore:
             if self._state_watches.get(key) != topic_id:
                 return False
             state = _parse_state(_json(data, _state_path(name, partition)), stat.version) if data else None
+            if state is None and stat is not None:  # unreadable: offline, the ISR unknown, until rewritten
+                state = PartitionState(NO_LEADER, 0, (), 0, stat.version)
             if state is None:
                 self._states.pop(key, None)
             else:
@@ -388,21 +396,31 @@ class ZkMetaStore:
         for name, partition in (key for key, state in items if state.version < 0):
             self._client.ensure_path(f"/brokers/topics/{name}/partitions/{partition}")
         for start in range(0, len(items), TRANSACTION_CHUNK):
-            transaction = self._client.transaction()
-            transaction.check("/controller_epoch", self._controller_epoch_version)
-            for (name, partition), state in items[start:start + TRANSACTION_CHUNK]:
-                data = _encode(_state_document(state))
-                if state.version < 0:
-                    transaction.create(_state_path(name, partition), data)
-                else:
-                    transaction.set_data(_state_path(name, partition), data, version=state.version)
-            results = transaction.commit()
-            failed = [r for r in results if isinstance(r, Exception)]
-            if failed:
-                raise StaleWrite(f"partition state write refused: {type(failed[0]).__name__}")
-            for (key, state), result in zip(items[start:start + TRANSACTION_CHUNK], results[1:]):
-                versions[key] = 0 if state.version < 0 else result.version
+            chunk = items[start:start + TRANSACTION_CHUNK]
+            if not self._commit_states(chunk, versions):
+                # One stale state must not hold back the others: write them one by one.
+                for entry in chunk:
+                    self._commit_states([entry], versions)
         return versions
+
+    def _commit_states(self, items: list[tuple[tuple[str, int], PartitionState]], versions: dict) -> bool:
+        """One multi-op, conditional on the controller epoch and each state's version; True if it took."""
+        transaction = self._client.transaction()
+        transaction.check("/controller_epoch", self._controller_epoch_version)
+        for (name, partition), state in items:
+            data = _encode(_state_document(state))
+            if state.version < 0:
+                transaction.create(_state_path(name, partition), data)
+            else:
+                transaction.set_data(_state_path(name, partition), data, version=state.version)
+        results = transaction.commit()
+        if isinstance(results[0], (BadVersionError, NoNodeError)):
+            raise StaleWrite("the controller epoch moved on: another broker is the controller")
+        if any(isinstance(r, Exception) for r in results):
+            return False
+        for (key, state), result in zip(items, results[1:]):
+            versions[key] = 0 if state.version < 0 else result.version
+        return True
 
     async def create_topic(self, assignment: TopicAssignment, configs: Mapping[str, str]) -> None:
         await self._call(self._create_topic, assignment, dict(configs))
