@@ -12,7 +12,9 @@ from kbroker.broker.producer_ids import ProducerIdAllocator
 from kbroker.broker.purgatory import FetchPurgatory
 from kbroker.broker.routes import ROUTES
 from kbroker.coordinator.group_coordinator import GroupCoordinator
+from kbroker.coordinator.records import OFFSETS_TOPIC
 from kbroker.errors import ErrorCode, KafkaError
+from kbroker.log.topics import INTERNAL_TOPICS
 
 if TYPE_CHECKING:
     from kbroker.config import Config
@@ -43,10 +45,20 @@ class Broker:
         return int(time.time() * 1000)
 
     def auto_create_topic(self, name: str) -> bool:
-        """Create `name` with the broker defaults if auto-creation is on; True if it exists now."""
+        """Create `name` with the broker defaults if auto-creation is on; True if it exists now.
+
+        An internal topic is created only with its owner's settings, as Kafka's
+        AutoTopicCreationManager does: `__consumer_offsets` by the group coordinator; nothing
+        here owns `__transaction_state`, so it is not created at all.
+        """
         if self.logs.topic(name) is not None:
             return True
         if not self.config.auto_create_topics_enable:
+            return False
+        if name == OFFSETS_TOPIC:
+            self.groups.ensure_offsets_topic()
+            return True
+        if name in INTERNAL_TOPICS:
             return False
         try:
             self.logs.create_topic(name, self.config.num_partitions, {})

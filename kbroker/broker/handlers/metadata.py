@@ -42,10 +42,10 @@ def _lookup(ctx: RequestContext, name: str | None, topic_id, allow_auto_create: 
         return _describe(ctx, topic.name)
     try:
         validate_topic_name(name)
-    except KafkaError as exc:
+        if logs.topic(name) is None and not (allow_auto_create and ctx.broker.auto_create_topic(name)):
+            return MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name=name)
+    except KafkaError as exc:  # an invalid name, or auto-creation refused (a colliding name, a full disk)
         return MetadataResponseTopic(error_code=exc.code, name=name)
-    if logs.topic(name) is None and not (allow_auto_create and ctx.broker.auto_create_topic(name)):
-        return MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name=name)
     return _describe(ctx, name)
 
 
