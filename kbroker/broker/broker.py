@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from kbroker.config import Config
     from kbroker.log.log_manager import LogManager
     from kbroker.log.partition_log import PartitionLog
+    from kbroker.log.topics import TopicInfo
 
 log = logging.getLogger("kbroker.broker")
 
@@ -68,6 +69,14 @@ class Broker:
             raise
         log.info("auto-created topic %s with %d partitions", name, self.config.num_partitions)
         return True
+
+    async def delete_topic(self, topic: TopicInfo) -> None:
+        """Delete the topic's logs; Fetches waiting on it are answered at once (the topic is gone,
+        Kafka's DelayedFetch), and its committed offsets leave every group."""
+        self.logs.delete_topic(topic.name)
+        for partition in range(topic.partition_count):
+            self.fetch_waiters.notify((topic.name, partition))
+        await self.groups.delete_topic_offsets(topic.name)
 
     async def make_durable(self, partition_log: PartitionLog, end_offset: int) -> None:
         """After an internal append (group records): fsync if flush.messages asks, then expose it."""

@@ -114,7 +114,7 @@ def _create(ctx: RequestContext, topic: CreatableTopic, validate_only: bool) -> 
                                 num_partitions=partitions, replication_factor=1, configs=described)
 
 
-def handle_delete_topics(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse:
+async def handle_delete_topics(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse:
     logs = ctx.broker.logs
     if ctx.version >= 6:  # by name or, with a null name, by topic id
         requested = [(t.name, t.topic_id) for t in request.topics]
@@ -131,7 +131,7 @@ def handle_delete_topics(ctx: RequestContext, request: DeleteTopicsRequest) -> D
                                                   error_code=ErrorCode.TOPIC_DELETION_DISABLED))
         else:
             try:
-                logs.delete_topic(info.name)
+                await ctx.broker.delete_topic(info)
             except KafkaError as exc:  # e.g. KAFKA_STORAGE_ERROR: this topic's answer, not the connection's
                 responses.append(DeletableTopicResult(name=info.name, topic_id=info.topic_id, error_code=exc.code,
                                                       error_message=exc.message))
