@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from kbroker.wire.messages.metadata import MetadataRequest, MetadataRequestTopic
 from tests.broker_process import BrokerProcess, free_port
+from tests.wire_client import WireClient
+
+METADATA = 3
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -75,8 +79,8 @@ def test_data_dir_that_is_a_file_exits_1_with_a_clear_message(tmp_path):
 
 @contextlib.contextmanager
 def read_only(path: Path) -> Iterator[None]:
-    """Root ignores file modes, so for root the directory is made immutable (chattr +i) instead."""
-    path.chmod(0o555)
+    """Root ignores file modes, so for root the file or directory is made immutable (chattr +i) too."""
+    path.chmod(0o555 if path.is_dir() else 0o444)
     immutable = os.geteuid() == 0
     if immutable:
         subprocess.run(["chattr", "+i", str(path)], check=True)
@@ -85,7 +89,7 @@ def read_only(path: Path) -> Iterator[None]:
     finally:
         if immutable:
             subprocess.run(["chattr", "-i", str(path)], check=True)
-        path.chmod(0o755)
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def test_read_only_data_dir_exits_1_with_a_clear_message(tmp_path):
@@ -113,3 +117,15 @@ def test_data_dir_of_another_node_exits_1_with_a_clear_message(tmp_path):
     result = run_cli("serve", "--data-dir", str(tmp_path / "data"), "--listen", f"127.0.0.1:{free_port()}",
                      "-o", "node.id=7")
     assert_one_clear_line(result, "node.id")
+
+
+def test_data_dir_with_a_segment_that_cannot_be_opened_exits_1_with_a_clear_message(tmp_path):
+    data_dir = tmp_path / "data"
+    broker = BrokerProcess(data_dir, {"num.partitions": "1"}).start()
+    with WireClient(broker.bootstrap) as client:
+        client.request(METADATA, 12, MetadataRequest(topics=[MetadataRequestTopic(name="orders")]))
+    broker.stop()
+    segment = data_dir / "orders-0" / f"{0:020d}.log"
+    with read_only(segment):
+        result = run_cli("serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{free_port()}")
+    assert_one_clear_line(result, f"data directory {data_dir} cannot be loaded", str(segment))

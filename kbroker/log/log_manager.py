@@ -120,7 +120,14 @@ class LogManager:
     # -- start-up ----------------------------------------------------------------------------------
 
     def load(self) -> LogManager:
+        """Lock the data dir and load it; a data dir that cannot be used or read raises DataDirError."""
         self._dir_lock = lock_data_dir(self.data_dir)
+        try:
+            return self._load()
+        except OSError as e:  # e.g. a segment file that cannot be opened: the broker cannot start
+            raise DataDirError(f"data directory {self.data_dir} cannot be loaded: {e}") from e
+
+    def _load(self) -> LogManager:
         new = not (self.data_dir / META_PROPERTIES).exists()
         self._load_meta_properties()
         marker = self.data_dir / CLEAN_SHUTDOWN_MARKER
