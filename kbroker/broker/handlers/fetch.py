@@ -13,8 +13,6 @@ every client accepts (kafka-python asks for a session with epoch 0 and falls bac
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Mapping
 from typing import Any, Awaitable
 
 from kbroker.broker.dispatch import RequestContext
@@ -44,12 +42,10 @@ def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse | 
 async def _long_poll(ctx: RequestContext, request: FetchRequest, watched: list[tuple[str, int]]) -> FetchResponse:
     """Re-read whenever a watched partition's high watermark moves, until min_bytes or max_wait_ms.
 
-    The re-reads keep to the topic ids of the first read: a topic deleted meanwhile (which wakes
-    this Fetch) is unknown from then on, even if a topic of the same name was created since, as
-    in Kafka's DelayedFetch. Its new log's offsets are not the ones this consumer asked for.
+    Deleting a watched topic wakes it too: the re-read, before any request could create the
+    topic again, finds it unknown and answers at once (Kafka's DelayedFetch), so a consumer
+    never reads a new topic of the same name from its old position.
     """
-    logs = ctx.broker.logs
-    pinned = {name: topic.topic_id for name, _ in watched if (topic := logs.topic(name)) is not None}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + request.max_wait_ms / 1000
     purgatory = ctx.broker.fetch_waiters
@@ -61,7 +57,7 @@ async def _long_poll(ctx: RequestContext, request: FetchRequest, watched: list[t
         finally:
             timer.cancel()
             purgatory.unwatch(woken, watched)
-        responses, total, had_error = _read(ctx, request, pinned)
+        responses, total, had_error = _read(ctx, request)
         if total >= request.min_bytes or had_error or timed_out:
             return FetchResponse(responses=responses)
 
@@ -95,9 +91,7 @@ def _watched_partitions(ctx: RequestContext, request: FetchRequest) -> list[tupl
     return watched
 
 
-def _read(ctx: RequestContext, request: FetchRequest,
-          pinned: Mapping[str, uuid.UUID] | None = None) -> tuple[list[FetchableTopicResponse], int, bool]:
-    """Read every requested partition; with `pinned`, a topic whose id is no longer the pinned one is unknown."""
+def _read(ctx: RequestContext, request: FetchRequest) -> tuple[list[FetchableTopicResponse], int, bool]:
     logs = ctx.broker.logs
     version = ctx.version
     read_committed = request.isolation_level == READ_COMMITTED
@@ -111,8 +105,6 @@ def _read(ctx: RequestContext, request: FetchRequest,
         partitions = []
         for wanted in topic.partitions:
             partition_log = logs.get_log(name, wanted.partition) if name is not None else None
-            if partition_log is not None and pinned is not None and pinned.get(name) != partition_log.topic_id:
-                partition_log = None
             if partition_log is None:
                 partitions.append(PartitionData(partition_index=wanted.partition, error_code=unknown,
                                                 high_watermark=-1, records=b""))
