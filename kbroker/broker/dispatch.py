@@ -13,7 +13,8 @@ v0 layout on an open connection so the client can retry lower (KIP-511).
 A handler that raises anything but ProtocolViolation (a bug, or a KafkaError it should have
 turned into its answer) is logged once with its request and answered: UNKNOWN_SERVER_ERROR (or the
 KafkaError's code) on every topic, partition, group or resource the request named, as Kafka's
-KafkaApis.handleError does. The connection stays open.
+KafkaApis.handleError does. The connection stays open, except for a Produce with acks=0, which
+has no answer to carry the error: its connection is closed, as Kafka does.
 """
 from __future__ import annotations
 

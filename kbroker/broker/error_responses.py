@@ -9,7 +9,8 @@ acks=0), and then, as in Kafka, its connection is closed.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from kbroker.errors import ErrorCode
 from kbroker.wire.messages import alter_configs as ac
