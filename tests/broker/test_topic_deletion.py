@@ -16,6 +16,7 @@ from kbroker.errors import ErrorCode
 from kbroker.wire.messages.create_topics import CreatableTopic, CreateTopicsRequest
 from kbroker.wire.messages.delete_topics import DeleteTopicsRequest
 from kbroker.wire.messages.fetch import FetchPartition, FetchRequest, FetchTopic
+from kbroker.wire.messages.list_groups import ListGroupsRequest
 from kbroker.wire.messages.metadata import MetadataRequest, MetadataRequestTopic
 from kbroker.wire.messages.offset_commit import OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic
 from kbroker.wire.messages.offset_fetch import OffsetFetchRequest, OffsetFetchRequestTopic
@@ -24,7 +25,7 @@ from kbroker.wire.records import Record, build_batch
 from tests.broker_process import BrokerProcess
 from tests.wire_client import WireClient
 
-PRODUCE, FETCH, METADATA, OFFSET_COMMIT, OFFSET_FETCH, CREATE_TOPICS, DELETE_TOPICS = 0, 1, 3, 8, 9, 19, 20
+PRODUCE, FETCH, METADATA, OFFSET_COMMIT, OFFSET_FETCH, LIST_GROUPS, CREATE_TOPICS, DELETE_TOPICS = 0, 1, 3, 8, 9, 16, 19, 20
 LONG_POLL_MS = 8000
 
 
@@ -102,7 +103,12 @@ def committed(client: WireClient, group: str, topic: str) -> int:
     return response.topics[0].partitions[0].committed_offset
 
 
+def groups(client: WireClient) -> set[str]:
+    return {g.group_id for g in client.request(LIST_GROUPS, 4, ListGroupsRequest()).groups}
+
+
 def test_committed_offsets_of_a_deleted_topic_are_dropped_for_good(tmp_path):
+    """g1 keeps its offset of another topic; g2, left Empty without offsets, is gone too."""
     broker = BrokerProcess(tmp_path / "data").start()
     try:
         with WireClient(broker.bootstrap) as client:
@@ -115,9 +121,11 @@ def test_committed_offsets_of_a_deleted_topic_are_dropped_for_good(tmp_path):
             create(client, "orders")
             assert [committed(client, g, "orders") for g in ("g1", "g2")] == [-1, -1]
             assert committed(client, "g1", "kept") == 7
+            assert groups(client) == {"g1"}
         broker.restart()  # the tombstones are in __consumer_offsets
         with WireClient(broker.bootstrap) as client:
             assert [committed(client, g, "orders") for g in ("g1", "g2")] == [-1, -1]
             assert committed(client, "g1", "kept") == 7
+            assert groups(client) == {"g1"}
     finally:
         broker.stop()
