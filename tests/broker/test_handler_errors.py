@@ -29,12 +29,12 @@ from kbroker.wire import frames
 from kbroker.wire.messages import APIS
 from kbroker.wire.messages import alter_configs as ac
 from kbroker.wire.messages import consumer_group_heartbeat as cgh
+from kbroker.wire.messages import create_partitions as cp
 from kbroker.wire.messages import delete_groups as dg
 from kbroker.wire.messages import delete_records as dr
 from kbroker.wire.messages import incremental_alter_configs as iac
 from kbroker.wire.messages import offset_delete as od
 from kbroker.wire.messages import offset_for_leader_epoch as ofle
-from kbroker.wire.messages.create_partitions import CreatePartitionsRequest, CreatePartitionsTopic
 from kbroker.wire.schema import Array, fields_of
 from tests.broker.test_dispatch_fuzz import GOLDEN, FakeConnection, fuzz_broker  # noqa: F401 (a fixture)
 
@@ -47,7 +47,7 @@ HAND_MADE = {
         topic=TOPIC, partitions=[ofle.OffsetForLeaderPartition(partition=0, leader_epoch=0)])]),
     ac.ALTER_CONFIGS.key: ac.AlterConfigsRequest(resources=[ac.AlterConfigsResource(
         resource_type=2, resource_name=TOPIC, configs=[ac.AlterableConfig(name="retention.ms", value="1000")])]),
-    37: CreatePartitionsRequest(topics=[CreatePartitionsTopic(name=TOPIC, count=5)], timeout_ms=1000),
+    cp.CREATE_PARTITIONS.key: cp.CreatePartitionsRequest(topics=[cp.CreatePartitionsTopic(name=TOPIC, count=5)]),
     dg.DELETE_GROUPS.key: dg.DeleteGroupsRequest(groups_names=["g"]),
     iac.INCREMENTAL_ALTER_CONFIGS.key: iac.IncrementalAlterConfigsRequest(resources=[iac.AlterConfigsResource(
         resource_type=2, resource_name=TOPIC, configs=[iac.AlterableConfig(name="retention.ms", value="1000")])]),
