@@ -55,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kbroker: configuration error: {exc}", file=sys.stderr)
         return 2
     from kbroker.broker.server import ListenError, StartupError, serve
+    from kbroker.log.data_dir import DataDirError
 
     try:
         asyncio.run(serve(config))
-    except (ListenError, StartupError) as exc:
+    except (ListenError, StartupError, DataDirError) as exc:
         logging.getLogger("kbroker").error("%s", exc)
         return 1
     return 0

@@ -13,13 +13,16 @@ from kbroker.broker.purgatory import FetchPurgatory
 from kbroker.broker.routes import ROUTES
 from kbroker.cluster.member import ClusterMember
 from kbroker.coordinator.group_coordinator import GroupCoordinator
+from kbroker.coordinator.records import OFFSETS_TOPIC
 from kbroker.errors import ErrorCode, KafkaError
+from kbroker.log.topics import INTERNAL_TOPICS
 
 if TYPE_CHECKING:
     from kbroker.cluster.metastore import MetaStore
     from kbroker.config import Config
     from kbroker.log.log_manager import LogManager
     from kbroker.log.partition_log import PartitionLog
+    from kbroker.log.topics import TopicInfo
 
 log = logging.getLogger("kbroker.broker")
 
@@ -38,7 +41,7 @@ class Broker:
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
         self.cluster = None if store is None else ClusterMember(
             store, config.node_id, config.broker_rack, config.zookeeper_session_timeout_ms, logs, self.groups,
-            self._leadership_lost)
+            self._leadership_lost, self.topic_deleted)
 
     @property
     def cluster_id(self) -> str:
@@ -72,11 +75,23 @@ class Broker:
     def auto_create_topic(self, name: str) -> bool:
         """Create `name` with the broker defaults if auto-creation is on; True if it exists now.
 
+        An internal topic is created only with its owner's settings, as Kafka's
+        AutoTopicCreationManager does: `__consumer_offsets` by the group coordinator (in a cluster:
+        the controller); nothing here owns `__transaction_state`, so it is not created at all.
         In a cluster the creation goes through the store and is not visible at once: False, and
-        the client asks again (Kafka answers LEADER_NOT_AVAILABLE meanwhile)."""
+        the client asks again (Kafka answers LEADER_NOT_AVAILABLE meanwhile).
+        """
         if self.topic_exists(name):
             return True
         if not self.config.auto_create_topics_enable:
+            return False
+        if name == OFFSETS_TOPIC:
+            if self.cluster is not None:
+                self.cluster.admin.create_offsets_topic(self.config)
+                return False
+            self.groups.ensure_offsets_topic()
+            return True
+        if name in INTERNAL_TOPICS:
             return False
         if self.cluster is not None:
             self.cluster.admin.auto_create(name, self.config.num_partitions, self.config.default_replication_factor)
@@ -89,6 +104,18 @@ class Broker:
             raise
         log.info("auto-created topic %s with %d partitions", name, self.config.num_partitions)
         return True
+
+    async def delete_topic(self, topic: TopicInfo) -> None:
+        """Single node: delete the topic's logs, then what refers to it (`topic_deleted`)."""
+        self.logs.delete_topic(topic.name)
+        await self.topic_deleted(topic)
+
+    async def topic_deleted(self, topic: TopicInfo) -> None:
+        """Fetches waiting on the topic are answered at once (it is gone, Kafka's DelayedFetch), and
+        its committed offsets leave every group (in a cluster: every group coordinated here)."""
+        for partition in range(topic.partition_count):
+            self.fetch_waiters.notify((topic.name, partition))
+        await self.groups.delete_topic_offsets(topic.name)
 
     async def make_durable(self, partition_log: PartitionLog, end_offset: int) -> None:
         """After an internal append (group records): fsync if flush.messages asks, then expose it."""

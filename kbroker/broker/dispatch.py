@@ -9,6 +9,12 @@ Handlers take `(ctx, request)` and return a response body, an awaitable of one, 
 `NO_RESPONSE` (Produce with acks=0). A request outside its advertised range closes the
 connection with a log line — except ApiVersions, answered with UNSUPPORTED_VERSION in the
 v0 layout on an open connection so the client can retry lower (KIP-511).
+
+A handler that raises anything but ProtocolViolation (a bug, or a KafkaError it should have
+turned into its answer) is logged once with its request and answered: UNKNOWN_SERVER_ERROR (or the
+KafkaError's code) on every topic, partition, group or resource the request named, as Kafka's
+KafkaApis.handleError does. The connection stays open, except for a Produce with acks=0, which
+has no answer to carry the error: its connection is closed, as Kafka does.
 """
 from __future__ import annotations
 
@@ -17,7 +23,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from kbroker.errors import ErrorCode, ProtocolViolation
+from kbroker.broker.error_responses import error_response
+from kbroker.errors import ErrorCode, KafkaError, ProtocolViolation
 from kbroker.wire import frames
 from kbroker.wire.messages.api_versions import API_VERSIONS, ApiVersion, ApiVersionsResponse
 from kbroker.wire.schema import Api
@@ -29,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kbroker.dispatch")
 
 NO_RESPONSE = object()
+MAX_LOGGED_REQUEST = 2000  # characters of a failed request's repr in the log
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,19 +81,43 @@ class Dispatcher:
             raise ProtocolViolation(f"{route.api.name} v{version} is not supported (0-{route.max_version})")
         header, body, _ = frames.decode_request(view, route.api, version)
         ctx = RequestContext(self._broker, connection, header)
-        result = route.handler(ctx, body)
-        if result is NO_RESPONSE:
-            return None
-        if inspect.isawaitable(result):
-            return self._encode_later(route.api, version, correlation_id, result)
-        return frames.encode_response(route.api, version, correlation_id, result)
+        try:
+            result = route.handler(ctx, body)
+            if result is NO_RESPONSE:
+                return None
+            if inspect.isawaitable(result):
+                return self._encode_later(ctx, route.api, body, result)
+            return frames.encode_response(route.api, version, correlation_id, result)
+        except ProtocolViolation:
+            raise
+        except Exception as exc:
+            return self._failed(ctx, route.api, body, exc)
 
-    async def _encode_later(self, api: Api, version: int, correlation_id: int,
+    async def _encode_later(self, ctx: RequestContext, api: Api, body: Any,
                             pending: Awaitable[Any]) -> list[Any] | None:
-        result = await pending
-        if result is NO_RESPONSE:
+        try:
+            result = await pending
+            if result is NO_RESPONSE:
+                return None
+            return frames.encode_response(api, ctx.version, ctx.header.correlation_id, result)
+        except ProtocolViolation:
+            raise
+        except Exception as exc:
+            return self._failed(ctx, api, body, exc)
+
+    def _failed(self, ctx: RequestContext, api: Api, body: Any, exc: Exception) -> list[Any] | None:
+        """A handler raised: a bug, or a KafkaError it should have answered itself. Log it once, with
+        the request, and answer the error everywhere the request named something (error_responses.py)."""
+        code = exc.code if isinstance(exc, KafkaError) else ErrorCode.UNKNOWN_SERVER_ERROR
+        shown = repr(body)
+        log.error("%s v%d from %s (client %s) failed, answering %s: %s", api.name, ctx.version,
+                  ctx.connection.peer, ctx.header.client_id, code.name,
+                  shown if len(shown) <= MAX_LOGGED_REQUEST else shown[:MAX_LOGGED_REQUEST] + "...", exc_info=exc)
+        response = error_response(api, body, ctx.version, code)
+        if response is None:
+            ctx.connection.close(f"{api.name} failed and has no answer to carry the error")
             return None
-        return frames.encode_response(api, version, correlation_id, result)
+        return frames.encode_response(api, ctx.version, ctx.header.correlation_id, response)
 
     def _unsupported_api_versions(self, correlation_id: int) -> list[Any]:
         route = self._routes[API_VERSIONS.key]

@@ -1,7 +1,7 @@
 """Fetches waiting for data (Kafka's "fetch purgatory").
 
 A long-poll Fetch that has less than min_bytes registers one future under every partition
-it reads; the first high-watermark move on any of them wakes it (result None; the Fetch's own
+it reads; the first high-watermark move on any of them, or their topic's deletion, wakes it (result None; the Fetch's own
 timer completes it with True), and it re-reads. Waiters are woken, never completed with data
 here: the Fetch handler owns what it sends.
 """

@@ -212,10 +212,10 @@ async def serve(config: Config) -> None:
     try:
         logs = LogManager(config.data_dir, config.log_defaults(), node_id=config.node_id, cluster_id=cluster_id,
                           hosts_every_partition=store is None).load()
-    except ValueError as exc:
-        if store is not None:
+    except BaseException:
+        if store is not None:  # kazoo's threads would keep the process alive
             await store.close()
-        raise StartupError(str(exc)) from exc
+        raise
     log.info("log loaded in %.2f s; %d segment files open (at most %d)", loop.time() - started,
              len(OPEN_FILES), segment_files)
     broker = Broker(config, logs, store)

@@ -99,6 +99,10 @@ class ClusterAdmin:
         await self._wait_for(lambda i: i.fully_led(name), timeout_ms, f"creating topic {name}")
         return assignment
 
+    def creating(self, name: str) -> bool:
+        """A background creation of `name` is under way."""
+        return name in self._creating
+
     def auto_create(self, name: str, partitions: int, replication_factor: int,
                     configs: Mapping[str, str] | None = None) -> None:
         """Create `name` in the background (a Metadata or Produce for a topic that does not exist)."""

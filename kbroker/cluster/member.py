@@ -4,7 +4,8 @@ On every change of the cluster image (zk_store publishes one after each ZooKeepe
 - the controller (controller.py) gets its turn;
 - the local logs follow the topics: each topic is known locally (its id, partition count,
   configs) and the partitions whose replicas include this broker are opened or created; a topic
-  gone from the store, or re-created under another id, is deleted here too;
+  gone from the store, or re-created under another id, is deleted here too (and its committed
+  offsets leave the groups coordinated here);
 - leadership follows the partition states: a partition is led here when its state names this
   broker; a new leader writes its leader epoch into the log's epoch cache, and leading a partition
   of __consumer_offsets loads its groups (losing it unloads them).
@@ -20,7 +21,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from kbroker.cluster.admin import ClusterAdmin
@@ -43,7 +44,8 @@ REREGISTER_RETRY_S = 0.5
 class ClusterMember:
     def __init__(self, store: MetaStore, broker_id: int, rack: str | None, session_timeout_ms: int,
                  logs: LogManager, groups: GroupCoordinator,
-                 on_leadership_lost: Callable[[set[tuple[str, int]]], None]) -> None:
+                 on_leadership_lost: Callable[[set[tuple[str, int]]], None],
+                 on_topic_deleted: Callable[[TopicInfo], Awaitable[None]]) -> None:
         self.store = store
         self.broker_id = broker_id
         self._rack = rack
@@ -52,6 +54,7 @@ class ClusterMember:
         self._logs = logs
         self._groups = groups
         self._on_leadership_lost = on_leadership_lost
+        self._on_topic_deleted = on_topic_deleted
         self.controller = Controller(store, broker_id)
         self.admin = ClusterAdmin(store, logs.defaults)
         self._registration: BrokerRegistration | None = None
@@ -156,6 +159,7 @@ class ClusterMember:
                 log.info("topic %s (%s) is gone from the cluster%s: deleting it here", info.name, info.topic_id,
                          "" if current is None else f" (it is {current.topic_id} now)")
                 self._logs.delete_topic(info.name)
+                self._spawn(self._on_topic_deleted(info))
         for name, assignment in image.topics.items():
             info = TopicInfo.of(name, assignment.topic_id, assignment.partition_count, image.configs.get(name, {}))
             local = [p for p, replicas in enumerate(assignment.replicas) if self.broker_id in replicas]

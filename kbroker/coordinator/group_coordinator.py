@@ -709,28 +709,55 @@ class GroupCoordinator:
             else:
                 base, since, subscribed = group.offset_expiry_base(), group.state_timestamp_ms, group.is_subscribed_to
             expired = self.offsets.expired(group_id, now, retention, base, since, subscribed)
-            records: list[tuple[bytes, bytes | None]] = [(rec.offset_commit_key(group_id, t, p), None)
-                                                         for t, p in expired]
-            drop_group = (group is not None and group.is_empty() and not group.held_waiters()
-                          and len(expired) == len(self.offsets.of_group(group_id)))
-            if drop_group:
-                records += self._group_tombstones(group)
-            if not records:
-                continue
             try:
-                await self._write(group_id, records)
+                if not await self._remove_offsets(group_id, expired):
+                    continue
             except AppendFailed as failure:
                 log.error("expiring offsets of group %s failed: %s", group_id, failure.code.name)
                 continue
-            for topic, partition in expired:
-                self.offsets.remove(group_id, topic, partition)
             removed += len(expired)
-            if drop_group and self.groups.get(group_id) is group:
-                del self.groups[group_id]
-                group.mark_dead(now)
         if removed:
             log.info("expired %d committed offsets", removed)
         return removed
+
+    async def delete_topic_offsets(self, topic: str) -> int:
+        """A deleted topic's offsets leave every group, with tombstones, so that a topic of the same
+        name starts uncommitted (Kafka's GroupMetadataManager.cleanupGroupMetadata)."""
+        removed = 0
+        for group_id in self.offsets.group_ids():
+            doomed = [tp for tp in self.offsets.of_group(group_id) if tp[0] == topic]
+            if not doomed:
+                continue
+            try:
+                await self._remove_offsets(group_id, doomed)
+            except AppendFailed as failure:
+                log.error("removing offsets of deleted topic %s from group %s failed: %s", topic, group_id,
+                          failure.code.name)
+                continue
+            removed += len(doomed)
+        if removed:
+            log.info("removed %d committed offsets of deleted topic %s", removed, topic)
+        return removed
+
+    async def _remove_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> bool:
+        """Tombstone the group's offsets of `partitions`, then forget them; a group left Empty without
+        offsets goes too. False if there was nothing to write; AppendFailed leaves everything as it was."""
+        group = self.groups.get(group_id)
+        records: list[tuple[bytes, bytes | None]] = [(rec.offset_commit_key(group_id, t, p), None)
+                                                     for t, p in partitions]
+        drop_group = (group is not None and group.is_empty() and not group.held_waiters()
+                      and len(partitions) == len(self.offsets.of_group(group_id)))
+        if drop_group:
+            records += self._group_tombstones(group)
+        if not records:
+            return False
+        await self._write(group_id, records)
+        for topic, partition in partitions:
+            self.offsets.remove(group_id, topic, partition)
+        if drop_group and self.groups.get(group_id) is group:
+            del self.groups[group_id]
+            group.mark_dead(self.now_ms())
+        return True
 
     # -- admin views ----------------------------------------------------------------------------
 

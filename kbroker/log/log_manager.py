@@ -1,6 +1,7 @@
 """All partition logs of one data directory, and the topics they belong to.
 
 Data directory (Kafka's layout, plus the topic registry, see topics.py):
+    .lock                               held locked while a broker runs here (data_dir.py)
     meta.properties                     version, node.id, cluster.id (generated once)
     topics.json                         topic names, ids, partition counts, config overrides
     recovery-point-offset-checkpoint    per partition: everything below it is fsynced
@@ -10,7 +11,7 @@ Data directory (Kafka's layout, plus the topic registry, see topics.py):
     <topic>-<partition>.<topic id hex>-delete/   a partition of a deleted topic, being removed
     <topic>-<partition>.<random hex>-stray/      a partition dir no topic owns, set aside, kept
 
-Start-up (`load`): meta.properties is read or written; `-delete` dirs are removed, and a topic with
+Start-up (`load`): the data dir is locked (a second broker on it refuses to start); meta.properties is read or written; `-delete` dirs are removed, and a topic with
 such a dir is dropped from the registry (the rename committed its deletion); partition dirs no
 topic owns are set aside as `-stray`; every partition is opened. Without the clean-shutdown marker
 the segments above each recovery point are CRC-scanned and their torn tails cut (recovery.py);
@@ -65,6 +66,7 @@ from kbroker.log.checkpoints import (
     write_properties,
 )
 from kbroker.log.config import LogConfig
+from kbroker.log.data_dir import DataDirError, lock_data_dir, unlock_data_dir
 from kbroker.log.files import fsync_dir
 from kbroker.log.partition_log import PartitionLog
 from kbroker.log.topics import (
@@ -118,11 +120,19 @@ class LogManager:
         self._topics_by_id: dict[uuid.UUID, TopicInfo] = {}  # Fetch v13+ names topics by id
         self._logs: dict[tuple[str, int], PartitionLog] = {}
         self._checkpoint_lock = threading.Lock()
+        self._dir_lock: int | None = None
 
     # -- start-up ----------------------------------------------------------------------------------
 
     def load(self) -> LogManager:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """Lock the data dir and load it; a data dir that cannot be used or read raises DataDirError."""
+        self._dir_lock = lock_data_dir(self.data_dir)
+        try:
+            return self._load()
+        except OSError as e:  # e.g. a segment file that cannot be opened: the broker cannot start
+            raise DataDirError(f"data directory {self.data_dir} cannot be loaded: {e}") from e
+
+    def _load(self) -> LogManager:
         new = not (self.data_dir / META_PROPERTIES).exists()
         self._load_meta_properties()
         marker = self.data_dir / CLEAN_SHUTDOWN_MARKER
@@ -167,10 +177,10 @@ class LogManager:
             return
         stored = properties.get("node.id")
         if stored is not None and stored != str(self.node_id):
-            raise ValueError(f"{path}: stored node.id {stored} does not match the configured node.id {self.node_id}")
+            raise DataDirError(f"{path}: stored node.id {stored} does not match the configured node.id {self.node_id}")
         cluster_id = properties.get("cluster.id", "")
         if given and _CLUSTER_ID.fullmatch(cluster_id) and cluster_id != given:
-            raise ValueError(f"{path}: the data dir belongs to cluster {cluster_id}, but ZooKeeper holds cluster "
+            raise DataDirError(f"{path}: the data dir belongs to cluster {cluster_id}, but ZooKeeper holds cluster "
                              f"{given}: wrong zookeeper.connect, or a data dir from another cluster")
         if not _CLUSTER_ID.fullmatch(cluster_id):
             self.cluster_id = given or uuid_to_base64(new_topic_id())
@@ -470,6 +480,9 @@ class LogManager:
                 write_atomically(self.data_dir / CLEAN_SHUTDOWN_MARKER, b"")
         except OSError as e:
             failures.append(str(e))
+        if self._dir_lock is not None:
+            unlock_data_dir(self._dir_lock)
+            self._dir_lock = None
         if failures:
             log.error("log manager shut down, not cleanly (the next start-up recovers the logs): %s",
                       "; ".join(failures[:5]))

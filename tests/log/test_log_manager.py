@@ -13,6 +13,7 @@ import kbroker.log.recovery as recovery
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.checkpoints import uuid_to_base64
 from kbroker.log.config import LogConfig
+from kbroker.log.data_dir import DataDirError
 from kbroker.log.log_manager import CLEAN_SHUTDOWN_MARKER, LogManager
 from kbroker.log.topics import validate_topic_name
 
@@ -38,7 +39,7 @@ def test_meta_properties_are_created_once(tmp_path: Path) -> None:
     assert f"cluster.id={first.cluster_id}" in text and "node.id=1" in text and "version=1" in text
     first.shutdown()
     assert manager(tmp_path).cluster_id == first.cluster_id
-    with pytest.raises(ValueError):
+    with pytest.raises(DataDirError, match="node.id"):
         manager(tmp_path, node_id=2)
 
 

@@ -40,7 +40,12 @@ def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse | 
 
 
 async def _long_poll(ctx: RequestContext, request: FetchRequest, watched: list[tuple[str, int]]) -> FetchResponse:
-    """Re-read whenever a watched partition's high watermark moves, until min_bytes or max_wait_ms."""
+    """Re-read whenever a watched partition's high watermark moves, until min_bytes or max_wait_ms.
+
+    Deleting a watched topic wakes it too: the re-read, before any request could create the
+    topic again, finds it unknown and answers at once (Kafka's DelayedFetch), so a consumer
+    never reads a new topic of the same name from its old position.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + request.max_wait_ms / 1000
     purgatory = ctx.broker.fetch_waiters

@@ -51,13 +51,12 @@ def _lookup(ctx: RequestContext, name: str | None, topic_id, allow_auto_create: 
         return _describe(ctx, topic.name)
     try:
         validate_topic_name(name)
-    except KafkaError as exc:
-        return MetadataResponseTopic(error_code=exc.code, name=name)
-    if not broker.topic_exists(name):
-        if not allow_auto_create or name in INTERNAL_TOPICS or not broker.auto_create_topic(name):
-            creating = allow_auto_create and broker.cluster is not None and broker.config.auto_create_topics_enable
+        if not broker.topic_exists(name) and not (allow_auto_create and broker.auto_create_topic(name)):
+            creating = broker.cluster is not None and broker.cluster.admin.creating(name)
             return MetadataResponseTopic(error_code=ErrorCode.LEADER_NOT_AVAILABLE if creating
                                          else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name=name)
+    except KafkaError as exc:  # an invalid name, or auto-creation refused (a colliding name, a full disk)
+        return MetadataResponseTopic(error_code=exc.code, name=name)
     return _describe(ctx, name)
 
 

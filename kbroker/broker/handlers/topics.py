@@ -12,6 +12,7 @@ from collections import Counter
 from kbroker.broker.dispatch import RequestContext
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.config import LogConfig
+from kbroker.log.topics import INTERNAL_TOPICS
 from kbroker.wire.messages.create_partitions import (
     CreatePartitionsRequest,
     CreatePartitionsResponse,
@@ -145,7 +146,7 @@ async def handle_delete_topics(ctx: RequestContext, request: DeleteTopicsRequest
                 if cluster is not None:
                     await cluster.admin.delete_topic(info.name, request.timeout_ms)
                 else:
-                    logs.delete_topic(info.name)
+                    await ctx.broker.delete_topic(info)
             except KafkaError as exc:  # e.g. KAFKA_STORAGE_ERROR: this topic's answer, not the connection's
                 responses.append(DeletableTopicResult(name=info.name, topic_id=info.topic_id, error_code=exc.code,
                                                       error_message=exc.message))
@@ -198,19 +199,26 @@ def handle_delete_records(ctx: RequestContext, request: DeleteRecordsRequest) ->
     for topic in request.topics:
         partitions = []
         for wanted in topic.partitions:
-            partition_log = ctx.broker.leader_log(topic.name, wanted.partition_index)
-            if isinstance(partition_log, ErrorCode):
+            try:
+                low = _delete_records(ctx, topic.name, wanted.partition_index, wanted.offset)
+            except KafkaError as exc:
                 partitions.append(DeleteRecordsPartitionResult(partition_index=wanted.partition_index,
-                                                               low_watermark=-1, error_code=partition_log))
+                                                               low_watermark=-1, error_code=exc.code))
                 continue
-            offset = partition_log.high_watermark if wanted.offset == -1 else wanted.offset
-            if not 0 <= offset <= partition_log.high_watermark:
-                partitions.append(DeleteRecordsPartitionResult(partition_index=wanted.partition_index,
-                                                               low_watermark=-1,
-                                                               error_code=ErrorCode.OFFSET_OUT_OF_RANGE))
-                continue
-            low = partition_log.delete_records_before(offset)
             partitions.append(DeleteRecordsPartitionResult(partition_index=wanted.partition_index,
                                                            low_watermark=low, error_code=0))
         topics.append(DeleteRecordsTopicResult(name=topic.name, partitions=partitions))
     return DeleteRecordsResponse(topics=topics)
+
+
+def _delete_records(ctx: RequestContext, topic: str, partition: int, offset: int) -> int:
+    """Kafka's ReplicaManager.deleteRecordsOnLocalLog and Partition.deleteRecordsOnLeader checks, in order."""
+    if topic in INTERNAL_TOPICS:
+        raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, f"Cannot delete records of internal topic {topic}")
+    partition_log = ctx.broker.leader_log(topic, partition)
+    if isinstance(partition_log, ErrorCode):
+        raise KafkaError(partition_log)
+    if not partition_log.config.deletes_old_segments:
+        raise KafkaError(ErrorCode.POLICY_VIOLATION, f"Records of partition {topic}-{partition} can not be "
+                                                     "deleted due to the configured policy")
+    return partition_log.delete_records_before(partition_log.high_watermark if offset == -1 else offset)

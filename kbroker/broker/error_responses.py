@@ -1,0 +1,192 @@
+"""The answer to a request whose handler failed: the error on everything the request named.
+
+Kafka builds it with each request's `getErrorResponse`: a response with a top-level error code
+carries the error there; the others carry it on every topic, partition, group or resource the
+request named, so that a client sees the failure where it looks for it (librdkafka reads the
+per-partition code of a Produce answer, never a top-level one). `error_response` is the table
+of those, one entry per API we serve; None means the request gets no answer (Produce with
+acks=0), and then, as in Kafka, its connection is closed.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kbroker.errors import ErrorCode
+from kbroker.wire.messages import alter_configs as ac
+from kbroker.wire.messages import consumer_group_describe as cgd
+from kbroker.wire.messages import create_partitions as cp
+from kbroker.wire.messages import create_topics as ct
+from kbroker.wire.messages import delete_groups as dg
+from kbroker.wire.messages import delete_records as dr
+from kbroker.wire.messages import delete_topics as dt
+from kbroker.wire.messages import describe_configs as dc
+from kbroker.wire.messages import describe_groups as dgr
+from kbroker.wire.messages import fetch as fe
+from kbroker.wire.messages import find_coordinator as fc
+from kbroker.wire.messages import incremental_alter_configs as iac
+from kbroker.wire.messages import list_offsets as lo
+from kbroker.wire.messages import metadata as md
+from kbroker.wire.messages import offset_commit as oc
+from kbroker.wire.messages import offset_fetch as of
+from kbroker.wire.messages import offset_for_leader_epoch as ofle
+from kbroker.wire.messages import produce as pr
+from kbroker.wire.schema import Api
+
+ErrorResponse = Callable[[Any, int, ErrorCode], Any]
+
+FIRST_FETCH_WITH_TOP_LEVEL_ERROR = 7
+FIRST_GROUPED_OFFSET_FETCH = 8
+FIRST_OFFSET_FETCH_WITH_TOP_LEVEL_ERROR = 2
+FIRST_BATCHED_FIND_COORDINATOR = 4
+FIRST_DELETE_TOPICS_BY_ID = 6
+
+
+def error_response(api: Api, request: Any, version: int, code: ErrorCode) -> Any:
+    """The response of `api` that answers `request` with `code` everywhere (None: no answer)."""
+    per_item = _PER_ITEM.get(api.key)
+    if per_item is not None:
+        return per_item(request, version, code)
+    return api.response(error_code=code)  # the APIs whose response has one top-level error code
+
+
+def _produce(request: pr.ProduceRequest, version: int, code: ErrorCode) -> pr.ProduceResponse | None:
+    if request.acks == 0:
+        return None
+    return pr.ProduceResponse(responses=[pr.TopicProduceResponse(name=t.name, partition_responses=[
+        pr.PartitionProduceResponse(index=p.index, error_code=code, base_offset=-1) for p in t.partition_data])
+        for t in request.topic_data])
+
+
+def _fetch(request: fe.FetchRequest, version: int, code: ErrorCode) -> fe.FetchResponse:
+    if version >= FIRST_FETCH_WITH_TOP_LEVEL_ERROR:
+        return fe.FetchResponse(error_code=code)
+    return fe.FetchResponse(responses=[fe.FetchableTopicResponse(topic=t.topic, partitions=[
+        fe.PartitionData(partition_index=p.partition, error_code=code, high_watermark=-1, records=b"")
+        for p in t.partitions]) for t in request.topics])
+
+
+def _list_offsets(request: lo.ListOffsetsRequest, version: int, code: ErrorCode) -> lo.ListOffsetsResponse:
+    return lo.ListOffsetsResponse(topics=[lo.ListOffsetsTopicResponse(name=t.name, partitions=[
+        lo.ListOffsetsPartitionResponse(partition_index=p.partition_index, error_code=code)
+        for p in t.partitions]) for t in request.topics])
+
+
+def _metadata(request: md.MetadataRequest, version: int, code: ErrorCode) -> md.MetadataResponse:
+    return md.MetadataResponse(topics=[md.MetadataResponseTopic(error_code=code, name=t.name, topic_id=t.topic_id)
+                                       for t in request.topics or ()])
+
+
+def _offset_commit(request: oc.OffsetCommitRequest, version: int, code: ErrorCode) -> oc.OffsetCommitResponse:
+    return oc.OffsetCommitResponse(topics=[oc.OffsetCommitResponseTopic(name=t.name, partitions=[
+        oc.OffsetCommitResponsePartition(partition_index=p.partition_index, error_code=code)
+        for p in t.partitions]) for t in request.topics])
+
+
+def _offset_fetch(request: of.OffsetFetchRequest, version: int, code: ErrorCode) -> of.OffsetFetchResponse:
+    if version >= FIRST_GROUPED_OFFSET_FETCH:
+        return of.OffsetFetchResponse(groups=[of.OffsetFetchResponseGroup(group_id=g.group_id, error_code=code)
+                                              for g in request.groups])
+    if version >= FIRST_OFFSET_FETCH_WITH_TOP_LEVEL_ERROR:
+        return of.OffsetFetchResponse(error_code=code)
+    return of.OffsetFetchResponse(topics=[of.OffsetFetchResponseTopic(name=t.name, partitions=[
+        of.OffsetFetchResponsePartition(partition_index=p, committed_offset=-1, error_code=code)
+        for p in t.partition_indexes]) for t in request.topics or ()])
+
+
+def _find_coordinator(request: fc.FindCoordinatorRequest, version: int,
+                      code: ErrorCode) -> fc.FindCoordinatorResponse:
+    if version >= FIRST_BATCHED_FIND_COORDINATOR:
+        return fc.FindCoordinatorResponse(coordinators=[
+            fc.Coordinator(key=key, node_id=-1, host="", port=-1, error_code=code) for key in request.coordinator_keys])
+    return fc.FindCoordinatorResponse(error_code=code, node_id=-1, port=-1)
+
+
+def _describe_groups(request: dgr.DescribeGroupsRequest, version: int,
+                     code: ErrorCode) -> dgr.DescribeGroupsResponse:
+    return dgr.DescribeGroupsResponse(groups=[dgr.DescribedGroup(error_code=code, group_id=g) for g in request.groups])
+
+
+def _create_topics(request: ct.CreateTopicsRequest, version: int, code: ErrorCode) -> ct.CreateTopicsResponse:
+    return ct.CreateTopicsResponse(topics=[ct.CreatableTopicResult(name=t.name, error_code=code, error_message=None)
+                                           for t in request.topics])
+
+
+def _delete_topics(request: dt.DeleteTopicsRequest, version: int, code: ErrorCode) -> dt.DeleteTopicsResponse:
+    if version >= FIRST_DELETE_TOPICS_BY_ID:
+        return dt.DeleteTopicsResponse(responses=[
+            dt.DeletableTopicResult(name=t.name, topic_id=t.topic_id, error_code=code) for t in request.topics])
+    return dt.DeleteTopicsResponse(responses=[dt.DeletableTopicResult(name=name, error_code=code)
+                                              for name in request.topic_names])
+
+
+def _delete_records(request: dr.DeleteRecordsRequest, version: int, code: ErrorCode) -> dr.DeleteRecordsResponse:
+    return dr.DeleteRecordsResponse(topics=[dr.DeleteRecordsTopicResult(name=t.name, partitions=[
+        dr.DeleteRecordsPartitionResult(partition_index=p.partition_index, low_watermark=-1, error_code=code)
+        for p in t.partitions]) for t in request.topics])
+
+
+def _offset_for_leader_epoch(request: ofle.OffsetForLeaderEpochRequest, version: int,
+                             code: ErrorCode) -> ofle.OffsetForLeaderEpochResponse:
+    return ofle.OffsetForLeaderEpochResponse(topics=[ofle.OffsetForLeaderTopicResult(topic=t.topic, partitions=[
+        ofle.EpochEndOffset(error_code=code, partition=p.partition, leader_epoch=-1, end_offset=-1)
+        for p in t.partitions]) for t in request.topics])
+
+
+def _describe_configs(request: dc.DescribeConfigsRequest, version: int,
+                      code: ErrorCode) -> dc.DescribeConfigsResponse:
+    return dc.DescribeConfigsResponse(results=[dc.DescribeConfigsResult(
+        error_code=code, error_message=None, resource_type=r.resource_type, resource_name=r.resource_name)
+        for r in request.resources])
+
+
+def _alter_configs(request: ac.AlterConfigsRequest, version: int, code: ErrorCode) -> ac.AlterConfigsResponse:
+    return ac.AlterConfigsResponse(responses=[ac.AlterConfigsResourceResponse(
+        error_code=code, error_message=None, resource_type=r.resource_type, resource_name=r.resource_name)
+        for r in request.resources])
+
+
+def _incremental_alter_configs(request: iac.IncrementalAlterConfigsRequest, version: int,
+                               code: ErrorCode) -> iac.IncrementalAlterConfigsResponse:
+    return iac.IncrementalAlterConfigsResponse(responses=[iac.AlterConfigsResourceResponse(
+        error_code=code, error_message=None, resource_type=r.resource_type, resource_name=r.resource_name)
+        for r in request.resources])
+
+
+def _create_partitions(request: cp.CreatePartitionsRequest, version: int,
+                       code: ErrorCode) -> cp.CreatePartitionsResponse:
+    return cp.CreatePartitionsResponse(results=[cp.CreatePartitionsTopicResult(name=t.name, error_code=code)
+                                                for t in request.topics])
+
+
+def _delete_groups(request: dg.DeleteGroupsRequest, version: int, code: ErrorCode) -> dg.DeleteGroupsResponse:
+    return dg.DeleteGroupsResponse(results=[dg.DeletableGroupResult(group_id=g, error_code=code)
+                                            for g in request.groups_names])
+
+
+def _consumer_group_describe(request: cgd.ConsumerGroupDescribeRequest, version: int,
+                             code: ErrorCode) -> cgd.ConsumerGroupDescribeResponse:
+    return cgd.ConsumerGroupDescribeResponse(groups=[cgd.DescribedGroup(error_code=code, group_id=g)
+                                                     for g in request.group_ids])
+
+
+_PER_ITEM: dict[int, ErrorResponse] = {
+    pr.PRODUCE.key: _produce,
+    fe.FETCH.key: _fetch,
+    lo.LIST_OFFSETS.key: _list_offsets,
+    md.METADATA.key: _metadata,
+    oc.OFFSET_COMMIT.key: _offset_commit,
+    of.OFFSET_FETCH.key: _offset_fetch,
+    fc.FIND_COORDINATOR.key: _find_coordinator,
+    dgr.DESCRIBE_GROUPS.key: _describe_groups,
+    ct.CREATE_TOPICS.key: _create_topics,
+    dt.DELETE_TOPICS.key: _delete_topics,
+    dr.DELETE_RECORDS.key: _delete_records,
+    ofle.OFFSET_FOR_LEADER_EPOCH.key: _offset_for_leader_epoch,
+    dc.DESCRIBE_CONFIGS.key: _describe_configs,
+    ac.ALTER_CONFIGS.key: _alter_configs,
+    iac.INCREMENTAL_ALTER_CONFIGS.key: _incremental_alter_configs,
+    cp.CREATE_PARTITIONS.key: _create_partitions,
+    dg.DELETE_GROUPS.key: _delete_groups,
+    cgd.CONSUMER_GROUP_DESCRIBE.key: _consumer_group_describe,
+}

@@ -1,0 +1,149 @@
+"""Errors are answered, not thrown: every handler whose collaborators fail answers its request
+with the error on everything the request named, and the connection stays open.
+
+Each API is driven through the real dispatcher in-process, with a real client's request
+(tests/wire/golden, and a hand-made one for the APIs no client sent there), while the log
+manager, the group coordinator and the other collaborators raise: a RuntimeError (a bug: the
+answer is UNKNOWN_SERVER_ERROR, logged once with the request) or a KafkaError (a disk error:
+its code). The broker-level cases that used to raise out of a handler are in
+test_internal_topics.py (Metadata auto-creating a colliding name).
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from kbroker.broker.broker import Broker
+from kbroker.broker.dispatch import Dispatcher
+from kbroker.broker.producer_ids import ProducerIdAllocator
+from kbroker.broker.routes import ROUTES
+from kbroker.coordinator.group_coordinator import GroupCoordinator
+from kbroker.errors import ErrorCode, KafkaError
+from kbroker.log.log_manager import LogManager
+from kbroker.wire import frames
+from kbroker.wire.messages import APIS
+from kbroker.wire.messages import alter_configs as ac
+from kbroker.wire.messages import consumer_group_heartbeat as cgh
+from kbroker.wire.messages import create_partitions as cp
+from kbroker.wire.messages import delete_groups as dg
+from kbroker.wire.messages import delete_records as dr
+from kbroker.wire.messages import incremental_alter_configs as iac
+from kbroker.wire.messages import offset_delete as od
+from kbroker.wire.messages import offset_for_leader_epoch as ofle
+from kbroker.wire.schema import Array, fields_of
+from tests.broker.test_dispatch_fuzz import GOLDEN, FakeConnection, fuzz_broker  # noqa: F401 (a fixture)
+
+TOPIC = "orders"
+# The APIs no client sent in the golden captures: one request each, naming one item.
+HAND_MADE = {
+    dr.DELETE_RECORDS.key: dr.DeleteRecordsRequest(topics=[dr.DeleteRecordsTopic(
+        name=TOPIC, partitions=[dr.DeleteRecordsPartition(partition_index=0, offset=-1)])]),
+    ofle.OFFSET_FOR_LEADER_EPOCH.key: ofle.OffsetForLeaderEpochRequest(topics=[ofle.OffsetForLeaderTopic(
+        topic=TOPIC, partitions=[ofle.OffsetForLeaderPartition(partition=0, leader_epoch=0)])]),
+    ac.ALTER_CONFIGS.key: ac.AlterConfigsRequest(resources=[ac.AlterConfigsResource(
+        resource_type=2, resource_name=TOPIC, configs=[ac.AlterableConfig(name="retention.ms", value="1000")])]),
+    cp.CREATE_PARTITIONS.key: cp.CreatePartitionsRequest(topics=[cp.CreatePartitionsTopic(name=TOPIC, count=5)]),
+    dg.DELETE_GROUPS.key: dg.DeleteGroupsRequest(groups_names=["g"]),
+    iac.INCREMENTAL_ALTER_CONFIGS.key: iac.IncrementalAlterConfigsRequest(resources=[iac.AlterConfigsResource(
+        resource_type=2, resource_name=TOPIC, configs=[iac.AlterableConfig(name="retention.ms", value="1000")])]),
+    od.OFFSET_DELETE.key: od.OffsetDeleteRequest(group_id="g", topics=[od.OffsetDeleteRequestTopic(
+        name=TOPIC, partitions=[od.OffsetDeleteRequestPartition(partition_index=0)])]),
+    cgh.CONSUMER_GROUP_HEARTBEAT.key: cgh.ConsumerGroupHeartbeatRequest(
+        group_id="g", member_epoch=0, rebalance_timeout_ms=1000, subscribed_topic_names=[TOPIC]),
+}
+MAX_VERSION = {route.api.key: route.max_version for route in ROUTES}
+
+
+def requests() -> list[tuple[int, int, bytes]]:
+    """(api key, version, request frame): every golden request of a served API, then the hand-made ones."""
+    out = [(e["api_key"], e["api_version"], e["frame"]) for e in GOLDEN if e["api_key"] in MAX_VERSION]
+    for key, body in HAND_MADE.items():
+        version = MAX_VERSION[key]
+        out.append((key, version, bytes(frames.encode_request(APIS[key], version, 7, "tests", body)[4:])))
+    return out
+
+
+REQUESTS = requests()
+
+
+def test_every_served_api_is_exercised() -> None:
+    assert {key for key, _, _ in REQUESTS} == set(MAX_VERSION)
+
+
+def failing_collaborators(monkeypatch: pytest.MonkeyPatch, error: Callable[[], Exception]) -> None:
+    """Every method of the log manager, group coordinator and producer id allocator a handler can
+    call raises a new `error()`, as do the broker's own helpers."""
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise error()
+
+    for cls in (LogManager, GroupCoordinator, ProducerIdAllocator):
+        for name, member in vars(cls).items():
+            if callable(member) and not name.startswith("_"):
+                monkeypatch.setattr(cls, name, fail)
+    monkeypatch.setattr(Broker, "auto_create_topic", fail)
+    monkeypatch.setattr(Broker, "cluster_id", property(fail))
+    monkeypatch.setattr(Dispatcher, "advertised", fail)
+
+
+def error_codes(value: Any, version: int) -> Iterator[int]:
+    """Every error_code field of a decoded response, at any depth."""
+    if dataclasses.is_dataclass(value):
+        for field in fields_of(type(value)):
+            if not (field.present_in(version) or field.tagged_in(version)):
+                continue
+            child = getattr(value, field.name)
+            if field.name == "error_code":
+                yield child
+            elif isinstance(field.type, Array) or dataclasses.is_dataclass(child):
+                yield from error_codes(child, version)
+    elif isinstance(value, list):
+        for item in value:
+            yield from error_codes(item, version)
+
+
+async def answer(broker: Broker, frame: bytes) -> tuple[Any, FakeConnection]:
+    connection = FakeConnection()
+    outcome = broker.dispatcher.handle(bytearray(frame), connection)  # type: ignore[arg-type]
+    if outcome is not None and not isinstance(outcome, list):
+        outcome = await asyncio.wait_for(outcome, 10)
+    return outcome, connection
+
+
+def decoded(api_key: int, version: int, parts: list[Any]) -> Any:
+    frame = b"".join(bytes(part) for part in parts)[4:]
+    return frames.decode_response(memoryview(frame), APIS[api_key], version)[1]
+
+
+@pytest.mark.parametrize("api_key, version, frame", REQUESTS,
+                         ids=[f"{APIS[k].name}-v{v}-{i}" for i, (k, v, _) in enumerate(REQUESTS)])
+@pytest.mark.parametrize("error, expected", [
+    (lambda: RuntimeError("injected bug"), ErrorCode.UNKNOWN_SERVER_ERROR),
+    (lambda: KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, "injected disk error"), ErrorCode.KAFKA_STORAGE_ERROR),
+], ids=["bug", "kafka-error"])
+def test_a_failing_collaborator_is_answered_with_the_error(fuzz_broker, monkeypatch, caplog, api_key, version,
+                                                           frame, error, expected) -> None:
+    loop, broker = fuzz_broker
+    failing_collaborators(monkeypatch, error)
+    with caplog.at_level(logging.ERROR):
+        outcome, connection = loop.run_until_complete(answer(broker, frame))
+    request = frames.decode_request(memoryview(frame), APIS[api_key], version)[1]
+    if outcome is None:  # Produce with acks=0 has no answer to carry the error: the connection closes
+        assert api_key == 0 and request.acks == 0 and connection.closed
+        return
+    assert connection.closed is None
+    codes = list(error_codes(decoded(api_key, version, outcome), version))
+    assert ErrorCode.NONE not in codes, codes
+    if not codes:  # a Metadata answer has no error field but its topics', and this request named none
+        assert api_key == 3 and not request.topics
+        return
+    failures = [r for r in caplog.records if r.name == "kbroker.dispatch"]
+    if expected in codes and failures:  # the handler let it out: logged once, with the request
+        assert len(failures) == 1 and APIS[api_key].name in failures[0].getMessage()
+        assert failures[0].exc_info is not None
+    if expected == ErrorCode.UNKNOWN_SERVER_ERROR:  # a bug reaches the answer, unless none was called
+        assert expected in codes or set(codes) == {ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED}, codes
