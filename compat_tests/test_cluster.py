@@ -20,6 +20,7 @@ from compat_tests.group_fleet import Fleet
 from kbroker.coordinator.records import OFFSETS_TOPIC, partition_for
 from kbroker.errors import ErrorCode
 from kbroker.wire.messages.find_coordinator import FindCoordinatorRequest
+from kbroker.wire.messages.init_producer_id import InitProducerIdRequest
 from tests.broker_process import BrokerProcess, free_port
 from tests.cluster_process import SESSION_TIMEOUT_MS, ClusterProcesses
 from tests.scale_harness import _produce as produce_request
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.timeout(240)
 
 DATA_CLIENTS = (KafkaPython(), ConfluentKafka(), AioKafka())
 PARTITIONS = 12
-PRODUCE, FIND_COORDINATOR = 0, 10
+PRODUCE, FIND_COORDINATOR, INIT_PRODUCER_ID = 0, 10, 22
 FAST_GROUPS = {"group.initial.rebalance.delay.ms": "300"}
 # After a broker vanishes its partitions lose their leader once ZooKeeper expires its session.
 OFFLINE_WITHIN_S = SESSION_TIMEOUT_MS / 1000 + 4
@@ -88,6 +89,33 @@ def test_partitions_spread_and_one_bootstrap_reaches_every_leader(cluster, clien
     for node, expected in Counter(leaders.values()).items():  # each broker holds only what it leads
         hosted = [p for p in range(PARTITIONS) if (cluster.brokers[node].data_dir / f"{topic_name}-{p}").is_dir()]
         assert len(hosted) == expected and all(leaders[p] == node for p in hosted)
+
+
+def test_producer_ids_are_unique_across_brokers(cluster):
+    """Two producers with one id writing to one partition would have each other's records dropped
+    as duplicates: every broker hands out ids from its own block claimed in ZooKeeper."""
+    ids = []
+    for node in cluster.brokers:
+        with WireClient(cluster.bootstrap(node)) as client:
+            for _ in range(3):
+                answer = client.request(INIT_PRODUCER_ID, 4, InitProducerIdRequest(
+                    transactional_id=None, transaction_timeout_ms=60000, producer_id=-1, producer_epoch=-1))
+                assert answer.error_code == 0
+                ids.append(answer.producer_id)
+    assert len(set(ids)) == len(ids), ids
+
+
+def test_sigterm_leaves_the_cluster_at_once(cluster_factory, topic_name):
+    cluster = cluster_factory()
+    leaders = _create(cluster, topic_name)
+    assert cluster.brokers[2].stop() == 0
+    gone = {p for p, leader in leaders.items() if leader == 2}
+    _, waited = cluster.wait_until(
+        lambda v: 2 not in v.brokers and {p for p, l in v.leaders(topic_name).items() if l == -1} == gone,
+        via=1, topics=[topic_name], timeout=SESSION_TIMEOUT_MS / 1000 / 2)  # well before a session expiry
+    print(f"broker 2 stopped with SIGTERM: its partitions without a leader after {waited:.2f} s")
+    cluster.brokers[2].start()
+    cluster.wait_until(lambda v: v.fully_led(topic_name, PARTITIONS), via=1, topics=[topic_name])
 
 
 def _group_led_by_another_broker(cluster: ClusterProcesses, avoid: int, prefix: str) -> tuple[str, int]:

@@ -28,6 +28,7 @@ from kbroker.cluster.admin import ClusterAdmin
 from kbroker.cluster.controller import Controller
 from kbroker.cluster.image import BrokerRegistration, ClusterImage
 from kbroker.cluster.metastore import BrokerIdInUse, MetaStore, MetaStoreError
+from kbroker.cluster.producer_ids import ProducerIdBlocks
 from kbroker.coordinator.records import OFFSETS_TOPIC
 from kbroker.errors import KafkaError
 from kbroker.log.topics import TopicInfo
@@ -57,6 +58,7 @@ class ClusterMember:
         self._on_topic_deleted = on_topic_deleted
         self.controller = Controller(store, broker_id)
         self.admin = ClusterAdmin(store, logs.defaults)
+        self.producer_ids = ProducerIdBlocks(store, broker_id)
         self._registration: BrokerRegistration | None = None
         self._confirmed_at = -math.inf
         self._led: dict[tuple[str, int], int] = {}  # partition -> the leader epoch we lead it in
