@@ -181,6 +181,8 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("broker.rack", str, None),
     _key("offsets.topic.replication.factor", parse_int, "3", 1),
     _key("controlled.shutdown.enable", parse_bool, "true"),
+    _key("replica.lag.time.max.ms", parse_int, "30000", 1),
+    _key("min.insync.replicas", parse_int, "1", 1),
 )
 _BY_NAME = {k.name: k for k in BROKER_CONFIGS}
 
@@ -190,7 +192,7 @@ _ALIASES = {"broker.id": "node.id", "log.dir": "log.dirs"}
 # Kafka keys a single-node broker accepts without acting on them.
 IGNORED_KEYS = frozenset({
     "num.network.threads", "num.io.threads", "num.recovery.threads.per.data.dir", "num.replica.fetchers",
-    "transaction.state.log.replication.factor", "transaction.state.log.min.isr", "min.insync.replicas",
+    "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
     "process.roles", "controller.quorum.voters",
     "controller.quorum.bootstrap.servers", "controller.listener.names", "inter.broker.listener.name",
     "listener.security.protocol.map", "group.coordinator.rebalance.protocols", "share.coordinator.state.topic.replication.factor",
@@ -266,6 +268,8 @@ class Config:
     broker_rack: str | None
     offsets_topic_replication_factor: int
     controlled_shutdown_enable: bool
+    replica_lag_time_max_ms: int
+    min_insync_replicas: int
     # Keys the user set (file or -o), as given: DescribeConfigs reports them as static.
     explicit: Mapping[str, str] = dataclasses.field(default_factory=dict)
 

@@ -40,8 +40,7 @@ class Broker:
         self.dispatcher = Dispatcher(self, ROUTES)
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
         self.cluster = None if store is None else ClusterMember(
-            store, config.node_id, config.broker_rack, config.zookeeper_session_timeout_ms, logs, self.groups,
-            self._leadership_lost, self.topic_deleted)
+            store, config, logs, self.groups, self._leadership_lost, self.topic_deleted, self._replicas_moved)
 
     @property
     def cluster_id(self) -> str:
@@ -62,6 +61,16 @@ class Broker:
         if assignment is None or not 0 <= partition < assignment.partition_count:
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return ErrorCode.NOT_LEADER_OR_FOLLOWER
+
+    def _replicas_moved(self, partition_log: PartitionLog) -> None:
+        """A follower fetched or the ISR changed: the high watermark may move up."""
+        replicas = self.cluster.replicas_of(partition_log.topic, partition_log.partition)
+        if replicas is None:
+            return
+        high_watermark = min(replicas.high_watermark(), partition_log.log_end_offset)
+        if high_watermark > partition_log.high_watermark:
+            partition_log.update_high_watermark(high_watermark)
+            self.fetch_waiters.notify((partition_log.topic, partition_log.partition))
 
     def _leadership_lost(self, partitions: set[tuple[str, int]]) -> None:
         for key in partitions:  # parked fetches answer now, with NOT_LEADER_OR_FOLLOWER
@@ -126,7 +135,15 @@ class Broker:
             self.advance_high_watermark(partition_log, partition_log.log_end_offset)
 
     def advance_high_watermark(self, partition_log: PartitionLog, offset: int) -> None:
-        """Single node: the high watermark follows the log end (or the fsynced end)."""
+        """The leader's log end (or fsynced end) moved to `offset`. Alone, the high watermark follows
+        it; with followers it is the smallest log end in the ISR, and the followers' long polls
+        wake to fetch what was just written."""
+        replicas = self.cluster.replicas_of(partition_log.topic, partition_log.partition) if self.cluster else None
+        if replicas is not None:
+            replicas.leader_end = max(replicas.leader_end, offset)
+            self.fetch_waiters.notify((partition_log.topic, partition_log.partition))
+            self._replicas_moved(partition_log)
+            return
         if offset > partition_log.high_watermark:
             partition_log.update_high_watermark(offset)
             self.fetch_waiters.notify((partition_log.topic, partition_log.partition))

@@ -26,27 +26,36 @@ from typing import TYPE_CHECKING
 
 from kbroker.cluster.admin import ClusterAdmin
 from kbroker.cluster.controller import Controller
-from kbroker.cluster.image import BrokerRegistration, ClusterImage
+from kbroker.cluster.image import BrokerRegistration, ClusterImage, PartitionState
 from kbroker.cluster.metastore import BrokerIdInUse, MetaStore, MetaStoreError
 from kbroker.cluster.producer_ids import ProducerIdBlocks
+from kbroker.cluster.replica_fetcher import ReplicaFetcher
+from kbroker.cluster.replica_state import LeaderReplicas
 from kbroker.coordinator.records import OFFSETS_TOPIC
 from kbroker.errors import KafkaError
 from kbroker.log.topics import TopicInfo
 
 if TYPE_CHECKING:
+    from kbroker.config import Config
     from kbroker.coordinator.group_coordinator import GroupCoordinator
     from kbroker.log.log_manager import LogManager
+    from kbroker.log.partition_log import PartitionLog
 
 log = logging.getLogger("kbroker.cluster")
 
 REREGISTER_RETRY_S = 0.5
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 class ClusterMember:
-    def __init__(self, store: MetaStore, broker_id: int, rack: str | None, session_timeout_ms: int,
-                 logs: LogManager, groups: GroupCoordinator,
+    def __init__(self, store: MetaStore, config: Config, logs: LogManager, groups: GroupCoordinator,
                  on_leadership_lost: Callable[[set[tuple[str, int]]], None],
-                 on_topic_deleted: Callable[[TopicInfo], Awaitable[None]]) -> None:
+                 on_topic_deleted: Callable[[TopicInfo], Awaitable[None]],
+                 on_high_watermark: Callable[[PartitionLog], None]) -> None:
+        broker_id, rack, session_timeout_ms = config.node_id, config.broker_rack, config.zookeeper_session_timeout_ms
         self.store = store
         self.broker_id = broker_id
         self._rack = rack
@@ -56,6 +65,12 @@ class ClusterMember:
         self._groups = groups
         self._on_leadership_lost = on_leadership_lost
         self._on_topic_deleted = on_topic_deleted
+        self._on_high_watermark = on_high_watermark
+        self._lag_ms = config.replica_lag_time_max_ms
+        self._min_insync_default = config.min_insync_replicas
+        self._replicas: dict[tuple[str, int], LeaderReplicas] = {}
+        self._isr_writes: set[tuple[str, int]] = set()  # one ISR write in flight per partition
+        self._fetchers: dict[int, ReplicaFetcher] = {}  # by leader
         self.controller = Controller(store, broker_id)
         self.admin = ClusterAdmin(store, logs.defaults)
         self.producer_ids = ProducerIdBlocks(store, broker_id)
@@ -87,6 +102,7 @@ class ClusterMember:
         self._confirmed_at = started
         log.info("registered broker %d at %s:%d in ZooKeeper (broker epoch %d)", self.broker_id, host, port, epoch)
         self._lease_task = asyncio.get_running_loop().create_task(self._keep_lease())
+        self._spawn(self._check_isr())
         self._on_change()
 
     async def close(self) -> None:
@@ -95,6 +111,8 @@ class ClusterMember:
         for task in list(self._tasks):
             task.cancel()
         await self.controller.close()
+        for fetcher in self._fetchers.values():
+            await fetcher.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.store.close()  # the registration and any /controller vanish with the session
 
@@ -171,10 +189,18 @@ class ClusterMember:
                 log.error("cannot host the partitions of %s here: %s", name, exc.message or exc.code.name)
 
     def _follow_leadership(self, image: ClusterImage) -> None:
-        led = {}
-        for (topic, partition), state in image.states.items():
-            if state.leader == self.broker_id and self._logs.get_log(topic, partition) is not None:
-                led[(topic, partition)] = state.leader_epoch
+        led: dict[tuple[str, int], int] = {}
+        followed: dict[int, dict[tuple[str, int], int]] = {}
+        for key, state in image.states.items():
+            assignment = image.topics.get(key[0])
+            if assignment is None or key[1] >= assignment.partition_count or self._logs.get_log(*key) is None:
+                continue
+            replicas = assignment.replicas[key[1]]
+            if state.leader == self.broker_id:
+                led[key] = state.leader_epoch
+                self._track_followers(key, replicas, state)
+            elif self.broker_id in replicas and state.leader in image.brokers:
+                followed.setdefault(state.leader, {})[key] = state.leader_epoch
         for key, epoch in led.items():
             if self._led.get(key) != epoch:
                 self._logs.get_log(*key).become_leader(epoch)
@@ -185,8 +211,90 @@ class ClusterMember:
         lost = set(self._led) - set(led)
         for topic, partition in lost:
             log.info("no longer leading %s-%d", topic, partition)
+            self._replicas.pop((topic, partition), None)
             if topic == OFFSETS_TOPIC:
                 self._groups.unload_partition(partition)
         self._led = led
         if lost:
             self._on_leadership_lost(lost)
+        self._follow_leaders(image, followed)
+
+    def _follow_leaders(self, image: ClusterImage, followed: dict[int, dict[tuple[str, int], int]]) -> None:
+        for leader, fetcher in list(self._fetchers.items()):
+            if leader not in followed or fetcher.leader != image.brokers.get(leader):
+                del self._fetchers[leader]
+                self._spawn(fetcher.close())
+        for leader, partitions in followed.items():
+            fetcher = self._fetchers.get(leader)
+            if fetcher is None:
+                fetcher = self._fetchers[leader] = ReplicaFetcher(self.broker_id, image.brokers[leader], self._logs)
+            if fetcher.partitions != partitions:
+                fetcher.set_partitions(partitions)
+
+    # -- the leader's view of its followers ----------------------------------------------------
+
+    def _track_followers(self, key: tuple[str, int], replicas: tuple[int, ...], state: PartitionState) -> None:
+        if len(replicas) < 2:
+            return
+        replica_state = self._replicas.get(key)
+        if replica_state is None or self._led.get(key) != state.leader_epoch:
+            replica_state = LeaderReplicas(self.broker_id, replicas, state.isr, _now_ms())
+            replica_state.leader_end = self._logs.get_log(*key).log_end_offset  # as elected, the truth
+            self._replicas[key] = replica_state
+        replica_state.sync_isr(state.isr, state.version)
+
+    def replicas_of(self, topic: str, partition: int) -> LeaderReplicas | None:
+        """The followers of a replicated partition led here (None: not replicated, or not led here)."""
+        return self._replicas.get((topic, partition))
+
+    def min_insync_replicas(self, topic: str) -> int:
+        configured = self.image.configs.get(topic, {}).get("min.insync.replicas")
+        return int(configured) if configured is not None else self._min_insync_default
+
+    def on_follower_fetch(self, topic: str, partition: int, replica: int, fetch_offset: int) -> None:
+        """The leader served a follower's Fetch: note its log end; the ISR may grow."""
+        key = (topic, partition)
+        replica_state = self._replicas.get(key)
+        partition_log = self._logs.get_log(topic, partition)
+        if replica_state is None or partition_log is None:
+            return
+        now = _now_ms()
+        replica_state.on_fetch(replica, fetch_offset, partition_log.log_end_offset, now)
+        self._on_high_watermark(partition_log)
+        joining = replica_state.to_add(partition_log.high_watermark, now, self._lag_ms) & self.image.brokers.keys()
+        if joining and key not in self._isr_writes:
+            self._spawn(self._write_isr(key, replica_state.isr | joining))
+
+    async def _check_isr(self) -> None:
+        """Every replica.lag.time.max.ms / 2: drop followers that stopped keeping up."""
+        while True:
+            await asyncio.sleep(self._lag_ms / 2000)
+            now = _now_ms()
+            for key, replica_state in list(self._replicas.items()):
+                lagging = replica_state.to_remove(now, self._lag_ms)
+                if lagging and key not in self._isr_writes and self.leads(*key):
+                    log.info("%s-%d: followers %s have not caught up for %d ms", key[0], key[1], sorted(lagging),
+                             self._lag_ms)
+                    self._spawn(self._write_isr(key, replica_state.isr - lagging))
+
+    async def _write_isr(self, key: tuple[str, int], isr: set[int]) -> None:
+        """Write the ISR as the leader (conditional on the state's version); act on it once written:
+        the high watermark must never pass a replica the controller could still elect."""
+        self._isr_writes.add(key)
+        try:
+            state = self.image.states.get(key)
+            replica_state = self._replicas.get(key)
+            if state is None or state.leader != self.broker_id or replica_state is None:
+                return
+            new = PartitionState(self.broker_id, state.leader_epoch, tuple(sorted(isr)), state.controller_epoch,
+                                 state.version)
+            replica_state.written_version = await self.store.update_partition_state(key[0], key[1], new)
+            log.info("%s-%d: ISR %s -> %s", key[0], key[1], list(state.isr), sorted(isr))
+            replica_state.isr = set(isr) | {self.broker_id}
+            partition_log = self._logs.get_log(*key)
+            if partition_log is not None:
+                self._on_high_watermark(partition_log)
+        except MetaStoreError as exc:  # StaleWrite: the controller moved it on; the image will tell
+            log.info("%s-%d: ISR change to %s not written: %s", key[0], key[1], sorted(isr), exc)
+        finally:
+            self._isr_writes.discard(key)

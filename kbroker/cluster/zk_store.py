@@ -422,6 +422,13 @@ class ZkMetaStore:
             versions[key] = 0 if state.version < 0 else result.version
         return True
 
+    async def update_partition_state(self, topic: str, partition: int, state: PartitionState) -> int:
+        """A leader's ISR change: conditional on the state's znode version only (as Kafka's leaders
+        wrote it), so a leader whose state moved on (a new epoch, a new leader) cannot write."""
+        stat = await self._call(self._client.set, _state_path(topic, partition), _encode(_state_document(state)),
+                                state.version)
+        return stat.version
+
     async def create_topic(self, assignment: TopicAssignment, configs: Mapping[str, str]) -> None:
         await self._call(self._create_topic, assignment, dict(configs))
 

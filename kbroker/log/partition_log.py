@@ -210,6 +210,12 @@ class PartitionLog:
         """The latest leader epoch written to this log (0 for a log never written)."""
         return max(self._epochs.latest_epoch, 0)
 
+    @property
+    def latest_epoch(self) -> int:
+        """The latest leader epoch in the epoch cache, -1 when it is empty (a follower asks the
+        leader where that epoch ends before it fetches)."""
+        return self._epochs.latest_epoch
+
     def become_leader(self, leader_epoch: int) -> None:
         """Lead from the log end in `leader_epoch`: appends carry it, and the epoch cache says where it began."""
         if leader_epoch > self._epochs.latest_epoch:
@@ -252,10 +258,31 @@ class PartitionLog:
         header = BatchHeader.parse(batch)
         if leader_epoch >= 0 and leader_epoch != self._epochs.latest_epoch:
             self._epochs.assign(leader_epoch, base_offset)
+        self._write(batch, header, now_ms)
+        return AppendResult(base_offset, header.last_offset, now_ms if config.log_append_time else -1,
+                            self.log_start_offset)
+
+    def append_as_follower(self, batch: bytes | memoryview, header: BatchHeader, now_ms: int) -> None:
+        """Append a batch fetched from the leader as it is: its offsets, leader epoch, producer
+        state and timestamps are the leader's, so this log stays byte-identical to the leader's."""
+        if header.base_offset != self._log_end_offset:
+            raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"{self.topic}-{self.partition}: the leader sent offset "
+                                                        f"{header.base_offset}, the log ends at {self._log_end_offset}")
+        if self._sync_failed or self._segments[-1].needs_repair:
+            self._restore_writable()
+        epoch = header.partition_leader_epoch
+        if epoch >= 0 and epoch > self._epochs.latest_epoch:
+            self._epochs.assign(epoch, header.base_offset)
+        self._write(batch, header, now_ms)
+
+    def _write(self, batch: bytes | bytearray | memoryview, header: BatchHeader, now_ms: int) -> None:
+        """Write an offset-assigned batch to the active segment (rolling first if due); then the
+        producer state and the log end follow it."""
+        producers = self._producers
         try:
             segment = self._segments[-1]
-            if segment.should_roll(header, config, now_ms):
-                segment = self._roll(base_offset, now_ms)
+            if segment.should_roll(header, self.config, now_ms):
+                segment = self._roll(header.base_offset, now_ms)
             segment.append(batch, header)
         except OSError as exc:
             self._append_failed(exc)
@@ -269,8 +296,6 @@ class PartitionLog:
             else:
                 producers.record_batch(header)
         self._log_end_offset = header.next_offset
-        return AppendResult(base_offset, header.last_offset, now_ms if config.log_append_time else -1,
-                            self.log_start_offset)
 
     def roll_if_idle(self, now_ms: int) -> bool:
         """segment.ms without appends: roll an active segment holding data once it is that old.

@@ -7,6 +7,10 @@ partition with data returns at least one whole batch so a large record cannot st
 consumer. read_committed (isolation level 1, the librdkafka and kafkajs default) reads up
 to the last stable offset and gets an (empty) aborted-transactions list.
 
+A Fetch with a replica id is a follower's (kbroker/cluster/replica_fetcher.py): it reads up to
+the log end, not the high watermark, and its fetch offset is that replica's log end, which the
+leader's high watermark and ISR follow (member.py).
+
 Fetch sessions (KIP-227): we answer session-less — session id 0 in every reply — which
 every client accepts (kafka-python asks for a session with epoch 0 and falls back).
 """
@@ -95,6 +99,8 @@ def _read(ctx: RequestContext, request: FetchRequest) -> tuple[list[FetchableTop
     broker = ctx.broker
     version = ctx.version
     read_committed = request.isolation_level == READ_COMMITTED
+    replica = request.replica_id if version <= 14 else request.replica_state.replica_id
+    follower = replica >= 0 and broker.cluster is not None
     remaining = request.max_bytes
     total = 0
     had_error = False
@@ -111,7 +117,11 @@ def _read(ctx: RequestContext, request: FetchRequest) -> tuple[list[FetchableTop
                                                 high_watermark=-1, records=b""))
                 had_error = True
                 continue
-            upper = partition_log.last_stable_offset if read_committed else partition_log.high_watermark
+            if follower:
+                broker.cluster.on_follower_fetch(name, wanted.partition, replica, wanted.fetch_offset)
+                upper = partition_log.log_end_offset
+            else:
+                upper = partition_log.last_stable_offset if read_committed else partition_log.high_watermark
             error = 0
             records: Any = b""
             if version < FIRST_V2_FORMAT_VERSION:

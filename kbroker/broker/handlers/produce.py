@@ -13,6 +13,12 @@ Durability: when flush.messages asks for it, the answer waits for the fsync of e
 written, all of them at once (flusher.py shares each fsync with the other requests waiting for
 it). A partition whose append or fsync fails on disk is answered KAFKA_STORAGE_ERROR, which
 producers retry; the others in the request are answered normally.
+
+Replication (a cluster, a partition with followers): acks=all needs min.insync.replicas in the
+ISR before appending (else NOT_ENOUGH_REPLICAS), and its answer waits until the high watermark,
+the smallest log end in the ISR, passes the batch (REQUEST_TIMED_OUT after the request's
+timeout; NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below the minimum meanwhile;
+NOT_LEADER_OR_FOLLOWER if leadership moved). acks=1 answers after the leader's append.
 """
 from __future__ import annotations
 
@@ -59,7 +65,7 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest) -> Any:
             if acks not in (0, 1, -1):
                 result = _error(data.index, ErrorCode.INVALID_REQUIRED_ACKS)
             else:
-                result, partition_log = _append(ctx, topic.name, data.index, data.records)
+                result, partition_log = _append(ctx, topic.name, data.index, data.records, acks)
             failed = failed or result.error_code != 0
             if partition_log is not None:
                 earlier = written.get(id(partition_log))
@@ -83,13 +89,18 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest) -> Any:
             asyncio.ensure_future(_flush_all(ctx, pending))
         return NO_RESPONSE
     response = ProduceResponse(responses=topics)
+    replicated = [] if acks != -1 or broker.cluster is None else [
+        entry for entry in written.values()
+        if broker.cluster.replicas_of(entry.partition_log.topic, entry.partition_log.partition) is not None]
+    if replicated:
+        return _respond_after_replication(ctx, pending, replicated, response, request.timeout_ms)
     if pending:
         return _respond_after_flush(ctx, pending, response)
     return response
 
 
-def _append(ctx: RequestContext, topic: str, partition: int,
-            records: memoryview | None) -> tuple[PartitionProduceResponse, PartitionLog | None]:
+def _append(ctx: RequestContext, topic: str, partition: int, records: memoryview | None,
+            acks: int) -> tuple[PartitionProduceResponse, PartitionLog | None]:
     """Append one partition's batch: its answer, and its log if something was appended (or was a retry)."""
     broker = ctx.broker
     if topic in INTERNAL_TOPICS:
@@ -103,6 +114,9 @@ def _append(ctx: RequestContext, topic: str, partition: int,
         return _error(partition, partition_log), None
     if records is None:
         return _error(partition, ErrorCode.INVALID_RECORD, "no record batch", partition_log), None
+    if acks == -1 and broker.cluster is not None and _too_few_in_sync(ctx, topic, partition):
+        return _error(partition, ErrorCode.NOT_ENOUGH_REPLICAS, "The size of the current ISR is below "
+                      "min.insync.replicas", partition_log), None
     try:
         header = validate_produce_batch(records, partition_log.config.max_message_bytes)
         if header.compression == Compression.ZSTD and ctx.version < ZSTD_MIN_PRODUCE_VERSION:
@@ -144,6 +158,71 @@ def _keyless(partition: int, name: str, indexes: list[int], partition_log: Parti
         error_message=f"One or more records have been rejected due to {len(indexes)} record errors in total, "
                       f"and only showing the first three errors at most: [{shown}]",
         log_start_offset=partition_log.log_start_offset)
+
+
+def _too_few_in_sync(ctx: RequestContext, topic: str, partition: int) -> bool:
+    """A replicated partition whose ISR is below min.insync.replicas (acks=all checks before appending)."""
+    replicas = ctx.broker.cluster.replicas_of(topic, partition)
+    return replicas is not None and len(replicas.isr) < ctx.broker.cluster.min_insync_replicas(topic)
+
+
+async def _respond_after_replication(ctx: RequestContext, pending: list[_Written], replicated: list[_Written],
+                                     response: ProduceResponse, timeout_ms: int) -> ProduceResponse:
+    """acks=all with followers: answer each replicated partition once its high watermark passes
+    what this request appended (after the fsyncs flush.messages asks for)."""
+    if pending:
+        await _respond_after_flush(ctx, pending, response)
+    broker = ctx.broker
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(timeout_ms, 0) / 1000
+    waiting = {(e.partition_log.topic, e.partition_log.partition): e for e in replicated
+               if all(partitions[i].error_code == 0 for partitions, i in e.answers)}
+    while waiting:
+        for key, entry in list(waiting.items()):
+            code = _replication_outcome(ctx, entry)
+            if code is not None:
+                del waiting[key]
+                if code != ErrorCode.NONE:
+                    for partitions, i in entry.answers:
+                        partitions[i] = _error(partitions[i].index, code, None, entry.partition_log)
+        if not waiting:
+            break
+        woken = broker.fetch_waiters.watch(waiting)
+        timer = loop.call_at(deadline, _time_out, woken)
+        try:
+            timed_out = await woken
+        finally:
+            timer.cancel()
+            broker.fetch_waiters.unwatch(woken, waiting)
+        if timed_out:
+            for entry in waiting.values():
+                for partitions, i in entry.answers:
+                    partitions[i] = _error(partitions[i].index, ErrorCode.REQUEST_TIMED_OUT, None, entry.partition_log)
+            break
+    return response
+
+
+def _replication_outcome(ctx: RequestContext, entry: _Written) -> ErrorCode | None:
+    """NONE once replicated, an error once it cannot be, None while it may still be."""
+    broker = ctx.broker
+    partition_log = entry.partition_log
+    if broker.leader_log(partition_log.topic, partition_log.partition) is not partition_log:
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER
+    if partition_log.truncations != entry.truncations:  # cut back (a new leader): not replicated
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER
+    if partition_log.high_watermark >= entry.end:
+        return ErrorCode.NONE
+    replicas = broker.cluster.replicas_of(partition_log.topic, partition_log.partition)
+    if replicas is None:
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER
+    if len(replicas.isr) < broker.cluster.min_insync_replicas(partition_log.topic):
+        return ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+    return None
+
+
+def _time_out(waiter: asyncio.Future[bool | None]) -> None:
+    if not waiter.done():
+        waiter.set_result(True)
 
 
 async def _flush_all(ctx: RequestContext, pending: list[_Written]) -> list[tuple[_Written, OSError]]:
