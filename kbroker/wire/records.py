@@ -29,14 +29,15 @@ Each record (inside the blob when compressed), with zigzag varints (Kafka's Defa
     headerCount varint, then per header: keyLength varint, key (UTF-8), valueLength varint, value.
 
 `record_spans` is the one record reader (the cleaner, the group loader, the compacted-topic key
-check and `decode_records` use it). Produce walks only the record boundaries (`_check_records`).
+check and `decode_records` use it). Produce walks only the record boundaries (`_check_records`),
+as a stream.
 """
 from __future__ import annotations
 
 import gzip
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -250,7 +251,12 @@ def validate_produce_batch(buf: memoryview, max_message_bytes: int) -> BatchHead
         raise KafkaError(ErrorCode.INVALID_RECORD,
                          f"Invalid sequence number {header.base_sequence} in record batch with "
                          f"producerId {header.producer_id}")
-    _check_records(batch_body(buf, decompressed_limit(max_message_bytes)), header.record_count)
+    records = buf[RECORDS_OFFSET:]
+    if header.compression == Compression.NONE:
+        _check_records((bytes(records),), header.record_count)  # indexing bytes beats a memoryview
+    else:
+        _check_records(_decompressed(header.compression, records, decompressed_limit(max_message_bytes)),
+                       header.record_count)
     return header
 
 
@@ -259,25 +265,51 @@ def decompressed_limit(max_message_bytes: int) -> int:
     return max_message_bytes * MAX_DECOMPRESSION_RATIO
 
 
-def _check_records(body: bytes | memoryview, count: int) -> None:
-    """Walk the length prefix of each of the `count` records: they must tile `body` exactly.
+def _check_records(chunks: Iterable[bytes], count: int) -> None:
+    """Walk the length prefix of each of the `count` records: they must tile the records exactly.
 
     Kafka's DefaultRecordBatch iterator refuses the same things (InvalidRecordException): a record
-    running past the batch, fewer records than the count says, bytes left after the last one. Only
-    the lengths are read, and records of one size in a row (what producers send: equal values, and
-    deltas whose varints keep their width) are checked many at a time, by comparing the length
-    prefixes at a stride of that size with C-level slicing (`_same_size_records`); a record of
-    another size costs one step of this loop.
+    running past the batch, fewer records than the count says, bytes left after the last one. The
+    records come in chunks (decompressed as a stream); a record may continue in later chunks, and a
+    length prefix cut by a chunk's end is carried over to the next.
     """
-    if not isinstance(body, bytes):
-        body = bytes(body)  # indexing and slicing bytes is faster than a memoryview
-    end = len(body)
-    pos = 0
     remaining = count
+    pending = b""  # the unwalked end of the last chunk: a length prefix cut in two
+    skip = 0  # bytes of the last record started that are still to come
+    for chunk in chunks:
+        if skip >= len(chunk):
+            skip -= len(chunk)
+            continue
+        body = pending + chunk if pending else chunk[skip:] if skip else chunk
+        pos, remaining = _walk_records(body, remaining, len(body) - _MAX_VARINT_BYTES)
+        skip = max(pos - len(body), 0)
+        pending = body[pos:]
+    pos, remaining = _walk_records(pending, remaining, len(pending))
+    if remaining:
+        raise KafkaError(ErrorCode.INVALID_RECORD, "Incorrect declared batch size, premature EOF reached")
+    if skip or pos > len(pending):
+        raise KafkaError(ErrorCode.INVALID_RECORD, "Invalid record size: the last record runs past the records")
+    if pos < len(pending):
+        raise KafkaError(ErrorCode.INVALID_RECORD, "Incorrect declared batch size, records still remaining in file")
+
+
+_MAX_VARINT_BYTES = 10
+
+
+def _walk_records(body: bytes, remaining: int, stop: int) -> tuple[int, int]:
+    """Step from record to record by their length prefixes, from the start of `body` while a prefix
+    starts before `stop` and records remain; returns where the next record starts (maybe past the
+    end of `body`) and how many records remain.
+
+    Records of one size in a row (what producers send: equal values, and deltas whose varints keep
+    their width) are checked many at a time by `_same_size_records`; a record of another size costs
+    one step of this loop.
+    """
+    pos = 0
     previous = streak = 0
     patience = 1  # equal sizes in a row before trying a run; doubles while runs turn out short
     try:
-        while remaining:
+        while remaining and pos < stop:
             b = body[pos]
             if b < 0x80:
                 width = 1
@@ -289,7 +321,7 @@ def _check_records(body: bytes | memoryview, count: int) -> None:
                 width -= pos
             length = (b >> 1) ^ -(b & 1)
             if length < MIN_RECORD_LENGTH:
-                raise KafkaError(ErrorCode.INVALID_RECORD, f"Invalid record size {length} at byte {pos} of the records")
+                raise KafkaError(ErrorCode.INVALID_RECORD, f"Invalid record size {length}")
             size = width + length
             if size != previous:
                 previous = size
@@ -308,11 +340,7 @@ def _check_records(body: bytes | memoryview, count: int) -> None:
         raise KafkaError(ErrorCode.INVALID_RECORD, "Incorrect declared batch size, premature EOF reached") from None
     except DecodeError as e:
         raise KafkaError(ErrorCode.INVALID_RECORD, f"Found invalid record structure: {e}") from None
-    if pos > end:
-        raise KafkaError(ErrorCode.INVALID_RECORD,
-                         f"Invalid record size: the last record ends at byte {pos}, but the records are {end} bytes")
-    if pos < end:
-        raise KafkaError(ErrorCode.INVALID_RECORD, "Incorrect declared batch size, records still remaining in file")
+    return pos, remaining
 
 
 def _same_size_records(body: bytes, pos: int, size: int, width: int, most: int) -> int:
@@ -712,12 +740,15 @@ def empty_batch(header: BatchHeader) -> bytes:
 # ---------------------------------------------------------------------------------------------
 # Codecs
 
-_CHUNK = 256 * 1024  # decompressed bytes produced per step, so a ceiling is noticed within a chunk
+_CHUNK = 1024 * 1024  # decompressed bytes per step: the memory a walk holds, and few steps per batch
 
 
 def _decompress(codec: int, data: memoryview, limit: int | None) -> bytes:
+    return b"".join(_decompressed(codec, data, limit))
+
+
+def _decompressed(codec: int, data: memoryview, limit: int | None) -> Iterator[bytes]:
     """Decompress as a stream, refusing (INVALID_RECORD) once the output passes `limit` bytes."""
-    chunks = []
     size = 0
     try:
         for chunk in _decompressed_chunks(codec, data, limit):
@@ -725,14 +756,13 @@ def _decompress(codec: int, data: memoryview, limit: int | None) -> bytes:
             if limit is not None and size > limit:
                 raise KafkaError(ErrorCode.INVALID_RECORD,
                                  f"The records of the batch decompress to more than {limit} bytes")
-            chunks.append(chunk)
+            yield chunk
     except (OSError, EOFError, ValueError, RuntimeError, zlib.error, zstandard.ZstdError,
             cramjam.DecompressionError, DecodeError) as e:
         # Kafka answers a stream that ends early INVALID_RECORD ("premature EOF") and one that
         # does not decompress UNKNOWN_SERVER_ERROR (an unexpected KafkaException); both are the
         # producer's bytes, so both are INVALID_RECORD here.
         raise KafkaError(ErrorCode.INVALID_RECORD, f"cannot decompress records: {e}") from None
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _decompressed_chunks(codec: int, data: memoryview, limit: int | None) -> Iterator[bytes]:
