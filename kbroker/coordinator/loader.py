@@ -11,30 +11,12 @@ are skipped.
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Iterator
 
 from kbroker.log.partition_log import PartitionLog
-from kbroker.wire.records import (
-    ATTRIBUTES_OFFSET,
-    BASE_OFFSET_OFFSET,
-    LAST_OFFSET_DELTA_OFFSET,
-    LENGTH_OFFSET,
-    LOG_OVERHEAD,
-    RECORDS_COUNT_OFFSET,
-    RECORDS_OFFSET,
-    batch_body,
-    record_spans,
-    record_value,
-)
+from kbroker.wire.records import RECORDS_OFFSET, BatchHeader, Compression, batch_body, record_spans, record_value
 
 READ_CHUNK_BYTES = 8 * 1024 * 1024
-
-_INT16 = struct.Struct(">h")
-_INT32 = struct.Struct(">i")
-_INT64 = struct.Struct(">q")
-_CONTROL_BIT = 0x20
-_CODEC_MASK = 0x07
 
 
 def scan_chunk(data: bytes, latest: dict[bytes, bytes | None]) -> int:
@@ -44,18 +26,16 @@ def scan_chunk(data: bytes, latest: dict[bytes, bytes | None]) -> int:
     size = len(data)
     next_offset = -1
     while pos < size:
-        batch_end = pos + LOG_OVERHEAD + _INT32.unpack_from(data, pos + LENGTH_OFFSET)[0]
-        next_offset = (_INT64.unpack_from(data, pos + BASE_OFFSET_OFFSET)[0]
-                       + _INT32.unpack_from(data, pos + LAST_OFFSET_DELTA_OFFSET)[0] + 1)
-        (attributes,) = _INT16.unpack_from(data, pos + ATTRIBUTES_OFFSET)
-        if not attributes & _CONTROL_BIT:
-            count = _INT32.unpack_from(data, pos + RECORDS_COUNT_OFFSET)[0]
-            if attributes & _CODEC_MASK:
+        header = BatchHeader.parse(data, pos)
+        batch_end = pos + header.size
+        next_offset = header.next_offset
+        if not header.is_control:
+            if header.compression == Compression.NONE:
+                body, start, end = data, pos + RECORDS_OFFSET, batch_end
+            else:
                 body = bytes(batch_body(memoryview(data)[pos:batch_end]))
                 start, end = 0, len(body)
-            else:
-                body, start, end = data, pos + RECORDS_OFFSET, batch_end
-            for span in record_spans(body, count, start, end):
+            for span in record_spans(body, header.record_count, start, end):
                 if span[5] is not None:
                     latest[span[5]] = record_value(body, span)
         pos = batch_end

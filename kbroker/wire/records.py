@@ -78,7 +78,7 @@ _DELETE_HORIZON_BIT = 0x40
 
 # The smallest record after its length: attributes, timestampDelta, offsetDelta, keyLength,
 # valueLength and headerCount, one byte each.
-MIN_RECORD_LENGTH = 6
+_MIN_RECORD_LENGTH = 6
 
 # How far the records of a compressed batch may decompress, per byte of max.message.bytes. Kafka
 # bounds only the compressed batch ("after compression") and a Java producer fills batch.size with
@@ -325,7 +325,7 @@ def _walk_records(body: bytes, remaining: int, stop: int) -> tuple[int, int]:
                 b, width = read_uvarint(body, pos)
                 width -= pos
             length = (b >> 1) ^ -(b & 1)
-            if length < MIN_RECORD_LENGTH:
+            if length < _MIN_RECORD_LENGTH:
                 raise KafkaError(ErrorCode.INVALID_RECORD, f"Invalid record size {length}")
             size = width + length
             if size != previous:
@@ -375,7 +375,7 @@ def _same_size_records(body: bytes, pos: int, size: int, width: int, most: int) 
 
 def assign_offsets(batch: bytearray | memoryview, base_offset: int, leader_epoch: int) -> None:
     """Write baseOffset and partitionLeaderEpoch; both lie outside the CRC."""
-    struct.pack_into(">q", batch, 0, base_offset)
+    struct.pack_into(">q", batch, BASE_OFFSET_OFFSET, base_offset)
     struct.pack_into(">i", batch, PARTITION_LEADER_EPOCH_OFFSET, leader_epoch)
 
 

@@ -19,6 +19,7 @@ from kbroker.wire.messages.fetch import FetchPartition, FetchRequest, FetchTopic
 from kbroker.wire.messages.metadata import MetadataRequest, MetadataRequestTopic
 from kbroker.wire.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
 from kbroker.wire.records import (
+    ATTRIBUTES_OFFSET,
     CRC_OFFSET,
     LAST_OFFSET_DELTA_OFFSET,
     LENGTH_OFFSET,
@@ -344,7 +345,7 @@ def test_gzip_bomb_to_a_compacted_topic_is_refused_in_bounded_memory(small_broke
         assert created.topics[0].error_code == 0
         bomb = bytearray(build_batch([Record(0, 1_700_000_000_000, b"k", bytes(96 << 20))]))
         bomb = resigned(bomb[:RECORDS_OFFSET] + gzip.compress(bytes(bomb[RECORDS_OFFSET:]), 9))
-        struct.pack_into(">h", bomb, 21, Compression.GZIP)
+        struct.pack_into(">h", bomb, ATTRIBUTES_OFFSET, Compression.GZIP)
         bomb = resigned(bomb)
         assert len(bomb) < 100_000
         broker = psutil.Process(small_broker.process.pid)

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.wire.records import (
+    ATTRIBUTES_OFFSET,
+    CRC_OFFSET,
     HEADER_SIZE,
     LAST_OFFSET_DELTA_OFFSET,
     LENGTH_OFFSET,
@@ -50,10 +52,10 @@ def _batch(body: bytes, codec: Compression, count: int) -> memoryview:
     blob = _compress(codec, bytes(body)) if codec else bytes(body)
     batch = bytearray(good[:HEADER_SIZE]) + blob
     struct.pack_into(">i", batch, LENGTH_OFFSET, len(batch) - LOG_OVERHEAD)
-    struct.pack_into(">h", batch, 21, codec)
+    struct.pack_into(">h", batch, ATTRIBUTES_OFFSET, codec)
     struct.pack_into(">i", batch, LAST_OFFSET_DELTA_OFFSET, count - 1)
     struct.pack_into(">i", batch, RECORDS_COUNT_OFFSET, count)
-    struct.pack_into(">I", batch, 17, compute_crc(batch))
+    struct.pack_into(">I", batch, CRC_OFFSET, compute_crc(batch))
     return memoryview(bytes(batch))
 
 
@@ -100,11 +102,11 @@ def test_payload_that_does_not_decompress_is_invalid_record(codec: Compression) 
     good = bytearray(_batch(_body(_records(20)), codec, 20))
     garbage = bytearray(good[:HEADER_SIZE]) + b"\x00not compressed at all" * 10
     struct.pack_into(">i", garbage, LENGTH_OFFSET, len(garbage) - LOG_OVERHEAD)
-    struct.pack_into(">I", garbage, 17, compute_crc(garbage))
+    struct.pack_into(">I", garbage, CRC_OFFSET, compute_crc(garbage))
     assert _refusal(memoryview(bytes(garbage))).code == ErrorCode.INVALID_RECORD
     truncated = good[:-6]
     struct.pack_into(">i", truncated, LENGTH_OFFSET, len(truncated) - LOG_OVERHEAD)
-    struct.pack_into(">I", truncated, 17, compute_crc(truncated))
+    struct.pack_into(">I", truncated, CRC_OFFSET, compute_crc(truncated))
     assert _refusal(memoryview(bytes(truncated))).code == ErrorCode.INVALID_RECORD
 
 
@@ -141,7 +143,7 @@ def test_gzip_members_in_a_row_are_one_stream() -> None:
     two_members = gzip.compress(bytes(body[:len(body) // 2])) + gzip.compress(bytes(body[len(body) // 2:]))
     batch = batch[:HEADER_SIZE] + two_members
     struct.pack_into(">i", batch, LENGTH_OFFSET, len(batch) - LOG_OVERHEAD)
-    struct.pack_into(">I", batch, 17, compute_crc(batch))
+    struct.pack_into(">I", batch, CRC_OFFSET, compute_crc(batch))
     validate_produce_batch(memoryview(bytes(batch)), MAX)
 
 
