@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from compat_tests.clients import ALL_CLIENTS, ConfluentKafka, KafkaPython, Record, create_topic
+from compat_tests.clients import ALL_CLIENTS, CODECS, ConfluentKafka, KafkaPython, Record, create_topic
 from tests.broker_process import BrokerProcess
 
 PARTITIONS = 2
@@ -130,3 +130,18 @@ def test_a_record_without_a_key_is_refused(broker, topic_name, client):
     assert deliveries[0].error_code is None
     deliveries = client.produce(broker.bootstrap, topic_name, [Record(0, None, b"no key")])
     assert deliveries[0].error_code == INVALID_RECORD, deliveries
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("codec", CODECS)
+def test_every_codec_passes_the_record_walk_and_the_key_check(broker, topic_name, codec):
+    """librdkafka's batches of each codec pass the produce walk (every record boundary, decompressed
+    as a stream) and, on a compacted topic, the key check, and read back byte for byte."""
+    client = ConfluentKafka()
+    create_topic(client, broker.bootstrap, topic_name, 1, configs={"cleanup.policy": "compact"})
+    records = [Record(0, b"key-%d" % i, b"value-%d-" % i + b"x" * (i % 700), (("h", b"%d" % i),))
+               for i in range(5000)]
+    deliveries = client.produce(broker.bootstrap, topic_name, records, compression=codec)
+    assert all(d.error_code is None for d in deliveries), [d for d in deliveries if d.error_code][:3]
+    received = client.consume(broker.bootstrap, topic_name, {0: (0, len(records))}, compacted=True)
+    assert [(r.key, r.value, tuple(r.headers)) for r in received] == [(r.key, r.value, r.headers) for r in records]

@@ -545,7 +545,7 @@ class LogCleaner:
             kept = []
             tombstones = False
             for span in spans:
-                has_value = span[6]
+                has_value = body[span[6]] != 1  # valueLength zigzag(-1) is the byte 0x01: a tombstone
                 if base + span[4] <= latest:
                     key = span[5]
                     if key is None:

@@ -34,7 +34,7 @@ FLOAT64 = struct.Struct(">d")
 ZERO_UUID = uuid.UUID(int=0)
 
 
-def read_uvarint(buf: memoryview, pos: int) -> tuple[int, int]:
+def read_uvarint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
     end = len(buf)
     if pos < end and buf[pos] < 0x80:  # one byte: nearly every length, count and tag
         return buf[pos], pos + 1
@@ -52,7 +52,8 @@ def read_uvarint(buf: memoryview, pos: int) -> tuple[int, int]:
             raise DecodeError("varint longer than 10 bytes")
 
 
-def read_varint(buf: memoryview, pos: int) -> tuple[int, int]:
+def read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+    """A zigzag varint (record fields)."""
     raw, pos = read_uvarint(buf, pos)
     return (raw >> 1) ^ -(raw & 1), pos
 
@@ -66,14 +67,6 @@ def write_uvarint(out: bytearray, value: int) -> None:
 
 def write_varint(out: bytearray, value: int) -> None:
     write_uvarint(out, (value << 1) ^ (value >> 63))
-
-
-def uvarint_size(value: int) -> int:
-    size = 1
-    while value > 0x7F:
-        value >>= 7
-        size += 1
-    return size
 
 
 def _take(buf: memoryview, pos: int, length: int) -> int:

@@ -1,6 +1,6 @@
-"""Record batch v2 (magic 2): a zero-copy view of the 61-byte header, and a record codec.
+"""Record batch v2 (magic 2): a zero-copy view of the 61-byte header, one record reader, produce checks.
 
-Layout (big-endian; offsets from the start of the batch):
+Layout (big-endian; offsets from the start of the batch, named as Kafka's DefaultRecordBatch names them):
 
      0  baseOffset            int64    first offset in the batch (the broker assigns it)
      8  batchLength           int32    bytes after this field, so a batch is batchLength + 12 bytes
@@ -23,20 +23,22 @@ baseOffset, batchLength, partitionLeaderEpoch and magic lie outside the CRC, so 
 the CRC once, patches baseOffset and partitionLeaderEpoch in place and stores the bytes as they came.
 Only LogAppendTime touches covered bytes (attributes, maxTimestamp), and then the CRC is recomputed.
 
-Each record (inside the blob when compressed), with zigzag varints:
+Each record (inside the blob when compressed), with zigzag varints (Kafka's DefaultRecord):
     length varint (bytes after it), attributes int8 (unused), timestampDelta varlong,
     offsetDelta varint, keyLength varint (-1 = null), key, valueLength varint (-1 = null), value,
     headerCount varint, then per header: keyLength varint, key (UTF-8), valueLength varint, value.
 
-Only tests, ListOffsets-by-timestamp, control batches and internal topics decode records; the
-produce and fetch paths never do.
+`record_spans` is the one record reader (the cleaner, the group loader, the compacted-topic key
+check and `decode_records` use it). Produce walks only the record boundaries (`_check_records`),
+as a stream.
 """
 from __future__ import annotations
 
 import gzip
 import struct
+import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -46,23 +48,43 @@ import lz4.frame
 import zstandard
 
 from kbroker.errors import ErrorCode, KafkaError
+from kbroker.wire.primitives import DecodeError, read_uvarint, read_varint, write_varint
 
-HEADER = struct.Struct(">qiibIhiqqqhii")
-HEADER_SIZE = HEADER.size  # 61
-LOG_OVERHEAD = 12  # baseOffset + batchLength: the bytes not counted by batchLength
-MAGIC = 2
-
+BASE_OFFSET_OFFSET = 0
+LENGTH_OFFSET = 8
 PARTITION_LEADER_EPOCH_OFFSET = 12
 MAGIC_OFFSET = 16
 CRC_OFFSET = 17
 ATTRIBUTES_OFFSET = 21
+LAST_OFFSET_DELTA_OFFSET = 23
+BASE_TIMESTAMP_OFFSET = 27
 MAX_TIMESTAMP_OFFSET = 35
+PRODUCER_ID_OFFSET = 43
+PRODUCER_EPOCH_OFFSET = 51
+BASE_SEQUENCE_OFFSET = 53
+RECORDS_COUNT_OFFSET = 57
+RECORDS_OFFSET = 61
+
+HEADER = struct.Struct(">qiibIhiqqqhii")
+HEADER_SIZE = RECORDS_OFFSET  # HEADER.size
+LOG_OVERHEAD = LENGTH_OFFSET + 4  # baseOffset + batchLength: the bytes not counted by batchLength
+MAGIC = 2
 
 _CODEC_MASK = 0x07
 _TIMESTAMP_TYPE_BIT = 0x08
 _TRANSACTIONAL_BIT = 0x10
 _CONTROL_BIT = 0x20
 _DELETE_HORIZON_BIT = 0x40
+
+# The smallest record after its length: attributes, timestampDelta, offsetDelta, keyLength,
+# valueLength and headerCount, one byte each.
+_MIN_RECORD_LENGTH = 6
+
+# How far the records of a compressed batch may decompress, per byte of max.message.bytes. Kafka
+# bounds only the compressed batch ("after compression") and a Java producer fills batch.size with
+# compressed bytes, so its batches legitimately hold several times the limit; the ceiling keeps a
+# small bomb from costing more than a bounded amount of memory and CPU.
+MAX_DECOMPRESSION_RATIO = 16
 
 INT32_MAX = 2**31 - 1
 NO_TIMESTAMP = -1
@@ -166,16 +188,21 @@ def compute_crc(batch: bytes | bytearray | memoryview) -> int:
 
 # ---------------------------------------------------------------------------------------------
 # Produce validation (Kafka: ProduceRequest.validateRecords, UnifiedLog.analyzeAndValidateRecords,
-# LogValidator.validateBatch), in Kafka's order. Records are never decoded.
+# LogValidator.validateBatch and its record iteration), in Kafka's order.
 
 
 def validate_produce_batch(buf: memoryview, max_message_bytes: int) -> BatchHeader:
-    """Check the records field of one produce partition (Produce v3+) and return its header."""
+    """Check the records field of one produce partition (Produce v3+) and return its header.
+
+    Every record boundary is walked (decompressing first, up to `decompressed_limit`), so a batch
+    whose records do not add up to it is refused before it reaches the log, where a consumer
+    would stop at it for good.
+    """
     n = len(buf)
     if n < LOG_OVERHEAD:
         raise KafkaError(ErrorCode.INVALID_RECORD,
                          "Produce requests must have at least one record batch per partition")
-    (batch_length,) = struct.unpack_from(">i", buf, 8)
+    (batch_length,) = struct.unpack_from(">i", buf, LENGTH_OFFSET)
     if batch_length < MAGIC_OFFSET + 1 - LOG_OVERHEAD:
         raise KafkaError(ErrorCode.CORRUPT_MESSAGE,
                          f"Record batch length {batch_length} is less than the minimum record overhead")
@@ -225,7 +252,121 @@ def validate_produce_batch(buf: memoryview, max_message_bytes: int) -> BatchHead
         raise KafkaError(ErrorCode.INVALID_RECORD,
                          f"Invalid sequence number {header.base_sequence} in record batch with "
                          f"producerId {header.producer_id}")
+    records = buf[RECORDS_OFFSET:]
+    if header.compression == Compression.NONE:
+        _check_records((bytes(records),), header.record_count)  # indexing bytes beats a memoryview
+    else:
+        _check_records(_decompressed(header.compression, records, decompressed_limit(max_message_bytes)),
+                       header.record_count)
     return header
+
+
+def decompressed_limit(max_message_bytes: int) -> int:
+    """The most the records of one batch may decompress to, for a topic's max.message.bytes."""
+    return max_message_bytes * MAX_DECOMPRESSION_RATIO
+
+
+def _check_records(chunks: Iterable[bytes], count: int) -> None:
+    """Walk the length prefix of each of the `count` records: they must tile the records exactly.
+
+    Kafka's DefaultRecordBatch iterator refuses the same things (InvalidRecordException): a record
+    running past the batch, fewer records than the count says, bytes left after the last one. The
+    records come in chunks (decompressed as a stream); a record may continue in later chunks, and a
+    length prefix cut by a chunk's end is carried over to the next.
+    """
+    remaining = count
+    pending = b""  # the unwalked end of the last chunk: a length prefix cut in two
+    skip = 0  # bytes of the last record started that are still to come
+    for chunk in chunks:
+        if skip >= len(chunk):
+            skip -= len(chunk)
+            continue
+        if not remaining:
+            break  # bytes after the last record: refused below, without decompressing the rest
+        body = pending + chunk if pending else chunk[skip:] if skip else chunk
+        pos, remaining = _walk_records(body, remaining, len(body) - _MAX_VARINT_BYTES)
+        skip = max(pos - len(body), 0)
+        pending = body[pos:]
+    else:
+        pos, remaining = _walk_records(pending, remaining, len(pending))
+        if skip or pos > len(pending):
+            raise KafkaError(ErrorCode.INVALID_RECORD, "Invalid record size: the last record runs past the records")
+        if pos == len(pending) and not remaining:
+            return
+    if remaining:
+        raise KafkaError(ErrorCode.INVALID_RECORD, "Incorrect declared batch size, premature EOF reached")
+    raise KafkaError(ErrorCode.INVALID_RECORD, "Incorrect declared batch size, records still remaining in file")
+
+
+_MAX_VARINT_BYTES = 10
+
+
+def _walk_records(body: bytes, remaining: int, stop: int) -> tuple[int, int]:
+    """Step from record to record by their length prefixes, from the start of `body` while a prefix
+    starts before `stop` and records remain; returns where the next record starts (maybe past the
+    end of `body`) and how many records remain.
+
+    Records of one size in a row (what producers send: equal values, and deltas whose varints keep
+    their width) are checked many at a time by `_same_size_records`; a record of another size costs
+    one step of this loop.
+    """
+    pos = 0
+    previous = streak = 0
+    patience = 1  # equal sizes in a row before trying a run; doubles while runs turn out short
+    try:
+        while remaining and pos < stop:
+            b = body[pos]
+            if b < 0x80:
+                width = 1
+            elif body[pos + 1] < 0x80:
+                width = 2
+                b = (b & 0x7F) | (body[pos + 1] << 7)
+            else:
+                b, width = read_uvarint(body, pos)
+                width -= pos
+            length = (b >> 1) ^ -(b & 1)
+            if length < _MIN_RECORD_LENGTH:
+                raise KafkaError(ErrorCode.INVALID_RECORD, f"Invalid record size {length}")
+            size = width + length
+            if size != previous:
+                previous = size
+                streak = 0
+            else:
+                streak += 1
+                if streak >= patience:
+                    run = _same_size_records(body, pos, size, width, remaining)
+                    patience = 1 if run >= 8 else min(patience * 2, 64)
+                    if run > 1:
+                        pos += (run - 1) * size
+                        remaining -= run - 1
+            pos += size
+            remaining -= 1
+    except IndexError:
+        raise KafkaError(ErrorCode.INVALID_RECORD, "Incorrect declared batch size, premature EOF reached") from None
+    except DecodeError as e:
+        raise KafkaError(ErrorCode.INVALID_RECORD, f"Found invalid record structure: {e}") from None
+    return pos, remaining
+
+
+def _same_size_records(body: bytes, pos: int, size: int, width: int, most: int) -> int:
+    """How many records from `pos` on (at most `most`) start with the same `width`-byte length
+    prefix as the one at `pos`, each therefore `size` bytes long, the last one ending inside `body`."""
+    lead = [body[i:i + 1] for i in range(pos, pos + width)]
+    found = 0
+    probe = 8
+    while True:
+        k = min(probe, most - found, (len(body) - pos) // size)
+        if k <= 0:
+            return found
+        same = k
+        for i, byte in enumerate(lead, pos):
+            column = body[i:i + k * size:size]  # the same byte of k records in a row
+            same = min(same, k - len(column.lstrip(byte)))
+        found += same
+        pos += same * size
+        if same < k or found == most:
+            return found
+        probe *= 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,7 +375,7 @@ def validate_produce_batch(buf: memoryview, max_message_bytes: int) -> BatchHead
 
 def assign_offsets(batch: bytearray | memoryview, base_offset: int, leader_epoch: int) -> None:
     """Write baseOffset and partitionLeaderEpoch; both lie outside the CRC."""
-    struct.pack_into(">q", batch, 0, base_offset)
+    struct.pack_into(">q", batch, BASE_OFFSET_OFFSET, base_offset)
     struct.pack_into(">i", batch, PARTITION_LEADER_EPOCH_OFFSET, leader_epoch)
 
 
@@ -311,43 +452,35 @@ class Record:
 
 
 def decode_records(batch: bytes | bytearray | memoryview) -> list[Record]:
-    """All records of one whole batch (any codec). Malformed content raises CORRUPT_MESSAGE."""
+    """All records of one whole batch (any codec). Malformed content raises INVALID_RECORD."""
     view = memoryview(batch)
     if len(view) < HEADER_SIZE:
         raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "record batch shorter than its header")
     header = BatchHeader.parse(view)
     if header.size > len(view):
         raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "torn record batch")
-    body = _decompress(header.compression, view[HEADER_SIZE:header.size])
+    body = bytes(batch_body(view))
     log_append_time = header.timestamp_type is TimestampType.LOG_APPEND_TIME
     records: list[Record] = []
-    pos = 0
-    try:
-        for _ in range(header.record_count):
-            length, pos = _read_varint(body, pos)
-            end = pos + length
-            pos += 1  # attributes
-            timestamp_delta, pos = _read_varint(body, pos)
-            offset_delta, pos = _read_varint(body, pos)
-            key, pos = _read_bytes(body, pos)
-            value, pos = _read_bytes(body, pos)
-            header_count, pos = _read_varint(body, pos)
+    for span in record_spans(body, header.record_count):
+        start, end, _, timestamp_delta, offset_delta, key, pos = span
+        try:
+            value, pos = _read_bytes(body, pos, end)
+            header_count, pos = read_varint(body, pos)
             headers = []
             for _ in range(header_count):
-                header_key, pos = _read_bytes(body, pos)
-                header_value, pos = _read_bytes(body, pos)
+                header_key, pos = _read_bytes(body, pos, end)
+                header_value, pos = _read_bytes(body, pos, end)
                 if header_key is None:
                     raise ValueError("null header key")
                 headers.append((header_key.decode(), header_value))
-            if pos != end or end > len(body):
+            if pos != end:
                 raise ValueError("record length does not match its fields")
-            timestamp = header.max_timestamp if log_append_time else header.base_timestamp + timestamp_delta
-            records.append(Record(header.base_offset + offset_delta, timestamp, key, value, tuple(headers)))
-    except (IndexError, ValueError, UnicodeDecodeError) as e:
-        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"malformed record in batch at offset "
-                                                    f"{header.base_offset}: {e}") from None
-    if pos != len(body):
-        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "bytes left over after the last record")
+        except (ValueError, DecodeError) as e:  # UnicodeDecodeError is a ValueError
+            raise KafkaError(ErrorCode.INVALID_RECORD, f"malformed record at byte {start} of the batch at offset "
+                                                       f"{header.base_offset}: {e}") from None
+        timestamp = header.max_timestamp if log_append_time else header.base_timestamp + timestamp_delta
+        records.append(Record(header.base_offset + offset_delta, timestamp, key, value, tuple(headers)))
     return records
 
 
@@ -400,197 +533,163 @@ def build_batch(records: Sequence[Record], *, base_offset: int | None = None,
 
 def _write_record(out: bytearray, record: Record, base_offset: int, base_timestamp: int) -> None:
     body = bytearray(b"\x00")  # attributes
-    _write_varint(body, record.timestamp - base_timestamp)
-    _write_varint(body, record.offset - base_offset)
+    write_varint(body, record.timestamp - base_timestamp)
+    write_varint(body, record.offset - base_offset)
     _write_bytes(body, record.key)
     _write_bytes(body, record.value)
-    _write_varint(body, len(record.headers))
+    write_varint(body, len(record.headers))
     for key, value in record.headers:
         _write_bytes(body, key.encode())
         _write_bytes(body, value)
-    _write_varint(out, len(body))
+    write_varint(out, len(body))
     out += body
-
-
-def _write_varint(out: bytearray, value: int) -> None:
-    v = (value << 1) ^ (value >> 63)  # zigzag, 64-bit
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
 
 
 def _write_bytes(out: bytearray, data: bytes | None) -> None:
     if data is None:
-        _write_varint(out, -1)
+        write_varint(out, -1)
     else:
-        _write_varint(out, len(data))
+        write_varint(out, len(data))
         out += data
 
 
-def _read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint longer than 10 bytes")
-
-
-def _read_unsigned_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
-    """A varint without the zigzag step (the caller applies it)."""
-    result = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint longer than 10 bytes")
-
-
-def _read_bytes(buf: bytes | memoryview, pos: int) -> tuple[bytes | None, int]:
-    length, pos = _read_varint(buf, pos)
+def _read_bytes(buf: bytes, pos: int, end: int) -> tuple[bytes | None, int]:
+    """A nullable bytes field (varint length) that must end by `end`."""
+    length, pos = read_varint(buf, pos)
     if length < 0:
         return None, pos
-    end = pos + length
-    if end > len(buf):
-        raise ValueError("field runs past the end of the records")
-    return bytes(buf[pos:end]), end
+    field_end = pos + length
+    if field_end > end:
+        raise ValueError("field runs past the end of its record")
+    return buf[pos:field_end], field_end
 
 
 # ---------------------------------------------------------------------------------------------
-# Record spans: walking the records of a batch without building them (log cleaner, the key check
-# for compacted topics). A span is a plain tuple, for speed:
-#     (start, end, fields, timestamp_delta, offset_delta, key, has_value)
-# where body[start:end] is the whole record (its length varint included) and body[fields:end] is
-# everything after timestampDelta (offsetDelta, key, value, headers). A batch rebuilt from spans
-# keeps its base offset, so offset deltas stay valid and records are copied as they are, unless
+# The record reader. A span is a plain tuple, for speed:
+#     (start, end, fields, timestamp_delta, offset_delta, key, value_pos)
+# where buf[start:end] is the whole record (its length varint included), buf[fields:end] is
+# everything after timestampDelta (offsetDelta, key, value, headers) and value_pos is where the
+# valueLength varint starts (a null value is the single byte 0x01, zigzag -1). A batch rebuilt from
+# spans keeps its base offset, so offset deltas stay valid and records are copied as they are, unless
 # the base timestamp changes (the delete horizon), when each timestampDelta is re-encoded.
 
-RecordSpan = tuple[int, int, int, int, int, "bytes | None", bool]
+RecordSpan = tuple[int, int, int, int, int, "bytes | None", int]
 
 
-def batch_body(batch: bytes | bytearray | memoryview) -> bytes | memoryview:
-    """The records of one whole batch, decompressed (CORRUPT_MESSAGE if they don't decompress)."""
+def batch_body(batch: bytes | bytearray | memoryview, limit: int | None = None) -> bytes | memoryview:
+    """The records of one whole batch, decompressed (INVALID_RECORD if they don't decompress, or
+    decompress to more than `limit` bytes)."""
     view = memoryview(batch)
     header = BatchHeader.parse(view)
-    return _decompress(header.compression, view[HEADER_SIZE:header.size])
+    records = view[RECORDS_OFFSET:header.size]
+    if header.compression == Compression.NONE:
+        return records
+    return _decompress(header.compression, records, limit)
 
 
-def record_spans(body: bytes | memoryview, count: int) -> list[RecordSpan]:
-    """The `count` records of a decompressed body; malformed records raise CORRUPT_MESSAGE.
+def record_spans(buf: bytes | memoryview, count: int, pos: int = 0, end: int | None = None) -> list[RecordSpan]:
+    """The `count` records in buf[pos:end] (a decompressed body, or the records of an uncompressed
+    batch in place); records that do not tile the range exactly raise INVALID_RECORD.
 
-    The hot loop of the log cleaner: varints of one and two bytes (nearly all of them) are
-    decoded inline.
+    The hot loop of the log cleaner and of the group loader: varints of one and two bytes (nearly
+    all of them) are decoded inline, the rest by `read_uvarint`.
     """
-    if not isinstance(body, bytes):
-        body = bytes(body)  # indexing and slicing bytes is faster than a memoryview
+    if not isinstance(buf, bytes):
+        buf = bytes(buf)  # indexing and slicing bytes is faster than a memoryview
+    if end is None:
+        end = len(buf)
     spans = []
     append = spans.append
-    pos = 0
     try:
         for _ in range(count):
             start = pos
-            b = body[pos]
+            b = buf[pos]
             if b < 0x80:
                 pos += 1
-            elif body[pos + 1] < 0x80:
-                b = (b & 0x7F) | (body[pos + 1] << 7)
+            elif buf[pos + 1] < 0x80:
+                b = (b & 0x7F) | (buf[pos + 1] << 7)
                 pos += 2
             else:
-                b, pos = _read_unsigned_varint(body, pos)
-            end = pos + ((b >> 1) ^ -(b & 1))
+                b, pos = read_uvarint(buf, pos)
+            record_end = pos + ((b >> 1) ^ -(b & 1))
             pos += 1  # attributes
-            b = body[pos]
+            b = buf[pos]
             if b < 0x80:
                 pos += 1
-            elif body[pos + 1] < 0x80:
-                b = (b & 0x7F) | (body[pos + 1] << 7)
+            elif buf[pos + 1] < 0x80:
+                b = (b & 0x7F) | (buf[pos + 1] << 7)
                 pos += 2
             else:
-                b, pos = _read_unsigned_varint(body, pos)
+                b, pos = read_uvarint(buf, pos)
             timestamp_delta = (b >> 1) ^ -(b & 1)
             fields = pos
-            b = body[pos]
+            b = buf[pos]
             if b < 0x80:
                 pos += 1
-            elif body[pos + 1] < 0x80:
-                b = (b & 0x7F) | (body[pos + 1] << 7)
+            elif buf[pos + 1] < 0x80:
+                b = (b & 0x7F) | (buf[pos + 1] << 7)
                 pos += 2
             else:
-                b, pos = _read_unsigned_varint(body, pos)
+                b, pos = read_uvarint(buf, pos)
             offset_delta = (b >> 1) ^ -(b & 1)
-            b = body[pos]
+            b = buf[pos]
             if b == 1:  # zigzag(-1): a null key
                 key = None
                 pos += 1
             else:
                 if b < 0x80:
                     pos += 1
-                elif body[pos + 1] < 0x80:
-                    b = (b & 0x7F) | (body[pos + 1] << 7)
+                elif buf[pos + 1] < 0x80:
+                    b = (b & 0x7F) | (buf[pos + 1] << 7)
                     pos += 2
                 else:
-                    b, pos = _read_unsigned_varint(body, pos)
+                    b, pos = read_uvarint(buf, pos)
+                if b & 1:
+                    raise ValueError("negative key length")
                 key_end = pos + (b >> 1)
-                key = body[pos:key_end]
+                key = buf[pos:key_end]
                 pos = key_end
-            # The value length comes next; zigzag(-1) is the single byte 0x01: a null value.
-            if pos >= end or end > len(body):
+            # The valueLength varint comes next, inside the record.
+            if not pos < record_end <= end:
                 raise ValueError("record fields run past its length")
-            append((start, end, fields, timestamp_delta, offset_delta, key, body[pos] != 1))
-            pos = end
-    except (IndexError, ValueError) as e:
-        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"malformed record: {e}") from None
-    if pos != len(body):
-        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "bytes left over after the last record")
+            append((start, record_end, fields, timestamp_delta, offset_delta, key, pos))
+            pos = record_end
+    except IndexError:
+        raise KafkaError(ErrorCode.INVALID_RECORD, "Incorrect declared batch size, premature EOF reached") from None
+    except (ValueError, DecodeError) as e:
+        raise KafkaError(ErrorCode.INVALID_RECORD, f"Found invalid record structure: {e}") from None
+    if pos != end:
+        raise KafkaError(ErrorCode.INVALID_RECORD, "Incorrect declared batch size, records still remaining in file")
     return spans
 
 
-def keyless_record_indexes(batch: bytes | bytearray | memoryview) -> list[int]:
-    """Indexes of the records without a key (compacted topics refuse them, as Kafka does).
+def record_value(buf: bytes, span: RecordSpan) -> bytes | None:
+    """The value of the record `span` reads in `buf` (None for a tombstone); the group loader's
+    inner loop, so one- and two-byte lengths are decoded inline here too."""
+    pos = span[6]
+    b = buf[pos]
+    if b == 1:
+        return None
+    if b < 0x80:
+        pos += 1
+    elif buf[pos + 1] < 0x80:
+        b = (b & 0x7F) | (buf[pos + 1] << 7)
+        pos += 2
+    else:
+        b, pos = read_uvarint(buf, pos)
+    end = pos + (b >> 1)
+    if b & 1 or end > span[1]:
+        raise KafkaError(ErrorCode.INVALID_RECORD, f"Found invalid record structure: a value length of {b >> 1} "
+                                                   f"at byte {span[6]}")
+    return buf[pos:end]
 
-    Produce calls this for every batch of a compacted topic, so it only skips varints up to each
-    key length (about 0.7 us a record, several times cheaper than `record_spans`).
-    """
+
+def keyless_record_indexes(batch: bytes | bytearray | memoryview, limit: int) -> list[int]:
+    """Indexes of the records without a key (compacted topics refuse them, as Kafka does); the
+    records may decompress to at most `limit` bytes."""
     header = BatchHeader.parse(batch)
-    body = batch_body(batch)
-    if not isinstance(body, bytes):
-        body = bytes(body)  # indexing bytes is faster than indexing a memoryview
-    keyless = []
-    pos = 0
-    try:
-        for i in range(header.record_count):
-            b = body[pos]
-            if b < 0x80:
-                end = pos + 1 + ((b >> 1) ^ -(b & 1))
-                p = pos + 2
-            else:
-                length, p = _read_varint(body, pos)
-                end = p + length
-                p += 1
-            while body[p] & 0x80:  # timestampDelta
-                p += 1
-            p += 1
-            while body[p] & 0x80:  # offsetDelta
-                p += 1
-            if body[p + 1] == 1:  # keyLength -1 (zigzag 0x01): no key
-                keyless.append(i)
-            if p + 1 >= end:
-                raise ValueError("record fields run past its length")
-            pos = end
-    except (IndexError, ValueError) as e:
-        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"malformed record: {e}") from None
-    if pos != len(body):
-        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "record lengths do not add up to the batch")
-    return keyless
+    spans = record_spans(batch_body(batch, limit), header.record_count)
+    return [i for i, span in enumerate(spans) if span[5] is None]
 
 
 def rebuild_batch(header: BatchHeader, body: bytes | memoryview, spans: Sequence[RecordSpan], *,
@@ -614,9 +713,9 @@ def rebuild_batch(header: BatchHeader, body: bytes | memoryview, spans: Sequence
         attributes |= _DELETE_HORIZON_BIT
         for start, end, fields, timestamp_delta, _, _, _ in spans:
             record = bytearray(b"\x00")  # attributes
-            _write_varint(record, base_timestamp + timestamp_delta - delete_horizon_ms)
+            write_varint(record, base_timestamp + timestamp_delta - delete_horizon_ms)
             record += body[fields:end]
-            _write_varint(out, len(record))
+            write_varint(out, len(record))
             out += record
         base_timestamp = delete_horizon_ms
     if header.timestamp_type is TimestampType.LOG_APPEND_TIME:
@@ -644,39 +743,98 @@ def empty_batch(header: BatchHeader) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------
-# Codecs. Snappy comes in two framings: Kafka's Java client and kafka-python send xerial blocks
-# (a 16-byte header `\x82SNAPPY\x00`, version, compatible version, then int32-length-prefixed raw
-# snappy blocks); librdkafka may send one raw snappy block.
+# Codecs
+
+_CHUNK = 1024 * 1024  # decompressed bytes per step: the memory a walk holds, and few steps per batch
+
+
+def _decompress(codec: int, data: memoryview, limit: int | None) -> bytes:
+    return b"".join(_decompressed(codec, data, limit))
+
+
+def _decompressed(codec: int, data: memoryview, limit: int | None) -> Iterator[bytes]:
+    """Decompress as a stream, refusing (INVALID_RECORD) once the output passes `limit` bytes."""
+    size = 0
+    try:
+        for chunk in _decompressed_chunks(codec, data, limit):
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise KafkaError(ErrorCode.INVALID_RECORD,
+                                 f"The records of the batch decompress to more than {limit} bytes")
+            yield chunk
+    except (OSError, EOFError, ValueError, RuntimeError, zlib.error, zstandard.ZstdError,
+            cramjam.DecompressionError, DecodeError) as e:
+        # Kafka answers a stream that ends early INVALID_RECORD ("premature EOF") and one that
+        # does not decompress UNKNOWN_SERVER_ERROR (an unexpected KafkaException); both are the
+        # producer's bytes, so both are INVALID_RECORD here.
+        raise KafkaError(ErrorCode.INVALID_RECORD, f"cannot decompress records: {e}") from None
+
+
+def _decompressed_chunks(codec: int, data: memoryview, limit: int | None) -> Iterator[bytes]:
+    if codec == Compression.GZIP:
+        yield from _gunzip(data)
+    elif codec == Compression.SNAPPY:
+        yield from _snappy_blocks(data, limit)
+    elif codec == Compression.LZ4:
+        # One frame, as Kafka's KafkaLZ4BlockInputStream reads (and lz4.frame.decompress did).
+        inflater = lz4.frame.LZ4FrameDecompressor()
+        chunk = inflater.decompress(data, max_length=_CHUNK)
+        while chunk:
+            yield chunk
+            chunk = b"" if inflater.eof else inflater.decompress(b"", max_length=_CHUNK)
+        if not inflater.eof:
+            raise EOFError("the lz4 frame ends early")
+    elif codec == Compression.ZSTD:
+        # Kafka's zstd streams omit the content size, so they are read as a stream anyway.
+        with _zstd_decompressor().stream_reader(data, read_across_frames=True) as reader:
+            while chunk := reader.read(_CHUNK):
+                yield chunk
+    else:
+        raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, f"Unknown compression type id: {codec}")
+
+
+_zstd = threading.local()
+
+
+def _zstd_decompressor() -> zstandard.ZstdDecompressor:
+    """This thread's decompressor (the cleaner decompresses on a worker thread). Reused, because a
+    new one allocates its window buffer (megabytes for librdkafka's frames) and faults it in anew:
+    half the broker's time under zstd produce load when it was made per batch."""
+    try:
+        return _zstd.decompressor
+    except AttributeError:
+        _zstd.decompressor = zstandard.ZstdDecompressor()
+        return _zstd.decompressor
+
+
+def _gunzip(data: memoryview) -> Iterator[bytes]:
+    """Every gzip member in turn; zero padding after the last is ignored, as gzip.decompress does."""
+    rest: bytes | memoryview = data
+    while rest:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        chunk = inflater.decompress(rest, _CHUNK)
+        while chunk:
+            yield chunk
+            chunk = inflater.decompress(inflater.unconsumed_tail, _CHUNK)
+        if not inflater.eof:
+            raise EOFError("the gzip stream ends early")
+        rest = inflater.unused_data.lstrip(b"\0")
+
+
+# Snappy comes in two framings: Kafka's Java client and kafka-python send xerial blocks (a 16-byte
+# header `\x82SNAPPY\x00`, version, compatible version, then int32-length-prefixed raw snappy
+# blocks); librdkafka may send one raw snappy block. A raw block starts with its decompressed
+# length (a uvarint), checked against the ceiling before anything is allocated.
 
 _XERIAL_MAGIC = b"\x82SNAPPY\x00"
 _XERIAL_HEADER = _XERIAL_MAGIC + struct.pack(">ii", 1, 1)
 _XERIAL_BLOCK = 32 * 1024
 
 
-def _decompress(codec: int, data: memoryview) -> bytes | memoryview:
-    try:
-        if codec == Compression.NONE:
-            return data
-        if codec == Compression.GZIP:
-            return gzip.decompress(data)
-        if codec == Compression.SNAPPY:
-            return _snappy_decompress(data)
-        if codec == Compression.LZ4:
-            return lz4.frame.decompress(data)
-        if codec == Compression.ZSTD:
-            # Kafka's zstd streams omit the content size, which ZstdDecompressor.decompress needs.
-            with zstandard.ZstdDecompressor().stream_reader(bytes(data), read_across_frames=True) as reader:
-                return reader.read()
-    except (OSError, EOFError, ValueError, RuntimeError, zlib.error, zstandard.ZstdError,
-            cramjam.DecompressionError) as e:
-        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"cannot decompress records: {e}") from None
-    raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, f"Unknown compression type id: {codec}")
-
-
-def _snappy_decompress(data: memoryview) -> bytes:
+def _snappy_blocks(data: memoryview, limit: int | None) -> Iterator[bytes]:
     if bytes(data[:len(_XERIAL_MAGIC)]) != _XERIAL_MAGIC:
-        return bytes(cramjam.snappy.decompress_raw(bytes(data)))
-    out = bytearray()
+        yield _unsnappy(data, limit)
+        return
     pos = len(_XERIAL_HEADER)
     while pos < len(data):
         if pos + 4 > len(data):
@@ -685,9 +843,19 @@ def _snappy_decompress(data: memoryview) -> bytes:
         pos += 4
         if length < 0 or pos + length > len(data):
             raise ValueError("torn xerial snappy block")
-        out += cramjam.snappy.decompress_raw(bytes(data[pos:pos + length]))
+        block = _unsnappy(data[pos:pos + length], limit)
+        if limit is not None:
+            limit -= len(block)
+        yield block
         pos += length
-    return bytes(out)
+
+
+def _unsnappy(block: memoryview, limit: int | None) -> bytes:
+    declared, _ = read_uvarint(block, 0)
+    if limit is not None and declared > limit:
+        raise KafkaError(ErrorCode.INVALID_RECORD, f"A snappy block of the batch decompresses to {declared} bytes, "
+                                                   f"more than the {limit} left")
+    return bytes(cramjam.snappy.decompress_raw(bytes(block)))
 
 
 def _compress(codec: int, data: bytes) -> bytes:

@@ -5,18 +5,34 @@ another client and the log reads back exactly what was acknowledged.
 """
 from __future__ import annotations
 
+import gzip
 import struct
 import time
 
+import psutil
 import pytest
 
 from kbroker.errors import ErrorCode
 from kbroker.wire.messages.api_versions import ApiVersionsRequest
-from kbroker.wire.messages.create_topics import CreatableTopic, CreateTopicsRequest
+from kbroker.wire.messages.create_topics import CreatableTopic, CreatableTopicConfig, CreateTopicsRequest
 from kbroker.wire.messages.fetch import FetchPartition, FetchRequest, FetchTopic
 from kbroker.wire.messages.metadata import MetadataRequest, MetadataRequestTopic
 from kbroker.wire.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
-from kbroker.wire.records import CRC_OFFSET, MAGIC_OFFSET, Record, build_batch, decode_records
+from kbroker.wire.records import (
+    ATTRIBUTES_OFFSET,
+    CRC_OFFSET,
+    LAST_OFFSET_DELTA_OFFSET,
+    LENGTH_OFFSET,
+    LOG_OVERHEAD,
+    MAGIC_OFFSET,
+    RECORDS_COUNT_OFFSET,
+    RECORDS_OFFSET,
+    Compression,
+    Record,
+    build_batch,
+    compute_crc,
+    decode_records,
+)
 from tests.broker_process import BrokerProcess
 from tests.wire_client import WireClient
 
@@ -255,4 +271,87 @@ def test_producing_to_an_internal_topic_is_refused(small_broker, topic):
     with WireClient(small_broker.bootstrap) as client:
         result = produce(client, "__consumer_offsets", 0, batch(b"forged commit"))
         assert result.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
+    assert_broker_healthy(small_broker, topic)
+
+
+# -- records that do not hold together (Kafka's LogValidator walk) ---------------------------------
+
+def resigned(batch: bytearray) -> bytearray:
+    struct.pack_into(">i", batch, LENGTH_OFFSET, len(batch) - LOG_OVERHEAD)
+    struct.pack_into(">I", batch, CRC_OFFSET, compute_crc(batch))
+    return batch
+
+
+def record_runs_past_the_batch() -> bytearray:
+    bad = batch(b"one", b"two")
+    bad[RECORDS_OFFSET] += 2 * 50  # the first record's one-byte length: 50 bytes more
+    return resigned(bad)
+
+
+def count_says_more() -> bytearray:
+    bad = batch(b"one", b"two")
+    struct.pack_into(">i", bad, RECORDS_COUNT_OFFSET, 3)
+    struct.pack_into(">i", bad, LAST_OFFSET_DELTA_OFFSET, 2)
+    return resigned(bad)
+
+
+def trailing_bytes() -> bytearray:
+    return resigned(batch(b"one", b"two") + b"\x00\x00\x00")
+
+
+def does_not_decompress() -> bytearray:
+    good = bytearray(build_batch([Record(0, 1_700_000_000_000, b"k", b"v" * 300)], compression=Compression.LZ4))
+    return resigned(good[:RECORDS_OFFSET] + b"\x04\x22\x4d\x18 this is no lz4 frame")
+
+
+def transactional() -> bytearray:
+    return bytearray(build_batch([Record(0, 1_700_000_000_000, b"k", b"v")], producer_id=1, producer_epoch=0,
+                                 base_sequence=0, is_transactional=True))
+
+
+def control() -> bytearray:
+    return bytearray(build_batch([Record(0, 1_700_000_000_000, b"\x00\x00\x00\x01", b"")], is_control=True))
+
+
+@pytest.mark.parametrize("bad, code", [
+    (record_runs_past_the_batch, ErrorCode.INVALID_RECORD),
+    (count_says_more, ErrorCode.INVALID_RECORD),
+    (trailing_bytes, ErrorCode.INVALID_RECORD),
+    (does_not_decompress, ErrorCode.INVALID_RECORD),
+    (transactional, ErrorCode.INVALID_TXN_STATE),
+    (control, ErrorCode.INVALID_RECORD),
+], ids=lambda case: getattr(case, "__name__", ""))
+def test_malformed_records_are_refused_and_the_next_batch_appended(small_broker, topic, bad, code):
+    with WireClient(small_broker.bootstrap) as client:
+        before = fetch_all(client, topic, 0)
+        result = produce(client, topic, 0, bad())
+        assert result.error_code == code and result.base_offset == -1
+        after = fetch_all(client, topic, 0)
+        assert (after.high_watermark, records_of(after)) == (before.high_watermark, records_of(before))
+        good = produce(client, topic, 0, batch(b"after the refused one"))
+        assert good.error_code == 0 and good.base_offset == before.high_watermark
+        assert records_of(fetch_all(client, topic, 0))[-1] == b"after the refused one"
+    assert_broker_healthy(small_broker, topic)
+
+
+def test_gzip_bomb_to_a_compacted_topic_is_refused_in_bounded_memory(small_broker, topic):
+    """About 90 KiB of gzip (under message.max.bytes, 100000 here) that inflates to 96 MiB of keyed
+    records: the broker stops at its ceiling (16 x message.max.bytes) instead of inflating it all."""
+    name = "compacted-bomb"
+    with WireClient(small_broker.bootstrap) as client:
+        created = client.request(CREATE_TOPICS, 7, CreateTopicsRequest(timeout_ms=5000, topics=[CreatableTopic(
+            name=name, num_partitions=1, replication_factor=1,
+            configs=[CreatableTopicConfig(name="cleanup.policy", value="compact")])]))
+        assert created.topics[0].error_code == 0
+        bomb = bytearray(build_batch([Record(0, 1_700_000_000_000, b"k", bytes(96 << 20))]))
+        bomb = resigned(bomb[:RECORDS_OFFSET] + gzip.compress(bytes(bomb[RECORDS_OFFSET:]), 9))
+        struct.pack_into(">h", bomb, ATTRIBUTES_OFFSET, Compression.GZIP)
+        bomb = resigned(bomb)
+        assert len(bomb) < 100_000
+        broker = psutil.Process(small_broker.process.pid)
+        rss_before = broker.memory_info().rss
+        result = produce(client, name, 0, bomb)
+        assert result.error_code == ErrorCode.INVALID_RECORD
+        assert broker.memory_info().rss - rss_before < 24 << 20
+        assert produce(client, name, 0, batch(b"keyed")).error_code == 0
     assert_broker_healthy(small_broker, topic)

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kbroker.coordinator import records as rec
-from kbroker.coordinator.loader import batch_keys_values, scan_chunk
-from kbroker.wire.records import Compression, Record, build_batch
+from kbroker.coordinator.loader import scan_chunk
+from kbroker.wire.records import Compression, Record, build_batch, decode_records
 
 
 # Known values of Java's String.hashCode; the last two worked out by hand over UTF-16 code units
@@ -146,6 +146,6 @@ def test_scan_matches_the_record_decoder(records, compression):
     latest: dict = {}
     scan_chunk(batch, latest)
     expected: dict = {}
-    for key, value in batch_keys_values(batch):
-        expected[key] = value
+    for record in decode_records(batch):
+        expected[record.key] = record.value
     assert latest == expected == {b"key-%d" % k: v for k, v in records}

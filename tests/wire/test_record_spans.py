@@ -19,6 +19,7 @@ from kbroker.wire.records import (
     keyless_record_indexes,
     rebuild_batch,
     record_spans,
+    record_value,
 )
 
 NOW = 1_800_000_000_000
@@ -39,11 +40,12 @@ def test_spans_match_decoded_records(codec: Compression) -> None:
     records = _records()
     batch = build_batch(records, compression=codec)
     header = BatchHeader.parse(batch)
-    spans = record_spans(batch_body(batch), header.record_count)
-    assert [(header.base_offset + s[4], s[5], s[6]) for s in spans] == \
-        [(r.offset, r.key, r.value is not None) for r in records]
+    body = bytes(batch_body(batch))
+    spans = record_spans(body, header.record_count)
+    assert [(header.base_offset + s[4], s[5], record_value(body, s)) for s in spans] == \
+        [(r.offset, r.key, r.value) for r in records]
     assert [header.base_timestamp + s[3] for s in spans] == [r.timestamp for r in records]
-    assert keyless_record_indexes(batch) == [2]
+    assert keyless_record_indexes(batch, 10**6) == [2]
 
 
 @pytest.mark.parametrize("codec", list(Compression), ids=lambda c: c.name)
@@ -99,15 +101,15 @@ def test_empty_batch_keeps_offsets_and_producer() -> None:
     assert decode_records(empty) == []
 
 
-def test_malformed_records_are_corrupt_message() -> None:
+def test_malformed_records_are_invalid_record() -> None:
     batch = bytearray(build_batch(_records()))
     batch[61] = 0x7E  # the first record claims 63 bytes
     header = BatchHeader.parse(batch)
     for check in (lambda: record_spans(batch_body(batch), header.record_count),
-                  lambda: keyless_record_indexes(batch)):
+                  lambda: keyless_record_indexes(batch, 10**6)):
         with pytest.raises(KafkaError) as info:
             check()
-        assert info.value.code == ErrorCode.CORRUPT_MESSAGE
+        assert info.value.code == ErrorCode.INVALID_RECORD
 
 
 _record = st.builds(lambda key, value, delta, headers: (key, value, delta, headers),
@@ -124,7 +126,7 @@ def test_any_subset_rebuilds_to_the_same_records(fields, codec, data) -> None:
     header = BatchHeader.parse(batch)
     body = batch_body(batch)
     spans = record_spans(body, header.record_count)
-    assert keyless_record_indexes(batch) == [i for i, r in enumerate(records) if r.key is None]
+    assert keyless_record_indexes(batch, 10**6) == [i for i, r in enumerate(records) if r.key is None]
     chosen = sorted(data.draw(st.sets(st.integers(0, len(records) - 1), min_size=1)))
     horizon = data.draw(st.none() | st.integers(NOW - 10**9, NOW + 10**9))
     rebuilt = rebuild_batch(header, body, [spans[i] for i in chosen], delete_horizon_ms=horizon)

@@ -238,17 +238,18 @@ def test_decode_handles_both_snappy_framings_and_zstd_without_content_size() -> 
     assert decode_records(with_body(4, streamed)) == original
 
 
-def test_decode_of_garbage_is_corrupt_message() -> None:
+def test_decode_of_garbage_is_invalid_record() -> None:
+    """Kafka's DefaultRecord reader throws InvalidRecordException for records that don't parse."""
     batch = bytearray(build_batch(records(3)))
     batch[HEADER_SIZE] = 0x7E  # the first record claims 63 bytes: it runs into the next one
     with pytest.raises(KafkaError) as info:
         decode_records(batch)
-    assert info.value.code == ErrorCode.CORRUPT_MESSAGE
+    assert info.value.code == ErrorCode.INVALID_RECORD
     compressed = bytearray(build_batch(records(3, value_size=300), compression=Compression.ZSTD))
     compressed[HEADER_SIZE + 5] ^= 0xFF
     with pytest.raises(KafkaError) as info:
         decode_records(compressed)
-    assert info.value.code == ErrorCode.CORRUPT_MESSAGE
+    assert info.value.code == ErrorCode.INVALID_RECORD
 
 
 @pytest.mark.parametrize("codec", list(Compression))

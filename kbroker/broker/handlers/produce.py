@@ -1,13 +1,16 @@
 """Produce: validate each partition's record batch, append it whole, answer per partition.
 
-The batch is never decoded: `validate_produce_batch` checks length, magic, CRC-32C and the
-header's counts; the log patches the base offset into the header and appends the bytes as
-the producer sent them. With acks=0 there is no answer at all; if such a request fails we
-close the connection, as Kafka does, so the client notices and refreshes its metadata.
+The batch is never rewritten: `validate_produce_batch` checks length, magic, CRC-32C, the
+header's counts and that the records tile the batch (decompressing a compressed batch as a
+stream, up to a ceiling tied to max.message.bytes); the log patches the base offset into the
+header and appends the bytes as the producer sent them. With acks=0 there is no answer at all;
+if such a request fails we close the connection, as Kafka does, so the client notices and
+refreshes its metadata.
 
-The exception: on a compacted topic Kafka refuses records without a key (INVALID_RECORD,
-one record error each), so there the records are decompressed and walked up to each key
-length (about 0.7 us a record).
+On a compacted topic Kafka refuses records without a key (INVALID_RECORD, one record error
+each), so there each record is read up to its key as well. Transactional batches are refused
+as Kafka refuses a batch outside an ongoing transaction (INVALID_TXN_STATE): kbroker has no
+transaction coordinator, so no producer can have begun one.
 
 Durability: when flush.messages asks for it, the answer waits for the fsync of every partition
 written, all of them at once (flusher.py shares each fsync with the other requests waiting for
@@ -37,7 +40,7 @@ from kbroker.wire.messages.produce import (
     ProduceResponse,
     TopicProduceResponse,
 )
-from kbroker.wire.records import Compression, keyless_record_indexes, validate_produce_batch
+from kbroker.wire.records import Compression, decompressed_limit, keyless_record_indexes, validate_produce_batch
 
 log = logging.getLogger("kbroker.produce")
 
@@ -118,13 +121,16 @@ def _append(ctx: RequestContext, topic: str, partition: int, records: memoryview
         return _error(partition, ErrorCode.NOT_ENOUGH_REPLICAS, "The size of the current ISR is below "
                       "min.insync.replicas", partition_log), None
     try:
-        header = validate_produce_batch(records, partition_log.config.max_message_bytes)
+        max_message_bytes = partition_log.config.max_message_bytes
+        header = validate_produce_batch(records, max_message_bytes)
         if header.compression == Compression.ZSTD and ctx.version < ZSTD_MIN_PRODUCE_VERSION:
             raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or later (KIP-110)")
         if partition_log.config.compact:
-            keyless = keyless_record_indexes(records)
+            keyless = keyless_record_indexes(records, decompressed_limit(max_message_bytes))
             if keyless:
                 return _keyless(partition, f"{topic}-{partition}", keyless, partition_log), None
+        if header.is_transactional:  # Kafka's UnifiedLog.analyzeAndValidateProducerState
+            raise KafkaError(ErrorCode.INVALID_TXN_STATE, "Record was not part of an ongoing transaction")
         result = partition_log.append(records, header, leader_epoch=partition_log.leader_epoch,
                                       now_ms=broker.now_ms())
     except KafkaError as exc:
