@@ -117,6 +117,7 @@ class ZkMetaStore:
         hosts, self._chroot = split_connect(connect)
         self._connect = connect
         self._connection_timeout_ms = connection_timeout_ms
+        self._session_timeout_s = session_timeout_ms / 1000
         self._client = KazooClient(hosts=hosts, timeout=session_timeout_ms / 1000,
                                    connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
                                    command_retry=KazooRetry(max_tries=3, delay=0.1, max_delay=1.0))
@@ -352,15 +353,31 @@ class ZkMetaStore:
         document = {"version": 5, "host": r.host, "port": r.port, "jmx_port": -1,
                     "timestamp": str(int(time.time() * 1000)), "endpoints": [f"PLAINTEXT://{r.host}:{r.port}"],
                     "listener_security_protocol_map": {"PLAINTEXT": "PLAINTEXT"}, "rack": r.rack, "features": {}}
-        try:
-            _, stat = self._client.create(path, _encode(document), ephemeral=True, include_data=True)
-            return stat.czxid
-        except NodeExistsError:
-            _, stat = self._client.get(path)
+        # A registration of our own endpoint (the port we are listening on) is our predecessor's,
+        # killed before its session expired: wait that out, as no live broker can hold it.
+        deadline = time.monotonic() + self._session_timeout_s * 1.5
+        waiting = False
+        while True:
+            try:
+                _, stat = self._client.create(path, _encode(document), ephemeral=True, include_data=True)
+                return stat.czxid
+            except NodeExistsError:
+                try:
+                    data, stat = self._client.get(path)
+                except NoNodeError:
+                    continue  # it just expired
             if stat.ephemeralOwner == self._client.client_id[0]:
                 return stat.czxid
-            raise BrokerIdInUse(f"broker id {r.broker_id} is already registered in ZooKeeper by another "
-                                "live broker (or a session that has not expired yet)") from None
+            held = _parse_broker(r.broker_id, _json(data, path), stat.czxid)
+            if held is None or (held.host, held.port) != (r.host, r.port) or time.monotonic() > deadline:
+                raise BrokerIdInUse(f"broker id {r.broker_id} is already registered in ZooKeeper by another live "
+                                    f"broker ({held.host}:{held.port})" if held else
+                                    f"broker id {r.broker_id} is already registered in ZooKeeper")
+            if not waiting:
+                log.info("broker id %d is still registered by our previous run; waiting for its session to "
+                         "expire", r.broker_id)
+                waiting = True
+            time.sleep(0.25)
 
     async def confirm_session(self, broker_id: int) -> bool:
         """True when ZooKeeper answers and this session still owns our registration."""
