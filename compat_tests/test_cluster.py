@@ -8,7 +8,6 @@ does not act on stale state. Every wait is on what the cluster reports (Metadata
 """
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from collections import Counter
@@ -23,7 +22,6 @@ from kbroker.wire.messages.find_coordinator import FindCoordinatorRequest
 from kbroker.wire.messages.init_producer_id import InitProducerIdRequest
 from tests.broker_process import BrokerProcess, free_port
 from tests.cluster_process import SESSION_TIMEOUT_MS, ClusterProcesses
-from tests.scale_harness import _produce as produce_request
 from tests.wire_client import WireClient
 from tests.zookeeper_process import ZooKeeperProcess
 
@@ -228,17 +226,9 @@ def test_paused_broker_answers_not_leader_before_acting_on_stale_state(cluster_f
     leaders = _create(cluster, topic_name)
     paused = 3
     partition = next(p for p, leader in leaders.items() if leader == paused)
-    with WireClient(cluster.bootstrap(paused), timeout=30) as client:
-        cluster.signal(paused, signal.SIGSTOP)
-        try:
-            cluster.wait_until(lambda v: v.leaders(topic_name)[partition] == -1, via=1, topics=[topic_name],
-                               timeout=OFFLINE_WITHIN_S)
-            sent = client.send(PRODUCE, 9, produce_request(topic_name, partition, b"from-a-stale-leader"))
-        finally:
-            cluster.signal(paused, signal.SIGCONT)
-        correlation, response = client.receive(PRODUCE, 9)
-    assert correlation == sent
-    answer = response.responses[0].partition_responses[0]
+    answer = cluster.produce_to_paused(paused, topic_name, partition, b"from-a-stale-leader",
+                                       lambda v: v.leaders(topic_name)[partition] == -1, via=1,
+                                       timeout=OFFLINE_WITHIN_S)
     assert answer.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER, answer
     # It registers again and, the only replica in the ISR, leads its partitions again.
     cluster.wait_until(lambda v: v.fully_led(topic_name, PARTITIONS) and paused in v.brokers, via=1,

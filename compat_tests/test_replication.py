@@ -8,7 +8,6 @@ kill cycles) are in stress/replication_faults.py.
 """
 from __future__ import annotations
 
-import signal
 import time
 
 import pytest
@@ -120,17 +119,9 @@ def test_paused_leader_acknowledges_nothing_once_deposed(cluster_factory, topic_
     _create(cluster, topic_name)
     zombie = cluster.metadata(1, [topic_name]).leaders(topic_name)[0]
     other = next(n for n in cluster.brokers if n != zombie)
-    with WireClient(cluster.bootstrap(zombie), timeout=60) as client:
-        cluster.signal(zombie, signal.SIGSTOP)
-        try:
-            cluster.wait_until(lambda v: v.leaders(topic_name)[0] not in (zombie, -1), via=other,
-                               topics=[topic_name], timeout=FAILOVER_WITHIN_S)
-            sent = client.send(PRODUCE, 9, produce_request(topic_name, 0, b"0-zombie"))
-        finally:
-            cluster.signal(zombie, signal.SIGCONT)
-        correlation, response = client.receive(PRODUCE, 9)
-    assert correlation == sent
-    answer = response.responses[0].partition_responses[0]
+    answer = cluster.produce_to_paused(zombie, topic_name, 0, b"0-zombie",
+                                       lambda v: v.leaders(topic_name)[0] not in (zombie, -1), via=other,
+                                       timeout=FAILOVER_WITHIN_S)
     assert answer.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER, answer
     deliveries = ConfluentKafka().produce(cluster.bootstrap(other), topic_name,
                                           [Record(0, b"k", b"0-%d" % i) for i in range(50)], acks=-1)

@@ -18,11 +18,12 @@ from typing import Any
 
 from kbroker.wire.messages.metadata import MetadataRequest, MetadataRequestTopic
 from tests.broker_process import BrokerProcess
+from tests.scale_harness import _produce as produce_request
 from tests.wire_client import WireClient
 from tests.zookeeper_process import ZooKeeperProcess
 
-METADATA = 3
-METADATA_VERSION = 12
+METADATA, PRODUCE = 3, 0
+METADATA_VERSION, PRODUCE_VERSION = 12, 9
 SESSION_TIMEOUT_MS = 6000  # ZooKeeper (tickTime 500) grants 1-10 s
 
 
@@ -86,6 +87,21 @@ class ClusterProcesses:
 
     def signal(self, node: int, sig: signal.Signals) -> None:
         os.kill(self.brokers[node].process.pid, sig)
+
+    def produce_to_paused(self, node: int, topic: str, partition: int, value: bytes,
+                          deposed: Callable[[ClusterView], bool], via: int, timeout: float) -> Any:
+        """SIGSTOP `node` until `deposed` holds (seen from `via`), queue an acks=all Produce on a
+        connection it accepted before, SIGCONT it: the answer to the first thing it does on waking."""
+        with WireClient(self.bootstrap(node), timeout=60) as client:
+            self.signal(node, signal.SIGSTOP)
+            try:
+                self.wait_until(deposed, via=via, topics=[topic], timeout=timeout)
+                sent = client.send(PRODUCE, PRODUCE_VERSION, produce_request(topic, partition, value))
+            finally:
+                self.signal(node, signal.SIGCONT)
+            correlation, response = client.receive(PRODUCE, PRODUCE_VERSION)
+        assert correlation == sent
+        return response.responses[0].partition_responses[0]
 
     def metadata(self, via: int, topics: list[str] | None = None) -> ClusterView:
         request = _metadata_request(topics)

@@ -80,6 +80,7 @@ class ClusterMember:
         self._tasks: set[asyncio.Task] = set()
         self._lease_task: asyncio.Task[None] | None = None
         self._reregistering = False
+        self._closing = False
 
     @property
     def image(self) -> ClusterImage:
@@ -106,6 +107,7 @@ class ClusterMember:
         self._on_change()
 
     async def close(self) -> None:
+        self._closing = True  # the session ends here on purpose: no registering again
         if self._lease_task is not None:
             self._lease_task.cancel()
         for task in list(self._tasks):
@@ -139,6 +141,8 @@ class ClusterMember:
 
     def _on_session_lost(self) -> None:
         self._confirmed_at = -math.inf
+        if self._closing:
+            return
         self.controller.resign()
         if not self._reregistering and self._registration is not None:
             self._reregistering = True
