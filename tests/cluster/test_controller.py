@@ -1,0 +1,229 @@
+"""The real `Controller` and `ClusterAdmin` on the in-memory store twin (memory_store.py).
+
+Each `Node` is one broker's cluster side, wired as ClusterMember wires it: on every change the
+controller, then the admin, look at the image. Losing a session is only recorded: what a broker
+does then (resign, register again) is member.py's, and the tests here decide it.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from kbroker.cluster.admin import ClusterAdmin
+from kbroker.cluster.controller import Controller
+from kbroker.cluster.image import NO_LEADER, BrokerRegistration, PartitionState, TopicAssignment
+from kbroker.errors import ErrorCode, KafkaError
+from kbroker.log.config import LogConfig
+from tests.cluster.memory_store import MemoryMetaStore, MemoryZooKeeper
+from tests.cluster.waiting import wait_until
+
+TIMEOUT_MS = 5000
+
+
+class Node:
+    def __init__(self, zookeeper: MemoryZooKeeper, broker_id: int) -> None:
+        self.broker_id = broker_id
+        self.store = MemoryMetaStore(zookeeper)
+        self.controller = Controller(self.store, broker_id)
+        self.admin = ClusterAdmin(self.store, LogConfig())
+        self.sessions_lost = 0
+
+    async def start(self) -> Node:
+        await self.store.start()
+        await self.store.watch(self._on_change, self._on_session_lost)
+        await self.register()
+        self._on_change()
+        return self
+
+    async def register(self) -> int:
+        return await self.store.register_broker(BrokerRegistration(self.broker_id, "127.0.0.1", 9000 + self.broker_id))
+
+    def _on_change(self) -> None:
+        self.controller.on_change()
+        self.admin.on_change()
+
+    def _on_session_lost(self) -> None:
+        self.sessions_lost += 1
+
+    async def close(self) -> None:
+        await self.controller.close()
+        await self.store.close()
+
+    async def create(self, name: str, replicas: list[list[int]]) -> None:
+        await self.admin.create_topic(name, len(replicas), len(replicas[0]), replicas, {},
+                                      validate_only=False, timeout_ms=TIMEOUT_MS)
+
+
+@pytest.fixture
+def zookeeper() -> MemoryZooKeeper:
+    return MemoryZooKeeper()
+
+
+@pytest.fixture
+async def start(zookeeper: MemoryZooKeeper) -> AsyncIterator[Callable[[int], Awaitable[Node]]]:
+    nodes: list[Node] = []
+
+    async def start_node(broker_id: int) -> Node:
+        node = await Node(zookeeper, broker_id).start()
+        nodes.append(node)
+        return node
+
+    yield start_node
+    for node in nodes:
+        await node.close()
+
+
+async def controller_of(start: Callable[[int], Awaitable[Node]], *broker_ids: int) -> list[Node]:
+    """Start brokers in order, the first elected controller before the others start; each sees all."""
+    first = await start(broker_ids[0])
+    await wait_until(lambda: first.controller.active, f"broker {first.broker_id} to be the controller")
+    nodes = [first] + [await start(b) for b in broker_ids[1:]]
+    await wait_until(lambda: all(n.store.image.brokers.keys() == set(broker_ids) for n in nodes), "every registration")
+    return nodes
+
+
+def leader_epoch_isr(zookeeper: MemoryZooKeeper, key: tuple[str, int]) -> tuple[int, int, tuple[int, ...]]:
+    state = zookeeper.states[key]
+    return state.leader, state.leader_epoch, state.isr
+
+
+def in_sync(zookeeper: MemoryZooKeeper, key: tuple[str, int], isr: tuple[int, ...]) -> None:
+    """The followers caught up: every replica in the ISR (here written by hand)."""
+    current = zookeeper.states[key]
+    zookeeper.set_state(key, PartitionState(current.leader, current.leader_epoch, isr, current.controller_epoch))
+
+
+async def test_elects_itself_when_there_is_no_controller(zookeeper: MemoryZooKeeper, start) -> None:
+    node = await start(1)
+    await wait_until(lambda: node.controller.active, "broker 1 to be the controller")
+    assert (node.controller.epoch, zookeeper.controller[0], zookeeper.controller_epoch) == (1, 1, 1)
+
+
+async def test_another_broker_takes_over_with_the_next_epoch(zookeeper: MemoryZooKeeper, start) -> None:
+    first, second = await controller_of(start, 1, 2)
+    assert not second.controller.active
+    zookeeper.expire(first.store)
+    await wait_until(lambda: second.controller.active, "broker 2 to take over")
+    assert second.controller.epoch == 2 and zookeeper.controller[0] == 2
+
+
+async def test_writes_initial_states_for_a_new_topic(zookeeper: MemoryZooKeeper, start) -> None:
+    controller, other, _ = await controller_of(start, 1, 2, 3)
+    assignment = await other.admin.create_topic("orders", 6, 2, None, {}, validate_only=False, timeout_ms=TIMEOUT_MS)
+    for partition, replicas in enumerate(assignment.replicas):
+        assert zookeeper.states[("orders", partition)] == PartitionState(
+            replicas[0], 0, (replicas[0],), controller.controller.epoch, version=0)
+    assert other.store.image.fully_led("orders")
+
+
+async def test_a_partition_waits_for_one_of_its_replicas_to_be_alive(zookeeper: MemoryZooKeeper, start) -> None:
+    controller, third = await controller_of(start, 1, 3)
+    zookeeper.expire(third.store)  # after the assignment was made, before the controller saw it
+    await controller.store.create_topic(TopicAssignment("later", uuid.uuid4(), ((3,),)), {})
+    await controller.create("now", [[1]])  # the controller has seen "later" too by then
+    assert ("later", 0) not in zookeeper.states
+    await third.register()
+    await wait_until(lambda: ("later", 0) in zookeeper.states, "the partition's first state")
+    assert zookeeper.states[("later", 0)].leader == 3
+
+
+async def test_elects_the_next_isr_member_when_the_leader_expires(zookeeper: MemoryZooKeeper, start) -> None:
+    nodes = {n.broker_id: n for n in await controller_of(start, 1, 2, 3)}
+    await nodes[1].create("t", [[2, 3, 1]])
+    in_sync(zookeeper, ("t", 0), (2, 3, 1))
+    zookeeper.expire(nodes[2].store)
+    await wait_until(lambda: zookeeper.states[("t", 0)].leader == 3, "broker 3 to lead t-0")
+    assert leader_epoch_isr(zookeeper, ("t", 0)) == (3, 1, (3, 1))
+    zookeeper.expire(nodes[3].store)
+    await wait_until(lambda: zookeeper.states[("t", 0)].leader == 1, "broker 1 to lead t-0")
+    assert leader_epoch_isr(zookeeper, ("t", 0)) == (1, 2, (1,))
+
+
+async def test_offline_partition_led_again_by_its_returning_leader(zookeeper: MemoryZooKeeper, start) -> None:
+    controller, leader = await controller_of(start, 1, 2)
+    await controller.create("t", [[2, 1]])
+    zookeeper.expire(leader.store)
+    await wait_until(lambda: zookeeper.states[("t", 0)].leader == NO_LEADER, "t-0 to go offline")
+    assert leader_epoch_isr(zookeeper, ("t", 0)) == (NO_LEADER, 1, (2,))  # 1 never joined the ISR: no unclean election
+    await leader.register()
+    await wait_until(lambda: zookeeper.states[("t", 0)].leader == 2, "broker 2 to lead t-0 again")
+    assert leader_epoch_isr(zookeeper, ("t", 0)) == (2, 2, (2,))
+
+
+async def test_completes_a_topic_deletion(zookeeper: MemoryZooKeeper, start) -> None:
+    _, other = await controller_of(start, 1, 2)
+    await other.admin.create_topic("doomed", 3, 2, None, {"retention.ms": "1000"}, validate_only=False,
+                                   timeout_ms=TIMEOUT_MS)
+    await other.create("kept", [[1, 2]])
+    await other.admin.delete_topic("doomed", TIMEOUT_MS)
+    assert "doomed" not in zookeeper.topics and "doomed" not in zookeeper.configs
+    assert "doomed" not in zookeeper.deleting
+    assert {key[0] for key in zookeeper.states} == {"kept"}
+
+
+async def test_resigns_when_another_broker_is_controller(zookeeper: MemoryZooKeeper, start) -> None:
+    first, second = await controller_of(start, 1, 2)
+    first.store.hold()  # broker 1 does not hear that its session expired
+    zookeeper.expire(first.store)
+    await wait_until(lambda: second.controller.active, "broker 2 to take over")
+    assert first.controller.active
+    first.store.release()
+    await wait_until(lambda: not first.controller.active, "broker 1 to resign")
+    assert zookeeper.controller[0] == 2
+
+
+async def test_a_deposed_controllers_writes_are_refused(zookeeper: MemoryZooKeeper, start, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="kbroker.controller")
+    deposed, successor, leader = await controller_of(start, 1, 2, 3)
+    await deposed.create("t", [[3, 2]])
+    in_sync(zookeeper, ("t", 0), (3, 2))
+    await wait_until(lambda: deposed.store.image.states[("t", 0)].isr == (3, 2), "the ISR in broker 1's image")
+    before = zookeeper.states[("t", 0)]
+    deposed.store.hold()
+    zookeeper.expire(leader.store)
+    zookeeper.expire(deposed.store)
+    # Broker 2 wins the election but has not acted yet: only the controller epoch can refuse broker 1.
+    await successor.controller.close()
+    assert await successor.store.elect_controller(2) == 2
+    deposed.store.release(1)  # broker 1 hears of broker 3's death, not yet of its own
+    await wait_until(lambda: "controller write refused" in caplog.text, "broker 1's write to be refused")
+    assert zookeeper.states[("t", 0)] == before
+
+
+async def test_a_stale_state_version_does_not_block_other_partitions(zookeeper: MemoryZooKeeper, start) -> None:
+    controller, _, leader = await controller_of(start, 1, 2, 3)
+    await controller.create("t", [[3, 2], [3, 2]])
+    for partition in (0, 1):
+        in_sync(zookeeper, ("t", partition), (3, 2))
+    await wait_until(lambda: controller.store.image.states[("t", 1)].isr == (3, 2), "the ISR in the image")
+    controller.store.hold()
+    zookeeper.expire(leader.store)
+    stale = zookeeper.states[("t", 0)]
+    zookeeper.set_state(("t", 0), stale)  # written again meanwhile: its version moves on
+    controller.store.release(1)  # the controller sees broker 3 dead, t-0 at its old version
+    await wait_until(lambda: zookeeper.states[("t", 1)].leader == 2, "t-1 to be led by broker 2")
+    assert zookeeper.states[("t", 0)].leader == 3
+    controller.store.release()
+    await wait_until(lambda: zookeeper.states[("t", 0)].leader == 2, "t-0 to be led by broker 2")
+
+
+async def test_added_partitions_get_leaders(zookeeper: MemoryZooKeeper, start) -> None:
+    controller, other = await controller_of(start, 1, 2)
+    await controller.create("t", [[1, 2]])
+    await other.admin.create_partitions("t", 3, None, validate_only=False, timeout_ms=TIMEOUT_MS)
+    assert zookeeper.topics["t"].partition_count == 3
+    assert all(zookeeper.states[("t", p)].leader in (1, 2) for p in range(3))
+
+
+async def test_adding_partitions_to_a_topic_changed_meanwhile_is_refused(zookeeper: MemoryZooKeeper, start) -> None:
+    controller, other = await controller_of(start, 1, 2)
+    await controller.create("t", [[1, 2]])
+    other.store.hold()  # broker 2 still sees the topic with one partition
+    await controller.admin.create_partitions("t", 2, None, validate_only=False, timeout_ms=TIMEOUT_MS)
+    with pytest.raises(KafkaError) as refused:
+        await other.admin.create_partitions("t", 2, [[2, 1]], validate_only=False, timeout_ms=TIMEOUT_MS)
+    assert refused.value.code == ErrorCode.REASSIGNMENT_IN_PROGRESS
+    assert zookeeper.topics["t"].version == 1  # as the first request left it
