@@ -391,10 +391,9 @@ class ZkMetaStore:
         return await self._call(self._write_states, dict(states))
 
     def _write_states(self, states: dict[tuple[str, int], PartitionState]) -> dict[tuple[str, int], int]:
-        items = sorted(states.items())
+        items = [(key, state) for key, state in sorted(states.items())
+                 if state.version >= 0 or self._partition_path_made(*key)]
         versions = {}
-        for name, partition in (key for key, state in items if state.version < 0):
-            self._client.ensure_path(f"/brokers/topics/{name}/partitions/{partition}")
         for start in range(0, len(items), TRANSACTION_CHUNK):
             chunk = items[start:start + TRANSACTION_CHUNK]
             if not self._commit_states(chunk, versions):
@@ -402,6 +401,20 @@ class ZkMetaStore:
                 for entry in chunk:
                     self._commit_states([entry], versions)
         return versions
+
+    def _partition_path_made(self, name: str, partition: int) -> bool:
+        """Create the parents of a first state below the topic's znode; False if the topic is gone.
+
+        Never the topic's znode itself (ensure_path would): a deposed controller writing the first
+        states of a topic deleted meanwhile would bring its name back, empty, for good."""
+        for path in (f"{_topic_path(name)}/partitions", f"{_topic_path(name)}/partitions/{partition}"):
+            try:
+                self._client.create(path)
+            except NodeExistsError:
+                pass
+            except NoNodeError:
+                return False
+        return True
 
     def _commit_states(self, items: list[tuple[tuple[str, int], PartitionState]], versions: dict) -> bool:
         """One multi-op, conditional on the controller epoch and each state's version; True if it took."""
