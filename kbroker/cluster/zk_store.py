@@ -371,20 +371,31 @@ class ZkMetaStore:
         return await self._call(self._elect, broker_id)
 
     def _elect(self, broker_id: int) -> int | None:
-        document = {"version": 1, "brokerid": broker_id, "timestamp": str(int(time.time() * 1000))}
-        try:
-            self._client.create("/controller", _encode(document), ephemeral=True)
-        except NodeExistsError:
-            return None
-        try:
-            data, stat = self._client.get("/controller_epoch")
-            epoch = int(data) + 1
-            stat = self._client.set("/controller_epoch", str(epoch).encode(), version=stat.version)
-        except NoNodeError:
-            epoch = 1
-            _, stat = self._client.create("/controller_epoch", b"1", include_data=True)
-        self._controller_epoch_version = stat.version
-        return epoch
+        """Create /controller and bump /controller_epoch in one transaction, as Kafka does: an
+        election cut short (a reply lost) must not leave this broker holding /controller without
+        an epoch, the cluster then without a controller for as long as its session lives."""
+        document = _encode({"version": 1, "brokerid": broker_id, "timestamp": str(int(time.time() * 1000))})
+        while True:
+            try:
+                data, stat = self._client.get("/controller_epoch")
+                epoch, version = int(data) + 1, stat.version
+            except NoNodeError:
+                epoch, version = 1, None
+            transaction = self._client.transaction()
+            transaction.create("/controller", document, ephemeral=True)
+            if version is None:
+                transaction.create("/controller_epoch", b"1")
+            else:
+                transaction.set_data("/controller_epoch", str(epoch).encode(), version=version)
+            results = transaction.commit()
+            if isinstance(results[0], NodeExistsError):
+                return None
+            if isinstance(results[1], (BadVersionError, NodeExistsError)):
+                continue  # /controller_epoch changed after we read it: read it again
+            if any(isinstance(r, Exception) for r in results):
+                raise MetaStoreError(f"electing the controller: {results}")
+            self._controller_epoch_version = 0 if version is None else results[1].version
+            return epoch
 
     async def write_partition_states(self, states: Mapping[tuple[str, int], PartitionState],
                                      controller_epoch: int) -> dict[tuple[str, int], int]:

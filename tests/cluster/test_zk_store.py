@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.exceptions import ConnectionLoss
 
 from kbroker.cluster.image import NO_LEADER, BrokerRegistration, PartitionState, TopicAssignment
-from kbroker.cluster.metastore import BrokerIdInUse, StaleWrite
+from kbroker.cluster.metastore import BrokerIdInUse, MetaStoreError, StaleWrite
 from kbroker.cluster.zk_store import ZkMetaStore
 from kbroker.log.checkpoints import uuid_to_base64
 from tests.cluster.waiting import wait_until
@@ -131,6 +132,26 @@ async def test_one_store_wins_the_election_and_the_epoch_grows_on_each_takeover(
     await loser.store.close()
     await wait_until(lambda: third.store.image.controller_id == NO_LEADER, "/controller to vanish", WAIT_S)
     assert await third.store.elect_controller(3) == 3
+
+
+async def test_a_connection_lost_during_an_election_leaves_no_controller_without_an_epoch(
+        open_store, monkeypatch: pytest.MonkeyPatch) -> None:
+    candidate = await open_store()
+    client = candidate.store._client  # the fault goes in beneath the store: ZooKeeper drops a reply
+    real_get = client.get
+    dropped = []
+
+    def get(path: str, *args, **kwargs):
+        if path == "/controller_epoch" and not dropped:
+            dropped.append(path)
+            raise ConnectionLoss()
+        return real_get(path, *args, **kwargs)
+
+    monkeypatch.setattr(client, "get", get)
+    with pytest.raises(MetaStoreError):
+        await candidate.store.elect_controller(1)
+    assert dropped
+    assert await candidate.store.elect_controller(1) == 1  # not held by a half-done election
 
 
 async def test_a_deposed_controllers_writes_are_refused(connect: str, open_store, raw: KazooClient) -> None:
