@@ -6,7 +6,8 @@ both spread evenly (`assignReplicasToBrokersRackUnaware`). With racks (every bro
 the brokers are first ordered so that racks alternate, and each next replica skips brokers whose
 rack or whose id the partition already uses while others remain, with the shift multiplied by the
 number of racks (`assignReplicasToBrokersRackAware`).
-`start` and `shift` are random in Kafka; tests pass them in.
+`start` and `shift` are random for a new topic; partitions added later start where partition 0's
+leader sits (admin.py, as Kafka's AdminZkClient). Tests pass them in.
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from kbroker.cluster import placement
 from kbroker.cluster.admin import ClusterAdmin
 from kbroker.cluster.controller import Controller
 from kbroker.cluster.image import NO_LEADER, BrokerRegistration, PartitionState, TopicAssignment
@@ -216,6 +217,18 @@ async def test_added_partitions_get_leaders(zookeeper: MemoryZooKeeper, start) -
     await other.admin.create_partitions("t", 3, None, validate_only=False, timeout_ms=TIMEOUT_MS)
     assert zookeeper.topics["t"].partition_count == 3
     assert all(zookeeper.states[("t", p)].leader in (1, 2) for p in range(3))
+
+
+async def test_added_partitions_continue_the_topics_round_robin(zookeeper: MemoryZooKeeper, start,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """As Kafka's AdminZkClient.createPartitions: start (and shift) where partition 0's leader sits,
+    not at random, so that the leaders stay spread over the brokers as the topic grows."""
+    drawn = iter([2, 2, 0, 0])  # the topic's random start and shift, then what a growth would draw
+    monkeypatch.setattr(placement.random, "randrange", lambda n: next(drawn))
+    controller, _, _ = await controller_of(start, 1, 2, 3)
+    await controller.admin.create_topic("t", 4, 2, None, {}, validate_only=False, timeout_ms=TIMEOUT_MS)
+    await controller.admin.create_partitions("t", 6, None, validate_only=False, timeout_ms=TIMEOUT_MS)
+    assert [replicas[0] for replicas in zookeeper.topics["t"].replicas] == [3, 1, 2, 3, 1, 2]
 
 
 async def test_adding_partitions_to_a_topic_changed_meanwhile_is_refused(zookeeper: MemoryZooKeeper, start) -> None:
