@@ -25,9 +25,9 @@ TIMEOUT_MS = 5000
 
 
 class Node:
-    def __init__(self, zookeeper: MemoryZooKeeper, broker_id: int) -> None:
+    def __init__(self, zk: MemoryZooKeeper, broker_id: int) -> None:
         self.broker_id = broker_id
-        self.store = MemoryMetaStore(zookeeper)
+        self.store = MemoryMetaStore(zk)
         self.controller = Controller(self.store, broker_id)
         self.admin = ClusterAdmin(self.store, LogConfig())
         self.sessions_lost = 0
@@ -59,16 +59,16 @@ class Node:
 
 
 @pytest.fixture
-def zookeeper() -> MemoryZooKeeper:
+def zk() -> MemoryZooKeeper:
     return MemoryZooKeeper()
 
 
 @pytest.fixture
-async def start(zookeeper: MemoryZooKeeper) -> AsyncIterator[Callable[[int], Awaitable[Node]]]:
+async def start(zk: MemoryZooKeeper) -> AsyncIterator[Callable[[int], Awaitable[Node]]]:
     nodes: list[Node] = []
 
     async def start_node(broker_id: int) -> Node:
-        node = await Node(zookeeper, broker_id).start()
+        node = await Node(zk, broker_id).start()
         nodes.append(node)
         return node
 
@@ -86,140 +86,140 @@ async def controller_of(start: Callable[[int], Awaitable[Node]], *broker_ids: in
     return nodes
 
 
-def leader_epoch_isr(zookeeper: MemoryZooKeeper, key: tuple[str, int]) -> tuple[int, int, tuple[int, ...]]:
-    state = zookeeper.states[key]
+def leader_epoch_isr(zk: MemoryZooKeeper, key: tuple[str, int]) -> tuple[int, int, tuple[int, ...]]:
+    state = zk.states[key]
     return state.leader, state.leader_epoch, state.isr
 
 
-def in_sync(zookeeper: MemoryZooKeeper, key: tuple[str, int], isr: tuple[int, ...]) -> None:
+def in_sync(zk: MemoryZooKeeper, key: tuple[str, int], isr: tuple[int, ...]) -> None:
     """The followers caught up: every replica in the ISR (here written by hand)."""
-    current = zookeeper.states[key]
-    zookeeper.set_state(key, PartitionState(current.leader, current.leader_epoch, isr, current.controller_epoch))
+    current = zk.states[key]
+    zk.set_state(key, PartitionState(current.leader, current.leader_epoch, isr, current.controller_epoch))
 
 
-async def test_elects_itself_when_there_is_no_controller(zookeeper: MemoryZooKeeper, start) -> None:
+async def test_elects_itself_when_there_is_no_controller(zk: MemoryZooKeeper, start) -> None:
     node = await start(1)
     await wait_until(lambda: node.controller.active, "broker 1 to be the controller")
-    assert (node.controller.epoch, zookeeper.controller[0], zookeeper.controller_epoch) == (1, 1, 1)
+    assert (node.controller.epoch, zk.controller[0], zk.controller_epoch) == (1, 1, 1)
 
 
-async def test_another_broker_takes_over_with_the_next_epoch(zookeeper: MemoryZooKeeper, start) -> None:
+async def test_another_broker_takes_over_with_the_next_epoch(zk: MemoryZooKeeper, start) -> None:
     first, second = await controller_of(start, 1, 2)
     assert not second.controller.active
-    zookeeper.expire(first.store)
+    zk.expire(first.store)
     await wait_until(lambda: second.controller.active, "broker 2 to take over")
-    assert second.controller.epoch == 2 and zookeeper.controller[0] == 2
+    assert second.controller.epoch == 2 and zk.controller[0] == 2
 
 
-async def test_writes_initial_states_for_a_new_topic(zookeeper: MemoryZooKeeper, start) -> None:
+async def test_writes_initial_states_for_a_new_topic(zk: MemoryZooKeeper, start) -> None:
     controller, other, _ = await controller_of(start, 1, 2, 3)
     assignment = await other.admin.create_topic("orders", 6, 2, None, {}, validate_only=False, timeout_ms=TIMEOUT_MS)
     for partition, replicas in enumerate(assignment.replicas):
-        assert zookeeper.states[("orders", partition)] == PartitionState(
+        assert zk.states[("orders", partition)] == PartitionState(
             replicas[0], 0, (replicas[0],), controller.controller.epoch, version=0)
     assert other.store.image.fully_led("orders")
 
 
-async def test_a_partition_waits_for_one_of_its_replicas_to_be_alive(zookeeper: MemoryZooKeeper, start) -> None:
+async def test_a_partition_waits_for_one_of_its_replicas_to_be_alive(zk: MemoryZooKeeper, start) -> None:
     controller, third = await controller_of(start, 1, 3)
-    zookeeper.expire(third.store)  # after the assignment was made, before the controller saw it
+    zk.expire(third.store)  # after the assignment was made, before the controller saw it
     await controller.store.create_topic(TopicAssignment("later", uuid.uuid4(), ((3,),)), {})
     await controller.create("now", [[1]])  # the controller has seen "later" too by then
-    assert ("later", 0) not in zookeeper.states
+    assert ("later", 0) not in zk.states
     await third.register()
-    await wait_until(lambda: ("later", 0) in zookeeper.states, "the partition's first state")
-    assert zookeeper.states[("later", 0)].leader == 3
+    await wait_until(lambda: ("later", 0) in zk.states, "the partition's first state")
+    assert zk.states[("later", 0)].leader == 3
 
 
-async def test_elects_the_next_isr_member_when_the_leader_expires(zookeeper: MemoryZooKeeper, start) -> None:
+async def test_elects_the_next_isr_member_when_the_leader_expires(zk: MemoryZooKeeper, start) -> None:
     nodes = {n.broker_id: n for n in await controller_of(start, 1, 2, 3)}
     await nodes[1].create("t", [[2, 3, 1]])
-    in_sync(zookeeper, ("t", 0), (2, 3, 1))
-    zookeeper.expire(nodes[2].store)
-    await wait_until(lambda: zookeeper.states[("t", 0)].leader == 3, "broker 3 to lead t-0")
-    assert leader_epoch_isr(zookeeper, ("t", 0)) == (3, 1, (3, 1))
-    zookeeper.expire(nodes[3].store)
-    await wait_until(lambda: zookeeper.states[("t", 0)].leader == 1, "broker 1 to lead t-0")
-    assert leader_epoch_isr(zookeeper, ("t", 0)) == (1, 2, (1,))
+    in_sync(zk, ("t", 0), (2, 3, 1))
+    zk.expire(nodes[2].store)
+    await wait_until(lambda: zk.states[("t", 0)].leader == 3, "broker 3 to lead t-0")
+    assert leader_epoch_isr(zk, ("t", 0)) == (3, 1, (3, 1))
+    zk.expire(nodes[3].store)
+    await wait_until(lambda: zk.states[("t", 0)].leader == 1, "broker 1 to lead t-0")
+    assert leader_epoch_isr(zk, ("t", 0)) == (1, 2, (1,))
 
 
-async def test_offline_partition_led_again_by_its_returning_leader(zookeeper: MemoryZooKeeper, start) -> None:
+async def test_offline_partition_led_again_by_its_returning_leader(zk: MemoryZooKeeper, start) -> None:
     controller, leader = await controller_of(start, 1, 2)
     await controller.create("t", [[2, 1]])
-    zookeeper.expire(leader.store)
-    await wait_until(lambda: zookeeper.states[("t", 0)].leader == NO_LEADER, "t-0 to go offline")
-    assert leader_epoch_isr(zookeeper, ("t", 0)) == (NO_LEADER, 1, (2,))  # 1 never joined the ISR: no unclean election
+    zk.expire(leader.store)
+    await wait_until(lambda: zk.states[("t", 0)].leader == NO_LEADER, "t-0 to go offline")
+    assert leader_epoch_isr(zk, ("t", 0)) == (NO_LEADER, 1, (2,))  # 1 never joined the ISR: no unclean election
     await leader.register()
-    await wait_until(lambda: zookeeper.states[("t", 0)].leader == 2, "broker 2 to lead t-0 again")
-    assert leader_epoch_isr(zookeeper, ("t", 0)) == (2, 2, (2,))
+    await wait_until(lambda: zk.states[("t", 0)].leader == 2, "broker 2 to lead t-0 again")
+    assert leader_epoch_isr(zk, ("t", 0)) == (2, 2, (2,))
 
 
-async def test_completes_a_topic_deletion(zookeeper: MemoryZooKeeper, start) -> None:
+async def test_completes_a_topic_deletion(zk: MemoryZooKeeper, start) -> None:
     _, other = await controller_of(start, 1, 2)
     await other.admin.create_topic("doomed", 3, 2, None, {"retention.ms": "1000"}, validate_only=False,
                                    timeout_ms=TIMEOUT_MS)
     await other.create("kept", [[1, 2]])
     await other.admin.delete_topic("doomed", TIMEOUT_MS)
-    assert "doomed" not in zookeeper.topics and "doomed" not in zookeeper.configs
-    assert "doomed" not in zookeeper.deleting
-    assert {key[0] for key in zookeeper.states} == {"kept"}
+    assert "doomed" not in zk.topics and "doomed" not in zk.configs
+    assert "doomed" not in zk.deleting
+    assert {key[0] for key in zk.states} == {"kept"}
 
 
-async def test_resigns_when_another_broker_is_controller(zookeeper: MemoryZooKeeper, start) -> None:
+async def test_resigns_when_another_broker_is_controller(zk: MemoryZooKeeper, start) -> None:
     first, second = await controller_of(start, 1, 2)
     first.store.hold()  # broker 1 does not hear that its session expired
-    zookeeper.expire(first.store)
+    zk.expire(first.store)
     await wait_until(lambda: second.controller.active, "broker 2 to take over")
     assert first.controller.active
     first.store.release()
     await wait_until(lambda: not first.controller.active, "broker 1 to resign")
-    assert zookeeper.controller[0] == 2
+    assert zk.controller[0] == 2
 
 
-async def test_a_deposed_controllers_writes_are_refused(zookeeper: MemoryZooKeeper, start, caplog) -> None:
+async def test_a_deposed_controllers_writes_are_refused(zk: MemoryZooKeeper, start, caplog) -> None:
     caplog.set_level(logging.INFO, logger="kbroker.controller")
     deposed, successor, leader = await controller_of(start, 1, 2, 3)
     await deposed.create("t", [[3, 2]])
-    in_sync(zookeeper, ("t", 0), (3, 2))
+    in_sync(zk, ("t", 0), (3, 2))
     await wait_until(lambda: deposed.store.image.states[("t", 0)].isr == (3, 2), "the ISR in broker 1's image")
-    before = zookeeper.states[("t", 0)]
+    before = zk.states[("t", 0)]
     deposed.store.hold()
-    zookeeper.expire(leader.store)
-    zookeeper.expire(deposed.store)
+    zk.expire(leader.store)
+    zk.expire(deposed.store)
     # Broker 2 wins the election but has not acted yet: only the controller epoch can refuse broker 1.
     await successor.controller.close()
     assert await successor.store.elect_controller(2) == 2
     deposed.store.release(1)  # broker 1 hears of broker 3's death, not yet of its own
     await wait_until(lambda: "controller write refused" in caplog.text, "broker 1's write to be refused")
-    assert zookeeper.states[("t", 0)] == before
+    assert zk.states[("t", 0)] == before
 
 
-async def test_a_stale_state_version_does_not_block_other_partitions(zookeeper: MemoryZooKeeper, start) -> None:
+async def test_a_stale_state_version_does_not_block_other_partitions(zk: MemoryZooKeeper, start) -> None:
     controller, _, leader = await controller_of(start, 1, 2, 3)
     await controller.create("t", [[3, 2], [3, 2]])
     for partition in (0, 1):
-        in_sync(zookeeper, ("t", partition), (3, 2))
+        in_sync(zk, ("t", partition), (3, 2))
     await wait_until(lambda: controller.store.image.states[("t", 1)].isr == (3, 2), "the ISR in the image")
     controller.store.hold()
-    zookeeper.expire(leader.store)
-    stale = zookeeper.states[("t", 0)]
-    zookeeper.set_state(("t", 0), stale)  # written again meanwhile: its version moves on
+    zk.expire(leader.store)
+    stale = zk.states[("t", 0)]
+    zk.set_state(("t", 0), stale)  # written again meanwhile: its version moves on
     controller.store.release(1)  # the controller sees broker 3 dead, t-0 at its old version
-    await wait_until(lambda: zookeeper.states[("t", 1)].leader == 2, "t-1 to be led by broker 2")
-    assert zookeeper.states[("t", 0)].leader == 3
+    await wait_until(lambda: zk.states[("t", 1)].leader == 2, "t-1 to be led by broker 2")
+    assert zk.states[("t", 0)].leader == 3
     controller.store.release()
-    await wait_until(lambda: zookeeper.states[("t", 0)].leader == 2, "t-0 to be led by broker 2")
+    await wait_until(lambda: zk.states[("t", 0)].leader == 2, "t-0 to be led by broker 2")
 
 
-async def test_added_partitions_get_leaders(zookeeper: MemoryZooKeeper, start) -> None:
+async def test_added_partitions_get_leaders(zk: MemoryZooKeeper, start) -> None:
     controller, other = await controller_of(start, 1, 2)
     await controller.create("t", [[1, 2]])
     await other.admin.create_partitions("t", 3, None, validate_only=False, timeout_ms=TIMEOUT_MS)
-    assert zookeeper.topics["t"].partition_count == 3
-    assert all(zookeeper.states[("t", p)].leader in (1, 2) for p in range(3))
+    assert zk.topics["t"].partition_count == 3
+    assert all(zk.states[("t", p)].leader in (1, 2) for p in range(3))
 
 
-async def test_added_partitions_continue_the_topics_round_robin(zookeeper: MemoryZooKeeper, start,
+async def test_added_partitions_continue_the_topics_round_robin(zk: MemoryZooKeeper, start,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """As Kafka's AdminZkClient.createPartitions: start (and shift) where partition 0's leader sits,
     not at random, so that the leaders stay spread over the brokers as the topic grows."""
@@ -228,10 +228,10 @@ async def test_added_partitions_continue_the_topics_round_robin(zookeeper: Memor
     controller, _, _ = await controller_of(start, 1, 2, 3)
     await controller.admin.create_topic("t", 4, 2, None, {}, validate_only=False, timeout_ms=TIMEOUT_MS)
     await controller.admin.create_partitions("t", 6, None, validate_only=False, timeout_ms=TIMEOUT_MS)
-    assert [replicas[0] for replicas in zookeeper.topics["t"].replicas] == [3, 1, 2, 3, 1, 2]
+    assert [replicas[0] for replicas in zk.topics["t"].replicas] == [3, 1, 2, 3, 1, 2]
 
 
-async def test_adding_partitions_to_a_topic_changed_meanwhile_is_refused(zookeeper: MemoryZooKeeper, start) -> None:
+async def test_adding_partitions_to_a_topic_changed_meanwhile_is_refused(zk: MemoryZooKeeper, start) -> None:
     controller, other = await controller_of(start, 1, 2)
     await controller.create("t", [[1, 2]])
     other.store.hold()  # broker 2 still sees the topic with one partition
@@ -239,4 +239,4 @@ async def test_adding_partitions_to_a_topic_changed_meanwhile_is_refused(zookeep
     with pytest.raises(KafkaError) as refused:
         await other.admin.create_partitions("t", 2, [[2, 1]], validate_only=False, timeout_ms=TIMEOUT_MS)
     assert refused.value.code == ErrorCode.REASSIGNMENT_IN_PROGRESS
-    assert zookeeper.topics["t"].version == 1  # as the first request left it
+    assert zk.topics["t"].version == 1  # as the first request left it

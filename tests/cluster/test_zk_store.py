@@ -222,7 +222,7 @@ async def test_corrupt_znodes_read_as_absent_or_offline_and_logged(open_store, r
     raw.create("/brokers/ids/not-an-id", b"{}")
     reader = await open_store()  # reads them all at once
     for store in (writer.store, reader.store):
-        await wait_until(lambda: store.image.states[("good", 1)].leader == NO_LEADER,  # noqa: B023 (awaited here)
+        await wait_until(lambda: store.image.states[("good", 1)].leader == NO_LEADER,
                          "good-1 to read as offline", WAIT_S)
         image = store.image
         assert image.topic_names == {"good", "not-json", "no-partitions"}
