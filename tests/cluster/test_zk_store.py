@@ -1,6 +1,7 @@
 """ZkMetaStore against a real ZooKeeper (the session's `zookeeper` fixture), each test in a chroot.
 
-A raw kazoo client plays the operator who corrupts znodes. A session is expired the way
+The tests of the MetaStore contract (`cluster`) run on the in-memory twin as well, which keeps it
+faithful. A raw kazoo client plays the operator who corrupts znodes. A session is expired the way
 ZooKeeper's own tests do it: a second client attaches to it (same id and password) and closes it.
 """
 from __future__ import annotations
@@ -10,16 +11,16 @@ import itertools
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionLoss
 
 from kbroker.cluster.image import NO_LEADER, BrokerRegistration, PartitionState, TopicAssignment
-from kbroker.cluster.metastore import BrokerIdInUse, MetaStoreError, StaleWrite
+from kbroker.cluster.metastore import BrokerIdInUse, MetaStore, MetaStoreError, StaleWrite
 from kbroker.cluster.zk_store import ZkMetaStore
-from kbroker.log.checkpoints import uuid_to_base64
+from tests.cluster.memory_store import MemoryMetaStore, MemoryZooKeeper
 from tests.cluster.waiting import wait_until
 from tests.zookeeper_process import ZooKeeperProcess
 
@@ -53,7 +54,7 @@ def raw(zookeeper: ZooKeeperProcess, chroot: str) -> Iterator[KazooClient]:
 class Watched:
     """A started store following the cluster; counts the sessions it lost."""
 
-    def __init__(self, store: ZkMetaStore) -> None:
+    def __init__(self, store: MetaStore) -> None:
         self.store = store
         self.sessions_lost = 0
 
@@ -61,29 +62,52 @@ class Watched:
         self.sessions_lost += 1
 
 
-@pytest.fixture
-async def open_store(connect: str) -> AsyncIterator[Callable[[], Awaitable[Watched]]]:
-    opened: list[ZkMetaStore] = []
+class Cluster:
+    """Stores on one cluster's metadata: ZooKeeper's (under `connect`) or the twin's (`memory`)."""
 
-    async def open_one() -> Watched:
-        store = ZkMetaStore(connect, session_timeout_ms=6000, connection_timeout_ms=10000)
-        opened.append(store)
+    def __init__(self, connect: str | None = None) -> None:
+        self._connect = connect
+        self._memory = MemoryZooKeeper() if connect is None else None
+        self._opened: list[MetaStore] = []
+
+    async def open_store(self) -> Watched:
+        if self._connect is None:
+            store = MemoryMetaStore(self._memory)
+        else:
+            store = ZkMetaStore(self._connect, session_timeout_ms=6000, connection_timeout_ms=10000)
+        self._opened.append(store)
         await store.start()
         watched = Watched(store)
         await store.watch(lambda: None, watched.session_lost)
         return watched
 
-    yield open_one
-    for store in opened:
-        await store.close()
+    def expire(self, watched: Watched) -> None:
+        if self._connect is None:
+            self._memory.expire(watched.store)
+            return
+        session_id, password = watched.store._client.client_id  # the only way in: the session is the store's
+        intruder = KazooClient(hosts=self._connect, client_id=(session_id, password))
+        intruder.start(10)
+        intruder.stop()
+        intruder.close()
+
+    async def close(self) -> None:
+        for store in self._opened:
+            await store.close()
 
 
-def expire_session(connect: str, store: ZkMetaStore) -> None:
-    session_id, password = store._client.client_id  # the only way in: the session is the store's own
-    intruder = KazooClient(hosts=connect, client_id=(session_id, password))
-    intruder.start(10)
-    intruder.stop()
-    intruder.close()
+@pytest.fixture(params=["zookeeper", "memory"])
+async def cluster(request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
+    opened = Cluster(request.getfixturevalue("connect") if request.param == "zookeeper" else None)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def zk_cluster(connect: str) -> AsyncIterator[Cluster]:
+    opened = Cluster(connect)
+    yield opened
+    await opened.close()
 
 
 def registration(broker_id: int) -> BrokerRegistration:
@@ -98,16 +122,20 @@ def first_state(leader: int, controller_epoch: int) -> PartitionState:
     return PartitionState(leader, 0, (leader,), controller_epoch)
 
 
-async def test_cluster_id_is_created_once_then_read(open_store, raw: KazooClient) -> None:
-    first, second = await open_store(), await open_store()
+# -- the MetaStore contract, on ZooKeeper and on the twin ------------------------------------------
+
+
+async def test_cluster_id_is_created_once_then_read(cluster: Cluster) -> None:
+    first, second = await cluster.open_store(), await cluster.open_store()
     assert await first.store.cluster_id("first-id") == "first-id"
     assert await second.store.cluster_id("second-id") == "first-id"
-    assert await first.store.cluster_id("third-id") == "first-id"
-    assert json.loads(raw.get("/cluster/id")[0])["id"] == "first-id"
+    await first.store.close()
+    restarted = await cluster.open_store()
+    assert await restarted.store.cluster_id("third-id") == "first-id"
 
 
-async def test_a_broker_id_registered_by_another_session_is_refused(open_store) -> None:
-    first, second = await open_store(), await open_store()
+async def test_a_broker_id_registered_by_another_session_is_refused(cluster: Cluster) -> None:
+    first, second = await cluster.open_store(), await cluster.open_store()
     epoch = await first.store.register_broker(registration(1))
     assert await first.store.register_broker(registration(1)) == epoch  # the same session: already ours
     with pytest.raises(BrokerIdInUse):
@@ -117,26 +145,80 @@ async def test_a_broker_id_registered_by_another_session_is_refused(open_store) 
     assert await second.store.register_broker(registration(1)) > epoch
 
 
-async def test_one_store_wins_the_election_and_the_epoch_grows_on_each_takeover(open_store) -> None:
-    first, second = await open_store(), await open_store()
+async def test_one_store_wins_the_election_and_the_epoch_grows_on_each_takeover(cluster: Cluster) -> None:
+    first, second = await cluster.open_store(), await cluster.open_store()
     won = await asyncio.gather(first.store.elect_controller(1), second.store.elect_controller(2))
     assert sorted(won, key=lambda e: e is None) == [1, None]
-    winner, loser = (first, second) if won[0] == 1 else (second, first)
-    loser_id = 2 if winner is first else 1
-    await wait_until(lambda: loser.store.image.controller_id == 3 - loser_id, "the winner in the image", WAIT_S)
+    (winner, winner_id), (loser, loser_id) = ((first, 1), (second, 2)) if won[0] == 1 else ((second, 2), (first, 1))
+    await wait_until(lambda: loser.store.image.controller_id == winner_id, "the winner in the image", WAIT_S)
     await winner.store.close()
     await wait_until(lambda: loser.store.image.controller_id == NO_LEADER, "/controller to vanish", WAIT_S)
     assert await loser.store.elect_controller(loser_id) == 2
-    third = await open_store()
+    third = await cluster.open_store()
     assert await third.store.elect_controller(3) is None
     await loser.store.close()
     await wait_until(lambda: third.store.image.controller_id == NO_LEADER, "/controller to vanish", WAIT_S)
     assert await third.store.elect_controller(3) == 3
 
 
+async def test_a_deposed_controllers_writes_are_refused(cluster: Cluster) -> None:
+    deposed, successor = await cluster.open_store(), await cluster.open_store()
+    assert await deposed.store.elect_controller(1) == 1
+    await deposed.store.create_topic(topic("t", ((1,), (1,))), {})
+    await wait_until(lambda: "t" in deposed.store.image.topics, "the topic in the image", WAIT_S)
+    assert await deposed.store.write_partition_states({("t", 0): first_state(1, 1)}, 1) == {("t", 0): 0}
+    cluster.expire(deposed)
+    await wait_until(lambda: successor.store.image.controller_id == NO_LEADER, "/controller to vanish", WAIT_S)
+    assert await successor.store.elect_controller(2) == 2
+    # Back with a new session, its watches renewed: the zombie is connected and writes with its old epoch.
+    await wait_until(lambda: deposed.store.image.controller_id == 2, "the new controller in its image", WAIT_S)
+    assert deposed.sessions_lost == 1
+    offline = PartitionState(NO_LEADER, 1, (1,), 1, version=0)
+    with pytest.raises(StaleWrite):  # "gone": a topic its stale image could still show, deleted meanwhile
+        await deposed.store.write_partition_states(
+            {("t", 0): offline, ("t", 1): first_state(1, 1), ("gone", 0): first_state(1, 1)}, 1)
+    # Nothing of it took: t-0 is still at version 0, t-1 has no state yet, "gone" did not come back.
+    assert await successor.store.write_partition_states(
+        {("t", 0): offline, ("t", 1): first_state(1, 2)}, 2) == {("t", 0): 1, ("t", 1): 0}
+    assert (await cluster.open_store()).store.image.topic_names == {"t"}
+
+
+async def test_a_stale_state_is_left_out_and_the_others_written(cluster: Cluster) -> None:
+    controller = await cluster.open_store()
+    epoch = await controller.store.elect_controller(1)
+    await controller.store.create_topic(topic("t", ((1,), (1,), (1,))), {})
+    await wait_until(lambda: "t" in controller.store.image.topics, "the topic in the image", WAIT_S)
+    assert len(await controller.store.write_partition_states({("t", p): first_state(1, epoch) for p in range(3)},
+                                                             epoch)) == 3
+    moved = PartitionState(1, 1, (1,), epoch, version=0)
+    written = await controller.store.write_partition_states(
+        {("t", 0): moved, ("t", 1): moved, ("t", 2): PartitionState(1, 1, (1,), epoch, version=7)}, epoch)
+    assert written == {("t", 0): 1, ("t", 1): 1}
+
+
+async def test_the_first_state_of_a_topic_deleted_meanwhile_is_left_out(cluster: Cluster) -> None:
+    controller = await cluster.open_store()
+    epoch = await controller.store.elect_controller(1)
+    await controller.store.create_topic(topic("kept", ((1,),)), {})
+    written = await controller.store.write_partition_states(
+        {("kept", 0): first_state(1, epoch), ("deleted", 0): first_state(1, epoch)}, epoch)
+    assert written == {("kept", 0): 0}
+    assert (await cluster.open_store()).store.image.topic_names == {"kept"}
+
+
+async def test_producer_id_blocks_from_two_stores_never_overlap(cluster: Cluster) -> None:
+    first, second = await cluster.open_store(), await cluster.open_store()
+    starts = await asyncio.gather(*(store.claim_producer_id_block(broker_id, 1000)
+                                    for _ in range(10) for broker_id, store in ((1, first.store), (2, second.store))))
+    assert sorted(starts) == [i * 1000 for i in range(20)]
+
+
+# -- ZooKeeper only ------------------------------------------------------------------------------
+
+
 async def test_a_connection_lost_during_an_election_leaves_no_controller_without_an_epoch(
-        open_store, monkeypatch: pytest.MonkeyPatch) -> None:
-    candidate = await open_store()
+        zk_cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    candidate = await zk_cluster.open_store()
     client = candidate.store._client  # the fault goes in beneath the store: ZooKeeper drops a reply
     real_get = client.get
     dropped = []
@@ -154,61 +236,10 @@ async def test_a_connection_lost_during_an_election_leaves_no_controller_without
     assert await candidate.store.elect_controller(1) == 1  # not held by a half-done election
 
 
-async def test_a_deposed_controllers_writes_are_refused(connect: str, open_store, raw: KazooClient) -> None:
-    deposed, successor = await open_store(), await open_store()
-    assert await deposed.store.elect_controller(1) == 1
-    await deposed.store.create_topic(topic("t", ((1,), (1,))), {})
-    await wait_until(lambda: "t" in deposed.store.image.topics, "the topic in the image", WAIT_S)
-    assert await deposed.store.write_partition_states({("t", 0): first_state(1, 1)}, 1) == {("t", 0): 0}
-    expire_session(connect, deposed.store)
-    await wait_until(lambda: successor.store.image.controller_id == NO_LEADER, "/controller to vanish", WAIT_S)
-    assert await successor.store.elect_controller(2) == 2
-    # Back with a new session, its watches renewed: the zombie is connected and writes with its old epoch.
-    await wait_until(lambda: deposed.store.image.controller_id == 2, "the new controller in its image", WAIT_S)
-    assert deposed.sessions_lost == 1
-    state = PartitionState(NO_LEADER, 1, (1,), 1, version=0)
-    with pytest.raises(StaleWrite):  # "gone": a topic its stale image still shows, deleted meanwhile
-        await deposed.store.write_partition_states(
-            {("t", 0): state, ("t", 1): first_state(1, 1), ("gone", 0): first_state(1, 1)}, 1)
-    assert json.loads(raw.get("/brokers/topics/t/partitions/0/state")[0])["leader"] == 1
-    assert raw.exists("/brokers/topics/t/partitions/1/state") is None
-    assert raw.exists("/brokers/topics/gone") is None
-    assert await successor.store.write_partition_states({("t", 0): state}, 2) == {("t", 0): 1}
-
-
-async def test_a_stale_state_is_left_out_and_the_others_written(open_store) -> None:
-    controller = await open_store()
-    epoch = await controller.store.elect_controller(1)
-    await controller.store.create_topic(topic("t", ((1,), (1,), (1,))), {})
-    await wait_until(lambda: "t" in controller.store.image.topics, "the topic in the image", WAIT_S)
-    assert len(await controller.store.write_partition_states({("t", p): first_state(1, epoch) for p in range(3)},
-                                                             epoch)) == 3
-    moved = PartitionState(1, 1, (1,), epoch, version=0)
-    written = await controller.store.write_partition_states(
-        {("t", 0): moved, ("t", 1): moved, ("t", 2): PartitionState(1, 1, (1,), epoch, version=7)}, epoch)
-    assert written == {("t", 0): 1, ("t", 1): 1}
-
-
-async def test_the_first_state_of_a_topic_deleted_meanwhile_is_left_out(open_store, raw: KazooClient) -> None:
-    controller = await open_store()
-    epoch = await controller.store.elect_controller(1)
-    await controller.store.create_topic(topic("kept", ((1,),)), {})
-    written = await controller.store.write_partition_states(
-        {("kept", 0): first_state(1, epoch), ("deleted", 0): first_state(1, epoch)}, epoch)
-    assert written == {("kept", 0): 0}
-    assert raw.exists("/brokers/topics/deleted") is None
-
-
-async def test_producer_id_blocks_from_two_stores_never_overlap(open_store) -> None:
-    first, second = await open_store(), await open_store()
-    starts = await asyncio.gather(*(store.claim_producer_id_block(broker_id, 1000)
-                                    for _ in range(10) for broker_id, store in ((1, first.store), (2, second.store))))
-    assert sorted(starts) == [i * 1000 for i in range(20)]
-
-
-async def test_corrupt_znodes_read_as_absent_or_offline_and_logged(open_store, raw: KazooClient, caplog) -> None:
+async def test_corrupt_znodes_read_as_absent_or_offline_and_logged(zk_cluster: Cluster, raw: KazooClient,
+                                                                  caplog) -> None:
     caplog.set_level(logging.ERROR, logger="kbroker.zookeeper")
-    writer = await open_store()
+    writer = await zk_cluster.open_store()
     epoch = await writer.store.elect_controller(1)
     await writer.store.register_broker(registration(1))
     await writer.store.create_topic(topic("good", ((1,), (1,))), {})
@@ -220,7 +251,7 @@ async def test_corrupt_znodes_read_as_absent_or_offline_and_logged(open_store, r
     raw.create("/brokers/ids/7", b"\x00\xff garbage")
     raw.create("/brokers/ids/8", json.dumps({"host": "h"}).encode())
     raw.create("/brokers/ids/not-an-id", b"{}")
-    reader = await open_store()  # reads them all at once
+    reader = await zk_cluster.open_store()  # reads them all at once
     for store in (writer.store, reader.store):
         await wait_until(lambda: store.image.states[("good", 1)].leader == NO_LEADER,
                          "good-1 to read as offline", WAIT_S)
@@ -234,9 +265,9 @@ async def test_corrupt_znodes_read_as_absent_or_offline_and_logged(open_store, r
         assert what in caplog.text, what
 
 
-async def test_the_first_image_holds_every_topic(open_store, raw: KazooClient) -> None:
+async def test_the_first_image_holds_every_topic(zk_cluster: Cluster) -> None:
     """A restarted broker once took its topics for deleted: its first image had some of them only."""
-    writer = await open_store()
+    writer = await zk_cluster.open_store()
     epoch = await writer.store.elect_controller(1)
     names = [f"topic-{i}" for i in range(40)]
     for name in names:
@@ -244,7 +275,7 @@ async def test_the_first_image_holds_every_topic(open_store, raw: KazooClient) -
     await wait_until(lambda: writer.store.image.topics.keys() == set(names), "every topic in the image", WAIT_S)
     await writer.store.write_partition_states({(name, p): first_state(1, epoch) for name in names for p in range(2)},
                                               epoch)
-    restarted = await open_store()
+    restarted = await zk_cluster.open_store()
     image = restarted.store.image  # as `watch` returned it, before any change was published
     assert image.topic_names == set(names)
     assert image.topics.keys() == set(names)
