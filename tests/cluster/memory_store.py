@@ -62,7 +62,7 @@ class MemoryZooKeeper:
     def watch(self, store: MemoryMetaStore) -> None:
         self._watchers.append(store)
 
-    def end_session(self, store: MemoryMetaStore) -> None:
+    def _end_session(self, store: MemoryMetaStore) -> None:
         """The session's ephemeral znodes vanish with it."""
         self.brokers = {b: (r, s) for b, (r, s) in self.brokers.items() if s != store.session}
         if self.controller is not None and self.controller[1] == store.session:
@@ -71,22 +71,20 @@ class MemoryZooKeeper:
 
     def expire(self, store: MemoryMetaStore) -> None:
         """Expire `store`'s session (as ZooKeeper does after its timeout); kazoo starts a new one."""
-        self.end_session(store)
+        self._end_session(store)
         store.session_expired(self.new_session())
 
     def close(self, store: MemoryMetaStore) -> None:
         if store in self._watchers:
             self._watchers.remove(store)
-        self.end_session(store)
+        self._end_session(store)
 
-    def set_state(self, key: tuple[str, int], state: PartitionState) -> PartitionState:
-        """Write a partition state unconditionally (as an operator or another tool would); returns it versioned."""
+    def set_state(self, key: tuple[str, int], state: PartitionState) -> None:
+        """Write a partition state unconditionally, as an operator's tool would; its version moves on."""
         current = self.states.get(key)
-        written = PartitionState(state.leader, state.leader_epoch, state.isr, state.controller_epoch,
-                                 0 if current is None else current.version + 1)
-        self.states[key] = written
+        self.states[key] = PartitionState(state.leader, state.leader_epoch, state.isr, state.controller_epoch,
+                                          0 if current is None else current.version + 1)
         self.changed()
-        return written
 
 
 class MemoryMetaStore:
