@@ -6,15 +6,19 @@ does then (resign, register again) is member.py's, and the tests here decide it.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kbroker.cluster import placement
 from kbroker.cluster.admin import ClusterAdmin
 from kbroker.cluster.controller import Controller
+from kbroker.cluster.election import reconcile
 from kbroker.cluster.image import NO_LEADER, BrokerRegistration, PartitionState, TopicAssignment
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.config import LogConfig
@@ -242,3 +246,49 @@ async def test_adding_partitions_to_a_topic_changed_meanwhile_is_refused(zk: Mem
         await other.admin.create_partitions("t", 2, [[2, 1]], validate_only=False, timeout_ms=TIMEOUT_MS)
     assert refused.value.code == ErrorCode.REASSIGNMENT_IN_PROGRESS
     assert zk.topics["t"].version == 1  # as the first request left it
+
+
+# -- random failures -----------------------------------------------------------------------------
+
+BROKERS = (1, 2, 3, 4)
+
+
+async def run_failures(events: list[tuple[str, int]]) -> None:
+    zk = MemoryZooKeeper()
+    nodes = {b: await Node(zk, b).start() for b in BROKERS}
+    try:
+        await wait_until(lambda: zk.controller is not None and len(zk.brokers) == len(BROKERS), "the cluster")
+        await wait_until(lambda: all(len(n.store.image.brokers) == len(BROKERS) for n in nodes.values()), "images")
+        assignment = await nodes[1].admin.create_topic("t", 8, 3, None, {}, validate_only=False,
+                                                       timeout_ms=TIMEOUT_MS)
+        for partition, replicas in enumerate(assignment.replicas):
+            in_sync(zk, ("t", partition), replicas)
+        epochs = {key: state.leader_epoch for key, state in zk.states.items()}
+        for event, broker in events:
+            if event == "expire" and broker in zk.brokers:
+                zk.expire(nodes[broker].store)
+            elif event == "return" and broker not in zk.brokers:
+                await nodes[broker].register()
+            await wait_until(lambda: zk.controller is not None and not reconcile(zk.image(), zk.controller_epoch),
+                             f"the controller to settle after {event} {broker}")
+            for key, state in zk.states.items():
+                replicas = assignment.replicas[key[1]]
+                assert set(state.isr) <= set(replicas) and state.isr, state
+                if state.leader == NO_LEADER:
+                    assert not set(state.isr) & zk.brokers.keys(), state  # no live ISR member was passed over
+                else:
+                    assert state.leader in zk.brokers and state.leader in state.isr, state
+                    assert set(state.isr) <= zk.brokers.keys(), state
+                assert state.leader_epoch >= epochs[key], (key, state, epochs[key])
+                epochs[key] = state.leader_epoch
+    finally:
+        for node in nodes.values():
+            await node.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["expire", "return"]), st.sampled_from(BROKERS)), max_size=12))
+def test_random_failures_settle_with_live_leaders_from_the_isr(events: list[tuple[str, int]]) -> None:
+    """Brokers (the controller among them) expire and come back in any order: the controllers,
+    taking over from one another, always settle on leaders that are alive and in sync."""
+    asyncio.run(run_failures(events))
