@@ -237,6 +237,17 @@ async def test_added_partitions_continue_the_topics_round_robin(zk: MemoryZooKee
     assert [replicas[0] for replicas in zk.topics["t"].replicas] == [3, 1, 2, 3, 1, 2]
 
 
+async def test_added_partitions_keep_the_topics_replication_factor(zk: MemoryZooKeeper, start) -> None:
+    controller, _ = await controller_of(start, 1, 2)
+    await controller.create("t", [[1], [2]])
+    with pytest.raises(KafkaError) as refused:
+        await controller.admin.create_partitions("t", 4, [[1, 2], [2, 1]], validate_only=False, timeout_ms=TIMEOUT_MS)
+    assert refused.value.code == ErrorCode.INVALID_REPLICA_ASSIGNMENT
+    assert refused.value.message == ("Inconsistent replication factor between partitions, partition 0 has 1 "
+                                     "while partitions [2, 3] have replication factors [2, 2], respectively.")
+    assert zk.topics["t"].partition_count == 2
+
+
 async def test_adding_partitions_to_a_topic_changed_meanwhile_is_refused(zk: MemoryZooKeeper, start) -> None:
     controller, other = await controller_of(start, 1, 2)
     await controller.create("t", [[1, 2]])
