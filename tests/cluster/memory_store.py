@@ -4,7 +4,7 @@
 broker's session. The semantics are ZkMetaStore's:
 - ephemeral znodes (a broker registration, /controller) belong to the session that created them
   and vanish when it ends: `close()`, or `MemoryZooKeeper.expire(store)`, after which the store
-  goes on with a new session, as kazoo does, and hears `on_session_lost`;
+  goes on with a new session, as kazoo does; either way it hears `on_session_lost`;
 - every znode has a version (0 when created, +1 per write), and the conditional writes compare it;
 - a store that won /controller remembers the version of /controller_epoch it set, and every
   partition state write is conditional on it: once another store is elected, StaleWrite;
@@ -161,6 +161,8 @@ class MemoryMetaStore:
     async def close(self) -> None:
         self._closed = True
         self._zk.close(self)
+        if self._loop is not None:  # kazoo reports a session it closes as LOST too
+            self._loop.call_soon(self._on_session_lost)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -143,6 +143,8 @@ async def test_a_broker_id_registered_by_another_session_is_refused(cluster: Clu
     assert await first.store.confirm_session(1) and not await second.store.confirm_session(1)
     await first.store.close()  # the registration goes with the session
     assert await second.store.register_broker(registration(1)) > epoch
+    await wait_until(lambda: first.sessions_lost == 1, "the closed session reported lost", WAIT_S)
+    assert second.sessions_lost == 0
 
 
 async def test_one_store_wins_the_election_and_the_epoch_grows_on_each_takeover(cluster: Cluster) -> None:
