@@ -151,9 +151,21 @@ class ClusterAdmin:
                 raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, "one assignment is needed for each new partition")
             new = [list(r) for r in assignments]
             self._check_assignment(new)
+            factor = len(current.replicas[0])
+            bad = [(current.partition_count + i, len(r)) for i, r in enumerate(new) if len(r) != factor]
+            if bad:
+                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                 f"Inconsistent replication factor between partitions, partition 0 has {factor} "
+                                 f"while partitions [{', '.join(str(p) for p, _ in bad)}] have replication factors "
+                                 f"[{', '.join(str(n) for _, n in bad)}], respectively.")
         else:
-            new = assign_replicas(self._live_racks(), added, len(current.replicas[0]),
-                                  first_partition=current.partition_count)
+            # As Kafka's AdminZkClient: start (and shift) where partition 0's leader sits among the
+            # brokers, not at random, so that the topic's leaders stay spread as it grows.
+            live = self._live_racks()
+            first_leader = current.replicas[0][0]
+            start = next((i for i, b in enumerate(sorted(live)) if b >= first_leader), 0)
+            new = assign_replicas(live, added, len(current.replicas[0]), first_partition=current.partition_count,
+                                  start=start, shift=start)
         if validate_only:
             return
         try:

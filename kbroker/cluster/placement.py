@@ -4,8 +4,10 @@ Without racks: partition p's first replica is broker (p + start) mod n, and the 
 spread by a shift that grows each time p wraps around the broker list, so leaders and followers
 both spread evenly (`assignReplicasToBrokersRackUnaware`). With racks (every broker has one):
 the brokers are first ordered so that racks alternate, and each next replica skips brokers whose
-rack or whose id the partition already uses while others remain (`assignReplicasToBrokersRackAware`).
-`start` and `shift` are random in Kafka; tests pass them in.
+rack or whose id the partition already uses while others remain, with the shift multiplied by the
+number of racks (`assignReplicasToBrokersRackAware`).
+`start` and `shift` are random for a new topic; partitions added later start where partition 0's
+leader sits (admin.py, as Kafka's AdminZkClient). Tests pass them in.
 """
 from __future__ import annotations
 
@@ -40,7 +42,9 @@ def assign_replicas(brokers: Mapping[int, str | None], partitions: int, replicat
             shift += 1
         first = (pid + start) % n
         if racks:
-            assignment.append(_rack_aware_replicas(ordered, racks, first, shift, replication_factor))
+            # Kafka shifts by whole rounds of racks here, so the followers keep alternating racks.
+            rack_shift = shift * len(set(racks.values()))
+            assignment.append(_rack_aware_replicas(ordered, racks, first, rack_shift, replication_factor))
         else:
             assignment.append([ordered[first]] + [ordered[_replica_index(first, shift, j, n)]
                                                   for j in range(replication_factor - 1)])

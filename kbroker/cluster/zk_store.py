@@ -388,30 +388,40 @@ class ZkMetaStore:
         return await self._call(self._elect, broker_id)
 
     def _elect(self, broker_id: int) -> int | None:
-        document = {"version": 1, "brokerid": broker_id, "timestamp": str(int(time.time() * 1000))}
-        try:
-            self._client.create("/controller", _encode(document), ephemeral=True)
-        except NodeExistsError:
-            return None
-        try:
-            data, stat = self._client.get("/controller_epoch")
-            epoch = int(data) + 1
-            stat = self._client.set("/controller_epoch", str(epoch).encode(), version=stat.version)
-        except NoNodeError:
-            epoch = 1
-            _, stat = self._client.create("/controller_epoch", b"1", include_data=True)
-        self._controller_epoch_version = stat.version
-        return epoch
+        """Create /controller and bump /controller_epoch in one transaction, as Kafka does: an
+        election cut short (a reply lost) must not leave this broker holding /controller without
+        an epoch, the cluster then without a controller for as long as its session lives."""
+        document = _encode({"version": 1, "brokerid": broker_id, "timestamp": str(int(time.time() * 1000))})
+        while True:
+            try:
+                data, stat = self._client.get("/controller_epoch")
+                epoch, version = int(data) + 1, stat.version
+            except NoNodeError:
+                epoch, version = 1, None
+            transaction = self._client.transaction()
+            transaction.create("/controller", document, ephemeral=True)
+            if version is None:
+                transaction.create("/controller_epoch", b"1")
+            else:
+                transaction.set_data("/controller_epoch", str(epoch).encode(), version=version)
+            results = transaction.commit()
+            if isinstance(results[0], NodeExistsError):
+                return None
+            if isinstance(results[1], (BadVersionError, NodeExistsError)):
+                continue  # /controller_epoch changed after we read it: read it again
+            if any(isinstance(r, Exception) for r in results):
+                raise MetaStoreError(f"electing the controller: {results}")
+            self._controller_epoch_version = 0 if version is None else results[1].version
+            return epoch
 
     async def write_partition_states(self, states: Mapping[tuple[str, int], PartitionState],
                                      controller_epoch: int) -> dict[tuple[str, int], int]:
         return await self._call(self._write_states, dict(states))
 
     def _write_states(self, states: dict[tuple[str, int], PartitionState]) -> dict[tuple[str, int], int]:
-        items = sorted(states.items())
+        items = [(key, state) for key, state in sorted(states.items())
+                 if state.version >= 0 or self._partition_path_made(*key)]
         versions = {}
-        for name, partition in (key for key, state in items if state.version < 0):
-            self._client.ensure_path(f"/brokers/topics/{name}/partitions/{partition}")
         for start in range(0, len(items), TRANSACTION_CHUNK):
             chunk = items[start:start + TRANSACTION_CHUNK]
             if not self._commit_states(chunk, versions):
@@ -419,6 +429,20 @@ class ZkMetaStore:
                 for entry in chunk:
                     self._commit_states([entry], versions)
         return versions
+
+    def _partition_path_made(self, name: str, partition: int) -> bool:
+        """Create the parents of a first state below the topic's znode; False if the topic is gone.
+
+        Never the topic's znode itself (ensure_path would): a deposed controller writing the first
+        states of a topic deleted meanwhile would bring its name back, empty, for good."""
+        for path in (f"{_topic_path(name)}/partitions", f"{_topic_path(name)}/partitions/{partition}"):
+            try:
+                self._client.create(path)
+            except NodeExistsError:
+                pass
+            except NoNodeError:
+                return False
+        return True
 
     def _commit_states(self, items: list[tuple[tuple[str, int], PartitionState]], versions: dict) -> bool:
         """One multi-op, conditional on the controller epoch and each state's version; True if it took."""

@@ -1,0 +1,285 @@
+"""ZkMetaStore against a real ZooKeeper (the session's `zookeeper` fixture), each test in a chroot.
+
+The tests of the MetaStore contract (`cluster`) run on the in-memory twin as well, which keeps it
+faithful. A raw kazoo client plays the operator who corrupts znodes. A session is expired the way
+ZooKeeper's own tests do it: a second client attaches to it (same id and password) and closes it.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import ConnectionLoss
+
+from kbroker.cluster.image import NO_LEADER, BrokerRegistration, PartitionState, TopicAssignment
+from kbroker.cluster.metastore import BrokerIdInUse, MetaStore, MetaStoreError, StaleWrite
+from kbroker.cluster.zk_store import ZkMetaStore
+from tests.cluster.memory_store import MemoryMetaStore, MemoryZooKeeper
+from tests.cluster.waiting import wait_until
+from tests.zookeeper_process import ZooKeeperProcess
+
+pytestmark = pytest.mark.timeout(60)
+
+WAIT_S = 15.0
+_chroots = itertools.count()
+
+
+@pytest.fixture
+def chroot() -> str:
+    return f"/zk-store-{next(_chroots)}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def connect(zookeeper: ZooKeeperProcess, chroot: str) -> str:
+    return zookeeper.connect + chroot
+
+
+@pytest.fixture
+def raw(zookeeper: ZooKeeperProcess, chroot: str) -> Iterator[KazooClient]:
+    client = KazooClient(hosts=zookeeper.connect)
+    client.start(10)
+    client.ensure_path(chroot)
+    client.chroot = chroot
+    yield client
+    client.stop()
+    client.close()
+
+
+class Watched:
+    """A started store following the cluster; counts the sessions it lost."""
+
+    def __init__(self, store: MetaStore) -> None:
+        self.store = store
+        self.sessions_lost = 0
+
+    def session_lost(self) -> None:
+        self.sessions_lost += 1
+
+
+class Cluster:
+    """Stores on one cluster's metadata: ZooKeeper's (under `connect`) or the twin's (`memory`)."""
+
+    def __init__(self, connect: str | None = None) -> None:
+        self._connect = connect
+        self._memory = MemoryZooKeeper() if connect is None else None
+        self._opened: list[MetaStore] = []
+
+    async def open_store(self) -> Watched:
+        if self._connect is None:
+            store = MemoryMetaStore(self._memory)
+        else:
+            store = ZkMetaStore(self._connect, session_timeout_ms=6000, connection_timeout_ms=10000)
+        self._opened.append(store)
+        await store.start()
+        watched = Watched(store)
+        await store.watch(lambda: None, watched.session_lost)
+        return watched
+
+    def expire(self, watched: Watched) -> None:
+        if self._connect is None:
+            self._memory.expire(watched.store)
+            return
+        session_id, password = watched.store._client.client_id  # the only way in: the session is the store's
+        intruder = KazooClient(hosts=self._connect, client_id=(session_id, password))
+        intruder.start(10)
+        intruder.stop()
+        intruder.close()
+
+    async def close(self) -> None:
+        for store in self._opened:
+            await store.close()
+
+
+@pytest.fixture(params=["zookeeper", "memory"])
+async def cluster(request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
+    opened = Cluster(request.getfixturevalue("connect") if request.param == "zookeeper" else None)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def zk_cluster(connect: str) -> AsyncIterator[Cluster]:
+    opened = Cluster(connect)
+    yield opened
+    await opened.close()
+
+
+def registration(broker_id: int) -> BrokerRegistration:
+    return BrokerRegistration(broker_id, "127.0.0.1", 9000 + broker_id)
+
+
+def topic(name: str, replicas: tuple[tuple[int, ...], ...]) -> TopicAssignment:
+    return TopicAssignment(name, uuid.uuid4(), replicas)
+
+
+def first_state(leader: int, controller_epoch: int) -> PartitionState:
+    return PartitionState(leader, 0, (leader,), controller_epoch)
+
+
+# -- the MetaStore contract, on ZooKeeper and on the twin ------------------------------------------
+
+
+async def test_cluster_id_is_created_once_then_read(cluster: Cluster) -> None:
+    first, second = await cluster.open_store(), await cluster.open_store()
+    assert await first.store.cluster_id("first-id") == "first-id"
+    assert await second.store.cluster_id("second-id") == "first-id"
+    await first.store.close()
+    restarted = await cluster.open_store()
+    assert await restarted.store.cluster_id("third-id") == "first-id"
+
+
+async def test_a_broker_id_registered_by_another_session_is_refused(cluster: Cluster) -> None:
+    first, second = await cluster.open_store(), await cluster.open_store()
+    epoch = await first.store.register_broker(registration(1))
+    assert await first.store.register_broker(registration(1)) == epoch  # the same session: already ours
+    with pytest.raises(BrokerIdInUse):
+        await second.store.register_broker(registration(1))
+    assert await first.store.confirm_session(1) and not await second.store.confirm_session(1)
+    await first.store.close()  # the registration goes with the session
+    assert await second.store.register_broker(registration(1)) > epoch
+    await wait_until(lambda: first.sessions_lost == 1, "the closed session reported lost", WAIT_S)
+    assert second.sessions_lost == 0
+
+
+async def test_one_store_wins_the_election_and_the_epoch_grows_on_each_takeover(cluster: Cluster) -> None:
+    first, second = await cluster.open_store(), await cluster.open_store()
+    won = await asyncio.gather(first.store.elect_controller(1), second.store.elect_controller(2))
+    assert sorted(won, key=lambda e: e is None) == [1, None]
+    (winner, winner_id), (loser, loser_id) = ((first, 1), (second, 2)) if won[0] == 1 else ((second, 2), (first, 1))
+    await wait_until(lambda: loser.store.image.controller_id == winner_id, "the winner in the image", WAIT_S)
+    await winner.store.close()
+    await wait_until(lambda: loser.store.image.controller_id == NO_LEADER, "/controller to vanish", WAIT_S)
+    assert await loser.store.elect_controller(loser_id) == 2
+    third = await cluster.open_store()
+    assert await third.store.elect_controller(3) is None
+    await loser.store.close()
+    await wait_until(lambda: third.store.image.controller_id == NO_LEADER, "/controller to vanish", WAIT_S)
+    assert await third.store.elect_controller(3) == 3
+
+
+async def test_a_deposed_controllers_writes_are_refused(cluster: Cluster) -> None:
+    deposed, successor = await cluster.open_store(), await cluster.open_store()
+    assert await deposed.store.elect_controller(1) == 1
+    await deposed.store.create_topic(topic("t", ((1,), (1,))), {})
+    await wait_until(lambda: "t" in deposed.store.image.topics, "the topic in the image", WAIT_S)
+    assert await deposed.store.write_partition_states({("t", 0): first_state(1, 1)}, 1) == {("t", 0): 0}
+    cluster.expire(deposed)
+    await wait_until(lambda: successor.store.image.controller_id == NO_LEADER, "/controller to vanish", WAIT_S)
+    assert await successor.store.elect_controller(2) == 2
+    # Back with a new session, its watches renewed: the zombie is connected and writes with its old epoch.
+    await wait_until(lambda: deposed.store.image.controller_id == 2, "the new controller in its image", WAIT_S)
+    assert deposed.sessions_lost == 1
+    offline = PartitionState(NO_LEADER, 1, (1,), 1, version=0)
+    with pytest.raises(StaleWrite):  # "gone": a topic its stale image could still show, deleted meanwhile
+        await deposed.store.write_partition_states(
+            {("t", 0): offline, ("t", 1): first_state(1, 1), ("gone", 0): first_state(1, 1)}, 1)
+    # Nothing of it took: t-0 is still at version 0, t-1 has no state yet, "gone" did not come back.
+    assert await successor.store.write_partition_states(
+        {("t", 0): offline, ("t", 1): first_state(1, 2)}, 2) == {("t", 0): 1, ("t", 1): 0}
+    assert (await cluster.open_store()).store.image.topic_names == {"t"}
+
+
+async def test_a_stale_state_is_left_out_and_the_others_written(cluster: Cluster) -> None:
+    controller = await cluster.open_store()
+    epoch = await controller.store.elect_controller(1)
+    await controller.store.create_topic(topic("t", ((1,), (1,), (1,))), {})
+    await wait_until(lambda: "t" in controller.store.image.topics, "the topic in the image", WAIT_S)
+    assert len(await controller.store.write_partition_states({("t", p): first_state(1, epoch) for p in range(3)},
+                                                             epoch)) == 3
+    moved = PartitionState(1, 1, (1,), epoch, version=0)
+    written = await controller.store.write_partition_states(
+        {("t", 0): moved, ("t", 1): moved, ("t", 2): PartitionState(1, 1, (1,), epoch, version=7)}, epoch)
+    assert written == {("t", 0): 1, ("t", 1): 1}
+
+
+async def test_the_first_state_of_a_topic_deleted_meanwhile_is_left_out(cluster: Cluster) -> None:
+    controller = await cluster.open_store()
+    epoch = await controller.store.elect_controller(1)
+    await controller.store.create_topic(topic("kept", ((1,),)), {})
+    written = await controller.store.write_partition_states(
+        {("kept", 0): first_state(1, epoch), ("deleted", 0): first_state(1, epoch)}, epoch)
+    assert written == {("kept", 0): 0}
+    assert (await cluster.open_store()).store.image.topic_names == {"kept"}
+
+
+async def test_producer_id_blocks_from_two_stores_never_overlap(cluster: Cluster) -> None:
+    first, second = await cluster.open_store(), await cluster.open_store()
+    starts = await asyncio.gather(*(store.claim_producer_id_block(broker_id, 1000)
+                                    for _ in range(10) for broker_id, store in ((1, first.store), (2, second.store))))
+    assert sorted(starts) == [i * 1000 for i in range(20)]
+
+
+# -- ZooKeeper only ------------------------------------------------------------------------------
+
+
+async def test_a_connection_lost_during_an_election_leaves_no_controller_without_an_epoch(
+        zk_cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    candidate = await zk_cluster.open_store()
+    client = candidate.store._client  # the fault goes in beneath the store: ZooKeeper drops a reply
+    real_get = client.get
+    dropped = []
+
+    def get(path: str, *args, **kwargs):
+        if path == "/controller_epoch" and not dropped:
+            dropped.append(path)
+            raise ConnectionLoss()
+        return real_get(path, *args, **kwargs)
+
+    monkeypatch.setattr(client, "get", get)
+    with pytest.raises(MetaStoreError):
+        await candidate.store.elect_controller(1)
+    assert dropped
+    assert await candidate.store.elect_controller(1) == 1  # not held by a half-done election
+
+
+async def test_corrupt_znodes_read_as_absent_or_offline_and_logged(zk_cluster: Cluster, raw: KazooClient,
+                                                                  caplog) -> None:
+    caplog.set_level(logging.ERROR, logger="kbroker.zookeeper")
+    writer = await zk_cluster.open_store()
+    epoch = await writer.store.elect_controller(1)
+    await writer.store.register_broker(registration(1))
+    await writer.store.create_topic(topic("good", ((1,), (1,))), {})
+    await wait_until(lambda: "good" in writer.store.image.topics, "the topic in the image", WAIT_S)
+    await writer.store.write_partition_states({("good", p): first_state(1, epoch) for p in range(2)}, epoch)
+    raw.create("/brokers/topics/not-json", b"{oops")
+    raw.create("/brokers/topics/no-partitions", json.dumps({"version": 3, "topic_id": "x"}).encode())
+    raw.set("/brokers/topics/good/partitions/1/state", b'{"leader": "one"}')
+    raw.create("/brokers/ids/7", b"\x00\xff garbage")
+    raw.create("/brokers/ids/8", json.dumps({"host": "h"}).encode())
+    raw.create("/brokers/ids/not-an-id", b"{}")
+    reader = await zk_cluster.open_store()  # reads them all at once
+    for store in (writer.store, reader.store):
+        await wait_until(lambda: store.image.states[("good", 1)].leader == NO_LEADER,
+                         "good-1 to read as offline", WAIT_S)
+        image = store.image
+        assert image.topic_names == {"good", "not-json", "no-partitions"}
+        assert set(image.topics) == {"good"}
+        assert image.states[("good", 0)].leader == 1
+        assert (image.states[("good", 1)].isr, image.states[("good", 1)].version) == ((), 1)
+        assert set(image.brokers) == {1}
+    for what in ("not-json", "no-partitions", "broker 7", "broker 8", "not-an-id", "malformed partition state"):
+        assert what in caplog.text, what
+
+
+async def test_the_first_image_holds_every_topic(zk_cluster: Cluster) -> None:
+    """A restarted broker once took its topics for deleted: its first image had some of them only."""
+    writer = await zk_cluster.open_store()
+    epoch = await writer.store.elect_controller(1)
+    names = [f"topic-{i}" for i in range(40)]
+    for name in names:
+        await writer.store.create_topic(topic(name, ((1,), (1,))), {"retention.ms": "1000"})
+    await wait_until(lambda: writer.store.image.topics.keys() == set(names), "every topic in the image", WAIT_S)
+    await writer.store.write_partition_states({(name, p): first_state(1, epoch) for name in names for p in range(2)},
+                                              epoch)
+    restarted = await zk_cluster.open_store()
+    image = restarted.store.image  # as `watch` returned it, before any change was published
+    assert image.topic_names == set(names)
+    assert image.topics.keys() == set(names)
+    assert image.states.keys() == {(name, p) for name in names for p in range(2)}
+    assert all(image.configs[name] == {"retention.ms": "1000"} for name in names)
