@@ -230,6 +230,17 @@ class MemoryMetaStore:
             self._zk.changed()
         return versions
 
+    async def update_partition_state(self, topic: str, partition: int, state: PartitionState) -> int:
+        """A leader's ISR change: conditional on the state's version only, as ZkMetaStore's."""
+        self._check_open()
+        current = self._zk.states.get((topic, partition))
+        if current is None or current.version != state.version:
+            raise StaleWrite(f"the state of {topic}-{partition} changed")
+        self._zk.states[(topic, partition)] = PartitionState(state.leader, state.leader_epoch, state.isr,
+                                                             state.controller_epoch, state.version + 1)
+        self._zk.changed()
+        return state.version + 1
+
     async def create_topic(self, assignment: TopicAssignment, configs: Mapping[str, str]) -> None:
         self._check_open()
         if assignment.name in self._zk.topics or assignment.name in self._zk.configs:

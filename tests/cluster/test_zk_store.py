@@ -283,3 +283,16 @@ async def test_the_first_image_holds_every_topic(zk_cluster: Cluster) -> None:
     assert image.topics.keys() == set(names)
     assert image.states.keys() == {(name, p) for name in names for p in range(2)}
     assert all(image.configs[name] == {"retention.ms": "1000"} for name in names)
+
+
+async def test_a_leaders_isr_write_is_conditional_on_the_state_version(cluster: Cluster) -> None:
+    """The leader writes its ISR against the state version it read; a state moved on refuses it."""
+    leader = await cluster.open_store()
+    epoch = await leader.store.elect_controller(1)
+    await leader.store.create_topic(topic("isr", ((1, 2),)), {})
+    await wait_until(lambda: "isr" in leader.store.image.topics, "the topic in the image", WAIT_S)
+    versions = await leader.store.write_partition_states({("isr", 0): first_state(1, epoch)}, epoch)
+    grown = PartitionState(1, 0, (1, 2), epoch, versions[("isr", 0)])
+    assert await leader.store.update_partition_state("isr", 0, grown) == versions[("isr", 0)] + 1
+    with pytest.raises(StaleWrite):
+        await leader.store.update_partition_state("isr", 0, grown)  # the version it read is gone
