@@ -21,7 +21,7 @@ from tests.replication_checker import Acked, LoadProducer, check
 from tests.scale_harness import _produce as produce_request
 from tests.wire_client import WireClient
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 PARTITIONS = 3
 PRODUCE = 0

@@ -8,6 +8,7 @@ from tests.crash_harness import CrashCycles
 CYCLES = 10
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path):
     with CrashCycles(tmp_path / "data", seed=4) as harness:

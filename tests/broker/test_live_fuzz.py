@@ -29,7 +29,7 @@ LIVE_FUZZ_CONNECTIONS = 24
 FUZZ_BROKER = {"connections.max.idle.ms": "5000", "socket.request.max.bytes": "1000000",
                "log.segment.bytes": "100000", "group.initial.rebalance.delay.ms": "0"}
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
 
 def clean_client_round_trip(bootstrap: str, topic: str, count: int = 1000) -> None:

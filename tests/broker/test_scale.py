@@ -22,7 +22,7 @@ from tests.wire_client import WireClient
 TOPICS, PARTITIONS, CONNECTIONS = 20, 100, 300
 FD_LIMIT = 1024
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
 
 def test_2000_partitions_and_300_connections_within_1024_descriptors(tmp_path):
