@@ -398,10 +398,15 @@ class ZkMetaStore:
                 epoch, version = int(data) + 1, stat.version
             except NoNodeError:
                 epoch, version = 1, None
+            except ValueError:  # unreadable: start over, which still fences every older controller's writes
+                log.error("/controller_epoch is not a number (%r); writing epoch 1 over it", data[:50])
+                epoch, version = 1, stat.version
             transaction = self._client.transaction()
             transaction.create("/controller", document, ephemeral=True)
             if version is None:
                 transaction.create("/controller_epoch", b"1")
+            elif epoch == 1:
+                transaction.set_data("/controller_epoch", b"1", version=version)
             else:
                 transaction.set_data("/controller_epoch", str(epoch).encode(), version=version)
             results = transaction.commit()
@@ -510,13 +515,34 @@ class ZkMetaStore:
         await self._call(request)
 
     async def delete_topic(self, name: str, controller_epoch: int) -> None:
-        def delete() -> None:
-            for path in (_topic_path(name), f"/config/topics/{name}", f"/admin/delete_topics/{name}"):
-                try:
-                    self._client.delete(path, recursive=True)
-                except NoNodeError:
-                    pass
-        await self._call(delete)
+        await self._call(self._delete_topic, name)
+
+    def _delete_topic(self, name: str) -> None:
+        """Remove the topic's znodes, children first, in multi-ops each conditional on the controller
+        epoch: a deposed controller deletes nothing."""
+        paths: list[str] = []
+
+        def collect(path: str) -> None:
+            try:
+                children = self._client.get_children(path)
+            except NoNodeError:
+                return
+            for child in children:
+                collect(f"{path}/{child}")
+            paths.append(path)
+
+        for path in (_topic_path(name), f"/config/topics/{name}", f"/admin/delete_topics/{name}"):
+            collect(path)
+        for start in range(0, len(paths), TRANSACTION_CHUNK):
+            transaction = self._client.transaction()
+            transaction.check("/controller_epoch", self._controller_epoch_version)
+            for path in paths[start:start + TRANSACTION_CHUNK]:
+                transaction.delete(path)
+            results = transaction.commit()
+            if isinstance(results[0], (BadVersionError, NoNodeError)):
+                raise StaleWrite("the controller epoch moved on: another broker is the controller")
+            if any(isinstance(r, Exception) for r in results):
+                raise StaleWrite(f"deleting topic {name}: its znodes changed meanwhile")
 
     async def claim_producer_id_block(self, broker_id: int, size: int) -> int:
         return await self._call(self._claim_block, broker_id, size)
@@ -532,8 +558,11 @@ class ZkMetaStore:
                     return 0
                 except NodeExistsError:
                     continue
-            document = _json(data, path)
-            start = int(document["block_end"]) + 1 if isinstance(document, dict) else 0
+            try:
+                start = int(_json(data, path)["block_end"]) + 1
+            except (KeyError, TypeError, ValueError):  # restarting from 0 would hand out ids again
+                raise MetaStoreError(f"{path} is unreadable ({data[:100]!r}): no producer ids until it is "
+                                     "repaired") from None
             try:
                 self._client.set(path, self._block(broker_id, start, size), version=stat.version)
                 return start

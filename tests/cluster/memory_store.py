@@ -278,6 +278,8 @@ class MemoryMetaStore:
 
     async def delete_topic(self, name: str, controller_epoch: int) -> None:
         self._check_open()
+        if self._controller_epoch_version != self._zk.controller_epoch_version:
+            raise StaleWrite("the controller epoch moved on: another broker is the controller")
         self._zk.topics.pop(name, None)
         self._zk.configs.pop(name, None)
         self._zk.deleting.discard(name)

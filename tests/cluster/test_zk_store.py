@@ -183,6 +183,10 @@ async def test_a_deposed_controllers_writes_are_refused(cluster: Cluster) -> Non
     assert await successor.store.write_partition_states(
         {("t", 0): offline, ("t", 1): first_state(1, 2)}, 2) == {("t", 0): 1, ("t", 1): 0}
     assert (await cluster.open_store()).store.image.topic_names == {"t"}
+    await deposed.store.request_topic_deletion("t")
+    with pytest.raises(StaleWrite):  # nor can it complete a deletion
+        await deposed.store.delete_topic("t", 1)
+    assert "t" in (await cluster.open_store()).store.image.topics
 
 
 async def test_a_stale_state_is_left_out_and_the_others_written(cluster: Cluster) -> None:
@@ -296,3 +300,18 @@ async def test_a_leaders_isr_write_is_conditional_on_the_state_version(cluster: 
     assert await leader.store.update_partition_state("isr", 0, grown) == versions[("isr", 0)] + 1
     with pytest.raises(StaleWrite):
         await leader.store.update_partition_state("isr", 0, grown)  # the version it read is gone
+
+
+async def test_an_unreadable_controller_epoch_is_written_over(zk_cluster: Cluster, raw: KazooClient) -> None:
+    raw.create("/controller_epoch", b"not a number")
+    store = (await zk_cluster.open_store()).store
+    assert await store.elect_controller(1) == 1
+    assert raw.get("/controller_epoch")[0] == b"1"
+
+
+async def test_an_unreadable_producer_id_block_hands_out_no_ids(zk_cluster: Cluster, raw: KazooClient) -> None:
+    """Starting over at 0 would give two producers one id: refuse until an operator repairs it."""
+    raw.create("/latest_producer_id_block", json.dumps({"version": 1, "broker": 1}).encode())
+    store = (await zk_cluster.open_store()).store
+    with pytest.raises(MetaStoreError, match="unreadable"):
+        await store.claim_producer_id_block(1, 1000)
