@@ -139,6 +139,7 @@ class ReplicaFetcher:
                                topics=[FetchTopic(topic=t, partitions=ps) for t, ps in topics.items()])
         response = await self._connection.request(FETCH, FETCH_VERSION, request, timeout_s=MAX_WAIT_MS / 1000 + 30)
         now_ms = int(time.time() * 1000)
+        refused = False
         for topic in response.responses:
             for data in topic.partitions:
                 key = (topic.topic, data.partition_index)
@@ -149,6 +150,7 @@ class ReplicaFetcher:
                     if data.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
                         self._truncated.discard(key)  # diverged: ask the leader again where to cut
                     log.debug("%s-%d: fetch answered %s", *key, ErrorCode(data.error_code).name)
+                    refused = True
                     continue
                 records = data.records or b""
                 scan = scan_batches(records)
@@ -158,3 +160,5 @@ class ReplicaFetcher:
                 hw = min(data.high_watermark, partition_log.log_end_offset)
                 if hw > partition_log.high_watermark:
                     partition_log.update_high_watermark(hw)
+        if refused:  # e.g. the leader has not learnt of its epoch yet: it answers at once, so wait a little
+            await asyncio.sleep(RETRY_S)

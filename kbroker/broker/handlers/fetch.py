@@ -71,6 +71,14 @@ def _time_out(waiter: asyncio.Future[bool | None]) -> None:
         waiter.set_result(True)  # the purgatory wakes it with None
 
 
+def _follower_epoch_error(follower_epoch: int, leader_epoch: int) -> int:
+    """A follower of another leader epoch is not counted: it follows an older leader (FENCED), or
+    this leader has not yet learnt of its own new epoch (UNKNOWN); as Kafka's Partition does."""
+    if follower_epoch < 0 or follower_epoch == leader_epoch:
+        return 0
+    return ErrorCode.FENCED_LEADER_EPOCH if follower_epoch < leader_epoch else ErrorCode.UNKNOWN_LEADER_EPOCH
+
+
 def _session_error(request: FetchRequest) -> int:
     if request.session_id != 0:
         return ErrorCode.FETCH_SESSION_ID_NOT_FOUND
@@ -118,6 +126,12 @@ def _read(ctx: RequestContext, request: FetchRequest) -> tuple[list[FetchableTop
                 had_error = True
                 continue
             if follower:
+                epoch_error = _follower_epoch_error(wanted.current_leader_epoch, partition_log.leader_epoch)
+                if epoch_error:
+                    partitions.append(PartitionData(partition_index=wanted.partition, error_code=epoch_error,
+                                                    high_watermark=-1, records=b""))
+                    had_error = True
+                    continue
                 broker.cluster.on_follower_fetch(name, wanted.partition, replica, wanted.fetch_offset)
                 upper = partition_log.log_end_offset
             else:
