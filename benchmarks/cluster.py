@@ -14,7 +14,8 @@ three fresh brokers (tests/cluster_process.py) in temporary dirs:
                the end of the repeat the brokers are stopped (SIGTERM), ZooKeeper killed, and all
                relaunched on their data: the time to that topic being led again ("warm").
   scaleout     the same partitioned load (--partitions, one kcat producer and then one kcat consumer
-               per partition, as `bench.py --client kcat`; or `--client python`, bench.py's
+               per partition, as `bench.py --client kcat`, the topic read --consume-passes times so that
+               the brokers' consume CPU is large enough for psutil's 10 ms ticks; or `--client python`, bench.py's
                confluent-kafka processes) against one broker alone (no ZooKeeper) and against the
                3-broker cluster, each size of --sizes: aggregate MB/s and msg/s, and broker
                CPU-seconds (psutil, user+system) per GB for each broker and in total. Every record
@@ -297,7 +298,9 @@ def scaleout_run(kind: str, size: int, args: argparse.Namespace, repeat: int, se
             before = cpu()
             produce_s, _ = bench._kcat_produce(target, topic, partitions, per_partition, size, config, args)
             middle = before_consume = cpu()
-            consume_s, _ = bench._kcat_consume(target, topic, partitions, per_partition, size, args)
+            consume_s = 0.0
+            for _ in range(args.consume_passes):  # the topic read again: CPU-seconds big enough to count
+                consume_s += bench._kcat_consume(target, topic, partitions, per_partition, size, args)[0]
             after = cpu()
         else:  # bench's client processes, produce then consume; its CPU hook is read before and after each
             marks: list[dict[int, float]] = []
@@ -306,6 +309,8 @@ def scaleout_run(kind: str, size: int, args: argparse.Namespace, repeat: int, se
                                                              args, per_partition, partitions, config)
             before, middle, before_consume, after = marks
         gb = total * size / 1e9
+        passes = args.consume_passes if args.client == "kcat" else 1
+        consumed_gb = gb * passes
         share = Counter(leaders.values())  # partitions led per broker
         brokers = {}
         for node in pids:
@@ -315,15 +320,16 @@ def scaleout_run(kind: str, size: int, args: argparse.Namespace, repeat: int, se
             brokers[str(node)] = {
                 "partitions": share[node], "produce_cpu_s": produce_cpu, "consume_cpu_s": consume_cpu,
                 "produce_cpu_s_per_gb_own": produce_cpu / own_gb if own_gb else None,
-                "consume_cpu_s_per_gb_own": consume_cpu / own_gb if own_gb else None}
+                "consume_cpu_s_per_gb_own": consume_cpu / own_gb / passes if own_gb else None}
         produce_cpu = sum(middle[n] - before[n] for n in pids)
         consume_cpu = sum(after[n] - before_consume[n] for n in pids)
         row = {"kind": "scaleout", "target": kind, "brokers": len(pids), "size": size, "records": total,
                "partitions": args.partitions, "client": args.client, "acks": args.acks, "repeat": repeat,
                "produce_s": produce_s, "consume_s": consume_s,
                "produce_msg_s": total / produce_s, "produce_mb_s": total * size / produce_s / 1e6,
-               "consume_msg_s": total / consume_s, "consume_mb_s": total * size / consume_s / 1e6,
-               "produce_cpu_s_per_gb": produce_cpu / gb, "consume_cpu_s_per_gb": consume_cpu / gb,
+               "consume_msg_s": total * passes / consume_s, "consume_mb_s": total * passes * size / consume_s / 1e6,
+               "consume_passes": passes,
+               "produce_cpu_s_per_gb": produce_cpu / gb, "consume_cpu_s_per_gb": consume_cpu / consumed_gb,
                "per_broker": brokers, "verified": True, "load_avg": load}
         if 0 in after:
             row["zookeeper_cpu_s"] = after[0] - before[0]
@@ -536,6 +542,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--propagation-partitions", default="12,100")
     parser.add_argument("--acks", default="1")
     parser.add_argument("--client", choices=("kcat", "python"), default="kcat")
+    parser.add_argument("--consume-passes", type=int, default=3,
+                        help="--client kcat: the topic is consumed this many times over (one consumer per "
+                             "partition each time); rates and CPU per GB count every pass")
     parser.add_argument("--producers", type=int, default=2, help="--client python: producer processes")
     parser.add_argument("--consumers", type=int, default=2, help="--client python: consumer processes")
     parser.add_argument("--consume-timeout", type=float, default=300.0)
