@@ -179,6 +179,10 @@ def cpu_seconds(pid: int) -> float:
     return times.user + times.system
 
 
+def system_seconds(pid: int) -> float:
+    return psutil.Process(pid).cpu_times().system
+
+
 def create_topic(bootstrap: str, name: str, partitions: int, timeout_ms: int = 60_000) -> None:
     with WireClient(bootstrap, timeout=timeout_ms / 1000 + 10) as client:
         response = client.request(CREATE_TOPICS, 7, CreateTopicsRequest(
@@ -290,6 +294,7 @@ def scaleout_run(kind: str, size: int, args: argparse.Namespace, repeat: int, se
 
         def cpu() -> dict[int, float]:
             out = {n: cpu_seconds(pid) for n, pid in pids.items()}
+            out.update({-n: system_seconds(pid) for n, pid in pids.items()})  # -node: its system time alone
             if zookeeper_pid is not None:
                 out[0] = cpu_seconds(zookeeper_pid)
             return out
@@ -300,7 +305,8 @@ def scaleout_run(kind: str, size: int, args: argparse.Namespace, repeat: int, se
             middle = before_consume = cpu()
             consume_s = 0.0
             for _ in range(args.consume_passes):  # the topic read again: CPU-seconds big enough to count
-                consume_s += bench._kcat_consume(target, topic, partitions, per_partition, size, args)[0]
+                consume_s += bench._kcat_consume(target, topic, partitions, per_partition, size, args,
+                                                 offset="0")[0]
             after = cpu()
         else:  # bench's client processes, produce then consume; its CPU hook is read before and after each
             marks: list[dict[int, float]] = []
@@ -319,6 +325,7 @@ def scaleout_run(kind: str, size: int, args: argparse.Namespace, repeat: int, se
             own_gb = gb * share[node] / args.partitions
             brokers[str(node)] = {
                 "partitions": share[node], "produce_cpu_s": produce_cpu, "consume_cpu_s": consume_cpu,
+                "produce_system_s": middle[-node] - before[-node], "consume_system_s": after[-node] - before_consume[-node],
                 "produce_cpu_s_per_gb_own": produce_cpu / own_gb if own_gb else None,
                 "consume_cpu_s_per_gb_own": consume_cpu / own_gb / passes if own_gb else None}
         produce_cpu = sum(middle[n] - before[n] for n in pids)
