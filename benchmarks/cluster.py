@@ -193,6 +193,15 @@ def create_topic(bootstrap: str, name: str, partitions: int, timeout_ms: int = 6
         raise RuntimeError(f"CreateTopics {name} via {bootstrap}: error {topic.error_code} {topic.error_message}")
 
 
+def delete_topic(bootstrap: str, name: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        AdminClient({"bootstrap.servers": bootstrap}).delete_topics([name])[name].result(30)
+    except Exception as exc:  # noqa: BLE001 - the run's figures stand; the data stays until the repeat ends
+        print(f"could not delete {name}: {exc}", file=sys.stderr)
+
+
 # -- one cluster -------------------------------------------------------------------------------
 
 class Setup:
@@ -347,6 +356,8 @@ def scaleout_run(kind: str, size: int, args: argparse.Namespace, repeat: int, se
     finally:
         if single is not None:
             single.stop(30)
+        elif setup is not None and setup.cluster is not None:  # its page cache freed, as the single node's is
+            delete_topic(setup.cluster.bootstrap(1), topic)
             shutil.rmtree(single.data_dir.parent, ignore_errors=True)
 
 
@@ -543,7 +554,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--failures", default=",".join(FAILURES), help=f"comma-separated, of {', '.join(FAILURES)}")
     parser.add_argument("--repeat", type=int, default=1, help="the whole sequence, each time on a fresh cluster")
     parser.add_argument("--records", type=int, default=2_400_000, help="records per scale-out run (all partitions)")
-    parser.add_argument("--records-1k", type=int, default=600_000, help="records per scale-out run for sizes ≥ 1 KiB")
+    parser.add_argument("--records-1k", type=int, default=240_000,
+                        help="records per scale-out run for sizes ≥ 1 KiB (default: ~the bytes of the 100 B runs)")
     parser.add_argument("--sizes", default="100,1024")
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--propagation-partitions", default="12,100")
