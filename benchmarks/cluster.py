@@ -356,9 +356,9 @@ def scaleout_run(kind: str, size: int, args: argparse.Namespace, repeat: int, se
     finally:
         if single is not None:
             single.stop(30)
+            shutil.rmtree(single.data_dir.parent, ignore_errors=True)
         elif setup is not None and setup.cluster is not None:  # its page cache freed, as the single node's is
             delete_topic(setup.cluster.bootstrap(1), topic)
-            shutil.rmtree(single.data_dir.parent, ignore_errors=True)
 
 
 # -- propagation -------------------------------------------------------------------------------
