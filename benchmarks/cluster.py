@@ -197,7 +197,8 @@ def delete_topic(bootstrap: str, name: str) -> None:
     from confluent_kafka.admin import AdminClient
 
     try:
-        AdminClient({"bootstrap.servers": bootstrap}).delete_topics([name])[name].result(30)
+        admin = AdminClient({"bootstrap.servers": bootstrap})  # held: a dropped client fails its futures
+        admin.delete_topics([name])[name].result(30)
     except Exception as exc:  # noqa: BLE001 - the run's figures stand; the data stays until the repeat ends
         print(f"could not delete {name}: {exc}", file=sys.stderr)
 
