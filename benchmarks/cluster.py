@@ -531,8 +531,11 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
                   "| start | ZooKeeper answering, s | brokers listening, s | all 3 registered, s | topic led on every "
                   "broker, s | from ZooKeeper's launch: registered / topic led, s | runs | load |",
                   "|---|---:|---:|---:|---:|---|---:|---|"]
-        for kind in ("cold", "warm"):
-            group = [r for r in start if r["start"] == kind]
+        kinds = [("cold", [r for r in start if r["start"] == "cold"])]
+        for n in sorted({r.get("partitions_in_zookeeper", 0) for r in start if r["start"] == "warm"}):
+            kinds.append((f"warm, {n:,} partitions in ZooKeeper",
+                          [r for r in start if r["start"] == "warm" and r.get("partitions_in_zookeeper", 0) == n]))
+        for kind, group in kinds:
             if group:
                 lines.append(f"| {kind} | {_span(group, 'zookeeper_ready_s')} | {_span(group, 'brokers_listening_s')} | "
                              f"{_span(group, 'all_registered_s')} | {_span(group, 'topic_led_s')} | "
@@ -568,6 +571,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--producers", type=int, default=2, help="--client python: producer processes")
     parser.add_argument("--consumers", type=int, default=2, help="--client python: consumer processes")
     parser.add_argument("--consume-timeout", type=float, default=300.0)
+    parser.add_argument("--warm-partitions", type=int, default=0,
+                        help="startup: topics of 100 partitions created before the warm restart, this many in all")
     parser.add_argument("--session-timeout-ms", type=int, default=6000)
     parser.add_argument("--poll-ms", type=float, default=10.0)
     parser.add_argument("-o", "--override", action="append", default=[], help="broker config KEY=VALUE (all brokers)")
@@ -643,9 +648,14 @@ def main(argv: list[str] | None = None) -> int:
                         attempt({"section": "failover", "failure": failure, "repeat": repeat},
                                 lambda: failover_run(setup, topic, failure, repeat, args))
                 if "startup" in args.section_list:
+                    for i in range(math.ceil(args.warm_partitions / 100)):  # more state for the warm start to read
+                        name = f"bulk-{repeat}-{i}"
+                        create_topic(setup.cluster.bootstrap(i % BROKERS + 1), name, 100)
+                    partitions = sum(len(t) for t in setup.poller.view(1).topics.values())
                     setup.stop_all()
                     attempt({"section": "startup", "start": "warm", "repeat": repeat},
-                            lambda: setup.start(warm=True, topic=start_topic))
+                            lambda: {**setup.start(warm=True, topic=start_topic),
+                                     "partitions_in_zookeeper": partitions})
             except Exception as exc:  # noqa: BLE001
                 failed = True
                 record({"kind": "error", "repeat": repeat, "error": f"{type(exc).__name__}: {exc}"[:4000]})
