@@ -69,3 +69,32 @@ def test_workload_check_accepts_the_stream_and_rejects_damage() -> None:
     offsets = list(range(count))
     offsets[POOL:POOL + 5] = offsets[:5]
     assert "offsets" in _check(good, offsets).verify(count, 100)
+
+
+def test_cluster_bench_runs_tiny(tmp_path: Path) -> None:
+    """benchmarks/cluster.py end to end on a real ZooKeeper and three brokers, in a few seconds:
+    a clean shutdown for failover (a SIGKILL would wait out the session timeout)."""
+    from tests.zookeeper_process import zookeeper_missing
+
+    missing = zookeeper_missing()
+    if missing:
+        pytest.skip(missing)
+    out = tmp_path / "results"
+    command = [sys.executable, str(BENCHMARKS / "cluster.py"), "--records", "1200", "--records-1k", "1200",
+               "--propagation-partitions", "12", "--failures", "term,controller-term", "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert not [r for r in rows if r["kind"] == "error"]
+    scale = [r for r in rows if r["kind"] == "scaleout"]
+    assert sorted((r["target"], r["size"]) for r in scale) == [("cluster", 100), ("cluster", 1024),
+                                                               ("single", 100), ("single", 1024)]
+    assert all(r["verified"] and r["records"] == 1200 for r in scale)
+    assert [r["partitions"] for r in scale if r["target"] == "cluster"] == [12, 12]
+    assert sorted(len(r["per_broker"]) for r in scale) == [1, 1, 3, 3]
+    assert len([r for r in rows if r["kind"] == "propagation"]) == 3  # CreateTopics through each broker
+    failover = {r["failure"]: r for r in rows if r["kind"] == "failover"}
+    assert failover["controller-term"]["victim_was_controller"] and "new_controller_s" in failover["controller-term"]
+    assert sorted(r["start"] for r in rows if r["kind"] == "startup") == ["cold", "warm"]
+    report = (out / "report.md").read_text()
+    assert "## Scale-out" in report and "| 100 B | cluster (3) |" in report and "| cold |" in report
