@@ -200,7 +200,7 @@ class ClusterMember:
             if assignment is None or key[1] >= assignment.partition_count or self._logs.get_log(*key) is None:
                 continue
             replicas = assignment.replicas[key[1]]
-            if state.leader == self.broker_id:
+            if state.leader == self.broker_id and self.broker_id in image.brokers:  # registered: not a leftover
                 led[key] = state.leader_epoch
                 self._track_followers(key, replicas, state)
             elif self.broker_id in replicas and state.leader in image.brokers:
