@@ -71,7 +71,9 @@ class ClusterMember:
         self._replicas: dict[tuple[str, int], LeaderReplicas] = {}
         self._isr_writes: set[tuple[str, int]] = set()  # one ISR write in flight per partition
         self._fetchers: dict[int, ReplicaFetcher] = {}  # by leader
-        self.controller = Controller(store, broker_id)
+        self.controller = Controller(store, broker_id, auto_rebalance=config.auto_leader_rebalance_enable,
+                                     rebalance_interval_s=config.leader_imbalance_check_interval_seconds,
+                                     imbalance_percentage=config.leader_imbalance_per_broker_percentage)
         self.admin = ClusterAdmin(store, logs.defaults)
         self.producer_ids = ProducerIdBlocks(store, broker_id)
         self._registration: BrokerRegistration | None = None
