@@ -253,6 +253,16 @@ class ClusterMember:
         """The followers of a replicated partition led here (None: not replicated, or not led here)."""
         return self._replicas.get((topic, partition))
 
+    def offset_lag(self, partition_log: PartitionLog) -> int:
+        """How far this replica's log end is behind the high watermark it knows: 0 where it leads
+        (its high watermark never passes its log end); on a follower, the leader's as last fetched."""
+        key = (partition_log.topic, partition_log.partition)
+        known = partition_log.high_watermark
+        for fetcher in self._fetchers.values():
+            if key in fetcher.partitions:
+                known = max(known, fetcher.leader_high_watermarks.get(key, known))
+        return max(known - partition_log.log_end_offset, 0)
+
     def min_insync_replicas(self, topic: str) -> int:
         configured = self.image.configs.get(topic, {}).get("min.insync.replicas")
         return int(configured) if configured is not None else self._min_insync_default
