@@ -127,3 +127,41 @@ def test_describe_log_dirs_shows_every_replica_on_each_broker(cluster_factory, t
     for node, partitions in by_broker.items():
         for key, (size, lag) in partitions.items():
             assert size > 20 * 8 and lag == 0, (node, key, size, lag)
+
+
+def test_unclean_election_brings_an_offline_partition_back(cluster_factory, topic_name):
+    """The followers stop (and leave the ISR), then the leader: the partition is offline, and stays
+    so when the followers return (no unclean election by itself). UNCLEAN elects one of them."""
+    cluster = cluster_factory(3, NO_REBALANCE)
+    with KafkaPython().admin(cluster.bootstrap(1)) as admin:
+        admin.create_topic(topic_name, 1, replication_factor=3)
+    view, _ = cluster.wait_until(lambda v: v.fully_led(topic_name, 1) and len(v.topics[topic_name][0].isr) == 3,
+                                 via=1, topics=[topic_name])
+    leader, *followers = view.topics[topic_name][0].replicas
+    everywhere = [Record(0, b"k", f"replicated {i}".encode()) for i in range(5)]
+    assert [d.error_code for d in KafkaPython().produce(cluster.bootstrap(1), topic_name, everywhere, acks=-1)] == \
+        [None] * 5
+    for node in followers:
+        assert cluster.brokers[node].stop() == 0
+    cluster.wait_until(lambda v: v.topics[topic_name][0].isr == (leader,), via=leader, topics=[topic_name])
+    only_on_leader = [Record(0, b"k", f"leader only {i}".encode()) for i in range(3)]
+    assert [d.offset for d in KafkaPython().produce(cluster.bootstrap(leader), topic_name, only_on_leader,
+                                                     acks=1)] == [5, 6, 7]
+    assert cluster.brokers[leader].stop() == 0
+    for node in followers:
+        cluster.brokers[node].start()
+    view, _ = cluster.wait_until(lambda v: set(v.brokers) == set(followers) and v.leaders(topic_name) == {0: -1},
+                                 via=followers[0], topics=[topic_name])
+    assert view.topics[topic_name][0].isr == (leader,)
+
+    with KafkaPython().admin(cluster.bootstrap(followers[0])) as admin:
+        assert admin.elect_leaders(PREFERRED, [(topic_name, 0)]) == {
+            (topic_name, 0): ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE}
+        assert admin.elect_leaders(UNCLEAN, [(topic_name, 0)]) == {(topic_name, 0): 0}
+    view, _ = cluster.wait_until(lambda v: v.leaders(topic_name)[0] in followers, via=followers[1],
+                                 topics=[topic_name])
+    assert view.topics[topic_name][0].isr == (followers[0],)  # the first live replica, alone in the ISR
+    deliveries = ConfluentKafka().produce(cluster.bootstrap(followers[1]), topic_name,
+                                          [Record(0, b"k", b"after the unclean election")], acks=-1)
+    # what only the old leader had is gone: the price of an unclean election
+    assert [(d.error_code, d.offset) for d in deliveries] == [(None, 5)]
