@@ -7,7 +7,8 @@ setting such as librdkafka's `group.id`, or the thing under test such as `acks`)
     produce(bootstrap, topic, records, compression=..., acks=..., idempotent=...) -> [Delivery]
     consume(bootstrap, topic, {partition: (start, stop)})                       -> [Received]
     offsets_for_times / earliest / latest                                       -> {partition: ...}
-    admin(bootstrap) -> Admin: create/delete topics, configs, partitions, records, cluster
+    admin(bootstrap) -> Admin: create/delete topics, configs, partitions, records, cluster,
+                               leader elections, log dirs
 
 `Record` is what a test sends, `Received` is what a client read back; `Received.sent()` turns
 the latter into the former so a test compares whole records. Consumers read with manual
@@ -189,6 +190,10 @@ class Admin:
                             delete: Sequence[str] = ()) -> None: raise NotImplementedError
     def create_partitions(self, name: str, total: int) -> None: raise NotImplementedError
     def delete_records(self, name: str, before: dict[int, int]) -> dict[int, int]: raise NotImplementedError
+    def elect_leaders(self, election_type: int, partitions: list[tuple[str, int]] | None
+                      ) -> dict[tuple[str, int], int]: raise NotImplementedError  # -> error code (0: elected)
+    def describe_log_dirs(self, broker_id: int) -> dict[str, dict[tuple[str, int], tuple[int, int]]]:
+        raise NotImplementedError  # log dir -> {(topic, partition): (size, offset lag)}
 
 
 # --------------------------------------------------------------------------- kafka-python
@@ -385,6 +390,25 @@ class KafkaPythonAdmin(Admin):
             raise _kp_error(exc) from exc
         return {tp.partition: v["low_watermark"] if isinstance(v, dict) else v for tp, v in answer.items()}
 
+    def elect_leaders(self, election_type, partitions):
+        from kafka.errors import KafkaError as KPError
+        wanted = None
+        if partitions is not None:
+            wanted = {}
+            for topic, partition in partitions:
+                wanted.setdefault(topic, []).append(partition)
+        try:  # raise_errors=False: the per-partition codes are the answer
+            answer = self.client.elect_leaders(election_type, wanted, raise_errors=False)
+        except KPError as exc:
+            raise _kp_error(exc) from exc
+        return {(result.topic, p.partition_id): p.error_code
+                for result in answer.replica_election_results for p in result.partition_result}
+
+    def describe_log_dirs(self, broker_id):
+        (answer,) = self.client.describe_log_dirs(brokers=[broker_id])
+        return {d["log_dir"]: {(t["name"], p["partition_index"]): (p["partition_size"], p["offset_lag"])
+                               for t in d["topics"] for p in t["partitions"]} for d in answer["log_dirs"]}
+
 
 def _kp_entry(v: dict) -> ConfigEntry:
     # kafka-python has already turned config_source into its enum name (ConfigSourceType).
@@ -579,6 +603,17 @@ class ConfluentAdmin(Admin):
         from confluent_kafka import TopicPartition
         answer = self._wait(self.client.delete_records([TopicPartition(name, p, o) for p, o in before.items()]))
         return {tp.partition: result.low_watermark for tp, result in answer.items()}
+
+    def elect_leaders(self, election_type, partitions):
+        from confluent_kafka import ElectionType, KafkaException, TopicPartition
+        future = self.client.elect_leaders(ElectionType(election_type), None if partitions is None else
+                                           [TopicPartition(t, p) for t, p in partitions])
+        try:
+            answer = future.result(timeout=DEFAULT_TIMEOUT)
+        except KafkaException as exc:
+            raise _ck_error(exc) from exc
+        return {(tp.topic, tp.partition): 0 if error is None else error.code()  # a KafkaError, not raised
+                for tp, error in answer.items()}
 
 
 # --------------------------------------------------------------------------- aiokafka

@@ -183,6 +183,9 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("controlled.shutdown.enable", parse_bool, "true"),
     _key("replica.lag.time.max.ms", parse_int, "30000", 1),
     _key("min.insync.replicas", parse_int, "1", 1),
+    _key("auto.leader.rebalance.enable", parse_bool, "true"),
+    _key("leader.imbalance.check.interval.seconds", parse_int, "300", 1),
+    _key("leader.imbalance.per.broker.percentage", parse_int, "10", 0),
 )
 _BY_NAME = {k.name: k for k in BROKER_CONFIGS}
 
@@ -270,6 +273,9 @@ class Config:
     controlled_shutdown_enable: bool
     replica_lag_time_max_ms: int
     min_insync_replicas: int
+    auto_leader_rebalance_enable: bool  # the controller moves leadership back to preferred replicas
+    leader_imbalance_check_interval_seconds: int
+    leader_imbalance_per_broker_percentage: int
     # Keys the user set (file or -o), as given: DescribeConfigs reports them as static.
     explicit: Mapping[str, str] = dataclasses.field(default_factory=dict)
 

@@ -22,6 +22,7 @@ from kbroker.wire.messages import delete_records as dr
 from kbroker.wire.messages import delete_topics as dt
 from kbroker.wire.messages import describe_configs as dc
 from kbroker.wire.messages import describe_groups as dgr
+from kbroker.wire.messages import elect_leaders as el
 from kbroker.wire.messages import fetch as fe
 from kbroker.wire.messages import find_coordinator as fc
 from kbroker.wire.messages import incremental_alter_configs as iac
@@ -40,6 +41,7 @@ FIRST_GROUPED_OFFSET_FETCH = 8
 FIRST_OFFSET_FETCH_WITH_TOP_LEVEL_ERROR = 2
 FIRST_BATCHED_FIND_COORDINATOR = 4
 FIRST_DELETE_TOPICS_BY_ID = 6
+FIRST_ELECT_LEADERS_WITH_TOP_LEVEL_ERROR = 1
 
 
 def error_response(api: Api, request: Any, version: int, code: ErrorCode) -> Any:
@@ -170,6 +172,14 @@ def _consumer_group_describe(request: cgd.ConsumerGroupDescribeRequest, version:
                                                      for g in request.group_ids])
 
 
+def _elect_leaders(request: el.ElectLeadersRequest, version: int, code: ErrorCode) -> el.ElectLeadersResponse:
+    if version >= FIRST_ELECT_LEADERS_WITH_TOP_LEVEL_ERROR:
+        return el.ElectLeadersResponse(error_code=code)
+    return el.ElectLeadersResponse(replica_election_results=[el.ReplicaElectionResult(topic=t.topic, partition_result=[
+        el.PartitionResult(partition_id=p, error_code=code) for p in t.partitions])
+        for t in request.topic_partitions or ()])
+
+
 _PER_ITEM: dict[int, ErrorResponse] = {
     pr.PRODUCE.key: _produce,
     fe.FETCH.key: _fetch,
@@ -189,4 +199,5 @@ _PER_ITEM: dict[int, ErrorResponse] = {
     cp.CREATE_PARTITIONS.key: _create_partitions,
     dg.DELETE_GROUPS.key: _delete_groups,
     cgd.CONSUMER_GROUP_DESCRIBE.key: _consumer_group_describe,
+    el.ELECT_LEADERS.key: _elect_leaders,
 }

@@ -14,6 +14,7 @@ from kbroker.broker.handlers.configs import (
     handle_incremental_alter_configs,
 )
 from kbroker.broker.handlers.consumer_groups import handle_consumer_group_describe, handle_consumer_group_heartbeat
+from kbroker.broker.handlers.elections import handle_elect_leaders
 from kbroker.broker.handlers.fetch import handle_fetch
 from kbroker.broker.handlers.groups import (
     handle_delete_groups,
@@ -30,6 +31,7 @@ from kbroker.broker.handlers.groups import (
 from kbroker.broker.handlers.init_producer_id import handle_init_producer_id
 from kbroker.broker.handlers.leader_epochs import handle_offset_for_leader_epoch
 from kbroker.broker.handlers.list_offsets import handle_list_offsets
+from kbroker.broker.handlers.log_dirs import handle_describe_log_dirs
 from kbroker.broker.handlers.metadata import handle_metadata
 from kbroker.broker.handlers.produce import handle_produce
 from kbroker.broker.handlers.topics import (
@@ -50,6 +52,8 @@ from kbroker.wire.messages.delete_topics import DELETE_TOPICS
 from kbroker.wire.messages.describe_cluster import DESCRIBE_CLUSTER
 from kbroker.wire.messages.describe_configs import DESCRIBE_CONFIGS
 from kbroker.wire.messages.describe_groups import DESCRIBE_GROUPS
+from kbroker.wire.messages.describe_log_dirs import DESCRIBE_LOG_DIRS
+from kbroker.wire.messages.elect_leaders import ELECT_LEADERS
 from kbroker.wire.messages.fetch import FETCH
 from kbroker.wire.messages.find_coordinator import FIND_COORDINATOR
 from kbroker.wire.messages.heartbeat import HEARTBEAT
@@ -89,8 +93,10 @@ ROUTES: list[Route] = [
     Route(OFFSET_FOR_LEADER_EPOCH, handle_offset_for_leader_epoch, 4),
     Route(DESCRIBE_CONFIGS, handle_describe_configs, 4),
     Route(ALTER_CONFIGS, handle_alter_configs, 2),
+    Route(DESCRIBE_LOG_DIRS, handle_describe_log_dirs, 4),
     Route(CREATE_PARTITIONS, handle_create_partitions, 3),
     Route(DELETE_GROUPS, handle_delete_groups, 2),
+    Route(ELECT_LEADERS, handle_elect_leaders, 2),
     Route(INCREMENTAL_ALTER_CONFIGS, handle_incremental_alter_configs, 1),
     Route(OFFSET_DELETE, handle_offset_delete, 0),
     Route(DESCRIBE_CLUSTER, handle_describe_cluster, 1),

@@ -5,6 +5,12 @@ computes the replica assignment over the live brokers and writes the topic's zno
 controller sees them and elects leaders; the request is answered once this broker's image shows
 every partition led (or with REQUEST_TIMED_OUT after the request's timeout). Deletion is queued
 in /admin/delete_topics for the controller and answered once the topic is gone.
+
+Leader elections (ElectLeaders) are judged here first on this broker's image: a partition whose
+election is not needed or not possible gets its error at once; the others are queued in
+/admin/preferred_replica_election for the controller, and each is answered once the image shows
+its outcome (the preferred replica leads; a live leader after an unclean election; or the
+election no longer possible), REQUEST_TIMED_OUT for those still open after the request's timeout.
 """
 from __future__ import annotations
 
@@ -13,7 +19,8 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from kbroker.cluster.image import ClusterImage, TopicAssignment
+from kbroker.cluster.election import PREFERRED, elect
+from kbroker.cluster.image import ClusterImage, PartitionState, TopicAssignment
 from kbroker.cluster.metastore import MetaStore, MetaStoreError, StaleWrite
 from kbroker.cluster.placement import assign_replicas
 from kbroker.coordinator.records import OFFSETS_TOPIC
@@ -25,6 +32,15 @@ if TYPE_CHECKING:
     from kbroker.config import Config
 
 log = logging.getLogger("kbroker.cluster.admin")
+
+
+ELECTION_MESSAGES = {
+    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: "The partition does not exist.",
+    ErrorCode.ELECTION_NOT_NEEDED: "Leader election not needed for topic partition.",
+    ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE: "The preferred leader was not available.",
+    ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE: "Eligible topic partition leaders are not available.",
+    ErrorCode.REQUEST_TIMED_OUT: "The election did not complete within the request's timeout.",
+}
 
 
 def _unavailable(exc: MetaStoreError) -> KafkaError:
@@ -190,3 +206,40 @@ class ClusterAdmin:
             raise _unavailable(exc) from exc
         await self._wait_for(lambda i: dict(i.configs.get(name, {})) == dict(configs), 30_000,
                              f"changing the configs of {name}")
+
+    async def elect_leaders(self, election_type: int, partitions: Sequence[tuple[str, int]] | None,
+                            timeout_ms: int) -> dict[tuple[str, int], tuple[ErrorCode, str | None]]:
+        """Each partition's outcome: NONE (elected), or its error with Kafka's message."""
+        image = self._store.image
+        if partitions is None:
+            partitions = [(name, p) for name, assignment in image.topics.items() if name not in image.deleting
+                          for p in range(assignment.partition_count)]
+        results: dict[tuple[str, int], tuple[ErrorCode, str | None]] = {}
+        pending = []
+        for key in dict.fromkeys(partitions):
+            outcome = elect(election_type, image, key[0], key[1], 0)
+            if isinstance(outcome, PartitionState):
+                pending.append(key)
+            else:
+                results[key] = (outcome, ELECTION_MESSAGES.get(outcome))
+        if not pending:
+            return results
+
+        def settled(i: ClusterImage) -> bool:
+            return all(not isinstance(elect(election_type, i, t, p, 0), PartitionState) for t, p in pending)
+        try:
+            await self._store.request_leader_elections({key: election_type for key in pending})
+            log.info("%s leader election asked for %d partitions: %s", "preferred" if election_type == PREFERRED
+                     else "unclean", len(pending), ", ".join(f"{t}-{p}" for t, p in pending[:10]))
+            await self._wait_for(settled, timeout_ms, "electing leaders")
+        except (MetaStoreError, KafkaError) as exc:
+            log.info("leader election: %s", exc)
+        image = self._store.image
+        for key in pending:
+            outcome = elect(election_type, image, key[0], key[1], 0)
+            if outcome == ErrorCode.ELECTION_NOT_NEEDED:  # what was asked for is what the image shows
+                results[key] = (ErrorCode.NONE, None)
+            else:
+                code = ErrorCode.REQUEST_TIMED_OUT if isinstance(outcome, PartitionState) else outcome
+                results[key] = (code, ELECTION_MESSAGES.get(code))
+        return results

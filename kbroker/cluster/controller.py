@@ -11,23 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 
-from kbroker.cluster.election import reconcile
-from kbroker.cluster.image import NO_LEADER
+from kbroker.cluster.election import rebalance, rebalance_due, reconcile, requested_elections
+from kbroker.cluster.image import NO_LEADER, PartitionState
 from kbroker.cluster.metastore import MetaStore, MetaStoreError, StaleWrite
 
 log = logging.getLogger("kbroker.controller")
 
 RETRY_S = 0.5
+FIRST_REBALANCE_CHECK_S = 5.0  # after the election, as Kafka's KafkaController.onControllerFailover
 
 
 class Controller:
-    def __init__(self, store: MetaStore, broker_id: int) -> None:
+    def __init__(self, store: MetaStore, broker_id: int, *, auto_rebalance: bool = False,
+                 rebalance_interval_s: float = 300.0, imbalance_percentage: int = 10,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
         self._broker_id = broker_id
         self.epoch: int | None = None
         self._dirty = False
         self._task: asyncio.Task[None] | None = None
+        self._auto_rebalance = auto_rebalance
+        self._rebalance_interval_s = rebalance_interval_s
+        self._imbalance_percentage = imbalance_percentage
+        self._clock = clock
+        self._last_rebalance = 0.0  # as if checked then: the next check is one interval later
+        self._rebalance_task: asyncio.Task[None] | None = None
         # States written whose new version the image has not shown yet: deciding on the old one
         # would only write again and be refused.
         self._awaiting: dict[tuple[str, int], int] = {}
@@ -43,19 +54,34 @@ class Controller:
             log.info("broker %d is no longer the controller (now %d)", self._broker_id, controller)
             self.resign()
         if controller == NO_LEADER or self.epoch is not None:
-            self._dirty = True
-            if self._task is None or self._task.done():
-                self._task = asyncio.get_running_loop().create_task(self._run())
+            self._kick()
 
     def resign(self) -> None:
         """Our session is gone: so is /controller, and with it this broker's epoch."""
         self.epoch = None
         self._awaiting.clear()
+        if self._rebalance_task is not None:
+            self._rebalance_task.cancel()
+            self._rebalance_task = None
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [t for t in (self._task, self._rebalance_task) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _kick(self) -> None:
+        self._dirty = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _rebalance_timer(self) -> None:
+        """Wake the controller when a rebalance check is due; `_act` decides on the clock."""
+        while True:
+            wait = self._last_rebalance + self._rebalance_interval_s - self._clock()
+            await asyncio.sleep(max(wait, 0.05))
+            if rebalance_due(self._clock(), self._last_rebalance, self._rebalance_interval_s):
+                self._kick()
 
     async def _run(self) -> None:
         while self._dirty:
@@ -68,6 +94,10 @@ class Controller:
                     if self.epoch is None:
                         return
                     log.info("broker %d is the controller, epoch %d", self._broker_id, self.epoch)
+                    if self._auto_rebalance:
+                        self._last_rebalance = (self._clock() - self._rebalance_interval_s
+                                                + min(FIRST_REBALANCE_CHECK_S, self._rebalance_interval_s))
+                        self._rebalance_task = asyncio.get_running_loop().create_task(self._rebalance_timer())
                 await self._act()
             except StaleWrite as exc:  # the image catches up, and the next change runs us again
                 log.info("controller write refused (%s); waiting for the next change", exc)
@@ -86,6 +116,19 @@ class Controller:
             if key[0] not in image.topics or (state is not None and state.version >= version):
                 del self._awaiting[key]
         changes = {key: state for key, state in reconcile(image, self.epoch).items() if key not in self._awaiting}
+        elected: dict[tuple[str, int], PartitionState] = {}
+        if self._auto_rebalance and rebalance_due(self._clock(), self._last_rebalance, self._rebalance_interval_s):
+            self._last_rebalance = self._clock()
+            elected.update(rebalance(image, self.epoch, self._imbalance_percentage))
+            if elected:
+                log.info("auto leader rebalance: %d partitions back to their preferred replica", len(elected))
+        # A pending election waits while its partition has a write of its own in flight.
+        held = set(image.elections) & (set(changes) | set(self._awaiting))
+        elected.update({key: state for key, state in requested_elections(image, self.epoch).items()
+                        if key not in held})
+        changes.update({key: state for key, state in elected.items()
+                        if key not in changes and key not in self._awaiting})
+        written = {}
         if changes:
             log.info("writing %d partition states: %s", len(changes), ", ".join(
                 f"{t}-{p} leader {s.leader} epoch {s.leader_epoch} isr {list(s.isr)}"
@@ -95,3 +138,9 @@ class Controller:
             if len(written) < len(changes):  # their znodes moved on: the image shows how, then we decide again
                 log.info("%d partition states were changed meanwhile: %s", len(changes) - len(written),
                          sorted(set(changes) - set(written))[:5])
+        if image.elections_version >= 0 and not held and all(key in written for key in elected
+                                                            if key in image.elections):
+            log.info("leader elections asked for: %s", ", ".join(
+                f"{t}-{p}" + (" elected" if (t, p) in written else " not needed or not possible")
+                for t, p in sorted(image.elections)[:10]))
+            await self._store.complete_leader_elections(image.elections_version)

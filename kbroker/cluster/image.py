@@ -7,6 +7,8 @@ Kafka's ZooKeeper layout (ZkData.scala) holds each part; the store reads them in
     /brokers/topics/<t>/partitions/<p>/state  PartitionState (leader, leader epoch, ISR)
     /config/topics/<t>                        topic config overrides
     /admin/delete_topics/<t>                  topics being deleted
+    /admin/preferred_replica_election         leader elections asked for (ElectLeaders), until the
+                                              controller has acted on them
 """
 from __future__ import annotations
 
@@ -61,13 +63,17 @@ class ClusterImage:
     configs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     states: Mapping[tuple[str, int], PartitionState] = field(default_factory=dict)
     deleting: frozenset[str] = frozenset()
+    elections: Mapping[tuple[str, int], int] = field(default_factory=dict)  # -> election type (election.py)
+    elections_version: int = -1  # the version of the znode that holds them; -1: none pending
 
     @classmethod
     def of(cls, brokers: Mapping[int, BrokerRegistration], controller_id: int, topic_names: frozenset[str],
            topics: Mapping[str, TopicAssignment], configs: Mapping[str, Mapping[str, str]],
-           states: Mapping[tuple[str, int], PartitionState], deleting: frozenset[str]) -> ClusterImage:
+           states: Mapping[tuple[str, int], PartitionState], deleting: frozenset[str],
+           elections: Mapping[tuple[str, int], int] | None = None, elections_version: int = -1) -> ClusterImage:
         return cls(_frozen(brokers), controller_id, topic_names, _frozen(topics),
-                   _frozen({name: _frozen(c) for name, c in configs.items()}), _frozen(states), deleting)
+                   _frozen({name: _frozen(c) for name, c in configs.items()}), _frozen(states), deleting,
+                   _frozen(elections or {}), elections_version)
 
     def leader_of(self, topic: str, partition: int) -> int:
         state = self.states.get((topic, partition))

@@ -71,7 +71,9 @@ class ClusterMember:
         self._replicas: dict[tuple[str, int], LeaderReplicas] = {}
         self._isr_writes: set[tuple[str, int]] = set()  # one ISR write in flight per partition
         self._fetchers: dict[int, ReplicaFetcher] = {}  # by leader
-        self.controller = Controller(store, broker_id)
+        self.controller = Controller(store, broker_id, auto_rebalance=config.auto_leader_rebalance_enable,
+                                     rebalance_interval_s=config.leader_imbalance_check_interval_seconds,
+                                     imbalance_percentage=config.leader_imbalance_per_broker_percentage)
         self.admin = ClusterAdmin(store, logs.defaults)
         self.producer_ids = ProducerIdBlocks(store, broker_id)
         self._registration: BrokerRegistration | None = None
@@ -250,6 +252,16 @@ class ClusterMember:
     def replicas_of(self, topic: str, partition: int) -> LeaderReplicas | None:
         """The followers of a replicated partition led here (None: not replicated, or not led here)."""
         return self._replicas.get((topic, partition))
+
+    def offset_lag(self, partition_log: PartitionLog) -> int:
+        """How far this replica's log end is behind the high watermark it knows: 0 where it leads
+        (its high watermark never passes its log end); on a follower, the leader's as last fetched."""
+        key = (partition_log.topic, partition_log.partition)
+        known = partition_log.high_watermark
+        for fetcher in self._fetchers.values():
+            if key in fetcher.partitions:
+                known = max(known, fetcher.leader_high_watermarks.get(key, known))
+        return max(known - partition_log.log_end_offset, 0)
 
     def min_insync_replicas(self, topic: str) -> int:
         configured = self.image.configs.get(topic, {}).get("min.insync.replicas")

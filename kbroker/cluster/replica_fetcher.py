@@ -5,7 +5,8 @@ Fetch (replica_id = this broker, so the leader serves it up to its log end and c
 offset as this replica's log end). The batches come back exactly as the leader stores them and
 are appended as they are (`PartitionLog.append_as_follower`): same offsets, leader epochs,
 producer ids and CRCs, so the follower's log is byte-identical to the leader's. The follower's
-high watermark follows the leader's answer.
+high watermark follows the leader's answer (never past its own log end); the leader's own, as
+last answered, is kept to tell how far behind the follower is (DescribeLogDirs' offset lag).
 
 Before a partition's first fetch in a new leader epoch the follower asks the leader where its own
 latest epoch ends (OffsetForLeaderEpoch, KIP-101/279) and truncates what it has past that: a
@@ -55,6 +56,7 @@ class ReplicaFetcher:
         self._connection = BrokerConnection(leader.host, leader.port, f"kbroker-replica-{broker_id}")
         self._partitions: dict[TopicPartition, int] = {}  # -> the leader epoch we follow it in
         self._truncated: set[TopicPartition] = set()  # checked against the leader in that epoch
+        self.leader_high_watermarks: dict[TopicPartition, int] = {}  # as the leader last answered
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -67,6 +69,7 @@ class ReplicaFetcher:
             if self._partitions.get(key) != epoch:
                 self._truncated.discard(key)
         self._partitions = dict(partitions)
+        self.leader_high_watermarks = {k: v for k, v in self.leader_high_watermarks.items() if k in partitions}
         self._changed.set()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
@@ -157,6 +160,7 @@ class ReplicaFetcher:
                 for position, header in scan:
                     partition_log.append_as_follower(memoryview(records)[position:position + header.size],
                                                      header, now_ms)
+                self.leader_high_watermarks[key] = data.high_watermark
                 hw = min(data.high_watermark, partition_log.log_end_offset)
                 if hw > partition_log.high_watermark:
                     partition_log.update_high_watermark(hw)

@@ -9,6 +9,8 @@ Kafka's ZooKeeper layout (ZkData.scala) under the chroot of `zookeeper.connect`,
     /brokers/topics/<t>/partitions/<p>/state    {"controller_epoch":..,"leader":..,"version":1,"leader_epoch":..,"isr":[..]}
     /config/topics/<t>                          {"version":1,"config":{..}}
     /admin/delete_topics/<t>                    (empty)
+    /admin/preferred_replica_election           {"version":1,"partitions":[{"topic":..,"partition":..},..]}
+                                                (an unclean election: "election_type":1 in its entry)
     /latest_producer_id_block                   {"version":1,"broker":..,"block_start":"..","block_end":".."}
 
 Threads: kazoo runs its connection and its watch callbacks in threads of its own. Here the
@@ -19,8 +21,9 @@ other module sees a thread.
 Watches: a ChildrenWatch on /brokers/ids, /brokers/topics and /admin/delete_topics starts a
 DataWatch per broker, per topic (its assignment and its config) and per partition state. A topic's
 watches stop once the topic is gone from /brokers/topics; a state watch belongs to one topic id,
-so a topic deleted and created again under the same name gets fresh ones. A corrupt znode is
-logged and read as absent, never raised.
+so a topic deleted and created again under the same name gets fresh ones. A DataWatch on
+/admin/preferred_replica_election follows the elections asked for. A corrupt znode is logged and
+read as absent, never raised.
 """
 from __future__ import annotations
 
@@ -48,6 +51,7 @@ log = logging.getLogger("kbroker.zookeeper")
 
 PERSISTENT_PATHS = ("/brokers/ids", "/brokers/topics", "/config/topics", "/config/brokers", "/admin/delete_topics",
                     "/cluster")
+ELECTIONS_PATH = "/admin/preferred_replica_election"
 TRANSACTION_CHUNK = 500  # partition states per multi-op, well below ZooKeeper's 1 MB request limit
 
 
@@ -107,6 +111,22 @@ def _parse_state(document: Any, version: int) -> PartitionState | None:
         return None
 
 
+def _parse_elections(document: Any) -> dict[tuple[str, int], int]:
+    """Kafka's preferred replica election document; entries with an "election_type" are ours (KIP-460)."""
+    try:
+        return {(str(entry["topic"]), int(entry["partition"])): int(entry.get("election_type", 0))
+                for entry in document["partitions"]}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        log.error("ignoring a malformed %s: %r", ELECTIONS_PATH, document)
+        return {}
+
+
+def _elections_document(elections: Mapping[tuple[str, int], int]) -> dict[str, Any]:
+    return {"version": 1, "partitions": [
+        {"topic": topic, "partition": partition, **({"election_type": kind} if kind else {})}
+        for (topic, partition), kind in sorted(elections.items())]}
+
+
 def _state_document(state: PartitionState) -> dict[str, Any]:
     return {"controller_epoch": state.controller_epoch, "leader": state.leader, "version": 1,
             "leader_epoch": state.leader_epoch, "isr": list(state.isr)}
@@ -137,6 +157,8 @@ class ZkMetaStore:
         self._states: dict[tuple[str, int], PartitionState] = {}
         self._state_watches: dict[tuple[str, int], uuid.UUID] = {}
         self._deleting: frozenset[str] = frozenset()
+        self._elections: dict[tuple[str, int], int] = {}
+        self._elections_version = -1
         self._controller_epoch_version = -1
 
     @property
@@ -178,6 +200,7 @@ class ZkMetaStore:
         ChildrenWatch(self._client, "/brokers/topics", self._on_topic_names)
         ChildrenWatch(self._client, "/admin/delete_topics", self._on_deletions)
         DataWatch(self._client, "/controller", self._on_controller)
+        DataWatch(self._client, ELECTIONS_PATH, self._on_elections)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._shutdown)
@@ -209,7 +232,8 @@ class ZkMetaStore:
         with self._lock:
             self._publish_pending = False
             return ClusterImage.of(self._brokers, self._controller_id, frozenset(self._topic_children),
-                                   self._topics, self._configs, self._states, self._deleting)
+                                   self._topics, self._configs, self._states, self._deleting,
+                                   self._elections, self._elections_version)
 
     def _publish(self) -> None:
         self._image = self._snapshot()
@@ -250,6 +274,13 @@ class ZkMetaStore:
     def _on_deletions(self, children: list[str]) -> None:
         with self._lock:
             self._deleting = frozenset(children)
+        self._changed()
+
+    def _on_elections(self, data: bytes | None, stat: Any, _event: Any = None) -> None:
+        elections = _parse_elections(_json(data, ELECTIONS_PATH)) if data else {}
+        with self._lock:
+            self._elections = elections
+            self._elections_version = stat.version if stat is not None else -1
         self._changed()
 
     def _on_topic_names(self, children: list[str]) -> bool:
@@ -543,6 +574,39 @@ class ZkMetaStore:
                 raise StaleWrite("the controller epoch moved on: another broker is the controller")
             if any(isinstance(r, Exception) for r in results):
                 raise StaleWrite(f"deleting topic {name}: its znodes changed meanwhile")
+
+    async def request_leader_elections(self, elections: Mapping[tuple[str, int], int]) -> None:
+        await self._call(self._request_elections, dict(elections))
+
+    def _request_elections(self, elections: dict[tuple[str, int], int]) -> None:
+        """Add to the pending elections: create the znode, or merge into it (conditional on its version)."""
+        while True:
+            try:
+                data, stat = self._client.get(ELECTIONS_PATH)
+            except NoNodeError:
+                try:
+                    self._client.create(ELECTIONS_PATH, _encode(_elections_document(elections)))
+                    return
+                except NodeExistsError:
+                    continue
+            merged = {**_parse_elections(_json(data, ELECTIONS_PATH)), **elections}
+            try:
+                self._client.set(ELECTIONS_PATH, _encode(_elections_document(merged)), version=stat.version)
+                return
+            except BadVersionError:
+                continue  # the controller completed them, or another broker added some: read again
+            except NoNodeError:
+                continue
+
+    async def complete_leader_elections(self, version: int) -> None:
+        """The controller acted on the elections of this version of the znode: remove it (StaleWrite
+        when more were asked for meanwhile; the controller acts on those, then completes again)."""
+        def complete() -> None:
+            try:
+                self._client.delete(ELECTIONS_PATH, version=version)
+            except NoNodeError:
+                pass
+        await self._call(complete)
 
     async def claim_producer_id_block(self, broker_id: int, size: int) -> int:
         return await self._call(self._claim_block, broker_id, size)

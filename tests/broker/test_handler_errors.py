@@ -32,6 +32,8 @@ from kbroker.wire.messages import consumer_group_heartbeat as cgh
 from kbroker.wire.messages import create_partitions as cp
 from kbroker.wire.messages import delete_groups as dg
 from kbroker.wire.messages import delete_records as dr
+from kbroker.wire.messages import describe_log_dirs as dld
+from kbroker.wire.messages import elect_leaders as el
 from kbroker.wire.messages import incremental_alter_configs as iac
 from kbroker.wire.messages import offset_delete as od
 from kbroker.wire.messages import offset_for_leader_epoch as ofle
@@ -55,6 +57,10 @@ HAND_MADE = {
         name=TOPIC, partitions=[od.OffsetDeleteRequestPartition(partition_index=0)])]),
     cgh.CONSUMER_GROUP_HEARTBEAT.key: cgh.ConsumerGroupHeartbeatRequest(
         group_id="g", member_epoch=0, rebalance_timeout_ms=1000, subscribed_topic_names=[TOPIC]),
+    el.ELECT_LEADERS.key: el.ElectLeadersRequest(election_type=0, topic_partitions=[el.TopicPartitions(
+        topic=TOPIC, partitions=[0])], timeout_ms=1000),
+    dld.DESCRIBE_LOG_DIRS.key: dld.DescribeLogDirsRequest(topics=[dld.DescribableLogDirTopic(
+        topic=TOPIC, partitions=[0])]),
 }
 MAX_VERSION = {route.api.key: route.max_version for route in ROUTES}
 

@@ -10,7 +10,10 @@ broker's session. The semantics are ZkMetaStore's:
   partition state write is conditional on it: once another store is elected, StaleWrite;
 - `write_partition_states` leaves out the states whose znode moved on (or exists already when it
   is to be created, or whose topic is gone);
-- `delete_topic` is not fenced by the controller epoch (ZkMetaStore's is not either).
+- `delete_topic` is not fenced by the controller epoch (ZkMetaStore's is not either);
+- the pending leader elections are one znode: `request_leader_elections` creates it (version 0)
+  or merges into it (+1), `complete_leader_elections` removes it if its version is still the one
+  given (StaleWrite otherwise).
 
 Watches: after each change the store publishes the image of that moment through `loop.call_soon`,
 in order. `hold()` stops delivering them (a broker whose watches lag behind, as after a network
@@ -38,6 +41,8 @@ class MemoryZooKeeper:
         self.configs: dict[str, dict[str, str]] = {}
         self.states: dict[tuple[str, int], PartitionState] = {}
         self.deleting: set[str] = set()
+        self.elections: dict[tuple[str, int], int] = {}
+        self.elections_version = -1  # -1: the znode does not exist
         self.next_producer_id = 0
         self._zxids = itertools.count(1)
         self._sessions = itertools.count(1)
@@ -52,7 +57,8 @@ class MemoryZooKeeper:
     def image(self) -> ClusterImage:
         return ClusterImage.of({b: r for b, (r, _) in self.brokers.items()},
                                NO_LEADER if self.controller is None else self.controller[0],
-                               frozenset(self.topics), self.topics, self.configs, self.states, frozenset(self.deleting))
+                               frozenset(self.topics), self.topics, self.configs, self.states, frozenset(self.deleting),
+                               self.elections, self.elections_version)
 
     def changed(self) -> None:
         image = self.image()
@@ -284,6 +290,22 @@ class MemoryMetaStore:
         self._zk.configs.pop(name, None)
         self._zk.deleting.discard(name)
         self._zk.states = {key: s for key, s in self._zk.states.items() if key[0] != name}
+        self._zk.changed()
+
+    async def request_leader_elections(self, elections: Mapping[tuple[str, int], int]) -> None:
+        self._check_open()
+        self._zk.elections = {**self._zk.elections, **elections}
+        self._zk.elections_version += 1
+        self._zk.changed()
+
+    async def complete_leader_elections(self, version: int) -> None:
+        self._check_open()
+        if self._zk.elections_version == -1:
+            return
+        if self._zk.elections_version != version:
+            raise StaleWrite("the znode changed")
+        self._zk.elections = {}
+        self._zk.elections_version = -1
         self._zk.changed()
 
     async def claim_producer_id_block(self, broker_id: int, size: int) -> int:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from kbroker.cluster import placement
 from kbroker.cluster.admin import ClusterAdmin
 from kbroker.cluster.controller import Controller
-from kbroker.cluster.election import reconcile
+from kbroker.cluster.election import PREFERRED, UNCLEAN, reconcile
 from kbroker.cluster.image import NO_LEADER, BrokerRegistration, PartitionState, TopicAssignment
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.config import LogConfig
@@ -29,10 +30,10 @@ TIMEOUT_MS = 5000
 
 
 class Node:
-    def __init__(self, zk: MemoryZooKeeper, broker_id: int) -> None:
+    def __init__(self, zk: MemoryZooKeeper, broker_id: int, **controller_options: Any) -> None:
         self.broker_id = broker_id
         self.store = MemoryMetaStore(zk)
-        self.controller = Controller(self.store, broker_id)
+        self.controller = Controller(self.store, broker_id, **controller_options)
         self.admin = ClusterAdmin(self.store, LogConfig())
         self.sessions_lost = 0
 
@@ -257,6 +258,124 @@ async def test_adding_partitions_to_a_topic_changed_meanwhile_is_refused(zk: Mem
         await other.admin.create_partitions("t", 2, [[2, 1]], validate_only=False, timeout_ms=TIMEOUT_MS)
     assert refused.value.code == ErrorCode.REASSIGNMENT_IN_PROGRESS
     assert zk.topics["t"].version == 1  # as the first request left it
+
+
+# -- leader elections (ElectLeaders) and the auto rebalance ----------------------------------------
+
+
+async def leader_moved_away(zk: MemoryZooKeeper, nodes: dict[int, Node], *keys: tuple[str, int]) -> None:
+    """The preferred replica (broker 2) expires and returns, then catches up: broker 3 leads."""
+    for key in keys:
+        in_sync(zk, key, (2, 3, 1))
+    zk.expire(nodes[2].store)
+    await wait_until(lambda: all(zk.states[key].leader == 3 for key in keys), "broker 3 to lead")
+    await nodes[2].register()
+    await wait_until(lambda: 2 in zk.brokers, "broker 2 back")
+    for key in keys:
+        in_sync(zk, key, (3, 1, 2))
+    await wait_until(lambda: all(n.store.image.states[key].isr == (3, 1, 2) for n in nodes.values() for key in keys),
+                     "the ISR")
+
+
+async def test_preferred_election_asked_of_any_broker_moves_leadership_back(zk: MemoryZooKeeper, start) -> None:
+    nodes = {n.broker_id: n for n in await controller_of(start, 1, 2, 3)}
+    await nodes[1].create("t", [[2, 3, 1], [3, 1, 2]])
+    await leader_moved_away(zk, nodes, ("t", 0))
+    epoch = zk.states[("t", 0)].leader_epoch
+    outcomes = await nodes[3].admin.elect_leaders(PREFERRED, [("t", 0), ("t", 1), ("t", 2), ("nope", 0)], TIMEOUT_MS)
+    assert {key: code for key, (code, _) in outcomes.items()} == {
+        ("t", 0): ErrorCode.NONE, ("t", 1): ErrorCode.ELECTION_NOT_NEEDED,
+        ("t", 2): ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ("nope", 0): ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
+    assert leader_epoch_isr(zk, ("t", 0)) == (2, epoch + 1, (3, 1, 2))
+    await wait_until(lambda: zk.elections_version == -1, "the controller to remove the elections znode")
+    again = await nodes[3].admin.elect_leaders(PREFERRED, None, TIMEOUT_MS)
+    assert {key: code for key, (code, _) in again.items()} == {
+        ("t", 0): ErrorCode.ELECTION_NOT_NEEDED, ("t", 1): ErrorCode.ELECTION_NOT_NEEDED}
+
+
+async def test_preferred_election_refused_while_the_preferred_replica_is_not_in_sync(zk: MemoryZooKeeper,
+                                                                                     start) -> None:
+    nodes = {n.broker_id: n for n in await controller_of(start, 1, 2, 3)}
+    await nodes[1].create("t", [[2, 3, 1]])
+    in_sync(zk, ("t", 0), (2, 3, 1))
+    zk.expire(nodes[2].store)
+    await wait_until(lambda: zk.states[("t", 0)].leader == 3, "broker 3 to lead")
+    outcomes = await nodes[1].admin.elect_leaders(PREFERRED, [("t", 0)], TIMEOUT_MS)
+    assert outcomes[("t", 0)][0] == ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE
+    await nodes[2].register()  # back, not yet caught up: still outside the ISR
+    await wait_until(lambda: 2 in nodes[1].store.image.brokers, "broker 2 in the image")
+    outcomes = await nodes[1].admin.elect_leaders(PREFERRED, [("t", 0)], TIMEOUT_MS)
+    assert outcomes[("t", 0)][0] == ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE
+    assert zk.states[("t", 0)].leader == 3 and zk.elections_version == -1  # nothing was asked of the controller
+
+
+async def test_unclean_election_brings_an_offline_partition_back(zk: MemoryZooKeeper, start) -> None:
+    controller, leader = await controller_of(start, 1, 2)
+    await controller.create("t", [[2, 1]])
+    zk.expire(leader.store)
+    await wait_until(lambda: zk.states[("t", 0)].leader == NO_LEADER, "t-0 to go offline")
+    assert (await controller.admin.elect_leaders(PREFERRED, [("t", 0)], TIMEOUT_MS))[("t", 0)][0] == \
+        ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE
+    outcomes = await controller.admin.elect_leaders(UNCLEAN, [("t", 0)], TIMEOUT_MS)
+    assert outcomes[("t", 0)] == (ErrorCode.NONE, None)
+    assert leader_epoch_isr(zk, ("t", 0)) == (1, 2, (1,))
+    again = await controller.admin.elect_leaders(UNCLEAN, [("t", 0)], TIMEOUT_MS)
+    assert again[("t", 0)][0] == ErrorCode.ELECTION_NOT_NEEDED
+
+
+async def test_an_election_the_controller_does_not_hold_in_time_times_out(zk: MemoryZooKeeper, start) -> None:
+    nodes = {n.broker_id: n for n in await controller_of(start, 1, 2, 3)}
+    await nodes[2].create("t", [[2, 3, 1]])
+    await leader_moved_away(zk, nodes, ("t", 0))
+    nodes[1].store.hold()  # the controller does not hear of the request
+    outcomes = await nodes[3].admin.elect_leaders(PREFERRED, [("t", 0)], 200)
+    assert outcomes[("t", 0)][0] == ErrorCode.REQUEST_TIMED_OUT
+    assert zk.elections == {("t", 0): PREFERRED}  # still asked for: the controller acts once it hears
+    nodes[1].store.release()
+    await wait_until(lambda: zk.states[("t", 0)].leader == 2 and zk.elections_version == -1, "the late election")
+
+
+async def test_requests_from_two_brokers_merge_into_one_znode(zk: MemoryZooKeeper, start) -> None:
+    nodes = {n.broker_id: n for n in await controller_of(start, 1, 2, 3)}
+    await nodes[2].create("t", [[2, 3, 1]])
+    await nodes[2].create("u", [[2, 3, 1]])
+    await leader_moved_away(zk, nodes, ("t", 0), ("u", 0))
+    nodes[1].store.hold()
+    first = asyncio.create_task(nodes[2].admin.elect_leaders(PREFERRED, [("t", 0)], TIMEOUT_MS))
+    second = asyncio.create_task(nodes[3].admin.elect_leaders(PREFERRED, [("u", 0)], TIMEOUT_MS))
+    await wait_until(lambda: len(zk.elections) == 2, "both elections in the znode")
+    nodes[1].store.release()
+    assert (await first)[("t", 0)][0] == ErrorCode.NONE and (await second)[("u", 0)][0] == ErrorCode.NONE
+    assert zk.states[("t", 0)].leader == zk.states[("u", 0)].leader == 2
+
+
+async def test_auto_rebalance_moves_leadership_back_by_itself(zk: MemoryZooKeeper) -> None:
+    nodes = {b: await Node(zk, b, auto_rebalance=True, rebalance_interval_s=0.2, imbalance_percentage=10).start()
+             for b in (1, 2, 3)}
+    try:
+        await wait_until(lambda: nodes[1].controller.active, "broker 1 to be the controller")
+        await wait_until(lambda: all(len(n.store.image.brokers) == 3 for n in nodes.values()), "every registration")
+        await nodes[1].create("t", [[2, 3, 1]])
+        await leader_moved_away(zk, nodes, ("t", 0))
+        await wait_until(lambda: zk.states[("t", 0)].leader == 2, "broker 2 to lead again, unasked")
+        assert zk.elections_version == -1
+    finally:
+        for node in nodes.values():
+            await node.close()
+
+
+async def test_no_auto_rebalance_when_disabled(zk: MemoryZooKeeper) -> None:
+    nodes = {b: await Node(zk, b, auto_rebalance=False, rebalance_interval_s=0.05).start() for b in (1, 2, 3)}
+    try:
+        await wait_until(lambda: nodes[1].controller.active, "broker 1 to be the controller")
+        await wait_until(lambda: all(len(n.store.image.brokers) == 3 for n in nodes.values()), "every registration")
+        await nodes[1].create("t", [[2, 3, 1]])
+        await leader_moved_away(zk, nodes, ("t", 0))
+        await asyncio.sleep(0.3)  # six intervals: a rebalance, were it on, would have run
+        assert zk.states[("t", 0)].leader == 3
+    finally:
+        for node in nodes.values():
+            await node.close()
 
 
 # -- random failures -----------------------------------------------------------------------------

@@ -7,8 +7,21 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kbroker.cluster.election import initial_state, next_state, reconcile
+from kbroker.cluster.election import (
+    PREFERRED,
+    UNCLEAN,
+    elect,
+    initial_state,
+    next_state,
+    preferred_election,
+    rebalance,
+    rebalance_due,
+    reconcile,
+    requested_elections,
+    unclean_election,
+)
 from kbroker.cluster.image import NO_LEADER, BrokerRegistration, ClusterImage, PartitionState, TopicAssignment
+from kbroker.errors import ErrorCode
 
 REPLICAS = (3, 1, 2)
 CONTROLLER_EPOCH = 7
@@ -72,11 +85,12 @@ def test_unreadable_state_stays_offline() -> None:
 
 
 def image(live: set[int], topics: dict[str, tuple[tuple[int, ...], ...]],
-          states: dict[tuple[str, int], PartitionState], deleting: frozenset[str] = frozenset()) -> ClusterImage:
+          states: dict[tuple[str, int], PartitionState], deleting: frozenset[str] = frozenset(),
+          elections: dict[tuple[str, int], int] | None = None) -> ClusterImage:
     return ClusterImage.of({b: BrokerRegistration(b, "localhost", 9000 + b) for b in live}, min(live, default=NO_LEADER),
                            frozenset(topics),
                            {name: TopicAssignment(name, uuid.uuid4(), replicas) for name, replicas in topics.items()},
-                           {}, states, deleting)
+                           {}, states, deleting, elections, 0 if elections else -1)
 
 
 def test_reconcile_writes_initial_states_and_elections_only_where_needed() -> None:
@@ -131,3 +145,110 @@ def test_reconcile_settles_in_one_round(current: ClusterImage) -> None:
             assert new.leader in current.topics[key[0]].replicas[key[1]]
         if old is not None:
             assert new.leader_epoch == old.leader_epoch + (new.leader != old.leader)
+
+
+# -- elections asked for (ElectLeaders) ------------------------------------------------------------
+
+
+def test_preferred_election_moves_leadership_to_the_first_replica() -> None:
+    new = preferred_election(REPLICAS, state(1, 5, (1, 2, 3)), {1, 2, 3}, CONTROLLER_EPOCH)
+    assert new == PartitionState(3, 6, (1, 2, 3), CONTROLLER_EPOCH, version=4)
+
+
+def test_preferred_election_not_needed_when_the_preferred_replica_leads() -> None:
+    assert preferred_election(REPLICAS, state(3, 5, (3, 1)), {1, 2, 3}, CONTROLLER_EPOCH) == \
+        ErrorCode.ELECTION_NOT_NEEDED
+
+
+def test_preferred_replica_dead_or_out_of_the_isr_cannot_lead() -> None:
+    assert preferred_election(REPLICAS, state(1, 5, (1, 2, 3)), {1, 2}, CONTROLLER_EPOCH) == \
+        ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE
+    assert preferred_election(REPLICAS, state(1, 5, (1, 2)), {1, 2, 3}, CONTROLLER_EPOCH) == \
+        ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE
+    # it "leads" in a state written before it died: still not available
+    assert preferred_election(REPLICAS, state(3, 5, (3,)), {1, 2}, CONTROLLER_EPOCH) == \
+        ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE
+
+
+def test_preferred_election_brings_an_offline_partition_back() -> None:
+    new = preferred_election(REPLICAS, state(NO_LEADER, 5, (3, 2)), {3}, CONTROLLER_EPOCH)
+    assert (new.leader, new.leader_epoch, new.isr) == (3, 6, (3,))
+
+
+def test_unclean_election_elects_a_live_replica_outside_the_isr_alone() -> None:
+    new = unclean_election(REPLICAS, state(NO_LEADER, 5, (3,)), {1, 2}, CONTROLLER_EPOCH)
+    assert new == PartitionState(1, 6, (1,), CONTROLLER_EPOCH, version=4)
+
+
+def test_unclean_election_prefers_a_live_isr_member() -> None:
+    new = unclean_election(REPLICAS, state(NO_LEADER, 5, (3, 2)), {1, 2}, CONTROLLER_EPOCH)
+    assert (new.leader, new.isr) == (2, (2,))
+
+
+def test_unclean_election_not_needed_with_a_live_leader_and_impossible_without_live_replicas() -> None:
+    assert unclean_election(REPLICAS, state(2, 5, (2,)), {2}, CONTROLLER_EPOCH) == ErrorCode.ELECTION_NOT_NEEDED
+    assert unclean_election(REPLICAS, state(NO_LEADER, 5, (3,)), {4}, CONTROLLER_EPOCH) == \
+        ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE
+    # a leader in the state that is dead counts as none
+    new = unclean_election(REPLICAS, state(3, 5, (3,)), {2}, CONTROLLER_EPOCH)
+    assert (new.leader, new.isr) == (2, (2,))
+
+
+def test_elect_unknown_topic_partition_or_topic_being_deleted() -> None:
+    current = image({1, 2}, {"t": ((1, 2),), "doomed": ((1, 2),)},
+                    {("t", 0): state(2, 0, (1, 2)), ("doomed", 0): state(2, 0, (1, 2))},
+                    deleting=frozenset({"doomed"}))
+    for topic, partition in (("nope", 0), ("t", 1), ("t", -1), ("doomed", 0)):
+        assert elect(PREFERRED, current, topic, partition, CONTROLLER_EPOCH) == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    assert elect(PREFERRED, current, "t", 0, CONTROLLER_EPOCH).leader == 1
+    assert elect(UNCLEAN, current, "t", 0, CONTROLLER_EPOCH) == ErrorCode.ELECTION_NOT_NEEDED
+
+
+def test_requested_elections_only_the_possible_ones() -> None:
+    current = image({1, 2}, {"t": ((1, 2), (2, 1), (3, 1))},
+                    {("t", 0): state(2, 0, (1, 2)), ("t", 1): state(2, 0, (2, 1)), ("t", 2): state(1, 0, (1,))},
+                    elections={("t", 0): PREFERRED, ("t", 1): PREFERRED, ("t", 2): PREFERRED, ("u", 0): UNCLEAN})
+    assert requested_elections(current, CONTROLLER_EPOCH) == {
+        ("t", 0): PartitionState(1, 1, (1, 2), CONTROLLER_EPOCH, version=4)}
+
+
+# -- auto leader rebalance -------------------------------------------------------------------------
+
+
+def test_rebalance_moves_leadership_back_when_a_broker_leads_too_few_of_its_partitions() -> None:
+    # broker 1 is the preferred replica of 4 partitions and leads 3: 25% elsewhere > 10%.
+    topics = {"t": ((1, 2), (1, 2), (1, 2), (1, 2), (2, 1))}
+    states = {("t", p): state(1, 0, (1, 2)) for p in range(3)}
+    states[("t", 3)] = state(2, 3, (1, 2))
+    states[("t", 4)] = state(2, 0, (2, 1))
+    assert rebalance(image({1, 2}, topics, states), CONTROLLER_EPOCH, 10) == {
+        ("t", 3): PartitionState(1, 4, (1, 2), CONTROLLER_EPOCH, version=4)}
+    assert rebalance(image({1, 2}, topics, states), CONTROLLER_EPOCH, 25) == {}  # not above 25%
+
+
+def test_rebalance_skips_a_preferred_replica_not_alive_or_not_in_sync() -> None:
+    topics = {"t": ((1, 2), (1, 2))}
+    states = {("t", 0): state(2, 1, (2,)), ("t", 1): state(2, 1, (2, 1))}
+    assert set(rebalance(image({1, 2}, topics, states), CONTROLLER_EPOCH, 10)) == {("t", 1)}
+    assert rebalance(image({2}, topics, states), CONTROLLER_EPOCH, 10) == {}
+
+
+def test_rebalance_leaves_a_topic_being_deleted_alone() -> None:
+    current = image({1, 2}, {"doomed": ((1, 2),)}, {("doomed", 0): state(2, 1, (2, 1))},
+                    deleting=frozenset({"doomed"}))
+    assert rebalance(current, CONTROLLER_EPOCH, 0) == {}
+
+
+def test_rebalance_is_due_once_an_interval_has_passed() -> None:
+    assert not rebalance_due(now=1299.9, last_check=1000.0, interval_s=300)
+    assert rebalance_due(now=1300.0, last_check=1000.0, interval_s=300)
+
+
+@given(clusters(), st.integers(0, 100))
+def test_rebalance_only_elects_live_in_sync_preferred_replicas(current: ClusterImage, percentage: int) -> None:
+    for (topic, partition), new in rebalance(current, CONTROLLER_EPOCH, percentage).items():
+        old = current.states[(topic, partition)]
+        preferred = current.topics[topic].replicas[partition][0]
+        assert new.leader == preferred != old.leader
+        assert preferred in current.brokers and preferred in old.isr
+        assert new.leader_epoch == old.leader_epoch + 1 and new.version == old.version

@@ -315,3 +315,34 @@ async def test_an_unreadable_producer_id_block_hands_out_no_ids(zk_cluster: Clus
     store = (await zk_cluster.open_store()).store
     with pytest.raises(MetaStoreError, match="unreadable"):
         await store.claim_producer_id_block(1, 1000)
+
+
+async def test_elections_asked_from_two_stores_merge_and_are_completed_by_version(cluster: Cluster) -> None:
+    """/admin/preferred_replica_election: created, then merged into; removed only at the version
+    the controller acted on, so an election added meanwhile is never lost."""
+    first, second = await cluster.open_store(), await cluster.open_store()
+    await first.store.request_leader_elections({("t", 0): 0})
+    await second.store.request_leader_elections({("t", 1): 1, ("u", 0): 0})
+    for store in (first.store, second.store):
+        await wait_until(lambda: len(store.image.elections) == 3, "every election in the image", WAIT_S)
+        assert dict(store.image.elections) == {("t", 0): 0, ("t", 1): 1, ("u", 0): 0}
+    acted_on = first.store.image.elections_version
+    await second.store.request_leader_elections({("v", 0): 0})
+    with pytest.raises(StaleWrite):
+        await first.store.complete_leader_elections(acted_on)
+    await wait_until(lambda: ("v", 0) in first.store.image.elections, "the late election in the image", WAIT_S)
+    await first.store.complete_leader_elections(first.store.image.elections_version)
+    for store in (first.store, second.store):
+        await wait_until(lambda: not store.image.elections and store.image.elections_version == -1,
+                         "no election pending", WAIT_S)
+
+
+async def test_kafkas_preferred_replica_election_document_is_read(zk_cluster: Cluster, raw: KazooClient) -> None:
+    """What Kafka's kafka-preferred-replica-election.sh wrote, and a malformed one (logged, ignored)."""
+    reader = await zk_cluster.open_store()
+    raw.create("/admin/preferred_replica_election", json.dumps(
+        {"version": 1, "partitions": [{"topic": "t", "partition": 3}]}).encode())
+    await wait_until(lambda: dict(reader.store.image.elections) == {("t", 3): 0}, "the election", WAIT_S)
+    raw.set("/admin/preferred_replica_election", b'{"partitions": 7}')
+    await wait_until(lambda: not reader.store.image.elections, "the malformed znode ignored", WAIT_S)
+    assert reader.store.image.elections_version == 1

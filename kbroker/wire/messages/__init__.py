@@ -11,6 +11,8 @@ from kbroker.wire.messages.delete_topics import DELETE_TOPICS
 from kbroker.wire.messages.describe_cluster import DESCRIBE_CLUSTER
 from kbroker.wire.messages.describe_configs import DESCRIBE_CONFIGS
 from kbroker.wire.messages.describe_groups import DESCRIBE_GROUPS
+from kbroker.wire.messages.describe_log_dirs import DESCRIBE_LOG_DIRS
+from kbroker.wire.messages.elect_leaders import ELECT_LEADERS
 from kbroker.wire.messages.fetch import FETCH
 from kbroker.wire.messages.find_coordinator import FIND_COORDINATOR
 from kbroker.wire.messages.heartbeat import HEARTBEAT
@@ -51,8 +53,10 @@ APIS: dict[int, Api] = {a.key: a for a in (
     OFFSET_FOR_LEADER_EPOCH,
     DESCRIBE_CONFIGS,
     ALTER_CONFIGS,
+    DESCRIBE_LOG_DIRS,
     CREATE_PARTITIONS,
     DELETE_GROUPS,
+    ELECT_LEADERS,
     INCREMENTAL_ALTER_CONFIGS,
     OFFSET_DELETE,
     DESCRIBE_CLUSTER,
