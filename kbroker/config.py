@@ -180,7 +180,6 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("zookeeper.connection.timeout.ms", parse_int, None, 1),
     _key("broker.rack", str, None),
     _key("offsets.topic.replication.factor", parse_int, "3", 1),
-    _key("controlled.shutdown.enable", parse_bool, "true"),
     _key("replica.lag.time.max.ms", parse_int, "30000", 1),
     _key("min.insync.replicas", parse_int, "1", 1),
     _key("auto.leader.rebalance.enable", parse_bool, "true"),
@@ -196,7 +195,8 @@ _ALIASES = {"broker.id": "node.id", "log.dir": "log.dirs"}
 IGNORED_KEYS = frozenset({
     "num.network.threads", "num.io.threads", "num.recovery.threads.per.data.dir", "num.replica.fetchers",
     "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
-    "process.roles", "controller.quorum.voters",
+    # controlled.shutdown.enable: SIGTERM always closes the ZooKeeper session first, so leaders move at once.
+    "process.roles", "controlled.shutdown.enable", "controller.quorum.voters",
     "controller.quorum.bootstrap.servers", "controller.listener.names", "inter.broker.listener.name",
     "listener.security.protocol.map", "group.coordinator.rebalance.protocols", "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr", "log.segment.delete.delay.ms", "unclean.leader.election.enable",
@@ -270,7 +270,6 @@ class Config:
     zookeeper_connection_timeout_ms: int | None  # None: the session timeout, as Kafka
     broker_rack: str | None
     offsets_topic_replication_factor: int
-    controlled_shutdown_enable: bool
     replica_lag_time_max_ms: int
     min_insync_replicas: int
     auto_leader_rebalance_enable: bool  # the controller moves leadership back to preferred replicas
