@@ -1,8 +1,9 @@
 """Broker configuration under Kafka's own names, so a user's server.properties mostly works.
 
 `BROKER_CONFIGS` is the one table of keys we understand: name, type, default, and the
-attribute of `Config` it fills. Keys Kafka has but a single-node broker has no use for
-(thread pools, ZooKeeper, SASL, ...) are accepted and ignored; any other key gets a warning.
+attribute of `Config` it fills. Keys Kafka has but kbroker has no use for (thread pools,
+KRaft, ...) are accepted and ignored; any other key gets a warning. `zookeeper.connect` turns on
+cluster mode (kbroker/cluster/).
 A value that does not parse raises `ConfigError`; the CLI turns that into exit code 2.
 """
 from __future__ import annotations
@@ -191,7 +192,7 @@ _BY_NAME = {k.name: k for k in BROKER_CONFIGS}
 # Kafka's older spellings that set the same value (Kafka resolves them the same way).
 _ALIASES = {"broker.id": "node.id", "log.dir": "log.dirs"}
 
-# Kafka keys a single-node broker accepts without acting on them.
+# Kafka keys kbroker accepts without acting on them.
 IGNORED_KEYS = frozenset({
     "num.network.threads", "num.io.threads", "num.recovery.threads.per.data.dir", "num.replica.fetchers",
     "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
