@@ -25,7 +25,6 @@ class Acked:
     partition: int
     offset: int
     value: bytes
-    leader_epoch: int | None = None  # of the leader that acknowledged it (None: not known)
 
 
 class LoadProducer:
@@ -54,7 +53,7 @@ class LoadProducer:
             self.errors.append(f"{err.name()}: {err.str()}")
         else:
             self.acked_at.append(time.monotonic())  # first: whoever sees acked[i] finds acked_at[i]
-            self.acked.append(Acked(msg.partition(), msg.offset(), msg.value(), msg.leader_epoch()))
+            self.acked.append(Acked(msg.partition(), msg.offset(), msg.value()))
 
     def _run(self) -> None:
         sequence = self.sequences
@@ -85,19 +84,17 @@ class LoadProducer:
         """Where a fault begins: (acknowledgements so far, the next sequence of each partition)."""
         return len(self.acked), list(self.sequences)
 
-    def first_ack_after(self, mark: tuple[int, list[int]], partitions: Collection[int], timeout: float = 60,
-                        min_leader_epoch: int = 0) -> float:
-        """When (time.monotonic) the first record of one of `partitions` sent after `mark` was acknowledged
-        (by a leader of at least `min_leader_epoch`): the end of a failover. Records sent before the mark
-        do not count: their acknowledgements may still be on their way from a leader that is fine."""
+    def first_ack_after(self, mark: tuple[int, list[int]], partitions: Collection[int], timeout: float = 60) -> float:
+        """When (time.monotonic) the first record of one of `partitions` sent after `mark` was acknowledged:
+        the end of a failover. Records sent before the mark do not count: their acknowledgements may still
+        be on their way from a leader that is fine."""
         since, sequences = mark
         deadline = time.monotonic() + timeout
         while True:
             end = len(self.acked)
             for i in range(since, end):
                 ack = self.acked[i]
-                if (ack.partition in partitions and int(ack.value.split(b"-")[1]) >= sequences[ack.partition]
-                        and (ack.leader_epoch or 0) >= min_leader_epoch):
+                if ack.partition in partitions and int(ack.value.split(b"-")[1]) >= sequences[ack.partition]:
                     return self.acked_at[i]
             if time.monotonic() > deadline:
                 raise AssertionError(f"nothing sent after the mark acknowledged on partitions {sorted(partitions)} "
