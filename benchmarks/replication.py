@@ -234,11 +234,13 @@ def report(rows: list[dict]) -> str:
         for rf in sorted({r["replication_factor"] for r in through}, reverse=True):
             group = [r for r in through if r["replication_factor"] == rf]
             lines.append(f"| RF={rf} | {_median(group, 'msg_per_s'):,.0f} | {_median(group, 'mb_per_s'):.1f} | "
-                         f"{_median(group, 'broker_cpu_us_per_msg'):.1f} | {len(group)} | {_range(group, 'load_avg')} |")
+                         f"{_median(group, 'broker_cpu_us_per_msg'):.1f} | {len(group)} | "
+                         f"{_range(group, 'load_avg')} |")
         lines.append("")
     latency = [r for r in rows if r["kind"] == "latency"]
     if latency:
-        lines += ["| acks=all produce -> ack | rate msg/s | achieved | p50 ms | p99 ms | p99.9 ms | max ms | runs | load |",
+        lines += ["| acks=all produce -> ack | rate msg/s | achieved | p50 ms | p99 ms | p99.9 ms | max ms | runs "
+                  "| load |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         for rate in sorted({r["rate"] for r in latency}):
             for rf in sorted({r["replication_factor"] for r in latency}, reverse=True):

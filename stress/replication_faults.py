@@ -8,8 +8,8 @@ three kbroker processes, replication factor 3, min.insync.replicas=2, an idempot
 producer (tests/replication_checker.py's LoadProducer). Even cycles SIGKILL the leader of
 partition 0; odd cycles take turns: SIGKILL a follower of partition 0, SIGKILL the controller,
 SIGSTOP the leader of partition 0 until another broker leads it (past the session timeout),
-then SIGCONT (the deposed leader must refuse what it is sent). A killed broker is restarted; every cycle waits until each partition has all
-three replicas in its ISR again.
+then SIGCONT (the deposed leader must refuse what it is sent). A killed broker is restarted;
+every cycle waits until each partition has all three replicas in its ISR again.
 
 Per cycle, one JSON line: the failover time (the fault -> the first acknowledged record sent
 after it, of a partition the victim led, or of any partition when it led none: acks=all also
