@@ -14,12 +14,15 @@ zookeeper.session.timeout.ms=6000. Topics at RF=3 have min.insync.replicas=2.
 (b) failover: an idempotent acks=all producer (tests/replication_checker.py's LoadProducer) at
     --failover-rate; the partition's leader gets SIGKILL (its session lapses after the timeout)
     or SIGTERM (a clean shutdown closes its session: the controller acts at once). Measured:
-    the signal -> the metadata naming another leader, and -> the first record sent after the
-    signal acknowledged (librdkafka's delivery reports do not say by which leader; after SIGKILL
-    it can only be the new one). The checker then reads the partition back.
+    the signal -> the metadata naming another leader, and -> the first record the new leader
+    wrote (at or past the start offset of its epoch, from its leader-epoch-checkpoint) is
+    acknowledged: after SIGTERM the old leader may still acknowledge a few records itself, and
+    librdkafka's delivery reports do not say which leader did. The checker then reads the
+    partition back.
 (c) catch-up: a follower is stopped cleanly, --catch-up-mb are written at acks=1, the follower
     is launched again: its launch -> listening -> back in the ISR; MB/s = the bytes it lacked over
-    the time from listening to the ISR.
+    the time from listening to the ISR (its fetcher may start a little before it listens), and
+    over the time from its launch (a lower bound).
 
 Prints one JSON line per measurement and markdown tables; results.jsonl and report.md in --out.
 """
@@ -100,8 +103,8 @@ def throughput(cluster: ClusterProcesses, replication_factor: int, records: int,
 
 
 def ack_latency(cluster: ClusterProcesses, replication_factor: int, rate: int, seconds: float, size: int,
-                repeat: int) -> dict:
-    """acks=all produce -> acknowledgement at a fixed rate, each record sent as soon as it is due."""
+                repeat: int, acks: str = "all") -> dict:
+    """Produce -> acknowledgement at a fixed rate, each record sent as soon as it is due."""
     from confluent_kafka import Producer
 
     topic = _topic(cluster, f"latency-rf{replication_factor}", replication_factor)
@@ -114,7 +117,7 @@ def ack_latency(cluster: ClusterProcesses, replication_factor: int, rate: int, s
         else:
             latencies.append(msg.latency())
 
-    producer = Producer({"bootstrap.servers": cluster.bootstrap_all, "acks": "all", "linger.ms": 0,
+    producer = Producer({"bootstrap.servers": cluster.bootstrap_all, "acks": acks, "linger.ms": 0,
                          "on_delivery": delivered})
     producer.list_topics(topic, timeout=20)
     value = b"x" * size
@@ -136,7 +139,8 @@ def ack_latency(cluster: ClusterProcesses, replication_factor: int, rate: int, s
         raise RuntimeError(f"latency run at RF={replication_factor}: {len(latencies)}/{total} acknowledged, "
                            f"errors {errors[:3]}")
     ms = sorted(s * 1e3 for s in latencies)
-    return {"kind": "latency", "replication_factor": replication_factor, "rate": rate, "achieved_msg_s": achieved,
+    return {"kind": "latency", "replication_factor": replication_factor, "acks": acks, "rate": rate,
+            "achieved_msg_s": achieved,
             "records": total, "repeat": repeat, "p50_ms": percentile(ms, 0.5), "p99_ms": percentile(ms, 0.99),
             "p999_ms": percentile(ms, 0.999), "max_ms": ms[-1], "load_avg": load}
 
@@ -157,9 +161,11 @@ def failovers(cluster: ClusterProcesses, how: signal.Signals, times: int, rate: 
             mark = producer.mark()
             hit = time.monotonic()
             cluster.signal(leader, how)
-            _, elected = cluster.wait_until(lambda v: v.leaders(topic)[0] not in (leader, -1), via=other,
-                                            topics=[topic], timeout=60)
-            acked = producer.first_ack_after(mark, [0], timeout=120) - hit
+            view, elected = cluster.wait_until(lambda v: v.leaders(topic)[0] not in (leader, -1), via=other,
+                                               topics=[topic], timeout=60)
+            new = view.topics[topic][0]
+            start = epoch_start(cluster, new.leader, topic, new.leader_epoch)
+            acked = producer.first_ack_after(mark, [0], timeout=120, min_offset=start) - hit
             rows.append({"kind": "failover", "signal": how.name, "repeat": repeat, "old_leader": leader,
                          "new_leader_in_metadata_s": elected, "first_ack_s": acked, "load_avg": load})
             print(json.dumps(rows[-1]), flush=True)
@@ -179,6 +185,24 @@ def failovers(cluster: ClusterProcesses, how: signal.Signals, times: int, rate: 
                            f"out of order {report.out_of_order[:3]}, diverged {report.diverged}, "
                            f"errors {producer.errors[:3]}")
     return rows
+
+
+def epoch_start(cluster: ClusterProcesses, node: int, topic: str, epoch: int, timeout: float = 120) -> int:
+    """The first offset `node` wrote as leader in `epoch` (or later), from its leader-epoch-checkpoint,
+    which gains the entry with the epoch's first append."""
+    from kbroker.log.checkpoints import MalformedCheckpoint, read_epochs
+
+    path = cluster.brokers[node].data_dir / f"{topic}-0" / "leader-epoch-checkpoint"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            starts = [offset for entry_epoch, offset in read_epochs(path) if entry_epoch >= epoch]
+        except MalformedCheckpoint:  # caught mid-rewrite
+            starts = []
+        if starts:
+            return starts[0]
+        time.sleep(0.01)
+    raise RuntimeError(f"broker {node} wrote nothing in leader epoch {epoch} of {topic} within {timeout}s")
 
 
 # -- (c) follower catch-up -----------------------------------------------------------------------
@@ -211,7 +235,8 @@ def catch_up(cluster: ClusterProcesses, megabytes: int, size: int) -> dict:
         raise RuntimeError("the follower rejoined the ISR with a log of another size than the leader's")
     return {"kind": "catch-up", "bytes_behind": behind, "records": records, "size": size,
             "start_s": listening - launched, "catch_up_s": in_sync - listening,
-            "mb_per_s": behind / (in_sync - listening) / 1e6, "load_avg": load}
+            "mb_per_s": behind / (in_sync - listening) / 1e6,
+            "mb_per_s_from_launch": behind / (in_sync - launched) / 1e6, "load_avg": load}
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -254,7 +279,8 @@ def report(rows: list[dict]) -> str:
     failover = [r for r in rows if r["kind"] == "failover"]
     if failover:
         lines += [f"| leader failover (session timeout {SESSION_TIMEOUT_MS} ms) | new leader in metadata, s: "
-                  "median (range) | first ack sent after the signal, s: median (range) | runs |", "|---|---|---|---:|"]
+                  "median (range) | first record of the new leader acknowledged, s: median (range) | runs |",
+                  "|---|---|---|---:|"]
         for how in dict.fromkeys(r["signal"] for r in failover):
             group = [r for r in failover if r["signal"] == how]
             lines.append(f"| {how} | {_median(group, 'new_leader_in_metadata_s'):.2f} "
@@ -265,7 +291,8 @@ def report(rows: list[dict]) -> str:
         if r["kind"] == "catch-up":
             lines.append(f"Catch-up: {r['bytes_behind'] / 1e6:.0f} MB behind ({r['size']} B records); start "
                          f"{r['start_s']:.2f} s, then back in the ISR after {r['catch_up_s']:.2f} s: "
-                         f"{r['mb_per_s']:.1f} MB/s (load {r['load_avg']}).")
+                         f"{r['mb_per_s']:.1f} MB/s ({r['mb_per_s_from_launch']:.1f} MB/s from its launch; "
+                         f"load {r['load_avg']}).")
     return "\n".join(lines) + "\n"
 
 

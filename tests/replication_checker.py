@@ -84,17 +84,20 @@ class LoadProducer:
         """Where a fault begins: (acknowledgements so far, the next sequence of each partition)."""
         return len(self.acked), list(self.sequences)
 
-    def first_ack_after(self, mark: tuple[int, list[int]], partitions: Collection[int], timeout: float = 60) -> float:
-        """When (time.monotonic) the first record of one of `partitions` sent after `mark` was acknowledged:
-        the end of a failover. Records sent before the mark do not count: their acknowledgements may still
-        be on their way from a leader that is fine."""
+    def first_ack_after(self, mark: tuple[int, list[int]], partitions: Collection[int], timeout: float = 60,
+                        min_offset: int = 0) -> float:
+        """When (time.monotonic) the first record of one of `partitions` sent after `mark` was acknowledged
+        (at `min_offset` or past it: e.g. the first offset a new leader wrote): the end of a failover.
+        Records sent before the mark do not count: their acknowledgements may still be on their way
+        from a leader that is fine."""
         since, sequences = mark
         deadline = time.monotonic() + timeout
         while True:
             end = len(self.acked)
             for i in range(since, end):
                 ack = self.acked[i]
-                if ack.partition in partitions and int(ack.value.split(b"-")[1]) >= sequences[ack.partition]:
+                if (ack.partition in partitions and ack.offset >= min_offset
+                        and int(ack.value.split(b"-")[1]) >= sequences[ack.partition]):
                     return self.acked_at[i]
             if time.monotonic() > deadline:
                 raise AssertionError(f"nothing sent after the mark acknowledged on partitions {sorted(partitions)} "
