@@ -13,9 +13,10 @@ every cycle waits until each partition has all three replicas in its ISR again.
 
 Per cycle, one JSON line: the failover time (the fault -> the first acknowledged record sent
 after it, of a partition the victim led, or of any partition when it led none: acks=all also
-stalls while a dead follower is still in the ISR) and how long the ISR took to be full again. At the end the
-checker reads every partition back: acknowledged records lost (must be 0), duplicated, out of
-order, replicas that differ below the high watermark. Exits 1 if any of those is not zero.
+stalls while a dead follower is still in the ISR) and how long the ISR took to be full again
+(from the restart). At the end the checker reads every partition back: acknowledged records
+lost (must be 0), duplicated, out of order, replicas that differ below the high watermark.
+Exits 1 if any of those is not zero.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from compat_tests.test_replication import _create, _wait_in_sync  # noqa: E402
+from compat_tests.test_replication import _create  # noqa: E402
 from tests.cluster_process import ClusterProcesses  # noqa: E402
 from tests.replication_checker import LoadProducer, check  # noqa: E402
 from tests.zookeeper_process import ZooKeeperProcess  # noqa: E402
@@ -94,7 +95,7 @@ def run_cycle(cluster: ClusterProcesses, producer: LoadProducer, number: int, pa
         failover = producer.first_ack_after(mark, watched, timeout=120) - hit
         back = time.monotonic()
         cluster.brokers[victim].start(timeout=60)
-    _wait_in_sync(cluster, TOPIC, partitions, timeout=120)
+    cluster.wait_in_sync(TOPIC, partitions, timeout=120)
     isr_full = time.monotonic() - back
     producer.acked_since(50, timeout=60)
     return Cycle(number, fault, victim, led, round(failover, 3), round(isr_full, 3), len(producer.acked),
