@@ -298,7 +298,7 @@ def report(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=500_000, help="per throughput run")
+    parser.add_argument("--records", type=int, default=2_000_000, help="per throughput run")
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rates", default="1000,10000", help="latency runs, msg/s ('' for none)")
