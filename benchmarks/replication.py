@@ -14,11 +14,13 @@ zookeeper.session.timeout.ms=6000. Topics at RF=3 have min.insync.replicas=2.
 (b) failover: an idempotent acks=all producer (tests/replication_checker.py's LoadProducer) at
     --failover-rate; the partition's leader gets SIGKILL (its session lapses after the timeout)
     or SIGTERM (a clean shutdown closes its session: the controller acts at once). Measured:
-    the signal -> the metadata naming another leader, and -> the first record the new leader
-    wrote (at or past the start offset of its epoch, from its leader-epoch-checkpoint) is
-    acknowledged: after SIGTERM the old leader may still acknowledge a few records itself, and
-    librdkafka's delivery reports do not say which leader did. The checker then reads the
-    partition back.
+    the signal -> the metadata naming another leader; -> a producer started then has one record
+    acknowledged by that leader (on a second partition with the same replicas, so the same
+    leader: the cluster's side of a failover, without the load producer's reconnect backoff);
+    and -> the load producer's first record the new leader wrote (at or past the start offset
+    of its epoch, from its leader-epoch-checkpoint) is acknowledged: after SIGTERM the old leader
+    may still acknowledge a few records itself, and librdkafka's delivery reports do not say
+    which leader did. The checker then reads the load partition back.
 (c) catch-up: a follower is stopped cleanly, --catch-up-mb are written at acks=1, the follower
     is launched again: its launch -> listening -> back in the ISR; MB/s = the bytes it lacked over
     the time from listening to the ISR (its fetcher may start a little before it listens), and
@@ -147,8 +149,38 @@ def ack_latency(cluster: ClusterProcesses, replication_factor: int, rate: int, s
 
 # -- (b) failover --------------------------------------------------------------------------------
 
+PROBE_PARTITION = 1  # led with partition 0 (same replica list), outside what the checker reads
+
+
+def _failover_topic(cluster: ClusterProcesses, name: str) -> str:
+    """Two partitions on the same replicas in the same order: they have the same leader, always."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = f"{name}-{time.time_ns()}"
+    replicas = sorted(cluster.brokers)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_all})
+    assignment = NewTopic(topic, num_partitions=2, replica_assignment=[replicas, replicas], config=REPLICATED)
+    admin.create_topics([assignment])[topic].result(30)
+    cluster.wait_in_sync(topic, 2)
+    return topic
+
+
+def probe_ack(cluster: ClusterProcesses, node: int, topic: str) -> float:
+    """When (time.monotonic) a producer started now has one acks=all record acknowledged by `node`."""
+    from confluent_kafka import Producer
+
+    acked: list[float] = []
+    probe = Producer({"bootstrap.servers": cluster.bootstrap(node), "acks": "all", "linger.ms": 0,
+                      "on_delivery": lambda err, _msg: acked.append(time.monotonic()) if err is None else None})
+    probe.produce(topic, b"probe", partition=PROBE_PARTITION)
+    probe.flush(60)
+    if not acked:
+        raise RuntimeError(f"the probe record was not acknowledged by broker {node}")
+    return acked[0]
+
+
 def failovers(cluster: ClusterProcesses, how: signal.Signals, times: int, rate: int) -> list[dict]:
-    topic = _topic(cluster, f"failover-{how.name.lower()}", 3)
+    topic = _failover_topic(cluster, f"failover-{how.name.lower()}")
     producer = LoadProducer(cluster.bootstrap_all, topic, 1, rate).start()
     rows = []
     try:
@@ -164,10 +196,12 @@ def failovers(cluster: ClusterProcesses, how: signal.Signals, times: int, rate: 
             view, elected = cluster.wait_until(lambda v: v.leaders(topic)[0] not in (leader, -1), via=other,
                                                topics=[topic], timeout=60)
             new = view.topics[topic][0]
+            probed = probe_ack(cluster, new.leader, topic) - hit
             start = epoch_start(cluster, new.leader, topic, new.leader_epoch)
             acked = producer.first_ack_after(mark, [0], timeout=120, min_offset=start) - hit
             rows.append({"kind": "failover", "signal": how.name, "repeat": repeat, "old_leader": leader,
-                         "new_leader_in_metadata_s": elected, "first_ack_s": acked, "load_avg": load})
+                         "new_leader_in_metadata_s": elected, "fresh_producer_ack_s": probed, "first_ack_s": acked,
+                         "load_avg": load})
             print(json.dumps(rows[-1]), flush=True)
             broker = cluster.brokers[leader]
             if how == signal.SIGTERM:
@@ -175,7 +209,7 @@ def failovers(cluster: ClusterProcesses, how: signal.Signals, times: int, rate: 
             else:
                 broker.kill()  # reaps it
             broker.start(timeout=60)
-            cluster.wait_in_sync(topic, 1)
+            cluster.wait_in_sync(topic, 2)
             producer.acked_since(100)
     finally:
         producer.stop()
@@ -278,14 +312,14 @@ def report(rows: list[dict]) -> str:
         lines.append("")
     failover = [r for r in rows if r["kind"] == "failover"]
     if failover:
-        lines += [f"| leader failover (session timeout {SESSION_TIMEOUT_MS} ms) | new leader in metadata, s: "
-                  "median (range) | first record of the new leader acknowledged, s: median (range) | runs |",
-                  "|---|---|---|---:|"]
+        lines += [f"| leader failover (session timeout {SESSION_TIMEOUT_MS} ms), s: median (range) | new leader "
+                  "in metadata | a fresh producer's record acknowledged | the load producer's first record on the "
+                  "new leader acknowledged | runs |", "|---|---|---|---|---:|"]
         for how in dict.fromkeys(r["signal"] for r in failover):
             group = [r for r in failover if r["signal"] == how]
-            lines.append(f"| {how} | {_median(group, 'new_leader_in_metadata_s'):.2f} "
-                         f"({_range(group, 'new_leader_in_metadata_s')}) | {_median(group, 'first_ack_s'):.2f} "
-                         f"({_range(group, 'first_ack_s')}) | {len(group)} |")
+            cells = [f"{_median(group, key):.2f} ({_range(group, key)})"
+                     for key in ("new_leader_in_metadata_s", "fresh_producer_ack_s", "first_ack_s")]
+            lines.append(f"| {how} | {' | '.join(cells)} | {len(group)} |")
         lines.append("")
     for r in rows:
         if r["kind"] == "catch-up":
