@@ -1,6 +1,6 @@
 """Replication on a 3-broker cluster: what acks=all costs at RF=3, failover time, follower catch-up.
 
-    python benchmarks/replication.py                 # the full run (~10 min here)
+    python benchmarks/replication.py                 # the full run (~5 min here)
     python benchmarks/replication.py --quick         # tiny: the smoke test's size
 
 One real ZooKeeper (tickTime 500) and three kbroker processes (tests/cluster_process.py),
@@ -48,11 +48,10 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from bench import _run_workers, consume_worker, create_topic, load_average, produce_worker  # noqa: E402
-from tests.cluster_process import ClusterProcesses  # noqa: E402
+from tests.cluster_process import SESSION_TIMEOUT_MS, ClusterProcesses  # noqa: E402
 from tests.replication_checker import LoadProducer, check  # noqa: E402
 from tests.zookeeper_process import ZooKeeperProcess  # noqa: E402
 
-SESSION_TIMEOUT_MS = 6000
 REPLICATED = {"min.insync.replicas": "2"}
 
 
@@ -354,8 +353,7 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="kbroker-replication-bench-"))
     zookeeper = ZooKeeperProcess(workdir / "zookeeper").start()
-    cluster = ClusterProcesses(zookeeper, workdir / "cluster", 3,
-                               {"zookeeper.session.timeout.ms": str(SESSION_TIMEOUT_MS)})
+    cluster = ClusterProcesses(zookeeper, workdir / "cluster", 3)  # zookeeper.session.timeout.ms=6000
     rows: list[dict] = []
     status = 0
     with open(args.out / "results.jsonl", "a") as jsonl:
