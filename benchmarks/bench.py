@@ -209,11 +209,12 @@ class RssSampler:
         self._stop.set()
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int, configs: dict[str, str] | None = None) -> None:
+def create_topic(bootstrap: str, topic: str, partitions: int, configs: dict[str, str] | None = None,
+                 replication_factor: int = 1) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, partitions, 1, config=configs or {})])[topic].result(30)
+    admin.create_topics([NewTopic(topic, partitions, replication_factor, config=configs or {})])[topic].result(30)
 
 
 # -- client processes (spawned: librdkafka and fork do not mix) --------------------------------

@@ -39,10 +39,7 @@ def _create(cluster: ClusterProcesses, topic: str, partitions: int = PARTITIONS)
 def _wait_in_sync(cluster: ClusterProcesses, topic: str, partitions: int = PARTITIONS, via: int | None = None,
                   timeout: float = 60) -> float:
     """Until every partition is led and all three replicas are in its ISR again."""
-    _, waited = cluster.wait_until(
-        lambda v: v.fully_led(topic, partitions) and all(len(p.isr) == 3 for p in v.topics[topic].values()),
-        via=via, topics=[topic], timeout=timeout)
-    return waited
+    return cluster.wait_in_sync(topic, partitions, via=via, timeout=timeout)
 
 
 def _assert_nothing_lost(cluster: ClusterProcesses, topic: str, acked, partitions: int = PARTITIONS) -> None:

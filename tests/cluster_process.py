@@ -115,6 +115,15 @@ class ClusterProcesses:
                              for p in t.partitions} for t in response.topics if t.error_code == 0},
             topic_errors={t.name: t.error_code for t in response.topics if t.error_code})
 
+    def wait_in_sync(self, topic: str, partitions: int, replication_factor: int = 3, via: int | None = None,
+                     timeout: float = 60.0) -> float:
+        """Until every partition is led and has all its replicas in its ISR; the seconds waited."""
+        _, waited = self.wait_until(
+            lambda v: v.fully_led(topic, partitions) and all(len(p.isr) == replication_factor
+                                                              for p in v.topics[topic].values()),
+            via=via, topics=[topic], timeout=timeout)
+        return waited
+
     def wait_until(self, condition: Callable[[ClusterView], bool], via: int | None = None,
                    topics: list[str] | None = None, timeout: float = 30.0) -> tuple[ClusterView, float]:
         """Poll Metadata (from `via`, else any live broker) until `condition`; (the view, seconds waited)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ class LoadProducer:
         self.topic = topic
         self.partitions = partitions
         self.acked: list[Acked] = []
+        self.acked_at: list[float] = []  # time.monotonic() of each acknowledgement, as `acked`
         self.errors: list[str] = []
         self._interval = 1 / rate_per_s
         self._producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
@@ -40,6 +42,7 @@ class LoadProducer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._sent = 0
+        self.sequences = [0] * partitions  # the next value's sequence, per partition
 
     def start(self) -> LoadProducer:
         self._thread.start()
@@ -49,10 +52,11 @@ class LoadProducer:
         if err is not None:
             self.errors.append(f"{err.name()}: {err.str()}")
         else:
+            self.acked_at.append(time.monotonic())  # first: whoever sees acked[i] finds acked_at[i]
             self.acked.append(Acked(msg.partition(), msg.offset(), msg.value()))
 
     def _run(self) -> None:
-        sequence = [0] * self.partitions
+        sequence = self.sequences
         while not self._stop.is_set():
             partition = self._sent % self.partitions
             value = f"{partition}-{sequence[partition]}".encode()
@@ -75,6 +79,31 @@ class LoadProducer:
                 raise AssertionError(f"only {len(self.acked)} of {target} records acknowledged after {timeout}s; "
                                      f"errors {self.errors[-3:]}")
             time.sleep(0.05)
+
+    def mark(self) -> tuple[int, list[int]]:
+        """Where a fault begins: (acknowledgements so far, the next sequence of each partition)."""
+        return len(self.acked), list(self.sequences)
+
+    def first_ack_after(self, mark: tuple[int, list[int]], partitions: Collection[int], timeout: float = 60,
+                        min_offset: int = 0) -> float:
+        """When (time.monotonic) the first record of one of `partitions` sent after `mark` was acknowledged
+        (at `min_offset` or past it: e.g. the first offset a new leader wrote): the end of a failover.
+        Records sent before the mark do not count: their acknowledgements may still be on their way
+        from a leader that is fine."""
+        since, sequences = mark
+        deadline = time.monotonic() + timeout
+        while True:
+            end = len(self.acked)
+            for i in range(since, end):
+                ack = self.acked[i]
+                if (ack.partition in partitions and ack.offset >= min_offset
+                        and int(ack.value.split(b"-")[1]) >= sequences[ack.partition]):
+                    return self.acked_at[i]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nothing sent after the mark acknowledged on partitions {sorted(partitions)} "
+                                     f"within {timeout}s; errors {self.errors[-3:]}")
+            since = end
+            time.sleep(0.002)
 
     def halt(self) -> None:
         """Stop sending (what is in flight is still acknowledged or failed by `stop`)."""

@@ -2,7 +2,8 @@
 
 No timing is asserted — CI machines are shared and noisy. What must hold: every run of
 `benchmarks/bench.py` against kbroker and the null broker verifies all records it consumed,
-and `benchmarks/workload.py`'s check fails on a lost, duplicated, reordered or corrupted record.
+`benchmarks/replication.py` runs each of its measurements once on a 3-broker cluster, and
+`benchmarks/workload.py`'s check fails on a lost, duplicated, reordered or corrupted record.
 """
 from __future__ import annotations
 
@@ -37,6 +38,24 @@ def test_bench_runs_tiny_and_verifies_everything(tmp_path: Path) -> None:
     assert sorted(r["target"] for r in latency) == ["kbroker", "null"]
     assert all(r["records"] == 250 for r in latency)
     assert "| 100 B acks=all none | kbroker |" in (out / "report.md").read_text()
+
+
+def test_replication_benchmark_runs_tiny(tmp_path: Path) -> None:
+    from tests.zookeeper_process import zookeeper_missing
+
+    missing = zookeeper_missing()
+    if missing:
+        pytest.skip(f"the replication benchmark needs a real ZooKeeper: {missing}")
+    out = tmp_path / "results"
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "replication.py"), "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted((r["kind"], r.get("replication_factor")) for r in rows if r["kind"] != "failover") == [
+        ("catch-up", None), ("latency", 1), ("latency", 3), ("throughput", 1), ("throughput", 3)]
+    assert all(r["verified"] for r in rows if r["kind"] == "throughput")
+    assert [r["signal"] for r in rows if r["kind"] == "failover"] == ["SIGTERM"]
+    assert "| RF=3 |" in (out / "report.md").read_text()
 
 
 def _stream(count: int, size: int = 100) -> list[bytes]:
