@@ -65,12 +65,15 @@ class ReplicaFetcher:
         return self._partitions
 
     def set_partitions(self, partitions: dict[TopicPartition, int]) -> None:
+        added = False
         for key, epoch in partitions.items():
             if self._partitions.get(key) != epoch:
                 self._truncated.discard(key)
+                added = True
         self._partitions = dict(partitions)
         self.leader_high_watermarks = {k: v for k, v in self.leader_high_watermarks.items() if k in partitions}
-        self._changed.set()
+        if added:  # a partition new to this fetcher must not wait for the long poll in flight to end
+            self._changed.set()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -86,12 +89,32 @@ class ReplicaFetcher:
                 self._changed.clear()
                 await self._changed.wait()
                 continue
+            self._changed.clear()
+            fetching = asyncio.ensure_future(self._fetch_round())
+            changed = asyncio.ensure_future(self._changed.wait())
             try:
-                await self._truncate_new()
-                await self._fetch_once()
+                await asyncio.wait((fetching, changed), return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:  # closing: the round goes too
+                fetching.cancel()
+                raise
+            finally:
+                changed.cancel()
+            if not fetching.done():
+                # Partitions were added: drop the long poll (it can only be waiting for its answer:
+                # appends never yield) and ask again at once with them.
+                fetching.cancel()
+                self._connection.close()
+                await asyncio.gather(fetching, return_exceptions=True)
+                continue
+            try:
+                fetching.result()
             except (OSError, KafkaError) as exc:
                 log.info("fetching from broker %d: %s; retrying", self.leader.broker_id, exc)
                 await asyncio.sleep(RETRY_S)
+
+    async def _fetch_round(self) -> None:
+        await self._truncate_new()
+        await self._fetch_once()
 
     async def _truncate_new(self) -> None:
         pending = {key: epoch for key, epoch in self._partitions.items() if key not in self._truncated}
