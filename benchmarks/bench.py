@@ -49,8 +49,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -749,6 +751,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def recorder(rows: list[dict], jsonl: IO[str]) -> Callable[[dict], None]:
+    """Keep a measurement: in `rows` (for the report), printed, and as a line of results.jsonl."""
+    def record(row: dict) -> None:
+        rows.append(row)
+        line = json.dumps(row)
+        print(line, flush=True)
+        jsonl.write(line + "\n")
+        jsonl.flush()
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -759,13 +772,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     failed = False
     with open(args.out / "results.jsonl", "a") as jsonl:
-        def record(row: dict) -> None:
-            rows.append(row)
-            line = json.dumps(row)
-            print(line, flush=True)
-            jsonl.write(line + "\n")
-            jsonl.flush()
-
+        record = recorder(rows, jsonl)
         for repeat in range(args.repeat):
             # Interleave: every variant with every target before the next repeat; rotate the
             # target order each repeat so no target always runs first (or after the same one).

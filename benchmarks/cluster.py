@@ -37,13 +37,11 @@ and report.md (the markdown summary, also printed; medians over the runs, with m
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -69,42 +67,6 @@ METADATA, METADATA_VERSION, CREATE_TOPICS = 3, 12, 19
 SECTIONS = ("startup", "scaleout", "propagation", "failover")
 FAILURES = ("kill", "term", "controller-kill", "controller-term")
 BROKERS = 3
-
-
-# -- ZooKeeper with a tick long enough for the session timeout asked ----------------------------
-
-class ZooKeeper(ZooKeeperProcess):
-    """tests/zookeeper_process.py's ZooKeeper, with tickTime chosen so that ZooKeeper grants the
-    session timeout asked (it bounds one to 2-20 ticks): 500 ms up to 10 s, longer beyond."""
-
-    def __init__(self, directory: Path, session_timeout_ms: int, port: int | None = None) -> None:
-        super().__init__(directory, port)
-        self.tick_ms = max(500, math.ceil(session_timeout_ms / 20 / 100) * 100)
-
-    def start(self, timeout: float = 30.0) -> ZooKeeper:
-        if self.tick_ms == 500:
-            super().start(timeout)
-            return self
-        # The same as the parent's, with another tickTime.
-        (self.directory / "data").mkdir(parents=True, exist_ok=True)
-        config = self.directory / "zoo.cfg"
-        config.write_text(f"tickTime={self.tick_ms}\ninitLimit=10\nsyncLimit=5\ndataDir={self.directory / 'data'}\n"
-                          f"clientPort={self.port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
-                          "4lw.commands.whitelist=ruok,srvr\nmaxClientCnxns=0\n")
-        from tests.zookeeper_process import CLASSPATH, MAIN
-        log = open(self.directory / "zookeeper.log", "ab")
-        self.process = subprocess.Popen(["java", "-Xmx256m", "-cp", CLASSPATH, MAIN, str(config)],
-                                        stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"ZooKeeper exited with {self.process.returncode}:\n{self.log()}")
-            if self._ruok():
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"ZooKeeper did not answer within {timeout}s:\n{self.log()}")
 
 
 # -- Metadata polling --------------------------------------------------------------------------
@@ -212,7 +174,7 @@ class Setup:
     def __init__(self, base: Path, args: argparse.Namespace) -> None:
         self.base = base
         self.args = args
-        self.zookeeper = ZooKeeper(base / "zookeeper", args.session_timeout_ms)
+        self.zookeeper = ZooKeeperProcess.for_session_timeout(base / "zookeeper", args.session_timeout_ms)
         self.cluster: ClusterProcesses | None = None
         self.poller: Poller | None = None
 
@@ -463,7 +425,7 @@ def _loads(rows: list[dict]) -> str:
 def report(rows: list[dict], args: argparse.Namespace) -> str:
     lines = [f"# kbroker cluster benchmark — {time.strftime('%Y-%m-%d %H:%M')}", "",
              f"{os.cpu_count()} CPUs; kbroker at {args.version}; {BROKERS} brokers on one ZooKeeper (tickTime "
-             f"{ZooKeeper(Path('.'), args.session_timeout_ms).tick_ms} ms), zookeeper.session.timeout.ms="
+             f"{ZooKeeperProcess.for_session_timeout(Path('.'), args.session_timeout_ms).tick_ms} ms), zookeeper.session.timeout.ms="
              f"{args.session_timeout_ms}; replication factor 1; {args.repeat} repeat(s), medians "
              f"(min–max); Metadata polled every {args.poll_ms} ms; load average (1 min) at the start of each "
              f"run in the last column.", ""]
@@ -603,12 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     failed = False
     with open(args.out / "results.jsonl", "a") as jsonl:
-        def record(row: dict) -> None:
-            rows.append(row)
-            line = json.dumps(row)
-            print(line, flush=True)
-            jsonl.write(line + "\n")
-            jsonl.flush()
+        record = bench.recorder(rows, jsonl)
 
         def attempt(what: dict, fn) -> None:
             nonlocal failed

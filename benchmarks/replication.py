@@ -47,7 +47,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bench import _run_workers, consume_worker, create_topic, load_average, produce_worker  # noqa: E402
+from bench import _run_workers, consume_worker, create_topic, load_average, produce_worker, recorder  # noqa: E402
 from tests.cluster_process import SESSION_TIMEOUT_MS, ClusterProcesses  # noqa: E402
 from tests.replication_checker import LoadProducer, check  # noqa: E402
 from tests.zookeeper_process import ZooKeeperProcess  # noqa: E402
@@ -357,10 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     status = 0
     with open(args.out / "results.jsonl", "a") as jsonl:
-        def record(row: dict) -> None:
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-            jsonl.write(json.dumps(row) + "\n")
+        record = recorder(rows, jsonl)
 
         try:
             cluster.start()
@@ -373,8 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.failovers:
                 for how in (signal.Signals[name.strip()] for name in args.signals.split(",")):
                     for row in failovers(cluster, how, args.failovers, args.failover_rate):
-                        rows.append(row)
-                        jsonl.write(json.dumps(row) + "\n")
+                        record(row)
             if args.catch_up_mb:
                 record(catch_up(cluster, args.catch_up_mb, args.catch_up_size))
         except Exception as exc:  # noqa: BLE001 - report what was measured, keep the logs

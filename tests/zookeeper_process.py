@@ -1,10 +1,12 @@
 """A real ZooKeeper (Debian's `zookeeper` package) on a free 127.0.0.1 port, for cluster tests.
 
 Standalone, with a temporary data dir, no admin HTTP server, stopped by its PID. tickTime=500
-lets sessions expire within seconds (ZooKeeper bounds a session timeout to 2-20 ticks: 1-10 s).
+lets sessions expire within seconds (ZooKeeper bounds a session timeout to 2-20 ticks: 1-10 s);
+`for_session_timeout` picks a tick that grants a longer one.
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -29,10 +31,16 @@ def zookeeper_missing() -> str | None:
 
 
 class ZooKeeperProcess:
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, tick_ms: int = 500) -> None:
         self.directory = Path(directory)
         self.port = port or free_port()
+        self.tick_ms = tick_ms
         self.process: subprocess.Popen | None = None
+
+    @classmethod
+    def for_session_timeout(cls, directory: Path, session_timeout_ms: int) -> ZooKeeperProcess:
+        """A tick with which ZooKeeper grants `session_timeout_ms` (at most 20 ticks): 500 ms up to 10 s."""
+        return cls(directory, tick_ms=max(500, math.ceil(session_timeout_ms / 20 / 100) * 100))
 
     @property
     def connect(self) -> str:
@@ -41,7 +49,7 @@ class ZooKeeperProcess:
     def start(self, timeout: float = 30.0) -> ZooKeeperProcess:
         (self.directory / "data").mkdir(parents=True, exist_ok=True)
         config = self.directory / "zoo.cfg"
-        config.write_text(f"tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={self.directory / 'data'}\n"
+        config.write_text(f"tickTime={self.tick_ms}\ninitLimit=10\nsyncLimit=5\ndataDir={self.directory / 'data'}\n"
                           f"clientPort={self.port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
                           "4lw.commands.whitelist=ruok,srvr\nmaxClientCnxns=0\n")
         log = open(self.directory / "zookeeper.log", "ab")
