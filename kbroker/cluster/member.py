@@ -5,7 +5,8 @@ On every change of the cluster image (zk_store publishes one after each ZooKeepe
 - the local logs follow the topics: each topic is known locally (its id, partition count,
   configs) and the partitions whose replicas include this broker are opened or created; a topic
   gone from the store, or re-created under another id, is deleted here too (and its committed
-  offsets leave the groups coordinated here);
+  offsets leave the groups coordinated here); a partition no longer assigned here (reassigned to
+  other brokers) is deleted once its state shows this broker neither leading nor in its ISR;
 - leadership follows the partition states: a partition is led here when its state names this
   broker; a new leader writes its leader epoch into the log's epoch cache, and leading a partition
   of __consumer_offsets loads its groups (losing it unloads them).
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from kbroker.cluster.admin import ClusterAdmin
 from kbroker.cluster.controller import Controller
-from kbroker.cluster.image import BrokerRegistration, ClusterImage, PartitionState
+from kbroker.cluster.image import BrokerRegistration, ClusterImage, PartitionState, TopicAssignment
 from kbroker.cluster.metastore import BrokerIdInUse, MetaStore, MetaStoreError
 from kbroker.cluster.producer_ids import ProducerIdBlocks
 from kbroker.cluster.replica_fetcher import ReplicaFetcher
@@ -193,6 +194,27 @@ class ClusterMember:
                 self._logs.host_partitions(info, local)
             except KafkaError as exc:
                 log.error("cannot host the partitions of %s here: %s", name, exc.message or exc.code.name)
+                continue
+            self._remove_unassigned(image, assignment, set(local))
+
+    def _remove_unassigned(self, image: ClusterImage, assignment: TopicAssignment, local: set[int]) -> None:
+        """Delete the copies of `assignment`'s partitions that are no longer assigned here (a
+        reassignment moved them away). Only once the partition's state shows this broker neither
+        leading it nor in its ISR: the controller takes it out of both before the assignment
+        (reassignment.py), and a copy that may hold the only acknowledged records stays."""
+        for partition in range(assignment.partition_count):
+            key = (assignment.name, partition)
+            if partition in local or self._logs.get_log(*key) is None:
+                continue
+            state = image.states.get(key)
+            if state is None or state.leader == self.broker_id or self.broker_id in state.isr:
+                continue
+            log.info("%s-%d is no longer assigned to broker %d (replicas %s): deleting it here", *key,
+                     self.broker_id, list(assignment.replicas[partition]))
+            try:
+                self._logs.delete_partition(*key)
+            except KafkaError as exc:
+                log.error("cannot delete %s-%d here: %s", *key, exc.message or exc.code.name)
 
     def _follow_leadership(self, image: ClusterImage) -> None:
         led: dict[tuple[str, int], int] = {}
@@ -240,13 +262,15 @@ class ClusterMember:
     # -- the leader's view of its followers ----------------------------------------------------
 
     def _track_followers(self, key: tuple[str, int], replicas: tuple[int, ...], state: PartitionState) -> None:
-        if len(replicas) < 2:
-            return
         replica_state = self._replicas.get(key)
+        if len(replicas) < 2 and replica_state is None:
+            return
         if replica_state is None or self._led.get(key) != state.leader_epoch:
             replica_state = LeaderReplicas(self.broker_id, replicas, state.isr, _now_ms())
             replica_state.leader_end = self._logs.get_log(*key).log_end_offset  # as elected, the truth
             self._replicas[key] = replica_state
+        else:
+            replica_state.set_replicas(replicas)  # a reassignment adds or removes some
         replica_state.sync_isr(state.isr, state.version)
 
     def replicas_of(self, topic: str, partition: int) -> LeaderReplicas | None:
@@ -278,6 +302,9 @@ class ClusterMember:
         replica_state.on_fetch(replica, fetch_offset, partition_log.log_end_offset, now)
         self._on_high_watermark(partition_log)
         joining = replica_state.to_add(partition_log.high_watermark, now, self._lag_ms) & self.image.brokers.keys()
+        assignment = self.image.topics.get(topic)
+        if assignment is not None:  # a replica being reassigned away does not join again once it left
+            joining -= set(assignment.removing.get(partition, ()))
         if joining and key not in self._isr_writes:
             self._spawn(self._write_isr(key, replica_state.isr | joining))
 
