@@ -28,7 +28,7 @@ from kbroker.cluster.election import PREFERRED, elect
 from kbroker.cluster.image import ClusterImage, PartitionState, TopicAssignment
 from kbroker.cluster.metastore import MetaStore, MetaStoreError, StaleWrite
 from kbroker.cluster.placement import assign_replicas
-from kbroker.cluster.reassignment import ongoing
+from kbroker.cluster.reassignment import ongoing, target_replicas
 from kbroker.coordinator.records import OFFSETS_TOPIC
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.config import LogConfig
@@ -51,6 +51,16 @@ ELECTION_MESSAGES = {
 
 def _unavailable(exc: MetaStoreError) -> KafkaError:
     return KafkaError(ErrorCode.REQUEST_TIMED_OUT, f"ZooKeeper: {exc}")
+
+
+def _started(image: ClusterImage, key: tuple[str, int], target: tuple[int, ...] | None) -> bool:
+    """The controller took the reassignment into the topic's assignment (or the topic is gone)."""
+    assignment = image.topics.get(key[0])
+    if assignment is None or key in image.reassignments:
+        return assignment is None
+    if target is None:
+        return not ongoing(assignment, key[1])
+    return target_replicas(assignment, key[1]) == target
 
 
 class ClusterAdmin:
@@ -289,8 +299,8 @@ class ClusterAdmin:
             await self._store.request_reassignments(pending)
             log.info("partition reassignments asked for: %s", ", ".join(
                 f"{t}-{p} -> {'cancel' if r is None else list(r)}" for (t, p), r in list(pending.items())[:10]))
-            await self._wait_for(lambda i: not set(pending) & set(i.reassignments), timeout_ms,
-                                 "reassigning partitions")
+            await self._wait_for(lambda i: all(_started(i, key, target) for key, target in pending.items()),
+                                 timeout_ms, "reassigning partitions")
             code, message = ErrorCode.NONE, None
         except MetaStoreError as exc:
             code, message = ErrorCode.REQUEST_TIMED_OUT, f"ZooKeeper: {exc}"
