@@ -44,6 +44,8 @@ class Controller:
         # States written whose new version the image has not shown yet: deciding on the old one
         # would only write again and be refused.
         self._awaiting: dict[tuple[str, int], int] = {}
+        # Likewise for the topic assignments a reassignment wrote.
+        self._awaiting_topics: dict[str, int] = {}
 
     @property
     def active(self) -> bool:
@@ -62,6 +64,7 @@ class Controller:
         """Our session is gone: so is /controller, and with it this broker's epoch."""
         self.epoch = None
         self._awaiting.clear()
+        self._awaiting_topics.clear()
         if self._rebalance_task is not None:
             self._rebalance_task.cancel()
             self._rebalance_task = None
@@ -118,14 +121,22 @@ class Controller:
             if key[0] not in image.topics or (state is not None and state.version >= version):
                 del self._awaiting[key]
         changes = {key: state for key, state in reconcile(image, self.epoch).items() if key not in self._awaiting}
-        started: set[str] = set()
-        if image.reassignments_version >= 0:
+        for name, version in list(self._awaiting_topics.items()):
+            if name not in image.topics or image.topics[name].version >= version:
+                del self._awaiting_topics[name]
+        started: set[str] = set(self._awaiting_topics)
+        if image.reassignments_version >= 0 and not started & {t for t, _ in image.reassignments}:
             plan = begin(image, image.reassignments)
-            log.info("reassignments asked for: %s", ", ".join(
-                f"{t}-{p} -> {'cancel' if r is None else list(r)}" for (t, p), r in sorted(image.reassignments.items(),
-                                                                                           key=lambda i: i[0])[:10]))
-            await self._store.write_reassignments(plan, self.epoch, image.reassignments_version)
-            started = set(plan)
+            try:
+                await self._store.write_reassignments(plan, self.epoch, image.reassignments_version)
+            except StaleWrite as exc:  # taken already, or more asked for meanwhile: the image will tell
+                log.info("reassignments not started (%s); waiting for the next change", exc)
+            else:
+                log.info("reassignments asked for: %s", ", ".join(
+                    f"{t}-{p} -> {'cancel' if r is None else list(r)}"
+                    for (t, p), r in sorted(image.reassignments.items(), key=lambda i: i[0])[:10]))
+                self._awaiting_topics.update({name: a.version + 1 for name, a in plan.items()})
+                started |= set(plan)
         moving, finished = progress(image, self.epoch)
         changes.update({key: state for key, state in moving.items()
                         if key not in changes and key not in self._awaiting and key[0] not in started})
@@ -158,6 +169,7 @@ class Controller:
             log.info("reassignments completed: %s", ", ".join(
                 f"{name} {[list(r) for r in a.replicas]}" for name, a in sorted(finished.items())[:10]))
             await self._store.write_reassignments(finished, self.epoch, -1)
+            self._awaiting_topics.update({name: a.version + 1 for name, a in finished.items()})
         if image.elections_version >= 0 and not held and all(key in written for key in elected
                                                             if key in image.elections):
             log.info("leader elections asked for: %s", ", ".join(
