@@ -30,6 +30,7 @@ from kbroker.cluster.controller import Controller
 from kbroker.cluster.image import BrokerRegistration, ClusterImage, PartitionState, TopicAssignment
 from kbroker.cluster.metastore import BrokerIdInUse, MetaStore, MetaStoreError
 from kbroker.cluster.producer_ids import ProducerIdBlocks
+from kbroker.cluster.reassignment import removable
 from kbroker.cluster.replica_fetcher import ReplicaFetcher
 from kbroker.cluster.replica_state import LeaderReplicas
 from kbroker.coordinator.records import OFFSETS_TOPIC
@@ -195,19 +196,14 @@ class ClusterMember:
             except KafkaError as exc:
                 log.error("cannot host the partitions of %s here: %s", name, exc.message or exc.code.name)
                 continue
-            self._remove_unassigned(image, assignment, set(local))
+            self._remove_unassigned(image, assignment)
 
-    def _remove_unassigned(self, image: ClusterImage, assignment: TopicAssignment, local: set[int]) -> None:
-        """Delete the copies of `assignment`'s partitions that are no longer assigned here (a
-        reassignment moved them away). Only once the partition's state shows this broker neither
-        leading it nor in its ISR: the controller takes it out of both before the assignment
-        (reassignment.py), and a copy that may hold the only acknowledged records stays."""
+    def _remove_unassigned(self, image: ClusterImage, assignment: TopicAssignment) -> None:
+        """Delete the copies of `assignment`'s partitions that a reassignment moved away from here,
+        once reassignment.removable allows it."""
         for partition in range(assignment.partition_count):
             key = (assignment.name, partition)
-            if partition in local or self._logs.get_log(*key) is None:
-                continue
-            state = image.states.get(key)
-            if state is None or state.leader == self.broker_id or self.broker_id in state.isr:
+            if self._logs.get_log(*key) is None or not removable(image, self.broker_id, *key):
                 continue
             log.info("%s-%d is no longer assigned to broker %d (replicas %s): deleting it here", *key,
                      self.broker_id, list(assignment.replicas[partition]))

@@ -55,6 +55,18 @@ def _with_partition(assignment: TopicAssignment, partition: int, replicas: tuple
                            all_adding, all_removing)
 
 
+def removable(image: ClusterImage, broker_id: int, topic: str, partition: int) -> bool:
+    """May `broker_id` delete its copy of the partition? Only when the assignment (read) leaves it
+    out and the state (read) shows it neither leading nor in the ISR: the controller takes a replica
+    out of both before the assignment, and a copy that may hold the only acknowledged records stays."""
+    assignment = image.topics.get(topic)
+    state = image.states.get((topic, partition))
+    if assignment is None or not 0 <= partition < assignment.partition_count or state is None:
+        return False
+    return (broker_id not in assignment.replicas[partition] and state.leader != broker_id
+            and broker_id not in state.isr)
+
+
 def begin(image: ClusterImage,
           requests: Mapping[tuple[str, int], tuple[int, ...] | None]) -> dict[str, TopicAssignment]:
     """The topic assignments that start (or cancel) the requested reassignments; requests for a

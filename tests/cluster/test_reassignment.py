@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from kbroker.cluster.image import BrokerRegistration, ClusterImage, PartitionState, TopicAssignment
-from kbroker.cluster.reassignment import begin, original_replicas, progress, target_replicas
+from kbroker.cluster.reassignment import begin, original_replicas, progress, removable, target_replicas
 from kbroker.errors import ErrorCode
 from tests.cluster.memory_store import MemoryZooKeeper
 from tests.cluster.test_controller import TIMEOUT_MS, controller_of, in_sync, leader_epoch_isr, start, zk  # noqa: F401
@@ -82,6 +82,17 @@ def test_an_rf1_move_to_another_broker() -> None:
     caught_up = image(((2, 1),), {0: state(1, (1, 2))}, adding={0: (2,)}, removing={0: (1,)})
     states, _ = progress(caught_up, EPOCH)
     assert states == {("t", 0): PartitionState(2, 5, (2,), EPOCH, 9)}
+
+
+def test_a_copy_is_removable_only_once_unassigned_and_out_of_leadership_and_isr() -> None:
+    assert removable(image(((2,),), {0: state(2, (2,))}), 1, "t", 0)
+    assert not removable(image(((2,),), {0: state(2, (2,))}), 2, "t", 0)  # still assigned
+    assert not removable(image(((2, 1),), {0: state(2, (2,))}, removing={0: (1,)}), 1, "t", 0)  # move under way
+    assert not removable(image(((2,),), {0: state(1, (1, 2))}), 1, "t", 0)  # still leads
+    assert not removable(image(((2,),), {0: state(2, (1, 2))}), 1, "t", 0)  # still in the ISR
+    assert not removable(image(((2,),), {}), 1, "t", 0)  # no state read: wait
+    assert not removable(image(((2,),), {0: state(2, (2,))}), 1, "t", 1)  # no such partition
+    assert not removable(image(((2,),), {0: state(2, (2,))}), 1, "gone", 0)  # topic not in the image
 
 
 # -- the controller on the memory twin ------------------------------------------------------------
