@@ -103,7 +103,7 @@ def _parse_topic(name: str, document: Any, version: int) -> TopicAssignment | No
         adding, removing = ({int(p): tuple(int(b) for b in r) for p, r in (document.get(key) or {}).items() if r}
                             for key in ("adding_replicas", "removing_replicas"))
         return TopicAssignment(name, uuid_from_base64(document["topic_id"]), replicas, version, adding, removing)
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         log.error("ignoring topic %s: its assignment znode is malformed: %r", name, document)
         return None
 
