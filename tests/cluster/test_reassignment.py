@@ -158,3 +158,15 @@ async def test_no_partitions_added_while_a_move_is_under_way(zk: MemoryZooKeeper
     with pytest.raises(KafkaError) as refused:
         await nodes[1].admin.create_partitions("t", 2, None, validate_only=False, timeout_ms=TIMEOUT_MS)
     assert refused.value.code == ErrorCode.REASSIGNMENT_IN_PROGRESS
+
+
+async def test_a_new_controller_carries_on_a_move_started_by_the_last(zk: MemoryZooKeeper, start) -> None:
+    """The move lives in the topic's znode, not in the controller: a successor finishes it."""
+    nodes = {n.broker_id: n for n in await controller_of(start, 1, 2, 3)}
+    await nodes[2].create("t", [[2]])
+    await nodes[2].admin.alter_reassignments({("t", 0): [3]}, TIMEOUT_MS)
+    zk.expire(nodes[1].store)
+    await wait_until(lambda: nodes[2].controller.active or nodes[3].controller.active, "another controller")
+    in_sync(zk, ("t", 0), (2, 3))
+    await wait_until(lambda: zk.topics["t"].replicas == ((3,),) and not zk.topics["t"].removing, "the move to end")
+    assert leader_epoch_isr(zk, ("t", 0)) == (3, 1, (3,))
