@@ -34,6 +34,10 @@ from kbroker.broker.handlers.list_offsets import handle_list_offsets
 from kbroker.broker.handlers.log_dirs import handle_describe_log_dirs
 from kbroker.broker.handlers.metadata import handle_metadata
 from kbroker.broker.handlers.produce import handle_produce
+from kbroker.broker.handlers.reassignments import (
+    handle_alter_partition_reassignments,
+    handle_list_partition_reassignments,
+)
 from kbroker.broker.handlers.topics import (
     handle_create_partitions,
     handle_create_topics,
@@ -41,6 +45,7 @@ from kbroker.broker.handlers.topics import (
     handle_delete_topics,
 )
 from kbroker.wire.messages.alter_configs import ALTER_CONFIGS
+from kbroker.wire.messages.alter_partition_reassignments import ALTER_PARTITION_REASSIGNMENTS
 from kbroker.wire.messages.api_versions import API_VERSIONS
 from kbroker.wire.messages.create_partitions import CREATE_PARTITIONS
 from kbroker.wire.messages.consumer_group_describe import CONSUMER_GROUP_DESCRIBE
@@ -63,6 +68,7 @@ from kbroker.wire.messages.join_group import JOIN_GROUP
 from kbroker.wire.messages.leave_group import LEAVE_GROUP
 from kbroker.wire.messages.list_groups import LIST_GROUPS
 from kbroker.wire.messages.list_offsets import LIST_OFFSETS
+from kbroker.wire.messages.list_partition_reassignments import LIST_PARTITION_REASSIGNMENTS
 from kbroker.wire.messages.metadata import METADATA
 from kbroker.wire.messages.offset_commit import OFFSET_COMMIT
 from kbroker.wire.messages.offset_delete import OFFSET_DELETE
@@ -98,6 +104,8 @@ ROUTES: list[Route] = [
     Route(DELETE_GROUPS, handle_delete_groups, 2),
     Route(ELECT_LEADERS, handle_elect_leaders, 2),
     Route(INCREMENTAL_ALTER_CONFIGS, handle_incremental_alter_configs, 1),
+    Route(ALTER_PARTITION_REASSIGNMENTS, handle_alter_partition_reassignments, 0),
+    Route(LIST_PARTITION_REASSIGNMENTS, handle_list_partition_reassignments, 0),
     Route(OFFSET_DELETE, handle_offset_delete, 0),
     Route(DESCRIBE_CLUSTER, handle_describe_cluster, 1),
     Route(CONSUMER_GROUP_HEARTBEAT, handle_consumer_group_heartbeat, 1),

@@ -11,6 +11,11 @@ election is not needed or not possible gets its error at once; the others are qu
 /admin/preferred_replica_election for the controller, and each is answered once the image shows
 its outcome (the preferred replica leads; a live leader after an unclean election; or the
 election no longer possible), REQUEST_TIMED_OUT for those still open after the request's timeout.
+
+Partition reassignments (AlterPartitionReassignments, KIP-455) are checked here (the partition
+exists; the target names registered brokers, each once; a cancel has something to cancel), queued
+in /admin/reassign_partitions, and answered once the controller has started them (or, for a
+cancel, put the original replicas back): the move itself goes on afterwards, as in Kafka.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from kbroker.cluster.election import PREFERRED, elect
 from kbroker.cluster.image import ClusterImage, PartitionState, TopicAssignment
 from kbroker.cluster.metastore import MetaStore, MetaStoreError, StaleWrite
 from kbroker.cluster.placement import assign_replicas
+from kbroker.cluster.reassignment import ongoing, target_replicas
 from kbroker.coordinator.records import OFFSETS_TOPIC
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.config import LogConfig
@@ -45,6 +51,16 @@ ELECTION_MESSAGES = {
 
 def _unavailable(exc: MetaStoreError) -> KafkaError:
     return KafkaError(ErrorCode.REQUEST_TIMED_OUT, f"ZooKeeper: {exc}")
+
+
+def _started(image: ClusterImage, key: tuple[str, int], target: tuple[int, ...] | None) -> bool:
+    """The controller took the reassignment into the topic's assignment (or the topic is gone)."""
+    assignment = image.topics.get(key[0])
+    if assignment is None or key in image.reassignments:
+        return assignment is None
+    if target is None:
+        return not ongoing(assignment, key[1])
+    return target_replicas(assignment, key[1]) == target
 
 
 class ClusterAdmin:
@@ -157,6 +173,9 @@ class ClusterAdmin:
         current = self._store.image.topics.get(name)
         if current is None:
             raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist.")
+        if current.adding or current.removing:
+            raise KafkaError(ErrorCode.REASSIGNMENT_IN_PROGRESS, f"A partition reassignment is in progress for the "
+                                                                 f"topic '{name}'.")
         if total <= current.partition_count:
             raise KafkaError(ErrorCode.INVALID_PARTITIONS,
                              f"Topic currently has {current.partition_count} partitions, which is higher than or "
@@ -243,3 +262,67 @@ class ClusterAdmin:
                 code = ErrorCode.REQUEST_TIMED_OUT if isinstance(outcome, PartitionState) else outcome
                 results[key] = (code, ELECTION_MESSAGES.get(code))
         return results
+
+    def _check_reassignment(self, image: ClusterImage, topic: str, partition: int,
+                            target: Sequence[int] | None) -> tuple[ErrorCode, str] | None:
+        assignment = image.topics.get(topic)
+        if assignment is None or topic in image.deleting or not 0 <= partition < assignment.partition_count:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"The partition {topic}-{partition} does not exist."
+        if target is None:
+            if not ongoing(assignment, partition):
+                return (ErrorCode.NO_REASSIGNMENT_IN_PROGRESS,
+                        f"Unable to cancel reassignment of {topic}-{partition}: no reassignment is in progress.")
+            return None
+        if not target or len(set(target)) != len(target):
+            return (ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                    f"Duplicate or empty replica list in partition reassignment: {list(target)}")
+        unknown = [b for b in target if b not in image.brokers]
+        if unknown:
+            return ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"Unknown broker(s) in partition reassignment: {unknown}"
+        return None
+
+    async def alter_reassignments(self, requests: Mapping[tuple[str, int], Sequence[int] | None],
+                                  timeout_ms: int) -> dict[tuple[str, int], tuple[ErrorCode, str | None]]:
+        """Each partition's outcome: NONE (started, or cancelled), or its error with a message."""
+        image = self._store.image
+        results: dict[tuple[str, int], tuple[ErrorCode, str | None]] = {}
+        pending: dict[tuple[str, int], tuple[int, ...] | None] = {}
+        for (topic, partition), target in requests.items():
+            error = self._check_reassignment(image, topic, partition, target)
+            if error is not None:
+                results[(topic, partition)] = error
+            else:
+                pending[(topic, partition)] = None if target is None else tuple(target)
+        if not pending:
+            return results
+        try:
+            await self._store.request_reassignments(pending)
+            log.info("partition reassignments asked for: %s", ", ".join(
+                f"{t}-{p} -> {'cancel' if r is None else list(r)}" for (t, p), r in list(pending.items())[:10]))
+            await self._wait_for(lambda i: all(_started(i, key, target) for key, target in pending.items()),
+                                 timeout_ms, "reassigning partitions")
+            code, message = ErrorCode.NONE, None
+        except MetaStoreError as exc:
+            code, message = ErrorCode.REQUEST_TIMED_OUT, f"ZooKeeper: {exc}"
+        except KafkaError as exc:
+            code, message = exc.code, exc.message
+        for key in pending:
+            results[key] = (code, message)
+        return results
+
+    def list_reassignments(self, partitions: Sequence[tuple[str, int]] | None
+                           ) -> dict[tuple[str, int], tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
+        """The reassignments under way (of `partitions`; None: all): replicas, adding, removing."""
+        image = self._store.image
+        if partitions is None:
+            partitions = [(name, p) for name, assignment in image.topics.items()
+                          for p in sorted(set(assignment.adding) | set(assignment.removing))]
+        listed = {}
+        for topic, partition in partitions:
+            assignment = image.topics.get(topic)
+            if assignment is None or not 0 <= partition < assignment.partition_count or not ongoing(assignment,
+                                                                                                    partition):
+                continue
+            listed[(topic, partition)] = (assignment.replicas[partition], assignment.adding.get(partition, ()),
+                                          assignment.removing.get(partition, ()))
+        return listed

@@ -4,7 +4,8 @@ Every broker tries to create the ephemeral /controller when it sees none; the wi
 /controller_epoch, and every state it writes is conditional on that epoch's znode version, so a
 deposed controller (its session expired, another one elected) cannot write. It reacts to the
 cluster image: new partitions get their first leader, partitions whose leader died elect another
-from the ISR (election.py), topics queued in /admin/delete_topics are removed. Each broker then
+from the ISR (election.py), topics queued in /admin/delete_topics are removed, reassignments
+queued in /admin/reassign_partitions are started and carried through (reassignment.py). Each broker then
 acts on the states it reads (member.py); there are no controller-to-broker requests.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from kbroker.cluster.election import rebalance, rebalance_due, reconcile, requested_elections
 from kbroker.cluster.image import NO_LEADER, PartitionState
 from kbroker.cluster.metastore import MetaStore, MetaStoreError, StaleWrite
+from kbroker.cluster.reassignment import begin, progress
 
 log = logging.getLogger("kbroker.controller")
 
@@ -42,6 +44,8 @@ class Controller:
         # States written whose new version the image has not shown yet: deciding on the old one
         # would only write again and be refused.
         self._awaiting: dict[tuple[str, int], int] = {}
+        # Likewise for the topic assignments a reassignment wrote.
+        self._awaiting_topics: dict[str, int] = {}
 
     @property
     def active(self) -> bool:
@@ -60,6 +64,7 @@ class Controller:
         """Our session is gone: so is /controller, and with it this broker's epoch."""
         self.epoch = None
         self._awaiting.clear()
+        self._awaiting_topics.clear()
         if self._rebalance_task is not None:
             self._rebalance_task.cancel()
             self._rebalance_task = None
@@ -116,6 +121,25 @@ class Controller:
             if key[0] not in image.topics or (state is not None and state.version >= version):
                 del self._awaiting[key]
         changes = {key: state for key, state in reconcile(image, self.epoch).items() if key not in self._awaiting}
+        for name, version in list(self._awaiting_topics.items()):
+            if name not in image.topics or image.topics[name].version >= version:
+                del self._awaiting_topics[name]
+        started: set[str] = set(self._awaiting_topics)
+        if image.reassignments_version >= 0 and not started & {t for t, _ in image.reassignments}:
+            plan = begin(image, image.reassignments)
+            try:
+                await self._store.write_reassignments(plan, self.epoch, image.reassignments_version)
+            except StaleWrite as exc:  # taken already, or more asked for meanwhile: the image will tell
+                log.info("reassignments not started (%s); waiting for the next change", exc)
+            else:
+                log.info("reassignments asked for: %s", ", ".join(
+                    f"{t}-{p} -> {'cancel' if r is None else list(r)}"
+                    for (t, p), r in sorted(image.reassignments.items(), key=lambda i: i[0])[:10]))
+                self._awaiting_topics.update({name: a.version + 1 for name, a in plan.items()})
+                started |= set(plan)
+        moving, finished = progress(image, self.epoch)
+        changes.update({key: state for key, state in moving.items()
+                        if key not in changes and key not in self._awaiting and key[0] not in started})
         elected: dict[tuple[str, int], PartitionState] = {}
         if self._auto_rebalance and rebalance_due(self._clock(), self._last_rebalance, self._rebalance_interval_s):
             self._last_rebalance = self._clock()
@@ -138,6 +162,14 @@ class Controller:
             if len(written) < len(changes):  # their znodes moved on: the image shows how, then we decide again
                 log.info("%d partition states were changed meanwhile: %s", len(changes) - len(written),
                          sorted(set(changes) - set(written))[:5])
+        # A reassignment ends once its partition's state fits the target: none in flight.
+        busy = {key[0] for key in (*changes, *self._awaiting)}
+        finished = {name: a for name, a in finished.items() if name not in busy and name not in started}
+        if finished:
+            log.info("reassignments completed: %s", ", ".join(
+                f"{name} {[list(r) for r in a.replicas]}" for name, a in sorted(finished.items())[:10]))
+            await self._store.write_reassignments(finished, self.epoch, -1)
+            self._awaiting_topics.update({name: a.version + 1 for name, a in finished.items()})
         if image.elections_version >= 0 and not held and all(key in written for key in elected
                                                             if key in image.elections):
             log.info("leader elections asked for: %s", ", ".join(

@@ -8,7 +8,9 @@ Kafka's controller in ZooKeeper mode (PartitionStateMachine, ReplicaStateMachine
   and in the ISR (no unclean election); the leader epoch goes up by one;
 - with no such replica it goes offline: leader -1, the ISR kept as it was, so that one of its
   members, the only replicas known to hold every acknowledged record, leads when it returns;
-- a dead follower leaves the ISR (the leader stays, so its epoch does not change).
+- a dead follower leaves the ISR (the leader stays, so its epoch does not change);
+- so does a replica no longer assigned (a reassignment finished or cancelled), and a leader no
+  longer assigned is replaced as a dead one is.
 
 Elections asked for (ElectLeaders, KIP-460; the controller's auto rebalance), as Kafka's
 KafkaController.onReplicaElection decides them, each either a new state or the partition's error:
@@ -46,8 +48,8 @@ def initial_state(replicas: Sequence[int], live: Collection[int], controller_epo
 def next_state(replicas: Sequence[int], state: PartitionState, live: Collection[int],
                controller_epoch: int) -> PartitionState | None:
     """The partition's state after brokers died or came back; None when nothing changes."""
-    if state.leader != NO_LEADER and state.leader in live:
-        isr = tuple(r for r in state.isr if r in live)
+    if state.leader != NO_LEADER and state.leader in live and state.leader in replicas:
+        isr = tuple(r for r in state.isr if r in live and r in replicas)
         if isr == state.isr:
             return None
         return PartitionState(state.leader, state.leader_epoch, isr, controller_epoch, state.version)
@@ -56,7 +58,7 @@ def next_state(replicas: Sequence[int], state: PartitionState, live: Collection[
         if state.leader == NO_LEADER:
             return None
         return PartitionState(NO_LEADER, state.leader_epoch + 1, state.isr, controller_epoch, state.version)
-    isr = tuple(r for r in state.isr if r in live)
+    isr = tuple(r for r in state.isr if r in live and r in replicas)
     return PartitionState(candidates[0], state.leader_epoch + 1, isr, controller_epoch, state.version)
 
 

@@ -9,6 +9,12 @@ Kafka's ZooKeeper layout (ZkData.scala) holds each part; the store reads them in
     /admin/delete_topics/<t>                  topics being deleted
     /admin/preferred_replica_election         leader elections asked for (ElectLeaders), until the
                                               controller has acted on them
+    /admin/reassign_partitions                partition reassignments asked for (AlterPartitionReassignments),
+                                              until the controller has written them into the topics' znodes
+
+A reassignment under way (KIP-455) is in the topic's assignment: a partition's replicas are then
+the target and the original ones together, `adding` those of the target not in the original,
+`removing` those of the original not in the target (reassignment.py).
 """
 from __future__ import annotations
 
@@ -44,6 +50,8 @@ class TopicAssignment:
     topic_id: uuid.UUID
     replicas: tuple[tuple[int, ...], ...]  # index: partition
     version: int = -1
+    adding: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # partition -> replicas being added
+    removing: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # partition -> replicas being removed
 
     @property
     def partition_count(self) -> int:
@@ -65,15 +73,20 @@ class ClusterImage:
     deleting: frozenset[str] = frozenset()
     elections: Mapping[tuple[str, int], int] = field(default_factory=dict)  # -> election type (election.py)
     elections_version: int = -1  # the version of the znode that holds them; -1: none pending
+    # -> the target replicas asked for; None: cancel the reassignment under way
+    reassignments: Mapping[tuple[str, int], tuple[int, ...] | None] = field(default_factory=dict)
+    reassignments_version: int = -1  # the version of /admin/reassign_partitions; -1: none pending
 
     @classmethod
     def of(cls, brokers: Mapping[int, BrokerRegistration], controller_id: int, topic_names: frozenset[str],
            topics: Mapping[str, TopicAssignment], configs: Mapping[str, Mapping[str, str]],
            states: Mapping[tuple[str, int], PartitionState], deleting: frozenset[str],
-           elections: Mapping[tuple[str, int], int] | None = None, elections_version: int = -1) -> ClusterImage:
+           elections: Mapping[tuple[str, int], int] | None = None, elections_version: int = -1,
+           reassignments: Mapping[tuple[str, int], tuple[int, ...] | None] | None = None,
+           reassignments_version: int = -1) -> ClusterImage:
         return cls(_frozen(brokers), controller_id, topic_names, _frozen(topics),
                    _frozen({name: _frozen(c) for name, c in configs.items()}), _frozen(states), deleting,
-                   _frozen(elections or {}), elections_version)
+                   _frozen(elections or {}), elections_version, _frozen(reassignments or {}), reassignments_version)
 
     def leader_of(self, topic: str, partition: int) -> int:
         state = self.states.get((topic, partition))

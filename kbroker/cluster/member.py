@@ -5,7 +5,8 @@ On every change of the cluster image (zk_store publishes one after each ZooKeepe
 - the local logs follow the topics: each topic is known locally (its id, partition count,
   configs) and the partitions whose replicas include this broker are opened or created; a topic
   gone from the store, or re-created under another id, is deleted here too (and its committed
-  offsets leave the groups coordinated here);
+  offsets leave the groups coordinated here); a partition no longer assigned here (reassigned to
+  other brokers) is deleted once its state shows this broker neither leading nor in its ISR;
 - leadership follows the partition states: a partition is led here when its state names this
   broker; a new leader writes its leader epoch into the log's epoch cache, and leading a partition
   of __consumer_offsets loads its groups (losing it unloads them).
@@ -26,9 +27,10 @@ from typing import TYPE_CHECKING
 
 from kbroker.cluster.admin import ClusterAdmin
 from kbroker.cluster.controller import Controller
-from kbroker.cluster.image import BrokerRegistration, ClusterImage, PartitionState
+from kbroker.cluster.image import BrokerRegistration, ClusterImage, PartitionState, TopicAssignment
 from kbroker.cluster.metastore import BrokerIdInUse, MetaStore, MetaStoreError
 from kbroker.cluster.producer_ids import ProducerIdBlocks
+from kbroker.cluster.reassignment import removable
 from kbroker.cluster.replica_fetcher import ReplicaFetcher
 from kbroker.cluster.replica_state import LeaderReplicas
 from kbroker.coordinator.records import OFFSETS_TOPIC
@@ -193,6 +195,22 @@ class ClusterMember:
                 self._logs.host_partitions(info, local)
             except KafkaError as exc:
                 log.error("cannot host the partitions of %s here: %s", name, exc.message or exc.code.name)
+                continue
+            self._remove_unassigned(image, assignment)
+
+    def _remove_unassigned(self, image: ClusterImage, assignment: TopicAssignment) -> None:
+        """Delete the copies of `assignment`'s partitions that a reassignment moved away from here,
+        once reassignment.removable allows it."""
+        for partition in range(assignment.partition_count):
+            key = (assignment.name, partition)
+            if self._logs.get_log(*key) is None or not removable(image, self.broker_id, *key):
+                continue
+            log.info("%s-%d is no longer assigned to broker %d (replicas %s): deleting it here", *key,
+                     self.broker_id, list(assignment.replicas[partition]))
+            try:
+                self._logs.delete_partition(*key)
+            except KafkaError as exc:
+                log.error("cannot delete %s-%d here: %s", *key, exc.message or exc.code.name)
 
     def _follow_leadership(self, image: ClusterImage) -> None:
         led: dict[tuple[str, int], int] = {}
@@ -240,13 +258,15 @@ class ClusterMember:
     # -- the leader's view of its followers ----------------------------------------------------
 
     def _track_followers(self, key: tuple[str, int], replicas: tuple[int, ...], state: PartitionState) -> None:
-        if len(replicas) < 2:
-            return
         replica_state = self._replicas.get(key)
+        if len(replicas) < 2 and replica_state is None:
+            return
         if replica_state is None or self._led.get(key) != state.leader_epoch:
             replica_state = LeaderReplicas(self.broker_id, replicas, state.isr, _now_ms())
             replica_state.leader_end = self._logs.get_log(*key).log_end_offset  # as elected, the truth
             self._replicas[key] = replica_state
+        else:
+            replica_state.set_replicas(replicas)  # a reassignment adds or removes some
         replica_state.sync_isr(state.isr, state.version)
 
     def replicas_of(self, topic: str, partition: int) -> LeaderReplicas | None:
@@ -278,6 +298,9 @@ class ClusterMember:
         replica_state.on_fetch(replica, fetch_offset, partition_log.log_end_offset, now)
         self._on_high_watermark(partition_log)
         joining = replica_state.to_add(partition_log.high_watermark, now, self._lag_ms) & self.image.brokers.keys()
+        assignment = self.image.topics.get(topic)
+        if assignment is not None:  # a replica being reassigned away does not join again once it left
+            joining -= set(assignment.removing.get(partition, ()))
         if joining and key not in self._isr_writes:
             self._spawn(self._write_isr(key, replica_state.isr | joining))
 

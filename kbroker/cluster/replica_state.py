@@ -36,6 +36,11 @@ class LeaderReplicas:
         # older than ours and must not replace it (a follower just added would be ignored).
         self.written_version = -1
 
+    def set_replicas(self, replicas: Iterable[int]) -> None:
+        """The assignment changed (a reassignment): new followers start unknown, removed ones are forgotten."""
+        wanted = [r for r in replicas if r != self.leader]
+        self.followers = {r: self.followers.get(r) or FollowerState() for r in wanted}
+
     def sync_isr(self, isr: Iterable[int], version: int) -> None:
         """The store's ISR, unless it predates our own latest write."""
         if version >= self.written_version:

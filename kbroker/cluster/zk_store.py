@@ -11,6 +11,8 @@ Kafka's ZooKeeper layout (ZkData.scala) under the chroot of `zookeeper.connect`,
     /admin/delete_topics/<t>                    (empty)
     /admin/preferred_replica_election           {"version":1,"partitions":[{"topic":..,"partition":..},..]}
                                                 (an unclean election: "election_type":1 in its entry)
+    /admin/reassign_partitions                  {"version":1,"partitions":[{"topic":..,"partition":..,"replicas":[..]},..]}
+                                                (a cancel: "replicas":null, ours, as in AlterPartitionReassignments)
     /latest_producer_id_block                   {"version":1,"broker":..,"block_start":"..","block_end":".."}
 
 Threads: kazoo runs its connection and its watch callbacks in threads of its own. Here the
@@ -22,7 +24,8 @@ Watches: a ChildrenWatch on /brokers/ids, /brokers/topics and /admin/delete_topi
 DataWatch per broker, per topic (its assignment and its config) and per partition state. A topic's
 watches stop once the topic is gone from /brokers/topics; a state watch belongs to one topic id,
 so a topic deleted and created again under the same name gets fresh ones. A DataWatch on
-/admin/preferred_replica_election follows the elections asked for. A corrupt znode is logged and
+/admin/preferred_replica_election follows the elections asked for, one on /admin/reassign_partitions
+the reassignments asked for. A corrupt znode is logged and
 read as absent, never raised.
 """
 from __future__ import annotations
@@ -52,6 +55,7 @@ log = logging.getLogger("kbroker.zookeeper")
 PERSISTENT_PATHS = ("/brokers/ids", "/brokers/topics", "/config/topics", "/config/brokers", "/admin/delete_topics",
                     "/cluster")
 ELECTIONS_PATH = "/admin/preferred_replica_election"
+REASSIGNMENTS_PATH = "/admin/reassign_partitions"
 TRANSACTION_CHUNK = 500  # partition states per multi-op, well below ZooKeeper's 1 MB request limit
 
 
@@ -96,8 +100,10 @@ def _parse_topic(name: str, document: Any, version: int) -> TopicAssignment | No
     try:
         partitions = document["partitions"]
         replicas = tuple(tuple(int(b) for b in partitions[str(p)]) for p in range(len(partitions)))
-        return TopicAssignment(name, uuid_from_base64(document["topic_id"]), replicas, version)
-    except (KeyError, TypeError, ValueError):
+        adding, removing = ({int(p): tuple(int(b) for b in r) for p, r in (document.get(key) or {}).items() if r}
+                            for key in ("adding_replicas", "removing_replicas"))
+        return TopicAssignment(name, uuid_from_base64(document["topic_id"]), replicas, version, adding, removing)
+    except (KeyError, TypeError, ValueError, AttributeError):
         log.error("ignoring topic %s: its assignment znode is malformed: %r", name, document)
         return None
 
@@ -125,6 +131,22 @@ def _elections_document(elections: Mapping[tuple[str, int], int]) -> dict[str, A
     return {"version": 1, "partitions": [
         {"topic": topic, "partition": partition, **({"election_type": kind} if kind else {})}
         for (topic, partition), kind in sorted(elections.items())]}
+
+
+def _parse_reassignments(document: Any) -> dict[tuple[str, int], tuple[int, ...] | None]:
+    try:
+        return {(str(entry["topic"]), int(entry["partition"])):
+                None if entry.get("replicas") is None else tuple(int(b) for b in entry["replicas"])
+                for entry in document["partitions"]}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        log.error("ignoring a malformed %s: %r", REASSIGNMENTS_PATH, document)
+        return {}
+
+
+def _reassignments_document(reassignments: Mapping[tuple[str, int], tuple[int, ...] | None]) -> dict[str, Any]:
+    return {"version": 1, "partitions": [
+        {"topic": topic, "partition": partition, "replicas": None if replicas is None else list(replicas)}
+        for (topic, partition), replicas in sorted(reassignments.items(), key=lambda item: item[0])]}
 
 
 def _state_document(state: PartitionState) -> dict[str, Any]:
@@ -159,6 +181,8 @@ class ZkMetaStore:
         self._deleting: frozenset[str] = frozenset()
         self._elections: dict[tuple[str, int], int] = {}
         self._elections_version = -1
+        self._reassignments: dict[tuple[str, int], tuple[int, ...] | None] = {}
+        self._reassignments_version = -1
         self._controller_epoch_version = -1
 
     @property
@@ -201,6 +225,7 @@ class ZkMetaStore:
         ChildrenWatch(self._client, "/admin/delete_topics", self._on_deletions)
         DataWatch(self._client, "/controller", self._on_controller)
         DataWatch(self._client, ELECTIONS_PATH, self._on_elections)
+        DataWatch(self._client, REASSIGNMENTS_PATH, self._on_reassignments)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._shutdown)
@@ -233,7 +258,8 @@ class ZkMetaStore:
             self._publish_pending = False
             return ClusterImage.of(self._brokers, self._controller_id, frozenset(self._topic_children),
                                    self._topics, self._configs, self._states, self._deleting,
-                                   self._elections, self._elections_version)
+                                   self._elections, self._elections_version, self._reassignments,
+                                   self._reassignments_version)
 
     def _publish(self) -> None:
         self._image = self._snapshot()
@@ -274,6 +300,13 @@ class ZkMetaStore:
     def _on_deletions(self, children: list[str]) -> None:
         with self._lock:
             self._deleting = frozenset(children)
+        self._changed()
+
+    def _on_reassignments(self, data: bytes | None, stat: Any, _event: Any = None) -> None:
+        reassignments = _parse_reassignments(_json(data, REASSIGNMENTS_PATH)) if data else {}
+        with self._lock:
+            self._reassignments = reassignments
+            self._reassignments_version = stat.version if stat is not None else -1
         self._changed()
 
     def _on_elections(self, data: bytes | None, stat: Any, _event: Any = None) -> None:
@@ -523,7 +556,8 @@ class ZkMetaStore:
     def _topic_document(assignment: TopicAssignment) -> dict[str, Any]:
         return {"version": 3, "topic_id": uuid_to_base64(assignment.topic_id),
                 "partitions": {str(p): list(r) for p, r in enumerate(assignment.replicas)},
-                "adding_replicas": {}, "removing_replicas": {}}
+                "adding_replicas": {str(p): list(r) for p, r in sorted(assignment.adding.items())},
+                "removing_replicas": {str(p): list(r) for p, r in sorted(assignment.removing.items())}}
 
     async def add_partitions(self, name: str, replicas: Sequence[Sequence[int]], expected_version: int) -> None:
         current = self._image.topics.get(name)
@@ -597,6 +631,50 @@ class ZkMetaStore:
                 continue  # the controller completed them, or another broker added some: read again
             except NoNodeError:
                 continue
+
+    async def request_reassignments(self, reassignments: Mapping[tuple[str, int], tuple[int, ...] | None]) -> None:
+        await self._call(self._merge, REASSIGNMENTS_PATH, _parse_reassignments, _reassignments_document,
+                         dict(reassignments))
+
+    def _merge(self, path: str, parse: Callable[[Any], dict], document: Callable[[Mapping], Any],
+               entries: dict) -> None:
+        """Add to a pending-requests znode: create it, or merge into it (conditional on its version)."""
+        while True:
+            try:
+                data, stat = self._client.get(path)
+            except NoNodeError:
+                try:
+                    self._client.create(path, _encode(document(entries)))
+                    return
+                except NodeExistsError:
+                    continue
+            merged = {**parse(_json(data, path)), **entries}
+            try:
+                self._client.set(path, _encode(document(merged)), version=stat.version)
+                return
+            except (BadVersionError, NoNodeError):
+                continue  # the controller took them, or another broker added some: read again
+
+    async def write_reassignments(self, assignments: Mapping[str, TopicAssignment], controller_epoch: int,
+                                  requests_version: int) -> None:
+        await self._call(self._write_reassignments, dict(assignments), requests_version)
+
+    def _write_reassignments(self, assignments: dict[str, TopicAssignment], requests_version: int) -> None:
+        """The topics' assignments (each conditional on its znode version) and, when `requests_version`
+        is not -1, the removal of the requests they carry out, in one multi-op conditional on the
+        controller epoch."""
+        transaction = self._client.transaction()
+        transaction.check("/controller_epoch", self._controller_epoch_version)
+        for name, assignment in sorted(assignments.items()):
+            transaction.set_data(_topic_path(name), _encode(self._topic_document(assignment)),
+                                 version=assignment.version)
+        if requests_version >= 0:
+            transaction.delete(REASSIGNMENTS_PATH, version=requests_version)
+        results = transaction.commit()
+        if isinstance(results[0], (BadVersionError, NoNodeError)):
+            raise StaleWrite("the controller epoch moved on: another broker is the controller")
+        if any(isinstance(r, Exception) for r in results):
+            raise StaleWrite(f"reassigning partitions of {sorted(assignments)}: their znodes changed meanwhile")
 
     async def complete_leader_elections(self, version: int) -> None:
         """The controller acted on the elections of this version of the znode: remove it (StaleWrite

@@ -86,6 +86,8 @@ CLEAN_SHUTDOWN_MARKER = ".kafka_cleanshutdown"
 _PARTITION_DIR = re.compile(r"(?P<topic>.+)-(?P<partition>\d+)")
 _CLUSTER_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 _DELETE_DIR = re.compile(r"(?P<topic>.+)-(?P<partition>\d+)\.(?P<topic_id>[0-9a-f]{32})-delete")
+# One replica moved away (cluster: a reassignment), its topic still here: only that directory goes.
+_REMOVED_DIR = re.compile(r"(?P<topic>.+)-(?P<partition>\d+)\.(?P<topic_id>[0-9a-f]{32})-removed")
 
 
 def _now_ms() -> int:
@@ -230,6 +232,8 @@ class LogManager:
             match = _DELETE_DIR.fullmatch(entry)
             if match and (self.data_dir / entry).is_dir():
                 deleted.add(uuid.UUID(hex=match["topic_id"]))
+                shutil.rmtree(self.data_dir / entry)
+            elif _REMOVED_DIR.fullmatch(entry) and (self.data_dir / entry).is_dir():
                 shutil.rmtree(self.data_dir / entry)
         return deleted
 
@@ -377,6 +381,29 @@ class LogManager:
             log.warning("topic %s is deleted, but cleaning up after it failed (%s); start-up finishes it", name, e)
             return
         log.info("deleted topic %s (%s)", name, topic.topic_id)
+
+    def delete_partition(self, name: str, partition: int) -> None:
+        """Cluster: stop hosting one partition of a topic still known here (its replica moved to other
+        brokers). Renamed aside first, so that a crash midway leaves nothing start-up would open."""
+        topic = self._existing(name)
+        if self._logs.pop((name, partition), None) is None:
+            return
+        source = self.data_dir / f"{name}-{partition}"
+        target = self.data_dir / _dir_name_with_suffix(source.name, f".{topic.topic_id.hex}-removed")
+        try:
+            if source.exists():
+                os.rename(source, target)
+                fsync_dir(self.data_dir)
+        except OSError as e:
+            raise _storage_error(f"deleting partition {name}-{partition}", e) from e
+        try:
+            if target.exists():
+                shutil.rmtree(target)
+        except OSError as e:
+            log.warning("%s-%d is deleted, but cleaning up after it failed (%s); start-up finishes it", name,
+                        partition, e)
+            return
+        log.info("deleted partition %s-%d (%s)", name, partition, topic.topic_id)
 
     def _existing(self, name: str) -> TopicInfo:
         topic = self._topics.get(name)

@@ -13,7 +13,10 @@ broker's session. The semantics are ZkMetaStore's:
 - `delete_topic` is not fenced by the controller epoch (ZkMetaStore's is not either);
 - the pending leader elections are one znode: `request_leader_elections` creates it (version 0)
   or merges into it (+1), `complete_leader_elections` removes it if its version is still the one
-  given (StaleWrite otherwise).
+  given (StaleWrite otherwise);
+- the pending reassignments are one znode too: `request_reassignments` creates or merges into it;
+  `write_reassignments` writes topic assignments, each conditional on its version, and removes
+  that znode if its version is still the one given, all or nothing, fenced by the controller epoch.
 
 Watches: after each change the store publishes the image of that moment through `loop.call_soon`,
 in order. `hold()` stops delivering them (a broker whose watches lag behind, as after a network
@@ -43,6 +46,8 @@ class MemoryZooKeeper:
         self.deleting: set[str] = set()
         self.elections: dict[tuple[str, int], int] = {}
         self.elections_version = -1  # -1: the znode does not exist
+        self.reassignments: dict[tuple[str, int], tuple[int, ...] | None] = {}
+        self.reassignments_version = -1  # -1: the znode does not exist
         self.next_producer_id = 0
         self._zxids = itertools.count(1)
         self._sessions = itertools.count(1)
@@ -58,7 +63,8 @@ class MemoryZooKeeper:
         return ClusterImage.of({b: r for b, (r, _) in self.brokers.items()},
                                NO_LEADER if self.controller is None else self.controller[0],
                                frozenset(self.topics), self.topics, self.configs, self.states, frozenset(self.deleting),
-                               self.elections, self.elections_version)
+                               self.elections, self.elections_version, self.reassignments,
+                               self.reassignments_version)
 
     def changed(self) -> None:
         image = self.image()
@@ -306,6 +312,32 @@ class MemoryMetaStore:
             raise StaleWrite("the znode changed")
         self._zk.elections = {}
         self._zk.elections_version = -1
+        self._zk.changed()
+
+    async def request_reassignments(self, reassignments: Mapping[tuple[str, int], tuple[int, ...] | None]) -> None:
+        self._check_open()
+        self._zk.reassignments = {**self._zk.reassignments, **reassignments}
+        self._zk.reassignments_version += 1
+        self._zk.changed()
+
+    async def write_reassignments(self, assignments: Mapping[str, TopicAssignment], controller_epoch: int,
+                                  requests_version: int) -> None:
+        self._check_open()
+        if self._controller_epoch_version != self._zk.controller_epoch_version:
+            raise StaleWrite("the controller epoch moved on: another broker is the controller")
+        for name, assignment in assignments.items():
+            stored = self._zk.topics.get(name)
+            if stored is None or stored.version != assignment.version:
+                raise StaleWrite(f"reassigning partitions of {name}: its znode changed meanwhile")
+        if requests_version >= 0 and self._zk.reassignments_version != requests_version:
+            raise StaleWrite("the reassignments asked for changed meanwhile")
+        for name, assignment in assignments.items():
+            self._zk.topics[name] = TopicAssignment(name, assignment.topic_id, assignment.replicas,
+                                                    assignment.version + 1, dict(assignment.adding),
+                                                    dict(assignment.removing))
+        if requests_version >= 0:
+            self._zk.reassignments = {}
+            self._zk.reassignments_version = -1
         self._zk.changed()
 
     async def claim_producer_id_block(self, broker_id: int, size: int) -> int:

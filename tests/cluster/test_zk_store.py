@@ -346,3 +346,34 @@ async def test_kafkas_preferred_replica_election_document_is_read(zk_cluster: Cl
     raw.set("/admin/preferred_replica_election", b'{"partitions": 7}')
     await wait_until(lambda: not reader.store.image.elections, "the malformed znode ignored", WAIT_S)
     assert reader.store.image.elections_version == 1
+
+
+async def test_reassignments_are_queued_then_written_into_the_topic_by_the_controller(cluster: Cluster) -> None:
+    """/admin/reassign_partitions: merged from two stores; the controller's write of the topics'
+    adding/removing replicas removes it in the same step, only at the version it acted on, and is
+    refused once the topic's znode moved on."""
+    first, second = await cluster.open_store(), await cluster.open_store()
+    await first.store.register_broker(registration(1))
+    epoch = await first.store.elect_controller(1)
+    await first.store.create_topic(topic("t", ((1, 2), (2, 1))), {})
+    await first.store.request_reassignments({("t", 0): (3, 2)})
+    await second.store.request_reassignments({("t", 1): None})
+    await wait_until(lambda: len(first.store.image.reassignments) == 2 and "t" in first.store.image.topics,
+                     "both requests", WAIT_S)
+    assert dict(first.store.image.reassignments) == {("t", 0): (3, 2), ("t", 1): None}
+    current = first.store.image.topics["t"]
+    moving = TopicAssignment("t", current.topic_id, ((3, 2, 1), (2, 1)), current.version, {0: (3,)}, {0: (1,)})
+    acted_on = first.store.image.reassignments_version
+    await second.store.request_reassignments({("t", 1): (2,)})
+    with pytest.raises(StaleWrite):
+        await first.store.write_reassignments({"t": moving}, epoch, acted_on)
+    await wait_until(lambda: first.store.image.reassignments_version > acted_on, "the late request", WAIT_S)
+    await first.store.write_reassignments({"t": moving}, epoch, first.store.image.reassignments_version)
+    for store in (first.store, second.store):
+        await wait_until(lambda: store.image.reassignments_version == -1 and store.image.topics["t"].adding,
+                         "the move in the topic, no request pending", WAIT_S)
+        seen = store.image.topics["t"]
+        assert seen.replicas == ((3, 2, 1), (2, 1))
+        assert (dict(seen.adding), dict(seen.removing)) == ({0: (3,)}, {0: (1,)})
+    with pytest.raises(StaleWrite):  # written at a version the topic's znode has left
+        await first.store.write_reassignments({"t": moving}, epoch, -1)

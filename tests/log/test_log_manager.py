@@ -15,7 +15,7 @@ from kbroker.log.checkpoints import uuid_to_base64
 from kbroker.log.config import LogConfig
 from kbroker.log.data_dir import DataDirError
 from kbroker.log.log_manager import CLEAN_SHUTDOWN_MARKER, LogManager
-from kbroker.log.topics import validate_topic_name
+from kbroker.log.topics import TopicInfo, validate_topic_name
 
 from tests.log.conftest import NOW, append
 
@@ -222,3 +222,27 @@ def test_flush_from_another_thread_while_appending(tmp_path: Path) -> None:
     logs.shutdown()
     again = manager(tmp_path)
     assert again.get_log("busy", 0).log_end_offset == 1800
+
+
+def test_a_partition_moved_away_is_deleted_alone_and_stays_gone(tmp_path: Path) -> None:
+    """Cluster: a replica reassigned to other brokers goes, its topic's other partitions stay; a
+    deletion cut short (the directory renamed aside) is finished at start-up, the topic kept."""
+    def cluster_manager() -> LogManager:
+        return LogManager(tmp_path, DEFAULTS, node_id=1, cluster_id="c" * 22, hosts_every_partition=False).load()
+
+    logs = cluster_manager()
+    info = TopicInfo.of("t", uuid.uuid4(), 3, {})
+    logs.host_partitions(info, [0, 1, 2])
+    append(logs.get_log("t", 0))
+    logs.delete_partition("t", 1)
+    assert logs.get_log("t", 1) is None and not (tmp_path / "t-1").exists()
+    end = logs.get_log("t", 0).log_end_offset
+    assert end > 0 and logs.topic("t") == info
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("t-1")]
+    (tmp_path / "t-2").rename(tmp_path / f"t-2.{info.topic_id.hex}-removed")  # a crash after the rename
+    logs.shutdown()
+    again = cluster_manager()
+    assert again.get_log("t", 1) is None and again.get_log("t", 2) is None
+    assert again.get_log("t", 0).log_end_offset == end and again.topic("t") == info
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("t-")) == ["t-0"]
+    again.shutdown()

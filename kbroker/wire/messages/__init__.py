@@ -1,5 +1,6 @@
 """Every API kbroker can decode, by key. Each module declares one API family as data."""
 from kbroker.wire.messages.alter_configs import ALTER_CONFIGS
+from kbroker.wire.messages.alter_partition_reassignments import ALTER_PARTITION_REASSIGNMENTS
 from kbroker.wire.messages.api_versions import API_VERSIONS
 from kbroker.wire.messages.consumer_group_describe import CONSUMER_GROUP_DESCRIBE
 from kbroker.wire.messages.consumer_group_heartbeat import CONSUMER_GROUP_HEARTBEAT
@@ -22,6 +23,7 @@ from kbroker.wire.messages.join_group import JOIN_GROUP
 from kbroker.wire.messages.leave_group import LEAVE_GROUP
 from kbroker.wire.messages.list_groups import LIST_GROUPS
 from kbroker.wire.messages.list_offsets import LIST_OFFSETS
+from kbroker.wire.messages.list_partition_reassignments import LIST_PARTITION_REASSIGNMENTS
 from kbroker.wire.messages.metadata import METADATA
 from kbroker.wire.messages.offset_commit import OFFSET_COMMIT
 from kbroker.wire.messages.offset_delete import OFFSET_DELETE
@@ -57,6 +59,8 @@ APIS: dict[int, Api] = {a.key: a for a in (
     CREATE_PARTITIONS,
     DELETE_GROUPS,
     ELECT_LEADERS,
+    ALTER_PARTITION_REASSIGNMENTS,
+    LIST_PARTITION_REASSIGNMENTS,
     INCREMENTAL_ALTER_CONFIGS,
     OFFSET_DELETE,
     DESCRIBE_CLUSTER,
