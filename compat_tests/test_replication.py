@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 PARTITIONS = 3
 PRODUCE = 0
 REPLICATED = {"min.insync.replicas": "2"}
-KILL_CYCLES = 3  # CI; stress/replication_faults.py runs many more
+KILL_CYCLES = 10  # the CI size; stress/replication_faults.py runs 50
 FAILOVER_WITHIN_S = SESSION_TIMEOUT_MS / 1000 + 6
 
 
