@@ -302,6 +302,8 @@ class ClusterMember:
         if assignment is not None:  # a replica being reassigned away does not join again once it left
             joining -= set(assignment.removing.get(partition, ()))
         if joining and key not in self._isr_writes:
+            # Counted from now on, before any further append can be acknowledged without them.
+            replica_state.start_joining(joining, self.image.states[key].version)
             self._spawn(self._write_isr(key, replica_state.isr | joining))
 
     async def _check_isr(self) -> None:

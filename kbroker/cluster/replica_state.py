@@ -6,7 +6,9 @@ fetch (Kafka's lastCaughtUpTimeMs): one that has not been caught up for replica.
 leaves the ISR. A follower outside the ISR joins it once its log end reaches the high watermark.
 
 The high watermark is the smallest log end in the ISR (the leader's own included): every record
-below it is on every in-sync replica, which is what acks=all waits for. Pure: the clock is
+below it is on every in-sync replica, which is what acks=all waits for. While followers are
+joining (their ISR write in flight) they count too, Kafka's "maximal ISR": once the write lands
+the controller may elect them, so nothing may be acknowledged that they do not have. Pure: the clock is
 passed in; the member writes the ISR changes to the store.
 """
 from __future__ import annotations
@@ -35,14 +37,25 @@ class LeaderReplicas:
         # The znode version of our last ISR write: until the image shows it, the image's ISR is
         # older than ours and must not replace it (a follower just added would be ignored).
         self.written_version = -1
+        self.joining: set[int] = set()  # followers whose addition to the ISR is being written
+        self._joining_from = -1  # the state version that write was made against
 
     def set_replicas(self, replicas: Iterable[int]) -> None:
         """The assignment changed (a reassignment): new followers start unknown, removed ones are forgotten."""
         wanted = [r for r in replicas if r != self.leader]
         self.followers = {r: self.followers.get(r) or FollowerState() for r in wanted}
 
+    def start_joining(self, followers: set[int], version: int) -> None:
+        """Count `followers` from now on, while their addition (made against `version`) is written."""
+        self.joining = set(followers)
+        self._joining_from = version
+
     def sync_isr(self, isr: Iterable[int], version: int) -> None:
-        """The store's ISR, unless it predates our own latest write."""
+        """The store's ISR, unless it predates our own latest write. Once the state has moved past
+        the version an addition was written against, the store says whether it took (a lost reply
+        cannot tell us), and the joining followers count only if it did."""
+        if version > self._joining_from:
+            self.joining = set()
         if version >= self.written_version:
             new = set(isr) | {self.leader}
             for removed in self.isr - new:  # what we knew of it is stale: it rejoins by fetching again
@@ -63,8 +76,9 @@ class LeaderReplicas:
         follower.last_fetch_leader_end = leader_end
 
     def high_watermark(self) -> int:
-        """The smallest log end in the ISR, the leader's own bound included."""
-        return min([self.leader_end, *(self.followers[r].log_end_offset for r in self.isr if r in self.followers)])
+        """The smallest log end in the ISR and among the followers joining it, the leader's own bound included."""
+        return min([self.leader_end, *(self.followers[r].log_end_offset for r in self.isr | self.joining
+                                       if r in self.followers)])
 
     def to_add(self, high_watermark: int, now_ms: int, lag_ms: int) -> set[int]:
         """Followers outside the ISR that have caught up to the high watermark and fetch now."""
