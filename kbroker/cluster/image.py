@@ -94,9 +94,6 @@ class ClusterImage:
             return NO_LEADER
         return state.leader
 
-    def topic_by_id(self, topic_id: uuid.UUID) -> TopicAssignment | None:
-        return next((t for t in self.topics.values() if t.topic_id == topic_id), None)
-
     def fully_led(self, topic: str) -> bool:
         """Every partition of `topic` has a live leader (what CreateTopics waits for)."""
         assignment = self.topics.get(topic)
