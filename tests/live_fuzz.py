@@ -204,5 +204,18 @@ def close_reasons(broker_log: str) -> Counter:
     return reasons
 
 
+_LOG_LINE_START = re.compile(r"^\d{4}-\d\d-\d\d ")
+
+
 def broker_failures(broker_log: str) -> list[str]:
-    return [line for line in broker_log.splitlines() if any(p in line for p in FAILURE_PATTERNS)]
+    """Each log record that reports a failure, with the traceback lines that follow it."""
+    failures: list[str] = []
+    in_failure = False
+    for line in broker_log.splitlines():
+        if _LOG_LINE_START.match(line):
+            in_failure = any(p in line for p in FAILURE_PATTERNS)
+            if in_failure:
+                failures.append(line)
+        elif in_failure:
+            failures[-1] += "\n" + line
+    return failures

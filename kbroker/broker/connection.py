@@ -124,7 +124,10 @@ class Connection(asyncio.BufferedProtocol):
             self._on_lost()
             self._on_lost = None
         if self._writer is not None:
-            self._writer.cancel()
+            # Not at once: a writer inside loop.sendfile waits on the transport's empty-buffer
+            # waiter, and 3.11's _call_connection_lost sets an exception on that waiter right
+            # after this returns; cancelling it first makes that an InvalidStateError.
+            self._loop.call_soon(self._writer.cancel)
         for slot in self._slots:
             if isinstance(slot, asyncio.Future):
                 slot.cancel()

@@ -12,6 +12,7 @@ import struct
 
 from kbroker.broker.connection import RESPONSE_BUFFER_BYTES, Connection
 from kbroker.errors import ProtocolViolation
+from kbroker.log.partition_log import FetchSlices, FileSlice
 
 
 class FakeTransport(asyncio.Transport):
@@ -48,14 +49,18 @@ class FakeTransport(asyncio.Transport):
 
 
 class StubDispatcher:
-    """Answers a frame b"now:..." at once, b"later:..." when the test resolves its future."""
+    """Answers a frame b"now:..." at once, b"later:..." when the test resolves its future, and a
+    frame found in `answers` with the parts given there."""
 
-    def __init__(self) -> None:
+    def __init__(self, answers: dict[bytes, list] | None = None) -> None:
         self.pending: list[asyncio.Future] = []
         self.frames = 0
+        self.answers = answers or {}  # frame -> answer parts given as they are
 
     def handle(self, frame: bytearray, connection: Connection):
         self.frames += 1
+        if bytes(frame) in self.answers:
+            return self.answers[bytes(frame)]
         if frame.startswith(b"bad"):
             raise ProtocolViolation("bad frame")
         if frame.startswith(b"later"):
@@ -222,4 +227,36 @@ async def test_a_bad_frame_met_when_writing_resumes_closes_the_real_transport_on
     await settle()
     theirs.close()
     assert dispatcher.frames == 4 and received == 3 * (len(answer) + 4)
+    assert errors == []
+
+
+async def test_a_connection_lost_while_a_fetch_answer_waits_to_sendfile_ends_quietly(tmp_path):
+    """loop.sendfile waits for the transport's buffer to empty before it sends the file. Losing
+    the connection then must not cancel that wait under the transport: 3.11's
+    _call_connection_lost next sets an exception on the cancelled waiter, and the InvalidStateError
+    lands in the broker log (found by the live fuzz)."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    records = tmp_path / "segment.log"
+    records.write_bytes(b"r" * (256 << 10))
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    with records.open("rb") as segment:
+        answer = [b"h" * (512 << 10), FetchSlices((FileSlice(segment, 0, 256 << 10),), 256 << 10)]
+        dispatcher = StubDispatcher(answers={b"fetch": answer})
+        connection = Connection(dispatcher, 1 << 20, set())  # type: ignore[arg-type]
+        transport, _ = await loop.connect_accepted_socket(lambda: connection, ours)
+        transport.set_write_buffer_limits(high=4 << 20)  # the bytes stay buffered without pausing writes
+        theirs.sendall(frame(b"fetch"))
+        for _ in range(100):  # until the answer's bytes sit in the transport's buffer
+            await asyncio.sleep(0.01)
+            if transport.get_write_buffer_size():
+                break
+        assert transport.get_write_buffer_size() > 0
+        await settle()  # the writer now waits inside loop.sendfile for the buffer to empty
+        connection.expire("test: the client went away")
+        await settle()
+    theirs.close()
+    assert transport.is_closing()
     assert errors == []
