@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
             settings["node.id"] = str(args.node_id)
         config = build_config(settings)
         if args.advertised_host:
-            config = build_config({**settings, "advertised.listeners": f"{args.advertised_host}:{config.listeners.port}"})
+            first = config.listeners[0]
+            config = build_config({**settings, "advertised.listeners": f"{first.name}://{args.advertised_host}:{first.port}"})
     except (ConfigError, OSError) as exc:
         print(f"kbroker: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 
 from kbroker.errors import KafkaError
 from kbroker.log.config import BROKER_SYNONYMS, LogConfig
+from kbroker.security.settings import ListenerSecurity, is_security_key, listener_security
 
 log = logging.getLogger("kbroker.config")
 
@@ -29,11 +30,22 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Listener:
+    """One entry of `listeners` / `advertised.listeners`: `NAME://host:port`."""
     host: str
     port: int
+    name: str = "PLAINTEXT"
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.name}://{self}"
+
+
+# Kafka's default listener.security.protocol.map: each protocol is also a listener name.
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+DEFAULT_PROTOCOL_MAP = ",".join(f"{name}:{name}" for name in SECURITY_PROTOCOLS)
 
 
 def parse_bool(text: str) -> bool:
@@ -51,16 +63,37 @@ def parse_float(text: str) -> float:
     return float(text.strip())
 
 
-def parse_listener(text: str) -> Listener:
-    """`PLAINTEXT://host:port`, `host:port` or `:port`; the first listener of a list."""
-    first = text.split(",")[0].strip()
-    match = re.fullmatch(r"(?:[A-Za-z_]+://)?(\[[^\]]*\]|[^:]*):(\d+)", first)
-    if not match:
-        raise ValueError(f"expected [PLAINTEXT://]host:port, got {text!r}")
-    host, port = match.group(1).strip("[]"), int(match.group(2))
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port {port} out of range")
-    return Listener(host, port)
+def parse_listeners(text: str) -> tuple[Listener, ...]:
+    """`NAME://host:port,...`; a bare `host:port` or `:port` is the PLAINTEXT listener."""
+    listeners: list[Listener] = []
+    for item in (part.strip() for part in text.split(",")):
+        match = re.fullmatch(r"(?:([A-Za-z0-9_]+)://)?(\[[^\]]*\]|[^:]*):(\d+)", item)
+        if not match:
+            raise ValueError(f"expected NAME://host:port, got {item!r}")
+        name, host, port = (match.group(1) or "PLAINTEXT").upper(), match.group(2).strip("[]"), int(match.group(3))
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port {port} out of range")
+        if any(other.name == name for other in listeners):
+            raise ValueError(f"listener name {name} is used more than once")
+        listeners.append(Listener(host, port, name))
+    return tuple(listeners)
+
+
+def parse_protocol_map(text: str) -> tuple[tuple[str, str], ...]:
+    """`listener.security.protocol.map`: `NAME:PROTOCOL,...`."""
+    pairs = []
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        name, sep, protocol = item.partition(":")
+        if not sep or protocol.strip().upper() not in SECURITY_PROTOCOLS:
+            raise ValueError(f"expected NAME:{'|'.join(SECURITY_PROTOCOLS)}, got {item!r}")
+        pairs.append((name.strip().upper(), protocol.strip().upper()))
+    return tuple(pairs)
+
+
+def parse_security_protocol(text: str) -> str:
+    if text.strip().upper() not in SECURITY_PROTOCOLS:
+        raise ValueError(f"expected one of {', '.join(SECURITY_PROTOCOLS)}")
+    return text.strip().upper()
 
 
 # KIP-848 server-side assignors: Kafka names them by class; the short names work too.
@@ -119,8 +152,12 @@ def _key(name: str, parse: Callable[[str], Any], default: str | None, minimum: i
 BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("node.id", parse_int, "1", 0),
     _key("log.dirs", str, "./kbroker-data"),
-    _key("listeners", parse_listener, "PLAINTEXT://127.0.0.1:9092"),
-    _key("advertised.listeners", parse_listener, None),
+    _key("listeners", parse_listeners, "PLAINTEXT://127.0.0.1:9092"),
+    _key("advertised.listeners", parse_listeners, None),
+    _key("listener.security.protocol.map", parse_protocol_map, DEFAULT_PROTOCOL_MAP),
+    _key("inter.broker.listener.name", str.upper, None),
+    _key("security.inter.broker.protocol", parse_security_protocol, None),
+    _key("connections.max.reauth.ms", parse_int, "0", 0),
     _key("num.partitions", parse_int, "1", 1),
     _key("default.replication.factor", parse_int, "1", 1),
     _key("auto.create.topics.enable", parse_bool, "true"),
@@ -198,8 +235,7 @@ IGNORED_KEYS = frozenset({
     "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
     # controlled.shutdown.enable: SIGTERM always closes the ZooKeeper session first, so leaders move at once.
     "process.roles", "controlled.shutdown.enable", "controller.quorum.voters",
-    "controller.quorum.bootstrap.servers", "controller.listener.names", "inter.broker.listener.name",
-    "listener.security.protocol.map", "group.coordinator.rebalance.protocols", "share.coordinator.state.topic.replication.factor",
+    "controller.quorum.bootstrap.servers", "controller.listener.names", "group.coordinator.rebalance.protocols", "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr", "log.segment.delete.delay.ms", "unclean.leader.election.enable",
     "log.cleaner.threads", "log.cleaner.io.max.bytes.per.second",
 })
@@ -209,8 +245,12 @@ IGNORED_KEYS = frozenset({
 class Config:
     node_id: int
     log_dirs: str
-    listeners: Listener
-    advertised_listeners: Listener | None
+    listeners: tuple[Listener, ...]
+    advertised_listeners: tuple[Listener, ...] | None
+    listener_security_protocol_map: tuple[tuple[str, str], ...]
+    inter_broker_listener_name: str | None
+    security_inter_broker_protocol: str | None
+    connections_max_reauth_ms: int  # KIP-368; 0: sessions do not expire
     num_partitions: int
     default_replication_factor: int
     auto_create_topics_enable: bool
@@ -278,6 +318,8 @@ class Config:
     leader_imbalance_per_broker_percentage: int
     # Keys the user set (file or -o), as given: DescribeConfigs reports them as static.
     explicit: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # TLS and SASL settings of each listener, by listener name (`ssl.*`, `sasl.*`, `listener.name.*`).
+    security: Mapping[str, ListenerSecurity] = dataclasses.field(default_factory=dict)
 
     @property
     def data_dir(self) -> Path:
@@ -285,11 +327,28 @@ class Config:
 
     @property
     def advertised(self) -> Listener:
-        """Where clients reconnect after bootstrap; defaults to the listen address."""
-        if self.advertised_listeners is not None:
-            return self.advertised_listeners
-        host = self.listeners.host
-        return Listener(host if host not in ("", "0.0.0.0", "::") else "127.0.0.1", self.listeners.port)
+        """The first listener's advertised endpoint (what the start-up line shows)."""
+        return self.advertised_for(self.listeners[0].name)
+
+    def advertised_for(self, name: str | None) -> Listener:
+        """Where clients of listener `name` reconnect after bootstrap (None: the first listener);
+        defaults to that listener's own address (a wildcard host advertises loopback)."""
+        listener = next((item for item in self.listeners if item.name == name), self.listeners[0])
+        for advertised in self.advertised_listeners or ():
+            if advertised.name == listener.name:
+                return advertised
+        host = listener.host
+        return Listener(host if host not in ("", "0.0.0.0", "::") else "127.0.0.1", listener.port, listener.name)
+
+    def security_protocol(self, name: str) -> str:
+        return dict(self.listener_security_protocol_map)[name]
+
+    @property
+    def inter_broker_listener(self) -> str:
+        """The listener brokers use to reach each other (Kafka's resolution of the two keys)."""
+        if self.inter_broker_listener_name is not None:
+            return self.inter_broker_listener_name
+        return self.security_inter_broker_protocol or "PLAINTEXT"
 
     @property
     def effective_zookeeper_connection_timeout_ms(self) -> int:
@@ -326,8 +385,8 @@ class Config:
             return None
         if isinstance(value, bool):
             return "true" if value else "false"
-        if isinstance(value, Listener):
-            return f"PLAINTEXT://{value}"
+        if isinstance(value, tuple) and value and isinstance(value[0], Listener):
+            return ",".join(listener.url for listener in value)
         if isinstance(value, tuple):
             return ",".join(item if isinstance(item, str) else ":".join(map(str, item)) for item in value)
         return str(value)
@@ -336,11 +395,14 @@ class Config:
 def build_config(settings: Mapping[str, str]) -> Config:
     """Parse Kafka-named settings (later entries already override earlier ones)."""
     resolved: dict[str, str] = {}
+    security: dict[str, str] = {}
     for name, text in settings.items():
         if name in _BY_NAME:
             resolved[name] = text
         elif name in _ALIASES:
             resolved.setdefault(_ALIASES[name], text)
+        elif is_security_key(name):
+            security[name] = text
         elif name in IGNORED_KEYS:
             log.debug("config %s is not used by a single-node kbroker; ignored", name)
         else:
@@ -359,6 +421,7 @@ def build_config(settings: Mapping[str, str]) -> Config:
             raise ConfigError(f"{key.name}={text!r}: must be at least {key.minimum}")
         values[key.attribute] = value
     config = Config(**values, explicit=dict(resolved))
+    config = dataclasses.replace(config, security=_listener_security(config, security))
     try:
         config.log_defaults()
     except KafkaError as exc:
@@ -368,6 +431,34 @@ def build_config(settings: Mapping[str, str]) -> Config:
         raise ConfigError("max.connections.per.ip can be set to zero only if "
                           "max.connections.per.ip.overrides property is set.")
     return config
+
+
+def _listener_security(config: Config, settings: Mapping[str, str]) -> dict[str, ListenerSecurity]:
+    """Check the listener keys against each other and read each listener's TLS / SASL settings."""
+    protocols = dict(config.listener_security_protocol_map)
+    for listener in (*config.listeners, *(config.advertised_listeners or ())):
+        if listener.name not in protocols:
+            raise ConfigError(f"listener {listener.name} has no security protocol: name it in "
+                              "listener.security.protocol.map")
+    names = {listener.name for listener in config.listeners}
+    unknown = [item.name for item in config.advertised_listeners or () if item.name not in names]
+    if unknown:
+        raise ConfigError(f"advertised.listeners names {', '.join(unknown)}, which listeners does not define")
+    if config.inter_broker_listener_name is not None and config.security_inter_broker_protocol is not None:
+        raise ConfigError("Only one of inter.broker.listener.name and security.inter.broker.protocol should be set.")
+    inter_broker = config.inter_broker_listener
+    explicit = config.inter_broker_listener_name or config.security_inter_broker_protocol
+    if (explicit or config.zookeeper_connect) and inter_broker not in names:
+        raise ConfigError(f"inter.broker.listener.name must be a listener name defined in listeners: "
+                          f"{inter_broker} is not one of {', '.join(sorted(names))}")
+    if explicit and protocols.get(inter_broker) != "PLAINTEXT":
+        raise ConfigError(f"the inter-broker listener {inter_broker} uses {protocols.get(inter_broker)}: "
+                          "kbroker brokers talk to each other over PLAINTEXT only for now")
+    try:
+        return {listener.name: listener_security(listener.name, protocols[listener.name], settings)
+                for listener in config.listeners}
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _check_group_ranges(config: Config) -> None:

@@ -7,7 +7,7 @@ from kbroker.config import ConfigError, Listener, build_config, read_properties
 
 def test_defaults_are_kafkas():
     config = build_config({})
-    assert config.listeners == Listener("127.0.0.1", 9092)
+    assert config.listeners == (Listener("127.0.0.1", 9092),)
     assert config.advertised == Listener("127.0.0.1", 9092)
     assert config.log_segment_bytes == 1073741824
     assert config.message_max_bytes == 1048588
@@ -30,7 +30,7 @@ def test_server_properties_file(tmp_path: Path):
         "num.network.threads=3\n")
     config = build_config(read_properties(path))
     assert config.node_id == 3
-    assert config.listeners == Listener("0.0.0.0", 19092)
+    assert config.listeners == (Listener("0.0.0.0", 19092),)
     assert config.advertised == Listener("kafka.example", 29092)
     assert config.log_dirs == "/var/lib/kafka"
     assert config.effective_log_retention_ms == 24 * 3_600_000

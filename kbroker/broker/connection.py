@@ -24,9 +24,15 @@ more rules close the gaps a client that sends but never reads would use:
     as in number: a single Metadata answer can be megabytes.
 File slices (Fetch record data) do not enter memory: `loop.sendfile` waits until the write
 buffer is empty and sends from the segment file, SENDFILE_CHUNK at a time so progress shows.
+Over TLS the kernel cannot send the file (the bytes must be encrypted): the slices are read
+and written TLS_COPY_CHUNK at a time instead, each write waiting for the buffer to drain.
 Only a Fetch answer's record data of at most SMALL_FILE_PART bytes is read and written as bytes.
 `loop.sendfile` pauses reading itself and resumes it afterwards; if we paused reading
 meanwhile, we pause it again.
+
+Authentication: on a SASL listener, until the SASL exchange completes only the requests its
+state permits reach the dispatcher, and after a v0 SaslHandshake the frames are raw SASL tokens
+(kbroker/broker/authentication.py). A refused exchange is answered, then the connection closed.
 
 Idleness, `connections.max.idle.ms`: a connection is idle when no request is being handled
 (a long-poll Fetch or a held JoinGroup keeps it busy) and no bytes moved either way for that
@@ -41,10 +47,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kbroker.broker.authentication import ANONYMOUS
 from kbroker.errors import ProtocolViolation
-from kbroker.wire.frames import FrameReader
+from kbroker.security.mechanism import AuthenticationFailed
+from kbroker.wire.frames import SIZE_PREFIX, FrameReader, peek_header
 
 if TYPE_CHECKING:
+    from kbroker.broker.authentication import Channel
     from kbroker.broker.dispatch import Dispatcher
 
 log = logging.getLogger("kbroker.connection")
@@ -56,14 +65,17 @@ SENDFILE_CHUNK = 4 << 20
 # syscalls and several loop turns per call, more than copying a few pages (a consumer at the
 # log end fetches one small batch at a time).
 SMALL_FILE_PART = 64 << 10
+TLS_COPY_CHUNK = 256 << 10  # record data read per TLS write
 
 Parts = list[Any]  # bytearrays and file-slice payloads, in wire order
 
 
-def _read_slice(piece: Any) -> bytes:
-    data = os.pread(piece.file.fileno(), piece.length, piece.position)
-    if len(data) != piece.length:  # the answer's size prefix promised piece.length bytes
-        raise OSError(f"segment file ended {piece.length - len(data)} bytes early")
+def _read_slice(piece: Any, start: int = 0, length: int | None = None) -> bytes:
+    """`length` bytes of a file slice from `start` within it (default: all of it)."""
+    length = piece.length - start if length is None else length
+    data = os.pread(piece.file.fileno(), length, piece.position + start)
+    if len(data) != length:  # the answer's size prefix promised piece.length bytes
+        raise OSError(f"segment file ended {length - len(data)} bytes early")
     return data
 
 
@@ -82,8 +94,15 @@ def _memory_size(parts: Parts) -> int:
 
 class Connection(asyncio.BufferedProtocol):
     def __init__(self, dispatcher: Dispatcher, max_request_bytes: int, registry: set[Connection], *,
-                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, on_lost: Callable[[], None] | None = None) -> None:
+                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, on_lost: Callable[[], None] | None = None,
+                 channel: Channel | None = None) -> None:
         self._dispatcher = dispatcher
+        self._channel = channel
+        self.listener_name = channel.name if channel is not None else None  # None: the first listener
+        self.principal = ANONYMOUS
+        self.sasl = channel.new_session() if channel is not None else None  # None: no SASL on this listener
+        self._tls = False
+        self._close_reason: str | None = None  # close once the answers so far are written
         self._registry = registry
         self._frames = FrameReader(max_request_bytes)
         self._max_in_flight = max_in_flight
@@ -114,7 +133,14 @@ class Connection(asyncio.BufferedProtocol):
         self.last_activity = self._loop.time()
         self._writer = self._loop.create_task(self._write_responses())
         self._registry.add(self)
-        log.debug("connection from %s", self.peer)
+        ssl_object = transport.get_extra_info("ssl_object")
+        self._tls = ssl_object is not None
+        if self._channel is not None:
+            try:
+                self.principal = self._channel.tls_principal(ssl_object)
+            except ValueError as exc:  # ssl.principal.mapping.rules has no rule for this certificate
+                self.close(str(exc))
+        log.debug("connection from %s (%s)", self.peer, self.principal)
 
     def connection_lost(self, exc: Exception | None) -> None:
         log.debug("connection from %s closed%s", self.peer, f": {exc}" if exc else "")
@@ -176,7 +202,7 @@ class Connection(asyncio.BufferedProtocol):
     def _read_frames(self) -> None:
         """Handle the frames received so far, while this connection may take more requests."""
         try:
-            while not self._reading_paused and self._transport is not None:
+            while not self._reading_paused and self._transport is not None and self._close_reason is None:
                 if self._must_stop():
                     self._pause_reading()
                     return
@@ -201,7 +227,11 @@ class Connection(asyncio.BufferedProtocol):
             self._read_frames()  # what was received before the pause comes first
 
     def _on_frame(self, frame: bytearray) -> None:
-        outcome = self._dispatcher.handle(frame, self)
+        sasl = self.sasl
+        if sasl is not None and not sasl.complete:
+            outcome = self._authentication_frame(frame)
+        else:
+            outcome = self._dispatcher.handle(frame, self)
         if outcome is None:  # e.g. Produce with acks=0: no answer at all
             return
         if isinstance(outcome, list):
@@ -215,6 +245,32 @@ class Connection(asyncio.BufferedProtocol):
             task.add_done_callback(self._handled)
             self._slots.append(task)
         self._slot_ready.set()
+
+    def _authentication_frame(self, frame: bytearray) -> Parts | Any:
+        """A frame before the SASL exchange completed: a raw token, or a request the state permits."""
+        sasl = self.sasl
+        assert sasl is not None
+        if sasl.state == "raw":
+            try:
+                token = sasl.authenticate(bytes(frame))
+            except AuthenticationFailed:
+                raise ProtocolViolation(f"authentication failed: {sasl.failure}") from None
+            if sasl.complete:
+                self.authenticated(sasl.principal)
+            return [SIZE_PREFIX.pack(len(token)) + token]
+        api_key = peek_header(memoryview(frame))[0]
+        if not sasl.permits(api_key):
+            raise ProtocolViolation(f"unexpected request (api key {api_key}) during SASL {sasl.state}: "
+                                    "authenticate first")
+        return self._dispatcher.handle(frame, self)
+
+    def authenticated(self, principal: str) -> None:
+        self.principal = principal
+        log.debug("%s authenticated as %s", self.peer, principal)
+
+    def close_after_answer(self, reason: str) -> None:
+        """Read nothing more; close once the answers so far (this request's included) are written."""
+        self._close_reason = reason
 
     def _handled(self, task: asyncio.Future[Parts | None]) -> None:
         self._handling -= 1
@@ -237,6 +293,8 @@ class Connection(asyncio.BufferedProtocol):
             self.close(f"cannot read the records of a fetch answer: {exc}")
             return True
         self._write_joined(transport, data)
+        if self._close_reason is not None:
+            self.close(self._close_reason)
         return True
 
     def _write_joined(self, transport: asyncio.Transport, data: list[bytes | bytearray]) -> None:
@@ -272,6 +330,9 @@ class Connection(asyncio.BufferedProtocol):
                 continue
             if not await self._write_answer(parts):
                 return
+            if self._close_reason is not None and not self._slots:
+                self.close(self._close_reason)
+                return
 
     async def _write_answer(self, parts: Parts) -> bool:
         """Byte parts (and small record data) go out joined, one write each run; big record data by sendfile."""
@@ -290,7 +351,9 @@ class Connection(asyncio.BufferedProtocol):
             for file_slice in part.slices:
                 await self._can_write.wait()
                 transport = self._transport
-                if transport is None or not await self._send_file(transport, file_slice):
+                if transport is None:
+                    return False
+                if not await (self._copy_file(file_slice) if self._tls else self._send_file(transport, file_slice)):
                     return False
         return not pending or await self._write_bytes(pending)
 
@@ -300,6 +363,18 @@ class Connection(asyncio.BufferedProtocol):
         if transport is None or transport.is_closing():
             return False
         self._write_joined(transport, pending)
+        return True
+
+    async def _copy_file(self, piece: Any) -> bool:
+        """A file slice over TLS: read and written a chunk at a time, waiting for the buffer to drain."""
+        for start in range(0, piece.length, TLS_COPY_CHUNK):
+            try:
+                data = _read_slice(piece, start, min(TLS_COPY_CHUNK, piece.length - start))
+            except OSError as exc:
+                self.close(f"cannot read the records of a fetch answer: {exc}")
+                return False
+            if not await self._write_bytes([data]):
+                return False
         return True
 
     async def _send_file(self, transport: asyncio.Transport, piece: Any) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 
 from kbroker.errors import ErrorCode
 from kbroker.wire.messages import alter_configs as ac
+from kbroker.wire.messages import alter_user_scram_credentials as ausc
 from kbroker.wire.messages import consumer_group_describe as cgd
 from kbroker.wire.messages import create_partitions as cp
 from kbroker.wire.messages import create_topics as ct
@@ -180,6 +181,13 @@ def _elect_leaders(request: el.ElectLeadersRequest, version: int, code: ErrorCod
         for t in request.topic_partitions or ()])
 
 
+def _alter_user_scram_credentials(request: ausc.AlterUserScramCredentialsRequest, version: int,
+                                  code: ErrorCode) -> ausc.AlterUserScramCredentialsResponse:
+    users = dict.fromkeys(item.name for item in (*request.deletions, *request.upsertions))
+    return ausc.AlterUserScramCredentialsResponse(results=[
+        ausc.AlterUserScramCredentialsResult(user=name, error_code=code) for name in users])
+
+
 _PER_ITEM: dict[int, ErrorResponse] = {
     pr.PRODUCE.key: _produce,
     fe.FETCH.key: _fetch,
@@ -200,4 +208,5 @@ _PER_ITEM: dict[int, ErrorResponse] = {
     dg.DELETE_GROUPS.key: _delete_groups,
     cgd.CONSUMER_GROUP_DESCRIBE.key: _consumer_group_describe,
     el.ELECT_LEADERS.key: _elect_leaders,
+    ausc.ALTER_USER_SCRAM_CREDENTIALS.key: _alter_user_scram_credentials,
 }

@@ -34,6 +34,11 @@ from kbroker.broker.handlers.list_offsets import handle_list_offsets
 from kbroker.broker.handlers.log_dirs import handle_describe_log_dirs
 from kbroker.broker.handlers.metadata import handle_metadata
 from kbroker.broker.handlers.produce import handle_produce
+from kbroker.broker.handlers.sasl import handle_sasl_authenticate, handle_sasl_handshake
+from kbroker.broker.handlers.scram_credentials import (
+    handle_alter_user_scram_credentials,
+    handle_describe_user_scram_credentials,
+)
 from kbroker.broker.handlers.reassignments import (
     handle_alter_partition_reassignments,
     handle_list_partition_reassignments,
@@ -46,6 +51,7 @@ from kbroker.broker.handlers.topics import (
 )
 from kbroker.wire.messages.alter_configs import ALTER_CONFIGS
 from kbroker.wire.messages.alter_partition_reassignments import ALTER_PARTITION_REASSIGNMENTS
+from kbroker.wire.messages.alter_user_scram_credentials import ALTER_USER_SCRAM_CREDENTIALS
 from kbroker.wire.messages.api_versions import API_VERSIONS
 from kbroker.wire.messages.create_partitions import CREATE_PARTITIONS
 from kbroker.wire.messages.consumer_group_describe import CONSUMER_GROUP_DESCRIBE
@@ -58,6 +64,7 @@ from kbroker.wire.messages.describe_cluster import DESCRIBE_CLUSTER
 from kbroker.wire.messages.describe_configs import DESCRIBE_CONFIGS
 from kbroker.wire.messages.describe_groups import DESCRIBE_GROUPS
 from kbroker.wire.messages.describe_log_dirs import DESCRIBE_LOG_DIRS
+from kbroker.wire.messages.describe_user_scram_credentials import DESCRIBE_USER_SCRAM_CREDENTIALS
 from kbroker.wire.messages.elect_leaders import ELECT_LEADERS
 from kbroker.wire.messages.fetch import FETCH
 from kbroker.wire.messages.find_coordinator import FIND_COORDINATOR
@@ -75,6 +82,8 @@ from kbroker.wire.messages.offset_delete import OFFSET_DELETE
 from kbroker.wire.messages.offset_fetch import OFFSET_FETCH
 from kbroker.wire.messages.offset_for_leader_epoch import OFFSET_FOR_LEADER_EPOCH
 from kbroker.wire.messages.produce import PRODUCE
+from kbroker.wire.messages.sasl_authenticate import SASL_AUTHENTICATE
+from kbroker.wire.messages.sasl_handshake import SASL_HANDSHAKE
 from kbroker.wire.messages.sync_group import SYNC_GROUP
 
 ROUTES: list[Route] = [
@@ -110,4 +119,8 @@ ROUTES: list[Route] = [
     Route(DESCRIBE_CLUSTER, handle_describe_cluster, 1),
     Route(CONSUMER_GROUP_HEARTBEAT, handle_consumer_group_heartbeat, 1),
     Route(CONSUMER_GROUP_DESCRIBE, handle_consumer_group_describe, 0),
+    Route(SASL_HANDSHAKE, handle_sasl_handshake, 1),
+    Route(SASL_AUTHENTICATE, handle_sasl_authenticate, 2),
+    Route(DESCRIBE_USER_SCRAM_CREDENTIALS, handle_describe_user_scram_credentials, 0),
+    Route(ALTER_USER_SCRAM_CREDENTIALS, handle_alter_user_scram_credentials, 0),
 ]

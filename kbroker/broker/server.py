@@ -1,7 +1,8 @@
 """The network server: listens, runs the broker, and shuts down cleanly on SIGINT/SIGTERM.
 
 This module and `connection.py` are the only ones that touch sockets. The `Acceptor` owns
-the listening sockets and its own accept loop (as Kafka's `Acceptor` thread), because
+the listening sockets of every listener (`listeners=PLAINTEXT://...,SASL_SSL://...`), each with
+its channel (TLS context, SASL settings: kbroker/broker/authentication.py), and an accept loop per socket (as Kafka's `Acceptor` thread), because
 `max.connections` is honoured by not accepting: at the limit the loop waits for a connection
 to close and new clients wait in the listen backlog (see connection_quotas.py). It also keeps
 the set of open connections and closes the idle ones (`connections.max.idle.ms`).
@@ -19,17 +20,20 @@ import logging
 import resource
 import signal
 import socket
+import ssl
 from typing import TYPE_CHECKING
 
 from kbroker import __version__
+from kbroker.broker.authentication import Channel
 from kbroker.broker.broker import Broker
 from kbroker.broker.connection import Connection
 from kbroker.broker.connection_quotas import ConnectionQuotas, peer_address, resolve_overrides
 from kbroker.broker.dispatch import Dispatcher
 from kbroker.broker.maintenance import run_maintenance
-from kbroker.config import Config, Listener
+from kbroker.config import Config
 from kbroker.log.files import OPEN_FILES
 from kbroker.log.log_manager import LogManager
+from kbroker.security.tls import server_context
 
 if TYPE_CHECKING:
     from kbroker.cluster.metastore import MetaStore
@@ -38,6 +42,7 @@ log = logging.getLogger("kbroker.server")
 
 LISTEN_BACKLOG = 1024  # Linux caps it at net.core.somaxconn
 ACCEPT_RETRY_DELAY = 1.0  # after EMFILE and the like, as asyncio's own servers do
+TLS_HANDSHAKE_TIMEOUT = 10.0
 _RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
@@ -70,10 +75,13 @@ class Acceptor:
                                        resolve_overrides(config.max_connections_per_ip_overrides))
         self._slot_freed = asyncio.Event()
         self._sockets: list[socket.socket] = []
+        self._listening: list[tuple[socket.socket, Channel, ssl.SSLContext | None]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._handshakes: set[asyncio.Task[None]] = set()
 
-    def bind(self, host: str, port: int) -> int:
-        """Open the listening sockets (every address of `host`; all interfaces when empty); the port."""
+    def bind(self, host: str, port: int, channel: Channel, tls: ssl.SSLContext | None) -> int:
+        """Open a listener's sockets (every address of `host`; all interfaces when empty); the port."""
+        first = len(self._sockets)
         try:
             infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
             for family, kind, proto, _, address in dict.fromkeys(infos):
@@ -82,32 +90,33 @@ class Acceptor:
                 except OSError:  # a family this host lacks (no IPv6): as asyncio's create_server, skip it
                     continue
                 self._sockets.append(sock)
+                self._listening.append((sock, channel, tls))
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 if self._config.socket_receive_buffer_bytes >= 0:  # inherited by accepted sockets
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._config.socket_receive_buffer_bytes)
                 if family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                if port == 0 and len(self._sockets) > 1:  # every address on the port the first one got
-                    address = (address[0], self._sockets[0].getsockname()[1], *address[2:])
+                if port == 0 and len(self._sockets) > first + 1:  # every address on the port the first one got
+                    address = (address[0], self._sockets[first].getsockname()[1], *address[2:])
                 sock.bind(address)
                 sock.listen(LISTEN_BACKLOG)
                 sock.setblocking(False)
-            if not self._sockets:
+            if len(self._sockets) == first:
                 raise OSError(f"no usable address for {host!r}")
         except OSError:
             self.close()
             raise
-        return self._sockets[0].getsockname()[1]
+        return self._sockets[first].getsockname()[1]
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._accept_loop(sock)) for sock in self._sockets]
+        self._tasks = [loop.create_task(self._accept_loop(*listening)) for listening in self._listening]
         if self._config.connections_max_idle_ms >= 0:
             self._tasks.append(loop.create_task(self._close_idle(self._config.connections_max_idle_ms)))
 
     def close(self) -> None:
         """Stop accepting; open connections stay (see `abort_all`)."""
-        for task in self._tasks:
+        for task in (*self._tasks, *self._handshakes):
             task.cancel()
         for sock in self._sockets:
             sock.close()
@@ -116,7 +125,7 @@ class Acceptor:
         for connection in list(self.connections):
             connection.abort()
 
-    async def _accept_loop(self, sock: socket.socket) -> None:
+    async def _accept_loop(self, sock: socket.socket, channel: Channel, tls: ssl.SSLContext | None) -> None:
         loop = asyncio.get_running_loop()
         while True:
             while not self.quotas.slot_available():  # max.connections: leave them in the backlog
@@ -129,12 +138,23 @@ class Acceptor:
                     log.error("cannot accept connections: %s; retrying in %.0f s", exc, ACCEPT_RETRY_DELAY)
                     await asyncio.sleep(ACCEPT_RETRY_DELAY)
                 continue
-            try:
-                await self._admit(client, address[0])
-            except Exception:
-                log.exception("could not set up a connection from %s", address[0])
+            if tls is not None:  # the handshake takes round trips: not in the accept loop's way
+                task = loop.create_task(self._admit_logged(client, address[0], channel, tls))
+                self._handshakes.add(task)
+                task.add_done_callback(self._handshakes.discard)
+            else:
+                await self._admit_logged(client, address[0], channel, None)
 
-    async def _admit(self, client: socket.socket, host: str) -> None:
+    async def _admit_logged(self, client: socket.socket, host: str, channel: Channel,
+                            tls: ssl.SSLContext | None) -> None:
+        try:
+            await self._admit(client, host, channel, tls)
+        except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
+            log.info("TLS handshake with %s on listener %s failed: %s", host, channel.name, exc)
+        except Exception:
+            log.exception("could not set up a connection from %s", host)
+
+    async def _admit(self, client: socket.socket, host: str, channel: Channel, tls: ssl.SSLContext | None) -> None:
         address = peer_address(host)
         if not self.quotas.admit(address):
             log.info("Rejected connection from %s, address already has the configured maximum of %d connections.",
@@ -156,8 +176,9 @@ class Acceptor:
             if config.socket_send_buffer_bytes >= 0:
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, config.socket_send_buffer_bytes)
             connection = Connection(self._dispatcher, config.socket_request_max_bytes, self.connections,
-                                    max_in_flight=config.queued_max_requests, on_lost=release)
-            await asyncio.get_running_loop().connect_accepted_socket(lambda: connection, client)
+                                    max_in_flight=config.queued_max_requests, on_lost=release, channel=channel)
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: connection, client, ssl=tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if tls else None)
         except BaseException:
             release()
             client.close()
@@ -194,7 +215,7 @@ async def _connect_store(config: Config) -> tuple[MetaStore, str]:
 async def _join_cluster(broker: Broker, logs: LogManager) -> None:
     from kbroker.cluster.metastore import BrokerIdInUse, MetaStoreError
 
-    advertised = broker.config.advertised
+    advertised = broker.config.advertised_for(broker.config.inter_broker_listener)
     try:
         await broker.cluster.start(advertised.host, advertised.port)
     except (BrokerIdInUse, MetaStoreError) as exc:
@@ -203,8 +224,21 @@ async def _join_cluster(broker: Broker, logs: LogManager) -> None:
         raise StartupError(str(exc)) from exc
 
 
+def _tls_contexts(config: Config) -> dict[str, ssl.SSLContext]:
+    """Each TLS listener's context: keys and certificates are read now, so a bad one stops the start."""
+    contexts = {}
+    for name, security in config.security.items():
+        if security.tls is not None:
+            try:
+                contexts[name] = server_context(security.tls)
+            except ValueError as exc:
+                raise StartupError(f"listener {name}: {exc}") from exc
+    return contexts
+
+
 async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
+    tls_contexts = _tls_contexts(config)
     open_files = raise_open_file_limit()
     segment_files = OPEN_FILES.configure(open_files)
     store, cluster_id = await _connect_store(config) if config.zookeeper_connect else (None, None)
@@ -220,20 +254,23 @@ async def serve(config: Config) -> None:
              len(OPEN_FILES), segment_files)
     broker = Broker(config, logs, store)
     acceptor = Acceptor(config, broker.dispatcher)
-    listener = config.listeners
-    try:
-        port = acceptor.bind(listener.host, listener.port)
-    except OSError as exc:
-        logs.shutdown()
-        if store is not None:
-            await store.close()
-        raise ListenError(f"cannot listen on {listener}: {exc.strerror or exc}") from exc
-    if port != listener.port:  # listening on port 0: advertise the port the OS chose
-        listener = Listener(listener.host, port)
-        advertised = config.advertised_listeners
-        if advertised is not None and advertised.port == 0:
-            advertised = Listener(advertised.host, port)
-        broker.config = config = dataclasses.replace(config, listeners=listener, advertised_listeners=advertised)
+    listeners, advertised = list(config.listeners), list(config.advertised_listeners or ())
+    for index, listener in enumerate(config.listeners):
+        channel = Channel(config.security[listener.name], broker.credentials, config.connections_max_reauth_ms)
+        try:
+            port = acceptor.bind(listener.host, listener.port, channel, tls_contexts.get(listener.name))
+        except OSError as exc:
+            logs.shutdown()
+            if store is not None:
+                await store.close()
+            raise ListenError(f"cannot listen on {listener}: {exc.strerror or exc}") from exc
+        if port != listener.port:  # listening on port 0: advertise the port the OS chose
+            listeners[index] = dataclasses.replace(listener, port=port)
+            advertised = [dataclasses.replace(item, port=port) if item.name == listener.name and item.port == 0
+                          else item for item in advertised]
+    if listeners != list(config.listeners):
+        broker.config = config = dataclasses.replace(config, listeners=tuple(listeners),
+                                                     advertised_listeners=tuple(advertised) or None)
     # Everything loaded so far (segments, indexes, topic state: a lot with many partitions)
     # lives as long as the broker: keep it out of the collector's full passes, which would
     # otherwise walk it all and stall the loop for every client.
@@ -241,9 +278,10 @@ async def serve(config: Config) -> None:
         await _join_cluster(broker, logs)
     gc.freeze()
     acceptor.start()
-    log.info("kbroker %s listening on %s:%d (advertised %s), data dir %s, cluster id %s, open file limit %d",
-             __version__, listener.host, port, config.advertised, config.data_dir.resolve(), broker.cluster_id,
-             open_files)
+    log.info("kbroker %s listening on %s (advertised %s), data dir %s, cluster id %s, open file limit %d",
+             __version__, ",".join(item.url for item in config.listeners),
+             ",".join(config.advertised_for(item.name).url for item in config.listeners),
+             config.data_dir.resolve(), broker.cluster_id, open_files)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

@@ -42,6 +42,8 @@ OUTCOMES: Counter[str] = Counter()
 
 class FakeConnection:
     peer = "127.0.0.1:9"
+    listener_name = None
+    sasl = None
 
     def __init__(self) -> None:
         self.closed: str | None = None

@@ -38,6 +38,11 @@ from kbroker.wire.messages import elect_leaders as el
 from kbroker.wire.messages import incremental_alter_configs as iac
 from kbroker.wire.messages import list_partition_reassignments as lpr
 from kbroker.wire.messages import offset_delete as od
+from kbroker.wire.messages import alter_user_scram_credentials as ausc
+from kbroker.wire.messages import describe_user_scram_credentials as dusc
+from kbroker.wire.messages import sasl_authenticate as sa
+from kbroker.wire.messages import sasl_handshake as sh
+from kbroker.security.credentials import FileCredentialStore
 from kbroker.wire.messages import offset_for_leader_epoch as ofle
 from kbroker.wire.schema import Array, fields_of
 from tests.broker.test_dispatch_fuzz import GOLDEN, FakeConnection, fuzz_broker  # noqa: F401 (a fixture)
@@ -67,7 +72,14 @@ HAND_MADE = {
         name=TOPIC, partitions=[apr.ReassignablePartition(partition_index=0, replicas=[1])])]),
     lpr.LIST_PARTITION_REASSIGNMENTS.key: lpr.ListPartitionReassignmentsRequest(topics=[
         lpr.ListPartitionReassignmentsTopics(name=TOPIC, partition_indexes=[0])]),
+    sh.SASL_HANDSHAKE.key: sh.SaslHandshakeRequest(mechanism="PLAIN"),
+    sa.SASL_AUTHENTICATE.key: sa.SaslAuthenticateRequest(auth_bytes=b"\0alice\0secret"),
+    dusc.DESCRIBE_USER_SCRAM_CREDENTIALS.key: dusc.DescribeUserScramCredentialsRequest(users=None),
+    ausc.ALTER_USER_SCRAM_CREDENTIALS.key: ausc.AlterUserScramCredentialsRequest(upsertions=[
+        ausc.ScramCredentialUpsertion(name="alice", mechanism=1, iterations=4096, salt=b"s", salted_password=b"p")]),
 }
+# Asked on a connection without SASL (a PLAINTEXT listener), no collaborator is called: ILLEGAL_SASL_STATE.
+SASL_EXCHANGE = {sh.SASL_HANDSHAKE.key, sa.SASL_AUTHENTICATE.key}
 MAX_VERSION = {route.api.key: route.max_version for route in ROUTES}
 
 
@@ -93,7 +105,7 @@ def failing_collaborators(monkeypatch: pytest.MonkeyPatch, error: Callable[[], E
     def fail(*args: Any, **kwargs: Any) -> Any:
         raise error()
 
-    for cls in (LogManager, GroupCoordinator, ProducerIdAllocator):
+    for cls in (LogManager, GroupCoordinator, ProducerIdAllocator, FileCredentialStore):
         for name, member in vars(cls).items():
             if callable(member) and not name.startswith("_"):
                 monkeypatch.setattr(cls, name, fail)
@@ -151,6 +163,9 @@ def test_a_failing_collaborator_is_answered_with_the_error(fuzz_broker, monkeypa
     codes = list(error_codes(decoded(api_key, version, outcome), version))
     if api_key == lpr.LIST_PARTITION_REASSIGNMENTS.key:  # a single node asks no collaborator: nothing is ever moving
         assert codes == [ErrorCode.NONE]
+        return
+    if api_key in SASL_EXCHANGE:
+        assert codes == [ErrorCode.ILLEGAL_SASL_STATE]
         return
     assert ErrorCode.NONE not in codes, codes
     if not codes:  # a Metadata answer has no error field but its topics', and this request named none

@@ -21,7 +21,7 @@ NO_TRANSACTIONS = "kbroker does not support transactions yet"
 
 def handle_describe_cluster(ctx: RequestContext, request: DescribeClusterRequest) -> DescribeClusterResponse:
     broker = ctx.broker
-    advertised = broker.config.advertised
+    advertised = broker.config.advertised_for(ctx.connection.listener_name)
     if request.endpoint_type != 1:  # 2 = controllers: a client talking to a broker gets an error
         return DescribeClusterResponse(error_code=ErrorCode.MISMATCHED_ENDPOINT_TYPE,
                                        error_message="this is a broker endpoint", endpoint_type=request.endpoint_type)
@@ -64,7 +64,7 @@ def _coordinator(ctx: RequestContext, key: str, key_type: int) -> Coordinator:
     except KafkaError as exc:  # e.g. a full disk: the client retries the lookup
         return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
                            error_message=f"cannot create {OFFSETS_TOPIC}: {exc.message or exc.code.name}")
-    advertised = broker.config.advertised
+    advertised = broker.config.advertised_for(ctx.connection.listener_name)
     return Coordinator(key=key, node_id=broker.node_id, host=advertised.host, port=advertised.port,
                        error_code=0, error_message=None)
 

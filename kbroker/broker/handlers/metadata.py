@@ -35,7 +35,7 @@ def handle_metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataRe
                    for b in sorted(image.brokers.values(), key=lambda b: b.broker_id)]
         controller = image.controller_id
     else:
-        advertised = broker.config.advertised
+        advertised = broker.config.advertised_for(ctx.connection.listener_name)
         brokers = [MetadataResponseBroker(node_id=broker.node_id, host=advertised.host, port=advertised.port)]
         controller = broker.node_id
     return MetadataResponse(brokers=brokers, cluster_id=broker.cluster_id, controller_id=controller, topics=topics)

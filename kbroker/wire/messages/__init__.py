@@ -1,6 +1,7 @@
 """Every API kbroker can decode, by key. Each module declares one API family as data."""
 from kbroker.wire.messages.alter_configs import ALTER_CONFIGS
 from kbroker.wire.messages.alter_partition_reassignments import ALTER_PARTITION_REASSIGNMENTS
+from kbroker.wire.messages.alter_user_scram_credentials import ALTER_USER_SCRAM_CREDENTIALS
 from kbroker.wire.messages.api_versions import API_VERSIONS
 from kbroker.wire.messages.consumer_group_describe import CONSUMER_GROUP_DESCRIBE
 from kbroker.wire.messages.consumer_group_heartbeat import CONSUMER_GROUP_HEARTBEAT
@@ -13,6 +14,7 @@ from kbroker.wire.messages.describe_cluster import DESCRIBE_CLUSTER
 from kbroker.wire.messages.describe_configs import DESCRIBE_CONFIGS
 from kbroker.wire.messages.describe_groups import DESCRIBE_GROUPS
 from kbroker.wire.messages.describe_log_dirs import DESCRIBE_LOG_DIRS
+from kbroker.wire.messages.describe_user_scram_credentials import DESCRIBE_USER_SCRAM_CREDENTIALS
 from kbroker.wire.messages.elect_leaders import ELECT_LEADERS
 from kbroker.wire.messages.fetch import FETCH
 from kbroker.wire.messages.find_coordinator import FIND_COORDINATOR
@@ -30,6 +32,8 @@ from kbroker.wire.messages.offset_delete import OFFSET_DELETE
 from kbroker.wire.messages.offset_fetch import OFFSET_FETCH
 from kbroker.wire.messages.offset_for_leader_epoch import OFFSET_FOR_LEADER_EPOCH
 from kbroker.wire.messages.produce import PRODUCE
+from kbroker.wire.messages.sasl_authenticate import SASL_AUTHENTICATE
+from kbroker.wire.messages.sasl_handshake import SASL_HANDSHAKE
 from kbroker.wire.messages.sync_group import SYNC_GROUP
 from kbroker.wire.schema import Api
 
@@ -66,4 +70,8 @@ APIS: dict[int, Api] = {a.key: a for a in (
     DESCRIBE_CLUSTER,
     CONSUMER_GROUP_HEARTBEAT,
     CONSUMER_GROUP_DESCRIBE,
+    SASL_HANDSHAKE,
+    SASL_AUTHENTICATE,
+    DESCRIBE_USER_SCRAM_CREDENTIALS,
+    ALTER_USER_SCRAM_CREDENTIALS,
 )}

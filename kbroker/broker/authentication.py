@@ -1,0 +1,115 @@
+"""Who is on the other end of a connection: its listener's channel and the SASL exchange.
+
+Kafka's SaslServerAuthenticator, as a per-connection state machine driven by the connection
+(which lets through only what the state permits) and the SaslHandshake / SaslAuthenticate handlers:
+
+    handshake     ApiVersions, SaslHandshake        -> v1: authenticate, v0: raw
+    authenticate  ApiVersions, SaslAuthenticate      -> complete (or failed)
+    raw           one length-prefixed SASL token per frame, no request header (the
+                  pre-KIP-152 framing after a v0 handshake), answered the same way
+    complete      everything
+
+Anything else before `complete` closes the connection, as Kafka does ("Unexpected Kafka request
+of type ... during SASL handshake"). A refused mechanism or failed authentication is answered
+with its error, and then the connection is closed.
+
+The principal is `User:ANONYMOUS` until a SASL login (`User:<name>`) or a TLS client certificate
+(`User:<subject after ssl.principal.mapping.rules>`) says otherwise; authorization will hang off it.
+"""
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+
+from kbroker.errors import ErrorCode
+from kbroker.security.credentials import CredentialStore
+from kbroker.security.mechanism import AuthenticationFailed, MechanismServer
+from kbroker.security.plain import PlainServer
+from kbroker.security.principal import distinguished_name, map_principal
+from kbroker.security.scram import HASHES, ScramServer
+from kbroker.security.settings import ListenerSecurity, SaslSettings
+from kbroker.wire.messages.api_versions import API_VERSIONS
+from kbroker.wire.messages.sasl_authenticate import SASL_AUTHENTICATE
+from kbroker.wire.messages.sasl_handshake import SASL_HANDSHAKE
+
+ANONYMOUS = "User:ANONYMOUS"
+
+_PERMITTED = {"handshake": {API_VERSIONS.key, SASL_HANDSHAKE.key},
+              "authenticate": {API_VERSIONS.key, SASL_AUTHENTICATE.key}}
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """What a listener gives each of its connections."""
+    security: ListenerSecurity
+    credentials: CredentialStore
+    reauth_ms: int = 0  # connections.max.reauth.ms, reported as the session lifetime
+
+    @property
+    def name(self) -> str:
+        return self.security.name
+
+    def new_session(self) -> SaslSession | None:
+        sasl = self.security.sasl
+        return SaslSession(sasl, self.credentials, self.reauth_ms) if sasl is not None else None
+
+    def tls_principal(self, ssl_object: ssl.SSLObject | None) -> str:
+        """The client certificate's mapped subject; ANONYMOUS without one. ValueError: no rule applies."""
+        tls = self.security.tls
+        certificate = ssl_object.getpeercert() if ssl_object is not None else None
+        if tls is None or not certificate:
+            return ANONYMOUS
+        return "User:" + map_principal(tls.principal_mapping_rules, distinguished_name(certificate["subject"]))
+
+
+class SaslSession:
+    def __init__(self, settings: SaslSettings, credentials: CredentialStore, reauth_ms: int) -> None:
+        self._settings = settings
+        self._credentials = credentials
+        self.session_lifetime_ms = reauth_ms
+        self.state = "handshake"
+        self.failure: str | None = None  # set once the exchange failed: close after the answer
+        self._mechanism: MechanismServer | None = None
+
+    @property
+    def mechanisms(self) -> list[str]:
+        return list(self._settings.mechanisms)
+
+    @property
+    def complete(self) -> bool:
+        return self.state == "complete"
+
+    @property
+    def principal(self) -> str:
+        assert self._mechanism is not None and self._mechanism.username is not None
+        return f"User:{self._mechanism.username}"
+
+    def permits(self, api_key: int) -> bool:
+        return self.state == "complete" or api_key in _PERMITTED.get(self.state, ())
+
+    def handshake(self, mechanism: str, version: int) -> ErrorCode:
+        if self.state != "handshake":
+            return ErrorCode.ILLEGAL_SASL_STATE
+        if mechanism not in self._settings.mechanisms:
+            self.failure = f"SASL mechanism {mechanism!r} is not enabled (enabled: {', '.join(self.mechanisms)})"
+            return ErrorCode.UNSUPPORTED_SASL_MECHANISM
+        if mechanism == "PLAIN":
+            self._mechanism = PlainServer(self._settings.plain_users)
+        else:
+            assert mechanism in HASHES
+            self._mechanism = ScramServer(mechanism, self._credentials.get)
+        self.state = "authenticate" if version >= 1 else "raw"
+        return ErrorCode.NONE
+
+    def authenticate(self, token: bytes) -> bytes:
+        """The answer to one client token. Raises AuthenticationFailed (and then `failure` is set)."""
+        assert self._mechanism is not None and self.state in ("authenticate", "raw")
+        try:
+            answer = self._mechanism.evaluate(token)
+        except AuthenticationFailed as exc:
+            self.failure = f"{exc} (SASL mechanism {self._mechanism.mechanism})"
+            self.state = "failed"
+            raise
+        if self._mechanism.complete:
+            self.state = "complete"
+        return answer

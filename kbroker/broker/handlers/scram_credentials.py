@@ -1,0 +1,88 @@
+"""DescribeUserScramCredentials and AlterUserScramCredentials: the SCRAM users admin clients
+manage (kafka-configs --alter --add-config 'SCRAM-SHA-256=[password=...]', AdminClient).
+
+The client salts the password itself (AlterUserScramCredentials carries PBKDF2's output); we keep
+StoredKey and ServerKey (kbroker/security/scram.py). Checks and messages are Kafka's. Without an
+authorizer (no ACLs yet) any client may call them, as in Kafka.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from kbroker.broker.dispatch import RequestContext
+from kbroker.errors import ErrorCode
+from kbroker.security.scram import MAX_ITERATIONS, MIN_ITERATIONS, credential_from_salted
+from kbroker.wire.messages.alter_user_scram_credentials import (
+    AlterUserScramCredentialsRequest,
+    AlterUserScramCredentialsResponse,
+    AlterUserScramCredentialsResult,
+)
+from kbroker.wire.messages.describe_user_scram_credentials import (
+    CredentialInfo,
+    DescribeUserScramCredentialsRequest,
+    DescribeUserScramCredentialsResponse,
+    DescribeUserScramCredentialsResult,
+)
+
+MECHANISMS = {1: "SCRAM-SHA-256", 2: "SCRAM-SHA-512"}  # Kafka's ScramMechanism type ids
+MECHANISM_IDS = {name: key for key, name in MECHANISMS.items()}
+
+
+def handle_describe_user_scram_credentials(ctx: RequestContext, request: DescribeUserScramCredentialsRequest
+                                           ) -> DescribeUserScramCredentialsResponse:
+    stored = ctx.broker.credentials.describe()
+    wanted = [user.name for user in request.users or ()]
+    twice = {name for name, count in Counter(wanted).items() if count > 1}
+    results = []
+    for name in list(dict.fromkeys(wanted)) if wanted else sorted(stored):
+        if name in twice:
+            results.append(DescribeUserScramCredentialsResult(
+                user=name, error_code=ErrorCode.DUPLICATE_RESOURCE,
+                error_message=f"Cannot describe SCRAM credentials for the same user twice in a single request: {name}"))
+        elif name not in stored:
+            results.append(DescribeUserScramCredentialsResult(
+                user=name, error_code=ErrorCode.RESOURCE_NOT_FOUND,
+                error_message=f"Attempt to describe a user credential that does not exist: {name}"))
+        else:
+            results.append(DescribeUserScramCredentialsResult(user=name, error_code=0, credential_infos=[
+                CredentialInfo(mechanism=MECHANISM_IDS[mechanism], iterations=credential.iterations)
+                for mechanism, credential in sorted(stored[name].items())]))
+    return DescribeUserScramCredentialsResponse(error_code=0, results=results)
+
+
+def handle_alter_user_scram_credentials(ctx: RequestContext, request: AlterUserScramCredentialsRequest
+                                        ) -> AlterUserScramCredentialsResponse:
+    store = ctx.broker.credentials
+    users = Counter(item.name for item in (*request.deletions, *request.upsertions))
+    errors: dict[str, tuple[ErrorCode, str]] = {}
+    for name, count in users.items():
+        if not name:
+            errors[name] = (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Username must not be empty")
+        elif count > 1:
+            errors[name] = (ErrorCode.DUPLICATE_RESOURCE, "A user credential cannot be altered twice in the same request")
+    for deletion in request.deletions:
+        mechanism = MECHANISMS.get(deletion.mechanism)
+        if deletion.name in errors:
+            continue
+        if mechanism is None:
+            errors[deletion.name] = (ErrorCode.UNSUPPORTED_SASL_MECHANISM, "Unknown SCRAM mechanism")
+        elif not store.delete(deletion.name, mechanism):
+            errors[deletion.name] = (ErrorCode.RESOURCE_NOT_FOUND,
+                                     "Attempt to delete a user credential that does not exist")
+    for upsertion in request.upsertions:
+        mechanism = MECHANISMS.get(upsertion.mechanism)
+        problem = (None if upsertion.name in errors else
+                   (ErrorCode.UNSUPPORTED_SASL_MECHANISM, "Unknown SCRAM mechanism") if mechanism is None else
+                   (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too few iterations") if upsertion.iterations < MIN_ITERATIONS else
+                   (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too many iterations") if upsertion.iterations > MAX_ITERATIONS else
+                   (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Salt and salted password must not be empty")
+                   if not upsertion.salt or not upsertion.salted_password else None)
+        if problem is not None:
+            errors[upsertion.name] = problem
+        elif upsertion.name not in errors:
+            store.upsert(upsertion.name, mechanism, credential_from_salted(  # type: ignore[arg-type]
+                mechanism, bytes(upsertion.salted_password), bytes(upsertion.salt), upsertion.iterations))
+    return AlterUserScramCredentialsResponse(results=[
+        AlterUserScramCredentialsResult(user=name, error_code=errors.get(name, (0, None))[0],
+                                        error_message=errors.get(name, (0, None))[1])
+        for name in users])
