@@ -23,6 +23,7 @@ admin API and reports no offsets, which `Kcat` declares in its capability flags.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import re
 import shutil
@@ -130,6 +131,9 @@ def _check_ranges(received: list[Received], ranges: dict[int, tuple[int, int]], 
 
 class Client:
     name = ""
+    # Settings (in the client's own names) merged into every producer and consumer the adapter
+    # builds: security.protocol, SASL, TLS. See `with_settings`.
+    settings: dict = {}
     has_admin = True
     explicit_timestamps = True
     null_header_values = True
@@ -139,6 +143,12 @@ class Client:
 
     def __repr__(self) -> str:
         return self.name
+
+    def with_settings(self, **settings) -> Client:
+        """This adapter with `settings` added to every client it builds."""
+        clone = copy.copy(self)
+        clone.settings = {**self.settings, **settings}
+        return clone
 
     # Subclasses implement these.
     def produce(self, bootstrap: str, topic: str, records: Sequence[Record], *, compression: str = "none",
@@ -209,7 +219,7 @@ class KafkaPython(Client):
         from kafka import KafkaProducer
         from kafka.errors import KafkaError as KPError
 
-        settings: dict = {"bootstrap_servers": bootstrap}
+        settings: dict = {"bootstrap_servers": bootstrap, **self.settings}
         if compression != "none":
             settings["compression_type"] = compression
         if acks is not None:
@@ -242,7 +252,7 @@ class KafkaPython(Client):
 
     def _consumer(self, bootstrap):
         from kafka import KafkaConsumer
-        return KafkaConsumer(bootstrap_servers=bootstrap)
+        return KafkaConsumer(bootstrap_servers=bootstrap, **self.settings)
 
     def consume(self, bootstrap, topic, ranges, timeout=DEFAULT_TIMEOUT, compacted=False):
         from kafka import TopicPartition
@@ -425,7 +435,7 @@ class ConfluentKafka(Client):
     def produce(self, bootstrap, topic, records, *, compression="none", acks=None, idempotent=None,
                 max_request_size=None, flush_every=None, timeout=DEFAULT_TIMEOUT):
         from confluent_kafka import Producer
-        settings = {"bootstrap.servers": bootstrap}
+        settings = {"bootstrap.servers": bootstrap, **self.settings}
         if compression != "none":
             settings["compression.type"] = compression
         if acks is not None:
@@ -469,7 +479,8 @@ class ConfluentKafka(Client):
     def _consumer(self, bootstrap):
         from confluent_kafka import Consumer
         # group.id is required by confluent-kafka's Consumer even for assign(); no group is joined.
-        return Consumer({"bootstrap.servers": bootstrap, "group.id": f"compat-{uuid.uuid4().hex[:8]}"})
+        return Consumer({"bootstrap.servers": bootstrap, "group.id": f"compat-{uuid.uuid4().hex[:8]}",
+                         **self.settings})
 
     def consume(self, bootstrap, topic, ranges, timeout=DEFAULT_TIMEOUT, compacted=False):
         from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, TopicPartition
@@ -632,7 +643,7 @@ class AioKafka(Client):
                        flush_every):
         from aiokafka import AIOKafkaProducer
         from aiokafka.errors import KafkaError as AKError
-        settings: dict = {"bootstrap_servers": bootstrap}
+        settings: dict = {"bootstrap_servers": bootstrap, **self.settings}
         if compression != "none":
             settings["compression_type"] = compression
         if acks is not None:
@@ -679,7 +690,7 @@ class AioKafka(Client):
 
     async def _consume(self, bootstrap, topic, ranges, received):
         from aiokafka import AIOKafkaConsumer, TopicPartition
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **self.settings)
         await consumer.start()
         try:
             tps = {p: TopicPartition(topic, p) for p in ranges}
@@ -702,7 +713,7 @@ class AioKafka(Client):
 
     async def _with_consumer(self, bootstrap, fn):
         from aiokafka import AIOKafkaConsumer
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **self.settings)
         await consumer.start()
         try:
             return await fn(consumer)
@@ -869,11 +880,11 @@ class Kcat(Client):
         # kcat exits as soon as its only broker connection drops; -E keeps it going (and retrying)
         self.exit_on_error = exit_on_error
 
-    @staticmethod
-    def _run(args: list, stdin: bytes = b"", timeout: float = DEFAULT_TIMEOUT) -> subprocess.CompletedProcess:
+    def _run(self, args: list, stdin: bytes = b"", timeout: float = DEFAULT_TIMEOUT) -> subprocess.CompletedProcess:
         if KCAT is None:
             raise AssertionError("kcat is not installed (Debian package `kcat`; scripts/test.sh installs it)")
-        return subprocess.run([KCAT, *args], input=stdin, capture_output=True, timeout=timeout)
+        properties = [f"-X{key}={value}" for key, value in self.settings.items()]
+        return subprocess.run([KCAT, *args, *properties], input=stdin, capture_output=True, timeout=timeout)
 
     @staticmethod
     def line_for(r: Record) -> tuple[bytes, bool]:

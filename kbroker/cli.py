@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from kbroker import __version__
+from kbroker import __version__, scram_users
 from kbroker.config import ConfigError, build_config, read_properties
 
 
@@ -26,11 +26,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                        help="set any Kafka broker config, e.g. -o num.partitions=3 (repeatable)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    scram_users.register(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "scram-user":
+        return scram_users.run(args)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -117,7 +117,9 @@ class ScramServer:
         without_proof, sep, proof_text = message.rpartition(",p=")
         attributes = _attributes(without_proof) if sep else {}
         nonce = _attributes(server_first)["r"]
-        if not sep or attributes.get("r") != nonce:
+        # Kafka's ScramSaslServer checks only that the nonce ends with the server's: librdkafka
+        # (2.0 at least) sends its client nonce followed by the whole combined nonce.
+        if not sep or not attributes.get("r", "").endswith(nonce):
             raise AuthenticationFailed("Invalid SCRAM client final message: nonce mismatch")
         try:
             binding = base64.b64decode(attributes.get("c", ""), validate=True)

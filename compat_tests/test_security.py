@@ -1,0 +1,282 @@
+"""Listeners, TLS and SASL with real clients against a broker subprocess.
+
+One broker serves five listeners side by side:
+    PLAINTEXT       no security (admin calls of the tests go here)
+    SSL             TLS, no client certificate
+    MTLS            TLS with ssl.client.auth=required (a listener named MTLS mapped to SSL)
+    SASL_PLAINTEXT  PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    SASL_SSL        SCRAM-SHA-256, SCRAM-SHA-512 (PLAIN is not enabled here), advertised as localhost
+Certificates are made at test time (compat_tests/certificates.py). SCRAM user `sam` is added with
+`kbroker scram-user` before the broker starts; PLAIN user `alice` comes from the listener's JAAS config.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from compat_tests.certificates import Certificates, make_certificates
+from compat_tests.clients import AioKafka, Client, ConfluentKafka, KafkaPython, Kcat, admin_for
+from compat_tests.records import simple_records
+from kbroker.errors import ErrorCode
+from kbroker.wire.messages.api_versions import API_VERSIONS, ApiVersionsRequest
+from kbroker.wire.messages.metadata import METADATA, MetadataRequest
+from kbroker.wire.messages.sasl_authenticate import SASL_AUTHENTICATE, SaslAuthenticateRequest
+from kbroker.wire.messages.sasl_handshake import SASL_HANDSHAKE, SaslHandshakeRequest
+from tests.broker_process import BrokerProcess, free_port
+from tests.wire_client import WireClient
+
+LISTENERS = ("PLAINTEXT", "SSL", "MTLS", "SASL_PLAINTEXT", "SASL_SSL")
+PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+              'username="admin" password="admin-secret" user_alice="alice-secret";')
+SCRAM_USER, SCRAM_PASSWORD = "sam", "sam-secret"
+
+
+@dataclass
+class SecureBroker:
+    process: BrokerProcess
+    ports: dict[str, int]
+    certs: Certificates
+
+    def bootstrap(self, listener: str) -> str:
+        return f"127.0.0.1:{self.ports[listener]}"
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
+    base = tmp_path_factory.mktemp("security")
+    certs = make_certificates(base / "certs")
+    data_dir = base / "data"
+    added = subprocess.run([sys.executable, "-m", "kbroker", "scram-user", "--data-dir", str(data_dir),
+                            "--user", SCRAM_USER, "--password", SCRAM_PASSWORD], capture_output=True, text=True)
+    assert added.returncode == 0, added.stderr
+    assert SCRAM_PASSWORD not in (data_dir / "scram-credentials.json").read_text()
+    ports = {name: free_port() for name in LISTENERS}
+    overrides = {
+        "listeners": ",".join(f"{name}://127.0.0.1:{port}" for name, port in ports.items()),
+        "advertised.listeners": f"SASL_SSL://localhost:{ports['SASL_SSL']}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,"
+                                          "SASL_SSL:SASL_SSL",
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(certs.server),
+        "ssl.truststore.location": str(certs.ca),
+        "listener.name.mtls.ssl.client.auth": "required",
+        "listener.name.mtls.ssl.principal.mapping.rules": "RULE:^CN=([^,]*),.*$/$1/L,DEFAULT",
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-256,SCRAM-SHA-512",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS,
+    }
+    process = BrokerProcess(data_dir, overrides, port=ports["PLAINTEXT"]).start()
+    yield SecureBroker(process, ports, certs)
+    process.stop()
+
+
+def security_settings(client: Client, protocol: str, certs: Certificates, mechanism: str | None = None,
+                      user: str | None = None, password: str | None = None,
+                      client_cert: tuple[str, str] | None = None) -> dict:
+    """The client's own names for a security protocol, SASL login and TLS trust."""
+    tls = protocol in ("SSL", "SASL_SSL")
+    if isinstance(client, (ConfluentKafka, Kcat)):
+        settings = {"security.protocol": protocol}
+        if tls:
+            settings["ssl.ca.location"] = str(certs.ca)
+        if client_cert:
+            settings["ssl.certificate.location"], settings["ssl.key.location"] = client_cert
+        if mechanism:
+            settings.update({"sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password})
+        return settings
+    settings = {"security_protocol": protocol}
+    if mechanism:
+        settings.update({"sasl_mechanism": mechanism, "sasl_plain_username": user, "sasl_plain_password": password})
+    if tls and isinstance(client, AioKafka):
+        from aiokafka.helpers import create_ssl_context
+        settings["ssl_context"] = create_ssl_context(cafile=str(certs.ca), certfile=client_cert and client_cert[0],
+                                                     keyfile=client_cert and client_cert[1])
+    elif tls:
+        settings["ssl_cafile"] = str(certs.ca)
+        if client_cert:
+            settings["ssl_certfile"], settings["ssl_keyfile"] = client_cert
+    return settings
+
+
+def new_topic(secure: SecureBroker) -> str:
+    name = f"secure-{uuid.uuid4().hex[:10]}"
+    admin_for(ConfluentKafka(), secure.bootstrap("PLAINTEXT")).create_topic(name, partitions=1)
+    return name
+
+
+def round_trip(client: Client, secure: SecureBroker, listener: str, settings: dict, n: int = 20) -> None:
+    """Produce n records through `listener` and read them back through it."""
+    topic = new_topic(secure)
+    secured = client.with_settings(**settings)
+    records = simple_records(client, n)
+    deliveries = secured.produce(secure.bootstrap(listener), topic, records)
+    assert all(d.error_code is None and not d.error for d in deliveries), deliveries[:3]
+    received = secured.consume(secure.bootstrap(listener), topic, {0: (0, n)}, timeout=30)
+    assert [r.sent(with_timestamp=False) for r in received] == list(records)
+
+
+CLIENTS = [KafkaPython(), ConfluentKafka(), AioKafka()]
+LOGINS = [("SSL", None, None, None), ("SASL_PLAINTEXT", "PLAIN", "alice", "alice-secret"),
+          ("SASL_PLAINTEXT", "SCRAM-SHA-256", SCRAM_USER, SCRAM_PASSWORD),
+          ("SASL_PLAINTEXT", "SCRAM-SHA-512", SCRAM_USER, SCRAM_PASSWORD),
+          ("SASL_SSL", "SCRAM-SHA-256", SCRAM_USER, SCRAM_PASSWORD),
+          ("SASL_SSL", "SCRAM-SHA-512", SCRAM_USER, SCRAM_PASSWORD)]
+
+
+@pytest.mark.parametrize("client", CLIENTS, ids=repr)
+@pytest.mark.parametrize("protocol, mechanism, user, password", LOGINS,
+                         ids=[f"{p}-{m or 'TLS'}" for p, m, _, _ in LOGINS])
+def test_produce_and_consume(secure, client, protocol, mechanism, user, password):
+    settings = security_settings(client, protocol, secure.certs, mechanism, user, password)
+    round_trip(client, secure, protocol, settings)
+
+
+def test_kcat_over_sasl_ssl(secure):
+    kcat = Kcat()
+    round_trip(kcat, secure, "SASL_SSL",
+               security_settings(kcat, "SASL_SSL", secure.certs, "SCRAM-SHA-512", SCRAM_USER, SCRAM_PASSWORD))
+
+
+@pytest.mark.parametrize("client", CLIENTS, ids=repr)
+def test_mutual_tls_with_a_client_certificate(secure, client):
+    certs = secure.certs
+    settings = security_settings(client, "SSL", certs, client_cert=(str(certs.client_cert), str(certs.client_key)))
+    round_trip(client, secure, "MTLS", settings, n=5)
+
+
+def confluent_errors(secure: SecureBroker, listener: str, settings: dict) -> list:
+    """What librdkafka reports trying to reach `listener` with `settings` (its error callback)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+    errors: list = []
+    admin = AdminClient({"bootstrap.servers": secure.bootstrap(listener), "error_cb": errors.append, **settings})
+    with pytest.raises(KafkaException):
+        admin.list_topics(timeout=5)
+    return errors
+
+
+@pytest.mark.parametrize("certificate", [None, "stranger"])
+def test_mutual_tls_refuses_clients_without_a_trusted_certificate(secure, certificate):
+    certs = secure.certs
+    client_cert = (str(certs.stranger_cert), str(certs.stranger_key)) if certificate else None
+    errors = confluent_errors(secure, "MTLS", security_settings(ConfluentKafka(), "SSL", certs,
+                                                                  client_cert=client_cert))
+    assert errors, "the client saw no error"
+    assert_still_serving(secure)
+
+
+def assert_still_serving(secure: SecureBroker) -> None:
+    with WireClient(secure.bootstrap("PLAINTEXT")) as wire:
+        assert wire.request(API_VERSIONS.key, 3, ApiVersionsRequest()).error_code == 0
+
+
+@pytest.mark.parametrize("mechanism, user, password, expected", [
+    ("SCRAM-SHA-256", SCRAM_USER, "wrong", "Invalid user credentials"),
+    ("SCRAM-SHA-512", "nobody", SCRAM_PASSWORD, "Invalid user credentials"),
+    ("PLAIN", "alice", "wrong", "Invalid username or password"),
+])
+def test_failed_logins_are_authentication_errors(secure, mechanism, user, password, expected):
+    from confluent_kafka import KafkaError
+    protocol = "SASL_PLAINTEXT"
+    errors = confluent_errors(secure, protocol, security_settings(ConfluentKafka(), protocol, secure.certs,
+                                                                  mechanism, user, password))
+    assert any(e.code() == KafkaError._AUTHENTICATION and expected in e.str() for e in errors), errors
+    assert_still_serving(secure)
+
+
+def test_a_mechanism_the_listener_does_not_enable_is_refused(secure):
+    from confluent_kafka import KafkaError
+    errors = confluent_errors(secure, "SASL_SSL", security_settings(ConfluentKafka(), "SASL_SSL", secure.certs,
+                                                                    "PLAIN", "alice", "alice-secret"))
+    assert any(e.code() == KafkaError._AUTHENTICATION and "SCRAM-SHA-256,SCRAM-SHA-512" in e.str()
+               for e in errors), errors
+    assert_still_serving(secure)
+
+
+def test_kafka_python_gets_an_authentication_error(secure):
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError as KPError
+    settings = security_settings(KafkaPython(), "SASL_PLAINTEXT", secure.certs, "SCRAM-SHA-256", SCRAM_USER, "x")
+    with pytest.raises(KPError) as failure:
+        KafkaConsumer(bootstrap_servers=secure.bootstrap("SASL_PLAINTEXT"), request_timeout_ms=5000,
+                      **settings).topics()
+    assert "Authentication" in type(failure.value).__name__ or "uthentication" in str(failure.value), failure.value
+
+
+def test_each_listener_advertises_its_own_endpoint(secure):
+    from confluent_kafka.admin import AdminClient
+    certs = secure.certs
+    expected = {"PLAINTEXT": ("127.0.0.1", secure.ports["PLAINTEXT"]),
+                "SASL_SSL": ("localhost", secure.ports["SASL_SSL"])}  # advertised.listeners names localhost
+    settings = {"PLAINTEXT": {}, "SASL_SSL": security_settings(ConfluentKafka(), "SASL_SSL", certs, "SCRAM-SHA-256",
+                                                               SCRAM_USER, SCRAM_PASSWORD)}
+    for listener, (host, port) in expected.items():
+        brokers = AdminClient({"bootstrap.servers": secure.bootstrap(listener), **settings[listener]}
+                              ).list_topics(timeout=20).brokers
+        assert [(b.host, b.port) for b in brokers.values()] == [(host, port)], listener
+    described = admin_for(KafkaPython(), secure.bootstrap("PLAINTEXT")).describe_cluster()
+    assert described.brokers == ((1, "127.0.0.1", secure.ports["PLAINTEXT"]),)
+
+
+def test_a_user_added_with_alter_user_scram_credentials_can_log_in(secure):
+    from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialUpsertion)
+    admin = AdminClient({"bootstrap.servers": secure.bootstrap("PLAINTEXT")})
+    user = f"newbie-{uuid.uuid4().hex[:6]}"
+    futures = admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
+        user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192), b"fresh-password")])
+    for future in futures.values():
+        future.result(timeout=20)
+    described = admin.describe_user_scram_credentials([user]).result(timeout=20)
+    infos = described[user].scram_credential_infos
+    assert [(i.mechanism, i.iterations) for i in infos] == [(ScramMechanism.SCRAM_SHA_512, 8192)]
+    client = ConfluentKafka()
+    round_trip(client, secure, "SASL_SSL", security_settings(client, "SASL_SSL", secure.certs, "SCRAM-SHA-512",
+                                                             user, "fresh-password"), n=3)
+
+
+def test_requests_before_authentication_close_the_connection(secure):
+    bootstrap = secure.bootstrap("SASL_PLAINTEXT")
+    with WireClient(bootstrap) as wire:  # Metadata without a handshake
+        wire.send(METADATA.key, 1, MetadataRequest(topics=None))
+        assert wire.is_closed_by_peer()
+    with WireClient(bootstrap) as wire:  # SaslAuthenticate before SaslHandshake
+        wire.send(SASL_AUTHENTICATE.key, 1, SaslAuthenticateRequest(auth_bytes=b"\0alice\0alice-secret"))
+        assert wire.is_closed_by_peer()
+    with WireClient(bootstrap) as wire:  # ApiVersions is allowed first, then an unknown mechanism
+        assert wire.request(API_VERSIONS.key, 0, ApiVersionsRequest()).error_code == 0
+        answer = wire.request(SASL_HANDSHAKE.key, 1, SaslHandshakeRequest(mechanism="GSSAPI"))
+        assert answer.error_code == ErrorCode.UNSUPPORTED_SASL_MECHANISM
+        assert answer.mechanisms == ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+        assert wire.is_closed_by_peer()
+    assert_still_serving(secure)
+
+
+def test_legacy_v0_handshake_with_raw_tokens(secure):
+    with WireClient(secure.bootstrap("SASL_PLAINTEXT")) as wire:
+        answer = wire.request(SASL_HANDSHAKE.key, 0, SaslHandshakeRequest(mechanism="PLAIN"))
+        assert answer.error_code == 0
+        token = b"\0alice\0alice-secret"
+        wire.send_raw(len(token).to_bytes(4, "big") + token)
+        assert wire.receive_frame() == b""  # PLAIN's empty server token, length-prefixed
+        assert wire.request(METADATA.key, 1, MetadataRequest(topics=None)).brokers[0].port == \
+            secure.ports["SASL_PLAINTEXT"]
+    with WireClient(secure.bootstrap("SASL_PLAINTEXT")) as wire:  # a wrong password: no frame to answer in
+        assert wire.request(SASL_HANDSHAKE.key, 0, SaslHandshakeRequest(mechanism="PLAIN")).error_code == 0
+        token = b"\0alice\0wrong"
+        wire.send_raw(len(token).to_bytes(4, "big") + token)
+        assert wire.is_closed_by_peer()
+
+
+def test_sasl_authenticate_v2_failure_is_answered_then_closed(secure):
+    with WireClient(secure.bootstrap("SASL_PLAINTEXT")) as wire:
+        assert wire.request(SASL_HANDSHAKE.key, 1, SaslHandshakeRequest(mechanism="PLAIN")).error_code == 0
+        answer = wire.request(SASL_AUTHENTICATE.key, 2, SaslAuthenticateRequest(auth_bytes=b"\0alice\0nope"))
+        assert answer.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
+        assert "Invalid username or password" in answer.error_message
+        assert wire.is_closed_by_peer()
