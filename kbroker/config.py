@@ -158,6 +158,7 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("inter.broker.listener.name", str.upper, None),
     _key("security.inter.broker.protocol", parse_security_protocol, None),
     _key("connections.max.reauth.ms", parse_int, "0", 0),
+    _key("connection.failed.authentication.delay.ms", parse_int, "100", 0),
     _key("num.partitions", parse_int, "1", 1),
     _key("default.replication.factor", parse_int, "1", 1),
     _key("auto.create.topics.enable", parse_bool, "true"),
@@ -251,6 +252,7 @@ class Config:
     inter_broker_listener_name: str | None
     security_inter_broker_protocol: str | None
     connections_max_reauth_ms: int  # KIP-368; 0: sessions do not expire
+    connection_failed_authentication_delay_ms: int  # the close after a refused login waits this long
     num_partitions: int
     default_replication_factor: int
     auto_create_topics_enable: bool

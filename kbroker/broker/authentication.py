@@ -44,6 +44,9 @@ class Channel:
     security: ListenerSecurity
     credentials: CredentialStore
     reauth_ms: int = 0  # connections.max.reauth.ms, reported as the session lifetime
+    # connection.failed.authentication.delay.ms: the client reads its error before the close,
+    # and a password-guessing loop is slowed down.
+    failure_delay_ms: int = 100
 
     @property
     def name(self) -> str:

@@ -272,6 +272,10 @@ class Connection(asyncio.BufferedProtocol):
         """Read nothing more; close once the answers so far (this request's included) are written."""
         self._close_reason = reason
 
+    def _close_after_delay(self) -> None:
+        delay = self._channel.failure_delay_ms / 1000 if self._channel is not None else 0
+        self._loop.call_later(delay, self.close, self._close_reason)
+
     def _handled(self, task: asyncio.Future[Parts | None]) -> None:
         self._handling -= 1
         self.last_activity = self._loop.time()
@@ -294,7 +298,7 @@ class Connection(asyncio.BufferedProtocol):
             return True
         self._write_joined(transport, data)
         if self._close_reason is not None:
-            self.close(self._close_reason)
+            self._close_after_delay()
         return True
 
     def _write_joined(self, transport: asyncio.Transport, data: list[bytes | bytearray]) -> None:
@@ -331,7 +335,7 @@ class Connection(asyncio.BufferedProtocol):
             if not await self._write_answer(parts):
                 return
             if self._close_reason is not None and not self._slots:
-                self.close(self._close_reason)
+                self._close_after_delay()
                 return
 
     async def _write_answer(self, parts: Parts) -> bool:

@@ -256,7 +256,8 @@ async def serve(config: Config) -> None:
     acceptor = Acceptor(config, broker.dispatcher)
     listeners, advertised = list(config.listeners), list(config.advertised_listeners or ())
     for index, listener in enumerate(config.listeners):
-        channel = Channel(config.security[listener.name], broker.credentials, config.connections_max_reauth_ms)
+        channel = Channel(config.security[listener.name], broker.credentials, config.connections_max_reauth_ms,
+                          config.connection_failed_authentication_delay_ms)
         try:
             port = acceptor.bind(listener.host, listener.port, channel, tls_contexts.get(listener.name))
         except OSError as exc:
