@@ -68,3 +68,65 @@ def test_invalid_values_raise(key, value):
 
 def test_listen_any_advertises_loopback():
     assert build_config({"listeners": "0.0.0.0:9093"}).advertised == Listener("127.0.0.1", 9093)
+
+
+def test_several_listeners_each_with_its_advertised_endpoint():
+    config = build_config({
+        "listeners": "PLAINTEXT://127.0.0.1:9092,sasl_ssl://0.0.0.0:9093,INTERNAL://:9094",
+        "advertised.listeners": "SASL_SSL://kafka.example:19093",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,INTERNAL:PLAINTEXT",
+        "listener.name.sasl_ssl.ssl.keystore.location": "/etc/kbroker/server.pem",
+        "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-512"})
+    assert config.listeners == (Listener("127.0.0.1", 9092), Listener("0.0.0.0", 9093, "SASL_SSL"),
+                                Listener("", 9094, "INTERNAL"))
+    assert config.advertised_for("PLAINTEXT") == Listener("127.0.0.1", 9092)
+    assert config.advertised_for("SASL_SSL") == Listener("kafka.example", 19093, "SASL_SSL")
+    assert config.advertised_for("INTERNAL") == Listener("127.0.0.1", 9094, "INTERNAL")
+    assert config.advertised_for(None) == config.advertised == Listener("127.0.0.1", 9092)
+    assert config.security["SASL_SSL"].sasl.mechanisms == ("SCRAM-SHA-512",)
+    assert config.security["SASL_SSL"].tls.keystore_location == "/etc/kbroker/server.pem"
+    assert config.security["PLAINTEXT"].tls is None and config.security["PLAINTEXT"].sasl is None
+    assert build_config({}).value_text("listeners") == "PLAINTEXT://127.0.0.1:9092"
+    assert build_config({}).value_text("listener.security.protocol.map") == \
+        "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+
+
+def test_listener_overrides_beat_the_plain_keys():
+    config = build_config({"listeners": "SSL://:9093,MTLS://:9094",
+                           "listener.security.protocol.map": "SSL:SSL,MTLS:SSL",
+                           "ssl.keystore.location": "server.pem", "ssl.client.auth": "requested",
+                           "listener.name.mtls.ssl.client.auth": "required"})
+    assert config.security["SSL"].tls.client_auth == "requested"
+    assert config.security["MTLS"].tls.client_auth == "required"
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"listeners": "PLAINTEXT://:1,PLAINTEXT://:2"}, "more than once"),
+    ({"listeners": "CUSTOM://:1"}, "listener CUSTOM has no security protocol"),
+    ({"listener.security.protocol.map": "PLAINTEXT:TLS"}, "listener.security.protocol.map"),
+    ({"advertised.listeners": "SSL://h:1"}, "which listeners does not define"),
+    ({"inter.broker.listener.name": "PLAINTEXT", "security.inter.broker.protocol": "PLAINTEXT"}, "Only one of"),
+    ({"inter.broker.listener.name": "OTHER"}, "must be a listener name defined in listeners"),
+    ({"listeners": "SASL_PLAINTEXT://:1", "sasl.enabled.mechanisms": "PLAIN",
+      "listener.name.sasl_plaintext.plain.sasl.jaas.config": 'x.PlainLoginModule required user_a="b";',
+      "security.inter.broker.protocol": "SASL_PLAINTEXT"}, "over PLAINTEXT only"),
+    ({"listeners": "SSL://:1"}, "ssl.keystore.location"),
+    ({"listeners": "SSL://:1", "ssl.keystore.type": "JKS", "ssl.keystore.location": "k.jks"}, "PEM"),
+    ({"listeners": "SSL://:1", "ssl.keystore.location": "k.pem", "ssl.truststore.type": "PKCS12"}, "PEM"),
+    ({"listeners": "SSL://:1", "ssl.keystore.location": "k.pem", "ssl.client.auth": "maybe"}, "ssl.client.auth"),
+    ({"listeners": "SSL://:1", "ssl.keystore.location": "k.pem", "ssl.enabled.protocols": "TLSv1"}, "TLSv1"),
+    ({"listeners": "SASL_SSL://:1", "ssl.keystore.location": "k.pem"}, "GSSAPI"),  # Kafka's default mechanism
+    ({"listeners": "SASL_PLAINTEXT://:1", "sasl.enabled.mechanisms": "PLAIN"}, "plain.sasl.jaas.config"),
+])
+def test_bad_listener_settings_are_config_errors(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(settings)
+
+
+def test_cluster_traffic_needs_a_plaintext_listener():
+    with pytest.raises(ConfigError, match="inter.broker.listener.name"):
+        build_config({"zookeeper.connect": "zk:2181", "listeners": "SSL://:9093", "ssl.keystore.location": "k.pem"})
+    assert build_config({"zookeeper.connect": "zk:2181", "listeners": "INTERNAL://:1,SSL://:2",
+                         "listener.security.protocol.map": "INTERNAL:PLAINTEXT,SSL:SSL",
+                         "inter.broker.listener.name": "INTERNAL",
+                         "ssl.keystore.location": "k.pem"}).inter_broker_listener == "INTERNAL"
