@@ -6,7 +6,7 @@ One broker serves five listeners side by side:
     MTLS            TLS with ssl.client.auth=required (a listener named MTLS mapped to SSL)
     SASL_PLAINTEXT  PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
     SASL_SSL        SCRAM-SHA-256, SCRAM-SHA-512 (PLAIN is not enabled here), advertised as localhost
-Certificates are made at test time (compat_tests/certificates.py). SCRAM user `sam` is added with
+Certificates are made at test time (tests/certificates.py). SCRAM user `sam` is added with
 `kbroker scram-user` before the broker starts; PLAIN user `alice` comes from the listener's JAAS config.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from compat_tests.certificates import Certificates, make_certificates
+from tests.certificates import Certificates, make_certificates
 from compat_tests.clients import AioKafka, Client, ConfluentKafka, KafkaPython, Kcat, admin_for
 from compat_tests.records import simple_records
 from kbroker.errors import ErrorCode
