@@ -29,6 +29,7 @@ from kbroker.wire.messages.metadata import METADATA, MetadataRequest
 from kbroker.wire.messages.sasl_authenticate import SASL_AUTHENTICATE, SaslAuthenticateRequest
 from kbroker.wire.messages.sasl_handshake import SASL_HANDSHAKE, SaslHandshakeRequest
 from tests.broker_process import BrokerProcess, free_port
+from tests.cluster_process import ClusterProcesses
 from tests.wire_client import WireClient
 
 LISTENERS = ("PLAINTEXT", "SSL", "MTLS", "SASL_PLAINTEXT", "SASL_SSL")
@@ -285,3 +286,26 @@ def test_sasl_authenticate_v2_failure_is_answered_then_closed(secure):
         assert answer.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
         assert "Invalid username or password" in answer.error_message
         assert wire.is_closed_by_peer()
+
+
+def test_a_cluster_answers_each_client_with_its_own_listener_of_every_broker(zookeeper, tmp_path):
+    """Each broker registers all its listeners in ZooKeeper (Kafka's `endpoints`); replication runs
+    over PLAINTEXT (inter.broker.listener.name's default) while clients log in on SASL_PLAINTEXT."""
+    from confluent_kafka.admin import AdminClient
+    cluster = ClusterProcesses(zookeeper, tmp_path / "cluster", 2, {
+        "sasl.enabled.mechanisms": "PLAIN", "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS})
+    ports = {}
+    for node, broker in cluster.brokers.items():
+        ports[node] = {"PLAINTEXT": broker.port, "SASL_PLAINTEXT": free_port()}
+        broker.overrides["listeners"] = ",".join(f"{name}://127.0.0.1:{port}" for name, port in ports[node].items())
+    cluster.start()
+    try:
+        login = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN", "sasl.username": "alice",
+                 "sasl.password": "alice-secret"}
+        for listener, settings in (("PLAINTEXT", {}), ("SASL_PLAINTEXT", login)):
+            for via in cluster.brokers:
+                brokers = AdminClient({"bootstrap.servers": f"127.0.0.1:{ports[via][listener]}", **settings}
+                                      ).list_topics(timeout=20).brokers
+                assert {b.id: b.port for b in brokers.values()} == {n: ports[n][listener] for n in ports}, listener
+    finally:
+        cluster.stop()

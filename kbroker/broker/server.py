@@ -215,9 +215,14 @@ async def _connect_store(config: Config) -> tuple[MetaStore, str]:
 async def _join_cluster(broker: Broker, logs: LogManager) -> None:
     from kbroker.cluster.metastore import BrokerIdInUse, MetaStoreError
 
-    advertised = broker.config.advertised_for(broker.config.inter_broker_listener)
+    from kbroker.cluster.image import Endpoint
+
+    config = broker.config
+    advertised = config.advertised_for(config.inter_broker_listener)
+    endpoints = tuple(Endpoint(listener.name, endpoint.host, endpoint.port, config.security_protocol(listener.name))
+                      for listener in config.listeners for endpoint in [config.advertised_for(listener.name)])
     try:
-        await broker.cluster.start(advertised.host, advertised.port)
+        await broker.cluster.start(advertised.host, advertised.port, endpoints)
     except (BrokerIdInUse, MetaStoreError) as exc:
         await broker.cluster.close()
         logs.shutdown()

@@ -27,12 +27,29 @@ NO_LEADER = -1
 
 
 @dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One advertised listener of a broker (Kafka's `endpoints` entry `NAME://host:port`)."""
+    name: str
+    host: str
+    port: int
+    protocol: str = "PLAINTEXT"
+
+
+@dataclass(frozen=True, slots=True)
 class BrokerRegistration:
     broker_id: int
-    host: str
+    host: str  # host and port: the inter-broker listener's endpoint
     port: int
     rack: str | None = None
     epoch: int = -1  # the czxid of the registration znode: a restarted broker has a new one
+    endpoints: tuple[Endpoint, ...] = ()  # every advertised listener; empty: only host:port
+
+    def endpoint(self, listener: str | None) -> tuple[str, int] | None:
+        """Where clients of `listener` reach this broker (None: the inter-broker endpoint); None when
+        the broker has no such listener (Kafka leaves it out of that client's Metadata)."""
+        if listener is None or not self.endpoints:
+            return self.host, self.port
+        return next(((e.host, e.port) for e in self.endpoints if e.name == listener), None)
 
 
 @dataclass(frozen=True, slots=True)

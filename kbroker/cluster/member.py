@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from kbroker.cluster.admin import ClusterAdmin
 from kbroker.cluster.controller import Controller
-from kbroker.cluster.image import BrokerRegistration, ClusterImage, PartitionState, TopicAssignment
+from kbroker.cluster.image import BrokerRegistration, ClusterImage, Endpoint, PartitionState, TopicAssignment
 from kbroker.cluster.metastore import BrokerIdInUse, MetaStore, MetaStoreError
 from kbroker.cluster.producer_ids import ProducerIdBlocks
 from kbroker.cluster.reassignment import removable
@@ -98,10 +98,11 @@ class ClusterMember:
 
     # -- life cycle ----------------------------------------------------------------------------
 
-    async def start(self, host: str, port: int) -> None:
-        """Register (BrokerIdInUse if the id is taken), follow the cluster, run for controller."""
+    async def start(self, host: str, port: int, endpoints: tuple[Endpoint, ...] = ()) -> None:
+        """Register (BrokerIdInUse if the id is taken), follow the cluster, run for controller.
+        host:port is the inter-broker endpoint; `endpoints` every advertised listener."""
         await self.store.watch(self._on_change, self._on_session_lost)
-        self._registration = BrokerRegistration(self.broker_id, host, port, self._rack)
+        self._registration = BrokerRegistration(self.broker_id, host, port, self._rack, endpoints=endpoints)
         started = time.monotonic()
         epoch = await self.store.register_broker(self._registration)
         self._confirmed_at = started

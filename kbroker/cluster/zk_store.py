@@ -45,7 +45,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 from kazoo.retry import KazooRetry
 
-from kbroker.cluster.image import BrokerRegistration, ClusterImage, PartitionState, TopicAssignment, NO_LEADER
+from kbroker.cluster.image import NO_LEADER, BrokerRegistration, ClusterImage, Endpoint, PartitionState, TopicAssignment
 from kbroker.cluster.metastore import BrokerIdInUse, MetaStoreError, StaleWrite
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.checkpoints import uuid_from_base64, uuid_to_base64
@@ -90,8 +90,15 @@ def _state_path(name: str, partition: int) -> str:
 
 def _parse_broker(broker_id: int, document: Any, epoch: int) -> BrokerRegistration | None:
     try:
-        return BrokerRegistration(broker_id, str(document["host"]), int(document["port"]), document.get("rack"), epoch)
-    except (KeyError, TypeError, ValueError):
+        protocols = document.get("listener_security_protocol_map") or {}
+        endpoints = []
+        for url in document.get("endpoints") or ():
+            name, _, address = str(url).partition("://")
+            host, _, port = address.rpartition(":")
+            endpoints.append(Endpoint(name, host.strip("[]"), int(port), protocols.get(name, name)))
+        return BrokerRegistration(broker_id, str(document["host"]), int(document["port"]), document.get("rack"), epoch,
+                                  tuple(endpoints))
+    except (KeyError, TypeError, ValueError, AttributeError):
         log.error("ignoring the registration of broker %d: %r", broker_id, document)
         return None
 
@@ -414,9 +421,12 @@ class ZkMetaStore:
 
     def _register(self, r: BrokerRegistration) -> int:
         path = f"/brokers/ids/{r.broker_id}"
+        endpoints = r.endpoints or (Endpoint("PLAINTEXT", r.host, r.port),)
         document = {"version": 5, "host": r.host, "port": r.port, "jmx_port": -1,
-                    "timestamp": str(int(time.time() * 1000)), "endpoints": [f"PLAINTEXT://{r.host}:{r.port}"],
-                    "listener_security_protocol_map": {"PLAINTEXT": "PLAINTEXT"}, "rack": r.rack, "features": {}}
+                    "timestamp": str(int(time.time() * 1000)),
+                    "endpoints": [f"{e.name}://{e.host}:{e.port}" for e in endpoints],
+                    "listener_security_protocol_map": {e.name: e.protocol for e in endpoints}, "rack": r.rack,
+                    "features": {}}
         # A registration of our own endpoint (the port we are listening on) is our predecessor's,
         # killed before its session expired: wait that out, as no live broker can hold it.
         deadline = time.monotonic() + self._session_timeout_s * 1.5

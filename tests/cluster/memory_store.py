@@ -25,6 +25,7 @@ partition) until `release()`, which can deliver them one at a time.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 
@@ -195,7 +196,7 @@ class MemoryMetaStore:
             raise BrokerIdInUse(f"broker id {registration.broker_id} is already registered by another session")
         epoch = self._zk.zxid()
         self._zk.brokers[registration.broker_id] = (
-            BrokerRegistration(registration.broker_id, registration.host, registration.port, registration.rack, epoch),
+            dataclasses.replace(registration, epoch=epoch),
             self.session)
         self._zk.changed()
         return epoch

@@ -29,8 +29,9 @@ def handle_describe_cluster(ctx: RequestContext, request: DescribeClusterRequest
         image = broker.cluster.image
         return DescribeClusterResponse(
             error_code=0, cluster_id=broker.cluster_id, controller_id=image.controller_id,
-            brokers=[DescribeClusterBroker(broker_id=b.broker_id, host=b.host, port=b.port, rack=b.rack)
-                     for b in sorted(image.brokers.values(), key=lambda b: b.broker_id)])
+            brokers=[DescribeClusterBroker(broker_id=b.broker_id, host=endpoint[0], port=endpoint[1], rack=b.rack)
+                     for b in sorted(image.brokers.values(), key=lambda b: b.broker_id)
+                     if (endpoint := b.endpoint(ctx.connection.listener_name)) is not None])
     return DescribeClusterResponse(
         error_code=0, cluster_id=broker.cluster_id, controller_id=broker.node_id,
         brokers=[DescribeClusterBroker(broker_id=broker.node_id, host=advertised.host, port=advertised.port)])
@@ -85,8 +86,8 @@ def _coordinator_in_cluster(ctx: RequestContext, key: str) -> Coordinator:
                            error_message=message)
     leader = image.leader_of(OFFSETS_TOPIC, broker.groups.partition_for(key))
     registration = image.brokers.get(leader)
-    if registration is None:
+    endpoint = registration.endpoint(ctx.connection.listener_name) if registration is not None else None
+    if endpoint is None:
         return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
-                           error_message="the group's partition has no leader")
-    return Coordinator(key=key, node_id=leader, host=registration.host, port=registration.port,
-                       error_code=0, error_message=None)
+                           error_message="the group's partition has no leader with this listener")
+    return Coordinator(key=key, node_id=leader, host=endpoint[0], port=endpoint[1], error_code=0, error_message=None)

@@ -31,8 +31,10 @@ def handle_metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataRe
         topics = [_lookup(ctx, t.name, t.topic_id, request.allow_auto_topic_creation) for t in wanted]
     if broker.cluster is not None:
         image = broker.cluster.image
-        brokers = [MetadataResponseBroker(node_id=b.broker_id, host=b.host, port=b.port, rack=b.rack)
-                   for b in sorted(image.brokers.values(), key=lambda b: b.broker_id)]
+        listener = ctx.connection.listener_name
+        brokers = [MetadataResponseBroker(node_id=b.broker_id, host=endpoint[0], port=endpoint[1], rack=b.rack)
+                   for b in sorted(image.brokers.values(), key=lambda b: b.broker_id)
+                   if (endpoint := b.endpoint(listener)) is not None]
         controller = image.controller_id
     else:
         advertised = broker.config.advertised_for(ctx.connection.listener_name)
