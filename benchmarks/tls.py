@@ -100,6 +100,7 @@ def main() -> None:
                 print(f"{listener:<10} {result['produce_mb_s']:>12.1f} {result['consume_mb_s']:>12.1f} "
                       f"{result['produce_cpu_s_per_gb']:>14.1f} {result['consume_cpu_s_per_gb']:>14.1f}",
                       flush=True)
+            del admin  # its connections close before the broker does
         finally:
             broker.stop()
 

@@ -11,6 +11,7 @@ Certificates are made at test time (tests/certificates.py). SCRAM user `sam` is 
 """
 from __future__ import annotations
 
+import struct
 import subprocess
 import sys
 import time
@@ -309,3 +310,53 @@ def test_a_cluster_answers_each_client_with_its_own_listener_of_every_broker(zoo
                 assert {b.id: b.port for b in brokers.values()} == {n: ports[n][listener] for n in ports}, listener
     finally:
         cluster.stop()
+
+
+REAUTH_MS = 1500
+
+
+@pytest.fixture(scope="module")
+def reauth_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    """A SASL_PLAINTEXT broker whose sessions last REAUTH_MS (connections.max.reauth.ms, KIP-368)."""
+    port = free_port()
+    process = BrokerProcess(tmp_path_factory.mktemp("reauth") / "data", {
+        "listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}", "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS,
+        "connections.max.reauth.ms": str(REAUTH_MS)}, port=port).start()
+    yield process
+    process.stop()
+
+
+def test_librdkafka_re_authenticates_before_its_session_expires(reauth_broker):
+    from confluent_kafka import Producer
+    errors: list = []
+    settings = {"bootstrap.servers": reauth_broker.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanism": "PLAIN", "sasl.username": "alice", "sasl.password": "alice-secret",
+                "error_cb": errors.append}
+    producer = Producer(settings)
+    delivered: list = []
+    started = time.monotonic()
+    while time.monotonic() - started < 3 * REAUTH_MS / 1000:  # several session lifetimes of steady traffic
+        producer.produce("reauth", b"x", on_delivery=lambda error, message: delivered.append(error))
+        producer.poll(0.05)
+    assert producer.flush(20) == 0
+    assert delivered and set(delivered) == {None}
+    assert errors == []
+    assert "expired without re-authentication" not in reauth_broker.log()
+
+
+def test_a_session_not_re_authenticated_is_closed(reauth_broker):
+    with WireClient(reauth_broker.bootstrap) as wire:
+        assert wire.request(SASL_HANDSHAKE.key, 1, SaslHandshakeRequest(mechanism="PLAIN")).error_code == 0
+        answer = wire.request(SASL_AUTHENTICATE.key, 1, SaslAuthenticateRequest(auth_bytes=b"\0alice\0alice-secret"))
+        started = time.monotonic()
+        assert answer.error_code == 0 and answer.session_lifetime_ms == REAUTH_MS
+        deadline = started + 10
+        while time.monotonic() < deadline:  # served until the session ends, then closed
+            try:
+                wire.request(METADATA.key, 1, MetadataRequest(topics=[]))
+            except (ConnectionError, struct.error, OSError):
+                break
+        elapsed = time.monotonic() - started
+    # the broker's clock started when it answered, a little before ours
+    assert REAUTH_MS / 1000 - 0.1 <= elapsed < 10

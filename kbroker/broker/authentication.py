@@ -7,7 +7,9 @@ Kafka's SaslServerAuthenticator, as a per-connection state machine driven by the
     authenticate  ApiVersions, SaslAuthenticate      -> complete (or failed)
     raw           one length-prefixed SASL token per frame, no request header (the
                   pre-KIP-152 framing after a v0 handshake), answered the same way
-    complete      everything
+    complete      everything; with connections.max.reauth.ms (KIP-368) until the session
+                  expires: then a SaslHandshake (v1) starts a re-authentication (same mechanism,
+                  same user) and any other request closes the connection
 
 Anything else before `complete` closes the connection, as Kafka does ("Unexpected Kafka request
 of type ... during SASL handshake"). A refused mechanism or failed authentication is answered
@@ -19,6 +21,8 @@ The principal is `User:ANONYMOUS` until a SASL login (`User:<name>`) or a TLS cl
 from __future__ import annotations
 
 import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kbroker.errors import ErrorCode
@@ -66,13 +70,17 @@ class Channel:
 
 
 class SaslSession:
-    def __init__(self, settings: SaslSettings, credentials: CredentialStore, reauth_ms: int) -> None:
+    def __init__(self, settings: SaslSettings, credentials: CredentialStore, reauth_ms: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._settings = settings
         self._credentials = credentials
         self.session_lifetime_ms = reauth_ms
+        self._clock = clock
         self.state = "handshake"
         self.failure: str | None = None  # set once the exchange failed: close after the answer
         self._mechanism: MechanismServer | None = None
+        self._authenticated_as: str | None = None  # kept across a re-authentication
+        self.expires_at: float | None = None  # clock seconds; None: the session does not expire
 
     @property
     def mechanisms(self) -> list[str]:
@@ -88,11 +96,20 @@ class SaslSession:
         return f"User:{self._mechanism.username}"
 
     def permits(self, api_key: int) -> bool:
-        return self.state == "complete" or api_key in _PERMITTED.get(self.state, ())
+        if self.state == "complete":
+            return not self.expired() or api_key == SASL_HANDSHAKE.key
+        return api_key in _PERMITTED.get(self.state, ())
+
+    def expired(self) -> bool:
+        return self.expires_at is not None and self._clock() >= self.expires_at
 
     def handshake(self, mechanism: str, version: int) -> ErrorCode:
-        if self.state != "handshake":
+        reauthenticating = self.state == "complete" and self.expires_at is not None and version >= 1
+        if self.state != "handshake" and not reauthenticating:
             return ErrorCode.ILLEGAL_SASL_STATE
+        if reauthenticating and mechanism != self._mechanism.mechanism:  # type: ignore[union-attr]
+            self.failure = f"re-authentication must use the session's mechanism, not {mechanism!r}"
+            return ErrorCode.UNSUPPORTED_SASL_MECHANISM
         if mechanism not in self._settings.mechanisms:
             self.failure = f"SASL mechanism {mechanism!r} is not enabled (enabled: {', '.join(self.mechanisms)})"
             return ErrorCode.UNSUPPORTED_SASL_MECHANISM
@@ -114,5 +131,13 @@ class SaslSession:
             self.state = "failed"
             raise
         if self._mechanism.complete:
+            principal = f"User:{self._mechanism.username}"
+            if self._authenticated_as not in (None, principal):
+                self.failure = f"re-authentication as {principal} on a session of {self._authenticated_as}"
+                self.state = "failed"
+                raise AuthenticationFailed("Cannot change principals during re-authentication")
+            self._authenticated_as = principal
             self.state = "complete"
+            if self.session_lifetime_ms > 0:
+                self.expires_at = self._clock() + self.session_lifetime_ms / 1000
         return answer

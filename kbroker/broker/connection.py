@@ -228,7 +228,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def _on_frame(self, frame: bytearray) -> None:
         sasl = self.sasl
-        if sasl is not None and not sasl.complete:
+        if sasl is not None and (not sasl.complete or sasl.expires_at is not None):
             outcome = self._authentication_frame(frame)
         else:
             outcome = self._dispatcher.handle(frame, self)
@@ -247,7 +247,8 @@ class Connection(asyncio.BufferedProtocol):
         self._slot_ready.set()
 
     def _authentication_frame(self, frame: bytearray) -> Parts | Any:
-        """A frame before the SASL exchange completed: a raw token, or a request the state permits."""
+        """A frame before the SASL exchange completed, or of a session that expires: a raw token,
+        or a request the state permits."""
         sasl = self.sasl
         assert sasl is not None
         if sasl.state == "raw":
@@ -260,6 +261,9 @@ class Connection(asyncio.BufferedProtocol):
             return [SIZE_PREFIX.pack(len(token)) + token]
         api_key = peek_header(memoryview(frame))[0]
         if not sasl.permits(api_key):
+            if sasl.complete:
+                raise ProtocolViolation("the SASL session expired without re-authentication "
+                                        "(connections.max.reauth.ms)")
             raise ProtocolViolation(f"unexpected request (api key {api_key}) during SASL {sasl.state}: "
                                     "authenticate first")
         return self._dispatcher.handle(frame, self)

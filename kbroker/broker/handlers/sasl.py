@@ -1,7 +1,8 @@
 """SaslHandshake and SaslAuthenticate: one step each of the connection's SASL exchange
 (kbroker/broker/authentication.py). On a listener without SASL both answer ILLEGAL_SASL_STATE,
-as Kafka's KafkaApis does; so does a second handshake once authenticated (no KIP-368
-re-authentication: the session lifetime we report is connections.max.reauth.ms, 0 by default).
+as Kafka's KafkaApis does; so does a second handshake once authenticated, unless sessions expire
+(connections.max.reauth.ms > 0, the lifetime SaslAuthenticate v1+ reports): then it starts a
+KIP-368 re-authentication.
 """
 from __future__ import annotations
 
