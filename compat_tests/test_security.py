@@ -360,3 +360,27 @@ def test_a_session_not_re_authenticated_is_closed(reauth_broker):
         elapsed = time.monotonic() - started
     # the broker's clock started when it answered, a little before ours
     assert REAUTH_MS / 1000 - 0.1 <= elapsed < 10
+
+
+def test_before_authentication_frames_are_bounded(secure):
+    """An anonymous peer may not make the broker buffer socket.request.max.bytes (Kafka's
+    sasl.server.max.receive.size, 512 KiB): a bigger size prefix closes the connection at once."""
+    with WireClient(secure.bootstrap("SASL_PLAINTEXT")) as wire:
+        wire.send_raw((1 << 20).to_bytes(4, "big"))
+        assert wire.is_closed_by_peer()
+    assert "larger than the limit of 524288 bytes" in secure.process.log()
+
+
+def test_the_wrong_protocol_on_a_port_is_refused(secure):
+    """A plaintext client on the TLS port, a TLS client on the plaintext port: each closed, the
+    broker serving on."""
+    import socket
+    import ssl
+    with WireClient(secure.bootstrap("SSL")) as wire:
+        wire.send(API_VERSIONS.key, 3, ApiVersionsRequest())
+        assert wire.is_closed_by_peer()
+    context = ssl.create_default_context(cafile=str(secure.certs.ca))
+    with socket.create_connection(("127.0.0.1", secure.ports["PLAINTEXT"]), timeout=10) as raw:
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            context.wrap_socket(raw, server_hostname="127.0.0.1")
+    assert_still_serving(secure)

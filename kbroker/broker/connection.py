@@ -66,6 +66,9 @@ SENDFILE_CHUNK = 4 << 20
 # log end fetches one small batch at a time).
 SMALL_FILE_PART = 64 << 10
 TLS_COPY_CHUNK = 256 << 10  # record data read per TLS write
+# Kafka's sasl.server.max.receive.size: the largest frame a client may send before it has
+# authenticated, so that an anonymous peer cannot make the broker buffer socket.request.max.bytes.
+SASL_MAX_RECEIVE = 512 << 10
 
 Parts = list[Any]  # bytearrays and file-slice payloads, in wire order
 
@@ -98,13 +101,15 @@ class Connection(asyncio.BufferedProtocol):
                  channel: Channel | None = None) -> None:
         self._dispatcher = dispatcher
         self._channel = channel
+        self._max_request_bytes = max_request_bytes
         self.listener_name = channel.name if channel is not None else None  # None: the first listener
         self.principal = ANONYMOUS
         self.sasl = channel.new_session() if channel is not None else None  # None: no SASL on this listener
         self._tls = False
         self._close_reason: str | None = None  # close once the answers so far are written
         self._registry = registry
-        self._frames = FrameReader(max_request_bytes)
+        self._frames = FrameReader(min(max_request_bytes, SASL_MAX_RECEIVE) if self.sasl is not None
+                                   else max_request_bytes)
         self._max_in_flight = max_in_flight
         self._on_lost = on_lost
         self._slots: deque[Parts | asyncio.Future[Parts | None] | None] = deque()
@@ -270,6 +275,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def authenticated(self, principal: str) -> None:
         self.principal = principal
+        self._frames.max_size = self._max_request_bytes
         log.debug("%s authenticated as %s", self.peer, principal)
 
     def close_after_answer(self, reason: str) -> None:
