@@ -96,6 +96,15 @@ def parse_security_protocol(text: str) -> str:
     return text.strip().upper()
 
 
+def parse_super_users(text: str) -> tuple[str, ...]:
+    """`super.users`: `User:admin;User:ops` (semicolon-separated principals)."""
+    users = tuple(part.strip() for part in text.split(";") if part.strip())
+    for user in users:
+        if ":" not in user:
+            raise ValueError(f"expected TYPE:NAME principals separated by ';', got {user!r}")
+    return users
+
+
 # KIP-848 server-side assignors: Kafka names them by class; the short names work too.
 CONSUMER_ASSIGNORS = {"uniform": "uniform", "range": "range",
                       "org.apache.kafka.coordinator.group.assignor.UniformAssignor": "uniform",
@@ -224,6 +233,10 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("auto.leader.rebalance.enable", parse_bool, "true"),
     _key("leader.imbalance.check.interval.seconds", parse_int, "300", 1),
     _key("leader.imbalance.per.broker.percentage", parse_int, "10", 0),
+    # ACLs: any authorizer class name switches kbroker's own authorizer on (kbroker/security/acls.py).
+    _key("authorizer.class.name", str, ""),
+    _key("super.users", parse_super_users, ""),
+    _key("allow.everyone.if.no.acl.found", parse_bool, "false"),
 )
 _BY_NAME = {k.name: k for k in BROKER_CONFIGS}
 
@@ -318,6 +331,9 @@ class Config:
     auto_leader_rebalance_enable: bool  # the controller moves leadership back to preferred replicas
     leader_imbalance_check_interval_seconds: int
     leader_imbalance_per_broker_percentage: int
+    authorizer_class_name: str  # empty: no authorization, everyone may do everything
+    super_users: tuple[str, ...]
+    allow_everyone_if_no_acl_found: bool
     # Keys the user set (file or -o), as given: DescribeConfigs reports them as static.
     explicit: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # TLS and SASL settings of each listener, by listener name (`ssl.*`, `sasl.*`, `listener.name.*`).
@@ -432,6 +448,9 @@ def build_config(settings: Mapping[str, str]) -> Config:
     if config.max_connections_per_ip == 0 and not config.max_connections_per_ip_overrides:
         raise ConfigError("max.connections.per.ip can be set to zero only if "
                           "max.connections.per.ip.overrides property is set.")
+    if config.authorizer_class_name and config.zookeeper_connect:
+        raise ConfigError("authorizer.class.name: ACLs are kept in the data dir of a single node; a cluster would "
+                          "need them in ZooKeeper, which kbroker does not do yet")
     return config
 
 

@@ -16,6 +16,8 @@ from kbroker.coordinator.group_coordinator import GroupCoordinator
 from kbroker.coordinator.records import OFFSETS_TOPIC
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.topics import INTERNAL_TOPICS
+from kbroker.security.acl_store import FileAclStore
+from kbroker.security.acls import Authorizer
 from kbroker.security.credentials import FileCredentialStore
 
 if TYPE_CHECKING:
@@ -40,6 +42,10 @@ class Broker:
         self.groups = GroupCoordinator(config, logs, self.make_durable, now_ms=self.now_ms)
         self.dispatcher = Dispatcher(self, ROUTES)
         self.credentials = FileCredentialStore(config.data_dir)  # SCRAM users
+        self.acl_store = FileAclStore(config.data_dir)
+        # authorizer.class.name set: every request is checked against the ACLs; None: all allowed.
+        self.authorizer = Authorizer(self.acl_store.load(), config.super_users, config.allow_everyone_if_no_acl_found
+                                     ) if config.authorizer_class_name else None
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
         self.cluster = None if store is None else ClusterMember(
             store, config, logs, self.groups, self._leadership_lost, self.topic_deleted, self._replicas_moved)

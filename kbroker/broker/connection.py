@@ -126,6 +126,7 @@ class Connection(asyncio.BufferedProtocol):
         self._loop = asyncio.get_running_loop()
         self.last_activity = self._loop.time()
         self.peer = "?"
+        self.peer_host = "?"  # the client's address, as ACL bindings name hosts
 
     # -- asyncio.BufferedProtocol ----------------------------------------------------------
 
@@ -135,6 +136,7 @@ class Connection(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = f"{peer[0]}:{peer[1]}"
+            self.peer_host = peer[0]
         self.last_activity = self._loop.time()
         self._writer = self._loop.create_task(self._write_responses())
         self._registry.add(self)

@@ -6,6 +6,7 @@ advertised from version 0 (see `dispatch`).
 from __future__ import annotations
 
 from kbroker.broker.dispatch import Route
+from kbroker.broker.handlers.acls import handle_create_acls, handle_delete_acls, handle_describe_acls
 from kbroker.broker.handlers.api_versions import handle_api_versions
 from kbroker.broker.handlers.cluster import handle_describe_cluster, handle_find_coordinator
 from kbroker.broker.handlers.configs import (
@@ -53,13 +54,16 @@ from kbroker.wire.messages.alter_configs import ALTER_CONFIGS
 from kbroker.wire.messages.alter_partition_reassignments import ALTER_PARTITION_REASSIGNMENTS
 from kbroker.wire.messages.alter_user_scram_credentials import ALTER_USER_SCRAM_CREDENTIALS
 from kbroker.wire.messages.api_versions import API_VERSIONS
+from kbroker.wire.messages.create_acls import CREATE_ACLS
 from kbroker.wire.messages.create_partitions import CREATE_PARTITIONS
 from kbroker.wire.messages.consumer_group_describe import CONSUMER_GROUP_DESCRIBE
 from kbroker.wire.messages.consumer_group_heartbeat import CONSUMER_GROUP_HEARTBEAT
 from kbroker.wire.messages.create_topics import CREATE_TOPICS
+from kbroker.wire.messages.delete_acls import DELETE_ACLS
 from kbroker.wire.messages.delete_groups import DELETE_GROUPS
 from kbroker.wire.messages.delete_records import DELETE_RECORDS
 from kbroker.wire.messages.delete_topics import DELETE_TOPICS
+from kbroker.wire.messages.describe_acls import DESCRIBE_ACLS
 from kbroker.wire.messages.describe_cluster import DESCRIBE_CLUSTER
 from kbroker.wire.messages.describe_configs import DESCRIBE_CONFIGS
 from kbroker.wire.messages.describe_groups import DESCRIBE_GROUPS
@@ -123,4 +127,7 @@ ROUTES: list[Route] = [
     Route(SASL_AUTHENTICATE, handle_sasl_authenticate, 2),
     Route(DESCRIBE_USER_SCRAM_CREDENTIALS, handle_describe_user_scram_credentials, 0),
     Route(ALTER_USER_SCRAM_CREDENTIALS, handle_alter_user_scram_credentials, 0),
+    Route(DESCRIBE_ACLS, handle_describe_acls, 3),
+    Route(CREATE_ACLS, handle_create_acls, 3),
+    Route(DELETE_ACLS, handle_delete_acls, 3),
 ]

@@ -30,6 +30,9 @@ from kbroker.wire.messages import APIS
 from kbroker.wire.messages import alter_configs as ac
 from kbroker.wire.messages import alter_partition_reassignments as apr
 from kbroker.wire.messages import consumer_group_heartbeat as cgh
+from kbroker.wire.messages import create_acls as ca
+from kbroker.wire.messages import delete_acls as da
+from kbroker.wire.messages import describe_acls as dacl
 from kbroker.wire.messages import create_partitions as cp
 from kbroker.wire.messages import delete_groups as dg
 from kbroker.wire.messages import delete_records as dr
@@ -77,7 +80,17 @@ HAND_MADE = {
     dusc.DESCRIBE_USER_SCRAM_CREDENTIALS.key: dusc.DescribeUserScramCredentialsRequest(users=None),
     ausc.ALTER_USER_SCRAM_CREDENTIALS.key: ausc.AlterUserScramCredentialsRequest(upsertions=[
         ausc.ScramCredentialUpsertion(name="alice", mechanism=1, iterations=4096, salt=b"s", salted_password=b"p")]),
+    dacl.DESCRIBE_ACLS.key: dacl.DescribeAclsRequest(resource_type_filter=1, resource_name_filter=None,
+                                                      pattern_type_filter=1, principal_filter=None, host_filter=None,
+                                                      operation=1, permission_type=1),
+    ca.CREATE_ACLS.key: ca.CreateAclsRequest(creations=[ca.AclCreation(
+        resource_type=2, resource_name=TOPIC, principal="User:alice", host="*", operation=3, permission_type=3)]),
+    da.DELETE_ACLS.key: da.DeleteAclsRequest(filters=[da.DeleteAclsFilter(
+        resource_type_filter=2, resource_name_filter=TOPIC, principal_filter=None, host_filter=None, operation=1,
+        permission_type=1)]),
 }
+# Asked of a broker without authorizer.class.name, no collaborator is called: SECURITY_DISABLED.
+ACL_APIS = {dacl.DESCRIBE_ACLS.key, ca.CREATE_ACLS.key, da.DELETE_ACLS.key}
 # Asked on a connection without SASL (a PLAINTEXT listener), no collaborator is called: ILLEGAL_SASL_STATE.
 SASL_EXCHANGE = {sh.SASL_HANDSHAKE.key, sa.SASL_AUTHENTICATE.key}
 MAX_VERSION = {route.api.key: route.max_version for route in ROUTES}
@@ -166,6 +179,9 @@ def test_a_failing_collaborator_is_answered_with_the_error(fuzz_broker, monkeypa
         return
     if api_key in SASL_EXCHANGE:
         assert codes == [ErrorCode.ILLEGAL_SASL_STATE]
+        return
+    if api_key in ACL_APIS:
+        assert codes == [ErrorCode.SECURITY_DISABLED]
         return
     assert ErrorCode.NONE not in codes, codes
     if not codes:  # a Metadata answer has no error field but its topics', and this request named none

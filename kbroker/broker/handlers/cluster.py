@@ -8,9 +8,11 @@ coordinator lookup gets a non-retriable error with a message rather than a retry
 """
 from __future__ import annotations
 
+from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.coordinator.records import OFFSETS_TOPIC
 from kbroker.errors import ErrorCode, KafkaError
+from kbroker.security.acls import Operation
 from kbroker.wire.messages.describe_cluster import DescribeClusterBroker, DescribeClusterRequest, DescribeClusterResponse
 from kbroker.wire.messages.find_coordinator import Coordinator, FindCoordinatorRequest, FindCoordinatorResponse
 
@@ -58,6 +60,9 @@ def _coordinator(ctx: RequestContext, key: str, key_type: int) -> Coordinator:
     if not key:
         return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.INVALID_GROUP_ID,
                            error_message="empty group id")
+    if not authorization.on_group(ctx, Operation.DESCRIBE, key):
+        return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED,
+                           error_message=None)
     if broker.cluster is not None:
         return _coordinator_in_cluster(ctx, key)
     try:

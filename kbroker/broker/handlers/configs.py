@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.config import BROKER_CONFIGS, Config, parse_bool, parse_float, parse_int
 from kbroker.errors import ErrorCode, KafkaError
+from kbroker.security.acls import Operation
 from kbroker.log.config import BROKER_SYNONYMS, LogConfig
 from kbroker.wire.messages.alter_configs import AlterConfigsRequest, AlterConfigsResourceResponse, AlterConfigsResponse
 from kbroker.wire.messages.describe_configs import (
@@ -60,6 +62,7 @@ def handle_describe_configs(ctx: RequestContext, request: DescribeConfigsRequest
     for resource in request.resources:
         wanted = None if resource.configuration_keys is None else set(resource.configuration_keys)
         try:
+            _authorize(ctx, resource.resource_type, resource.resource_name, Operation.DESCRIBE_CONFIGS)
             if resource.resource_type == TOPIC:
                 entries = _topic_entries(ctx, resource.resource_name)
             elif resource.resource_type == BROKER:
@@ -112,6 +115,14 @@ def _entry(version: int, with_synonyms: bool, name: str, value: str | None, sour
     return DescribeConfigsResourceResult(
         name=name, value=value, read_only=False, is_default=source == DEFAULT_CONFIG,
         config_source=source, is_sensitive=False, synonyms=synonyms, config_type=kind, documentation=None)
+
+
+def _authorize(ctx: RequestContext, resource_type: int, name: str, operation: Operation) -> None:
+    """Topic configs need the operation on the topic, broker configs on the cluster."""
+    if resource_type == TOPIC and not authorization.on_topic(ctx, operation, name):
+        raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+    if resource_type == BROKER and not authorization.on_cluster(ctx, operation):
+        raise KafkaError(ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
 
 
 def _check_broker_name(ctx: RequestContext, name: str, allow_default: bool) -> None:
@@ -178,6 +189,7 @@ def _incremental(old: dict[str, str], ops: Any) -> dict[str, str]:
 async def _apply(ctx: RequestContext, resource_type: int, name: str, change: Any,
                  validate_only: bool) -> KafkaError | None:
     try:
+        _authorize(ctx, resource_type, name, Operation.ALTER_CONFIGS)
         if resource_type == BROKER:
             _check_broker_name(ctx, name, allow_default=True)
             raise KafkaError(ErrorCode.INVALID_CONFIG,

@@ -6,6 +6,7 @@ OffsetFetch v9, which carry the member id and epoch.
 """
 from __future__ import annotations
 
+from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.broker.handlers.groups import GROUP_OPERATIONS, OPERATIONS_NOT_REQUESTED, client_host
 from kbroker.coordinator.consumer import ConsumerGroup
@@ -29,10 +30,13 @@ from kbroker.wire.messages.consumer_group_heartbeat import (
     TopicPartitions,
 )
 from kbroker.errors import ErrorCode
+from kbroker.security.acls import Operation
 
 
 async def handle_consumer_group_heartbeat(ctx: RequestContext,
                                           request: ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse:
+    if not authorization.on_group(ctx, Operation.READ, request.group_id):
+        return ConsumerGroupHeartbeatResponse(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED)
     owned = None if request.topic_partitions is None else [
         (tp.topic_id, list(tp.partitions)) for tp in request.topic_partitions]
     result = await ctx.broker.groups.consumer_group_heartbeat(GroupHeartbeat(
@@ -64,7 +68,8 @@ def handle_consumer_group_describe(ctx: RequestContext,
 
     groups = []
     for group_id in request.group_ids:
-        error = coordinator.group_error(group_id)
+        error = (coordinator.group_error(group_id) if authorization.on_group(ctx, Operation.DESCRIBE, group_id)
+                 else ErrorCode.GROUP_AUTHORIZATION_FAILED)
         group = coordinator.groups.get(group_id)
         if error:
             groups.append(DescribedGroup(error_code=error, group_id=group_id, authorized_operations=operations))

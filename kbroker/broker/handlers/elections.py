@@ -7,10 +7,12 @@ outcome or the request's timeout passed. A null topic list asks for every partit
 """
 from __future__ import annotations
 
+from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.cluster.admin import ELECTION_MESSAGES
 from kbroker.cluster.election import ELECTION_TYPES
 from kbroker.errors import ErrorCode
+from kbroker.security.acls import Operation
 from kbroker.wire.messages.elect_leaders import (
     ElectLeadersRequest,
     ElectLeadersResponse,
@@ -20,6 +22,8 @@ from kbroker.wire.messages.elect_leaders import (
 
 
 async def handle_elect_leaders(ctx: RequestContext, request: ElectLeadersRequest) -> ElectLeadersResponse:
+    if not authorization.on_cluster(ctx, Operation.ALTER):
+        return ElectLeadersResponse(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, replica_election_results=[])
     if request.election_type not in ELECTION_TYPES:
         return ElectLeadersResponse(error_code=ErrorCode.INVALID_REQUEST, replica_election_results=[])
     broker = ctx.broker

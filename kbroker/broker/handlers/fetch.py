@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable
 
+from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.errors import ErrorCode, KafkaError
+from kbroker.security.acls import Operation
 from kbroker.wire.messages.fetch import FetchableTopicResponse, FetchRequest, FetchResponse, PartitionData
 
 READ_COMMITTED = 1
@@ -116,9 +118,13 @@ def _read(ctx: RequestContext, request: FetchRequest) -> tuple[list[FetchableTop
     for topic in request.topics:
         name = _topic_name(ctx, topic)
         unknown = ErrorCode.UNKNOWN_TOPIC_ID if version >= 13 else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        if name is not None and not (authorization.on_cluster(ctx, Operation.CLUSTER_ACTION) if follower
+                                     else authorization.on_topic(ctx, Operation.READ, name)):
+            unknown = ErrorCode.TOPIC_AUTHORIZATION_FAILED
         partitions = []
         for wanted in topic.partitions:
-            partition_log = broker.leader_log(name, wanted.partition) if name is not None else unknown
+            partition_log = (broker.leader_log(name, wanted.partition)
+                             if name is not None and unknown != ErrorCode.TOPIC_AUTHORIZATION_FAILED else unknown)
             if isinstance(partition_log, ErrorCode):
                 code = unknown if partition_log == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION else partition_log
                 partitions.append(PartitionData(partition_index=wanted.partition, error_code=code,

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.coordinator.classic import ClassicGroup, Protocol
 from kbroker.coordinator.group_coordinator import OffsetToCommit
 from kbroker.errors import ErrorCode
+from kbroker.security.acls import Operation
 from kbroker.wire.messages.delete_groups import DeletableGroupResult, DeleteGroupsRequest, DeleteGroupsResponse
 from kbroker.wire.messages.describe_groups import (
     DescribedGroup,
@@ -52,6 +54,8 @@ from kbroker.wire.messages.sync_group import SyncGroupRequest, SyncGroupResponse
 GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
 OPERATIONS_NOT_REQUESTED = -(2**31)
 NO_OFFSET = -1
+GROUP_DENIED = ErrorCode.GROUP_AUTHORIZATION_FAILED
+TOPIC_DENIED = ErrorCode.TOPIC_AUTHORIZATION_FAILED
 
 
 def client_host(ctx: RequestContext) -> str:
@@ -64,6 +68,9 @@ def client_host(ctx: RequestContext) -> str:
 # -- JoinGroup / SyncGroup / Heartbeat / LeaveGroup ----------------------------------------------
 
 async def handle_join_group(ctx: RequestContext, request: JoinGroupRequest) -> JoinGroupResponse:
+    if not authorization.on_group(ctx, Operation.READ, request.group_id):
+        return JoinGroupResponse(error_code=GROUP_DENIED, member_id=request.member_id,
+                                 protocol_name=None if ctx.version >= 7 else "")
     result = await ctx.broker.groups.join_group(
         group_id=request.group_id, member_id=request.member_id, group_instance_id=request.group_instance_id,
         client_id=ctx.header.client_id or "", client_host=client_host(ctx),
@@ -81,6 +88,8 @@ async def handle_join_group(ctx: RequestContext, request: JoinGroupRequest) -> J
 
 
 async def handle_sync_group(ctx: RequestContext, request: SyncGroupRequest) -> SyncGroupResponse:
+    if not authorization.on_group(ctx, Operation.READ, request.group_id):
+        return SyncGroupResponse(error_code=GROUP_DENIED, assignment=b"")
     result = await ctx.broker.groups.sync_group(
         group_id=request.group_id, member_id=request.member_id, group_instance_id=request.group_instance_id,
         generation_id=request.generation_id, protocol_type=request.protocol_type,
@@ -91,6 +100,8 @@ async def handle_sync_group(ctx: RequestContext, request: SyncGroupRequest) -> S
 
 
 def handle_heartbeat(ctx: RequestContext, request: HeartbeatRequest) -> HeartbeatResponse:
+    if not authorization.on_group(ctx, Operation.READ, request.group_id):
+        return HeartbeatResponse(error_code=GROUP_DENIED)
     error = ctx.broker.groups.heartbeat(group_id=request.group_id, member_id=request.member_id,
                                         group_instance_id=request.group_instance_id,
                                         generation_id=request.generation_id)
@@ -98,6 +109,8 @@ def handle_heartbeat(ctx: RequestContext, request: HeartbeatRequest) -> Heartbea
 
 
 async def handle_leave_group(ctx: RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse:
+    if not authorization.on_group(ctx, Operation.READ, request.group_id):
+        return LeaveGroupResponse(error_code=GROUP_DENIED)
     if ctx.version < 3:
         members = [(request.member_id, None)]
     else:
@@ -113,17 +126,23 @@ async def handle_leave_group(ctx: RequestContext, request: LeaveGroupRequest) ->
 # -- offsets ------------------------------------------------------------------------------------
 
 async def handle_offset_commit(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCommitResponse:
+    """READ on the group, and READ on each topic: only the permitted topics' offsets are committed."""
+    group_permitted = authorization.on_group(ctx, Operation.READ, request.group_id)
+    permitted = {t.name: group_permitted and authorization.on_topic(ctx, Operation.READ, t.name)
+                 for t in request.topics}
     offsets = [OffsetToCommit(t.name, p.partition_index, p.committed_offset, p.committed_leader_epoch,
                               p.committed_metadata)
-               for t in request.topics for p in t.partitions]
+               for t in request.topics if permitted[t.name] for p in t.partitions]
     outcome = await ctx.broker.groups.commit_offsets(
         group_id=request.group_id, member_id=request.member_id, group_instance_id=request.group_instance_id,
         generation_id_or_member_epoch=request.generation_id_or_member_epoch, version=ctx.version,
-        retention_time_ms=request.retention_time_ms, offsets=offsets)
+        retention_time_ms=request.retention_time_ms, offsets=offsets) if offsets else []
     errors = iter(outcome if isinstance(outcome, list) else [outcome] * len(offsets))
+    denied = TOPIC_DENIED if group_permitted else GROUP_DENIED
     return OffsetCommitResponse(topics=[
         OffsetCommitResponseTopic(name=t.name, partitions=[
-            OffsetCommitResponsePartition(partition_index=p.partition_index, error_code=next(errors))
+            OffsetCommitResponsePartition(partition_index=p.partition_index,
+                                          error_code=next(errors) if permitted[t.name] else denied)
             for p in t.partitions])
         for t in request.topics])
 
@@ -133,25 +152,48 @@ def handle_offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) -> Off
     if ctx.version >= 8:
         answers = []
         for group in request.groups:
+            if not authorization.on_group(ctx, Operation.DESCRIBE, group.group_id):
+                answers.append(OffsetFetchResponseGroup(group_id=group.group_id, error_code=GROUP_DENIED))
+                continue
             wanted = None if group.topics is None else [(t.name, p) for t in group.topics for p in t.partition_indexes]
             error, found = groups.fetch_offsets(group.group_id, wanted, member_id=group.member_id,
                                                 member_epoch=group.member_epoch)
+            found = _describable(ctx, found, wanted is None)
             answers.append(OffsetFetchResponseGroup(
                 group_id=group.group_id, error_code=error,
                 topics=[OffsetFetchResponseTopics(name=name, partitions=[
-                    OffsetFetchResponsePartitions(partition_index=p, **_committed(c)) for p, c in parts])
+                    OffsetFetchResponsePartitions(partition_index=p, error_code=TOPIC_DENIED if c == TOPIC_DENIED else 0,
+                                                  **_committed(c)) for p, c in parts])
                     for name, parts in _by_topic(found)]))
         return OffsetFetchResponse(groups=answers)
     wanted = None if request.topics is None else [(t.name, p) for t in request.topics for p in t.partition_indexes]
-    error, found = groups.fetch_offsets(request.group_id, wanted)
+    if not authorization.on_group(ctx, Operation.DESCRIBE, request.group_id):
+        error, found = GROUP_DENIED, []
+    else:
+        error, found = groups.fetch_offsets(request.group_id, wanted)
+        found = _describable(ctx, found, wanted is None)
     if error and ctx.version < 2:
         # v0-1 have no group-level error: every requested partition carries it.
         found = [(t, p, None) for t, p in wanted or []]
     topics = [OffsetFetchResponseTopic(name=name, partitions=[
-        OffsetFetchResponsePartition(partition_index=p, error_code=error if ctx.version < 2 else 0,
-                                     **_committed(c)) for p, c in parts])
+        OffsetFetchResponsePartition(partition_index=p, error_code=TOPIC_DENIED if c == TOPIC_DENIED
+                                     else error if ctx.version < 2 else 0, **_committed(c)) for p, c in parts])
         for name, parts in _by_topic(found)]
     return OffsetFetchResponse(topics=topics, error_code=error)
+
+
+def _describable(ctx: RequestContext, found: list[tuple[str, int, Any]], listing_all: bool) -> list:
+    """Offsets of topics the principal may describe; the others are left out of a listing of all
+    (as Kafka does) and answered TOPIC_AUTHORIZATION_FAILED where they were asked for."""
+    if ctx.broker.authorizer is None:
+        return found
+    kept = []
+    for topic, partition, committed in found:
+        if authorization.on_topic(ctx, Operation.DESCRIBE, topic):
+            kept.append((topic, partition, committed))
+        elif not listing_all:
+            kept.append((topic, partition, TOPIC_DENIED))
+    return kept
 
 
 def _by_topic(found: list[tuple[str, int, Any]]) -> list[tuple[str, list[tuple[int, Any]]]]:
@@ -162,21 +204,25 @@ def _by_topic(found: list[tuple[str, int, Any]]) -> list[tuple[str, list[tuple[i
 
 
 def _committed(committed: Any) -> dict[str, Any]:
-    if committed is None:
+    if committed is None or committed == TOPIC_DENIED:
         return {"committed_offset": NO_OFFSET, "committed_leader_epoch": -1, "metadata": ""}
     return {"committed_offset": committed.offset, "committed_leader_epoch": committed.leader_epoch,
             "metadata": committed.metadata}
 
 
 async def handle_offset_delete(ctx: RequestContext, request: OffsetDeleteRequest) -> OffsetDeleteResponse:
-    partitions = [(t.name, p.partition_index) for t in request.topics for p in t.partitions]
+    if not authorization.on_group(ctx, Operation.DELETE, request.group_id):
+        return OffsetDeleteResponse(error_code=GROUP_DENIED)
+    permitted = {t.name: authorization.on_topic(ctx, Operation.READ, t.name) for t in request.topics}
+    partitions = [(t.name, p.partition_index) for t in request.topics if permitted[t.name] for p in t.partitions]
     error, errors = await ctx.broker.groups.delete_offsets(request.group_id, partitions)
     if error:
         return OffsetDeleteResponse(error_code=error)
     results = iter(errors)
     return OffsetDeleteResponse(error_code=0, topics=[
         OffsetDeleteResponseTopic(name=t.name, partitions=[
-            OffsetDeleteResponsePartition(partition_index=p.partition_index, error_code=next(results))
+            OffsetDeleteResponsePartition(partition_index=p.partition_index,
+                                          error_code=next(results) if permitted[t.name] else TOPIC_DENIED)
             for p in t.partitions])
         for t in request.topics])
 
@@ -188,7 +234,8 @@ def handle_describe_groups(ctx: RequestContext, request: DescribeGroupsRequest) 
     operations = GROUP_OPERATIONS if request.include_authorized_operations else OPERATIONS_NOT_REQUESTED
     described = []
     for group_id in request.groups:
-        error = coordinator.group_error(group_id)
+        error = (coordinator.group_error(group_id) if authorization.on_group(ctx, Operation.DESCRIBE, group_id)
+                 else GROUP_DENIED)
         group = coordinator.groups.get(group_id)
         if error:
             described.append(DescribedGroup(error_code=error, group_id=group_id, group_state="",
@@ -213,12 +260,15 @@ def handle_list_groups(ctx: RequestContext, request: ListGroupsRequest) -> ListG
     coordinator = ctx.broker.groups
     error = ErrorCode.COORDINATOR_LOAD_IN_PROGRESS if coordinator.loading_any() else ErrorCode.NONE
     listed = coordinator.list_groups(request.states_filter, request.types_filter)
+    if not authorization.on_cluster(ctx, Operation.DESCRIBE):  # else only the groups it may describe
+        listed = [g for g in listed if authorization.on_group(ctx, Operation.DESCRIBE, g.group_id)]
     return ListGroupsResponse(error_code=error, groups=[
         ListedGroup(group_id=g.group_id, protocol_type=g.protocol_type, group_state=g.state, group_type=g.group_type)
         for g in listed])
 
 
 async def handle_delete_groups(ctx: RequestContext, request: DeleteGroupsRequest) -> DeleteGroupsResponse:
-    errors = await ctx.broker.groups.delete_groups(request.groups_names)
-    return DeleteGroupsResponse(results=[DeletableGroupResult(group_id=g, error_code=e)
-                                         for g, e in zip(request.groups_names, errors)])
+    permitted = [g for g in request.groups_names if authorization.on_group(ctx, Operation.DELETE, g)]
+    errors = dict(zip(permitted, await ctx.broker.groups.delete_groups(permitted)))
+    return DeleteGroupsResponse(results=[DeletableGroupResult(group_id=g, error_code=errors.get(g, GROUP_DENIED))
+                                         for g in request.groups_names])

@@ -6,6 +6,7 @@ ZooKeeper, unique across brokers.
 """
 from __future__ import annotations
 
+from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.cluster.metastore import MetaStoreError
 from kbroker.errors import ErrorCode
@@ -16,6 +17,9 @@ def handle_init_producer_id(ctx: RequestContext, request: InitProducerIdRequest)
     if request.transactional_id is not None:
         return InitProducerIdResponse(error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                                       producer_id=-1, producer_epoch=-1)
+    if not authorization.may_write_idempotently(ctx):
+        return InitProducerIdResponse(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, producer_id=-1,
+                                      producer_epoch=-1)
     if (request.producer_id == -1) != (request.producer_epoch == -1):
         return InitProducerIdResponse(error_code=ErrorCode.INVALID_REQUEST, producer_id=-1, producer_epoch=-1)
     if ctx.broker.cluster is not None:

@@ -1,8 +1,10 @@
 """OffsetForLeaderEpoch: the end offset of a leader epoch, for consumers detecting truncation."""
 from __future__ import annotations
 
+from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.errors import ErrorCode
+from kbroker.security.acls import Operation
 from kbroker.wire.messages.offset_for_leader_epoch import (
     EpochEndOffset,
     OffsetForLeaderEpochRequest,
@@ -17,8 +19,11 @@ def handle_offset_for_leader_epoch(ctx: RequestContext,
     topics = []
     for topic in request.topics:
         results = []
+        permitted = (authorization.on_cluster(ctx, Operation.CLUSTER_ACTION) if request.replica_id >= 0
+                     else authorization.on_topic(ctx, Operation.DESCRIBE, topic.topic))
         for wanted in topic.partitions:
-            partition_log = broker.leader_log(topic.topic, wanted.partition)
+            partition_log = (broker.leader_log(topic.topic, wanted.partition) if permitted
+                             else ErrorCode.TOPIC_AUTHORIZATION_FAILED)
             if isinstance(partition_log, ErrorCode):
                 results.append(EpochEndOffset(error_code=partition_log, partition=wanted.partition))
                 continue

@@ -5,8 +5,10 @@ not the log end: consumers must not be pointed past what they may read.
 """
 from __future__ import annotations
 
+from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.errors import ErrorCode, KafkaError
+from kbroker.security.acls import Operation
 from kbroker.log.partition_log import PartitionLog
 from kbroker.wire.messages.list_offsets import (
     ListOffsetsPartition,
@@ -29,8 +31,10 @@ def handle_list_offsets(ctx: RequestContext, request: ListOffsetsRequest) -> Lis
     topics = []
     for topic in request.topics:
         partitions = []
+        permitted = authorization.on_topic(ctx, Operation.DESCRIBE, topic.name)
         for wanted in topic.partitions:
-            partition_log = broker.leader_log(topic.name, wanted.partition_index)
+            partition_log = (broker.leader_log(topic.name, wanted.partition_index) if permitted
+                             else ErrorCode.TOPIC_AUTHORIZATION_FAILED)
             if isinstance(partition_log, ErrorCode):
                 partitions.append(ListOffsetsPartitionResponse(
                     partition_index=wanted.partition_index, error_code=partition_log))

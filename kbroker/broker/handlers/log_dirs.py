@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import shutil
 
+from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
+from kbroker.errors import ErrorCode
+from kbroker.security.acls import Operation
 from kbroker.wire.messages.describe_log_dirs import (
     DescribeLogDirsPartition,
     DescribeLogDirsRequest,
@@ -20,6 +23,8 @@ from kbroker.wire.messages.describe_log_dirs import (
 
 def handle_describe_log_dirs(ctx: RequestContext, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse:
     logs = ctx.broker.logs
+    if not authorization.on_cluster(ctx, Operation.DESCRIBE):
+        return DescribeLogDirsResponse(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, results=[])
     if request.topics is None:
         held = logs.all_logs()
     else:

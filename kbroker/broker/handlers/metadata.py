@@ -8,10 +8,12 @@ for a partition whose leader is gone, and for a topic still being auto-created).
 """
 from __future__ import annotations
 
+from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.cluster.image import NO_LEADER
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.topics import INTERNAL_TOPICS, validate_topic_name
+from kbroker.security.acls import Operation
 from kbroker.wire.messages.metadata import (
     MetadataRequest,
     MetadataResponse,
@@ -26,7 +28,9 @@ def handle_metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataRe
     wanted = request.topics
     if wanted is None or (version == 0 and not wanted):
         names = broker.cluster.image.topics if broker.cluster is not None else broker.logs.topic_names()
-        topics = [_describe(ctx, name) for name in sorted(names)]
+        # All topics: those the principal may not describe are left out, as in Kafka.
+        topics = [_describe(ctx, name) for name in sorted(names)
+                  if authorization.on_topic(ctx, Operation.DESCRIBE, name)]
     else:
         topics = [_lookup(ctx, t.name, t.topic_id, request.allow_auto_topic_creation) for t in wanted]
     if broker.cluster is not None:
@@ -50,9 +54,14 @@ def _lookup(ctx: RequestContext, name: str | None, topic_id, allow_auto_create: 
         topic = logs.topic_by_id(topic_id)
         if topic is None:
             return MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_ID, name=None, topic_id=topic_id)
+        if not authorization.on_topic(ctx, Operation.DESCRIBE, topic.name):
+            return MetadataResponseTopic(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, name=None, topic_id=topic_id)
         return _describe(ctx, topic.name)
+    if not authorization.on_topic(ctx, Operation.DESCRIBE, name):
+        return MetadataResponseTopic(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, name=name)
     try:
         validate_topic_name(name)
+        allow_auto_create = allow_auto_create and authorization.may_create_topic(ctx, name)
         if not broker.topic_exists(name) and not (allow_auto_create and broker.auto_create_topic(name)):
             creating = broker.cluster is not None and broker.cluster.admin.creating(name)
             return MetadataResponseTopic(error_code=ErrorCode.LEADER_NOT_AVAILABLE if creating

@@ -29,10 +29,12 @@ import asyncio
 import logging
 from typing import Any, NamedTuple
 
+from kbroker.broker import authorization
 from kbroker.broker.dispatch import NO_RESPONSE, RequestContext
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.partition_log import PartitionLog
 from kbroker.log.topics import INTERNAL_TOPICS
+from kbroker.security.acls import Operation, ResourceType
 from kbroker.wire.messages.produce import (
     BatchIndexAndErrorMessage,
     PartitionProduceResponse,
@@ -58,6 +60,11 @@ class _Written(NamedTuple):
 def handle_produce(ctx: RequestContext, request: ProduceRequest) -> Any:
     broker = ctx.broker
     acks = request.acks
+    if request.transactional_id and not authorization.allowed(ctx, Operation.WRITE, ResourceType.TRANSACTIONAL_ID,
+                                                              request.transactional_id):
+        return ProduceResponse(responses=[TopicProduceResponse(name=topic.name, partition_responses=[
+            _error(data.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for data in topic.partition_data])
+            for topic in request.topic_data])
     written: dict[int, _Written] = {}
     topics = []
     failed = False
@@ -106,10 +113,13 @@ def _append(ctx: RequestContext, topic: str, partition: int, records: memoryview
             acks: int) -> tuple[PartitionProduceResponse, PartitionLog | None]:
     """Append one partition's batch: its answer, and its log if something was appended (or was a retry)."""
     broker = ctx.broker
+    if not authorization.on_topic(ctx, Operation.WRITE, topic):
+        return _error(partition, ErrorCode.TOPIC_AUTHORIZATION_FAILED), None
     if topic in INTERNAL_TOPICS:
         return _error(partition, ErrorCode.INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic}"), None
     try:
-        exists = broker.auto_create_topic(topic)
+        exists = (broker.auto_create_topic(topic) if authorization.may_create_topic(ctx, topic)
+                  else broker.topic_exists(topic))
     except KafkaError as exc:  # e.g. an invalid topic name
         return _error(partition, exc.code, exc.message), None
     partition_log = broker.leader_log(topic, partition) if exists else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION

@@ -8,8 +8,10 @@ an unknown broker, and there is never a reassignment under way.
 """
 from __future__ import annotations
 
+from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.errors import ErrorCode
+from kbroker.security.acls import Operation
 from kbroker.wire.messages.alter_partition_reassignments import (
     AlterPartitionReassignmentsRequest,
     AlterPartitionReassignmentsResponse,
@@ -39,6 +41,8 @@ def _single_node_outcome(ctx: RequestContext, topic: str, partition: int,
 
 async def handle_alter_partition_reassignments(ctx: RequestContext, request: AlterPartitionReassignmentsRequest
                                                ) -> AlterPartitionReassignmentsResponse:
+    if not authorization.on_cluster(ctx, Operation.ALTER):
+        return AlterPartitionReassignmentsResponse(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, responses=[])
     wanted = {(t.name, p.partition_index): p.replicas for t in request.topics for p in t.partitions}
     cluster = ctx.broker.cluster
     if cluster is not None:
@@ -56,6 +60,8 @@ async def handle_alter_partition_reassignments(ctx: RequestContext, request: Alt
 
 async def handle_list_partition_reassignments(ctx: RequestContext, request: ListPartitionReassignmentsRequest
                                               ) -> ListPartitionReassignmentsResponse:
+    if not authorization.on_cluster(ctx, Operation.DESCRIBE):
+        return ListPartitionReassignmentsResponse(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, topics=[])
     cluster = ctx.broker.cluster
     listed = {}
     if cluster is not None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.errors import ErrorCode
+from kbroker.security.acls import Operation
 from kbroker.security.scram import MAX_ITERATIONS, MIN_ITERATIONS, credential_from_salted
 from kbroker.wire.messages.alter_user_scram_credentials import (
     AlterUserScramCredentialsRequest,
@@ -30,6 +32,9 @@ MECHANISM_IDS = {name: key for key, name in MECHANISMS.items()}
 
 def handle_describe_user_scram_credentials(ctx: RequestContext, request: DescribeUserScramCredentialsRequest
                                            ) -> DescribeUserScramCredentialsResponse:
+    if not authorization.on_cluster(ctx, Operation.DESCRIBE):
+        return DescribeUserScramCredentialsResponse(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+                                                    error_message=None, results=[])
     stored = ctx.broker.credentials.describe()
     wanted = [user.name for user in request.users or ()]
     twice = {name for name, count in Counter(wanted).items() if count > 1}
@@ -52,6 +57,11 @@ def handle_describe_user_scram_credentials(ctx: RequestContext, request: Describ
 
 def handle_alter_user_scram_credentials(ctx: RequestContext, request: AlterUserScramCredentialsRequest
                                         ) -> AlterUserScramCredentialsResponse:
+    if not authorization.on_cluster(ctx, Operation.ALTER):
+        names = dict.fromkeys(item.name for item in (*request.deletions, *request.upsertions))
+        return AlterUserScramCredentialsResponse(results=[
+            AlterUserScramCredentialsResult(user=name, error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
+            for name in names])
     store = ctx.broker.credentials
     users = Counter(item.name for item in (*request.deletions, *request.upsertions))
     errors: dict[str, tuple[ErrorCode, str]] = {}

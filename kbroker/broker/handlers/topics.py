@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections import Counter
 
+from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.config import LogConfig
 from kbroker.log.topics import INTERNAL_TOPICS
+from kbroker.security.acls import Operation
 from kbroker.wire.messages.create_partitions import (
     CreatePartitionsRequest,
     CreatePartitionsResponse,
@@ -55,6 +57,9 @@ async def handle_create_topics(ctx: RequestContext, request: CreateTopicsRequest
         if counts[topic.name] > 1:
             results.append(CreatableTopicResult(name=topic.name, error_code=ErrorCode.INVALID_REQUEST,
                                                 error_message=f"Create topic request contains duplicate topic {topic.name}"))
+            continue
+        if not authorization.may_create_topic(ctx, topic.name):
+            results.append(CreatableTopicResult(name=topic.name, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED))
             continue
         try:
             results.append(await _create(ctx, topic, request.validate_only, request.timeout_ms))
@@ -135,7 +140,11 @@ async def handle_delete_topics(ctx: RequestContext, request: DeleteTopicsRequest
     responses = []
     for name, topic_id in requested:
         info = logs.topic(name) if name is not None else logs.topic_by_id(topic_id)
-        if info is None:
+        named = info.name if info is not None else name
+        if named is not None and not authorization.on_topic(ctx, Operation.DELETE, named):
+            responses.append(DeletableTopicResult(name=name, topic_id=topic_id,
+                                                  error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+        elif info is None:
             code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if name is not None else ErrorCode.UNKNOWN_TOPIC_ID
             responses.append(DeletableTopicResult(name=name, topic_id=topic_id, error_code=code))
         elif not ctx.broker.config.delete_topic_enable:
@@ -163,6 +172,8 @@ async def handle_create_partitions(ctx: RequestContext, request: CreatePartition
     new_partitions = 0
     for topic in request.topics:
         try:
+            if not authorization.on_topic(ctx, Operation.ALTER, topic.name):
+                raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
             info = logs.topic(topic.name)
             if info is None:
                 raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{topic.name}' does not exist.")
@@ -213,6 +224,8 @@ def handle_delete_records(ctx: RequestContext, request: DeleteRecordsRequest) ->
 
 def _delete_records(ctx: RequestContext, topic: str, partition: int, offset: int) -> int:
     """Kafka's ReplicaManager.deleteRecordsOnLocalLog and Partition.deleteRecordsOnLeader checks, in order."""
+    if not authorization.on_topic(ctx, Operation.DELETE, topic):
+        raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
     if topic in INTERNAL_TOPICS:
         raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, f"Cannot delete records of internal topic {topic}")
     partition_log = ctx.broker.leader_log(topic, partition)

@@ -5,11 +5,14 @@ from kbroker.wire.messages.alter_user_scram_credentials import ALTER_USER_SCRAM_
 from kbroker.wire.messages.api_versions import API_VERSIONS
 from kbroker.wire.messages.consumer_group_describe import CONSUMER_GROUP_DESCRIBE
 from kbroker.wire.messages.consumer_group_heartbeat import CONSUMER_GROUP_HEARTBEAT
+from kbroker.wire.messages.create_acls import CREATE_ACLS
 from kbroker.wire.messages.create_partitions import CREATE_PARTITIONS
 from kbroker.wire.messages.create_topics import CREATE_TOPICS
+from kbroker.wire.messages.delete_acls import DELETE_ACLS
 from kbroker.wire.messages.delete_groups import DELETE_GROUPS
 from kbroker.wire.messages.delete_records import DELETE_RECORDS
 from kbroker.wire.messages.delete_topics import DELETE_TOPICS
+from kbroker.wire.messages.describe_acls import DESCRIBE_ACLS
 from kbroker.wire.messages.describe_cluster import DESCRIBE_CLUSTER
 from kbroker.wire.messages.describe_configs import DESCRIBE_CONFIGS
 from kbroker.wire.messages.describe_groups import DESCRIBE_GROUPS
@@ -58,6 +61,9 @@ APIS: dict[int, Api] = {a.key: a for a in (
     INIT_PRODUCER_ID,
     OFFSET_FOR_LEADER_EPOCH,
     DESCRIBE_CONFIGS,
+    DESCRIBE_ACLS,
+    CREATE_ACLS,
+    DELETE_ACLS,
     ALTER_CONFIGS,
     DESCRIBE_LOG_DIRS,
     CREATE_PARTITIONS,

@@ -1,0 +1,125 @@
+"""DescribeAcls, CreateAcls, DeleteAcls: the ACL bindings the authorizer decides by.
+
+Describing needs DESCRIBE on the cluster, creating and deleting ALTER, as in Kafka. Without
+`authorizer.class.name` every call answers SECURITY_DISABLED. Bindings are validated one by one
+(INVALID_REQUEST for a filter-only value such as ANY in a binding); the valid ones of a request
+are written to the store together, then take effect at once.
+"""
+from __future__ import annotations
+
+from kbroker.broker.authorization import on_cluster
+from kbroker.broker.dispatch import RequestContext
+from kbroker.errors import ErrorCode
+from kbroker.security.acls import AclBinding, AclFilter, Operation, PatternType, Permission, ResourceType
+from kbroker.wire.messages.create_acls import AclCreationResult, CreateAclsRequest, CreateAclsResponse
+from kbroker.wire.messages.delete_acls import (
+    DeleteAclsFilterResult,
+    DeleteAclsMatchingAcl,
+    DeleteAclsRequest,
+    DeleteAclsResponse,
+)
+from kbroker.wire.messages.describe_acls import (
+    AclDescription,
+    DescribeAclsRequest,
+    DescribeAclsResource,
+    DescribeAclsResponse,
+)
+
+_NO_AUTHORIZER = "No Authorizer is configured on the broker (authorizer.class.name)"
+
+
+def _enum(kind, value: int):  # unknown numbers become UNKNOWN, which validation then refuses
+    try:
+        return kind(value)
+    except ValueError:
+        return kind.UNKNOWN
+
+
+def _filter(request) -> AclFilter:
+    return AclFilter(_enum(ResourceType, request.resource_type_filter), request.resource_name_filter,
+                     _enum(PatternType, request.pattern_type_filter), request.principal_filter, request.host_filter,
+                     _enum(Operation, request.operation), _enum(Permission, request.permission_type))
+
+
+def _filter_problem(acl_filter: AclFilter) -> str | None:
+    for field, value in (("resource type", acl_filter.resource_type), ("pattern type", acl_filter.pattern_type),
+                         ("operation", acl_filter.operation), ("permission", acl_filter.permission)):
+        if value == 0:  # UNKNOWN
+            return f"unknown {field} in the filter"
+    return None
+
+
+def handle_describe_acls(ctx: RequestContext, request: DescribeAclsRequest) -> DescribeAclsResponse:
+    authorizer = ctx.broker.authorizer
+    if authorizer is None:
+        return DescribeAclsResponse(error_code=ErrorCode.SECURITY_DISABLED, error_message=_NO_AUTHORIZER)
+    if not on_cluster(ctx, Operation.DESCRIBE):
+        return DescribeAclsResponse(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
+    acl_filter = _filter(request)
+    problem = _filter_problem(acl_filter)
+    if problem:
+        return DescribeAclsResponse(error_code=ErrorCode.INVALID_REQUEST, error_message=problem)
+    grouped: dict[tuple[int, str, int], list[AclDescription]] = {}
+    for binding in sorted(authorizer.bindings, key=_order):
+        if acl_filter.matches(binding):
+            grouped.setdefault((binding.resource_type, binding.name, binding.pattern_type), []).append(
+                AclDescription(principal=binding.principal, host=binding.host, operation=binding.operation,
+                               permission_type=binding.permission))
+    return DescribeAclsResponse(error_code=0, resources=[
+        DescribeAclsResource(resource_type=kind, resource_name=name, pattern_type=pattern, acls=acls)
+        for (kind, name, pattern), acls in grouped.items()])
+
+
+def handle_create_acls(ctx: RequestContext, request: CreateAclsRequest) -> CreateAclsResponse:
+    authorizer = ctx.broker.authorizer
+    if authorizer is None or not on_cluster(ctx, Operation.ALTER):
+        code = ErrorCode.SECURITY_DISABLED if authorizer is None else ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+        return CreateAclsResponse(results=[AclCreationResult(error_code=code) for _ in request.creations])
+    bindings = set(authorizer.bindings)
+    results = []
+    for creation in request.creations:
+        binding = AclBinding(_enum(ResourceType, creation.resource_type), creation.resource_name,
+                             _enum(PatternType, creation.resource_pattern_type), creation.principal, creation.host,
+                             _enum(Operation, creation.operation), _enum(Permission, creation.permission_type))
+        problem = binding.problem()
+        if problem:
+            results.append(AclCreationResult(error_code=ErrorCode.INVALID_REQUEST, error_message=problem))
+        else:
+            bindings.add(binding)
+            results.append(AclCreationResult(error_code=0))
+    _store(ctx, bindings)
+    return CreateAclsResponse(results=results)
+
+
+def handle_delete_acls(ctx: RequestContext, request: DeleteAclsRequest) -> DeleteAclsResponse:
+    authorizer = ctx.broker.authorizer
+    if authorizer is None or not on_cluster(ctx, Operation.ALTER):
+        code = ErrorCode.SECURITY_DISABLED if authorizer is None else ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+        return DeleteAclsResponse(filter_results=[DeleteAclsFilterResult(error_code=code) for _ in request.filters])
+    bindings = set(authorizer.bindings)
+    results = []
+    for item in request.filters:
+        acl_filter = _filter(item)
+        problem = _filter_problem(acl_filter)
+        if problem:
+            results.append(DeleteAclsFilterResult(error_code=ErrorCode.INVALID_REQUEST, error_message=problem))
+            continue
+        matching = sorted((b for b in bindings if acl_filter.matches(b)), key=_order)
+        bindings.difference_update(matching)
+        results.append(DeleteAclsFilterResult(error_code=0, matching_acls=[
+            DeleteAclsMatchingAcl(error_code=0, resource_type=b.resource_type, resource_name=b.name,
+                                  pattern_type=b.pattern_type, principal=b.principal, host=b.host,
+                                  operation=b.operation, permission_type=b.permission) for b in matching]))
+    _store(ctx, bindings)
+    return DeleteAclsResponse(filter_results=results)
+
+
+def _store(ctx: RequestContext, bindings: set[AclBinding]) -> None:
+    if bindings != ctx.broker.authorizer.bindings:
+        ctx.broker.acl_store.save(bindings)  # durable before anyone is told, then in force
+        ctx.broker.authorizer.replace(bindings)
+
+
+def _order(binding: AclBinding) -> tuple:
+    return (binding.resource_type, binding.name, binding.pattern_type, binding.principal, binding.host,
+            binding.operation, binding.permission)
