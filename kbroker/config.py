@@ -237,6 +237,9 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("authorizer.class.name", str, ""),
     _key("super.users", parse_super_users, ""),
     _key("allow.everyone.if.no.acl.found", parse_bool, "false"),
+    # Client quotas are measured over quota.window.num samples of quota.window.size.seconds.
+    _key("quota.window.num", parse_int, "11", 1),
+    _key("quota.window.size.seconds", parse_int, "1", 1),
 )
 _BY_NAME = {k.name: k for k in BROKER_CONFIGS}
 
@@ -334,6 +337,8 @@ class Config:
     authorizer_class_name: str  # empty: no authorization, everyone may do everything
     super_users: tuple[str, ...]
     allow_everyone_if_no_acl_found: bool
+    quota_window_num: int
+    quota_window_size_seconds: int
     # Keys the user set (file or -o), as given: DescribeConfigs reports them as static.
     explicit: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # TLS and SASL settings of each listener, by listener name (`ssl.*`, `sasl.*`, `listener.name.*`).

@@ -19,6 +19,8 @@ from kbroker.log.topics import INTERNAL_TOPICS
 from kbroker.security.acl_store import FileAclStore
 from kbroker.security.acls import Authorizer
 from kbroker.security.credentials import FileCredentialStore
+from kbroker.security.quota_store import FileQuotaStore
+from kbroker.security.quotas import CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, QuotaManager
 
 if TYPE_CHECKING:
     from kbroker.cluster.metastore import MetaStore
@@ -46,6 +48,10 @@ class Broker:
         # authorizer.class.name set: every request is checked against the ACLs; None: all allowed.
         self.authorizer = Authorizer(self.acl_store.load(), config.super_users, config.allow_everyone_if_no_acl_found
                                      ) if config.authorizer_class_name else None
+        self.client_quotas = FileQuotaStore(config.data_dir)
+        window = {"window_ms": config.quota_window_size_seconds * 1000, "samples": config.quota_window_num}
+        self.produce_quota = QuotaManager(PRODUCER_BYTE_RATE, self.client_quotas.settings, **window)
+        self.fetch_quota = QuotaManager(CONSUMER_BYTE_RATE, self.client_quotas.settings, **window)
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
         self.cluster = None if store is None else ClusterMember(
             store, config, logs, self.groups, self._leadership_lost, self.topic_deleted, self._replicas_moved)

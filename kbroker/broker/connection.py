@@ -121,6 +121,7 @@ class Connection(asyncio.BufferedProtocol):
         self._writer_busy = False  # the writer task holds an answer it has not finished writing
         self._reading_paused = False
         self._writing_paused = False
+        self._throttle: asyncio.TimerHandle | None = None  # muted for a quota until this fires
         self._handling = 0  # requests whose handler has not finished
         self._buffered = 0  # bytes of encoded answers waiting in the slots
         self._loop = asyncio.get_running_loop()
@@ -156,6 +157,8 @@ class Connection(asyncio.BufferedProtocol):
         if self._on_lost is not None:
             self._on_lost()
             self._on_lost = None
+        if self._throttle is not None:
+            self._throttle.cancel()
         if self._writer is not None:
             # Not at once: a writer inside loop.sendfile waits on the transport's empty-buffer
             # waiter, and 3.11's _call_connection_lost sets an exception on that waiter right
@@ -199,12 +202,27 @@ class Connection(asyncio.BufferedProtocol):
         return 0.0 if self._handling else now - self.last_activity
 
     def _must_stop(self) -> bool:
-        return (self._writing_paused or len(self._slots) >= self._max_in_flight
+        return (self._writing_paused or self._throttle is not None or len(self._slots) >= self._max_in_flight
                 or self._buffered >= RESPONSE_BUFFER_BYTES)
 
     def _may_resume(self) -> bool:
-        return (not self._writing_paused and len(self._slots) <= self._max_in_flight // 2
+        return (not self._writing_paused and self._throttle is None and len(self._slots) <= self._max_in_flight // 2
                 and self._buffered < RESPONSE_BUFFER_BYTES // 2)
+
+    def throttle(self, delay_ms: int) -> None:
+        """Over a quota: read nothing more from this client for `delay_ms` (its answers still go out)."""
+        until = self._loop.time() + delay_ms / 1000
+        if self._throttle is not None:
+            if self._throttle.when() >= until:
+                return
+            self._throttle.cancel()
+        self._throttle = self._loop.call_at(until, self._end_throttle)
+        if not self._reading_paused and self._transport is not None:
+            self._pause_reading()
+
+    def _end_throttle(self) -> None:
+        self._throttle = None
+        self._resume_reading_if_drained()
 
     def _read_frames(self) -> None:
         """Handle the frames received so far, while this connection may take more requests."""

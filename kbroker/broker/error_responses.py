@@ -13,11 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 from kbroker.errors import ErrorCode
+from kbroker.wire.messages import alter_client_quotas as acq
 from kbroker.wire.messages import alter_configs as ac
 from kbroker.wire.messages import alter_user_scram_credentials as ausc
 from kbroker.wire.messages import consumer_group_describe as cgd
+from kbroker.wire.messages import create_acls as ca
 from kbroker.wire.messages import create_partitions as cp
 from kbroker.wire.messages import create_topics as ct
+from kbroker.wire.messages import delete_acls as da
 from kbroker.wire.messages import delete_groups as dg
 from kbroker.wire.messages import delete_records as dr
 from kbroker.wire.messages import delete_topics as dt
@@ -188,6 +191,21 @@ def _alter_user_scram_credentials(request: ausc.AlterUserScramCredentialsRequest
         ausc.AlterUserScramCredentialsResult(user=name, error_code=code) for name in users])
 
 
+def _create_acls(request: ca.CreateAclsRequest, version: int, code: ErrorCode) -> ca.CreateAclsResponse:
+    return ca.CreateAclsResponse(results=[ca.AclCreationResult(error_code=code) for _ in request.creations])
+
+
+def _delete_acls(request: da.DeleteAclsRequest, version: int, code: ErrorCode) -> da.DeleteAclsResponse:
+    return da.DeleteAclsResponse(filter_results=[da.DeleteAclsFilterResult(error_code=code) for _ in request.filters])
+
+
+def _alter_client_quotas(request: acq.AlterClientQuotasRequest, version: int,
+                         code: ErrorCode) -> acq.AlterClientQuotasResponse:
+    return acq.AlterClientQuotasResponse(entries=[acq.EntryResult(error_code=code, entity=[
+        acq.EntityData(entity_type=e.entity_type, entity_name=e.entity_name) for e in entry.entity])
+        for entry in request.entries])
+
+
 _PER_ITEM: dict[int, ErrorResponse] = {
     pr.PRODUCE.key: _produce,
     fe.FETCH.key: _fetch,
@@ -209,4 +227,7 @@ _PER_ITEM: dict[int, ErrorResponse] = {
     cgd.CONSUMER_GROUP_DESCRIBE.key: _consumer_group_describe,
     el.ELECT_LEADERS.key: _elect_leaders,
     ausc.ALTER_USER_SCRAM_CREDENTIALS.key: _alter_user_scram_credentials,
+    ca.CREATE_ACLS.key: _create_acls,
+    da.DELETE_ACLS.key: _delete_acls,
+    acq.ALTER_CLIENT_QUOTAS.key: _alter_client_quotas,
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 from kbroker.broker.dispatch import Route
 from kbroker.broker.handlers.acls import handle_create_acls, handle_delete_acls, handle_describe_acls
 from kbroker.broker.handlers.api_versions import handle_api_versions
+from kbroker.broker.handlers.client_quotas import handle_alter_client_quotas, handle_describe_client_quotas
 from kbroker.broker.handlers.cluster import handle_describe_cluster, handle_find_coordinator
 from kbroker.broker.handlers.configs import (
     handle_alter_configs,
@@ -50,6 +51,7 @@ from kbroker.broker.handlers.topics import (
     handle_delete_records,
     handle_delete_topics,
 )
+from kbroker.wire.messages.alter_client_quotas import ALTER_CLIENT_QUOTAS
 from kbroker.wire.messages.alter_configs import ALTER_CONFIGS
 from kbroker.wire.messages.alter_partition_reassignments import ALTER_PARTITION_REASSIGNMENTS
 from kbroker.wire.messages.alter_user_scram_credentials import ALTER_USER_SCRAM_CREDENTIALS
@@ -64,6 +66,7 @@ from kbroker.wire.messages.delete_groups import DELETE_GROUPS
 from kbroker.wire.messages.delete_records import DELETE_RECORDS
 from kbroker.wire.messages.delete_topics import DELETE_TOPICS
 from kbroker.wire.messages.describe_acls import DESCRIBE_ACLS
+from kbroker.wire.messages.describe_client_quotas import DESCRIBE_CLIENT_QUOTAS
 from kbroker.wire.messages.describe_cluster import DESCRIBE_CLUSTER
 from kbroker.wire.messages.describe_configs import DESCRIBE_CONFIGS
 from kbroker.wire.messages.describe_groups import DESCRIBE_GROUPS
@@ -130,4 +133,6 @@ ROUTES: list[Route] = [
     Route(DESCRIBE_ACLS, handle_describe_acls, 3),
     Route(CREATE_ACLS, handle_create_acls, 3),
     Route(DELETE_ACLS, handle_delete_acls, 3),
+    Route(DESCRIBE_CLIENT_QUOTAS, handle_describe_client_quotas, 1),
+    Route(ALTER_CLIENT_QUOTAS, handle_alter_client_quotas, 1),
 ]

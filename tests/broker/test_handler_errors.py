@@ -29,7 +29,9 @@ from kbroker.wire import frames
 from kbroker.wire.messages import APIS
 from kbroker.wire.messages import alter_configs as ac
 from kbroker.wire.messages import alter_partition_reassignments as apr
+from kbroker.wire.messages import alter_client_quotas as acq
 from kbroker.wire.messages import consumer_group_heartbeat as cgh
+from kbroker.wire.messages import describe_client_quotas as dcq
 from kbroker.wire.messages import create_acls as ca
 from kbroker.wire.messages import delete_acls as da
 from kbroker.wire.messages import describe_acls as dacl
@@ -46,6 +48,7 @@ from kbroker.wire.messages import describe_user_scram_credentials as dusc
 from kbroker.wire.messages import sasl_authenticate as sa
 from kbroker.wire.messages import sasl_handshake as sh
 from kbroker.security.credentials import FileCredentialStore
+from kbroker.security.quota_store import FileQuotaStore
 from kbroker.wire.messages import offset_for_leader_epoch as ofle
 from kbroker.wire.schema import Array, fields_of
 from tests.broker.test_dispatch_fuzz import GOLDEN, FakeConnection, fuzz_broker  # noqa: F401 (a fixture)
@@ -88,6 +91,10 @@ HAND_MADE = {
     da.DELETE_ACLS.key: da.DeleteAclsRequest(filters=[da.DeleteAclsFilter(
         resource_type_filter=2, resource_name_filter=TOPIC, principal_filter=None, host_filter=None, operation=1,
         permission_type=1)]),
+    dcq.DESCRIBE_CLIENT_QUOTAS.key: dcq.DescribeClientQuotasRequest(components=[], strict=False),
+    acq.ALTER_CLIENT_QUOTAS.key: acq.AlterClientQuotasRequest(entries=[acq.EntryData(
+        entity=[acq.EntityData(entity_type="user", entity_name="alice")],
+        ops=[acq.OpData(key="producer_byte_rate", value=1024.0, remove=False)])], validate_only=False),
 }
 # Asked of a broker without authorizer.class.name, no collaborator is called: SECURITY_DISABLED.
 ACL_APIS = {dacl.DESCRIBE_ACLS.key, ca.CREATE_ACLS.key, da.DELETE_ACLS.key}
@@ -118,7 +125,7 @@ def failing_collaborators(monkeypatch: pytest.MonkeyPatch, error: Callable[[], E
     def fail(*args: Any, **kwargs: Any) -> Any:
         raise error()
 
-    for cls in (LogManager, GroupCoordinator, ProducerIdAllocator, FileCredentialStore):
+    for cls in (LogManager, GroupCoordinator, ProducerIdAllocator, FileCredentialStore, FileQuotaStore):
         for name, member in vars(cls).items():
             if callable(member) and not name.startswith("_"):
                 monkeypatch.setattr(cls, name, fail)
@@ -175,6 +182,9 @@ def test_a_failing_collaborator_is_answered_with_the_error(fuzz_broker, monkeypa
     assert connection.closed is None
     codes = list(error_codes(decoded(api_key, version, outcome), version))
     if api_key == lpr.LIST_PARTITION_REASSIGNMENTS.key:  # a single node asks no collaborator: nothing is ever moving
+        assert codes == [ErrorCode.NONE]
+        return
+    if api_key == dcq.DESCRIBE_CLIENT_QUOTAS.key:  # quotas in force are in memory: no collaborator is asked
         assert codes == [ErrorCode.NONE]
         return
     if api_key in SASL_EXCHANGE:

@@ -21,6 +21,7 @@ from typing import Any, Awaitable
 
 from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
+from kbroker.broker.throttling import charge, refund
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.security.acls import Operation
 from kbroker.wire.messages.fetch import FetchableTopicResponse, FetchRequest, FetchResponse, PartitionData
@@ -38,10 +39,10 @@ def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse | 
         return FetchResponse(error_code=session_error, session_id=0)
     responses, total, had_error = _read(ctx, request)
     if total >= request.min_bytes or had_error or request.max_wait_ms <= 0:
-        return FetchResponse(responses=responses)
+        return _answer(ctx, request, responses, total)
     watched = _watched_partitions(ctx, request)
     if not watched:
-        return FetchResponse(responses=responses)
+        return _answer(ctx, request, responses, total)
     return _long_poll(ctx, request, watched)
 
 
@@ -65,7 +66,21 @@ async def _long_poll(ctx: RequestContext, request: FetchRequest, watched: list[t
             purgatory.unwatch(woken, watched)
         responses, total, had_error = _read(ctx, request)
         if total >= request.min_bytes or had_error or timed_out:
-            return FetchResponse(responses=responses)
+            return _answer(ctx, request, responses, total)
+
+
+def _answer(ctx: RequestContext, request: FetchRequest, responses: list[FetchableTopicResponse],
+            total: int) -> FetchResponse:
+    """The answer, unless it takes a consumer over its consumer_byte_rate: then, as Kafka does, an
+    empty answer with the throttle time (and the bytes not counted, as they are not sent)."""
+    quota = ctx.broker.fetch_quota
+    replica = request.replica_id if ctx.version <= 14 else request.replica_state.replica_id
+    if quota.enforced and replica < 0 and total:
+        throttle = charge(ctx, quota, total)
+        if throttle:
+            refund(ctx, quota, total)
+            return FetchResponse(throttle_time_ms=throttle, responses=[])
+    return FetchResponse(responses=responses)
 
 
 def _time_out(waiter: asyncio.Future[bool | None]) -> None:

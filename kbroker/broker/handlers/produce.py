@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 from kbroker.broker import authorization
 from kbroker.broker.dispatch import NO_RESPONSE, RequestContext
+from kbroker.broker.throttling import charge
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.partition_log import PartitionLog
 from kbroker.log.topics import INTERNAL_TOPICS
@@ -65,6 +66,9 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest) -> Any:
         return ProduceResponse(responses=[TopicProduceResponse(name=topic.name, partition_responses=[
             _error(data.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for data in topic.partition_data])
             for topic in request.topic_data])
+    throttle = charge(ctx, broker.produce_quota, sum(len(data.records) for topic in request.topic_data
+                                                     for data in topic.partition_data if data.records is not None)
+                      ) if broker.produce_quota.enforced else 0
     written: dict[int, _Written] = {}
     topics = []
     failed = False
@@ -98,7 +102,7 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest) -> Any:
         if pending:
             asyncio.ensure_future(_flush_all(ctx, pending))
         return NO_RESPONSE
-    response = ProduceResponse(responses=topics)
+    response = ProduceResponse(responses=topics, throttle_time_ms=throttle)
     replicated = [] if acks != -1 or broker.cluster is None else [
         entry for entry in written.values()
         if broker.cluster.replicas_of(entry.partition_log.topic, entry.partition_log.partition) is not None]

@@ -1,4 +1,5 @@
 """Every API kbroker can decode, by key. Each module declares one API family as data."""
+from kbroker.wire.messages.alter_client_quotas import ALTER_CLIENT_QUOTAS
 from kbroker.wire.messages.alter_configs import ALTER_CONFIGS
 from kbroker.wire.messages.alter_partition_reassignments import ALTER_PARTITION_REASSIGNMENTS
 from kbroker.wire.messages.alter_user_scram_credentials import ALTER_USER_SCRAM_CREDENTIALS
@@ -13,6 +14,7 @@ from kbroker.wire.messages.delete_groups import DELETE_GROUPS
 from kbroker.wire.messages.delete_records import DELETE_RECORDS
 from kbroker.wire.messages.delete_topics import DELETE_TOPICS
 from kbroker.wire.messages.describe_acls import DESCRIBE_ACLS
+from kbroker.wire.messages.describe_client_quotas import DESCRIBE_CLIENT_QUOTAS
 from kbroker.wire.messages.describe_cluster import DESCRIBE_CLUSTER
 from kbroker.wire.messages.describe_configs import DESCRIBE_CONFIGS
 from kbroker.wire.messages.describe_groups import DESCRIBE_GROUPS
@@ -64,6 +66,8 @@ APIS: dict[int, Api] = {a.key: a for a in (
     DESCRIBE_ACLS,
     CREATE_ACLS,
     DELETE_ACLS,
+    DESCRIBE_CLIENT_QUOTAS,
+    ALTER_CLIENT_QUOTAS,
     ALTER_CONFIGS,
     DESCRIBE_LOG_DIRS,
     CREATE_PARTITIONS,
