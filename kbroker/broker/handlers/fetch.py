@@ -72,7 +72,9 @@ async def _long_poll(ctx: RequestContext, request: FetchRequest, watched: list[t
 def _answer(ctx: RequestContext, request: FetchRequest, responses: list[FetchableTopicResponse],
             total: int) -> FetchResponse:
     """The answer, unless it takes a consumer over its consumer_byte_rate: then, as Kafka does, an
-    empty answer with the throttle time (and the bytes not counted, as they are not sent)."""
+    empty answer with the throttle time (and the bytes not counted, as they are not sent). As in
+    Kafka, an answer larger than the quota allows over its whole span is never sent: consumers
+    with a small quota need fetch.max.bytes below it."""
     quota = ctx.broker.fetch_quota
     replica = request.replica_id if ctx.version <= 14 else request.replica_state.replica_id
     if quota.enforced and replica < 0 and total:
