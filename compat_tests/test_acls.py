@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicCollection
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -129,6 +129,14 @@ def test_acls_decide_what_each_principal_may_do(broker):
         finally:
             await consumer.stop()
     assert asyncio.run(aiokafka_read()) == 6
+
+    # authorized_operations: what alice may do with the topic, what the super user may do with the cluster.
+    alice = AdminClient({"bootstrap.servers": broker.bootstrap, **login("alice")})
+    [described] = alice.describe_topics(TopicCollection([topic]), include_authorized_operations=True).values()
+    assert set(described.result(30).authorized_operations) == {AclOperation.READ, AclOperation.WRITE,
+                                                               AclOperation.DESCRIBE}
+    cluster = admin.describe_cluster(include_authorized_operations=True).result(30)
+    assert len(cluster.authorized_operations) == 7  # every operation a cluster supports
 
     # A group outside alice's prefix; bob may describe but not write; carol may do nothing.
     assert consume(broker, "alice", topic, "other-group", 1)[1] == [KafkaError.GROUP_AUTHORIZATION_FAILED]

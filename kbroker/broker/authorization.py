@@ -33,6 +33,26 @@ def on_cluster(ctx: RequestContext, operation: Operation) -> bool:
     return allowed(ctx, operation, ResourceType.CLUSTER, CLUSTER_NAME)
 
 
+# The operations each resource type supports (Kafka's AclEntry.supportedOperations).
+SUPPORTED_OPERATIONS = {
+    ResourceType.TOPIC: (Operation.READ, Operation.WRITE, Operation.CREATE, Operation.DELETE, Operation.ALTER,
+                         Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS, Operation.ALTER_CONFIGS),
+    ResourceType.GROUP: (Operation.READ, Operation.DELETE, Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS,
+                         Operation.ALTER_CONFIGS),
+    ResourceType.CLUSTER: (Operation.CREATE, Operation.CLUSTER_ACTION, Operation.DESCRIBE_CONFIGS,
+                           Operation.ALTER_CONFIGS, Operation.IDEMPOTENT_WRITE, Operation.ALTER, Operation.DESCRIBE),
+}
+NOT_REQUESTED = -(2**31)  # authorized_operations when the request did not ask for them
+
+
+def authorized_operations(ctx: RequestContext, resource_type: ResourceType, name: str, requested: bool = True) -> int:
+    """The `authorized_operations` bit field: each supported operation the principal may do (all of
+    them without an authorizer, as Kafka reports)."""
+    if not requested:
+        return NOT_REQUESTED
+    return sum(1 << op for op in SUPPORTED_OPERATIONS[resource_type] if allowed(ctx, op, resource_type, name))
+
+
 def may_write_idempotently(ctx: RequestContext) -> bool:
     """IDEMPOTENT_WRITE on the cluster, or WRITE on any topic (KIP-679)."""
     authorizer = ctx.broker.authorizer

@@ -12,7 +12,7 @@ from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.coordinator.records import OFFSETS_TOPIC
 from kbroker.errors import ErrorCode, KafkaError
-from kbroker.security.acls import Operation
+from kbroker.security.acls import CLUSTER_NAME, Operation, ResourceType
 from kbroker.wire.messages.describe_cluster import DescribeClusterBroker, DescribeClusterRequest, DescribeClusterResponse
 from kbroker.wire.messages.find_coordinator import Coordinator, FindCoordinatorRequest, FindCoordinatorResponse
 
@@ -27,15 +27,18 @@ def handle_describe_cluster(ctx: RequestContext, request: DescribeClusterRequest
     if request.endpoint_type != 1:  # 2 = controllers: a client talking to a broker gets an error
         return DescribeClusterResponse(error_code=ErrorCode.MISMATCHED_ENDPOINT_TYPE,
                                        error_message="this is a broker endpoint", endpoint_type=request.endpoint_type)
+    operations = authorization.authorized_operations(ctx, ResourceType.CLUSTER, CLUSTER_NAME,
+                                                     request.include_cluster_authorized_operations)
     if broker.cluster is not None:
         image = broker.cluster.image
         return DescribeClusterResponse(
             error_code=0, cluster_id=broker.cluster_id, controller_id=image.controller_id,
+            cluster_authorized_operations=operations,
             brokers=[DescribeClusterBroker(broker_id=b.broker_id, host=endpoint[0], port=endpoint[1], rack=b.rack)
                      for b in sorted(image.brokers.values(), key=lambda b: b.broker_id)
                      if (endpoint := b.endpoint(ctx.connection.listener_name)) is not None])
     return DescribeClusterResponse(
-        error_code=0, cluster_id=broker.cluster_id, controller_id=broker.node_id,
+        error_code=0, cluster_id=broker.cluster_id, controller_id=broker.node_id, cluster_authorized_operations=operations,
         brokers=[DescribeClusterBroker(broker_id=broker.node_id, host=advertised.host, port=advertised.port)])
 
 

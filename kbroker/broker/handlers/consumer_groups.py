@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
-from kbroker.broker.handlers.groups import GROUP_OPERATIONS, OPERATIONS_NOT_REQUESTED, client_host
+from kbroker.broker.authorization import authorized_operations
+from kbroker.broker.handlers.groups import client_host
 from kbroker.coordinator.consumer import ConsumerGroup
 from kbroker.coordinator.consumer import HeartbeatRequest as GroupHeartbeat
 from kbroker.wire.messages.consumer_group_describe import (
@@ -30,7 +31,7 @@ from kbroker.wire.messages.consumer_group_heartbeat import (
     TopicPartitions,
 )
 from kbroker.errors import ErrorCode
-from kbroker.security.acls import Operation
+from kbroker.security.acls import Operation, ResourceType
 
 
 async def handle_consumer_group_heartbeat(ctx: RequestContext,
@@ -59,7 +60,6 @@ def handle_consumer_group_describe(ctx: RequestContext,
                                    request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse:
     coordinator = ctx.broker.groups
     names = {t.topic_id: t.name for t in ctx.broker.logs.topics()}
-    operations = GROUP_OPERATIONS if request.include_authorized_operations else OPERATIONS_NOT_REQUESTED
 
     def described_assignment(assignment: dict) -> DescribedAssignment:
         return DescribedAssignment(topic_partitions=[
@@ -68,6 +68,7 @@ def handle_consumer_group_describe(ctx: RequestContext,
 
     groups = []
     for group_id in request.group_ids:
+        operations = authorized_operations(ctx, ResourceType.GROUP, group_id, request.include_authorized_operations)
         error = (coordinator.group_error(group_id) if authorization.on_group(ctx, Operation.DESCRIBE, group_id)
                  else ErrorCode.GROUP_AUTHORIZATION_FAILED)
         group = coordinator.groups.get(group_id)

@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from kbroker.broker import authorization
+from kbroker.broker.authorization import authorized_operations
 from kbroker.broker.dispatch import RequestContext
 from kbroker.coordinator.classic import ClassicGroup, Protocol
 from kbroker.coordinator.group_coordinator import OffsetToCommit
 from kbroker.errors import ErrorCode
-from kbroker.security.acls import Operation
+from kbroker.security.acls import Operation, ResourceType
 from kbroker.wire.messages.delete_groups import DeletableGroupResult, DeleteGroupsRequest, DeleteGroupsResponse
 from kbroker.wire.messages.describe_groups import (
     DescribedGroup,
@@ -49,10 +50,6 @@ from kbroker.wire.messages.offset_fetch import (
 )
 from kbroker.wire.messages.sync_group import SyncGroupRequest, SyncGroupResponse
 
-# The operations a group supports (READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS) as
-# Kafka reports them without an authorizer; INT32_MIN when they were not asked for.
-GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
-OPERATIONS_NOT_REQUESTED = -(2**31)
 NO_OFFSET = -1
 GROUP_DENIED = ErrorCode.GROUP_AUTHORIZATION_FAILED
 TOPIC_DENIED = ErrorCode.TOPIC_AUTHORIZATION_FAILED
@@ -231,9 +228,9 @@ async def handle_offset_delete(ctx: RequestContext, request: OffsetDeleteRequest
 
 def handle_describe_groups(ctx: RequestContext, request: DescribeGroupsRequest) -> DescribeGroupsResponse:
     coordinator = ctx.broker.groups
-    operations = GROUP_OPERATIONS if request.include_authorized_operations else OPERATIONS_NOT_REQUESTED
     described = []
     for group_id in request.groups:
+        operations = authorized_operations(ctx, ResourceType.GROUP, group_id, request.include_authorized_operations)
         error = (coordinator.group_error(group_id) if authorization.on_group(ctx, Operation.DESCRIBE, group_id)
                  else GROUP_DENIED)
         group = coordinator.groups.get(group_id)

@@ -8,12 +8,14 @@ for a partition whose leader is gone, and for a topic still being auto-created).
 """
 from __future__ import annotations
 
+import dataclasses
+
 from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.cluster.image import NO_LEADER
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.topics import INTERNAL_TOPICS, validate_topic_name
-from kbroker.security.acls import Operation
+from kbroker.security.acls import CLUSTER_NAME, Operation, ResourceType
 from kbroker.wire.messages.metadata import (
     MetadataRequest,
     MetadataResponse,
@@ -44,7 +46,13 @@ def handle_metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataRe
         advertised = broker.config.advertised_for(ctx.connection.listener_name)
         brokers = [MetadataResponseBroker(node_id=broker.node_id, host=advertised.host, port=advertised.port)]
         controller = broker.node_id
-    return MetadataResponse(brokers=brokers, cluster_id=broker.cluster_id, controller_id=controller, topics=topics)
+    if version >= 8 and request.include_topic_authorized_operations:
+        topics = [dataclasses.replace(t, topic_authorized_operations=authorization.authorized_operations(
+            ctx, ResourceType.TOPIC, t.name)) if t.error_code == 0 and t.name else t for t in topics]
+    cluster_operations = authorization.authorized_operations(
+        ctx, ResourceType.CLUSTER, CLUSTER_NAME, 8 <= version <= 10 and request.include_cluster_authorized_operations)
+    return MetadataResponse(brokers=brokers, cluster_id=broker.cluster_id, controller_id=controller, topics=topics,
+                            cluster_authorized_operations=cluster_operations)
 
 
 def _lookup(ctx: RequestContext, name: str | None, topic_id, allow_auto_create: bool) -> MetadataResponseTopic:
