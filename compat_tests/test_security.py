@@ -11,6 +11,8 @@ Certificates are made at test time (tests/certificates.py). SCRAM user `sam` is 
 """
 from __future__ import annotations
 
+import json
+import re
 import struct
 import subprocess
 import sys
@@ -291,10 +293,12 @@ def test_sasl_authenticate_v2_failure_is_answered_then_closed(secure):
 
 def test_a_cluster_answers_each_client_with_its_own_listener_of_every_broker(zookeeper, tmp_path):
     """Each broker registers all its listeners in ZooKeeper (Kafka's `endpoints`); replication runs
-    over PLAINTEXT (inter.broker.listener.name's default) while clients log in on SASL_PLAINTEXT."""
-    from confluent_kafka.admin import AdminClient
+    over PLAINTEXT (inter.broker.listener.name's default) while clients log in on SASL_PLAINTEXT.
+    A SCRAM user added through one broker lands in ZooKeeper's /config/users and logs in on the other."""
+    from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
     cluster = ClusterProcesses(zookeeper, tmp_path / "cluster", 2, {
-        "sasl.enabled.mechanisms": "PLAIN", "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS})
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS})
     ports = {}
     for node, broker in cluster.brokers.items():
         ports[node] = {"PLAINTEXT": broker.port, "SASL_PLAINTEXT": free_port()}
@@ -308,8 +312,37 @@ def test_a_cluster_answers_each_client_with_its_own_listener_of_every_broker(zoo
                 brokers = AdminClient({"bootstrap.servers": f"127.0.0.1:{ports[via][listener]}", **settings}
                                       ).list_topics(timeout=20).brokers
                 assert {b.id: b.port for b in brokers.values()} == {n: ports[n][listener] for n in ports}, listener
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{ports[1]['PLAINTEXT']}"})
+        for future in admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
+                "carol", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"carol-secret")]).values():
+            future.result(timeout=20)
+        document = json.loads(zookeeper_get(zookeeper, cluster.chroot + "/config/users/carol"))
+        assert document["version"] == 1 and list(document["config"]) == ["SCRAM-SHA-256"]
+        assert re.fullmatch(r"salt=\S+,stored_key=\S+,server_key=\S+,iterations=4096", document["config"]["SCRAM-SHA-256"])
+        assert "carol-secret" not in json.dumps(document)
+        carol = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": "carol",
+                 "sasl.password": "carol-secret", "bootstrap.servers": f"127.0.0.1:{ports[2]['SASL_PLAINTEXT']}"}
+        deadline = time.monotonic() + 20
+        while True:  # broker 2 learns of carol through its ZooKeeper watch
+            errors: list = []
+            try:
+                AdminClient({**carol, "error_cb": errors.append}).list_topics(timeout=2)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, errors
     finally:
         cluster.stop()
+
+
+def zookeeper_get(zookeeper, path: str) -> bytes:
+    from kazoo.client import KazooClient
+    client = KazooClient(hosts=zookeeper.connect)
+    client.start(timeout=10)
+    try:
+        return client.get(path)[0]
+    finally:
+        client.stop()
+        client.close()
 
 
 REAUTH_MS = 1500

@@ -16,7 +16,8 @@ from kbroker.coordinator.group_coordinator import GroupCoordinator
 from kbroker.coordinator.records import OFFSETS_TOPIC
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.topics import INTERNAL_TOPICS
-from kbroker.security.credentials import FileCredentialStore
+from kbroker.cluster.credentials import ClusterCredentialStore
+from kbroker.security.credentials import CredentialStore, FileCredentialStore
 
 if TYPE_CHECKING:
     from kbroker.cluster.metastore import MetaStore
@@ -39,10 +40,12 @@ class Broker:
         self.producer_ids = ProducerIdAllocator(config.data_dir)
         self.groups = GroupCoordinator(config, logs, self.make_durable, now_ms=self.now_ms)
         self.dispatcher = Dispatcher(self, ROUTES)
-        self.credentials = FileCredentialStore(config.data_dir)  # SCRAM users
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
         self.cluster = None if store is None else ClusterMember(
             store, config, logs, self.groups, self._leadership_lost, self.topic_deleted, self._replicas_moved)
+        # SCRAM users: in the data dir on a single node, in ZooKeeper in a cluster.
+        self.credentials: CredentialStore = (FileCredentialStore(config.data_dir) if store is None
+                                             else ClusterCredentialStore(store))
 
     @property
     def cluster_id(self) -> str:

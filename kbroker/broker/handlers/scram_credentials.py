@@ -50,8 +50,8 @@ def handle_describe_user_scram_credentials(ctx: RequestContext, request: Describ
     return DescribeUserScramCredentialsResponse(error_code=0, results=results)
 
 
-def handle_alter_user_scram_credentials(ctx: RequestContext, request: AlterUserScramCredentialsRequest
-                                        ) -> AlterUserScramCredentialsResponse:
+async def handle_alter_user_scram_credentials(ctx: RequestContext, request: AlterUserScramCredentialsRequest
+                                              ) -> AlterUserScramCredentialsResponse:
     store = ctx.broker.credentials
     users = Counter(item.name for item in (*request.deletions, *request.upsertions))
     errors: dict[str, tuple[ErrorCode, str]] = {}
@@ -66,7 +66,7 @@ def handle_alter_user_scram_credentials(ctx: RequestContext, request: AlterUserS
             continue
         if mechanism is None:
             errors[deletion.name] = (ErrorCode.UNSUPPORTED_SASL_MECHANISM, "Unknown SCRAM mechanism")
-        elif not store.delete(deletion.name, mechanism):
+        elif not await store.alter(deletion.name, mechanism, None):
             errors[deletion.name] = (ErrorCode.RESOURCE_NOT_FOUND,
                                      "Attempt to delete a user credential that does not exist")
     for upsertion in request.upsertions:
@@ -80,7 +80,7 @@ def handle_alter_user_scram_credentials(ctx: RequestContext, request: AlterUserS
         if problem is not None:
             errors[upsertion.name] = problem
         elif upsertion.name not in errors:
-            store.upsert(upsertion.name, mechanism, credential_from_salted(  # type: ignore[arg-type]
+            await store.alter(upsertion.name, mechanism, credential_from_salted(  # type: ignore[arg-type]
                 mechanism, bytes(upsertion.salted_password), bytes(upsertion.salt), upsertion.iterations))
     return AlterUserScramCredentialsResponse(results=[
         AlterUserScramCredentialsResult(user=name, error_code=errors.get(name, (0, None))[0],
