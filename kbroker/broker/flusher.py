@@ -21,7 +21,7 @@ import errno
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from kbroker.config import Config
@@ -38,6 +38,7 @@ class Flusher:
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kbroker-fsync")
         self._in_flight: dict[int, asyncio.Future[None]] = {}
         self._last_flush_ms: dict[int, float] = {}
+        self.on_fsync: Callable[[float], None] | None = None  # seconds each fsync took (the metrics)
 
     def needs_flush(self, partition_log: PartitionLog) -> bool:
         interval = partition_log.config.flush_interval_messages
@@ -62,7 +63,7 @@ class Flusher:
             # A finished flush may still be registered (its done-callback has not run yet);
             # awaiting it again would not yield to the loop, so start the next one instead.
             if running is None or running.done():
-                running = asyncio.get_running_loop().run_in_executor(self._executor, partition_log.flush)
+                running = asyncio.get_running_loop().run_in_executor(self._executor, self._flush, partition_log)
                 self._in_flight[key] = running
                 running.add_done_callback(lambda done, key=key: self._forget(key, done))
             try:
@@ -71,6 +72,12 @@ class Flusher:
                 partition_log.recover_from_failed_sync()
                 raise
         self._last_flush_ms[key] = time.monotonic() * 1000
+
+    def _flush(self, partition_log: PartitionLog) -> None:  # in the worker thread
+        started = time.perf_counter()
+        partition_log.flush()
+        if self.on_fsync is not None:
+            self.on_fsync(time.perf_counter() - started)
 
     def _forget(self, key: int, done: asyncio.Future[None]) -> None:
         if self._in_flight.get(key) is done:
