@@ -54,7 +54,7 @@ def value(samples: dict, name: str, **labels: str) -> float | None:
 
 
 def test_metrics_agree_with_what_the_clients_did(broker_factory, topic_name):
-    broker = broker_factory(METRICS_ON)
+    broker = broker_factory({**METRICS_ON, "log.flush.interval.messages": "1"})  # every produce fsyncs
     values = [b"v%05d" % i * 10 for i in range(2000)]
     producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
     for v in values:
@@ -91,6 +91,7 @@ def test_metrics_agree_with_what_the_clients_did(broker_factory, topic_name):
     # librdkafka's first JoinGroup is answered MEMBER_ID_REQUIRED (KIP-394): an error code in an answer.
     assert value(samples, "kafka_network_requestmetrics_errors_total", request="JoinGroup",
                  error="MEMBER_ID_REQUIRED") >= 1
+    assert value(samples, "kafka_log_logflushstats_logflushrateandtimems_count") >= produces
     assert value(samples, "kafka_server_socketservermetrics_connection_count", listener="PLAINTEXT") >= 0
 
 

@@ -36,9 +36,9 @@ class Flusher:
         self._config = config
         self._logs = logs
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kbroker-fsync")
-        self._in_flight: dict[int, asyncio.Future[None]] = {}
+        self._in_flight: dict[int, asyncio.Future[float]] = {}
         self._last_flush_ms: dict[int, float] = {}
-        self.on_fsync: Callable[[float], None] | None = None  # seconds each fsync took (the metrics)
+        self.on_fsync: Callable[[float], None] | None = None  # seconds each fsync took (the metrics), on the loop
 
     def needs_flush(self, partition_log: PartitionLog) -> bool:
         interval = partition_log.config.flush_interval_messages
@@ -73,15 +73,18 @@ class Flusher:
                 raise
         self._last_flush_ms[key] = time.monotonic() * 1000
 
-    def _flush(self, partition_log: PartitionLog) -> None:  # in the worker thread
+    @staticmethod
+    def _flush(partition_log: PartitionLog) -> float:
+        """In the worker thread: fsync; the seconds it took."""
         started = time.perf_counter()
         partition_log.flush()
-        if self.on_fsync is not None:
-            self.on_fsync(time.perf_counter() - started)
+        return time.perf_counter() - started
 
-    def _forget(self, key: int, done: asyncio.Future[None]) -> None:
+    def _forget(self, key: int, done: asyncio.Future[float]) -> None:
         if self._in_flight.get(key) is done:
             del self._in_flight[key]
+        if self.on_fsync is not None and not done.cancelled() and done.exception() is None:
+            self.on_fsync(done.result())
 
     async def flush_due(self, now_ms: float) -> None:
         """Flush the partitions whose `flush.ms` has passed since their last flush."""
