@@ -1,17 +1,24 @@
-"""The HTTP endpoint on `metrics.listener`: /metrics (Prometheus), /healthz and /readyz.
+"""The HTTP endpoint on `metrics.listener`: /metrics (Prometheus), /healthz, /readyz and the console.
 
 A few GET paths on the broker's own event loop, so a scrape reads the broker's state
-without locks (the collectors in metrics.py run between requests, never during one).
+without locks (the collectors in metrics.py run between requests, never during one). The
+console (`/`, read-only) is one page (console_page.py) over two JSON paths (console.py):
+/api/overview and /api/records?topic=&partition=&limit=.
 HTTP/1.0-style: one request per connection, answered and closed; anything else gets
 404 / 405 / 400. It binds 127.0.0.1 unless told otherwise, like the Kafka listener.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
+
+from kbroker.broker.console import latest_records, overview
+from kbroker.broker.console_page import PAGE
 
 if TYPE_CHECKING:
     from kbroker.broker.broker import Broker
@@ -65,6 +72,13 @@ class MetricsServer:
         method, target = parts[0], parts[1].split(b"?", 1)[0]
         if method != b"GET":
             return 405, "text/plain", b"only GET\n"
+        path = target.decode("latin-1")
+        if path == "/":
+            return 200, "text/html; charset=utf-8", PAGE.encode()
+        if path == "/api/overview":
+            return 200, "application/json", json.dumps(overview(self._broker, self._metrics)).encode()
+        if path == "/api/records":
+            return self._records(parts[1].decode("latin-1"))
         if target == b"/metrics":
             return 200, CONTENT_TYPE_LATEST, self._metrics.exposition()
         if target == b"/healthz":
@@ -74,4 +88,17 @@ class MetricsServer:
             if problems:
                 return 503, "text/plain", "".join(f"{p}\n" for p in problems).encode()
             return 200, "text/plain", b"ready\n"
-        return 404, "text/plain", b"not found: /metrics, /healthz, /readyz\n"
+        return 404, "text/plain", b"not found: /, /metrics, /healthz, /readyz\n"
+
+    def _records(self, target: str) -> tuple[int, str, bytes]:
+        query = parse_qs(urlsplit(target).query)
+        try:
+            topic = query["topic"][0]
+            partition = int(query.get("partition", ["0"])[0])
+            limit = int(query.get("limit", ["20"])[0])
+            found = latest_records(self._broker, topic, partition, limit)
+        except (KeyError, ValueError):
+            return 400, "application/json", b'{"error": "expected topic=NAME&partition=N&limit=N"}'
+        except LookupError as exc:
+            return 404, "application/json", json.dumps({"error": str(exc)}).encode()
+        return 200, "application/json", json.dumps(found).encode()
