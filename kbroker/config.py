@@ -96,6 +96,17 @@ def parse_security_protocol(text: str) -> str:
     return text.strip().upper()
 
 
+def parse_metrics_listener(text: str) -> Listener | None:
+    """`metrics.listener`: `http://host:port` (a path after it is ignored: /metrics is served), or empty: off."""
+    text = text.strip()
+    if not text:
+        return None
+    match = re.fullmatch(r"(?:http://)?(\[[^\]]*\]|[^:/]*):(\d+)(?:/.*)?", text)
+    if not match or not 0 <= int(match.group(2)) <= 65535:
+        raise ValueError(f"expected http://host:port, got {text!r}")
+    return Listener(match.group(1).strip("[]"), int(match.group(2)))
+
+
 # KIP-848 server-side assignors: Kafka names them by class; the short names work too.
 CONSUMER_ASSIGNORS = {"uniform": "uniform", "range": "range",
                       "org.apache.kafka.coordinator.group.assignor.UniformAssignor": "uniform",
@@ -159,6 +170,7 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("security.inter.broker.protocol", parse_security_protocol, None),
     _key("connections.max.reauth.ms", parse_int, "0", 0),
     _key("connection.failed.authentication.delay.ms", parse_int, "100", 0),
+    _key("metrics.listener", parse_metrics_listener, ""),
     _key("num.partitions", parse_int, "1", 1),
     _key("default.replication.factor", parse_int, "1", 1),
     _key("auto.create.topics.enable", parse_bool, "true"),
@@ -253,6 +265,7 @@ class Config:
     security_inter_broker_protocol: str | None
     connections_max_reauth_ms: int  # KIP-368; 0: sessions do not expire
     connection_failed_authentication_delay_ms: int  # the close after a refused login waits this long
+    metrics_listener: Listener | None
     num_partitions: int
     default_replication_factor: int
     auto_create_topics_enable: bool

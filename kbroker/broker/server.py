@@ -36,6 +36,7 @@ from kbroker.log.log_manager import LogManager
 from kbroker.security.tls import server_context
 
 if TYPE_CHECKING:
+    from kbroker.broker.metrics_http import MetricsServer
     from kbroker.cluster.metastore import MetaStore
 
 log = logging.getLogger("kbroker.server")
@@ -241,6 +242,22 @@ def _tls_contexts(config: Config) -> dict[str, ssl.SSLContext]:
     return contexts
 
 
+async def _start_metrics(broker: Broker, acceptor: Acceptor) -> MetricsServer:
+    from kbroker.broker.metrics import BrokerMetrics  # prometheus_client: only when metrics are on
+    from kbroker.broker.metrics_http import MetricsServer
+
+    listener = broker.config.metrics_listener
+    metrics = BrokerMetrics(broker, acceptor.connections)
+    server = MetricsServer(broker, metrics)
+    try:
+        port = await server.start(listener.host, listener.port)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on metrics.listener {listener}: {exc.strerror or exc}") from exc
+    broker.attach_metrics(metrics)
+    log.info("metrics on http://%s:%d/metrics (also /healthz, /readyz)", listener.host, port)
+    return server
+
+
 async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     tls_contexts = _tls_contexts(config)
@@ -277,6 +294,14 @@ async def serve(config: Config) -> None:
     if listeners != list(config.listeners):
         broker.config = config = dataclasses.replace(config, listeners=tuple(listeners),
                                                      advertised_listeners=tuple(advertised) or None)
+    try:
+        metrics_server = await _start_metrics(broker, acceptor) if config.metrics_listener else None
+    except ListenError:
+        acceptor.close()
+        logs.shutdown()
+        if store is not None:
+            await store.close()
+        raise
     # Everything loaded so far (segments, indexes, topic state: a lot with many partitions)
     # lives as long as the broker: keep it out of the collector's full passes, which would
     # otherwise walk it all and stall the loop for every client.
@@ -303,6 +328,8 @@ async def serve(config: Config) -> None:
         log.info("shutting down")
         background.cancel()
         loading.cancel()
+        if metrics_server is not None:
+            metrics_server.close()
         await broker.groups.close()  # held JoinGroup/SyncGroup get NOT_COORDINATOR
         if broker.cluster is not None:  # leave the cluster first: the controller moves on at once
             await broker.cluster.close()
