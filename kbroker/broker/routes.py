@@ -34,14 +34,14 @@ from kbroker.broker.handlers.list_offsets import handle_list_offsets
 from kbroker.broker.handlers.log_dirs import handle_describe_log_dirs
 from kbroker.broker.handlers.metadata import handle_metadata
 from kbroker.broker.handlers.produce import handle_produce
+from kbroker.broker.handlers.reassignments import (
+    handle_alter_partition_reassignments,
+    handle_list_partition_reassignments,
+)
 from kbroker.broker.handlers.sasl import handle_sasl_authenticate, handle_sasl_handshake
 from kbroker.broker.handlers.scram_credentials import (
     handle_alter_user_scram_credentials,
     handle_describe_user_scram_credentials,
-)
-from kbroker.broker.handlers.reassignments import (
-    handle_alter_partition_reassignments,
-    handle_list_partition_reassignments,
 )
 from kbroker.broker.handlers.topics import (
     handle_create_partitions,

@@ -25,25 +25,25 @@ from kbroker.broker.routes import ROUTES
 from kbroker.coordinator.group_coordinator import GroupCoordinator
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.log_manager import LogManager
+from kbroker.security.credentials import FileCredentialStore
 from kbroker.wire import frames
 from kbroker.wire.messages import APIS
 from kbroker.wire.messages import alter_configs as ac
 from kbroker.wire.messages import alter_partition_reassignments as apr
+from kbroker.wire.messages import alter_user_scram_credentials as ausc
 from kbroker.wire.messages import consumer_group_heartbeat as cgh
 from kbroker.wire.messages import create_partitions as cp
 from kbroker.wire.messages import delete_groups as dg
 from kbroker.wire.messages import delete_records as dr
 from kbroker.wire.messages import describe_log_dirs as dld
+from kbroker.wire.messages import describe_user_scram_credentials as dusc
 from kbroker.wire.messages import elect_leaders as el
 from kbroker.wire.messages import incremental_alter_configs as iac
 from kbroker.wire.messages import list_partition_reassignments as lpr
 from kbroker.wire.messages import offset_delete as od
-from kbroker.wire.messages import alter_user_scram_credentials as ausc
-from kbroker.wire.messages import describe_user_scram_credentials as dusc
+from kbroker.wire.messages import offset_for_leader_epoch as ofle
 from kbroker.wire.messages import sasl_authenticate as sa
 from kbroker.wire.messages import sasl_handshake as sh
-from kbroker.security.credentials import FileCredentialStore
-from kbroker.wire.messages import offset_for_leader_epoch as ofle
 from kbroker.wire.schema import Array, fields_of
 from tests.broker.test_dispatch_fuzz import GOLDEN, FakeConnection, fuzz_broker  # noqa: F401 (a fixture)
 
