@@ -18,7 +18,8 @@ import socket
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,7 @@ module(load="omkafka")
 template(name="raw" type="string" string="%rawmsg%")
 input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="to-kafka")
 ruleset(name="to-kafka") {{
-  action(type="omkafka" broker=["{bootstrap}"] topic="{topic}" template="raw")
+  action(type="omkafka" broker=["{bootstrap}"] topic="{topic}" template="raw"{options})
 }}
 """
 
@@ -92,35 +93,23 @@ def _wait_for_port(port: int, process: subprocess.Popen, log_path: Path, timeout
     raise AssertionError(f"the shipper did not listen on 127.0.0.1:{port} within {timeout}s")
 
 
-@pytest.mark.timeout(180)
-@pytest.mark.parametrize("shipper", SHIPPERS, ids=lambda s: s.name)
-def test_a_log_shipper_delivers_every_line(shipper: Shipper, broker, topic_name, tmp_path):
+@contextmanager
+def shipping(shipper: Shipper, tmp_path: Path, bootstrap: str, topic: str, options: str = "") -> Iterator[int]:
+    """Run `shipper` towards `bootstrap` (rsyslog: `options` added to its omkafka action, e.g.
+    confParam); yields the port of its TCP syslog input, stops it afterwards."""
     missing = shipper.missing()
     assert missing is None, missing
-    consumer = BY_NAME["confluent-kafka"]
-    create_topic(consumer, broker.bootstrap, topic_name, partitions=1)
     port = free_port()
     conf = tmp_path / f"{shipper.name}.conf"
-    conf.write_text(shipper.config.format(workdir=tmp_path, port=port, bootstrap=broker.bootstrap, topic=topic_name))
+    conf.write_text(shipper.config.format(workdir=tmp_path, port=port, bootstrap=bootstrap, topic=topic,
+                                          options=options))
     log_path = tmp_path / f"{shipper.name}.out"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(shipper.command(conf, tmp_path), stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=shipper.env and {**os.environ, **shipper.env})
     try:
         _wait_for_port(port, process, log_path)
-        sent = [f"<134>Nov 25 21:00:{i % 60:02d} compat-host app[{4000 + i}]: line {i} of {LINES} \u00e9t\u00e9 "
-                f"key=value \"quoted\"" for i in range(LINES)]
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.sendall("".join(line + "\n" for line in sent).encode())
-
-        try:
-            received = consumer.consume(broker.bootstrap, topic_name, {0: (0, LINES)}, timeout=90)
-        except ConsumeTimeout as short:
-            raise AssertionError(f"{short}\n{shipper.name} output:\n{log_path.read_text(errors='replace')[-3000:]}")
-        assert Counter(r.value for r in received) == Counter(line.encode() for line in sent)
-        assert all(r.key is None for r in received)
-        # Nothing beyond the 1,000 lines: each was appended once.
-        assert consumer.latest(broker.bootstrap, topic_name, [0]) == {0: LINES}
+        yield port
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -129,3 +118,29 @@ def test_a_log_shipper_delivers_every_line(shipper: Shipper, broker, topic_name,
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def syslog_lines(count: int) -> list[str]:
+    return [f"<134>Nov 25 21:00:{i % 60:02d} compat-host app[{4000 + i}]: line {i} of {count} \u00e9t\u00e9 "
+            f"key=value \"quoted\"" for i in range(count)]
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("shipper", SHIPPERS, ids=lambda s: s.name)
+def test_a_log_shipper_delivers_every_line(shipper: Shipper, broker, topic_name, tmp_path):
+    consumer = BY_NAME["confluent-kafka"]
+    create_topic(consumer, broker.bootstrap, topic_name, partitions=1)
+    with shipping(shipper, tmp_path, broker.bootstrap, topic_name) as port:
+        sent = syslog_lines(LINES)
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall("".join(line + "\n" for line in sent).encode())
+
+        try:
+            received = consumer.consume(broker.bootstrap, topic_name, {0: (0, LINES)}, timeout=90)
+        except ConsumeTimeout as short:
+            output = (tmp_path / f"{shipper.name}.out").read_text(errors="replace")
+            raise AssertionError(f"{short}\n{shipper.name} output:\n{output[-3000:]}")
+        assert Counter(r.value for r in received) == Counter(line.encode() for line in sent)
+        assert all(r.key is None for r in received)
+        # Nothing beyond the 1,000 lines: each was appended once.
+        assert consumer.latest(broker.bootstrap, topic_name, [0]) == {0: LINES}

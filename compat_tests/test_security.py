@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import struct
 import subprocess
 import sys
@@ -407,7 +408,6 @@ def test_before_authentication_frames_are_bounded(secure):
 def test_the_wrong_protocol_on_a_port_is_refused(secure):
     """A plaintext client on the TLS port, a TLS client on the plaintext port: each closed, the
     broker serving on."""
-    import socket
     import ssl
     with WireClient(secure.bootstrap("SSL")) as wire:
         wire.send(API_VERSIONS.key, 3, ApiVersionsRequest())
@@ -417,3 +417,18 @@ def test_the_wrong_protocol_on_a_port_is_refused(secure):
         with pytest.raises((ssl.SSLError, ConnectionError)):
             context.wrap_socket(raw, server_hostname="127.0.0.1")
     assert_still_serving(secure)
+
+
+def test_rsyslog_ships_over_sasl_ssl(secure, tmp_path):
+    """rsyslog's omkafka (librdkafka 2.0.2) with its confParam settings, as a log pipeline runs it."""
+    from compat_tests.test_log_pipeline import SHIPPERS, shipping, syslog_lines
+    rsyslog = next(shipper for shipper in SHIPPERS if shipper.name == "rsyslog")
+    topic = new_topic(secure)
+    params = security_settings(Kcat(), "SASL_SSL", secure.certs, "SCRAM-SHA-256", SCRAM_USER, SCRAM_PASSWORD)
+    options = " confParam=[" + ",".join(f'"{key}={value}"' for key, value in params.items()) + "]"
+    sent = syslog_lines(100)
+    with shipping(rsyslog, tmp_path, secure.bootstrap("SASL_SSL"), topic, options) as port:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall("".join(line + "\n" for line in sent).encode())
+        received = ConfluentKafka().consume(secure.bootstrap("PLAINTEXT"), topic, {0: (0, len(sent))}, timeout=60)
+    assert sorted(r.value for r in received) == sorted(line.encode() for line in sent)
