@@ -169,10 +169,11 @@ def confluent_errors(secure: SecureBroker, listener: str, settings: dict) -> lis
     return errors
 
 
-@pytest.mark.parametrize("certificate", [None, "stranger"])
+@pytest.mark.parametrize("certificate", [None, "stranger", "expired"])
 def test_mutual_tls_refuses_clients_without_a_trusted_certificate(secure, certificate):
     certs = secure.certs
-    client_cert = (str(certs.stranger_cert), str(certs.stranger_key)) if certificate else None
+    client_cert = ((str(getattr(certs, f"{certificate}_cert")), str(getattr(certs, f"{certificate}_key")))
+                   if certificate else None)
     errors = confluent_errors(secure, "MTLS", security_settings(ConfluentKafka(), "SSL", certs,
                                                                   client_cert=client_cert))
     assert errors, "the client saw no error"
