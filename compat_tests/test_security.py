@@ -433,3 +433,21 @@ def test_rsyslog_ships_over_sasl_ssl(secure, tmp_path):
             sock.sendall("".join(line + "\n" for line in sent).encode())
         received = ConfluentKafka().consume(secure.bootstrap("PLAINTEXT"), topic, {0: (0, len(sent))}, timeout=60)
     assert sorted(r.value for r in received) == sorted(line.encode() for line in sent)
+
+
+def test_a_password_guessing_loop_is_refused_quietly(secure):
+    """Hundreds of wrong passwords from one client: each refused, the log bounded (rate-limited
+    failure lines), and a legitimate client served meanwhile."""
+    bootstrap = secure.bootstrap("SASL_PLAINTEXT")
+    logged_before = secure.process.log_path.read_text().count("Failed authentication with")
+    for attempt in range(300):
+        with WireClient(bootstrap) as wire:
+            assert wire.request(SASL_HANDSHAKE.key, 1, SaslHandshakeRequest(mechanism="PLAIN")).error_code == 0
+            answer = wire.request(SASL_AUTHENTICATE.key, 2,
+                                  SaslAuthenticateRequest(auth_bytes=f"\0alice\0guess{attempt}".encode()))
+            assert answer.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
+    client = ConfluentKafka()
+    round_trip(client, secure, "SASL_PLAINTEXT",
+               security_settings(client, "SASL_PLAINTEXT", secure.certs, "PLAIN", "alice", "alice-secret"), n=3)
+    logged = secure.process.log_path.read_text().count("Failed authentication with") - logged_before
+    assert 1 <= logged <= 30, logged  # 10 a listener per 10 s
