@@ -150,6 +150,7 @@ class Connection(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         log.debug("connection from %s closed%s", self.peer, f": {exc}" if exc else "")
         self._transport = None
+        self._frames.release()
         self._registry.discard(self)
         if self._on_lost is not None:
             self._on_lost()
