@@ -160,6 +160,9 @@ class Connection(asyncio.BufferedProtocol):
             # waiter, and 3.11's _call_connection_lost sets an exception on that waiter right
             # after this returns; cancelling it first makes that an InvalidStateError.
             self._loop.call_soon(self._writer.cancel)
+            # The cancelled task keeps its CancelledError, whose traceback holds this connection:
+            # not referencing the task lets reference counting free both (no wait for a full GC).
+            self._writer = None
         for slot in self._slots:
             if isinstance(slot, asyncio.Future):
                 slot.cancel()
