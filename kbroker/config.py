@@ -248,7 +248,8 @@ IGNORED_KEYS = frozenset({
     "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
     # controlled.shutdown.enable: SIGTERM always closes the ZooKeeper session first, so leaders move at once.
     "process.roles", "controlled.shutdown.enable", "controller.quorum.voters",
-    "controller.quorum.bootstrap.servers", "controller.listener.names", "group.coordinator.rebalance.protocols", "share.coordinator.state.topic.replication.factor",
+    "controller.quorum.bootstrap.servers", "controller.listener.names", "group.coordinator.rebalance.protocols",
+    "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr", "log.segment.delete.delay.ms", "unclean.leader.election.enable",
     "log.cleaner.threads", "log.cleaner.io.max.bytes.per.second",
 })
@@ -342,7 +343,7 @@ class Config:
 
     @property
     def advertised(self) -> Listener:
-        """The first listener's advertised endpoint (what the start-up line shows)."""
+        """The first listener's advertised endpoint: this broker's address where one is shown."""
         return self.advertised_for(self.listeners[0].name)
 
     def advertised_for(self, name: str | None) -> Listener:

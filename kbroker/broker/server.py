@@ -2,10 +2,12 @@
 
 This module and `connection.py` are the only ones that touch sockets. The `Acceptor` owns
 the listening sockets of every listener (`listeners=PLAINTEXT://...,SASL_SSL://...`), each with
-its channel (TLS context, SASL settings: kbroker/broker/authentication.py), and an accept loop per socket (as Kafka's `Acceptor` thread), because
-`max.connections` is honoured by not accepting: at the limit the loop waits for a connection
-to close and new clients wait in the listen backlog (see connection_quotas.py). It also keeps
-the set of open connections and closes the idle ones (`connections.max.idle.ms`).
+its channel (TLS context, SASL settings: kbroker/broker/authentication.py), and an accept loop
+per socket (as Kafka's `Acceptor` thread), because `max.connections` is honoured by not
+accepting: at the limit the loop waits for a connection to close and new clients wait in the
+listen backlog (see connection_quotas.py). It also keeps the set of open connections and closes
+the idle ones (`connections.max.idle.ms`). A TLS handshake runs in a task of its own, out of
+the accept loop's way.
 
 Start-up raises the soft RLIMIT_NOFILE to the hard limit: each connection is a descriptor,
 and the log keeps up to a bounded number of segment files open (kbroker/log/files.py).

@@ -83,5 +83,6 @@ class FileCredentialStore:
         return True
 
     def _document(self) -> bytes:
-        return json.dumps({user: {mechanism: credential_to_text(credential) for mechanism, credential in mechanisms.items()}
-                           for user, mechanisms in self._users.items()}, indent=1, sort_keys=True).encode()
+        document = {user: {mechanism: credential_to_text(credential) for mechanism, credential in mechanisms.items()}
+                    for user, mechanisms in self._users.items()}
+        return json.dumps(document, indent=1, sort_keys=True).encode()
