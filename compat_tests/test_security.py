@@ -451,3 +451,27 @@ def test_a_password_guessing_loop_is_refused_quietly(secure):
                security_settings(client, "SASL_PLAINTEXT", secure.certs, "PLAIN", "alice", "alice-secret"), n=3)
     logged = secure.process.log_path.read_text().count("Failed authentication with") - logged_before
     assert 1 <= logged <= 30, logged  # 10 a listener per 10 s
+
+
+def test_scram_credential_requests_get_kafkas_errors(secure):
+    from kbroker.wire.messages import alter_user_scram_credentials as alter
+    from kbroker.wire.messages import describe_user_scram_credentials as describe
+    upsert = alter.ScramCredentialUpsertion
+    with WireClient(secure.bootstrap("PLAINTEXT")) as wire:
+        answer = wire.request(alter.ALTER_USER_SCRAM_CREDENTIALS.key, 0, alter.AlterUserScramCredentialsRequest(
+            deletions=[alter.ScramCredentialDeletion(name="twice", mechanism=1),
+                       alter.ScramCredentialDeletion(name="ghost", mechanism=2)],
+            upsertions=[upsert(name="twice", mechanism=1, iterations=4096, salt=b"s", salted_password=b"p"),
+                        upsert(name="weak", mechanism=1, iterations=1000, salt=b"s", salted_password=b"p"),
+                        upsert(name="odd", mechanism=9, iterations=4096, salt=b"s", salted_password=b"p"),
+                        upsert(name="", mechanism=1, iterations=4096, salt=b"s", salted_password=b"p")]))
+        assert {r.user: r.error_code for r in answer.results} == {
+            "twice": ErrorCode.DUPLICATE_RESOURCE, "ghost": ErrorCode.RESOURCE_NOT_FOUND,
+            "weak": ErrorCode.UNACCEPTABLE_CREDENTIAL, "odd": ErrorCode.UNSUPPORTED_SASL_MECHANISM,
+            "": ErrorCode.UNACCEPTABLE_CREDENTIAL}
+        answer = wire.request(describe.DESCRIBE_USER_SCRAM_CREDENTIALS.key, 0,
+                              describe.DescribeUserScramCredentialsRequest(users=[
+                                  describe.UserName(name=n) for n in (SCRAM_USER, "ghost", "ghost")]))
+        results = {r.user: (r.error_code, [(i.mechanism, i.iterations) for i in r.credential_infos])
+                   for r in answer.results}
+        assert results == {SCRAM_USER: (0, [(1, 4096), (2, 4096)]), "ghost": (ErrorCode.DUPLICATE_RESOURCE, [])}
