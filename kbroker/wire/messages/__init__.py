@@ -13,6 +13,7 @@ from kbroker.wire.messages.describe_cluster import DESCRIBE_CLUSTER
 from kbroker.wire.messages.describe_configs import DESCRIBE_CONFIGS
 from kbroker.wire.messages.describe_groups import DESCRIBE_GROUPS
 from kbroker.wire.messages.describe_log_dirs import DESCRIBE_LOG_DIRS
+from kbroker.wire.messages.describe_producers import DESCRIBE_PRODUCERS
 from kbroker.wire.messages.elect_leaders import ELECT_LEADERS
 from kbroker.wire.messages.fetch import FETCH
 from kbroker.wire.messages.find_coordinator import FIND_COORDINATOR
@@ -31,6 +32,7 @@ from kbroker.wire.messages.offset_fetch import OFFSET_FETCH
 from kbroker.wire.messages.offset_for_leader_epoch import OFFSET_FOR_LEADER_EPOCH
 from kbroker.wire.messages.produce import PRODUCE
 from kbroker.wire.messages.sync_group import SYNC_GROUP
+from kbroker.wire.messages.write_txn_markers import WRITE_TXN_MARKERS
 from kbroker.wire.schema import Api
 
 APIS: dict[int, Api] = {a.key: a for a in (
@@ -66,4 +68,6 @@ APIS: dict[int, Api] = {a.key: a for a in (
     DESCRIBE_CLUSTER,
     CONSUMER_GROUP_HEARTBEAT,
     CONSUMER_GROUP_DESCRIBE,
+    WRITE_TXN_MARKERS,
+    DESCRIBE_PRODUCERS,
 )}
