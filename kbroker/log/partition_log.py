@@ -424,15 +424,19 @@ class PartitionLog:
         """`read`, with the aborted transactions overlapping the offsets returned (for read_committed
         fetches, whose `max_offset` is the last stable offset)."""
         data, segment, end = self._read(fetch_offset, max_bytes, max_offset, min_one_batch)
-        if segment is None:
+        if segment is None or not self._indexed_from(fetch_offset):  # the common case: no aborts here
             return data, []
         return data, self.aborted_transactions(fetch_offset, segment.offset_at(end))
+
+    def _indexed_from(self, offset: int) -> list[LogSegment]:
+        """The segments from the one holding `offset` on that have aborted transactions."""
+        return [s for s in self._segments[max(bisect_right(self._bases, offset) - 1, 0):] if s.txn_index.entries]
 
     def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
         """Kafka's collectAbortedTransactions: the aborted transactions overlapping [fetch_offset,
         upper_bound), from the segment holding `fetch_offset` on (a marker may lie past the range)."""
         found: list[AbortedTxn] = []
-        for segment in self._segments[max(bisect_right(self._bases, fetch_offset) - 1, 0):]:
+        for segment in self._indexed_from(fetch_offset):
             txns, complete = segment.txn_index.collect(fetch_offset, upper_bound)
             found += txns
             if complete:
