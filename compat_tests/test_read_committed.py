@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from compat_tests.clients import ConfluentKafka
 from tests.broker.test_bad_input import fetch_all, produce
 from tests.broker.test_internal_topics import create_topic
 from tests.broker.test_txn_markers import txn_batch, write_marker
@@ -34,6 +35,7 @@ LATER = [b"e0", b"e1", b"m0"]
 CLIENTS = ("confluent-kafka", "kafka-python", "aiokafka")
 QUIET_S = 1.5  # how long a consumer that has read everything it may must then stay empty
 TIMEOUT_S = 30.0
+SMALL_SEGMENTS = {"segment.bytes": "600"}
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,11 @@ class Log:
     high_watermark: int
 
 
-def write_transactions(bootstrap: str, topic: str) -> Log:
-    """Partition 0 as the module docstring draws it; E left open."""
+def write_transactions(bootstrap: str, topic: str, *, create: bool = True) -> Log:
+    """Partition 0 as the module docstring draws it (`bootstrap`: its leader); E left open."""
     with WireClient(bootstrap) as client:
-        create_topic(client, topic, {"segment.bytes": "600"})
+        if create:
+            create_topic(client, topic, SMALL_SEGMENTS)
 
         def send(batch: bytes) -> int:
             result = produce(client, topic, 0, batch)
@@ -73,6 +76,18 @@ def write_transactions(bootstrap: str, topic: str) -> Log:
         state = fetch_all(client, topic, 0, isolation_level=1)
         assert state.last_stable_offset == open_at
         return Log(open_at, state.high_watermark)
+
+
+def wait_for_state(bootstrap: str, topic: str, last_stable_offset: int, timeout: float = TIMEOUT_S):
+    """The read_committed view of partition 0 once its last stable offset is `last_stable_offset`
+    (a new leader's high watermark catches up with its followers first)."""
+    deadline = time.monotonic() + timeout
+    with WireClient(bootstrap) as client:
+        while True:
+            state = fetch_all(client, topic, 0, isolation_level=1)
+            if state.error_code == 0 and state.last_stable_offset == last_stable_offset or time.monotonic() > deadline:
+                return state
+            time.sleep(0.05)
 
 
 def commit_open_transaction(bootstrap: str, topic: str) -> int:
@@ -183,4 +198,32 @@ def test_a_broker_crash_keeps_open_and_aborted_transactions(broker_factory, topi
         assert [(t.producer_id, t.first_offset) for t in state.aborted_transactions] == [(B, 4), (D, 9)]
     end = commit_open_transaction(broker.bootstrap, topic_name)
     assert read("kafka-python", broker.bootstrap, topic_name, "read_committed", len(COMMITTED + LATER)) == \
+        (COMMITTED + LATER, end)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_new_leader_has_the_markers_and_the_aborted_transactions(cluster_factory, topic_name):
+    """RF 3: followers copy markers as they are, their producer state and .txnindex follow, and
+    WriteTxnMarkers answers once the ISR has the marker; so after the leader dies the new one
+    serves the same read_committed view, and can end the open transaction."""
+    cluster = cluster_factory()
+    with ConfluentKafka().admin(cluster.bootstrap(1)) as admin:
+        admin.create_topic(topic_name, 1, 3, {"min.insync.replicas": "2", **SMALL_SEGMENTS})
+    cluster.wait_in_sync(topic_name, 1)
+    leader = cluster.metadata(1, [topic_name]).leaders(topic_name)[0]
+    log = write_transactions(cluster.bootstrap(leader), topic_name, create=False)
+    cluster.brokers[leader].kill()
+    survivor = next(n for n in cluster.alive())
+    view, _ = cluster.wait_until(lambda v: v.leaders(topic_name).get(0) not in (leader, -1, None), via=survivor,
+                                 topics=[topic_name], timeout=TIMEOUT_S)
+    new_leader = view.leaders(topic_name)[0]
+    state = wait_for_state(cluster.bootstrap(new_leader), topic_name, log.last_stable_offset)
+    assert (state.last_stable_offset, state.high_watermark) == (log.last_stable_offset, log.high_watermark)
+    assert [(t.producer_id, t.first_offset) for t in state.aborted_transactions] == [(B, 4), (D, 9)]
+    survivors = ",".join(cluster.bootstrap(n) for n in cluster.alive())
+    assert read("confluent-kafka", survivors, topic_name, "read_committed", len(COMMITTED)) == \
+        (COMMITTED, log.last_stable_offset)
+    end = commit_open_transaction(cluster.bootstrap(new_leader), topic_name)
+    assert read("aiokafka", survivors, topic_name, "read_committed", len(COMMITTED + LATER)) == \
         (COMMITTED + LATER, end)
