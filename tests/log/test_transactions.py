@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 
+import crc32c
 import pytest
 
 from kbroker.errors import ErrorCode, KafkaError
@@ -237,3 +238,21 @@ def test_txn_index_collects_like_kafka_and_refuses_a_damaged_file(tmp_path) -> N
     path.write_bytes(data)
     damaged = TransactionIndex(path)
     assert "unknown version" in damaged.load() and damaged.entries == [] and path.stat().st_size == 0
+
+
+def test_a_version_1_snapshot_still_loads(open_log: OpenLog) -> None:
+    log = open_log()
+    send(log, 0, epoch=4)  # 0-2: an open transaction
+    log.close()
+    # As kbroker wrote them before, with a producer the log does not show (its batches deleted, say):
+    # only the snapshot can bring it back.
+    body = (struct.pack(">i", 2) + struct.pack(">qhqb", PID, 4, 0, 1) + struct.pack(">iqiq", 2, 2, 2, NOW + 2)
+            + struct.pack(">qhqb", 55, 9, -1, 0))
+    (snapshot,) = log.directory.glob("*.snapshot")
+    snapshot.write_bytes(struct.pack(">hI", 1, crc32c.crc32c(body)) + body)
+    log = open_log(clean_shutdown=True, recovery_point=3)
+    entries = {p.producer_id: p for p in log.active_producers()}
+    assert (entries[55].epoch, entries[55].coordinator_epoch) == (9, -1)
+    entry = entries[PID]
+    assert (entry.epoch, entry.txn_first_offset, entry.coordinator_epoch, entry.last_seq) == (4, 0, -1, 2)
+    assert send(log, 0, epoch=4).duplicate and log.last_stable_offset == 0
