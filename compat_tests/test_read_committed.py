@@ -79,14 +79,16 @@ def write_transactions(bootstrap: str, topic: str, *, create: bool = True) -> Lo
         return Log(open_at, state.high_watermark)
 
 
-def wait_for_state(bootstrap: str, topic: str, last_stable_offset: int, timeout: float = TIMEOUT_S):
-    """The read_committed view of partition 0 once its last stable offset is `last_stable_offset`
-    (a new leader's high watermark catches up with its followers first)."""
+def wait_for_state(bootstrap: str, topic: str, log: Log, timeout: float = TIMEOUT_S):
+    """The read_committed view of partition 0 once its offsets are `log`'s (a new leader's high
+    watermark catches up as its followers fetch from it); the last view after `timeout`."""
     deadline = time.monotonic() + timeout
     with WireClient(bootstrap) as client:
         while True:
             state = fetch_all(client, topic, 0, isolation_level=1)
-            if state.error_code == 0 and state.last_stable_offset == last_stable_offset or time.monotonic() > deadline:
+            settled = (state.error_code, state.last_stable_offset, state.high_watermark) == \
+                (0, log.last_stable_offset, log.high_watermark)
+            if settled or time.monotonic() > deadline:
                 return state
             time.sleep(0.05)
 
@@ -231,8 +233,8 @@ def test_a_new_leader_has_the_markers_and_the_aborted_transactions(cluster_facto
     view, _ = cluster.wait_until(lambda v: v.leaders(topic_name).get(0) not in (leader, -1, None), via=survivor,
                                  topics=[topic_name], timeout=TIMEOUT_S)
     new_leader = view.leaders(topic_name)[0]
-    state = wait_for_state(cluster.bootstrap(new_leader), topic_name, log.last_stable_offset)
-    assert (state.last_stable_offset, state.high_watermark) == (log.last_stable_offset, log.high_watermark)
+    state = wait_for_state(cluster.bootstrap(new_leader), topic_name, log)
+    assert (state.last_stable_offset, state.high_watermark) == (log.last_stable_offset, log.high_watermark), state
     assert [(t.producer_id, t.first_offset) for t in state.aborted_transactions] == [(B, 4), (D, 9)]
     survivors = ",".join(cluster.bootstrap(n) for n in cluster.alive())
     assert read("confluent-kafka", survivors, topic_name, "read_committed", len(COMMITTED)) == \
