@@ -242,3 +242,26 @@ def test_a_new_leader_has_the_markers_and_the_aborted_transactions(cluster_facto
     end = commit_open_transaction(cluster.bootstrap(new_leader), topic_name)
     assert read("aiokafka", survivors, topic_name, "read_committed", len(COMMITTED + LATER)) == \
         (COMMITTED + LATER, end)
+
+
+@pytest.mark.timeout(120)
+def test_kafka_python_admin_finds_and_aborts_the_open_transaction(broker, topic_name):
+    """KIP-664 as kafka-python's admin does it: DescribeProducers shows where the open transaction
+    began; abort_transaction writes its ABORT marker with WriteTxnMarkers (coordinator epoch -1:
+    accepted, no coordinator ever wrote a marker for it); its records then never show."""
+    from kafka import TopicPartition
+    from kafka.admin import AbortTransactionSpec, KafkaAdminClient
+    log = write_transactions(broker.bootstrap, topic_name)
+    tp = TopicPartition(topic_name, 0)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        producers = {p.producer_id: p for p in admin.describe_producers([tp])[tp].active_producers}
+        assert set(producers) == {A, B, C, D, E}
+        assert {pid: p.current_transaction_start_offset for pid, p in producers.items()} == \
+            {A: -1, B: -1, C: -1, D: -1, E: log.last_stable_offset}
+        assert (producers[E].producer_epoch, producers[E].last_sequence, producers[E].coordinator_epoch) == (0, 1, -1)
+        admin.abort_transaction(AbortTransactionSpec(topic_partition=tp, producer_id=E, producer_epoch=0))
+    finally:
+        admin.close()
+    assert read("kafka-python", broker.bootstrap, topic_name, "read_committed", len(COMMITTED) + 1) == \
+        (COMMITTED + [b"m0"], log.high_watermark + 1)
