@@ -11,7 +11,9 @@ small segments (so the .txnindex entries a fetch needs lie in more than one segm
 A read_committed consumer (confluent-kafka's and kcat's default, kafka-python and aiokafka told so) must read
 a0 a1 a2 c0 c1 n0 n1 and then nothing, since E holds the last stable offset; ListOffsets LATEST
 must answer that offset. A read_uncommitted consumer reads every data record. Once E is
-committed, read_committed consumers read e0 e1 m0 too.
+committed, read_committed consumers read e0 e1 m0 too. The same view survives a SIGKILL of the
+broker and, at replication factor 3, the death of the leader; kafka-python's admin finds E with
+DescribeProducers and aborts it with WriteTxnMarkers.
 """
 from __future__ import annotations
 
