@@ -42,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail too
         return 0
     except OSError as exc:  # a file the command was given: missing, unreadable
-        print(f"{command}: {exc}", file=sys.stderr)
+        print(f"{command}: {exc.filename}: {exc.strerror}" if exc.filename else f"{command}: {exc}", file=sys.stderr)
         return EXIT_ERROR
 

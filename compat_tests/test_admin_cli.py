@@ -1,0 +1,301 @@
+"""The admin CLI (`python -m kbroker topics|groups|produce|consume|cluster|dump-log`) against a real broker.
+
+Each test runs the real command as a subprocess and checks what it did with a real client
+(confluent-kafka or kafka-python): topics it created are there with their configs, records it
+produced are what confluent-kafka reads (at the partitions Java's partitioner would choose),
+records confluent-kafka produced are what it prints, a kafka-python group is listed, described,
+its lag shown and its offsets reset — and the next kafka-python member starts where the reset
+put it. One broker for the module.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.broker_process import BrokerProcess, free_port
+
+DEADLINE_S = 20.0
+
+
+@pytest.fixture(scope="module")
+def cli_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    process = BrokerProcess(tmp_path_factory.mktemp("cli") / "data",
+                            {"group.initial.rebalance.delay.ms": "0"}).start()
+    yield process
+    process.stop()
+
+
+def cli(*args: str, bootstrap: str | None = None, input: str | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "kbroker", *args] + (["--bootstrap-server", bootstrap] if bootstrap else [])
+    return subprocess.run(command, capture_output=True, text=True, input=input, timeout=60)
+
+
+def cli_json(*args: str, bootstrap: str | None = None, input: str | None = None) -> Any:
+    result = cli(*args, "--output", "json", bootstrap=bootstrap, input=input)
+    assert result.returncode == 0 and result.stderr == "", result
+    return json.loads(result.stdout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, code: int, *words: str) -> None:
+    assert result.returncode == code, result
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+def wait_for(condition: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {DEADLINE_S}s")
+
+
+def confluent_read(bootstrap: str, topic: str, count: int, partitions: int) -> list[Any]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    messages: list[Any] = []
+    deadline = time.monotonic() + DEADLINE_S
+    while len(messages) < count and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None:
+            assert message.error() is None, message.error()
+            messages.append(message)
+    consumer.close()
+    assert len(messages) == count, f"confluent-kafka read {len(messages)} of {count} records"
+    return messages
+
+
+def test_topic_create_describe_alter_delete(cli_broker, topic_name):
+    from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
+
+    b = cli_broker.bootstrap
+    assert cli_json("topics", "create", topic_name, "--partitions", "3", "--config", "retention.ms=3600000",
+                    bootstrap=b) == {"topic": topic_name, "created": True}
+    admin = AdminClient({"bootstrap.servers": b})
+    assert len(admin.list_topics(topic_name, timeout=10).topics[topic_name].partitions) == 3
+
+    (described,) = cli_json("topics", "describe", topic_name, bootstrap=b)
+    assert [p["partition"] for p in described["partitions"]] == [0, 1, 2]
+    assert {p["leader"] for p in described["partitions"]} == {b_["node_id"] for b_ in
+                                                              cli_json("cluster", "describe", bootstrap=b)["brokers"]}
+    assert described["configs"] == {"retention.ms": "3600000"}
+    assert any(t["topic"] == topic_name and t["partitions"] == 3 for t in cli_json("topics", "list", bootstrap=b))
+
+    assert cli("topics", "alter-config", topic_name, "--set", "cleanup.policy=compact", "--delete", "retention.ms",
+               bootstrap=b).returncode == 0
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic_name)
+    configs = admin.describe_configs([resource])[resource].result(10)
+    assert configs["cleanup.policy"].value == "compact"
+    assert configs["cleanup.policy"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert configs["retention.ms"].source != ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+
+    assert_one_line_error(cli("topics", "create", topic_name, bootstrap=b), 1, "TOPIC_ALREADY_EXISTS")
+    assert cli_json("topics", "create", topic_name, "--if-not-exists", bootstrap=b)["created"] is False
+    assert cli("topics", "delete", topic_name, bootstrap=b).returncode == 0
+    wait_for(lambda: topic_name not in admin.list_topics(timeout=10).topics, "the deleted topic gone")
+    assert_one_line_error(cli("topics", "describe", topic_name, bootstrap=b), 1, f"unknown topic '{topic_name}'")
+    assert_one_line_error(cli("topics", "delete", topic_name, bootstrap=b), 1, "unknown topic")
+
+
+def test_records_produced_by_kbroker_are_read_by_confluent_kafka(cli_broker, topic_name, tmp_path):
+    from kafka.partitioner.default import murmur2
+
+    b = cli_broker.bootstrap
+    cli_json("topics", "create", topic_name, "--partitions", "3", bootstrap=b)
+    lines = [f"key-{i}|{json.dumps({'n': i})}" for i in range(30)]
+    summary = cli_json("produce", topic_name, "--key-separator", "|", "--value-format", "json",
+                       "--header", "source=cli", "--batch-size", "7", input="\n".join(lines) + "\n", bootstrap=b)
+    assert summary["records"] == 30
+
+    messages = confluent_read(b, topic_name, 30, 3)
+    got = {m.key().decode(): (m.partition(), json.loads(m.value()), m.headers()) for m in messages}
+    for i in range(30):
+        key = f"key-{i}".encode()
+        # Java's default partitioner, as kafka-python implements it
+        assert got[f"key-{i}"] == ((murmur2(key) & 0x7FFFFFFF) % 3, {"n": i}, [("source", b"cli")])
+
+    records = tmp_path / "records.txt"
+    records.write_text("".join(f"{i:02x}ff\n" for i in range(10)))
+    assert cli_json("produce", topic_name, "--file", str(records), "--count", "4", "--value-format", "hex",
+                    "--partition", "2", bootstrap=b)["records"] == 4
+    tail = consume_lines(topic_name, "--partition", "2", "--offset", "-4", "--exit-at-end", "--value-format", "hex",
+                         bootstrap=b)
+    assert [r["value"] for r in tail] == ["00ff", "01ff", "02ff", "03ff"]
+
+
+def consume_lines(*args: str, bootstrap: str) -> list[dict[str, Any]]:
+    result = cli("consume", *args, "--output", "json", bootstrap=bootstrap)
+    assert result.returncode == 0 and result.stderr == "", result
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_records_produced_by_confluent_kafka_are_printed_by_kbroker(cli_broker, topic_name):
+    from confluent_kafka import Producer
+
+    b = cli_broker.bootstrap
+    cli_json("topics", "create", topic_name, "--partitions", "2", bootstrap=b)
+    producer = Producer({"bootstrap.servers": b, "linger.ms": 5})
+    for i in range(20):
+        producer.produce(topic_name, key=f"k{i}", value=f"v{i}", partition=i % 2, timestamp=1_700_000_000_000 + i,
+                         headers=[("h", f"x{i}".encode())])
+    assert producer.flush(10) == 0
+
+    printed = consume_lines(topic_name, "--from-beginning", "--exit-at-end", bootstrap=b)
+    assert sorted((r["partition"], r["offset"], r["key"], r["value"], r["timestamp"], r["headers"][0][1])
+                  for r in printed) == sorted((i % 2, i // 2, f"k{i}", f"v{i}", 1_700_000_000_000 + i, f"x{i}")
+                                              for i in range(20))
+    some = consume_lines(topic_name, "--partition", "1", "--offset", "2", "--count", "3", bootstrap=b)
+    assert [(r["offset"], r["value"]) for r in some] == [(2, "v5"), (3, "v7"), (4, "v9")]
+
+    plain = cli("consume", topic_name, "-p", "0", "-o", "beginning", "-c", "2", "--key-separator", "=", bootstrap=b)
+    assert plain.returncode == 0 and plain.stdout == "k0=v0\nk2=v2\n", plain
+    assert_one_line_error(cli("consume", "no-such-topic", "-e", bootstrap=b), 1, "unknown topic 'no-such-topic'")
+
+
+def test_a_kafka_python_group_listed_described_lagging_and_reset(cli_broker, topic_name):
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+
+    b, group = cli_broker.bootstrap, f"{topic_name}-group"
+    cli_json("topics", "create", topic_name, "--partitions", "2", bootstrap=b)
+    producer = KafkaProducer(bootstrap_servers=b)
+    base_ms = 1_700_000_000_000
+    for i in range(10):
+        producer.send(topic_name, value=b"p0-%d" % i, partition=0)
+        producer.send(topic_name, value=b"p1-%d" % i, partition=1, timestamp_ms=base_ms + i * 1000)
+    producer.flush()
+
+    def read_all(consumer: KafkaConsumer, count: int) -> list[Any]:
+        got: list[Any] = []
+        deadline = time.monotonic() + DEADLINE_S
+        while len(got) < count and time.monotonic() < deadline:
+            for batch in consumer.poll(500).values():
+                got += batch
+        assert len(got) >= count, f"kafka-python read {len(got)} of {count}"
+        return got
+
+    consumer = KafkaConsumer(topic_name, bootstrap_servers=b, group_id=group, auto_offset_reset="earliest",
+                             enable_auto_commit=False, client_id="cli-test-member")
+    read_all(consumer, 20)
+    consumer.commit()
+    for i in range(5):
+        producer.send(topic_name, value=b"late-%d" % i, partition=0)
+    producer.flush()
+
+    assert {"group": group, "protocol_type": "consumer", "state": "Stable"} in cli_json("groups", "list", bootstrap=b)
+    described = cli_json("groups", "describe", group, bootstrap=b)
+    assert described["state"] == "Stable"
+    (member,) = described["members"]
+    assert member["client_id"] == "cli-test-member" and member["assignment"] == {topic_name: [0, 1]}
+    lag = cli_json("groups", "lag", group, bootstrap=b)
+    assert [(o["partition"], o["committed"], o["log_end"], o["lag"]) for o in lag["offsets"]] == [
+        (0, 10, 15, 5), (1, 10, 10, 0)]
+    assert lag["total_lag"] == 5
+    assert_one_line_error(cli("groups", "reset-offsets", group, "--all-topics", "--to-earliest", bootstrap=b), 1,
+                          "inactive", "Stable")
+
+    consumer.close()
+    wait_for(lambda: cli_json("groups", "describe", group, bootstrap=b)["state"] == "Empty", "the group empty")
+    admin = KafkaAdminClient(bootstrap_servers=b)
+
+    def committed() -> dict[int, int]:
+        return {tp.partition: meta.offset for tp, meta in admin.list_group_offsets(group)[group].items()}
+
+    dry = cli_json("groups", "reset-offsets", group, "--topic", topic_name, "--to-offset", "3", "--dry-run",
+                   bootstrap=b)
+    assert [(o["partition"], o["committed"], o["new"]) for o in dry["offsets"]] == [(0, 10, 3), (1, 10, 3)]
+    assert committed() == {0: 10, 1: 10}
+
+    cli_json("groups", "reset-offsets", group, "--topic", f"{topic_name}:0", "--to-offset", "3", bootstrap=b)
+    # p1's records are 1 s apart from base_ms: the first at or after base + 4.5 s is offset 5
+    at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime((base_ms + 4000) // 1000)) + ".500+00:00"
+    cli_json("groups", "reset-offsets", group, "--topic", f"{topic_name}:1", "--to-datetime", at, bootstrap=b)
+    assert committed() == {0: 3, 1: 5}
+
+    consumer = KafkaConsumer(topic_name, bootstrap_servers=b, group_id=group, enable_auto_commit=False)
+    first: dict[int, int] = {}
+    for record in read_all(consumer, 12 + 5):
+        first.setdefault(record.partition, record.offset)
+    consumer.close()
+    assert first == {0: 3, 1: 5}
+
+    assert cli("groups", "delete", group, bootstrap=b).returncode == 0
+    assert_one_line_error(cli("groups", "describe", group, bootstrap=b), 1, f"unknown group '{group}'")
+    assert committed() == {}  # the group's offsets went with it
+    admin.close()
+    producer.close()
+
+
+def test_consume_with_a_group_starts_at_its_offsets_and_commits(cli_broker, topic_name):
+    b, group = cli_broker.bootstrap, f"{topic_name}-group"
+    cli_json("topics", "create", topic_name, "--partitions", "1", bootstrap=b)
+    cli_json("produce", topic_name, input="".join(f"r{i}\n" for i in range(8)), bootstrap=b)
+    assert [r["value"] for r in consume_lines(topic_name, "--group", group, "--from-beginning", "--count", "5",
+                                              bootstrap=b)] == [f"r{i}" for i in range(5)]
+    assert [o["committed"] for o in cli_json("groups", "lag", group, bootstrap=b)["offsets"]] == [5]
+    assert [r["value"] for r in consume_lines(topic_name, "--group", group, "-e", bootstrap=b)] == ["r5", "r6", "r7"]
+    assert cli_json("groups", "lag", group, bootstrap=b)["total_lag"] == 0
+
+
+def test_cluster_describe_matches_the_metadata_confluent_kafka_sees(cli_broker):
+    from confluent_kafka.admin import AdminClient
+
+    metadata = AdminClient({"bootstrap.servers": cli_broker.bootstrap}).list_topics(timeout=10)
+    described = cli_json("cluster", "describe", bootstrap=cli_broker.bootstrap)
+    assert described["cluster_id"] == metadata.cluster_id
+    assert described["controller_id"] == metadata.controller_id
+    assert [(x["node_id"], x["port"]) for x in described["brokers"]] == [(n, m.port) for n, m in metadata.brokers.items()]
+    table = cli("cluster", "describe", bootstrap=cli_broker.bootstrap)
+    assert table.returncode == 0 and metadata.cluster_id in table.stdout
+
+
+def test_dump_log_reads_the_broker_segments_and_reports_a_corrupt_batch(cli_broker, topic_name, tmp_path):
+    from confluent_kafka import Producer
+
+    b = cli_broker.bootstrap
+    cli_json("topics", "create", topic_name, "--partitions", "1", bootstrap=b)
+    cli_json("produce", topic_name, "--compression", "gzip", "--batch-size", "25",
+             input="".join(f"value-{i}\n" for i in range(50)), bootstrap=b)
+    producer = Producer({"bootstrap.servers": b, "enable.idempotence": True})
+    for i in range(10):
+        producer.produce(topic_name, value=f"idempotent-{i}")
+    assert producer.flush(10) == 0
+
+    partition_dir = cli_broker.data_dir / f"{topic_name}-0"
+    dumped = cli_json("dump-log", str(partition_dir), "--print-records")
+    assert dumped["problems"] == []
+    batches = [batch for segment in dumped["segments"] for batch in segment["batches"]]
+    assert [b_["compression"] for b_ in batches[:2]] == ["gzip", "gzip"]
+    assert batches[-1]["producer_id"] >= 0 and batches[0]["producer_id"] == -1
+    values = [r["value"] for batch in batches for r in batch["records"]]
+    assert values == [f"value-{i}" for i in range(50)] + [f"idempotent-{i}" for i in range(10)]
+    assert all(batch["crc_valid"] for batch in batches)
+
+    corrupt = tmp_path / partition_dir.name
+    shutil.copytree(partition_dir, corrupt)
+    segment = corrupt / "00000000000000000000.log"
+    data = bytearray(segment.read_bytes())
+    data[batches[1]["position"] + 70] ^= 0xFF  # inside the second batch's records, under its CRC
+    segment.write_bytes(data)
+    result = cli("dump-log", str(corrupt), "--output", "json")
+    assert result.returncode == 1, result
+    assert "CRC mismatch in the batch at position" in result.stderr and "Traceback" not in result.stderr
+    assert [batch["crc_valid"] for batch in json.loads(result.stdout)["segments"][0]["batches"]][:3] == [
+        True, False, True]
+
+
+def test_an_unreachable_broker_is_one_line_and_exit_code_3():
+    result = cli("topics", "list", bootstrap=f"127.0.0.1:{free_port()}")
+    assert_one_line_error(result, 3, "broker unreachable", "Connection refused")
+    assert result.stdout == ""
