@@ -59,6 +59,11 @@ class ToolError(Exception):
     exit_code = 1
 
 
+class UsageError(ToolError):
+    """A value argparse cannot check (KEY=VALUE pairs, times, offsets)."""
+    exit_code = 2
+
+
 class Unreachable(ToolError):
     exit_code = 3
 
@@ -84,7 +89,7 @@ def check(code: int, what: str, message: str | None = None) -> None:
 def parse_address(address: str) -> tuple[str, int]:
     host, sep, port = address.strip().rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise ToolError(f"bad broker address {address!r}: expected HOST:PORT")
+        raise UsageError(f"bad broker address {address!r}: expected HOST:PORT")
     return host.strip("[]"), int(port)
 
 

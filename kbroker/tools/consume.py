@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from kbroker.errors import ErrorCode
-from kbroker.tools.client import BrokerError, Client, ToolError, check
+from kbroker.tools.client import BrokerError, Client, ToolError, UsageError, check
 from kbroker.tools.groups import EARLIEST, LATEST, Partition, commit_offsets, committed_offsets
 from kbroker.tools.record_formats import FORMATS, from_bytes
 from kbroker.wire.messages.fetch import FETCH, FetchPartition, FetchRequest, FetchTopic
@@ -58,7 +58,7 @@ def _start_offsets(client: Client, args: argparse.Namespace, partitions: list[Pa
     try:
         number = int(offset)
     except ValueError:
-        raise ToolError(f"--offset expects beginning, end, N or -N, got {offset!r}") from None
+        raise UsageError(f"--offset expects beginning, end, N or -N, got {offset!r}") from None
     earliest = client.list_offsets(partitions, EARLIEST)
     if number < 0:
         latest = client.list_offsets(partitions, LATEST)

@@ -7,7 +7,7 @@ from typing import Any
 
 from kbroker.coordinator.consumer_protocol import assignment_partitions
 from kbroker.errors import ErrorCode
-from kbroker.tools.client import BrokerError, Client, Connection, ToolError, check
+from kbroker.tools.client import BrokerError, Client, Connection, ToolError, UsageError, check
 from kbroker.tools.output import Table, emit, note
 from kbroker.wire.messages.delete_groups import DELETE_GROUPS, DeleteGroupsRequest
 from kbroker.wire.messages.describe_groups import DESCRIBE_GROUPS, DescribeGroupsRequest
@@ -155,13 +155,13 @@ def _targets(client: Client, args: argparse.Namespace, committed: dict[Partition
     for item in args.topic:
         topic, _, listed = item.partition(":")
         if not topic:
-            raise ToolError(f"--topic expects TOPIC[:P,P...], got {item!r}")
+            raise UsageError(f"--topic expects TOPIC[:P,P...], got {item!r}")
         partitions = sorted(client.leaders(topic))
         if listed:
             try:
                 wanted = [int(p) for p in listed.split(",")]
             except ValueError:
-                raise ToolError(f"--topic expects TOPIC[:P,P...], got {item!r}") from None
+                raise UsageError(f"--topic expects TOPIC[:P,P...], got {item!r}") from None
             missing = [p for p in wanted if p not in partitions]
             if missing:
                 raise ToolError(f"topic {topic!r} has no partition {missing[0]}")
@@ -174,7 +174,7 @@ def _timestamp_ms(text: str) -> int:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ToolError(f"--to-datetime expects an ISO 8601 time such as 2026-01-31T12:00:00Z, got {text!r}") from None
+        raise UsageError(f"--to-datetime expects an ISO 8601 time such as 2026-01-31T12:00:00Z, got {text!r}") from None
     return int(moment.timestamp() * 1000)  # a naive time is local, as in Kafka's tool
 
 

@@ -6,7 +6,7 @@ import binascii
 import json
 from typing import Any
 
-from kbroker.tools.client import ToolError
+from kbroker.tools.client import UsageError
 
 FORMATS = ("string", "json", "base64", "hex")
 
@@ -21,7 +21,7 @@ def to_bytes(text: str, fmt: str, what: str) -> bytes:
         if fmt == "json":
             json.loads(text)
     except (ValueError, binascii.Error) as exc:
-        raise ToolError(f"{what} is not {fmt}: {text[:60]!r} ({exc})") from None
+        raise UsageError(f"{what} is not {fmt}: {text[:60]!r} ({exc})") from None
     return text.encode()
 
 

@@ -5,7 +5,7 @@ import argparse
 from typing import Any
 
 from kbroker.errors import ErrorCode
-from kbroker.tools.client import BrokerError, Client, ToolError, check
+from kbroker.tools.client import BrokerError, Client, ToolError, UsageError, check
 from kbroker.tools.output import Table, emit, note
 from kbroker.wire.messages.create_topics import (CREATE_TOPICS, CreatableTopic, CreatableTopicConfig,
                                                  CreateTopicsRequest)
@@ -55,7 +55,7 @@ def key_values(items: list[str], flag: str) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ToolError(f"{flag} expects KEY=VALUE, got {item!r}")
+            raise UsageError(f"{flag} expects KEY=VALUE, got {item!r}")
         pairs[key.strip()] = value.strip()
     return pairs
 
@@ -154,7 +154,7 @@ def alter_config(args: argparse.Namespace) -> int:
                for k, v in key_values(args.set, "--set").items()]
     changes += [AlterableConfig(name=k, config_operation=_DELETE, value=None) for k in args.delete]
     if not changes:
-        raise ToolError("nothing to change: give --set KEY=VALUE or --delete KEY")
+        raise UsageError("nothing to change: give --set KEY=VALUE or --delete KEY")
     request = IncrementalAlterConfigsRequest(resources=[AlterConfigsResource(
         resource_type=TOPIC_RESOURCE, resource_name=args.topic, configs=changes)])
     with Client(args.bootstrap_server, args.timeout) as client:
