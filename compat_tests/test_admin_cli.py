@@ -299,3 +299,22 @@ def test_an_unreachable_broker_is_one_line_and_exit_code_3():
     result = cli("topics", "list", bootstrap=f"127.0.0.1:{free_port()}")
     assert_one_line_error(result, 3, "broker unreachable", "Connection refused")
     assert result.stdout == ""
+
+
+def test_on_a_three_broker_cluster_requests_go_to_each_leader_and_the_coordinator(cluster_factory, topic_name):
+    cluster = cluster_factory(3, {"group.initial.rebalance.delay.ms": "0"})
+    b = cluster.bootstrap(1)  # one broker to start from; the commands find the others
+    cli_json("topics", "create", topic_name, "--partitions", "6", "--replication-factor", "3", bootstrap=b)
+    cluster.wait_in_sync(topic_name, 6)
+    (described,) = cli_json("topics", "describe", topic_name, bootstrap=b)
+    assert {p["leader"] for p in described["partitions"]} == {1, 2, 3}
+    assert all(sorted(p["replicas"]) == [1, 2, 3] for p in described["partitions"])
+    assert [x["node_id"] for x in cli_json("cluster", "describe", bootstrap=b)["brokers"]] == [1, 2, 3]
+
+    cli_json("produce", topic_name, "-K", ":", input="".join(f"k{i}:v{i}\n" for i in range(60)), bootstrap=b)
+    printed = consume_lines(topic_name, "--from-beginning", "-e", "--group", "cli-cluster-group", bootstrap=b)
+    assert sorted(r["value"] for r in printed) == sorted(f"v{i}" for i in range(60))
+    assert {r["partition"] for r in printed} == set(range(6))
+    lag = cli_json("groups", "lag", "cli-cluster-group", bootstrap=cluster.bootstrap(2))
+    assert len(lag["offsets"]) == 6 and lag["total_lag"] == 0
+    assert sum(o["committed"] for o in lag["offsets"]) == 60

@@ -50,7 +50,13 @@ VERSIONS: dict[int, tuple[int, int]] = {
     60: (0, 1),   # DescribeCluster
 }
 
+# Partition errors that mean "ask the metadata who leads now": produce and consume refresh and retry.
+LEADER_MOVED = frozenset({ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.LEADER_NOT_AVAILABLE,
+                          ErrorCode.FENCED_LEADER_EPOCH, ErrorCode.UNKNOWN_LEADER_EPOCH})
+RETRY_BACKOFF_S = 0.2
+
 _SIZE = struct.Struct(">i")
+_MAX_FRAME = 256 << 20  # a larger size prefix is not a Kafka broker talking (e.g. "HTTP")
 _COORDINATOR_WAIT_S = 10.0  # a fresh broker creates __consumer_offsets on the first lookup
 
 
@@ -130,6 +136,8 @@ class Connection:
         try:
             self._sock.sendall(frames.encode_request(api, version, self._correlation, CLIENT_ID, body))
             size = _SIZE.unpack(self._read(4))[0]
+            if not 0 <= size <= _MAX_FRAME:
+                raise ToolError(f"{self.address} does not answer like a Kafka broker (frame size {size})")
             frame = self._read(size)
         except OSError as exc:
             self.close()
@@ -235,7 +243,7 @@ class Client:
                 check(answer.error_code, f"finding the coordinator of group {group!r}", answer.error_message)
                 self.brokers.setdefault(answer.node_id, (answer.host, answer.port))
                 return self._connect(answer.host, answer.port)
-            time.sleep(0.1)  # the coordinator partition is loading: ask again shortly
+            time.sleep(RETRY_BACKOFF_S)  # the coordinator partition is loading: ask again shortly
 
 
     def list_offsets(self, partitions: Iterable[tuple[str, int]], timestamp: int) -> dict[tuple[str, int], int]:

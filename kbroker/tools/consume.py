@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from kbroker.errors import ErrorCode
-from kbroker.tools.client import BrokerError, Client, ToolError, UsageError, check
+from kbroker.tools.client import LEADER_MOVED, RETRY_BACKOFF_S, BrokerError, Client, ToolError, UsageError, check
 from kbroker.tools.groups import EARLIEST, LATEST, Partition, commit_offsets, committed_offsets
 from kbroker.tools.record_formats import FORMATS, from_bytes
 from kbroker.wire.messages.fetch import FETCH, FetchPartition, FetchRequest, FetchTopic
@@ -88,6 +89,7 @@ def _fetch_loop(client: Client, args: argparse.Namespace, leaders: dict[int, int
     printed = 0
     at_end: set[Partition] = set()
     while True:
+        leader_moved = False
         by_leader: dict[int, list[int]] = {}
         for (_, partition) in positions:
             by_leader.setdefault(leaders[partition], []).append(partition)
@@ -101,6 +103,9 @@ def _fetch_loop(client: Client, args: argparse.Namespace, leaders: dict[int, int
             for topic in answer.responses:
                 for data in topic.partitions:
                     tp = (args.topic, data.partition_index)
+                    if data.error_code in LEADER_MOVED:
+                        leader_moved = True
+                        continue
                     if data.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
                         raise ToolError(f"offset {positions[tp]} is out of range in {args.topic}-{tp[1]}")
                     check(data.error_code, f"fetching {args.topic}-{tp[1]}")
@@ -115,6 +120,9 @@ def _fetch_loop(client: Client, args: argparse.Namespace, leaders: dict[int, int
                     if positions[tp] >= data.high_watermark:
                         at_end.add(tp)
         sys.stdout.flush()
+        if leader_moved:
+            time.sleep(RETRY_BACKOFF_S)
+            leaders.update(client.leaders(args.topic))
         if args.count is not None and printed >= args.count:
             return
         if args.exit_at_end and at_end >= set(positions):

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import IO
 
-from kbroker.tools.client import BrokerError, Client, ToolError
+from kbroker.tools.client import LEADER_MOVED, RETRY_BACKOFF_S, BrokerError, Client, ToolError
 from kbroker.tools.output import note
 from kbroker.tools.record_formats import FORMATS, to_bytes
 from kbroker.tools.topics import key_values
@@ -112,21 +112,33 @@ def produce_records(args: argparse.Namespace) -> int:
 
 def _send(client: Client, args: argparse.Namespace, leaders: dict[int, int], pending: dict[int, list[Record]],
           compression: Compression, written: dict[int, list[int]]) -> None:
+    """Send the pending records, a batch per partition; a batch whose leader moved goes again to the
+    new one (it was not appended) until --timeout."""
     now_ms = int(time.time() * 1000)
-    by_leader: dict[int, list[PartitionProduceData]] = {}
-    for partition, records in pending.items():
-        batch = build_batch([Record(i, now_ms, r.key, r.value, r.headers) for i, r in enumerate(records)],
-                            compression=compression)
-        by_leader.setdefault(leaders[partition], []).append(PartitionProduceData(index=partition, records=batch))
-    counts = {partition: len(records) for partition, records in pending.items()}
+    batches = {partition: (build_batch([Record(i, now_ms, r.key, r.value, r.headers) for i, r in enumerate(records)],
+                                       compression=compression), len(records))
+               for partition, records in pending.items()}
     pending.clear()
-    for leader, partitions in by_leader.items():
-        request = ProduceRequest(transactional_id=None, acks=args.acks, timeout_ms=int(args.timeout * 1000),
-                                 topic_data=[TopicProduceData(name=args.topic, partition_data=partitions)])
-        for topic in client.node(leader).request(PRODUCE, request).responses:
-            for answer in topic.partition_responses:
-                if answer.error_code:
-                    raise BrokerError(answer.error_code, f"producing to {topic.name}-{answer.index}",
-                                      answer.error_message)
-                last = answer.base_offset + counts[answer.index] - 1
-                written.setdefault(answer.index, [answer.base_offset, last])[1] = last
+    deadline = time.monotonic() + args.timeout
+    while batches:
+        by_leader: dict[int, list[PartitionProduceData]] = {}
+        for partition, (batch, _) in batches.items():
+            by_leader.setdefault(leaders[partition], []).append(PartitionProduceData(index=partition, records=batch))
+        again = {}
+        for leader, partitions in by_leader.items():
+            request = ProduceRequest(transactional_id=None, acks=args.acks, timeout_ms=int(args.timeout * 1000),
+                                     topic_data=[TopicProduceData(name=args.topic, partition_data=partitions)])
+            for topic in client.node(leader).request(PRODUCE, request).responses:
+                for answer in topic.partition_responses:
+                    if answer.error_code in LEADER_MOVED and time.monotonic() < deadline:
+                        again[answer.index] = batches[answer.index]
+                        continue
+                    if answer.error_code:
+                        raise BrokerError(answer.error_code, f"producing to {topic.name}-{answer.index}",
+                                          answer.error_message)
+                    last = answer.base_offset + batches[answer.index][1] - 1
+                    written.setdefault(answer.index, [answer.base_offset, last])[1] = last
+        batches = again
+        if again:
+            time.sleep(RETRY_BACKOFF_S)
+            leaders.update(client.leaders(args.topic))
