@@ -208,10 +208,11 @@ class Client:
             raise ToolError(f"broker {node_id} is not in the cluster's metadata")
         return self._connect(*self.brokers[node_id])
 
-    def metadata(self, topics: list[str] | None) -> Any:
-        """Metadata for `topics` (None: all), without creating any; remembers the brokers."""
+    def metadata(self, topics: list[str] | None, *, auto_create: bool = False) -> Any:
+        """Metadata for `topics` (None: all), creating none unless `auto_create` (the broker's
+        auto.create.topics.enable decides then); remembers the brokers."""
         body = MetadataRequest(topics=None if topics is None else [MetadataRequestTopic(name=t) for t in topics],
-                               allow_auto_topic_creation=False)
+                               allow_auto_topic_creation=auto_create)
         answer = self.any_broker().request(METADATA, body)
         self.brokers = {b.node_id: (b.host, b.port) for b in answer.brokers}
         self.controller_id = answer.controller_id
@@ -224,10 +225,17 @@ class Client:
             return self.node(answer.controller_id)
         return self.any_broker()
 
-    def leaders(self, topic: str) -> dict[int, int]:
-        """partition -> leader node id; raises for an unknown topic."""
-        answer = self.metadata([topic])
-        (described,) = answer.topics
+    def leaders(self, topic: str, *, auto_create: bool = False) -> dict[int, int]:
+        """partition -> leader node id; raises for an unknown topic. A topic just created (or
+        whose leaders are being elected) is asked for again until --timeout."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            (described,) = self.metadata([topic], auto_create=auto_create).topics
+            leaderless = described.error_code == ErrorCode.LEADER_NOT_AVAILABLE or any(
+                p.leader_id < 0 for p in described.partitions)
+            if not leaderless or time.monotonic() > deadline:
+                break
+            time.sleep(RETRY_BACKOFF_S)
         if described.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
             raise ToolError(f"unknown topic {topic!r}")
         check(described.error_code, f"topic {topic!r}")

@@ -3,7 +3,8 @@
 Records are batched per partition (`--batch-size` lines at a time) and sent to each partition's
 leader with acks=all by default. Partitions: `--partition`, else the key's murmur2 hash as
 Java's and kafka-python's default partitioner does (so keyed records land where those clients
-would put them), else round robin.
+would put them), else round robin. A missing topic is created where the broker auto-creates
+topics (auto.create.topics.enable), as it is for Kafka's own producers.
 """
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ def produce_records(args: argparse.Namespace) -> int:
     written: dict[int, list[int]] = {}  # partition -> [first offset, last offset]
     total = 0
     with stream, Client(args.bootstrap_server, args.timeout) as client:
-        leaders = client.leaders(args.topic)
+        leaders = client.leaders(args.topic, auto_create=True)  # as Kafka's producers do
         if args.partition is not None and args.partition not in leaders:
             raise ToolError(f"topic {args.topic!r} has no partition {args.partition}")
         next_partition = 0
