@@ -116,17 +116,23 @@ class Connection:
 
     def version(self, api: Api) -> int:
         """The highest version of `api` both this broker and the tools speak."""
-        low, high = VERSIONS[api.key]
-        theirs = self._ranges.get(api.key)
-        if theirs is None or min(high, theirs[1]) < max(low, theirs[0]):
+        version = self._common_version(api)
+        if version is None:
+            theirs = self._ranges.get(api.key)
+            low, high = VERSIONS[api.key]
             raise ToolError(f"{self.address} does not support {api.name} versions {low}-{high}"
                             + (f" (it speaks {theirs[0]}-{theirs[1]})" if theirs else ""))
-        return min(high, theirs[1])
+        return version
 
     def supports(self, api: Api) -> bool:
+        return self._common_version(api) is not None
+
+    def _common_version(self, api: Api) -> int | None:
         theirs = self._ranges.get(api.key)
         low, high = VERSIONS[api.key]
-        return theirs is not None and min(high, theirs[1]) >= max(low, theirs[0])
+        if theirs is None or min(high, theirs[1]) < max(low, theirs[0]):
+            return None
+        return min(high, theirs[1])
 
     def request(self, api: Api, body: Any) -> Any:
         return self._call(api, self.version(api), body)
@@ -170,7 +176,7 @@ class Client:
         self.timeout_s = timeout_s
         self._addresses = [parse_address(a) for a in bootstrap.split(",") if a.strip()]
         if not self._addresses:
-            raise ToolError("no bootstrap server given")
+            raise UsageError("no bootstrap server given")
         self._by_address: dict[tuple[str, int], Connection] = {}
         self.brokers: dict[int, tuple[str, int]] = {}
         self._any: Connection | None = None
@@ -215,7 +221,6 @@ class Client:
                                allow_auto_topic_creation=auto_create)
         answer = self.any_broker().request(METADATA, body)
         self.brokers = {b.node_id: (b.host, b.port) for b in answer.brokers}
-        self.controller_id = answer.controller_id
         return answer
 
     def controller(self) -> Connection:

@@ -52,3 +52,29 @@ def note(output: str, document: Any, line: str) -> None:
         print(json.dumps(document, indent=2, default=str))
     else:
         print(line)
+
+
+class Progress:
+    """A progress bar on stderr while a long command reads its input; nothing unless stderr is a terminal."""
+
+    def __init__(self, description: str, total: int | None) -> None:
+        self._bar: Any = None
+        if sys.stderr.isatty() and total:
+            from rich.console import Console
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(console=Console(stderr=True), transient=True)
+            self._task = self._bar.add_task(description, total=total)
+
+    def __enter__(self) -> Progress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def update(self, completed: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=completed)

@@ -9,13 +9,14 @@ topics (auto.create.topics.enable), as it is for Kafka's own producers.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Iterator
 from typing import IO
 
 from kbroker.tools.client import LEADER_MOVED, RETRY_BACKOFF_S, BrokerError, Client, ToolError
-from kbroker.tools.output import note
+from kbroker.tools.output import Progress, note
 from kbroker.tools.record_formats import FORMATS, to_bytes
 from kbroker.tools.topics import key_values
 from kbroker.wire.messages.produce import PRODUCE, PartitionProduceData, ProduceRequest, TopicProduceData
@@ -72,38 +73,44 @@ def _lines(stream: IO[str], count: int | None) -> Iterator[str]:
         yield line[:-1] if line.endswith("\n") else line
 
 
+def _key_and_value(args: argparse.Namespace, line: str, line_number: int,
+                   fixed_key: bytes | None) -> tuple[bytes | None, bytes]:
+    key, text = fixed_key, line
+    if args.key_separator:
+        key_text, sep, text = line.partition(args.key_separator)
+        if not sep:
+            raise ToolError(f"line {line_number} has no key separator {args.key_separator!r}")
+        key = to_bytes(key_text, args.key_format, f"the key on line {line_number}")
+    return key, to_bytes(text, args.value_format, f"the value on line {line_number}")
+
+
 def produce_records(args: argparse.Namespace) -> int:
     headers = tuple((k, v.encode()) for k, v in key_values(args.header, "--header").items())
     fixed_key = None if args.key is None else to_bytes(args.key, args.key_format, "--key")
     compression = Compression[args.compression.upper()]
     stream = open(args.file, encoding="utf-8") if args.file else sys.stdin
+    size = os.fstat(stream.fileno()).st_size if args.file else None
     written: dict[int, list[int]] = {}  # partition -> [first offset, last offset]
-    total = 0
-    with stream, Client(args.bootstrap_server, args.timeout) as client:
+    total = characters_read = 0  # characters: about the bytes read, for the progress bar
+    with stream, Client(args.bootstrap_server, args.timeout) as client, Progress(f"producing to {args.topic}", size) as bar:
         leaders = client.leaders(args.topic, auto_create=True)  # as Kafka's producers do
         if args.partition is not None and args.partition not in leaders:
             raise ToolError(f"topic {args.topic!r} has no partition {args.partition}")
-        next_partition = 0
-        pending: dict[int, list[Record]] = {}
-        for line_number, line in enumerate(_lines(stream, args.count), 1):
-            key = fixed_key
-            text = line
-            if args.key_separator:
-                key_text, sep, text = line.partition(args.key_separator)
-                if not sep:
-                    raise ToolError(f"line {line_number} has no key separator {args.key_separator!r}")
-                key = to_bytes(key_text, args.key_format, f"the key on line {line_number}")
-            value = to_bytes(text, args.value_format, f"the value on line {line_number}")
+        pending: dict[int, list[Record]] = {}  # partition -> records, at their offsets within the batch
+        for total, line in enumerate(_lines(stream, args.count), 1):
+            key, value = _key_and_value(args, line, total, fixed_key)
             if args.partition is not None:
                 partition = args.partition
             elif key is not None:
                 partition = (murmur2(key) & 0x7FFFFFFF) % len(leaders)
             else:
-                partition, next_partition = next_partition, (next_partition + 1) % len(leaders)
-            pending.setdefault(partition, []).append(Record(0, 0, key, value, headers))
-            if line_number % args.batch_size == 0:
+                partition = total % len(leaders)
+            batch = pending.setdefault(partition, [])
+            batch.append(Record(len(batch), int(time.time() * 1000), key, value, headers))
+            characters_read += len(line) + 1
+            if total % args.batch_size == 0:
                 _send(client, args, leaders, pending, compression, written)
-            total = line_number
+                bar.update(characters_read)
         _send(client, args, leaders, pending, compression, written)
     document = {"topic": args.topic, "records": total,
                 "partitions": {p: {"first_offset": f, "last_offset": last} for p, (f, last) in sorted(written.items())}}
@@ -115,9 +122,7 @@ def _send(client: Client, args: argparse.Namespace, leaders: dict[int, int], pen
           compression: Compression, written: dict[int, list[int]]) -> None:
     """Send the pending records, a batch per partition; a batch whose leader moved goes again to the
     new one (it was not appended) until --timeout."""
-    now_ms = int(time.time() * 1000)
-    batches = {partition: (build_batch([Record(i, now_ms, r.key, r.value, r.headers) for i, r in enumerate(records)],
-                                       compression=compression), len(records))
+    batches = {partition: (build_batch(records, compression=compression), len(records))
                for partition, records in pending.items()}
     pending.clear()
     deadline = time.monotonic() + args.timeout
