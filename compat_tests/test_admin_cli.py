@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from compat_tests.clients import KCAT
 from tests.broker_process import BrokerProcess, free_port
 
 DEADLINE_S = 20.0
@@ -162,6 +163,23 @@ def test_records_produced_by_confluent_kafka_are_printed_by_kbroker(cli_broker, 
     plain = cli("consume", topic_name, "-p", "0", "-o", "beginning", "-c", "2", "--key-separator", "=", bootstrap=b)
     assert plain.returncode == 0 and plain.stdout == "k0=v0\nk2=v2\n", plain
     assert_one_line_error(cli("consume", "no-such-topic", "-e", bootstrap=b), 1, "unknown topic 'no-such-topic'")
+
+
+def test_kcat_and_kbroker_read_each_others_lines(cli_broker, topic_name):
+    assert KCAT is not None, "kcat is not installed (Debian package `kcat`; scripts/test.sh installs it)"
+    b = cli_broker.bootstrap
+    cli_json("topics", "create", topic_name, "--partitions", "2", bootstrap=b)
+    from_kcat = "".join(f"kcat-{i}:value {i}\n" for i in range(10))
+    subprocess.run([KCAT, "-P", "-b", b, "-t", topic_name, "-K", ":", "-p", "0"], input=from_kcat.encode(),
+                   check=True, timeout=30)
+    printed = cli("consume", topic_name, "-p", "0", "--from-beginning", "-e", "-K", ":", bootstrap=b)
+    assert printed.returncode == 0 and printed.stdout == from_kcat, printed
+
+    from_kbroker = "".join(f"kbroker-{i}:value {i}\n" for i in range(10))
+    cli_json("produce", topic_name, "-p", "1", "-K", ":", input=from_kbroker, bootstrap=b)
+    read = subprocess.run([KCAT, "-C", "-b", b, "-t", topic_name, "-p", "1", "-o", "beginning", "-e", "-q",
+                           "-f", "%k:%s\n"], capture_output=True, check=True, timeout=30)
+    assert read.stdout.decode() == from_kbroker
 
 
 def test_a_kafka_python_group_listed_described_lagging_and_reset(cli_broker, topic_name):

@@ -39,7 +39,8 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     produce.add_argument("--count", "-c", type=int, help="stop after this many records")
     produce.add_argument("--compression", "-z", choices=[c.name.lower() for c in Compression], default="none")
     produce.add_argument("--acks", type=int, choices=(-1, 1), default=-1, help="-1: all in-sync replicas (default)")
-    produce.add_argument("--batch-size", type=int, default=1000, metavar="RECORDS", help="lines per request")
+    produce.add_argument("--batch-size", type=int, default=1000, metavar="RECORDS",
+                         help="lines per request (default: %(default)s; from a terminal each line goes at once)")
     produce.set_defaults(run=produce_records)
 
 
@@ -97,6 +98,7 @@ def produce_records(args: argparse.Namespace) -> int:
         if args.partition is not None and args.partition not in leaders:
             raise ToolError(f"topic {args.topic!r} has no partition {args.partition}")
         pending: dict[int, list[Record]] = {}  # partition -> records, at their offsets within the batch
+        interactive = stream.isatty()  # someone typing: send each line as it comes
         for total, line in enumerate(_lines(stream, args.count), 1):
             key, value = _key_and_value(args, line, total, fixed_key)
             if args.partition is not None:
@@ -108,7 +110,7 @@ def produce_records(args: argparse.Namespace) -> int:
             batch = pending.setdefault(partition, [])
             batch.append(Record(len(batch), int(time.time() * 1000), key, value, headers))
             characters_read += len(line) + 1
-            if total % args.batch_size == 0:
+            if total % args.batch_size == 0 or interactive:
                 _send(client, args, leaders, pending, compression, written)
                 bar.update(characters_read)
         _send(client, args, leaders, pending, compression, written)
