@@ -5,9 +5,10 @@ import argparse
 import os
 import sys
 
+from kbroker.errors import KafkaError
 from kbroker.tools import cluster, consume, dump_log, groups, produce, topics
 from kbroker.tools.client import DEFAULT_BOOTSTRAP, ToolError
-from kbroker.tools.output import EXIT_ERROR
+from kbroker.tools.output import EXIT_CODES, EXIT_ERROR
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -27,6 +28,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     for group in (topics, groups, produce, consume, cluster):
         group.register(commands, common)
     dump_log.register(commands)
+    for name in ("topics", "groups", "produce", "consume", "cluster", "dump-log"):
+        _with_exit_codes(commands.choices[name])
+
+
+def _with_exit_codes(parser: argparse.ArgumentParser) -> None:
+    """Every command's --help ends with the exit codes."""
+    parser.epilog = EXIT_CODES
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _with_exit_codes(sub)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     except ToolError as exc:
         print(f"{command}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KafkaError as exc:  # records that do not decode, from a broker or a file
+        print(f"{command}: {exc.code.name}" + (f": {exc.message}" if exc.message else ""), file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `kbroker consume ... | head`: the reader has gone, not an error
@@ -43,5 +58,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     except OSError as exc:  # a file the command was given: missing, unreadable
         print(f"{command}: {exc.filename}: {exc.strerror}" if exc.filename else f"{command}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug here: still one line for a script's log, with what to report
+        print(f"{command}: unexpected {type(exc).__name__}: {exc} (a kbroker bug, please report it)", file=sys.stderr)
         return EXIT_ERROR
 

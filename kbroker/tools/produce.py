@@ -39,9 +39,15 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     produce.add_argument("--count", "-c", type=int, help="stop after this many records")
     produce.add_argument("--compression", "-z", choices=[c.name.lower() for c in Compression], default="none")
     produce.add_argument("--acks", type=int, choices=(-1, 1), default=-1, help="-1: all in-sync replicas (default)")
-    produce.add_argument("--batch-size", type=int, default=1000, metavar="RECORDS",
+    produce.add_argument("--batch-size", type=_positive, default=1000, metavar="RECORDS",
                          help="lines per request (default: %(default)s; from a terminal each line goes at once)")
     produce.set_defaults(run=produce_records)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return int(text)
 
 
 def murmur2(data: bytes) -> int:
