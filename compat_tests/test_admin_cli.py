@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from compat_tests.clients import KCAT
+from compat_tests.test_group_kip848 import KIP848_SETTINGS
 from tests.broker_process import BrokerProcess, free_port
 
 DEADLINE_S = 20.0
@@ -28,7 +29,7 @@ DEADLINE_S = 20.0
 @pytest.fixture(scope="module")
 def cli_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
     process = BrokerProcess(tmp_path_factory.mktemp("cli") / "data",
-                            {"group.initial.rebalance.delay.ms": "0"}).start()
+                            {"group.initial.rebalance.delay.ms": "0", **KIP848_SETTINGS}).start()
     yield process
     process.stop()
 
@@ -253,6 +254,37 @@ def test_a_kafka_python_group_listed_described_lagging_and_reset(cli_broker, top
     assert committed() == {}  # the group's offsets went with it
     admin.close()
     producer.close()
+
+
+def test_a_kip848_consumer_group_is_described_and_reset_only_once_empty(cli_broker, topic_name):
+    from confluent_kafka import Consumer
+
+    b, group = cli_broker.bootstrap, f"{topic_name}-group"
+    cli_json("topics", "create", topic_name, "--partitions", "2", bootstrap=b)
+    cli_json("produce", topic_name, input="".join(f"r{i}\n" for i in range(10)), bootstrap=b)
+    consumer = Consumer({"bootstrap.servers": b, "group.id": group, "group.protocol": "consumer",
+                         "client.id": "kip848-member", "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic_name])
+    read = 0
+    deadline = time.monotonic() + DEADLINE_S
+    while read < 10 and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        read += message is not None and message.error() is None
+    assert read == 10
+    consumer.commit(asynchronous=False)
+
+    described = cli_json("groups", "describe", group, bootstrap=b)
+    assert (described["state"], described["protocol_type"]) == ("Stable", "consumer")
+    (member,) = described["members"]
+    assert member["client_id"] == "kip848-member" and member["assignment"] == {topic_name: [0, 1]}
+    assert sum(o["committed"] for o in described["offsets"]) == 10 and described["total_lag"] == 0
+    assert_one_line_error(cli("groups", "reset-offsets", group, "--all-topics", "--to-earliest", bootstrap=b), 1,
+                          "inactive", "Stable")
+
+    consumer.close()
+    wait_for(lambda: cli_json("groups", "describe", group, bootstrap=b)["state"] == "Empty", "the group empty")
+    cli_json("groups", "reset-offsets", group, "--all-topics", "--to-earliest", bootstrap=b)
+    assert [o["committed"] for o in cli_json("groups", "lag", group, bootstrap=b)["offsets"]] == [0, 0]
 
 
 def test_consume_with_a_group_starts_at_its_offsets_and_commits(cli_broker, topic_name):

@@ -48,6 +48,7 @@ VERSIONS: dict[int, tuple[int, int]] = {
     42: (0, 2),   # DeleteGroups
     44: (0, 1),   # IncrementalAlterConfigs
     60: (0, 1),   # DescribeCluster
+    69: (0, 0),   # ConsumerGroupDescribe (KIP-848 groups)
 }
 
 # Partition errors that mean "ask the metadata who leads now": produce and consume refresh and retry.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ from kbroker.coordinator.consumer_protocol import assignment_partitions
 from kbroker.errors import ErrorCode
 from kbroker.tools.client import BrokerError, Client, Connection, ToolError, UsageError, check
 from kbroker.tools.output import Table, emit, note
+from kbroker.wire.messages.consumer_group_describe import CONSUMER_GROUP_DESCRIBE, ConsumerGroupDescribeRequest
 from kbroker.wire.messages.delete_groups import DELETE_GROUPS, DeleteGroupsRequest
 from kbroker.wire.messages.describe_groups import DESCRIBE_GROUPS, DescribeGroupsRequest
 from kbroker.wire.messages.list_groups import LIST_GROUPS, ListGroupsRequest
@@ -68,10 +70,41 @@ def list_groups(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe(coordinator: Connection, group: str) -> Any:
-    (described,) = coordinator.request(DESCRIBE_GROUPS, DescribeGroupsRequest(groups=[group])).groups
-    check(described.error_code, f"group {group!r}")
-    return described
+@dataclass(frozen=True, slots=True)
+class Member:
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    host: str
+    assignment: dict[str, list[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    state: str  # "Dead": no such group
+    protocol_type: str
+    protocol: str  # the classic group's chosen protocol (the assignor), or a consumer group's assignor
+    members: list[Member]
+
+
+def describe(coordinator: Connection, group: str) -> GroupView:
+    """A classic group (DescribeGroups) or a KIP-848 consumer group (ConsumerGroupDescribe), as
+    Kafka's admin client finds them: DescribeGroups says Dead for the latter."""
+    (classic,) = coordinator.request(DESCRIBE_GROUPS, DescribeGroupsRequest(groups=[group])).groups
+    check(classic.error_code, f"group {group!r}")
+    if classic.group_state != "Dead" or not coordinator.supports(CONSUMER_GROUP_DESCRIBE):
+        return GroupView(classic.group_state, classic.protocol_type, classic.protocol_data, [
+            Member(m.member_id, m.group_instance_id, m.client_id, m.client_host,
+                   (assignment_partitions(m.member_assignment) if classic.protocol_type == "consumer" else None) or {})
+            for m in classic.members])
+    (modern,) = coordinator.request(CONSUMER_GROUP_DESCRIBE, ConsumerGroupDescribeRequest(group_ids=[group])).groups
+    if modern.error_code == ErrorCode.GROUP_ID_NOT_FOUND:
+        return GroupView("Dead", "", "", [])
+    check(modern.error_code, f"group {group!r}", modern.error_message)
+    return GroupView(modern.group_state, "consumer", modern.assignor_name, [
+        Member(m.member_id, m.instance_id, m.client_id, m.client_host,
+               {t.topic_name: list(t.partitions) for t in m.assignment.topic_partitions})
+        for m in modern.members])
 
 
 def committed_offsets(coordinator: Connection, group: str) -> dict[Partition, int]:
@@ -89,17 +122,13 @@ def committed_offsets(coordinator: Connection, group: str) -> dict[Partition, in
 def _group_state(client: Client, group: str) -> dict[str, Any]:
     """A group as `describe` shows it: members with their assignments, offsets and lag."""
     coordinator = client.coordinator(group)
-    described = _describe(coordinator, group)
-    if described.group_state == "Dead":
+    view = describe(coordinator, group)
+    if view.state == "Dead":
         raise ToolError(f"unknown group {group!r}")
-    members, owner = [], {}
-    for member in described.members:
-        assignment = (assignment_partitions(member.member_assignment) if described.protocol_type == "consumer"
-                      else None) or {}
-        members.append({"member_id": member.member_id, "group_instance_id": member.group_instance_id,
-                        "client_id": member.client_id, "host": member.client_host,
-                        "assignment": {t: sorted(ps) for t, ps in sorted(assignment.items())}})
-        owner.update({(t, p): member for t, ps in assignment.items() for p in ps})
+    members = [{"member_id": m.member_id, "group_instance_id": m.group_instance_id, "client_id": m.client_id,
+                "host": m.host, "assignment": {t: sorted(ps) for t, ps in sorted(m.assignment.items())}}
+               for m in view.members]
+    owner = {(t, p): m for m in view.members for t, ps in m.assignment.items() for p in ps}
     committed = committed_offsets(coordinator, group)
     partitions = sorted(set(committed) | set(owner))
     ends = client.list_offsets(partitions, LATEST) if partitions else {}
@@ -111,8 +140,8 @@ def _group_state(client: Client, group: str) -> dict[str, Any]:
                         "lag": None if current is None else max(end - current, 0),
                         "member_id": member.member_id if member else None,
                         "client_id": member.client_id if member else None})
-    return {"group": group, "state": described.group_state, "protocol_type": described.protocol_type,
-            "protocol": described.protocol_data, "members": members, "offsets": offsets,
+    return {"group": group, "state": view.state, "protocol_type": view.protocol_type,
+            "protocol": view.protocol, "members": members, "offsets": offsets,
             "total_lag": sum(o["lag"] or 0 for o in offsets)}
 
 
@@ -194,7 +223,7 @@ def _new_offsets(client: Client, args: argparse.Namespace, partitions: list[Part
 def reset_offsets(args: argparse.Namespace) -> int:
     with Client(args.bootstrap_server, args.timeout) as client:
         coordinator = client.coordinator(args.group)
-        state = _describe(coordinator, args.group).group_state
+        state = describe(coordinator, args.group).state
         if state not in _INACTIVE:
             raise ToolError(f"offsets can only be reset while group {args.group!r} is inactive, "
                             f"but it is {state} (stop its consumers first)")
