@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -368,3 +369,20 @@ def test_on_a_three_broker_cluster_requests_go_to_each_leader_and_the_coordinato
     lag = cli_json("groups", "lag", "cli-cluster-group", bootstrap=cluster.bootstrap(2))
     assert len(lag["offsets"]) == 6 and lag["total_lag"] == 0
     assert sum(o["committed"] for o in lag["offsets"]) == 60
+
+
+def test_ctrl_c_ends_consume_and_its_group_keeps_what_was_printed(cli_broker, topic_name):
+    b, group = cli_broker.bootstrap, f"{topic_name}-group"
+    cli_json("topics", "create", topic_name, "--partitions", "1", bootstrap=b)
+    cli_json("produce", topic_name, input="".join(f"r{i}\n" for i in range(5)), bootstrap=b)
+    running = subprocess.Popen([sys.executable, "-m", "kbroker", "consume", topic_name, "--group", group,
+                                "--from-beginning", "--bootstrap-server", b],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert [running.stdout.readline() for _ in range(5)] == [f"r{i}\n" for i in range(5)]
+        running.send_signal(signal.SIGINT)
+        assert running.wait(20) == 130, running.stderr.read()
+    finally:
+        running.kill()
+    assert running.stderr.read() == ""
+    assert [o["committed"] for o in cli_json("groups", "lag", group, bootstrap=b)["offsets"]] == [5]

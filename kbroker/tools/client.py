@@ -149,6 +149,9 @@ class Connection:
         except OSError as exc:
             self.close()
             raise Unreachable(f"{self.address}: {exc.strerror or exc} during {api.name}") from None
+        except BaseException:  # Ctrl-C between a request and its answer: the stream is out of step
+            self.close()
+            raise
         try:
             correlation_id, response, _ = frames.decode_response(memoryview(frame), api, version)
         except DecodeError as exc:
@@ -165,6 +168,10 @@ class Connection:
                 raise ConnectionResetError(0, "connection closed by the broker")
             data += chunk
         return bytes(data)
+
+    @property
+    def closed(self) -> bool:
+        return self._sock.fileno() < 0
 
     def close(self) -> None:
         self._sock.close()
@@ -190,7 +197,7 @@ class Client:
             connection.close()
 
     def any_broker(self) -> Connection:
-        if self._any is None:
+        if self._any is None or self._any.closed:
             failures = []
             for host, port in self._addresses:
                 try:
@@ -204,7 +211,7 @@ class Client:
 
     def _connect(self, host: str, port: int) -> Connection:
         connection = self._by_address.get((host, port))
-        if connection is None:
+        if connection is None or connection.closed:
             connection = self._by_address[(host, port)] = Connection(host, port, self.timeout_s)
         return connection
 

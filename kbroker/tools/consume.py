@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -68,27 +70,38 @@ def _start_offsets(client: Client, args: argparse.Namespace, partitions: list[Pa
 
 
 def consume_records(args: argparse.Namespace) -> int:
-    with Client(args.bootstrap_server, args.timeout) as client:
-        leaders = client.leaders(args.topic)
-        chosen = args.partition or sorted(leaders)
-        for partition in chosen:
-            if partition not in leaders:
-                raise ToolError(f"topic {args.topic!r} has no partition {partition}")
-        positions = _start_offsets(client, args, [(args.topic, p) for p in chosen])
-        try:
-            _fetch_loop(client, args, leaders, positions)
-        finally:
+    stop = threading.Event()
+
+    def on_sigint(*_: object) -> None:
+        # Ctrl-C, how a consumer without --count or -e ends: stop before the next record, so what was
+        # printed is what gets committed; a second Ctrl-C does not wait for the answer in flight.
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with Client(args.bootstrap_server, args.timeout) as client:
+            leaders = client.leaders(args.topic)
+            chosen = args.partition or sorted(leaders)
+            for partition in chosen:
+                if partition not in leaders:
+                    raise ToolError(f"topic {args.topic!r} has no partition {partition}")
+            positions = _start_offsets(client, args, [(args.topic, p) for p in chosen])
+            _fetch_loop(client, args, leaders, positions, stop)
             if args.group:
                 commit_offsets(client.coordinator(args.group), args.group, positions)
-    return 0
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 130 if stop.is_set() else 0
 
 
 def _fetch_loop(client: Client, args: argparse.Namespace, leaders: dict[int, int],
-                positions: dict[Partition, int]) -> None:
-    """Fetch from each leader in turn until --count records or, with --exit-at-end, every end."""
+                positions: dict[Partition, int], stop: threading.Event) -> None:
+    """Fetch from each leader in turn until --count records, with --exit-at-end every end, or `stop`."""
     printed = 0
     at_end: set[Partition] = set()
-    while True:
+    while not stop.is_set():
         leader_moved = False
         by_leader: dict[int, list[int]] = {}
         for (_, partition) in positions:
@@ -110,7 +123,7 @@ def _fetch_loop(client: Client, args: argparse.Namespace, leaders: dict[int, int
                         raise ToolError(f"offset {positions[tp]} is out of range in {args.topic}-{tp[1]}")
                     check(data.error_code, f"fetching {args.topic}-{tp[1]}")
                     for record in _records(data.records, positions[tp], f"{args.topic}-{tp[1]}"):
-                        if args.count is not None and printed >= args.count:
+                        if stop.is_set() or (args.count is not None and printed >= args.count):
                             return
                         _print(args, tp[1], record)
                         printed += 1
