@@ -318,6 +318,9 @@ def test_dump_log_reads_the_broker_segments_and_reports_a_corrupt_batch(cli_brok
     cli_json("topics", "create", topic_name, "--partitions", "1", bootstrap=b)
     cli_json("produce", topic_name, "--compression", "gzip", "--batch-size", "25",
              input="".join(f"value-{i}\n" for i in range(50)), bootstrap=b)
+    # four ~5 KB batches: more than index.interval.bytes (4 KiB) each, so the indexes get entries
+    large = [f"large-{i}-" + "x" * 500 for i in range(40)]
+    cli_json("produce", topic_name, "--batch-size", "10", input="".join(f"{v}\n" for v in large), bootstrap=b)
     producer = Producer({"bootstrap.servers": b, "enable.idempotence": True})
     for i in range(10):
         producer.produce(topic_name, value=f"idempotent-{i}")
@@ -326,22 +329,32 @@ def test_dump_log_reads_the_broker_segments_and_reports_a_corrupt_batch(cli_brok
     partition_dir = cli_broker.data_dir / f"{topic_name}-0"
     dumped = cli_json("dump-log", str(partition_dir), "--print-records")
     assert dumped["problems"] == []
-    batches = [batch for segment in dumped["segments"] for batch in segment["batches"]]
-    assert [b_["compression"] for b_ in batches[:2]] == ["gzip", "gzip"]
+    (segment,) = dumped["segments"]
+    assert segment["index_entries"] >= 3 and segment["time_index_entries"] >= 1
+    batches = segment["batches"]
+    assert [b_["compression"] for b_ in batches[:3]] == ["gzip", "gzip", "none"]
     assert batches[-1]["producer_id"] >= 0 and batches[0]["producer_id"] == -1
     values = [r["value"] for batch in batches for r in batch["records"]]
-    assert values == [f"value-{i}" for i in range(50)] + [f"idempotent-{i}" for i in range(10)]
+    assert values == [f"value-{i}" for i in range(50)] + large + [f"idempotent-{i}" for i in range(10)]
     assert all(batch["crc_valid"] for batch in batches)
 
     corrupt = tmp_path / partition_dir.name
     shutil.copytree(partition_dir, corrupt)
-    segment = corrupt / "00000000000000000000.log"
-    data = bytearray(segment.read_bytes())
+    log = corrupt / "00000000000000000000.log"
+    data = bytearray(log.read_bytes())
     data[batches[1]["position"] + 70] ^= 0xFF  # inside the second batch's records, under its CRC
-    segment.write_bytes(data)
+    log.write_bytes(data)
+    index = log.with_suffix(".index")
+    entries = bytearray(index.read_bytes())
+    entries[7] += 1  # the first entry's position, one byte past its batch start
+    index.write_bytes(entries)
     result = cli("dump-log", str(corrupt), "--output", "json")
     assert result.returncode == 1, result
-    assert "CRC mismatch in the batch at position" in result.stderr and "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr
+    crc_line, index_line = result.stderr.splitlines()
+    assert f"CRC mismatch in the batch at position {batches[1]['position']} " in crc_line
+    assert index_line.endswith(f"00000000000000000000.index: entry ({int.from_bytes(entries[:4], 'big')}, "
+                               f"{int.from_bytes(entries[4:8], 'big')}) is not at a batch start")
     assert [batch["crc_valid"] for batch in json.loads(result.stdout)["segments"][0]["batches"]][:3] == [
         True, False, True]
 
