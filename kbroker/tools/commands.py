@@ -18,9 +18,19 @@ def common_options() -> argparse.ArgumentParser:
                         metavar="HOST:PORT[,...]",
                         help="brokers to start from (default: $KBROKER_BOOTSTRAP or %(default)s)")
     common.add_argument("--output", "-O", choices=("table", "json"), default="table", help="default: %(default)s")
-    common.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+    common.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS",
                         help="per request (default: %(default)s)")
     return common
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return seconds
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -137,14 +137,14 @@ def delete_topics(args: argparse.Namespace) -> int:
     request = DeleteTopicsRequest(topic_names=list(args.topics), timeout_ms=int(args.timeout * 1000))
     with Client(args.bootstrap_server, args.timeout) as client:
         results = client.controller().request(DELETE_TOPICS, request).responses
-    failures: list[ToolError] = []
+    failures = []
     for result in results:
         if result.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
-            failures.append(ToolError(f"unknown topic {result.name!r}"))
+            failures.append(f"unknown topic {result.name!r}")
         elif result.error_code:
-            failures.append(BrokerError(result.error_code, f"deleting topic {result.name!r}", result.error_message))
+            failures.append(str(BrokerError(result.error_code, f"deleting topic {result.name!r}", result.error_message)))
     if failures:
-        raise failures[0]
+        raise ToolError("; ".join(failures))
     note(args.output, {"deleted": list(args.topics)}, "deleted " + ", ".join(repr(t) for t in args.topics))
     return 0
 
