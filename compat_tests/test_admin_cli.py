@@ -235,6 +235,8 @@ def test_a_kafka_python_group_listed_described_lagging_and_reset(cli_broker, top
     dry = cli_json("groups", "reset-offsets", group, "--topic", topic_name, "--to-offset", "3", "--dry-run",
                    bootstrap=b)
     assert [(o["partition"], o["committed"], o["new"]) for o in dry["offsets"]] == [(0, 10, 3), (1, 10, 3)]
+    latest = cli_json("groups", "reset-offsets", group, "--all-topics", "--to-latest", "--dry-run", bootstrap=b)
+    assert [o["new"] for o in latest["offsets"]] == [15, 10]
     assert committed() == {0: 10, 1: 10}
 
     cli_json("groups", "reset-offsets", group, "--topic", f"{topic_name}:0", "--to-offset", "3", bootstrap=b)
