@@ -1,11 +1,12 @@
 """The admin CLI (`python -m kbroker topics|groups|produce|consume|cluster|dump-log`) against a real broker.
 
-Each test runs the real command as a subprocess and checks what it did with a real client
-(confluent-kafka or kafka-python): topics it created are there with their configs, records it
-produced are what confluent-kafka reads (at the partitions Java's partitioner would choose),
-records confluent-kafka produced are what it prints, a kafka-python group is listed, described,
-its lag shown and its offsets reset — and the next kafka-python member starts where the reset
-put it. One broker for the module.
+Each test runs the real command as a subprocess and checks what it did with a real client:
+topics it created are there with their configs (confluent-kafka's admin), records it produced
+are what kafka-python, confluent-kafka, aiokafka and kcat read (at the partitions Java's
+partitioner would choose) and it prints what each of them produced; a kafka-python group and a
+KIP-848 confluent-kafka group are listed, described, their lag shown and their offsets reset —
+and the next member starts where the reset put it. One broker for the module (plus one
+three-broker cluster for routing).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from compat_tests.clients import KCAT
+from compat_tests.clients import ALL_CLIENTS, KCAT, Record
 from compat_tests.test_group_kip848 import KIP848_SETTINGS
 from tests.broker_process import BrokerProcess, free_port
 
@@ -63,23 +64,6 @@ def wait_for(condition: Callable[[], Any], what: str) -> Any:
     raise AssertionError(f"{what}: not within {DEADLINE_S}s")
 
 
-def confluent_read(bootstrap: str, topic: str, count: int, partitions: int) -> list[Any]:
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    messages: list[Any] = []
-    deadline = time.monotonic() + DEADLINE_S
-    while len(messages) < count and time.monotonic() < deadline:
-        message = consumer.poll(0.5)
-        if message is not None:
-            assert message.error() is None, message.error()
-            messages.append(message)
-    consumer.close()
-    assert len(messages) == count, f"confluent-kafka read {len(messages)} of {count} records"
-    return messages
-
-
 def test_topic_create_describe_alter_delete(cli_broker, topic_name):
     from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
 
@@ -112,7 +96,8 @@ def test_topic_create_describe_alter_delete(cli_broker, topic_name):
     assert_one_line_error(cli("topics", "delete", topic_name, bootstrap=b), 1, "unknown topic")
 
 
-def test_records_produced_by_kbroker_are_read_by_confluent_kafka(cli_broker, topic_name, tmp_path):
+@pytest.mark.parametrize("client", ALL_CLIENTS, ids=str)
+def test_records_produced_by_kbroker_are_read_by_each_client(cli_broker, topic_name, client):
     from kafka.partitioner.default import murmur2
 
     b = cli_broker.bootstrap
@@ -121,50 +106,55 @@ def test_records_produced_by_kbroker_are_read_by_confluent_kafka(cli_broker, top
     summary = cli_json("produce", topic_name, "--key-separator", "|", "--value-format", "json",
                        "--header", "source=cli", "--batch-size", "7", input="\n".join(lines) + "\n", bootstrap=b)
     assert summary["records"] == 30
+    ranges = {int(p): (o["first_offset"], o["last_offset"] + 1) for p, o in summary["partitions"].items()}
 
-    messages = confluent_read(b, topic_name, 30, 3)
-    got = {m.key().decode(): (m.partition(), json.loads(m.value()), m.headers()) for m in messages}
-    for i in range(30):
-        key = f"key-{i}".encode()
-        # Java's default partitioner, as kafka-python implements it
-        assert got[f"key-{i}"] == ((murmur2(key) & 0x7FFFFFFF) % 3, {"n": i}, [("source", b"cli")])
+    received = client.consume(b, topic_name, ranges)
+    # keyed records where Java's default partitioner puts them (kafka-python implements it too)
+    assert sorted((r.partition, r.key, r.value, r.headers) for r in received) == sorted(
+        ((murmur2(f"key-{i}".encode()) & 0x7FFFFFFF) % 3, f"key-{i}".encode(), json.dumps({"n": i}).encode(),
+         (("source", b"cli"),)) for i in range(30))
 
+
+@pytest.mark.parametrize("client", ALL_CLIENTS, ids=str)
+def test_records_produced_by_each_client_are_printed_by_kbroker(cli_broker, topic_name, client):
+    b = cli_broker.bootstrap
+    cli_json("topics", "create", topic_name, "--partitions", "2", bootstrap=b)
+    sent = [Record(i % 2, f"k{i}".encode(), f"v{i}".encode(), (("h", f"x{i}".encode()),),
+                   1_700_000_000_000 + i if client.explicit_timestamps else None) for i in range(20)]
+    client.produce(b, topic_name, sent)
+
+    printed = consume_lines(topic_name, "--from-beginning", "--exit-at-end", bootstrap=b)
+    assert sorted((r["partition"], r["offset"], r["key"], r["value"], r["headers"]) for r in printed) == sorted(
+        (i % 2, i // 2, f"k{i}", f"v{i}", [["h", f"x{i}"]]) for i in range(20))
+    if client.explicit_timestamps:
+        assert sorted(r["timestamp"] for r in printed) == [1_700_000_000_000 + i for i in range(20)]
+
+
+def test_consume_from_an_offset_a_count_plain_lines_and_a_file_read_to_its_count(cli_broker, topic_name, tmp_path):
+    b = cli_broker.bootstrap
+    cli_json("topics", "create", topic_name, "--partitions", "2", bootstrap=b)
     records = tmp_path / "records.txt"
-    records.write_text("".join(f"{i:02x}ff\n" for i in range(10)))
-    assert cli_json("produce", topic_name, "--file", str(records), "--count", "4", "--value-format", "hex",
-                    "--partition", "2", bootstrap=b)["records"] == 4
-    tail = consume_lines(topic_name, "--partition", "2", "--offset", "-4", "--exit-at-end", "--value-format", "hex",
+    records.write_text("".join(f"k{i}={i:02x}ff\n" for i in range(10)))
+    assert cli_json("produce", topic_name, "--file", str(records), "--count", "8", "--key-separator", "=",
+                    "--value-format", "hex", "--partition", "1", bootstrap=b)["records"] == 8
+
+    some = consume_lines(topic_name, "--partition", "1", "--offset", "2", "--count", "3", "--value-format", "hex",
                          bootstrap=b)
-    assert [r["value"] for r in tail] == ["00ff", "01ff", "02ff", "03ff"]
+    assert [(r["offset"], r["key"], r["value"]) for r in some] == [(2, "k2", "02ff"), (3, "k3", "03ff"),
+                                                                   (4, "k4", "04ff")]
+    tail = consume_lines(topic_name, "-p", "1", "-o", "-2", "-e", "--value-format", "base64", bootstrap=b)
+    assert [r["value"] for r in tail] == ["Bv8=", "B/8="]
+    plain = cli("consume", topic_name, "-p", "1", "-o", "beginning", "-c", "2", "--key-separator", ":",
+                "--value-format", "hex", bootstrap=b)
+    assert plain.returncode == 0 and plain.stdout == "k0:00ff\nk1:01ff\n", plain
+    assert consume_lines(topic_name, "-p", "0", "-e", bootstrap=b) == []
+    assert_one_line_error(cli("consume", "no-such-topic", "-e", bootstrap=b), 1, "unknown topic 'no-such-topic'")
 
 
 def consume_lines(*args: str, bootstrap: str) -> list[dict[str, Any]]:
     result = cli("consume", *args, "--output", "json", bootstrap=bootstrap)
     assert result.returncode == 0 and result.stderr == "", result
     return [json.loads(line) for line in result.stdout.splitlines()]
-
-
-def test_records_produced_by_confluent_kafka_are_printed_by_kbroker(cli_broker, topic_name):
-    from confluent_kafka import Producer
-
-    b = cli_broker.bootstrap
-    cli_json("topics", "create", topic_name, "--partitions", "2", bootstrap=b)
-    producer = Producer({"bootstrap.servers": b, "linger.ms": 5})
-    for i in range(20):
-        producer.produce(topic_name, key=f"k{i}", value=f"v{i}", partition=i % 2, timestamp=1_700_000_000_000 + i,
-                         headers=[("h", f"x{i}".encode())])
-    assert producer.flush(10) == 0
-
-    printed = consume_lines(topic_name, "--from-beginning", "--exit-at-end", bootstrap=b)
-    assert sorted((r["partition"], r["offset"], r["key"], r["value"], r["timestamp"], r["headers"][0][1])
-                  for r in printed) == sorted((i % 2, i // 2, f"k{i}", f"v{i}", 1_700_000_000_000 + i, f"x{i}")
-                                              for i in range(20))
-    some = consume_lines(topic_name, "--partition", "1", "--offset", "2", "--count", "3", bootstrap=b)
-    assert [(r["offset"], r["value"]) for r in some] == [(2, "v5"), (3, "v7"), (4, "v9")]
-
-    plain = cli("consume", topic_name, "-p", "0", "-o", "beginning", "-c", "2", "--key-separator", "=", bootstrap=b)
-    assert plain.returncode == 0 and plain.stdout == "k0=v0\nk2=v2\n", plain
-    assert_one_line_error(cli("consume", "no-such-topic", "-e", bootstrap=b), 1, "unknown topic 'no-such-topic'")
 
 
 def test_kcat_and_kbroker_read_each_others_lines(cli_broker, topic_name):
