@@ -252,6 +252,9 @@ class Client:
         if described.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
             raise ToolError(f"unknown topic {topic!r}")
         check(described.error_code, f"topic {topic!r}")
+        offline = sorted(p.partition_index for p in described.partitions if p.leader_id < 0)
+        if offline:
+            raise BrokerError(ErrorCode.LEADER_NOT_AVAILABLE, f"topic {topic!r} partitions {offline}")
         return {p.partition_index: p.leader_id for p in described.partitions}
 
     def coordinator(self, group: str) -> Connection:
@@ -265,7 +268,6 @@ class Client:
                 self.brokers.setdefault(answer.node_id, (answer.host, answer.port))
                 return self._connect(answer.host, answer.port)
             time.sleep(RETRY_BACKOFF_S)  # the coordinator partition is loading: ask again shortly
-
 
     def list_offsets(self, partitions: Iterable[tuple[str, int]], timestamp: int) -> dict[tuple[str, int], int]:
         """The offset for `timestamp` (-1 latest, i.e. the high watermark; -2 earliest) of each

@@ -15,6 +15,8 @@ unused index space and end the entries. Any problem means exit code 1.
 from __future__ import annotations
 
 import argparse
+import mmap
+import os
 import re
 import sys
 from datetime import datetime, timezone
@@ -87,9 +89,17 @@ def _time(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _map(path: Path) -> bytes | mmap.mmap:
+    """The file's bytes without reading them all into memory (a segment may be a GiB)."""
+    with open(path, "rb") as file:
+        if os.fstat(file.fileno()).st_size == 0:
+            return b""  # an empty file cannot be mapped
+        return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+
+
 def _dump_segment(log_path: Path, args: argparse.Namespace) -> dict[str, Any]:
     base = int(log_path.name[:20])
-    data = log_path.read_bytes()
+    data = _map(log_path)
     problems: list[str] = []
     batches: list[tuple[int, BatchHeader]] = []
     rows = []
