@@ -17,7 +17,8 @@ def common_options() -> argparse.ArgumentParser:
     common.add_argument("--bootstrap-server", "-b", default=os.environ.get("KBROKER_BOOTSTRAP", DEFAULT_BOOTSTRAP),
                         metavar="HOST:PORT[,...]",
                         help="brokers to start from (default: $KBROKER_BOOTSTRAP or %(default)s)")
-    common.add_argument("--output", "-O", choices=("table", "json"), default="table", help="default: %(default)s")
+    common.add_argument("--output", "-O", choices=("table", "json"), default="table",
+                        help="table: for people (consume: plain lines); json: for scripts (consume: JSON lines)")
     common.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS",
                         help="per request (default: %(default)s)")
     return common
