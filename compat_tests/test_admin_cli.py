@@ -391,3 +391,37 @@ def test_ctrl_c_ends_consume_and_its_group_keeps_what_was_printed(cli_broker, to
         running.kill()
     assert running.stderr.read() == ""
     assert [o["committed"] for o in cli_json("groups", "lag", group, bootstrap=b)["offsets"]] == [5]
+
+
+def test_every_command_at_the_lowest_versions_it_speaks(cli_broker, topic_name, tmp_path, monkeypatch, capsys):
+    # As against an old broker: each API at the bottom of the tools' range (Produce v3, Fetch v4,
+    # Metadata v1, FindCoordinator v0, ...), run in-process so the ranges can be pinned.
+    from kbroker.cli import main
+    from kbroker.tools import client
+
+    monkeypatch.setattr(client, "VERSIONS", {key: (low, low) for key, (low, _) in client.VERSIONS.items()})
+    b, group = cli_broker.bootstrap, f"{topic_name}-group"
+
+    def run(*args: str) -> Any:
+        code = main([*args, "--output", "json", "--bootstrap-server", b])
+        out, err = capsys.readouterr()
+        assert (code, err) == (0, ""), err
+        return out
+
+    run("topics", "create", topic_name, "--partitions", "2", "--config", "retention.ms=60000")
+    run("topics", "alter-config", topic_name, "--set", "retention.ms=120000")
+    (described,) = json.loads(run("topics", "describe", topic_name))
+    assert len(described["partitions"]) == 2 and described["configs"] == {"retention.ms": "120000"}
+    lines = tmp_path / "lines.txt"
+    lines.write_text("".join(f"k{i}:v{i}\n" for i in range(10)))
+    assert json.loads(run("produce", topic_name, "--file", str(lines), "-K", ":", "-H", "h=1"))["records"] == 10
+    printed = [json.loads(line) for line in run("consume", topic_name, "--group", group, "--from-beginning",
+                                                "-e").splitlines()]
+    assert sorted(r["value"] for r in printed) == sorted(f"v{i}" for i in range(10))
+    assert json.loads(run("groups", "lag", group))["total_lag"] == 0
+    assert any(g["group"] == group for g in json.loads(run("groups", "list")))
+    run("groups", "reset-offsets", group, "--all-topics", "--to-earliest")
+    assert [o["committed"] for o in json.loads(run("groups", "lag", group))["offsets"]] == [0, 0]
+    assert json.loads(run("cluster", "describe"))["brokers"][0]["port"] == cli_broker.port
+    run("groups", "delete", group)
+    run("topics", "delete", topic_name)
