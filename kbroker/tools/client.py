@@ -56,6 +56,10 @@ LEADER_MOVED = frozenset({ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.LEADER_NOT
                           ErrorCode.FENCED_LEADER_EPOCH, ErrorCode.UNKNOWN_LEADER_EPOCH})
 RETRY_BACKOFF_S = 0.2
 
+LATEST, EARLIEST = -1, -2  # ListOffsets timestamps: the high watermark, the log start offset
+
+Partition = tuple[str, int]  # (topic, partition)
+
 _SIZE = struct.Struct(">i")
 _MAX_FRAME = 256 << 20  # a larger size prefix is not a Kafka broker talking (e.g. "HTTP")
 _COORDINATOR_WAIT_S = 10.0  # a fresh broker creates __consumer_offsets on the first lookup
@@ -269,9 +273,9 @@ class Client:
                 return self._connect(answer.host, answer.port)
             time.sleep(RETRY_BACKOFF_S)  # the coordinator partition is loading: ask again shortly
 
-    def list_offsets(self, partitions: Iterable[tuple[str, int]], timestamp: int) -> dict[tuple[str, int], int]:
-        """The offset for `timestamp` (-1 latest, i.e. the high watermark; -2 earliest) of each
-        partition, asked of its leader; -1 where no record has that timestamp or a later one."""
+    def list_offsets(self, partitions: Iterable[Partition], timestamp: int) -> dict[Partition, int]:
+        """The offset for `timestamp` (or LATEST, EARLIEST) of each partition, asked of its leader;
+        -1 where no record has that timestamp or a later one."""
         by_leader: dict[int, dict[str, list[int]]] = {}
         leaders: dict[str, dict[int, int]] = {}
         for topic, partition in sorted(set(partitions)):

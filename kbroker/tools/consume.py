@@ -20,8 +20,9 @@ import time
 from typing import Any
 
 from kbroker.errors import ErrorCode
-from kbroker.tools.client import LEADER_MOVED, RETRY_BACKOFF_S, BrokerError, Client, ToolError, UsageError, check
-from kbroker.tools.groups import EARLIEST, LATEST, Partition, commit_offsets, committed_offsets
+from kbroker.tools.client import (EARLIEST, LATEST, LEADER_MOVED, RETRY_BACKOFF_S, BrokerError, Client, Partition,
+                                  ToolError, UsageError, check)
+from kbroker.tools.groups import commit_offsets, committed_offsets
 from kbroker.tools.record_formats import FORMATS, from_bytes
 from kbroker.wire.messages.fetch import FETCH, FetchPartition, FetchRequest, FetchTopic
 from kbroker.wire.records import decode_records, scan_batches

@@ -8,7 +8,8 @@ from typing import Any
 
 from kbroker.coordinator.consumer_protocol import assignment_partitions
 from kbroker.errors import ErrorCode
-from kbroker.tools.client import BrokerError, Client, Connection, ToolError, UsageError, check
+from kbroker.tools.client import (EARLIEST, LATEST, BrokerError, Client, Connection, Partition, ToolError, UsageError,
+                                  check)
 from kbroker.tools.output import Table, emit, note
 from kbroker.wire.messages.consumer_group_describe import CONSUMER_GROUP_DESCRIBE, ConsumerGroupDescribeRequest
 from kbroker.wire.messages.delete_groups import DELETE_GROUPS, DeleteGroupsRequest
@@ -18,10 +19,7 @@ from kbroker.wire.messages.offset_commit import (OFFSET_COMMIT, OffsetCommitRequ
                                                  OffsetCommitRequestTopic)
 from kbroker.wire.messages.offset_fetch import OFFSET_FETCH, OffsetFetchRequest
 
-LATEST, EARLIEST = -1, -2  # ListOffsets timestamps
 _INACTIVE = ("Empty", "Dead")  # group states in which offsets may be reset (as Kafka's tool checks)
-
-Partition = tuple[str, int]
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -87,7 +85,7 @@ class GroupView:
     members: list[Member]
 
 
-def describe(coordinator: Connection, group: str) -> GroupView:
+def group_view(coordinator: Connection, group: str) -> GroupView:
     """A classic group (DescribeGroups) or a KIP-848 consumer group (ConsumerGroupDescribe), as
     Kafka's admin client finds them: DescribeGroups says Dead for the latter."""
     (classic,) = coordinator.request(DESCRIBE_GROUPS, DescribeGroupsRequest(groups=[group])).groups
@@ -122,7 +120,7 @@ def committed_offsets(coordinator: Connection, group: str) -> dict[Partition, in
 def _group_state(client: Client, group: str) -> dict[str, Any]:
     """A group as `describe` shows it: members with their assignments, offsets and lag."""
     coordinator = client.coordinator(group)
-    view = describe(coordinator, group)
+    view = group_view(coordinator, group)
     if view.state == "Dead":
         raise ToolError(f"unknown group {group!r}")
     members = [{"member_id": m.member_id, "group_instance_id": m.group_instance_id, "client_id": m.client_id,
@@ -223,7 +221,7 @@ def _new_offsets(client: Client, args: argparse.Namespace, partitions: list[Part
 def reset_offsets(args: argparse.Namespace) -> int:
     with Client(args.bootstrap_server, args.timeout) as client:
         coordinator = client.coordinator(args.group)
-        state = describe(coordinator, args.group).state
+        state = group_view(coordinator, args.group).state
         if state not in _INACTIVE:
             raise ToolError(f"offsets can only be reset while group {args.group!r} is inactive, "
                             f"but it is {state} (stop its consumers first)")
