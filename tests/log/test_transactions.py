@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import os
 import struct
+import tempfile
+from pathlib import Path
 
 import crc32c
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.partition_log import PartitionLog
 from kbroker.log.txn_index import AbortedTxn, TransactionIndex
 from kbroker.wire.records import BatchHeader, ControlRecordType, decode_records, end_txn_marker
 
-from tests.log.conftest import NOW, OpenLog, append, batch
+from tests.log.conftest import NOW, SMALL, TOPIC_ID, OpenLog, append, batch
 
 PID, OTHER = 1000, 2000
 
@@ -256,3 +260,62 @@ def test_a_version_1_snapshot_still_loads(open_log: OpenLog) -> None:
     entry = entries[PID]
     assert (entry.epoch, entry.txn_first_offset, entry.coordinator_epoch, entry.last_seq) == (4, 0, -1, 2)
     assert send(log, 0, epoch=4).duplicate and log.last_stable_offset == 0
+
+
+PIDS = (11, 12, 13)
+OPERATIONS = st.lists(st.one_of(
+    st.tuples(st.just("data"), st.sampled_from(PIDS), st.integers(1, 3), st.booleans()),
+    st.tuples(st.just("plain"), st.integers(1, 3)),
+    st.tuples(st.just("end"), st.sampled_from(PIDS), st.booleans()),
+    st.tuples(st.just("restart"), st.sampled_from(["clean", "crash", "crash-all"])),
+), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(operations=OPERATIONS)
+def test_last_stable_offset_and_index_follow_a_model_across_restarts_and_crashes(operations) -> None:
+    """Random transactional writes, markers, clean restarts and crashes (the active segment, or
+    every segment, recovered): the LSO and the aborted transactions always equal a simple model's."""
+    with tempfile.TemporaryDirectory() as tmp:
+        def reopen(**kwargs: object) -> PartitionLog:
+            return PartitionLog.open(Path(tmp) / "t-0", "t", 0, TOPIC_ID, SMALL, now_ms=NOW, **kwargs)
+
+        log = reopen()
+        end_offset = 0
+        sequences = dict.fromkeys(PIDS, 0)
+        open_txns: dict[int, int] = {}  # producer id -> first offset
+        aborted: list[AbortedTxn] = []
+        for op in operations:
+            if op[0] == "data":
+                _, pid, count, transactional = op
+                if pid in open_txns and not transactional:
+                    assert error(send, log, sequences[pid], pid=pid, count=count, transactional=False) == \
+                        ErrorCode.INVALID_TXN_STATE
+                    continue
+                send(log, sequences[pid], pid=pid, count=count, transactional=transactional)
+                if transactional:
+                    open_txns.setdefault(pid, end_offset)
+                sequences[pid] += count
+                end_offset += count
+            elif op[0] == "plain":
+                append(log, count=op[1])
+                end_offset += op[1]
+            elif op[0] == "end":
+                _, pid, commit = op
+                first = open_txns.pop(pid, None)
+                if first is not None and not commit:
+                    aborted.append(AbortedTxn(pid, first, end_offset, min(open_txns.values(), default=end_offset + 1)))
+                assert end(log, commit=commit, pid=pid) == end_offset
+                end_offset += 1
+            elif op[1] == "clean":
+                log.close()
+                log = reopen(clean_shutdown=True, recovery_point=end_offset)
+            else:  # a crash: nothing closed cleanly, no snapshot; recovery from the active segment or from 0
+                for segment in log.segments:
+                    segment.close()
+                log = reopen(recovery_point=end_offset if op[1] == "crash" else 0)
+                log.update_high_watermark(log.log_end_offset)
+            assert log.log_end_offset == end_offset
+            assert log.last_stable_offset == min(open_txns.values(), default=end_offset)
+            assert log.aborted_transactions(0, end_offset) == aborted
+        log.close()
