@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import crc32c
@@ -268,24 +269,50 @@ OPERATIONS = st.lists(st.one_of(
     st.tuples(st.just("plain"), st.integers(1, 3)),
     st.tuples(st.just("end"), st.sampled_from(PIDS), st.booleans()),
     st.tuples(st.just("restart"), st.sampled_from(["clean", "crash", "crash-all"])),
+    st.tuples(st.just("truncate"), st.integers(0, 100)),
 ), max_size=40)
+
+
+@dataclass
+class TxnModel:
+    """What the log should say, replayed from the batches it holds: (kind, producer id, first
+    offset, record count, transactional / commit)."""
+    batches: list[tuple[str, int, int, int, bool]] = field(default_factory=list)
+
+    @property
+    def end_offset(self) -> int:
+        return self.batches[-1][2] + self.batches[-1][3] if self.batches else 0
+
+    def state(self) -> tuple[dict[int, int], dict[int, int], list[AbortedTxn]]:
+        """Next sequence and open transaction (first offset) per producer; the aborted transactions."""
+        sequences, open_txns, aborted = dict.fromkeys(PIDS, 0), {}, []
+        for kind, pid, offset, count, flag in self.batches:
+            if kind == "data":
+                sequences[pid] += count
+                if flag:
+                    open_txns.setdefault(pid, offset)
+            elif kind == "end":
+                first = open_txns.pop(pid, None)
+                if first is not None and not flag:
+                    aborted.append(AbortedTxn(pid, first, offset, min(open_txns.values(), default=offset + 1)))
+        return sequences, open_txns, aborted
 
 
 @settings(max_examples=200, deadline=None)
 @given(operations=OPERATIONS)
 def test_last_stable_offset_and_index_follow_a_model_across_restarts_and_crashes(operations) -> None:
-    """Random transactional writes, markers, clean restarts and crashes (the active segment, or
-    every segment, recovered): the LSO and the aborted transactions always equal a simple model's."""
+    """Random transactional writes, markers, truncations, clean restarts and crashes (the active
+    segment, or every segment, recovered): the LSO and the aborted transactions always equal a
+    model's, replayed from the batches the log holds."""
     with tempfile.TemporaryDirectory() as tmp:
         def reopen(**kwargs: object) -> PartitionLog:
             return PartitionLog.open(Path(tmp) / "t-0", "t", 0, TOPIC_ID, SMALL, now_ms=NOW, **kwargs)
 
         log = reopen()
-        end_offset = 0
-        sequences = dict.fromkeys(PIDS, 0)
-        open_txns: dict[int, int] = {}  # producer id -> first offset
-        aborted: list[AbortedTxn] = []
+        model = TxnModel()
         for op in operations:
+            sequences, open_txns, _ = model.state()
+            at = model.end_offset
             if op[0] == "data":
                 _, pid, count, transactional = op
                 if pid in open_txns and not transactional:
@@ -293,29 +320,27 @@ def test_last_stable_offset_and_index_follow_a_model_across_restarts_and_crashes
                         ErrorCode.INVALID_TXN_STATE
                     continue
                 send(log, sequences[pid], pid=pid, count=count, transactional=transactional)
-                if transactional:
-                    open_txns.setdefault(pid, end_offset)
-                sequences[pid] += count
-                end_offset += count
+                model.batches.append(("data", pid, at, count, transactional))
             elif op[0] == "plain":
                 append(log, count=op[1])
-                end_offset += op[1]
+                model.batches.append(("plain", -1, at, op[1], False))
             elif op[0] == "end":
-                _, pid, commit = op
-                first = open_txns.pop(pid, None)
-                if first is not None and not commit:
-                    aborted.append(AbortedTxn(pid, first, end_offset, min(open_txns.values(), default=end_offset + 1)))
-                assert end(log, commit=commit, pid=pid) == end_offset
-                end_offset += 1
+                assert end(log, commit=op[2], pid=op[1]) == at
+                model.batches.append(("end", op[1], at, 1, op[2]))
+            elif op[0] == "truncate":  # a follower cut back to a new leader's log: at a batch boundary
+                keep = op[1] % (len(model.batches) + 1)
+                del model.batches[keep:]
+                log.truncate_to(model.end_offset)
             elif op[1] == "clean":
                 log.close()
-                log = reopen(clean_shutdown=True, recovery_point=end_offset)
+                log = reopen(clean_shutdown=True, recovery_point=at)
             else:  # a crash: nothing closed cleanly, no snapshot; recovery from the active segment or from 0
                 for segment in log.segments:
                     segment.close()
-                log = reopen(recovery_point=end_offset if op[1] == "crash" else 0)
+                log = reopen(recovery_point=at if op[1] == "crash" else 0)
                 log.update_high_watermark(log.log_end_offset)
-            assert log.log_end_offset == end_offset
-            assert log.last_stable_offset == min(open_txns.values(), default=end_offset)
-            assert log.aborted_transactions(0, end_offset) == aborted
+            _, open_txns, aborted = model.state()
+            assert log.log_end_offset == model.end_offset
+            assert log.last_stable_offset == min(open_txns.values(), default=model.end_offset)
+            assert log.aborted_transactions(0, model.end_offset) == aborted
         log.close()
