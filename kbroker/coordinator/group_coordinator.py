@@ -22,7 +22,7 @@ import asyncio
 import heapq
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,10 +45,10 @@ from kbroker.coordinator.consumer import (
     Write,
     validate_request,
 )
+from kbroker.coordinator.internal_log import AppendFailed, Durable, append_durably
 from kbroker.coordinator.loader import latest_values
 from kbroker.coordinator.offsets import CommittedOffset, OffsetStore
 from kbroker.errors import ErrorCode, KafkaError
-from kbroker.wire.records import BatchHeader, Record, build_batch
 
 if TYPE_CHECKING:
     from kbroker.config import Config
@@ -57,7 +57,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kbroker.coordinator")
 
-Durable = Callable[["PartitionLog", int], Awaitable[None]]
 REPLAY_YIELD_RECORDS = 5000
 Group = ClassicGroup | ConsumerGroup
 
@@ -95,12 +94,6 @@ class ListedGroup:
     protocol_type: str
     state: str
     group_type: str
-
-
-class AppendFailed(Exception):
-    def __init__(self, code: ErrorCode) -> None:
-        super().__init__(code.name)
-        self.code = code
 
 
 def _wall_clock_ms() -> int:
@@ -336,24 +329,7 @@ class GroupCoordinator:
         """Append one batch of records to the group's partition and wait until it is durable."""
         if self._closed:
             raise AppendFailed(ErrorCode.COORDINATOR_NOT_AVAILABLE)
-        try:
-            partition_log = self._partition_log(group_id)
-            now = self.now_ms()
-            batch = build_batch([Record(i, now, key, value) for i, (key, value) in enumerate(records)])
-            if len(batch) > partition_log.config.max_message_bytes:
-                raise AppendFailed(ErrorCode.RECORD_LIST_TOO_LARGE)
-            partition_log.append(batch, BatchHeader.parse(batch), leader_epoch=partition_log.leader_epoch, now_ms=now)
-            end = partition_log.log_end_offset
-        except KafkaError as exc:
-            raise AppendFailed(exc.code) from exc
-        except OSError as exc:
-            log.error("append to %s failed: %s", rec.OFFSETS_TOPIC, exc)
-            raise AppendFailed(ErrorCode.KAFKA_STORAGE_ERROR) from exc
-        try:
-            await self._durable(partition_log, end)
-        except OSError as exc:
-            log.error("flushing %s failed: %s", rec.OFFSETS_TOPIC, exc)
-            raise AppendFailed(ErrorCode.KAFKA_STORAGE_ERROR) from exc
+        await append_durably(self._partition_log(group_id), records, self.now_ms(), self._durable)
 
     def _rearm(self, group: Group | None = None) -> None:
         """Note `group`'s next deadline, then arm the one timer for the earliest deadline of any
