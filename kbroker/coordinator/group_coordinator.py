@@ -46,7 +46,7 @@ from kbroker.coordinator.consumer import (
     validate_request,
 )
 from kbroker.coordinator.internal_log import AppendFailed, Durable, append_durably
-from kbroker.coordinator.loader import latest_values
+from kbroker.coordinator.loader import Pending, latest_values
 from kbroker.coordinator.offsets import CommittedOffset, OffsetStore
 from kbroker.errors import ErrorCode, KafkaError
 
@@ -222,18 +222,21 @@ class GroupCoordinator:
                         self._resolve(reply.waiter, reply.result)
         for group_id in [g for g in self.offsets.group_ids() if self.partition_for(g) == partition]:
             self.offsets.drop_group(group_id)
+        self.offsets.drop_pending(lambda g: self.partition_for(g) == partition)
 
     async def _load(self, partition: int) -> int:
         """Replay one partition (latest value per key), yielding to the loop between chunks; then
         restart its groups' sessions. The number of live records."""
         partition_log = self.logs.get_log(rec.OFFSETS_TOPIC, partition)
         latest: dict[bytes, bytes | None] = {}
+        open_transactions: Pending = {}
         if partition_log is not None:
-            for latest in latest_values(partition_log):
+            for latest in latest_values(partition_log, open_transactions):
                 await asyncio.sleep(0)
         if partition not in self._unloaded:  # unloaded while reading
             return 0
         records = await self._replay(partition, latest)
+        self._stage_open_transactions(partition, open_transactions)
         self._unloaded.discard(partition)
         now = self.now_ms()
         for group in [g for gid, g in self.groups.items() if self.partition_for(gid) == partition]:
@@ -279,6 +282,24 @@ class GroupCoordinator:
                 # Offsets without group metadata: a simple group of manual commits (Kafka recreates it).
                 self.groups[group_id] = ClassicGroup(group_id, self.classic_config, now)
         return kept
+
+    def _stage_open_transactions(self, partition: int, open_transactions: Pending) -> None:
+        """Offsets of transactions without a marker yet wait for it again, as before the restart."""
+        for producer_id, values in open_transactions.items():
+            for key, value in values.items():
+                try:
+                    decoded = rec.decode_record(key, value)
+                except rec.RecordFormatError as exc:
+                    log.error("skipping a corrupt record in %s-%d: %s", rec.OFFSETS_TOPIC, partition, exc)
+                    continue
+                if decoded is None or decoded.kind is not rec.OFFSET_COMMIT or decoded.value is None:
+                    continue
+                v, k = decoded.value, decoded.key
+                self.offsets.stage(producer_id, k.group, k.topic, k.partition,
+                                   CommittedOffset(v.offset, v.leader_epoch, v.metadata, v.commit_timestamp,
+                                                   v.expire_timestamp))
+                if k.group not in self.groups:
+                    self.groups[k.group] = ClassicGroup(k.group, self.classic_config, self.now_ms())
 
     # -- effects, timers, writes ----------------------------------------------------------------
 
@@ -543,18 +564,14 @@ class GroupCoordinator:
         now = self.now_ms()
         # A retention that reaches past the int64 expiry timestamp never expires (Kafka's sum overflows).
         expire = min(now + retention_time_ms, 2**63 - 1) if retention_time_ms >= 0 and version <= 4 else -1
-        max_metadata = self.config.offset_metadata_max_bytes
         errors: list[ErrorCode] = []
         to_write: list[tuple[bytes, bytes]] = []
         accepted: list[tuple[OffsetToCommit, CommittedOffset]] = []
         for item in offsets:
             metadata = item.metadata or ""
-            if len(metadata.encode()) > max_metadata:
-                errors.append(ErrorCode.OFFSET_METADATA_TOO_LARGE)
-                continue
-            topic = self.logs.topic(item.topic)
-            if topic is None or not 0 <= item.partition < topic.partition_count:
-                errors.append(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+            code = self._commit_item_error(item, metadata)
+            if code:
+                errors.append(code)
                 continue
             committed = CommittedOffset(item.offset, item.leader_epoch, metadata, now, expire)
             to_write.append(rec.offset_commit_record(group_id, item.topic, item.partition, item.offset,
@@ -570,6 +587,66 @@ class GroupCoordinator:
             for item, committed in accepted:
                 self.offsets.put(group_id, item.topic, item.partition, committed)
         return errors
+
+    async def commit_txn_offsets(self, *, group_id: str, producer_id: int, producer_epoch: int, member_id: str,
+                                 group_instance_id: str | None, generation_id: int,
+                                 offsets: Sequence[OffsetToCommit]) -> ErrorCode | list[ErrorCode]:
+        """TxnOffsetCommit: the offsets are written as the producer's transactional records and
+        staged; its marker on the group's partition commits or drops them (`end_transaction`)."""
+        error = self.group_error(group_id)
+        if error:
+            return error
+        group = self.groups.get(group_id)
+        if group is None:  # Kafka creates the group, as for a simple group's first commit
+            group = ClassicGroup(group_id, self.classic_config, self.now_ms())
+            self.groups[group_id] = group
+        if isinstance(group, ClassicGroup):
+            error = group.validate_offset_commit(member_id, group_instance_id, generation_id, transactional=True)
+        else:
+            error = group.validate_txn_offset_commit(member_id, generation_id)
+        if error:
+            return error
+        now = self.now_ms()
+        errors: list[ErrorCode] = []
+        to_write: list[tuple[bytes, bytes]] = []
+        accepted: list[tuple[OffsetToCommit, CommittedOffset]] = []
+        for item in offsets:
+            metadata = item.metadata or ""
+            code = self._commit_item_error(item, metadata)
+            errors.append(code)
+            if code:
+                continue
+            to_write.append(rec.offset_commit_record(group_id, item.topic, item.partition, item.offset,
+                                                     item.leader_epoch, metadata, now))
+            accepted.append((item, CommittedOffset(item.offset, item.leader_epoch, metadata, now)))
+        if not to_write:
+            return errors
+        if self._closed:
+            return [ErrorCode.COORDINATOR_NOT_AVAILABLE if e == ErrorCode.NONE else e for e in errors]
+        try:
+            partition_log = self._partition_log(group_id)
+            await append_durably(partition_log, to_write, now, self._durable, producer_id=producer_id,
+                                 producer_epoch=producer_epoch, transactional=True,
+                                 base_sequence=partition_log.next_sequence(producer_id, producer_epoch))
+        except AppendFailed as failure:
+            code = _COMMIT_APPEND_ERRORS.get(failure.code, failure.code)
+            return [code if e == ErrorCode.NONE else e for e in errors]
+        for item, committed in accepted:
+            self.offsets.stage(producer_id, group_id, item.topic, item.partition, committed)
+        return errors
+
+    def _commit_item_error(self, item: OffsetToCommit, metadata: str) -> ErrorCode:
+        if len(metadata.encode()) > self.config.offset_metadata_max_bytes:
+            return ErrorCode.OFFSET_METADATA_TOO_LARGE
+        topic = self.logs.topic(item.topic)
+        if topic is None or not 0 <= item.partition < topic.partition_count:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        return ErrorCode.NONE
+
+    def end_transaction(self, partition: int, producer_id: int, commit: bool) -> None:
+        """The producer's marker is durable in `__consumer_offsets`-`partition`: the offsets it staged
+        for the groups there are committed now, or dropped (Kafka's scheduleHandleTxnCompletion)."""
+        self.offsets.end_transaction(producer_id, commit, lambda g: self.partition_for(g) == partition)
 
     def fetch_offsets(self, group_id: str, partitions: Sequence[tuple[str, int]] | None, *,
                       member_id: str | None = None, member_epoch: int = -1,

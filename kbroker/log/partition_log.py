@@ -536,6 +536,14 @@ class PartitionLog:
         with self._lock:
             return self._truncations
 
+    def next_sequence(self, producer_id: int, producer_epoch: int) -> int:
+        """The sequence a broker-built batch of this producer continues with (the group
+        coordinator's transactional offset commits), so it is neither out of order nor a duplicate."""
+        entry = self._producers.producers.get(producer_id)
+        if entry is None or entry.epoch != producer_epoch or entry.last_seq < 0:
+            return 0
+        return (entry.last_seq + 1) & 0x7FFFFFFF
+
     def producer_last_offsets(self) -> dict[int, int]:
         """Producer id -> the last offset of its last data batch (-1: only markers), for the cleaner."""
         return {pid: entry.last_offset for pid, entry in self._producers.producers.items()}
