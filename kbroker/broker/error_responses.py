@@ -22,6 +22,7 @@ from kbroker.wire.messages import delete_records as dr
 from kbroker.wire.messages import delete_topics as dt
 from kbroker.wire.messages import describe_configs as dc
 from kbroker.wire.messages import describe_groups as dgr
+from kbroker.wire.messages import describe_producers as dp
 from kbroker.wire.messages import elect_leaders as el
 from kbroker.wire.messages import fetch as fe
 from kbroker.wire.messages import find_coordinator as fc
@@ -32,6 +33,7 @@ from kbroker.wire.messages import offset_commit as oc
 from kbroker.wire.messages import offset_fetch as of
 from kbroker.wire.messages import offset_for_leader_epoch as ofle
 from kbroker.wire.messages import produce as pr
+from kbroker.wire.messages import write_txn_markers as wtm
 from kbroker.wire.schema import Api
 
 ErrorResponse = Callable[[Any, int, ErrorCode], Any]
@@ -180,6 +182,21 @@ def _elect_leaders(request: el.ElectLeadersRequest, version: int, code: ErrorCod
         for t in request.topic_partitions or ()])
 
 
+def _write_txn_markers(request: wtm.WriteTxnMarkersRequest, version: int,
+                       code: ErrorCode) -> wtm.WriteTxnMarkersResponse:
+    return wtm.WriteTxnMarkersResponse(markers=[wtm.WritableTxnMarkerResult(producer_id=m.producer_id, topics=[
+        wtm.WritableTxnMarkerTopicResult(name=t.name, partitions=[
+            wtm.WritableTxnMarkerPartitionResult(partition_index=p, error_code=code) for p in t.partition_indexes])
+        for t in m.topics]) for m in request.markers])
+
+
+def _describe_producers(request: dp.DescribeProducersRequest, version: int,
+                        code: ErrorCode) -> dp.DescribeProducersResponse:
+    return dp.DescribeProducersResponse(topics=[dp.TopicResponse(name=t.name, partitions=[
+        dp.PartitionResponse(partition_index=p, error_code=code) for p in t.partition_indexes])
+        for t in request.topics])
+
+
 _PER_ITEM: dict[int, ErrorResponse] = {
     pr.PRODUCE.key: _produce,
     fe.FETCH.key: _fetch,
@@ -200,4 +217,6 @@ _PER_ITEM: dict[int, ErrorResponse] = {
     dg.DELETE_GROUPS.key: _delete_groups,
     cgd.CONSUMER_GROUP_DESCRIBE.key: _consumer_group_describe,
     el.ELECT_LEADERS.key: _elect_leaders,
+    wtm.WRITE_TXN_MARKERS.key: _write_txn_markers,
+    dp.DESCRIBE_PRODUCERS.key: _describe_producers,
 }

@@ -14,6 +14,7 @@ from kbroker.broker.handlers.configs import (
     handle_incremental_alter_configs,
 )
 from kbroker.broker.handlers.consumer_groups import handle_consumer_group_describe, handle_consumer_group_heartbeat
+from kbroker.broker.handlers.describe_producers import handle_describe_producers
 from kbroker.broker.handlers.elections import handle_elect_leaders
 from kbroker.broker.handlers.fetch import handle_fetch
 from kbroker.broker.handlers.groups import (
@@ -44,6 +45,7 @@ from kbroker.broker.handlers.topics import (
     handle_delete_records,
     handle_delete_topics,
 )
+from kbroker.broker.handlers.txn_markers import handle_write_txn_markers
 from kbroker.wire.messages.alter_configs import ALTER_CONFIGS
 from kbroker.wire.messages.alter_partition_reassignments import ALTER_PARTITION_REASSIGNMENTS
 from kbroker.wire.messages.api_versions import API_VERSIONS
@@ -58,6 +60,7 @@ from kbroker.wire.messages.describe_cluster import DESCRIBE_CLUSTER
 from kbroker.wire.messages.describe_configs import DESCRIBE_CONFIGS
 from kbroker.wire.messages.describe_groups import DESCRIBE_GROUPS
 from kbroker.wire.messages.describe_log_dirs import DESCRIBE_LOG_DIRS
+from kbroker.wire.messages.describe_producers import DESCRIBE_PRODUCERS
 from kbroker.wire.messages.elect_leaders import ELECT_LEADERS
 from kbroker.wire.messages.fetch import FETCH
 from kbroker.wire.messages.find_coordinator import FIND_COORDINATOR
@@ -76,6 +79,7 @@ from kbroker.wire.messages.offset_fetch import OFFSET_FETCH
 from kbroker.wire.messages.offset_for_leader_epoch import OFFSET_FOR_LEADER_EPOCH
 from kbroker.wire.messages.produce import PRODUCE
 from kbroker.wire.messages.sync_group import SYNC_GROUP
+from kbroker.wire.messages.write_txn_markers import WRITE_TXN_MARKERS
 
 ROUTES: list[Route] = [
     Route(PRODUCE, handle_produce, 11),
@@ -110,4 +114,6 @@ ROUTES: list[Route] = [
     Route(DESCRIBE_CLUSTER, handle_describe_cluster, 1),
     Route(CONSUMER_GROUP_HEARTBEAT, handle_consumer_group_heartbeat, 1),
     Route(CONSUMER_GROUP_DESCRIBE, handle_consumer_group_describe, 0),
+    Route(WRITE_TXN_MARKERS, handle_write_txn_markers, 1),
+    Route(DESCRIBE_PRODUCERS, handle_describe_producers, 0),
 ]

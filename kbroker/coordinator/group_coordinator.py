@@ -627,7 +627,7 @@ class GroupCoordinator:
             partition_log = self._partition_log(group_id)
             await append_durably(partition_log, to_write, now, self._durable, producer_id=producer_id,
                                  producer_epoch=producer_epoch, transactional=True,
-                                 base_sequence=partition_log.next_sequence(producer_id, producer_epoch))
+                                 base_sequence=_next_sequence(partition_log, producer_id, producer_epoch))
         except AppendFailed as failure:
             code = _COMMIT_APPEND_ERRORS.get(failure.code, failure.code)
             return [code if e == ErrorCode.NONE else e for e in errors]
@@ -830,6 +830,17 @@ class GroupCoordinator:
 
     def loading_any(self) -> bool:
         return bool(self._unloaded)
+
+
+def _next_sequence(partition_log: PartitionLog, producer_id: int, producer_epoch: int) -> int:
+    """The sequence our transactional batch of this producer continues with, so the log takes it as
+    neither out of order nor a retry (Kafka skips the check for coordinator appends instead)."""
+    for entry in partition_log.active_producers():
+        if entry.producer_id == producer_id:
+            if entry.epoch != producer_epoch or entry.last_seq < 0:
+                return 0
+            return (entry.last_seq + 1) & 0x7FFFFFFF
+    return 0
 
 
 def _with_error(result: Any, code: ErrorCode) -> Any:

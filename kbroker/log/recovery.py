@@ -30,6 +30,7 @@ from kbroker.log.segment import (
     LOG_SUFFIX,
     SWAP_SUFFIX,
     TIME_INDEX_SUFFIX,
+    TXN_INDEX_SUFFIX,
     LogSegment,
     file_name,
 )
@@ -38,7 +39,7 @@ from kbroker.wire.records import INT32_MAX, BatchScan
 log = logging.getLogger("kbroker.log")
 
 _DEBRIS_SUFFIXES = (".tmp", ".deleted", ".cleaned")
-_SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX)
+_SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
 
 
 def load_segments(directory: Path, config: LogConfig, *, recovery_point: int, clean_shutdown: bool,
@@ -71,6 +72,7 @@ def recover_segment(segment: LogSegment, *, name: str) -> int:
     """CRC-scan the segment, rebuild its indexes, cut off a bad tail; return the bytes cut."""
     size = segment.size
     segment.reset_indexes()
+    segment.txn_index_stale = True  # rebuilt by the producer-state replay (partition_log.py)
     indexes = (segment.offset_index, segment.time_index)
     for index in indexes:
         index.hold_writes()
@@ -153,7 +155,7 @@ def _clear_debris(directory: Path) -> list[int]:
             continue
         if "." + suffix == LOG_SUFFIX:
             bases.add(int(stem))
-        elif "." + suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+        elif "." + suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX):
             index_bases[path] = int(stem)
     for path, base in index_bases.items():
         if base not in bases:

@@ -34,11 +34,13 @@ from kbroker.wire.messages import create_partitions as cp
 from kbroker.wire.messages import delete_groups as dg
 from kbroker.wire.messages import delete_records as dr
 from kbroker.wire.messages import describe_log_dirs as dld
+from kbroker.wire.messages import describe_producers as dp
 from kbroker.wire.messages import elect_leaders as el
 from kbroker.wire.messages import incremental_alter_configs as iac
 from kbroker.wire.messages import list_partition_reassignments as lpr
 from kbroker.wire.messages import offset_delete as od
 from kbroker.wire.messages import offset_for_leader_epoch as ofle
+from kbroker.wire.messages import write_txn_markers as wtm
 from kbroker.wire.schema import Array, fields_of
 from tests.broker.test_dispatch_fuzz import GOLDEN, FakeConnection, fuzz_broker  # noqa: F401 (a fixture)
 
@@ -67,6 +69,10 @@ HAND_MADE = {
         name=TOPIC, partitions=[apr.ReassignablePartition(partition_index=0, replicas=[1])])]),
     lpr.LIST_PARTITION_REASSIGNMENTS.key: lpr.ListPartitionReassignmentsRequest(topics=[
         lpr.ListPartitionReassignmentsTopics(name=TOPIC, partition_indexes=[0])]),
+    wtm.WRITE_TXN_MARKERS.key: wtm.WriteTxnMarkersRequest(markers=[wtm.WritableTxnMarker(
+        producer_id=1, producer_epoch=0, transaction_result=True, coordinator_epoch=0,
+        topics=[wtm.WritableTxnMarkerTopic(name=TOPIC, partition_indexes=[0])])]),
+    dp.DESCRIBE_PRODUCERS.key: dp.DescribeProducersRequest(topics=[dp.TopicRequest(name=TOPIC, partition_indexes=[0])]),
 }
 MAX_VERSION = {route.api.key: route.max_version for route in ROUTES}
 

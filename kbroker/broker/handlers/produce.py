@@ -8,9 +8,10 @@ if such a request fails we close the connection, as Kafka does, so the client no
 refreshes its metadata.
 
 On a compacted topic Kafka refuses records without a key (INVALID_RECORD, one record error
-each), so there each record is read up to its key as well. Transactional batches are refused
-as Kafka refuses a batch outside an ongoing transaction (INVALID_TXN_STATE): kbroker has no
-transaction coordinator, so no producer can have begun one.
+each), so there each record is read up to its key as well. A transactional batch opens its
+producer's transaction on the partition (Kafka before KIP-890: the broker trusts that the
+producer added the partition to its transaction); the log checks it at batch level only, as
+for idempotence (producer_state.py), and a COMMIT / ABORT marker ends it (txn_markers.py).
 
 Durability: when flush.messages asks for it, the answer waits for the fsync of every partition
 written, all of them at once (flusher.py shares each fsync with the other requests waiting for
@@ -129,8 +130,6 @@ def _append(ctx: RequestContext, topic: str, partition: int, records: memoryview
             keyless = keyless_record_indexes(records, decompressed_limit(max_message_bytes))
             if keyless:
                 return _keyless(partition, f"{topic}-{partition}", keyless, partition_log), None
-        if header.is_transactional:  # Kafka's UnifiedLog.analyzeAndValidateProducerState
-            raise KafkaError(ErrorCode.INVALID_TXN_STATE, "Record was not part of an ongoing transaction")
         result = partition_log.append(records, header, leader_epoch=partition_log.leader_epoch,
                                       now_ms=broker.now_ms())
     except KafkaError as exc:

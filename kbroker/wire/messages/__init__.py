@@ -15,6 +15,7 @@ from kbroker.wire.messages.describe_cluster import DESCRIBE_CLUSTER
 from kbroker.wire.messages.describe_configs import DESCRIBE_CONFIGS
 from kbroker.wire.messages.describe_groups import DESCRIBE_GROUPS
 from kbroker.wire.messages.describe_log_dirs import DESCRIBE_LOG_DIRS
+from kbroker.wire.messages.describe_producers import DESCRIBE_PRODUCERS
 from kbroker.wire.messages.describe_transactions import DESCRIBE_TRANSACTIONS
 from kbroker.wire.messages.elect_leaders import ELECT_LEADERS
 from kbroker.wire.messages.end_txn import END_TXN
@@ -37,6 +38,7 @@ from kbroker.wire.messages.offset_for_leader_epoch import OFFSET_FOR_LEADER_EPOC
 from kbroker.wire.messages.produce import PRODUCE
 from kbroker.wire.messages.sync_group import SYNC_GROUP
 from kbroker.wire.messages.txn_offset_commit import TXN_OFFSET_COMMIT
+from kbroker.wire.messages.write_txn_markers import WRITE_TXN_MARKERS
 from kbroker.wire.schema import Api
 
 APIS: dict[int, Api] = {a.key: a for a in (
@@ -78,4 +80,6 @@ APIS: dict[int, Api] = {a.key: a for a in (
     TXN_OFFSET_COMMIT,
     DESCRIBE_TRANSACTIONS,
     LIST_TRANSACTIONS,
+    WRITE_TXN_MARKERS,
+    DESCRIBE_PRODUCERS,
 )}
