@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from kbroker.broker.dispatch import Dispatcher
 from kbroker.broker.flusher import Flusher
+from kbroker.broker.handlers.txn_markers import write_txn_markers
 from kbroker.broker.log_cleaner import LogCleanerService
 from kbroker.broker.producer_ids import ProducerIdAllocator
 from kbroker.broker.purgatory import FetchPurgatory
@@ -14,6 +15,7 @@ from kbroker.broker.routes import ROUTES
 from kbroker.cluster.member import ClusterMember
 from kbroker.coordinator.group_coordinator import GroupCoordinator
 from kbroker.coordinator.records import OFFSETS_TOPIC
+from kbroker.coordinator.txn_coordinator import TransactionCoordinator
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.topics import INTERNAL_TOPICS
 
@@ -37,10 +39,22 @@ class Broker:
         self.log_cleaner = LogCleanerService(config, logs)
         self.producer_ids = ProducerIdAllocator(config.data_dir)
         self.groups = GroupCoordinator(config, logs, self.make_durable, now_ms=self.now_ms)
+        self.transactions = TransactionCoordinator(config, logs, self.make_durable, self._write_markers,
+                                                   self._allocate_producer_id, now_ms=self.now_ms)
         self.dispatcher = Dispatcher(self, ROUTES)
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
         self.cluster = None if store is None else ClusterMember(
             store, config, logs, self.groups, self._leadership_lost, self.topic_deleted, self._replicas_moved)
+
+    async def _allocate_producer_id(self) -> int:
+        if self.cluster is not None:
+            return await self.cluster.producer_ids.allocate()
+        return self.producer_ids.allocate()
+
+    async def _write_markers(self, producer_id: int, producer_epoch: int, coordinator_epoch: int, commit: bool,
+                             partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Single node: every partition of a transaction is local."""
+        return await write_txn_markers(self, producer_id, producer_epoch, coordinator_epoch, commit, partitions)
 
     @property
     def cluster_id(self) -> str:

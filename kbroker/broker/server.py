@@ -203,6 +203,12 @@ async def _join_cluster(broker: Broker, logs: LogManager) -> None:
         raise StartupError(str(exc)) from exc
 
 
+async def _load_coordinators(broker: Broker) -> None:
+    """Groups first: a transaction completed on load writes markers that apply staged offsets."""
+    await broker.groups.load()
+    await broker.transactions.load()
+
+
 async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     open_files = raise_open_file_limit()
@@ -250,8 +256,9 @@ async def serve(config: Config) -> None:
     background = loop.create_task(run_maintenance(broker))
     # Single node: every group loads now (requests wait with LOAD_IN_PROGRESS until done); in a
     # cluster a group's partition loads when this broker becomes its leader (member.py).
-    loading = loop.create_task(broker.groups.load() if broker.cluster is None else asyncio.sleep(0))
+    loading = loop.create_task(_load_coordinators(broker) if broker.cluster is None else asyncio.sleep(0))
     broker.groups.start()
+    broker.transactions.start()
     broker.log_cleaner.start()
     try:
         await stop.wait()
@@ -259,6 +266,7 @@ async def serve(config: Config) -> None:
         log.info("shutting down")
         background.cancel()
         loading.cancel()
+        await broker.transactions.close()  # open transactions stay in __transaction_state for the next start
         await broker.groups.close()  # held JoinGroup/SyncGroup get NOT_COORDINATOR
         if broker.cluster is not None:  # leave the cluster first: the controller moves on at once
             await broker.cluster.close()

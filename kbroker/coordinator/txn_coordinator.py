@@ -128,6 +128,9 @@ class TransactionCoordinator:
             return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
         return ErrorCode.NONE
 
+    def loading_any(self) -> bool:
+        return bool(self._unloaded)
+
     # -- loading --------------------------------------------------------------------------------
 
     async def load(self) -> None:

@@ -3,7 +3,9 @@
 A single node is the whole cluster and coordinates every group. In a cluster a group's
 coordinator is the leader of its `__consumer_offsets` partition, which the controller creates on
 the first lookup with `offsets.topic.num.partitions` and `offsets.topic.replication.factor` (as
-Kafka, COORDINATOR_NOT_AVAILABLE while fewer brokers are alive than that factor asks). Transactions are not implemented yet, so a transactional
+Kafka, COORDINATOR_NOT_AVAILABLE while fewer brokers are alive than that factor asks). A
+transactional id's coordinator is the leader of its `__transaction_state` partition: on a single
+node, this broker. Transactions in a cluster are not implemented yet, so there a transactional
 coordinator lookup gets a non-retriable error with a message rather than a retry loop.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ from kbroker.wire.messages.find_coordinator import Coordinator, FindCoordinatorR
 
 GROUP_KEY = 0
 TRANSACTION_KEY = 1
-NO_TRANSACTIONS = "kbroker does not support transactions yet"
+NO_TRANSACTIONS = "kbroker does not support transactions in a cluster yet"
 
 
 def handle_describe_cluster(ctx: RequestContext, request: DescribeClusterRequest) -> DescribeClusterResponse:
@@ -49,8 +51,7 @@ def handle_find_coordinator(ctx: RequestContext, request: FindCoordinatorRequest
 def _coordinator(ctx: RequestContext, key: str, key_type: int) -> Coordinator:
     broker = ctx.broker
     if key_type == TRANSACTION_KEY:
-        return Coordinator(key=key, node_id=-1, host="", port=-1,
-                           error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, error_message=NO_TRANSACTIONS)
+        return _transaction_coordinator(ctx, key)
     if key_type != GROUP_KEY:
         return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.INVALID_REQUEST,
                            error_message=f"unknown coordinator key type {key_type}")
@@ -64,6 +65,24 @@ def _coordinator(ctx: RequestContext, key: str, key_type: int) -> Coordinator:
     except KafkaError as exc:  # e.g. a full disk: the client retries the lookup
         return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
                            error_message=f"cannot create {OFFSETS_TOPIC}: {exc.message or exc.code.name}")
+    advertised = broker.config.advertised
+    return Coordinator(key=key, node_id=broker.node_id, host=advertised.host, port=advertised.port,
+                       error_code=0, error_message=None)
+
+
+def _transaction_coordinator(ctx: RequestContext, key: str) -> Coordinator:
+    broker = ctx.broker
+    if broker.cluster is not None:
+        return Coordinator(key=key, node_id=-1, host="", port=-1,
+                           error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, error_message=NO_TRANSACTIONS)
+    if not key:
+        return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.INVALID_REQUEST,
+                           error_message="empty transactional id")
+    try:
+        broker.transactions.ensure_topic()  # created on first use, as Kafka does
+    except KafkaError as exc:
+        return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
+                           error_message=f"cannot create __transaction_state: {exc.message or exc.code.name}")
     advertised = broker.config.advertised
     return Coordinator(key=key, node_id=broker.node_id, host=advertised.host, port=advertised.port,
                        error_code=0, error_message=None)
