@@ -643,6 +643,10 @@ class GroupCoordinator:
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return ErrorCode.NONE
 
+    def has_pending_offset(self, group_id: str, topic: str, partition: int) -> bool:
+        """An open transaction has staged an offset for this partition of the group."""
+        return self.offsets.has_pending(group_id, topic, partition)
+
     def end_transaction(self, partition: int, producer_id: int, commit: bool) -> None:
         """The producer's marker is durable in `__consumer_offsets`-`partition`: the offsets it staged
         for the groups there are committed now, or dropped (Kafka's scheduleHandleTxnCompletion)."""
