@@ -1,0 +1,90 @@
+"""Transactional produce throughput against the same load without transactions.
+
+    python benchmarks/transactions.py [--records 20000] [--size 1024] [--partitions 3]
+
+Starts a broker in a temporary directory and sends `--records` records of `--size` bytes with
+confluent-kafka (librdkafka), one producer per run on a fresh topic:
+
+    plain         idempotent producer (librdkafka's acks=all default), flushed at the end
+    txn-100       transactional: begin, 100 records, commit_transaction, repeated
+    txn-1000      the same with 1,000 records per transaction
+
+Each transaction costs AddPartitionsToTxn, EndTxn (PrepareCommit logged), and the markers plus
+CompleteCommit written by the coordinator. Prints one JSON line per run (records/s, MiB/s,
+transactions/s).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.broker_process import BrokerProcess  # noqa: E402
+
+
+def create_topic(bootstrap: str, name: str, partitions: int) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the topic exists
+    admin.create_topics([NewTopic(name, partitions)])[name].result(30)
+
+
+def run(bootstrap: str, name: str, records: int, size: int, partitions: int, per_txn: int | None) -> dict:
+    from confluent_kafka import Producer
+
+    topic = f"bench-{name}"
+    create_topic(bootstrap, topic, partitions)
+    settings = {"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True}
+    if per_txn is not None:
+        settings["transactional.id"] = f"bench-{name}"
+    producer = Producer(settings)
+    value = b"x" * size
+    if per_txn is not None:
+        producer.init_transactions(30)
+    started = time.perf_counter()
+    sent = transactions = 0
+    while sent < records:
+        batch = min(per_txn or records, records - sent)
+        if per_txn is not None:
+            producer.begin_transaction()
+        for i in range(batch):
+            while True:
+                try:
+                    producer.produce(topic, value=value, partition=(sent + i) % partitions)
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+        if per_txn is not None:
+            producer.commit_transaction(60)
+            transactions += 1
+        sent += batch
+    assert producer.flush(60) == 0
+    elapsed = time.perf_counter() - started
+    return {"run": name, "records": records, "record_bytes": size, "records_per_txn": per_txn,
+            "seconds": round(elapsed, 3), "records_per_s": round(records / elapsed),
+            "mib_per_s": round(records * size / elapsed / 2**20, 2),
+            "txn_per_s": round(transactions / elapsed, 1) if per_txn else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--partitions", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = BrokerProcess(Path(tmp) / "data").start()
+        try:
+            for name, per_txn in (("plain", None), ("txn-100", 100), ("txn-1000", 1000)):
+                print(json.dumps(run(broker.bootstrap, name, args.records, args.size, args.partitions, per_txn)),
+                      flush=True)
+        finally:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()
