@@ -1,6 +1,7 @@
-"""Transactional produce throughput against the same load without transactions.
+"""Transactional produce throughput against the same load without transactions, and the restart
+time of a broker with many transactional ids.
 
-    python benchmarks/transactions.py [--records 20000] [--size 1024] [--partitions 3]
+    python benchmarks/transactions.py [--records 20000] [--size 1024] [--partitions 3] [--ids 100000]
 
 Starts a broker in a temporary directory and sends `--records` records of `--size` bytes with
 confluent-kafka (librdkafka), one producer per run on a fresh topic:
@@ -10,8 +11,10 @@ confluent-kafka (librdkafka), one producer per run on a fresh topic:
     txn-1000      the same with 1,000 records per transaction
 
 Each transaction costs AddPartitionsToTxn, EndTxn (PrepareCommit logged), and the markers plus
-CompleteCommit written by the coordinator. Prints one JSON line per run (records/s, MiB/s,
-transactions/s).
+CompleteCommit written by the coordinator. Then `--ids` transactional ids get a producer id
+(pipelined InitProducerId, one `__transaction_state` record each), the broker is stopped (SIGTERM)
+and started again, and the time from the process start until DescribeTransactions of the last id
+answers (no COORDINATOR_LOAD_IN_PROGRESS) is the restart time. Prints one JSON line per run.
 """
 from __future__ import annotations
 
@@ -23,7 +26,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from kbroker.wire.messages.describe_transactions import DescribeTransactionsRequest  # noqa: E402
+from kbroker.wire.messages.init_producer_id import InitProducerIdRequest  # noqa: E402
 from tests.broker_process import BrokerProcess  # noqa: E402
+from tests.wire_client import WireClient  # noqa: E402
+
+PIPELINE = 500
+COORDINATOR_LOAD_IN_PROGRESS = 14
 
 
 def create_topic(bootstrap: str, name: str, partitions: int) -> None:
@@ -70,11 +79,40 @@ def run(bootstrap: str, name: str, records: int, size: int, partitions: int, per
             "txn_per_s": round(transactions / elapsed, 1) if per_txn else None}
 
 
+def init_ids(bootstrap: str, ids: int) -> float:
+    """InitProducerId for `ids` transactional ids, `PIPELINE` requests in flight; the seconds taken."""
+    started = time.perf_counter()
+    with WireClient(bootstrap, timeout=60) as client:
+        for first in range(0, ids, PIPELINE):
+            chunk = range(first, min(first + PIPELINE, ids))
+            for i in chunk:
+                client.send(22, 4, InitProducerIdRequest(transactional_id=f"bench-id-{i}", transaction_timeout_ms=60000))
+            for _ in chunk:
+                _, answer = client.receive(22, 4)
+                assert answer.error_code == 0, answer
+    return time.perf_counter() - started
+
+
+def restart_time(broker: BrokerProcess, last_id: str) -> float:
+    """From the process start until the coordinator answers for `last_id`."""
+    broker.stop()
+    started = time.perf_counter()
+    broker.start(timeout=300)
+    while True:
+        with WireClient(broker.bootstrap) as client:
+            answer = client.request(65, 0, DescribeTransactionsRequest(transactional_ids=[last_id]))
+        if answer.transaction_states[0].error_code != COORDINATOR_LOAD_IN_PROGRESS:
+            assert answer.transaction_states[0].error_code == 0, answer
+            return time.perf_counter() - started
+        time.sleep(0.05)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--ids", type=int, default=100_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         broker = BrokerProcess(Path(tmp) / "data").start()
@@ -82,6 +120,12 @@ def main() -> None:
             for name, per_txn in (("plain", None), ("txn-100", 100), ("txn-1000", 1000)):
                 print(json.dumps(run(broker.bootstrap, name, args.records, args.size, args.partitions, per_txn)),
                       flush=True)
+            if args.ids:
+                seconds = init_ids(broker.bootstrap, args.ids)
+                print(json.dumps({"run": "init-ids", "ids": args.ids, "seconds": round(seconds, 2),
+                                  "ids_per_s": round(args.ids / seconds)}), flush=True)
+                print(json.dumps({"run": "restart", "ids": args.ids,
+                                  "seconds": round(restart_time(broker, f"bench-id-{args.ids - 1}"), 2)}), flush=True)
         finally:
             broker.stop()
 

@@ -100,7 +100,7 @@ class Broker:
 
         An internal topic is created only with its owner's settings, as Kafka's
         AutoTopicCreationManager does: `__consumer_offsets` by the group coordinator (in a cluster:
-        the controller); nothing here owns `__transaction_state`, so it is not created at all.
+        the controller), `__transaction_state` by the transaction coordinator on its first lookup.
         In a cluster the creation goes through the store and is not visible at once: False, and
         the client asks again (Kafka answers LEADER_NOT_AVAILABLE meanwhile).
         """

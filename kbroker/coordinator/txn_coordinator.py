@@ -48,7 +48,6 @@ TOPIC = txn_records.TRANSACTION_STATE_TOPIC
 # (producer id, epoch, coordinator epoch, commit, partitions) -> an error code per partition
 WriteMarkers = Callable[[int, int, int, bool, list[TopicPartition]], Awaitable[dict[TopicPartition, int]]]
 MARKER_RETRY_BACKOFF_S = 0.1
-MAX_TRANSACTIONAL_ID_BYTES = 32767  # a Kafka string: the longest id a request can carry
 
 # A partition whose marker cannot be written for these reasons is done with (Kafka drops markers
 # of deleted partitions; a newer epoch there means a newer coordinator has taken over).
@@ -228,8 +227,6 @@ class TransactionCoordinator:
         error = self.coordinator_error(transactional_id)
         if error:
             return InitProducerIdAnswer(error)
-        if len(transactional_id.encode()) > MAX_TRANSACTIONAL_ID_BYTES:
-            return InitProducerIdAnswer(ErrorCode.INVALID_REQUEST)
         new_producer_id = None
         if self.table.needs_producer_id(transactional_id, None if expected is None else expected[1]):
             try:
