@@ -146,6 +146,7 @@ class PartitionLog:
         self._pending_swap: LogSegment | None = None  # committed by the cleaner, not yet swapped in
         self._producers = ProducerStateManager(directory)
         self._unreplicated: list[CompletedTxn] = []  # ended, but the high watermark is not past the marker yet
+        self._with_aborts: list[LogSegment] | None = None  # segments with .txnindex entries (None: to be listed)
         self._epochs = LeaderEpochCache(directory / LEADER_EPOCH_CHECKPOINT)
 
     @classmethod
@@ -339,6 +340,7 @@ class PartitionLog:
         first_unstable = self._producers.first_unstable_offset()
         stable = txn.last_offset + 1 if first_unstable is None else first_unstable
         created = not segment.txn_index.entries
+        self._with_aborts = None
         try:
             segment.txn_index.append(AbortedTxn(txn.producer_id, txn.first_offset, txn.last_offset, stable))
         except OSError as exc:  # the entry is in memory; recovery rebuilds the file after a crash
@@ -409,6 +411,7 @@ class PartitionLog:
     def _set_segments(self, segments: list[LogSegment]) -> None:
         self._bases = [s.base_offset for s in segments]
         self._segments = segments
+        self._with_aborts = None
 
     # -- read --------------------------------------------------------------------------------------
 
@@ -424,15 +427,21 @@ class PartitionLog:
         """`read`, with the aborted transactions overlapping the offsets returned (for read_committed
         fetches, whose `max_offset` is the last stable offset)."""
         data, segment, end = self._read(fetch_offset, max_bytes, max_offset, min_one_batch)
-        if segment is None:
+        if segment is None or not self._indexed_from(fetch_offset):  # the common case: no aborts here
             return data, []
         return data, self.aborted_transactions(fetch_offset, segment.offset_at(end))
+
+    def _indexed_from(self, offset: int) -> list[LogSegment]:
+        """The segments from the one holding `offset` on that have aborted transactions."""
+        if self._with_aborts is None:
+            self._with_aborts = [s for s in self._segments if s.txn_index.entries]
+        return [s for s in self._with_aborts if s.next_offset > offset]
 
     def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
         """Kafka's collectAbortedTransactions: the aborted transactions overlapping [fetch_offset,
         upper_bound), from the segment holding `fetch_offset` on (a marker may lie past the range)."""
         found: list[AbortedTxn] = []
-        for segment in self._segments[max(bisect_right(self._bases, fetch_offset) - 1, 0):]:
+        for segment in self._indexed_from(fetch_offset):
             txns, complete = segment.txn_index.collect(fetch_offset, upper_bound)
             found += txns
             if complete:
@@ -584,6 +593,7 @@ class PartitionLog:
             self._drop_segments(self._segments[keep:])
             self._set_segments(self._segments[:keep])
             self._segments[-1].truncate_to(offset)
+            self._with_aborts = None  # its .txnindex lost the transactions aborted from `offset` on
         end = self._segments[-1].next_offset
         self._log_end_offset = end
         self._high_watermark = min(self._high_watermark, end)
@@ -758,6 +768,7 @@ class PartitionLog:
             for segment in self._segments[stale:]:
                 segment.txn_index.reset()
                 segment.txn_index_stale = False
+            self._with_aborts = None
         start = self._producers.load(self.log_start_offset, self._log_end_offset, at_most=rebuild_from)
         for segment in self._segments:
             if segment.next_offset <= start:

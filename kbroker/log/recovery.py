@@ -13,7 +13,9 @@
 
 Recovering a segment: CRC-check every batch from position 0 (and that offsets only go forward).
 The first torn or invalid batch and everything after it is cut off, with a WARNING naming the
-reason, and both indexes are rebuilt from the batches kept. Once a segment has been cut, the
+reason, and both indexes are rebuilt from the batches kept; its `.txnindex` is marked stale and
+rebuilt by the partition log's producer-state replay (partition_log.py), which knows where each
+aborted transaction began. Once a segment has been cut, the
 segments after it are deleted too: what follows a hole is not a valid continuation (Kafka does the
 same).
 """

@@ -16,13 +16,15 @@ PID = 4242
 MARKER_VALUE = b"\x00\x00\x00\x00\x00\x00"  # EndTransactionMarker version 0, coordinator epoch 0
 
 
-def write_marker(client: WireClient, topic: str, *, commit: bool, epoch: int = 0, coordinator_epoch: int = 0,
-                 partitions: tuple[int, ...] = (0,), version: int = 1) -> dict[tuple[str, int], int]:
+def write_marker(client: WireClient, topic: str, *, commit: bool, producer_id: int = PID, epoch: int = 0,
+                 coordinator_epoch: int = 0, partitions: tuple[int, ...] = (0,),
+                 version: int = 1) -> dict[tuple[str, int], int]:
+    """WriteTxnMarkers for one producer's transaction: the error code of each partition."""
     response = client.request(WRITE_TXN_MARKERS, version, WriteTxnMarkersRequest(markers=[WritableTxnMarker(
-        producer_id=PID, producer_epoch=epoch, transaction_result=commit, coordinator_epoch=coordinator_epoch,
+        producer_id=producer_id, producer_epoch=epoch, transaction_result=commit, coordinator_epoch=coordinator_epoch,
         topics=[WritableTxnMarkerTopic(name=topic, partition_indexes=list(partitions))])]))
     (marker,) = response.markers
-    assert marker.producer_id == PID
+    assert marker.producer_id == producer_id
     return {(t.name, p.partition_index): p.error_code for t in marker.topics for p in t.partitions}
 
 
@@ -52,8 +54,10 @@ def test_markers_are_written_per_partition_with_kafkas_errors(broker, topic_name
         assert producers(client, topic_name, 9).error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 
 
-def txn_batch(sequence: int, *values: bytes, epoch: int = 0, transactional: bool = True) -> bytes:
-    return build_batch([Record(i, 1_700_000_000_000, None, v) for i, v in enumerate(values)], producer_id=PID,
+def txn_batch(sequence: int, *values: bytes, producer_id: int = PID, epoch: int = 0,
+              transactional: bool = True) -> bytes:
+    """A batch of a producer's records (keyless, value only) from `sequence` on."""
+    return build_batch([Record(i, 1_700_000_000_000, None, v) for i, v in enumerate(values)], producer_id=producer_id,
                        producer_epoch=epoch, base_sequence=sequence, is_transactional=transactional)
 
 

@@ -197,3 +197,19 @@ def test_retention_deletes_the_index_with_its_segment(open_log: OpenLog) -> None
     log.delete_records_before(log.segments[1].base_offset)
     assert first not in txn_index_files(log)
     assert all(t.last_offset >= log.log_start_offset for t in log.aborted_transactions(log.log_start_offset, 100))
+
+
+def test_deleting_the_start_of_an_open_transaction_keeps_it_open(open_log: OpenLog) -> None:
+    log = open_log()
+    send(log, 0)  # PID's transaction begins at 0
+    for _ in range(12):
+        append(log, count=3)  # plain records, rolling segments
+    assert len(log.segments) > 2
+    log.delete_records_before(log.segments[1].base_offset)  # Kafka bounds this by the high watermark only
+    start = log.log_start_offset
+    assert start > 0 and log.last_stable_offset == start  # the open transaction still holds it
+    assert [p.txn_first_offset for p in log.active_producers()] == [0]
+    end(log, commit=False)
+    assert log.last_stable_offset == log.high_watermark
+    assert log.aborted_transactions(start, log.log_end_offset) == [AbortedTxn(PID, 0, log.log_end_offset - 1,
+                                                                               log.log_end_offset)]

@@ -10,6 +10,10 @@ Per-partition answers, as Kafka's: UNKNOWN_TOPIC_OR_PARTITION / NOT_LEADER_OR_FO
 partition not led here, INVALID_PRODUCER_EPOCH for a marker older than the producer's epoch,
 TRANSACTION_COORDINATOR_FENCED for one from an older coordinator, KAFKA_STORAGE_ERROR when the
 disk refuses the append or its fsync (the coordinator retries until every marker is written).
+
+In a cluster a marker is appended as Kafka does, with acks=all: its answer waits until the ISR
+has it (replication_wait.py, up to Kafka's request.timeout.ms), so a marker the coordinator
+counts as written survives a change of leader.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from kbroker.broker.dispatch import RequestContext
+from kbroker.broker.replication_wait import Appended, wait_replicated
 from kbroker.coordinator.records import OFFSETS_TOPIC
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.wire.messages.write_txn_markers import (
@@ -31,24 +36,26 @@ from kbroker.wire.messages.write_txn_markers import (
 
 if TYPE_CHECKING:
     from kbroker.broker.broker import Broker
-    from kbroker.log.partition_log import PartitionLog
 
 log = logging.getLogger("kbroker.txn_markers")
 
 TopicPartition = tuple[str, int]
+REPLICATION_TIMEOUT_MS = 30_000  # Kafka's request.timeout.ms, which bounds its marker appends
 
 
 async def write_txn_markers(broker: Broker, producer_id: int, producer_epoch: int, coordinator_epoch: int,
                             commit: bool, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, ErrorCode]:
-    """Append the marker to each partition, make them durable, advance their high watermarks."""
+    """Append the marker to each partition, make them durable and advance their high watermarks (in a
+    cluster: once the ISR has them); each partition's error code."""
     results: dict[TopicPartition, ErrorCode] = {}
-    written: dict[TopicPartition, PartitionLog] = {}
+    written: dict[TopicPartition, Appended] = {}
     now_ms = broker.now_ms()
     for key in partitions:
         partition_log = broker.leader_log(*key)
         if isinstance(partition_log, ErrorCode):
             results[key] = partition_log
             continue
+        truncations = partition_log.truncations
         try:
             partition_log.append_control_batch(producer_id, producer_epoch, coordinator_epoch, commit, now_ms)
         except KafkaError as exc:
@@ -58,16 +65,21 @@ async def write_txn_markers(broker: Broker, producer_id: int, producer_epoch: in
             log.debug("marker for producer %d on %s-%d failed: %s", producer_id, *key, exc)
             results[key] = ErrorCode.KAFKA_STORAGE_ERROR
             continue
-        written[key] = partition_log
+        written[key] = Appended(partition_log, partition_log.log_end_offset, truncations)
     outcomes = await asyncio.gather(
-        *(broker.make_durable(p, p.log_end_offset) for p in written.values()), return_exceptions=True)
+        *(broker.make_durable(a.partition_log, a.end) for a in written.values()), return_exceptions=True)
+    replicated = {}
     for key, outcome in zip(written, outcomes):
         if isinstance(outcome, OSError):
             results[key] = ErrorCode.KAFKA_STORAGE_ERROR
         elif isinstance(outcome, BaseException):
             raise outcome
+        elif broker.cluster is not None and broker.cluster.replicas_of(*key) is not None:
+            replicated[key] = written[key]
         else:
             results[key] = ErrorCode.NONE
+    if replicated:
+        results.update(await wait_replicated(broker, replicated, REPLICATION_TIMEOUT_MS))
     offsets = [partition for topic, partition in written if topic == OFFSETS_TOPIC
                and results[(topic, partition)] == ErrorCode.NONE]
     if offsets:
