@@ -21,14 +21,20 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from compat_tests.clients import ConfluentKafka, create_topic
+from kbroker.config import build_config
 from kbroker.coordinator import txn_records
 from kbroker.coordinator.internal_log import append_durably
 from kbroker.coordinator.loader import latest_values
+from kbroker.coordinator.records import partition_for
 from kbroker.coordinator.transactions import TxnState
 from kbroker.errors import ErrorCode
-from tests.broker_process import BrokerProcess
-from tests.wire_client import WireClient
-from kbroker.wire.messages.add_partitions_to_txn import AddPartitionsToTxnRequest, AddPartitionsToTxnTopic
+from kbroker.log.log_manager import LogManager
+from kbroker.wire.messages.add_partitions_to_txn import (
+    AddPartitionsToTxnRequest,
+    AddPartitionsToTxnTopic,
+    AddPartitionsToTxnTransaction,
+)
+from kbroker.wire.messages.describe_transactions import DescribeTransactionsRequest
 from kbroker.wire.messages.end_txn import EndTxnRequest
 from kbroker.wire.messages.init_producer_id import InitProducerIdRequest
 from kbroker.wire.messages.txn_offset_commit import (
@@ -36,6 +42,8 @@ from kbroker.wire.messages.txn_offset_commit import (
     TxnOffsetCommitRequestPartition,
     TxnOffsetCommitRequestTopic,
 )
+from tests.broker_process import BrokerProcess
+from tests.wire_client import WireClient
 
 RECORDS = 600
 BATCH = 60
@@ -359,15 +367,10 @@ async def _no_flush(_log, _end) -> None:
 def _rewrite_as_prepare_commit(data_dir: Path, tid: str) -> None:
     """Offline, with the broker down: log PrepareCommit for `tid`'s open transaction, which is what
     the coordinator writes when EndTxn(commit) arrives, just before it writes the markers."""
-    from kbroker.config import build_config
-    from kbroker.log.log_manager import LogManager
-
     config = build_config({"log.dirs": str(data_dir)})
     logs = LogManager(data_dir, config.log_defaults()).load()
     try:
-        partition = txn_records.TRANSACTION_STATE_TOPIC
-        from kbroker.coordinator.records import partition_for
-        partition_log = logs.get_log(partition, partition_for(tid, 50))
+        partition_log = logs.get_log(txn_records.TRANSACTION_STATE_TOPIC, partition_for(tid, 50))
         latest: dict = {}
         for latest in latest_values(partition_log):
             pass
@@ -421,8 +424,7 @@ def test_a_committed_transaction_survives_a_broker_kill_right_after_end_txn(brok
 
 # -- bad requests ------------------------------------------------------------------------------
 
-def _describe(tid: str):
-    from kbroker.wire.messages.describe_transactions import DescribeTransactionsRequest
+def _describe(tid: str) -> DescribeTransactionsRequest:
     return DescribeTransactionsRequest(transactional_ids=[tid])
 
 
@@ -460,6 +462,14 @@ def test_bad_transactional_requests_get_kafkas_error_codes(txn_broker, topic_nam
         assert _add_partitions(client, 3, tid, first.producer_id, 1, "no-such-topic") \
             == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         assert _add_partitions(client, 3, tid, first.producer_id, 1, topic_name) == ErrorCode.NONE
+        # v4+ (KIP-890, brokers' form): verify_only says whether partitions are in the transaction.
+        verified = client.request(24, 4, AddPartitionsToTxnRequest(transactions=[AddPartitionsToTxnTransaction(
+            transactional_id=tid, producer_id=first.producer_id, producer_epoch=1, verify_only=True,
+            topics=[AddPartitionsToTxnTopic(name=topic_name, partitions=[0])])]))
+        assert verified.results_by_transaction[0].topic_results[0].results_by_partition[0].partition_error_code == 0
+        # The longest id a Kafka string holds (32767 bytes) is a transactional id like any other.
+        longest = _init(client, "x" * 32767)
+        assert (longest.error_code, longest.producer_epoch) == (0, 0)
         # Unknown transactional ids in the admin view.
         assert client.request(65, 0, _describe(f"{tid}-unknown")).transaction_states[0].error_code \
             == ErrorCode.TRANSACTIONAL_ID_NOT_FOUND

@@ -40,7 +40,6 @@ from kbroker.errors import ErrorCode, KafkaError
 if TYPE_CHECKING:
     from kbroker.config import Config
     from kbroker.log.log_manager import LogManager
-    from kbroker.log.partition_log import PartitionLog
 
 log = logging.getLogger("kbroker.transactions")
 
