@@ -256,7 +256,7 @@ async def serve(config: Config) -> None:
     background = loop.create_task(run_maintenance(broker))
     # Single node: every group loads now (requests wait with LOAD_IN_PROGRESS until done); in a
     # cluster a group's partition loads when this broker becomes its leader (member.py).
-    loading = loop.create_task(_load_coordinators(broker) if broker.cluster is None else asyncio.sleep(0))
+    loading = loop.create_task(_load_coordinators(broker) if broker.cluster is None else broker.transactions.load())
     broker.groups.start()
     broker.transactions.start()
     broker.log_cleaner.start()

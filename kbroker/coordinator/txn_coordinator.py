@@ -132,7 +132,8 @@ class TransactionCoordinator:
     # -- loading --------------------------------------------------------------------------------
 
     async def load(self) -> None:
-        """Replay `__transaction_state`, then finish every transaction the log left half-done."""
+        """Replay `__transaction_state`, then finish every transaction the log left half-done.
+        (A cluster never creates the topic yet: there this only marks the coordinator loaded.)"""
         started = time.monotonic()
         topic = self.logs.topic(TOPIC)
         if topic is None:
@@ -212,12 +213,13 @@ class TransactionCoordinator:
             remaining = [tp for tp in remaining if results.get(tp, ErrorCode.NONE) not in _MARKER_FINAL]
             if remaining:
                 await asyncio.sleep(MARKER_RETRY_BACKOFF_S)
-        if self._closed:
-            return  # the Prepare record stays; the next start completes it
-        txn = self.table.transactions.get(transactional_id)
-        if txn is None or txn.current != prepared or txn.busy:
-            return
-        await self._log(transactional_id, self.table.complete_transit(transactional_id, self.now_ms()))
+        while not self._closed:  # closed: the Prepare record stays, and the next start completes it
+            txn = self.table.transactions.get(transactional_id)
+            if txn is None or txn.current != prepared or txn.busy:
+                return
+            if not await self._log(transactional_id, self.table.complete_transit(transactional_id, self.now_ms())):
+                return
+            await asyncio.sleep(MARKER_RETRY_BACKOFF_S)
 
     # -- the APIs -------------------------------------------------------------------------------
 
