@@ -254,9 +254,10 @@ async def serve(config: Config) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     background = loop.create_task(run_maintenance(broker))
-    # Single node: every group loads now (requests wait with LOAD_IN_PROGRESS until done); in a
-    # cluster a group's partition loads when this broker becomes its leader (member.py).
-    loading = loop.create_task(_load_coordinators(broker) if broker.cluster is None else broker.transactions.load())
+    # Single node: every group and transactional id loads now (requests wait with LOAD_IN_PROGRESS
+    # until done); in a cluster a partition of __consumer_offsets or __transaction_state loads
+    # when this broker becomes its leader (member.py).
+    loading = loop.create_task(_load_coordinators(broker) if broker.cluster is None else asyncio.sleep(0))
     broker.groups.start()
     broker.transactions.start()
     broker.log_cleaner.start()
@@ -267,6 +268,8 @@ async def serve(config: Config) -> None:
         background.cancel()
         loading.cancel()
         await broker.transactions.close()  # open transactions stay in __transaction_state for the next start
+        if broker.markers is not None:
+            broker.markers.close()
         await broker.groups.close()  # held JoinGroup/SyncGroup get NOT_COORDINATOR
         if broker.cluster is not None:  # leave the cluster first: the controller moves on at once
             await broker.cluster.close()

@@ -79,7 +79,7 @@ def _wall_clock_ms() -> int:
 class TransactionCoordinator:
     def __init__(self, config: Config, logs: LogManager, durable: Durable, write_markers: WriteMarkers,
                  allocate_producer_id: Callable[[], Awaitable[int]],
-                 now_ms: Callable[[], int] = _wall_clock_ms) -> None:
+                 now_ms: Callable[[], int] = _wall_clock_ms, *, clustered: bool = False) -> None:
         self.config = config
         self.logs = logs
         self._durable = durable
@@ -87,7 +87,10 @@ class TransactionCoordinator:
         self._allocate_producer_id = allocate_producer_id
         self.now_ms = now_ms
         self.table = TransactionTable(config.transaction_max_timeout_ms)
-        self._unloaded: set[int] = set(range(self.partition_count))
+        # In a cluster, the partitions of __transaction_state this broker leads (loaded as it becomes
+        # their leader); None: a single node coordinates every transactional id.
+        self._owned: set[int] | None = set() if clustered else None
+        self._unloaded: set[int] = set() if clustered else set(range(self.partition_count))
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
 
@@ -101,16 +104,19 @@ class TransactionCoordinator:
     def partition_for(self, transactional_id: str) -> int:
         return group_records.partition_for(transactional_id, self.partition_count)
 
+    @staticmethod
+    def topic_configs(config: Config) -> dict[str, str]:
+        return {"cleanup.policy": "compact", "segment.bytes": str(config.transaction_state_log_segment_bytes),
+                "compression.type": "uncompressed"}
+
     def ensure_topic(self) -> None:
-        """Create `__transaction_state` on first use, compacted, as Kafka does."""
+        """Single node: create `__transaction_state` on first use, compacted, as Kafka does (in a
+        cluster the controller creates it)."""
         if self.logs.topic(TOPIC) is not None:
             return
         try:
-            self.logs.create_topic(TOPIC, self.config.transaction_state_log_num_partitions, {
-                "cleanup.policy": "compact",
-                "segment.bytes": str(self.config.transaction_state_log_segment_bytes),
-                "compression.type": "uncompressed",
-            })
+            self.logs.create_topic(TOPIC, self.config.transaction_state_log_num_partitions,
+                                   self.topic_configs(self.config))
         except KafkaError as exc:
             if exc.code != ErrorCode.TOPIC_ALREADY_EXISTS:
                 raise
@@ -122,9 +128,15 @@ class TransactionCoordinator:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
         if not transactional_id:
             return ErrorCode.INVALID_REQUEST
-        if self._unloaded and self.partition_for(transactional_id) in self._unloaded:
+        partition = self.partition_for(transactional_id)
+        if self._owned is not None and partition not in self._owned:
+            return ErrorCode.NOT_COORDINATOR
+        if self._unloaded and partition in self._unloaded:
             return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
         return ErrorCode.NONE
+
+    def _coordinates(self, transactional_id: str) -> bool:
+        return not self._closed and (self._owned is None or self.partition_for(transactional_id) in self._owned)
 
     def loading_any(self) -> bool:
         return bool(self._unloaded)
@@ -132,8 +144,8 @@ class TransactionCoordinator:
     # -- loading --------------------------------------------------------------------------------
 
     async def load(self) -> None:
-        """Replay `__transaction_state`, then finish every transaction the log left half-done.
-        (A cluster never creates the topic yet: there this only marks the coordinator loaded.)"""
+        """Single node: replay all of `__transaction_state`, then finish every transaction the log
+        left half-done."""
         started = time.monotonic()
         topic = self.logs.topic(TOPIC)
         if topic is None:
@@ -141,37 +153,67 @@ class TransactionCoordinator:
             return
         live = 0
         for partition in range(topic.partition_count):
-            partition_log = self.logs.get_log(TOPIC, partition)
-            latest: dict[bytes, bytes | None] = {}
-            if partition_log is not None:
-                for latest in latest_values(partition_log):
-                    await asyncio.sleep(0)
-            for key, value in latest.items():
-                try:
-                    self.table.restore(txn_records.decode_key(key),
-                                       None if value is None else _transit(txn_records.decode_value(value)))
-                except (RecordFormatError, ValueError) as exc:
-                    log.error("skipping a corrupt record in %s-%d: %s", TOPIC, partition, exc)
-                    continue
-                live += 1
-            self._unloaded.discard(partition)
-        for transactional_id, transit in self.table.preparing():
-            log.info("completing transaction %s (%s) found in %s", transactional_id, transit.state.display_name,
-                     TOPIC)
-            self._spawn(self._send_markers(transactional_id, transit))
+            live += await self._load(partition)
         log.info("loaded %d transactional ids from %s (%d live records) in %.2fs", len(self.table.transactions),
                  TOPIC, live, time.monotonic() - started)
+
+    async def load_partition(self, partition: int) -> None:
+        """Cluster: this broker became the leader of `partition`; coordinate its ids from now on."""
+        if self._owned is None:
+            raise ValueError("a single node coordinates every partition")
+        self._owned.add(partition)
+        self._unloaded.add(partition)
+        started = time.monotonic()
+        live = await self._load(partition)
+        log.info("loaded %s-%d (%d live records) in %.2fs", TOPIC, partition, live, time.monotonic() - started)
+
+    def unload_partition(self, partition: int) -> None:
+        """Cluster: another broker leads `partition` now; forget its ids (their marker tasks stop)."""
+        if self._owned is None:
+            raise ValueError("a single node coordinates every partition")
+        self._owned.discard(partition)
+        self._unloaded.discard(partition)
+        for transactional_id in [t for t in self.table.transactions if self.partition_for(t) == partition]:
+            del self.table.transactions[transactional_id]
+
+    async def _load(self, partition: int) -> int:
+        """Replay one partition (latest value per key), then send the markers of its prepared
+        transactions; the number of live records."""
+        partition_log = self.logs.get_log(TOPIC, partition)
+        latest: dict[bytes, bytes | None] = {}
+        if partition_log is not None:
+            for latest in latest_values(partition_log):
+                await asyncio.sleep(0)
+        if partition not in self._unloaded:  # unloaded while reading
+            return 0
+        live = 0
+        for key, value in latest.items():
+            try:
+                self.table.restore(txn_records.decode_key(key),
+                                   None if value is None else _transit(txn_records.decode_value(value)))
+            except (RecordFormatError, ValueError) as exc:
+                log.error("skipping a corrupt record in %s-%d: %s", TOPIC, partition, exc)
+                continue
+            live += 1
+        self._unloaded.discard(partition)
+        for transactional_id, transit in self.table.preparing():
+            if self.partition_for(transactional_id) == partition:
+                log.info("completing transaction %s (%s) found in %s", transactional_id,
+                         transit.state.display_name, TOPIC)
+                self._spawn(self._send_markers(transactional_id, transit))
+        return live
 
     # -- writes ---------------------------------------------------------------------------------
 
     async def _log(self, transactional_id: str, transit: Transit) -> ErrorCode:
         """Write a pending transit; on success it becomes the state. The mapped error, else NONE."""
-        if self._closed:
+        if not self._coordinates(transactional_id):
             self.table.cancel(transactional_id)
-            return ErrorCode.COORDINATOR_NOT_AVAILABLE
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE if self._closed else ErrorCode.NOT_COORDINATOR
         value = None if transit.state is TxnState.DEAD else txn_records.encode_value(_entry(transit))
         try:
-            self.ensure_topic()
+            if self._owned is None:
+                self.ensure_topic()
             partition_log = self.logs.get_log(TOPIC, self.partition_for(transactional_id))
             if partition_log is None:
                 raise AppendFailed(ErrorCode.COORDINATOR_NOT_AVAILABLE)
@@ -181,6 +223,9 @@ class TransactionCoordinator:
             self.table.cancel(transactional_id)
             log.error("logging transaction %s failed: %s", transactional_id, failure.code.name)
             return _APPEND_ERRORS.get(failure.code, failure.code)
+        txn = self.table.transactions.get(transactional_id)
+        if txn is None or txn.pending != transit:  # the partition moved to another broker meanwhile
+            return ErrorCode.NOT_COORDINATOR
         self.table.complete(transactional_id, transit)
         return ErrorCode.NONE
 
@@ -199,7 +244,7 @@ class TransactionCoordinator:
         commit = prepared.state is TxnState.PREPARE_COMMIT
         remaining = sorted(prepared.partitions)
         coordinator_epoch = self._coordinator_epoch(transactional_id)
-        while remaining and not self._closed:
+        while remaining and self._coordinates(transactional_id):
             try:
                 results = await self._write_markers(prepared.producer_id, prepared.producer_epoch,
                                                     coordinator_epoch, commit, remaining)
@@ -213,7 +258,7 @@ class TransactionCoordinator:
             remaining = [tp for tp in remaining if results.get(tp, ErrorCode.NONE) not in _MARKER_FINAL]
             if remaining:
                 await asyncio.sleep(MARKER_RETRY_BACKOFF_S)
-        while not self._closed:  # closed: the Prepare record stays, and the next start completes it
+        while self._coordinates(transactional_id):  # else the Prepare record stays for the next coordinator
             txn = self.table.transactions.get(transactional_id)
             if txn is None or txn.current != prepared or txn.busy:
                 return

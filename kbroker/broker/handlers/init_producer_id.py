@@ -3,7 +3,7 @@ producer id and bumped epoch of a transactional id (the transaction coordinator'
 
 Without a transactional id Kafka always hands out a new id; the id/epoch pair a v3+
 client sends must be both set or both unset. In a cluster the ids come from blocks claimed in
-ZooKeeper, unique across brokers. Transactions work on a single node only so far.
+ZooKeeper, unique across brokers.
 """
 from __future__ import annotations
 
@@ -18,9 +18,6 @@ def handle_init_producer_id(ctx: RequestContext, request: InitProducerIdRequest)
     if (request.producer_id == -1) != (request.producer_epoch == -1):
         return InitProducerIdResponse(error_code=ErrorCode.INVALID_REQUEST, producer_id=-1, producer_epoch=-1)
     if request.transactional_id is not None:
-        if ctx.broker.cluster is not None:
-            return InitProducerIdResponse(error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                                          producer_id=-1, producer_epoch=-1)
         return _transactional(ctx, request)
     if ctx.broker.cluster is not None:
         return _from_cluster_block(ctx)
