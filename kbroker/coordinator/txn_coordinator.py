@@ -4,9 +4,14 @@ This is the async layer around the pure table. It owns the clock, `__transaction
 on first use: compacted, `transaction.state.log.num.partitions`), the marker writes and the
 periodic checks. Every step logs its transit before anyone is answered: InitProducerId answers
 the new epoch once the Empty record is durable; EndTxn answers once PrepareCommit/PrepareAbort is
-durable, then writes the markers (`write_markers`, which on a single node appends them to the
-local partitions) and logs CompleteCommit/CompleteAbort. A crash in between leaves the Prepare
+durable, then writes the markers (`write_markers`: appended to the partitions led here, sent to
+the leaders of the others) and logs CompleteCommit/CompleteAbort. A crash in between leaves the Prepare
 record, and `load()` completes the transaction from it.
+
+In a cluster this broker coordinates the ids of the `__transaction_state` partitions it leads:
+`load_partition` replays one when it becomes the leader (and completes its prepared
+transactions), `unload_partition` forgets its ids when another broker takes over; requests for
+the others get NOT_COORDINATOR.
 
 Timers (Kafka's): every `transaction.abort.timed.out.transaction.cleanup.interval.ms` ongoing
 transactions older than their timeout are aborted under a bumped epoch (the producer is fenced);
