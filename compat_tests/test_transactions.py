@@ -68,7 +68,7 @@ def _deadline_loop(what: str, timeout: float = TIMEOUT) -> Iterator[None]:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def _produce_plain(bootstrap: str, topic: str, count: int, partitions: int) -> None:
+def produce_plain(bootstrap: str, topic: str, count: int, partitions: int) -> None:
     producer = Producer({"bootstrap.servers": bootstrap})
     for i in range(count):
         producer.produce(topic, value=b"%d" % i, partition=i % partitions)
@@ -103,7 +103,7 @@ def read_committed(bootstrap: str, topic: str, partitions: int, *, isolation: st
     return values
 
 
-def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
         found = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], TIMEOUT)
@@ -114,11 +114,11 @@ def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[
 
 # -- consume-transform-produce, one loop per client ----------------------------------------------
 
-def _transform(value: bytes) -> bytes:
+def transform(value: bytes) -> bytes:
     return b"t-" + value
 
 
-def _ctp_confluent(bootstrap: str, src: str, dst: str, group: str, tid: str) -> int:
+def ctp_confluent(bootstrap: str, src: str, dst: str, group: str, tid: str) -> int:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
                          "enable.auto.commit": False, "isolation.level": "read_committed"})
     consumer.subscribe([src])
@@ -134,7 +134,7 @@ def _ctp_confluent(bootstrap: str, src: str, dst: str, group: str, tid: str) -> 
                 continue
             producer.begin_transaction()
             for m in messages:
-                producer.produce(dst, key=m.value(), value=_transform(m.value()), partition=m.partition())
+                producer.produce(dst, key=m.value(), value=transform(m.value()), partition=m.partition())
             producer.send_offsets_to_transaction(consumer.position(consumer.assignment()),
                                                  consumer.consumer_group_metadata(), TIMEOUT)
             batch_no += 1
@@ -155,7 +155,7 @@ def _ctp_confluent(bootstrap: str, src: str, dst: str, group: str, tid: str) -> 
     return aborted
 
 
-def _ctp_kafka_python(bootstrap: str, src: str, dst: str, group: str, tid: str) -> int:
+def ctp_kafka_python(bootstrap: str, src: str, dst: str, group: str, tid: str) -> int:
     from kafka import KafkaConsumer, KafkaProducer
     from kafka.structs import OffsetAndMetadata
 
@@ -174,7 +174,7 @@ def _ctp_kafka_python(bootstrap: str, src: str, dst: str, group: str, tid: str) 
             producer.begin_transaction()
             for tp, messages in batch.items():
                 for m in messages:
-                    producer.send(dst, key=m.value, value=_transform(m.value), partition=tp.partition)
+                    producer.send(dst, key=m.value, value=transform(m.value), partition=tp.partition)
             producer.send_offsets_to_transaction(
                 {tp: OffsetAndMetadata(messages[-1].offset + 1, "", -1) for tp, messages in batch.items()},
                 consumer.group_metadata())
@@ -195,7 +195,7 @@ def _ctp_kafka_python(bootstrap: str, src: str, dst: str, group: str, tid: str) 
     return aborted
 
 
-def _ctp_aiokafka(bootstrap: str, src: str, dst: str, group: str, tid: str) -> int:
+def ctp_aiokafka(bootstrap: str, src: str, dst: str, group: str, tid: str) -> int:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     async def run() -> int:
@@ -213,7 +213,7 @@ def _ctp_aiokafka(bootstrap: str, src: str, dst: str, group: str, tid: str) -> i
                 if not batch:
                     continue
                 await producer.begin_transaction()
-                sent = [await producer.send(dst, key=m.value, value=_transform(m.value), partition=tp.partition)
+                sent = [await producer.send(dst, key=m.value, value=transform(m.value), partition=tp.partition)
                         for tp, messages in batch.items() for m in messages]
                 await producer.send_offsets_to_transaction(
                     {tp: messages[-1].offset + 1 for tp, messages in batch.items()}, group)
@@ -236,7 +236,7 @@ def _ctp_aiokafka(bootstrap: str, src: str, dst: str, group: str, tid: str) -> i
     return asyncio.run(run())
 
 
-LOOPS = {"confluent-kafka": _ctp_confluent, "kafka-python": _ctp_kafka_python, "aiokafka": _ctp_aiokafka}
+LOOPS = {"confluent-kafka": ctp_confluent, "kafka-python": ctp_kafka_python, "aiokafka": ctp_aiokafka}
 
 
 @pytest.mark.timeout(180)
@@ -245,16 +245,16 @@ def test_consume_transform_produce_is_exactly_once_across_an_abort(txn_broker, t
     src, dst = f"{topic_name}-in", f"{topic_name}-out"
     for name in (src, dst):
         create_topic(ConfluentKafka(), txn_broker.bootstrap, name, partitions=2)
-    _produce_plain(txn_broker.bootstrap, src, RECORDS, 2)
+    produce_plain(txn_broker.bootstrap, src, RECORDS, 2)
 
     aborted = LOOPS[client](txn_broker.bootstrap, src, dst, f"{topic_name}-g", f"{topic_name}-tx")
 
     assert aborted > 0  # the abort really happened, and its records were processed again
     output = read_committed(txn_broker.bootstrap, dst, 2)
-    assert sorted(output) == sorted(_transform(b"%d" % i) for i in range(RECORDS))
+    assert sorted(output) == sorted(transform(b"%d" % i) for i in range(RECORDS))
     # read_uncommitted also sees the aborted batch: it was written, then aborted.
     assert len(read_committed(txn_broker.bootstrap, dst, 2, isolation="read_uncommitted")) == RECORDS + aborted
-    assert _committed(txn_broker.bootstrap, f"{topic_name}-g", src, 2) == [RECORDS // 2, RECORDS // 2]
+    assert committed_offsets(txn_broker.bootstrap, f"{topic_name}-g", src, 2) == [RECORDS // 2, RECORDS // 2]
 
 
 # -- fencing -----------------------------------------------------------------------------------
@@ -337,7 +337,7 @@ def test_an_open_transaction_is_aborted_after_its_timeout(txn_broker, topic_name
     producer.produce(topic_name, value=b"open", partition=0)
     assert producer.flush(TIMEOUT) == 0
     opened = time.monotonic()
-    _produce_plain(txn_broker.bootstrap, topic_name, 1, 1)  # behind the open transaction: held at the LSO
+    produce_plain(txn_broker.bootstrap, topic_name, 1, 1)  # behind the open transaction: held at the LSO
 
     admin = KafkaAdminClient(bootstrap_servers=txn_broker.bootstrap)
     try:

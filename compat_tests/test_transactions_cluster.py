@@ -5,6 +5,7 @@ by the controller on the first lookup, replicated to all three brokers); markers
 led elsewhere go to their leaders with WriteTxnMarkers. When the coordinator's broker is
 SIGKILLed, the new leader of its partition loads the transactional ids, and the same
 transactional id carries on there: the old transaction stays committed, a new one commits.
+Consume-transform-produce works across the brokers as on a single node.
 """
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ import pytest
 from confluent_kafka import Producer
 
 from compat_tests.clients import ConfluentKafka
-from compat_tests.test_transactions import TIMEOUT, read_committed
+from compat_tests.test_transactions import (
+    RECORDS,
+    TIMEOUT,
+    committed_offsets,
+    ctp_confluent,
+    produce_plain,
+    read_committed,
+    transform,
+)
 from kbroker.coordinator.records import partition_for
 from kbroker.coordinator.txn_records import TRANSACTION_STATE_TOPIC
 from kbroker.wire.messages.describe_transactions import DescribeTransactionsRequest
@@ -91,3 +100,21 @@ def test_a_transaction_commits_across_brokers_and_survives_its_coordinators_deat
     _commit(survivors, tid, topic_name, "second")
     assert sorted(read_committed(cluster.bootstrap(survivor), topic_name, PARTITIONS)) == \
         sorted(f"{tag}-{p}".encode() for tag in ("first", "second") for p in range(PARTITIONS))
+
+
+def test_consume_transform_produce_in_a_cluster(cluster_factory, topic_name):
+    """The group's offsets go to its coordinator's broker (TxnOffsetCommit), their marker to that
+    broker's `__consumer_offsets` partition through WriteTxnMarkers."""
+    cluster = cluster_factory(overrides=SETTINGS)
+    src, dst = f"{topic_name}-in", f"{topic_name}-out"
+    with ConfluentKafka().admin(cluster.bootstrap(1)) as admin:
+        for name in (src, dst):
+            admin.create_topic(name, 2, 1)
+    for name in (src, dst):
+        cluster.wait_until(lambda v: v.fully_led(name, 2), via=1, topics=[name])
+    produce_plain(cluster.bootstrap_all, src, RECORDS, 2)
+
+    assert ctp_confluent(cluster.bootstrap_all, src, dst, f"{topic_name}-g", f"{topic_name}-tx") > 0
+
+    assert sorted(read_committed(cluster.bootstrap(1), dst, 2)) == sorted(transform(b"%d" % i) for i in range(RECORDS))
+    assert committed_offsets(cluster.bootstrap_all, f"{topic_name}-g", src, 2) == [RECORDS // 2, RECORDS // 2]
