@@ -8,7 +8,7 @@ small segments (so the .txnindex entries a fetch needs lie in more than one segm
     A committed (two batches) | B aborted (two batches) | C committed and D aborted, interleaved
     | plain records n0 n1 | E open (e0 e1) | plain record m0
 
-A read_committed consumer (confluent-kafka's default, kafka-python and aiokafka told so) must read
+A read_committed consumer (confluent-kafka's and kcat's default, kafka-python and aiokafka told so) must read
 a0 a1 a2 c0 c1 n0 n1 and then nothing, since E holds the last stable offset; ListOffsets LATEST
 must answer that offset. A read_uncommitted consumer reads every data record. Once E is
 committed, read_committed consumers read e0 e1 m0 too.
@@ -16,13 +16,14 @@ committed, read_committed consumers read e0 e1 m0 too.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from dataclasses import dataclass
 
 import pytest
 
-from compat_tests.clients import ConfluentKafka
+from compat_tests.clients import ConfluentKafka, Kcat
 from tests.broker.test_bad_input import fetch_all, produce
 from tests.broker.test_internal_topics import create_topic
 from tests.broker.test_txn_markers import txn_batch, write_marker
@@ -32,7 +33,7 @@ A, B, C, D, E = 7001, 7002, 7003, 7004, 7005
 COMMITTED = [b"a0", b"a1", b"a2", b"c0", b"c1", b"n0", b"n1"]
 EVERYTHING = [b"a0", b"a1", b"a2", b"b0", b"b1", b"b2", b"c0", b"d0", b"c1", b"d1", b"n0", b"n1", b"e0", b"e1", b"m0"]
 LATER = [b"e0", b"e1", b"m0"]
-CLIENTS = ("confluent-kafka", "kafka-python", "aiokafka")
+CLIENTS = ("confluent-kafka", "kafka-python", "aiokafka", "kcat")
 QUIET_S = 1.5  # how long a consumer that has read everything it may must then stay empty
 TIMEOUT_S = 30.0
 SMALL_SEGMENTS = {"segment.bytes": "600"}
@@ -169,7 +170,19 @@ def _aiokafka(bootstrap: str, topic: str, isolation: str, want: int) -> tuple[li
     return asyncio.run(run())
 
 
-READERS = {"confluent-kafka": _confluent, "kafka-python": _kafka_python, "aiokafka": _aiokafka}
+def _kcat(bootstrap: str, topic: str, isolation: str, want: int) -> tuple[list[bytes], int]:
+    """kcat -e stops where librdkafka reports the partition's end: for read_committed, the last
+    stable offset (so no quiet period is needed); -Q asks ListOffsets LATEST (timestamp -1)."""
+    settings = ["-b", bootstrap, "-X", f"isolation.level={isolation}"]
+    done = Kcat._run(["-C", *settings, "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q", "-f", "%s\\n"],
+                     timeout=TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
+    query = Kcat._run(["-Q", *settings, "-t", f"{topic}:0:-1", "-J"], timeout=TIMEOUT_S)
+    assert query.returncode == 0, query.stderr
+    return done.stdout.split(b"\n")[:-1], json.loads(query.stdout)[topic]["0"]["offset"]
+
+
+READERS = {"confluent-kafka": _confluent, "kafka-python": _kafka_python, "aiokafka": _aiokafka, "kcat": _kcat}
 
 
 @pytest.mark.timeout(120)

@@ -117,3 +117,13 @@ def test_cluster_bench_runs_tiny(tmp_path: Path) -> None:
     assert sorted(r["start"] for r in rows if r["kind"] == "startup") == ["cold", "warm"]
     report = (out / "report.md").read_text()
     assert "## Scale-out" in report and "| 100 B | cluster (3) |" in report and "| cold |" in report
+
+
+def test_read_committed_benchmark_runs_tiny_and_checks_the_counts() -> None:
+    command = [sys.executable, str(BENCHMARKS / "read_committed.py"), "--records", "3000", "--txn-records", "100",
+               "--abort-every", "3", "--repeats", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert runs[0] == {**runs[0], "records": 3000, "committed": 2000}
+    assert {(r["isolation"], r["records"]) for r in runs[1:]} == {("read_uncommitted", 3000), ("read_committed", 2000)}

@@ -27,8 +27,9 @@ Snapshot `<20-digit offset>.snapshot`: the state built from every batch below th
 Big-endian:
     version int16 = 2 | crc uint32 = CRC-32C of all bytes after it | producer count int32
     per producer: producer id int64 | epoch int16 | open transaction first offset int64 (-1: none)
-                  | coordinator epoch int32 (-1: none) | batch count int8 | per batch: last sequence int32 | last offset int64
-                  | offset delta (last - first) int32 | max timestamp int64
+                  | coordinator epoch int32 (-1: none) | batch count int8
+                  | per batch: last sequence int32 | last offset int64 | offset delta (last - first) int32
+                              | max timestamp int64
 Kafka's snapshot keeps only each producer's last batch; we keep all 5, so retries of batches that
 were in flight when the broker stopped are still recognised after a restart. Version 1 (without
 the coordinator epoch) is still read.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import struct
+from bisect import bisect_left
 from pathlib import Path
 from typing import NamedTuple
 
@@ -32,6 +33,10 @@ class AbortedTxn(NamedTuple):
     first_offset: int
     last_offset: int
     last_stable_offset: int
+
+
+def _last_offset(txn: AbortedTxn) -> int:
+    return txn.last_offset
 
 
 class TransactionIndex:
@@ -73,8 +78,11 @@ class TransactionIndex:
         """The transactions overlapping [fetch_offset, upper_bound), and whether later segments can
         hold none (an entry whose last stable offset reaches the bound: Kafka's `isComplete`)."""
         found = []
-        for txn in self.entries:
-            if txn.last_offset >= fetch_offset and txn.first_offset < upper_bound:
+        # Entries ending before the fetch offset can neither overlap nor complete the search (an
+        # entry's last stable offset is at most its marker + 1), so start past them.
+        start = bisect_left(self.entries, fetch_offset, key=_last_offset)
+        for txn in self.entries[start:]:
+            if txn.first_offset < upper_bound:
                 found.append(txn)
             if txn.last_stable_offset >= upper_bound:
                 return found, True

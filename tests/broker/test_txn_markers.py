@@ -68,6 +68,15 @@ def latest(client: WireClient, topic: str, isolation_level: int) -> int:
 
 
 def test_read_committed_fetch_stops_at_the_open_transaction_and_lists_aborted_ones(broker, topic_name):
+    transactions_end_to_end(broker, topic_name)
+
+
+def test_the_same_when_every_append_waits_for_its_fsync(broker_factory, topic_name):
+    """flush.messages=1: a marker counts (moves the high watermark, so the LSO) only once fsynced."""
+    transactions_end_to_end(broker_factory({"log.flush.interval.messages": "1"}), topic_name)
+
+
+def transactions_end_to_end(broker, topic_name):
     with WireClient(broker.bootstrap) as client:
         create_topic(client, topic_name)
         assert produce(client, topic_name, 0, txn_batch(0, b"a1", b"a2")).error_code == 0  # 0-1, to be aborted

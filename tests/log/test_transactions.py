@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import struct
 
+import crc32c
 import pytest
 
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.partition_log import PartitionLog
-from kbroker.log.txn_index import AbortedTxn
+from kbroker.log.txn_index import AbortedTxn, TransactionIndex
 from kbroker.wire.records import BatchHeader, ControlRecordType, decode_records, end_txn_marker
 
 from tests.log.conftest import NOW, OpenLog, append, batch
@@ -213,3 +214,45 @@ def test_deleting_the_start_of_an_open_transaction_keeps_it_open(open_log: OpenL
     assert log.last_stable_offset == log.high_watermark
     assert log.aborted_transactions(start, log.log_end_offset) == [AbortedTxn(PID, 0, log.log_end_offset - 1,
                                                                                log.log_end_offset)]
+
+
+def test_txn_index_collects_like_kafka_and_refuses_a_damaged_file(tmp_path) -> None:
+    path = tmp_path / f"{0:020d}.txnindex"
+    index = TransactionIndex(path)
+    assert not path.exists()  # created with its first entry, as Kafka's
+    txns = [AbortedTxn(1, 0, 10, 5), AbortedTxn(2, 5, 12, 13), AbortedTxn(3, 20, 30, 31), AbortedTxn(4, 31, 40, 41)]
+    for txn in txns:
+        index.append(txn)
+    with pytest.raises(ValueError):
+        index.append(AbortedTxn(5, 39, 40, 41))  # markers only go forward
+    assert index.collect(11, 25) == ([txns[1], txns[2]], True)  # txn 3's last stable offset reaches 25
+    assert index.collect(41, 50) == ([], False)  # nothing here: later segments may still hold some
+    assert index.collect(0, 1) == ([txns[0]], True)
+    reopened = TransactionIndex(path)
+    assert reopened.load() is None and reopened.entries == txns
+    reopened.truncate_to(30)  # the marker at 30 goes, and everything after it
+    assert reopened.entries == txns[:2] and path.stat().st_size == 2 * 34
+    reopened.close()
+    data = bytearray(path.read_bytes())
+    data[0:2] = struct.pack(">h", 1)  # an unknown entry version
+    path.write_bytes(data)
+    damaged = TransactionIndex(path)
+    assert "unknown version" in damaged.load() and damaged.entries == [] and path.stat().st_size == 0
+
+
+def test_a_version_1_snapshot_still_loads(open_log: OpenLog) -> None:
+    log = open_log()
+    send(log, 0, epoch=4)  # 0-2: an open transaction
+    log.close()
+    # As kbroker wrote them before, with a producer the log does not show (its batches deleted, say):
+    # only the snapshot can bring it back.
+    body = (struct.pack(">i", 2) + struct.pack(">qhqb", PID, 4, 0, 1) + struct.pack(">iqiq", 2, 2, 2, NOW + 2)
+            + struct.pack(">qhqb", 55, 9, -1, 0))
+    (snapshot,) = log.directory.glob("*.snapshot")
+    snapshot.write_bytes(struct.pack(">hI", 1, crc32c.crc32c(body)) + body)
+    log = open_log(clean_shutdown=True, recovery_point=3)
+    entries = {p.producer_id: p for p in log.active_producers()}
+    assert (entries[55].epoch, entries[55].coordinator_epoch) == (9, -1)
+    entry = entries[PID]
+    assert (entry.epoch, entry.txn_first_offset, entry.coordinator_epoch, entry.last_seq) == (4, 0, -1, 2)
+    assert send(log, 0, epoch=4).duplicate and log.last_stable_offset == 0
