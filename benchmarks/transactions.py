@@ -4,7 +4,8 @@ time of a broker with many transactional ids.
     python benchmarks/transactions.py [--records 20000] [--size 1024] [--partitions 3] [--ids 100000]
 
 Starts a broker in a temporary directory and sends `--records` records of `--size` bytes with
-confluent-kafka (librdkafka), one producer per run on a fresh topic:
+confluent-kafka (librdkafka), one producer per run on a fresh topic, timed after a warm-up
+(one record per partition, in a transaction for the transactional runs):
 
     plain         idempotent producer (librdkafka's acks=all default), flushed at the end
     txn-100       transactional: begin, 100 records, commit_transaction, repeated
@@ -52,8 +53,15 @@ def run(bootstrap: str, name: str, records: int, size: int, partitions: int, per
         settings["transactional.id"] = f"bench-{name}"
     producer = Producer(settings)
     value = b"x" * size
+    # Warm up outside the timing: connections, the producer id, the partitions' leaders.
     if per_txn is not None:
         producer.init_transactions(30)
+        producer.begin_transaction()
+    for partition in range(partitions):
+        producer.produce(topic, value=value, partition=partition)
+    if per_txn is not None:
+        producer.commit_transaction(60)
+    assert producer.flush(60) == 0
     started = time.perf_counter()
     sent = transactions = 0
     while sent < records:

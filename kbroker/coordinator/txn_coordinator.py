@@ -52,6 +52,7 @@ TOPIC = txn_records.TRANSACTION_STATE_TOPIC
 # (producer id, epoch, coordinator epoch, commit, partitions) -> an error code per partition
 WriteMarkers = Callable[[int, int, int, bool, list[TopicPartition]], Awaitable[dict[TopicPartition, int]]]
 MARKER_RETRY_BACKOFF_S = 0.1
+END_TXN_WAIT_S = 0.5  # how long EndTxn waits for its markers before answering anyway
 
 # A partition whose marker cannot be written for these reasons is done with (Kafka drops markers
 # of deleted partitions; a newer epoch there means a newer coordinator has taken over).
@@ -234,10 +235,11 @@ class TransactionCoordinator:
         self.table.complete(transactional_id, transit)
         return ErrorCode.NONE
 
-    def _spawn(self, work: Awaitable[object]) -> None:
+    def _spawn(self, work: Awaitable[object]) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _coordinator_epoch(self, transactional_id: str) -> int:
         partition_log = self.logs.get_log(TOPIC, self.partition_for(transactional_id))
@@ -333,7 +335,11 @@ class TransactionCoordinator:
             return outcome
         error = await self._log(transactional_id, outcome)
         if not error:
-            self._spawn(self._send_markers(transactional_id, outcome))
+            # Answer once the transaction is complete if that is quick (local markers are): the
+            # producer's next AddPartitionsToTxn then finds it done instead of CONCURRENT_TRANSACTIONS
+            # and a retry backoff. Slow markers (a leader elsewhere is down) go on after the answer.
+            completing = self._spawn(self._send_markers(transactional_id, outcome))
+            await asyncio.wait([completing], timeout=END_TXN_WAIT_S)
         return error
 
     def describe(self, transactional_id: str) -> tuple[ErrorCode, Transaction | None]:
