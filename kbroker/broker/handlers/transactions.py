@@ -14,7 +14,7 @@ from kbroker.broker.dispatch import RequestContext
 from kbroker.coordinator.group_coordinator import OffsetToCommit
 from kbroker.coordinator.records import OFFSETS_TOPIC
 from kbroker.coordinator.transactions import STATE_BY_NAME, TopicPartition
-from kbroker.errors import ErrorCode, KafkaError
+from kbroker.errors import ErrorCode
 from kbroker.wire.messages.add_offsets_to_txn import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
 from kbroker.wire.messages.add_partitions_to_txn import (
     AddPartitionsToTxnPartitionResult,
@@ -98,12 +98,10 @@ async def handle_add_partitions_to_txn(ctx: RequestContext,
 
 
 async def handle_add_offsets_to_txn(ctx: RequestContext, request: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse:
+    """The group's `__consumer_offsets` partition joins the transaction (as Kafka, nothing is
+    created here: the group's TxnOffsetCommit comes next, through its coordinator)."""
     if not request.group_id:
         return AddOffsetsToTxnResponse(error_code=ErrorCode.INVALID_GROUP_ID)
-    try:
-        ctx.broker.groups.ensure_offsets_topic()
-    except KafkaError:  # e.g. a full disk: the client retries
-        return AddOffsetsToTxnResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE)
     partition = (OFFSETS_TOPIC, ctx.broker.groups.partition_for(request.group_id))
     error = await ctx.broker.transactions.add_partitions(request.transactional_id, request.producer_id,
                                                          request.producer_epoch, [partition])
