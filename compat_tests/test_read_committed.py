@@ -11,7 +11,9 @@ small segments (so the .txnindex entries a fetch needs lie in more than one segm
 A read_committed consumer (confluent-kafka's and kcat's default, kafka-python and aiokafka told so) must read
 a0 a1 a2 c0 c1 n0 n1 and then nothing, since E holds the last stable offset; ListOffsets LATEST
 must answer that offset. A read_uncommitted consumer reads every data record. Once E is
-committed, read_committed consumers read e0 e1 m0 too.
+committed, read_committed consumers read e0 e1 m0 too. The same view survives a SIGKILL of the
+broker and, at replication factor 3, the death of the leader; kafka-python's admin finds E with
+DescribeProducers and aborts it with WriteTxnMarkers.
 """
 from __future__ import annotations
 
@@ -79,14 +81,16 @@ def write_transactions(bootstrap: str, topic: str, *, create: bool = True) -> Lo
         return Log(open_at, state.high_watermark)
 
 
-def wait_for_state(bootstrap: str, topic: str, last_stable_offset: int, timeout: float = TIMEOUT_S):
-    """The read_committed view of partition 0 once its last stable offset is `last_stable_offset`
-    (a new leader's high watermark catches up with its followers first)."""
+def wait_for_state(bootstrap: str, topic: str, log: Log, timeout: float = TIMEOUT_S):
+    """The read_committed view of partition 0 once its offsets are `log`'s (a new leader's high
+    watermark catches up as its followers fetch from it); the last view after `timeout`."""
     deadline = time.monotonic() + timeout
     with WireClient(bootstrap) as client:
         while True:
             state = fetch_all(client, topic, 0, isolation_level=1)
-            if state.error_code == 0 and state.last_stable_offset == last_stable_offset or time.monotonic() > deadline:
+            settled = (state.error_code, state.last_stable_offset, state.high_watermark) == \
+                (0, log.last_stable_offset, log.high_watermark)
+            if settled or time.monotonic() > deadline:
                 return state
             time.sleep(0.05)
 
@@ -231,8 +235,8 @@ def test_a_new_leader_has_the_markers_and_the_aborted_transactions(cluster_facto
     view, _ = cluster.wait_until(lambda v: v.leaders(topic_name).get(0) not in (leader, -1, None), via=survivor,
                                  topics=[topic_name], timeout=TIMEOUT_S)
     new_leader = view.leaders(topic_name)[0]
-    state = wait_for_state(cluster.bootstrap(new_leader), topic_name, log.last_stable_offset)
-    assert (state.last_stable_offset, state.high_watermark) == (log.last_stable_offset, log.high_watermark)
+    state = wait_for_state(cluster.bootstrap(new_leader), topic_name, log)
+    assert (state.last_stable_offset, state.high_watermark) == (log.last_stable_offset, log.high_watermark), state
     assert [(t.producer_id, t.first_offset) for t in state.aborted_transactions] == [(B, 4), (D, 9)]
     survivors = ",".join(cluster.bootstrap(n) for n in cluster.alive())
     assert read("confluent-kafka", survivors, topic_name, "read_committed", len(COMMITTED)) == \
@@ -240,3 +244,26 @@ def test_a_new_leader_has_the_markers_and_the_aborted_transactions(cluster_facto
     end = commit_open_transaction(cluster.bootstrap(new_leader), topic_name)
     assert read("aiokafka", survivors, topic_name, "read_committed", len(COMMITTED + LATER)) == \
         (COMMITTED + LATER, end)
+
+
+@pytest.mark.timeout(120)
+def test_kafka_python_admin_finds_and_aborts_the_open_transaction(broker, topic_name):
+    """KIP-664 as kafka-python's admin does it: DescribeProducers shows where the open transaction
+    began; abort_transaction writes its ABORT marker with WriteTxnMarkers (coordinator epoch -1:
+    accepted, no coordinator ever wrote a marker for it); its records then never show."""
+    from kafka import TopicPartition
+    from kafka.admin import AbortTransactionSpec, KafkaAdminClient
+    log = write_transactions(broker.bootstrap, topic_name)
+    tp = TopicPartition(topic_name, 0)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        producers = {p.producer_id: p for p in admin.describe_producers([tp])[tp].active_producers}
+        assert set(producers) == {A, B, C, D, E}
+        assert {pid: p.current_transaction_start_offset for pid, p in producers.items()} == \
+            {A: -1, B: -1, C: -1, D: -1, E: log.last_stable_offset}
+        assert (producers[E].producer_epoch, producers[E].last_sequence, producers[E].coordinator_epoch) == (0, 1, -1)
+        admin.abort_transaction(AbortTransactionSpec(topic_partition=tp, producer_id=E, producer_epoch=0))
+    finally:
+        admin.close()
+    assert read("kafka-python", broker.bootstrap, topic_name, "read_committed", len(COMMITTED) + 1) == \
+        (COMMITTED + [b"m0"], log.high_watermark + 1)

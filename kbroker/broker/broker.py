@@ -23,6 +23,7 @@ from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.topics import INTERNAL_TOPICS
 
 if TYPE_CHECKING:
+    from kbroker.broker.metrics import BrokerMetrics
     from kbroker.cluster.metastore import MetaStore
     from kbroker.config import Config
     from kbroker.log.log_manager import LogManager
@@ -46,6 +47,7 @@ class Broker:
                                                    self._allocate_producer_id, now_ms=self.now_ms,
                                                    clustered=store is not None)
         self.dispatcher = Dispatcher(self, ROUTES)
+        self.metrics: BrokerMetrics | None = None  # metrics.listener set: see attach_metrics
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
         self.cluster = None if store is None else ClusterMember(
             store, config, logs, self.groups, self._leadership_lost, self.topic_deleted, self._replicas_moved,
@@ -81,6 +83,19 @@ class Broker:
         for answer in await asyncio.gather(*sent):
             results.update(answer)
         return results
+
+    def attach_metrics(self, metrics: BrokerMetrics) -> None:
+        self.metrics = metrics
+        self.flusher.on_fsync = metrics.fsync_done
+
+    def not_ready(self) -> list[str]:
+        """Why this broker cannot serve everything yet (empty: ready), for /readyz."""
+        problems = []
+        if self.groups.loading_any():
+            problems.append("group coordinator partitions are still loading")
+        if self.cluster is not None and not self.cluster.lease_valid():
+            problems.append("ZooKeeper has not confirmed this broker's session lately")
+        return problems
 
     @property
     def cluster_id(self) -> str:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from kbroker.log.partition_log import PartitionLog
 
 TopicPartition = tuple[str, int]
+PURGATORY = "Produce"  # the metrics' name for these waits; Kafka's marker appends wait in its produce purgatory too
 
 
 class Appended(NamedTuple):
@@ -42,13 +43,13 @@ async def wait_replicated(broker: Broker, appended: dict[TopicPartition, Appende
                 outcomes[key] = code
         if not waiting:
             break
-        woken = broker.fetch_waiters.watch(waiting)
+        woken = broker.fetch_waiters.watch(waiting, PURGATORY)
         timer = loop.call_at(deadline, _time_out, woken)
         try:
             timed_out = await woken
         finally:
             timer.cancel()
-            broker.fetch_waiters.unwatch(woken, waiting)
+            broker.fetch_waiters.unwatch(woken, waiting, PURGATORY)
         if timed_out:
             outcomes.update((key, ErrorCode.REQUEST_TIMED_OUT) for key in waiting)
             break
