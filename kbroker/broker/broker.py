@@ -93,6 +93,8 @@ class Broker:
         problems = []
         if self.groups.loading_any():
             problems.append("group coordinator partitions are still loading")
+        if self.transactions.loading_any():
+            problems.append("transaction coordinator partitions are still loading")
         if self.cluster is not None and not self.cluster.lease_valid():
             problems.append("ZooKeeper has not confirmed this broker's session lately")
         return problems
