@@ -127,3 +127,13 @@ def test_read_committed_benchmark_runs_tiny_and_checks_the_counts() -> None:
     runs = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert runs[0] == {**runs[0], "records": 3000, "committed": 2000}
     assert {(r["isolation"], r["records"]) for r in runs[1:]} == {("read_uncommitted", 3000), ("read_committed", 2000)}
+
+
+def test_transactions_benchmark_runs_tiny() -> None:
+    command = [sys.executable, str(BENCHMARKS / "transactions.py"), "--records", "2000", "--ids", "300"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [(r["run"], r.get("records_per_txn")) for r in runs] == [
+        ("plain", None), ("txn-100", 100), ("txn-1000", 1000), ("init-ids", None), ("restart", None)]
+    assert runs[1]["txn_per_s"] > 0 and runs[4]["ids"] == 300

@@ -45,7 +45,17 @@ from kbroker.broker.handlers.topics import (
     handle_delete_records,
     handle_delete_topics,
 )
+from kbroker.broker.handlers.transactions import (
+    handle_add_offsets_to_txn,
+    handle_add_partitions_to_txn,
+    handle_describe_transactions,
+    handle_end_txn,
+    handle_list_transactions,
+    handle_txn_offset_commit,
+)
 from kbroker.broker.handlers.txn_markers import handle_write_txn_markers
+from kbroker.wire.messages.add_offsets_to_txn import ADD_OFFSETS_TO_TXN
+from kbroker.wire.messages.add_partitions_to_txn import ADD_PARTITIONS_TO_TXN
 from kbroker.wire.messages.alter_configs import ALTER_CONFIGS
 from kbroker.wire.messages.alter_partition_reassignments import ALTER_PARTITION_REASSIGNMENTS
 from kbroker.wire.messages.api_versions import API_VERSIONS
@@ -60,8 +70,10 @@ from kbroker.wire.messages.describe_cluster import DESCRIBE_CLUSTER
 from kbroker.wire.messages.describe_configs import DESCRIBE_CONFIGS
 from kbroker.wire.messages.describe_groups import DESCRIBE_GROUPS
 from kbroker.wire.messages.describe_log_dirs import DESCRIBE_LOG_DIRS
+from kbroker.wire.messages.describe_transactions import DESCRIBE_TRANSACTIONS
 from kbroker.wire.messages.describe_producers import DESCRIBE_PRODUCERS
 from kbroker.wire.messages.elect_leaders import ELECT_LEADERS
+from kbroker.wire.messages.end_txn import END_TXN
 from kbroker.wire.messages.fetch import FETCH
 from kbroker.wire.messages.find_coordinator import FIND_COORDINATOR
 from kbroker.wire.messages.heartbeat import HEARTBEAT
@@ -72,6 +84,7 @@ from kbroker.wire.messages.leave_group import LEAVE_GROUP
 from kbroker.wire.messages.list_groups import LIST_GROUPS
 from kbroker.wire.messages.list_offsets import LIST_OFFSETS
 from kbroker.wire.messages.list_partition_reassignments import LIST_PARTITION_REASSIGNMENTS
+from kbroker.wire.messages.list_transactions import LIST_TRANSACTIONS
 from kbroker.wire.messages.metadata import METADATA
 from kbroker.wire.messages.offset_commit import OFFSET_COMMIT
 from kbroker.wire.messages.offset_delete import OFFSET_DELETE
@@ -79,6 +92,7 @@ from kbroker.wire.messages.offset_fetch import OFFSET_FETCH
 from kbroker.wire.messages.offset_for_leader_epoch import OFFSET_FOR_LEADER_EPOCH
 from kbroker.wire.messages.produce import PRODUCE
 from kbroker.wire.messages.sync_group import SYNC_GROUP
+from kbroker.wire.messages.txn_offset_commit import TXN_OFFSET_COMMIT
 from kbroker.wire.messages.write_txn_markers import WRITE_TXN_MARKERS
 
 ROUTES: list[Route] = [
@@ -101,6 +115,10 @@ ROUTES: list[Route] = [
     Route(DELETE_RECORDS, handle_delete_records, 2),
     Route(INIT_PRODUCER_ID, handle_init_producer_id, 5),
     Route(OFFSET_FOR_LEADER_EPOCH, handle_offset_for_leader_epoch, 4),
+    Route(ADD_PARTITIONS_TO_TXN, handle_add_partitions_to_txn, 5),
+    Route(ADD_OFFSETS_TO_TXN, handle_add_offsets_to_txn, 4),
+    Route(END_TXN, handle_end_txn, 4),
+    Route(TXN_OFFSET_COMMIT, handle_txn_offset_commit, 4),
     Route(DESCRIBE_CONFIGS, handle_describe_configs, 4),
     Route(ALTER_CONFIGS, handle_alter_configs, 2),
     Route(DESCRIBE_LOG_DIRS, handle_describe_log_dirs, 4),
@@ -114,6 +132,8 @@ ROUTES: list[Route] = [
     Route(DESCRIBE_CLUSTER, handle_describe_cluster, 1),
     Route(CONSUMER_GROUP_HEARTBEAT, handle_consumer_group_heartbeat, 1),
     Route(CONSUMER_GROUP_DESCRIBE, handle_consumer_group_describe, 0),
+    Route(DESCRIBE_TRANSACTIONS, handle_describe_transactions, 0),
+    Route(LIST_TRANSACTIONS, handle_list_transactions, 1),
     Route(WRITE_TXN_MARKERS, handle_write_txn_markers, 1),
     Route(DESCRIBE_PRODUCERS, handle_describe_producers, 0),
 ]

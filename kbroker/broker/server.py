@@ -204,6 +204,12 @@ async def _join_cluster(broker: Broker, logs: LogManager) -> None:
         raise StartupError(str(exc)) from exc
 
 
+async def _load_coordinators(broker: Broker) -> None:
+    """Groups first: a transaction completed on load writes markers that apply staged offsets."""
+    await broker.groups.load()
+    await broker.transactions.load()
+
+
 async def _start_metrics(broker: Broker, acceptor: Acceptor) -> MetricsServer:
     from kbroker.broker.metrics import BrokerMetrics  # prometheus_client: only when metrics are on
     from kbroker.broker.metrics_http import MetricsServer
@@ -273,10 +279,12 @@ async def serve(config: Config) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     background = loop.create_task(run_maintenance(broker))
-    # Single node: every group loads now (requests wait with LOAD_IN_PROGRESS until done); in a
-    # cluster a group's partition loads when this broker becomes its leader (member.py).
-    loading = loop.create_task(broker.groups.load() if broker.cluster is None else asyncio.sleep(0))
+    # Single node: every group and transactional id loads now (requests wait with LOAD_IN_PROGRESS
+    # until done); in a cluster a partition of __consumer_offsets or __transaction_state loads
+    # when this broker becomes its leader (member.py).
+    loading = loop.create_task(_load_coordinators(broker) if broker.cluster is None else asyncio.sleep(0))
     broker.groups.start()
+    broker.transactions.start()
     broker.log_cleaner.start()
     try:
         await stop.wait()
@@ -284,6 +292,9 @@ async def serve(config: Config) -> None:
         log.info("shutting down")
         background.cancel()
         loading.cancel()
+        await broker.transactions.close()  # open transactions stay in __transaction_state for the next start
+        if broker.markers is not None:
+            broker.markers.close()
         if metrics_server is not None:
             metrics_server.close()
         await broker.groups.close()  # held JoinGroup/SyncGroup get NOT_COORDINATOR

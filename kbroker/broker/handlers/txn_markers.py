@@ -89,10 +89,11 @@ async def write_txn_markers(broker: Broker, producer_id: int, producer_epoch: in
 
 async def complete_offset_commits(broker: Broker, producer_id: int, offsets_partitions: list[int],
                                   commit: bool) -> None:
-    """Hook: the marker is durable on these `__consumer_offsets` partitions, so the group
-    coordinator must now apply (commit) or drop (abort) the producer's offsets staged by
-    TxnOffsetCommit there (Kafka's GroupCoordinator.scheduleHandleTxnCompletion). The transaction
-    coordinator's branch (txn-coord) implements it; until then no offsets are ever staged."""
+    """The marker is durable on these `__consumer_offsets` partitions, so the group coordinator
+    applies (commit) or drops (abort) the producer's offsets staged by TxnOffsetCommit there
+    (Kafka's GroupCoordinator.scheduleHandleTxnCompletion)."""
+    for partition in offsets_partitions:
+        broker.groups.end_transaction(partition, producer_id, commit)
 
 
 async def handle_write_txn_markers(ctx: RequestContext, request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse:
