@@ -1,3 +1,18 @@
 """kbroker: a Kafka wire-protocol compatible broker in Python."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kbroker.embedded import EmbeddedBroker
 
 __version__ = "0.1.0"
+__all__ = ["EmbeddedBroker", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so the broker process (`python -m kbroker serve`) does not import the embedding API.
+    if name == "EmbeddedBroker":
+        from kbroker.embedded import EmbeddedBroker
+        return EmbeddedBroker
+    raise AttributeError(f"module 'kbroker' has no attribute {name!r}")
