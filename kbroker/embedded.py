@@ -72,7 +72,7 @@ class EmbeddedBroker:
         self._work_dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log_path: Path | None = None
-        self._final_log = ""
+        self._final_log = b""
         self.host = ""
         self.port = 0
 
@@ -151,14 +151,18 @@ class EmbeddedBroker:
         """The broker's log file while it runs (it goes with the temporary dir at stop)."""
         return self._log_path
 
-    def log_text(self) -> str:
-        """Everything the broker logged so far (after stop: until it stopped)."""
+    def log_text(self, since: int = 0) -> str:
+        """What the broker logged from byte `since` on (see `log_size`); after stop, until it stopped."""
         if self._log_path is None:
-            return self._final_log
-        try:
-            return self._log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return self._final_log
+            return self._final_log[since:].decode(errors="replace")
+        with open(self._log_path, "rb") as log:
+            log.seek(since)
+            return log.read().decode(errors="replace")
+
+    @property
+    def log_size(self) -> int:
+        """Bytes logged so far: a mark for `log_text(since=...)`."""
+        return len(self._final_log) if self._log_path is None else self._log_path.stat().st_size
 
     def create_topic(self, name: str, partitions: int = 1, config: Mapping[str, Any] | None = None,
                      replication_factor: int = 1) -> None:
@@ -242,7 +246,8 @@ class EmbeddedBroker:
 
     def _cleanup(self) -> None:
         """Keep the log text, remove the temporary dir (and the given data dir stays)."""
-        self._final_log = self.log_text()
+        if self._log_path is not None:
+            self._final_log = self._log_path.read_bytes()
         _running.discard(self)
         if self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)

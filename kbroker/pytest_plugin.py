@@ -1,0 +1,98 @@
+"""pytest plugin (entry point `pytest11: kbroker`): a real kbroker for the tests of Kafka client code.
+
+Fixtures:
+  kafka_broker  an `EmbeddedBroker` (session scope by default: `--kafka-broker-scope` or the ini
+                option `kafka_broker_scope`); `.bootstrap_servers`, `.create_topic(name, partitions=1,
+                config={})`, `.delete_all_topics()`. Extra broker config: `--kafka-broker-config
+                KEY=VALUE` (repeatable) or the ini option `kafka_broker_config` (one KEY=VALUE a line).
+  kafka_topic   a fresh topic with a unique name for one test (the broker's `num.partitions`),
+                deleted afterwards.
+
+The broker has `EmbeddedBroker`'s dev defaults (`group.initial.rebalance.delay.ms=0`). When a test
+that uses it fails, its report gets a "kafka_broker log" section: what the broker logged during
+that test. Under pytest-xdist every worker is its own session, so it gets its own broker. Nothing
+starts, and kbroker.embedded is not imported, unless a test asks for these fixtures.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from kbroker.embedded import EmbeddedBroker
+
+_SCOPES = ("session", "package", "module", "class", "function")
+_log_start = pytest.StashKey[int]()
+_topic_numbers = itertools.count()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kbroker", "kbroker: a real Kafka-compatible broker for tests")
+    group.addoption("--kafka-broker-scope", choices=_SCOPES, default=None,
+                    help="scope of the kafka_broker fixture (default: session)")
+    group.addoption("--kafka-broker-config", action="append", default=[], metavar="KEY=VALUE",
+                    help="broker config for kafka_broker, Kafka's names (repeatable)")
+    parser.addini("kafka_broker_scope", "scope of the kafka_broker fixture", default="session")
+    parser.addini("kafka_broker_config", "broker config for kafka_broker, one KEY=VALUE a line", type="linelist",
+                  default=[])
+
+
+def _scope(fixture_name: str, config: pytest.Config) -> str:
+    scope = config.getoption("--kafka-broker-scope") or config.getini("kafka_broker_scope")
+    if scope not in _SCOPES:
+        raise pytest.UsageError(f"kafka_broker_scope must be one of {', '.join(_SCOPES)}, not {scope!r}")
+    return scope
+
+
+def _broker_config(config: pytest.Config) -> dict[str, str]:
+    settings = {}
+    for item in [*config.getini("kafka_broker_config"), *config.getoption("--kafka-broker-config")]:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise pytest.UsageError(f"kafka_broker_config expects KEY=VALUE, got {item!r}")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+@pytest.fixture(scope=_scope)
+def kafka_broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """A real kbroker on a free 127.0.0.1 port with a temporary data dir."""
+    from kbroker.embedded import EmbeddedBroker
+
+    broker = EmbeddedBroker(tmp_path_factory.mktemp("kafka_broker"), **_broker_config(request.config))
+    with broker:
+        yield broker
+
+
+@pytest.fixture
+def kafka_topic(kafka_broker: EmbeddedBroker, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A topic created for this test alone, and deleted after it."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", request.node.name)[:180]
+    name = f"{base}-{next(_topic_numbers)}"
+    kafka_broker.create_topic(name, partitions=-1)  # -1: the broker's num.partitions
+    yield name
+    if kafka_broker.running:
+        kafka_broker.delete_topics([name])
+
+
+def _broker_of(item: pytest.Item) -> EmbeddedBroker | None:
+    funcargs = getattr(item, "funcargs", None) or {}
+    return funcargs.get("kafka_broker")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    broker = _broker_of(item)
+    if broker is None:
+        return
+    report: pytest.TestReport = outcome.get_result()
+    if call.when == "setup":
+        item.stash[_log_start] = broker.log_size
+    if report.failed:
+        since = item.stash.get(_log_start, 0) if call.when != "setup" else 0
+        report.sections.append(("kafka_broker log", broker.log_text(since) or "(nothing logged during this test)"))
