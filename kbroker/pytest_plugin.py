@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from kbroker.embedded import EmbeddedBroker
 
 _SCOPES = ("session", "package", "module", "class", "function")
-_log_start = pytest.StashKey[int]()
+_log_marks = pytest.StashKey[dict[int, int]]()  # id(broker) -> its log size when the test began
+_running: list[EmbeddedBroker] = []
 _topic_numbers = itertools.count()
 
 
@@ -65,7 +66,11 @@ def kafka_broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
     broker = EmbeddedBroker(tmp_path_factory.mktemp("kafka_broker"), **_broker_config(request.config))
     with broker:
-        yield broker
+        _running.append(broker)
+        try:
+            yield broker
+        finally:
+            _running.remove(broker)
 
 
 @pytest.fixture
@@ -84,6 +89,11 @@ def _broker_of(item: pytest.Item) -> EmbeddedBroker | None:
     return funcargs.get("kafka_broker")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_log_marks] = {id(broker): broker.log_size for broker in _running}
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
@@ -91,8 +101,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if broker is None:
         return
     report: pytest.TestReport = outcome.get_result()
-    if call.when == "setup":
-        item.stash[_log_start] = broker.log_size
     if report.failed:
-        since = item.stash.get(_log_start, 0) if call.when != "setup" else 0
+        since = item.stash.get(_log_marks, {}).get(id(broker), 0)  # a broker this test started: all of it
         report.sections.append(("kafka_broker log", broker.log_text(since) or "(nothing logged during this test)"))
