@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -94,13 +94,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     item.stash[_log_marks] = {id(broker): broker.log_size for broker in _running}
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
     broker = _broker_of(item)
-    if broker is None:
-        return
-    report: pytest.TestReport = outcome.get_result()
-    if report.failed:
+    if broker is not None and report.failed:
         since = item.stash.get(_log_marks, {}).get(id(broker), 0)  # a broker this test started: all of it
         report.sections.append(("kafka_broker log", broker.log_text(since) or "(nothing logged during this test)"))
+    return report

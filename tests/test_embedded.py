@@ -1,6 +1,10 @@
 """EmbeddedBroker: start, stop, clean-up on every path out, Kafka-named config, async with."""
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import psutil
 import pytest
 
@@ -83,3 +87,11 @@ async def test_async_with():
         broker.create_topic("async")
         assert broker.topics() == ["async"]
     assert _gone(pid)
+
+
+def test_a_broker_left_running_is_stopped_at_interpreter_exit():
+    script = "import kbroker; b = kbroker.EmbeddedBroker().start(); print(b.pid, b.log_path.parent)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    pid, work_dir = done.stdout.split()
+    assert _gone(int(pid)) and not Path(work_dir).exists()
