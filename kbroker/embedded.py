@@ -100,7 +100,11 @@ class EmbeddedBroker:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM (a clean shutdown), SIGKILL after `timeout`; removes the temporary data dir."""
+        """SIGTERM (a clean shutdown), SIGKILL after `timeout`; removes the temporary data dir.
+
+        Raises EmbeddedBrokerError unless the broker stopped cleanly (it died on its own, or
+        ignored SIGTERM).
+        """
         if self._process is None:
             return
         try:
@@ -111,6 +115,8 @@ class EmbeddedBroker:
                 except subprocess.TimeoutExpired:
                     self._kill()
                     raise EmbeddedBrokerError(f"broker ignored SIGTERM for {timeout} s; killed{self._log_tail()}")
+            if self._process.returncode != 0:
+                raise EmbeddedBrokerError(f"broker exited with code {self._process.returncode}{self._log_tail()}")
         finally:
             self._cleanup()
 
@@ -119,7 +125,7 @@ class EmbeddedBroker:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.stop()
+        self._stop_after(exc)
 
     async def __aenter__(self) -> EmbeddedBroker:
         import asyncio  # only async users pay for it
@@ -128,7 +134,7 @@ class EmbeddedBroker:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         import asyncio
-        await asyncio.to_thread(self.stop)
+        await asyncio.to_thread(self._stop_after, exc)
 
     # -- what tests use --------------------------------------------------------------------------
 
@@ -200,6 +206,14 @@ class EmbeddedBroker:
         self.delete_topics(self.topics())
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _stop_after(self, exc: BaseException | None) -> None:
+        """Stop at the end of a with block; a failure to stop does not hide the block's own exception."""
+        try:
+            self.stop()
+        except EmbeddedBrokerError:
+            if exc is None:
+                raise
 
     def _wait_ready(self, deadline: float) -> None:
         assert self._process is not None and self._log_path is not None

@@ -1,6 +1,8 @@
 """EmbeddedBroker: start, stop, clean-up on every path out, Kafka-named config, async with."""
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -95,3 +97,11 @@ def test_a_broker_left_running_is_stopped_at_interpreter_exit():
     assert done.returncode == 0, done.stderr
     pid, work_dir = done.stdout.split()
     assert _gone(int(pid)) and not Path(work_dir).exists()
+
+
+def test_a_broker_that_died_is_reported_at_stop():
+    broker = EmbeddedBroker().start()
+    os.kill(broker.pid, signal.SIGKILL)
+    with pytest.raises(EmbeddedBrokerError, match="exited with code -9"):
+        broker.stop()
+    assert broker.log_path is None  # cleaned up all the same
