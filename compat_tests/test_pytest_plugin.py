@@ -234,3 +234,50 @@ def test_every_xdist_worker_has_its_own_broker(pytester: pytest.Pytester):
     assert sorted(by_worker) == ["gw0", "gw1"]
     assert all(len(brokers) == 1 for brokers in by_worker.values()), by_worker  # one per worker session
     assert by_worker["gw0"] != by_worker["gw1"]
+
+
+@pytest.mark.timeout(180)
+def test_kafka_cluster_replicates_and_reports_every_broker_log(pytester: pytest.Pytester):
+    from kbroker.zookeeper_process import zookeeper_missing
+
+    missing = zookeeper_missing()
+    if missing:
+        pytest.skip(f"kafka_cluster needs a real ZooKeeper: {missing}")
+    pytester.makepyfile(test_cluster="""
+        import time
+
+        from confluent_kafka import Consumer, Producer
+        from confluent_kafka.admin import AdminClient
+
+        def test_acks_all_on_a_replicated_topic(kafka_cluster):
+            kafka_cluster.create_topic("replicated", partitions=3)
+            metadata = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap_servers}).list_topics(timeout=15)
+            assert len(metadata.brokers) == 3
+            partitions = metadata.topics["replicated"].partitions.values()
+            assert all(len(p.replicas) == 3 and len(p.isrs) == 3 for p in partitions)
+
+            producer = Producer({"bootstrap.servers": kafka_cluster.bootstrap_servers, "acks": "all"})
+            for i in range(30):
+                producer.produce("replicated", key=str(i).encode(), value=f"v{i}".encode())
+            assert producer.flush(15) == 0
+            consumer = Consumer({"bootstrap.servers": kafka_cluster.bootstrap_servers,
+                                 "group.id": "cluster-group", "auto.offset.reset": "earliest"})
+            consumer.subscribe(["replicated"])
+            values, deadline = set(), time.monotonic() + 30
+            while len(values) < 30 and time.monotonic() < deadline:
+                message = consumer.poll(0.5)
+                if message is not None and message.error() is None:
+                    values.add(message.value())
+            consumer.close()
+            assert values == {f"v{i}".encode() for i in range(30)}
+
+        def test_fails(kafka_cluster):
+            kafka_cluster.create_topic("doomed")
+            assert kafka_cluster.topics() == []
+    """)
+    result = _run(pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    for node in (1, 2, 3):
+        assert f"kafka_cluster broker {node} log" in out
+    assert "created topic doomed" in out

@@ -5,9 +5,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kbroker.embedded import EmbeddedBroker
+    from kbroker.embedded_cluster import EmbeddedCluster
 
 __version__ = "0.1.0"
-__all__ = ["EmbeddedBroker", "__version__"]
+__all__ = ["EmbeddedBroker", "EmbeddedCluster", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -15,4 +16,7 @@ def __getattr__(name: str) -> Any:
     if name == "EmbeddedBroker":
         from kbroker.embedded import EmbeddedBroker
         return EmbeddedBroker
+    if name == "EmbeddedCluster":
+        from kbroker.embedded_cluster import EmbeddedCluster
+        return EmbeddedCluster
     raise AttributeError(f"module 'kbroker' has no attribute {name!r}")

@@ -79,6 +79,10 @@ class EmbeddedBroker:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> EmbeddedBroker:
+        return self.launch().wait_ready()
+
+    def launch(self) -> EmbeddedBroker:
+        """Spawn the broker without waiting for it (a cluster's brokers start side by side)."""
         if self._process is not None:
             raise EmbeddedBrokerError("already started")
         self._work_dir = Path(tempfile.mkdtemp(prefix="kbroker-embedded-"))
@@ -91,6 +95,10 @@ class EmbeddedBroker:
         with open(self._log_path, "wb") as log:
             self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         _running.add(self)
+        return self
+
+    def wait_ready(self) -> EmbeddedBroker:
+        """Until the broker answers ApiVersions; on failure it is killed and cleaned up."""
         try:
             self._wait_ready(time.monotonic() + self.startup_timeout)
         except BaseException:

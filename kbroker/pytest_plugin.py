@@ -7,10 +7,13 @@ Fixtures:
                 KEY=VALUE` (repeatable) or the ini option `kafka_broker_config` (one KEY=VALUE a line).
   kafka_topic   a fresh topic with a unique name for one test (the broker's `num.partitions`),
                 deleted afterwards.
+  kafka_cluster an `EmbeddedCluster`: ZooKeeper and 3 brokers, the same methods (topics replicated
+                3 times by default), the same scope and broker config; skipped where ZooKeeper
+                cannot run (it needs Java and Debian's zookeeper package).
 
-The broker has `EmbeddedBroker`'s dev defaults (`group.initial.rebalance.delay.ms=0`). When a test
-that uses it fails, its report gets a "kafka_broker log" section: what the broker logged during
-that test. Under pytest-xdist every worker is its own session, so it gets its own broker. Nothing
+The brokers have `EmbeddedBroker`'s dev defaults (`group.initial.rebalance.delay.ms=0`). When a
+test that uses them fails, its report gets a "kafka_broker log" section (one per broker for
+kafka_cluster): what the broker logged during that test. Under pytest-xdist every worker is its own session, so it gets its own broker. Nothing
 starts, and kbroker.embedded is not imported, unless a test asks for these fixtures.
 """
 from __future__ import annotations
@@ -24,6 +27,7 @@ import pytest
 
 if TYPE_CHECKING:
     from kbroker.embedded import EmbeddedBroker
+    from kbroker.embedded_cluster import EmbeddedCluster
 
 _SCOPES = ("session", "package", "module", "class", "function")
 _log_marks = pytest.StashKey[dict[int, int]]()  # id(broker) -> its log size when the test began
@@ -73,6 +77,23 @@ def kafka_broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
             _running.remove(broker)
 
 
+@pytest.fixture(scope=_scope)
+def kafka_cluster(request: pytest.FixtureRequest) -> Iterator[EmbeddedCluster]:
+    """ZooKeeper (Debian's, it needs Java) and 3 kbrokers; skipped, with the reason, where it cannot run."""
+    from kbroker.embedded_cluster import EmbeddedCluster, zookeeper_missing
+
+    missing = zookeeper_missing()
+    if missing:
+        pytest.skip(f"kafka_cluster needs a real ZooKeeper: {missing}")
+    with EmbeddedCluster(**_broker_config(request.config)) as cluster:
+        _running.extend(cluster.brokers)
+        try:
+            yield cluster
+        finally:
+            for broker in cluster.brokers:
+                _running.remove(broker)
+
+
 @pytest.fixture
 def kafka_topic(kafka_broker: EmbeddedBroker, request: pytest.FixtureRequest) -> Iterator[str]:
     """A topic created for this test alone, and deleted after it."""
@@ -84,9 +105,14 @@ def kafka_topic(kafka_broker: EmbeddedBroker, request: pytest.FixtureRequest) ->
         kafka_broker.delete_topics([name])
 
 
-def _broker_of(item: pytest.Item) -> EmbeddedBroker | None:
+def _logs_of(item: pytest.Item) -> list[tuple[str, EmbeddedBroker]]:
+    """(report section title, broker) for each broker the test used."""
     funcargs = getattr(item, "funcargs", None) or {}
-    return funcargs.get("kafka_broker")
+    logs = [("kafka_broker log", funcargs["kafka_broker"])] if "kafka_broker" in funcargs else []
+    if "kafka_cluster" in funcargs:
+        logs += [(f"kafka_cluster broker {node} log", broker)
+                 for node, broker in enumerate(funcargs["kafka_cluster"].brokers, 1)]
+    return logs
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -97,8 +123,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
-    broker = _broker_of(item)
-    if broker is not None and report.failed:
-        since = item.stash.get(_log_marks, {}).get(id(broker), 0)  # a broker this test started: all of it
-        report.sections.append(("kafka_broker log", broker.log_text(since) or "(nothing logged during this test)"))
+    if report.failed:
+        for title, broker in _logs_of(item):
+            since = item.stash.get(_log_marks, {}).get(id(broker), 0)  # a broker this test started: all of it
+            report.sections.append((title, broker.log_text(since) or "(nothing logged during this test)"))
     return report
