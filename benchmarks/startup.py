@@ -3,7 +3,9 @@
     python benchmarks/startup.py              # 20 runs of each
     python benchmarks/startup.py --runs 50 --json
 
-Each row is a fresh process, timed from spawn, p50 and p99 over the runs:
+Each row is a fresh process, timed from spawn: wall clock p50 and p99 over the runs, and the p50 of
+the CPU time that process used (user + system; for the broker, until it was ready), which a
+loaded machine inflates less:
   python -c pass                  the floor: an interpreter that does nothing
   import kbroker (cli + server)   what importing the broker costs
   EmbeddedBroker().start()        spawn to ready: listening on port 0, the port read back from
@@ -22,6 +24,7 @@ import argparse
 import json
 import statistics
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -36,17 +39,30 @@ import psutil  # noqa: E402
 from kbroker.embedded import EmbeddedBroker  # noqa: E402
 
 
-def timed_runs(runs: int, once: Callable[[], None]) -> list[float]:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        once()
-        times.append(time.perf_counter() - started)
-    return times
+Run = tuple[float, float]  # (wall seconds, CPU seconds of the started process)
 
 
-def python_run(code: str, env: dict[str, str] | None = None) -> Callable[[], None]:
-    return lambda: subprocess.run([sys.executable, "-c", code], check=True, env=env)
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def python_run(code: str, env: dict[str, str] | None = None) -> Callable[[], Run]:
+    def once() -> Run:
+        cpu, started = children_cpu(), time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, env=env)
+        return time.perf_counter() - started, children_cpu() - cpu
+    return once
+
+
+def broker_start_stop() -> Run:
+    broker = EmbeddedBroker()
+    started = time.perf_counter()
+    broker.start()
+    wall = time.perf_counter() - started
+    cpu = psutil.Process(broker.pid).cpu_times()
+    broker.stop()
+    return wall, cpu.user + cpu.system
 
 
 def use_bytecode_cache(cache_dir: str) -> None:
@@ -54,16 +70,6 @@ def use_bytecode_cache(cache_dir: str) -> None:
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     os.environ["PYTHONPYCACHEPREFIX"] = cache_dir
     python_run("import kbroker.cli, kbroker.broker.server")()
-
-
-def broker_start_stop(times: list[float]) -> Callable[[], None]:
-    def once() -> None:
-        broker = EmbeddedBroker()
-        started = time.perf_counter()
-        broker.start()
-        times.append(time.perf_counter() - started)
-        broker.stop()
-    return once
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -87,25 +93,27 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as no_cache, tempfile.TemporaryDirectory() as cache:
         use_bytecode_cache(cache)
-        start_times: list[float] = []
         import_server = "import kbroker.cli, kbroker.broker.server"
-        rows = {
-            "python -c pass": timed_runs(args.runs, python_run("pass")),
-            "import kbroker (cli + server)": timed_runs(args.runs, python_run(import_server)),
-        }
-        timed_runs(args.runs, broker_start_stop(start_times))
-        rows["EmbeddedBroker().start()"] = start_times
         from_source = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": no_cache}
-        rows["import, no bytecode cache"] = timed_runs(args.runs, python_run(import_server, from_source))
-        result = {name: {"p50_s": statistics.median(times), "p99_s": percentile(times, 0.99)}
-                  for name, times in rows.items()}
+        rows = {name: [once() for _ in range(args.runs)] for name, once in (
+            ("python -c pass", python_run("pass")),
+            ("import kbroker (cli + server)", python_run(import_server)),
+            ("EmbeddedBroker().start()", broker_start_stop),
+            ("import, no bytecode cache", python_run(import_server, from_source)),
+        )}
+        result: dict[str, dict[str, float]] = {
+            name: {"p50_s": statistics.median(wall for wall, _ in runs),
+                   "p99_s": percentile([wall for wall, _ in runs], 0.99),
+                   "cpu_p50_s": statistics.median(cpu for _, cpu in runs)}
+            for name, runs in rows.items()}
         result["idle"] = idle_rss(args.idle)
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"{'':32} {'p50':>8} {'p99':>8}   ({args.runs} runs)")
+    print(f"{'':32} {'p50':>8} {'p99':>8} {'CPU p50':>8}   ({args.runs} runs; CPU: of that process)")
     for name in rows:
-        print(f"{name:32} {result[name]['p50_s'] * 1000:6.0f}ms {result[name]['p99_s'] * 1000:6.0f}ms")
+        row = result[name]
+        print(f"{name:32} {row['p50_s'] * 1000:6.0f}ms {row['p99_s'] * 1000:6.0f}ms {row['cpu_p50_s'] * 1000:6.0f}ms")
     idle = result["idle"]
     print(f"idle broker after {args.idle:g} s: RSS {idle['rss_mib']:.1f} MiB (USS {idle['uss_mib']:.1f} MiB)")
     return 0
