@@ -59,30 +59,24 @@ class EmbeddedCluster:
                 broker.wait_ready()
             self._wait_until(lambda metadata: len(metadata.brokers) == self.size, "every broker to join")
         except BaseException:
-            self.stop()
+            self._stop_all()
             raise
         return self
 
     def stop(self) -> None:
-        for broker in self.brokers:
-            try:
-                broker.stop()
-            except EmbeddedBrokerError:
-                pass  # already reported by the test that saw it die, or nothing to report at teardown
-        self.brokers = []
-        if self.zookeeper is not None:
-            self.zookeeper.stop()
-            self.zookeeper = None
-        if self._work_dir is not None:
-            shutil.rmtree(self._work_dir, ignore_errors=True)
-            self._work_dir = None
+        """Every broker (SIGTERM), then ZooKeeper; raises EmbeddedBrokerError if a broker did not stop cleanly."""
+        failures = self._stop_all()
+        if failures:
+            raise EmbeddedBrokerError("\n".join(str(failure) for failure in failures))
 
     def __enter__(self) -> EmbeddedCluster:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.stop()
+        failures = self._stop_all()
+        if failures and exc is None:  # a failure to stop does not hide the block's own exception
+            raise EmbeddedBrokerError("\n".join(str(failure) for failure in failures))
 
     @property
     def bootstrap_servers(self) -> str:
@@ -107,6 +101,22 @@ class EmbeddedCluster:
 
     def delete_all_topics(self) -> None:
         self.delete_topics(self.topics())
+
+    def _stop_all(self) -> list[EmbeddedBrokerError]:
+        failures = []
+        for broker in self.brokers:
+            try:
+                broker.stop()
+            except EmbeddedBrokerError as exc:
+                failures.append(exc)
+        self.brokers = []
+        if self.zookeeper is not None:
+            self.zookeeper.stop()
+            self.zookeeper = None
+        if self._work_dir is not None:
+            shutil.rmtree(self._work_dir, ignore_errors=True)
+            self._work_dir = None
+        return failures
 
     def _wait_until(self, condition: Callable[[Any], bool], what: str) -> None:
         """Poll every broker's Metadata until `condition` holds on each of them."""

@@ -13,8 +13,9 @@ Fixtures:
 
 The brokers have `EmbeddedBroker`'s dev defaults (`group.initial.rebalance.delay.ms=0`). When a
 test that uses them fails, its report gets a "kafka_broker log" section (one per broker for
-kafka_cluster): what the broker logged during that test. Under pytest-xdist every worker is its own session, so it gets its own broker. Nothing
-starts, and kbroker.embedded is not imported, unless a test asks for these fixtures.
+kafka_cluster): what the broker logged during that test. Under pytest-xdist every worker is its
+own session, so it gets its own broker. Nothing starts, and kbroker.embedded is not imported,
+unless a test asks for these fixtures.
 """
 from __future__ import annotations
 
