@@ -42,7 +42,7 @@ __all__ = ["DEV_DEFAULTS", "EmbeddedBroker", "EmbeddedBrokerError"]
 
 DEV_DEFAULTS: dict[str, str] = {"group.initial.rebalance.delay.ms": "0"}
 
-_LISTENING = re.compile(rb"listening on .* \(advertised (?P<host>.+):(?P<port>\d+)\)")
+_LISTENING = re.compile(rb"listening on \S+ \(advertised (?P<host>\S+?):(?P<port>\d+)\)")
 _POLL_INTERVAL = 0.005
 _running: set[EmbeddedBroker] = set()
 
@@ -92,8 +92,12 @@ class EmbeddedBroker:
         args = [sys.executable, "-m", "kbroker", "serve"]
         for key, value in settings.items():
             args += ["-o", f"{key}={value}"]
-        with open(self._log_path, "wb") as log:
-            self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            with open(self._log_path, "wb") as log:
+                self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        except BaseException:
+            self._cleanup()
+            raise
         _running.add(self)
         return self
 
