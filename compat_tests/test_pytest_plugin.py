@@ -198,9 +198,20 @@ def test_options_set_the_broker_config_and_the_fixture_scope(pytester: pytest.Py
             assert consumer.partitions_for_topic(kafka_topic) == {{0, 1, 2}}
             consumer.close()
             pathlib.Path({str(seen)!r}, str(run)).write_text(str(kafka_broker.pid))
+
+        @pytest.mark.kafka_topic(partitions=5, config={{"cleanup.policy": "compact"}})
+        def test_marked_topic(kafka_broker, kafka_topic):
+            from confluent_kafka.admin import AdminClient, ConfigResource
+
+            consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap_servers)
+            assert consumer.partitions_for_topic(kafka_topic) == set(range(5))
+            consumer.close()
+            admin = AdminClient({{"bootstrap.servers": kafka_broker.bootstrap_servers}})
+            (described,) = admin.describe_configs([ConfigResource("topic", kafka_topic)]).values()
+            assert described.result(timeout=15)["cleanup.policy"].value == "compact"
     """)
     result = _run(pytester, "--kafka-broker-scope", "function", "--kafka-broker-config", "num.network.threads=3")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     pids = {path.read_text() for path in seen.iterdir()}
     assert len(pids) == 2  # function scope: a broker per test
 

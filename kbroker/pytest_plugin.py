@@ -5,8 +5,9 @@ Fixtures:
                 option `kafka_broker_scope`); `.bootstrap_servers`, `.create_topic(name, partitions=1,
                 config={})`, `.delete_all_topics()`. Extra broker config: `--kafka-broker-config
                 KEY=VALUE` (repeatable) or the ini option `kafka_broker_config` (one KEY=VALUE a line).
-  kafka_topic   a fresh topic with a unique name for one test (the broker's `num.partitions`),
-                deleted afterwards.
+  kafka_topic   a fresh topic with a unique name for one test, deleted afterwards: the broker's
+                `num.partitions` unless the test is marked `@pytest.mark.kafka_topic(partitions=3,
+                config={"cleanup.policy": "compact"})`.
   kafka_cluster an `EmbeddedCluster`: ZooKeeper and 3 brokers, the same methods (topics replicated
                 3 times by default), the same scope and broker config; skipped where ZooKeeper
                 cannot run (it needs Java and Debian's zookeeper package).
@@ -95,12 +96,21 @@ def kafka_cluster(request: pytest.FixtureRequest) -> Iterator[EmbeddedCluster]:
                 _running.remove(broker)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "kafka_topic(partitions=-1, config=None): how kafka_topic creates its topic")
+
+
 @pytest.fixture
 def kafka_topic(kafka_broker: EmbeddedBroker, request: pytest.FixtureRequest) -> Iterator[str]:
     """A topic created for this test alone, and deleted after it."""
     base = re.sub(r"[^A-Za-z0-9._-]+", "-", request.node.name)[:180]
     name = f"{base}-{next(_topic_numbers)}"
-    kafka_broker.create_topic(name, partitions=-1)  # -1: the broker's num.partitions
+    marker = request.node.get_closest_marker("kafka_topic")
+    settings = dict(marker.kwargs) if marker else {}
+    # -1 partitions: the broker's num.partitions
+    kafka_broker.create_topic(name, partitions=settings.pop("partitions", -1), config=settings.pop("config", None))
+    if settings:
+        raise pytest.UsageError(f"kafka_topic marker: unknown arguments {sorted(settings)}")
     yield name
     if kafka_broker.running:
         kafka_broker.delete_topics([name])
