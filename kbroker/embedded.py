@@ -38,7 +38,7 @@ from kbroker.blocking_client import BlockingClient, BrokerRequestError
 from kbroker.config import ConfigError, build_config
 from kbroker.errors import ErrorCode
 
-__all__ = ["DEV_DEFAULTS", "EmbeddedBroker", "EmbeddedBrokerError"]
+__all__ = ["DEV_DEFAULTS", "ConfigError", "EmbeddedBroker", "EmbeddedBrokerError"]  # ConfigError: a bad config value
 
 DEV_DEFAULTS: dict[str, str] = {"group.initial.rebalance.delay.ms": "0"}
 
