@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kbroker import __version__
 from kbroker.config import ConfigError, build_config, read_properties
+from kbroker.json_logs import JsonFormatter
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                        help="set any Kafka broker config, e.g. -o num.partitions=3 (repeatable)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument("--log-format", default="text", choices=["text", "json"],
+                       help="json: one JSON object per line (ts, level, logger, msg, exc)")
     return parser
 
 
@@ -33,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_format == "json":
+        logging.getLogger().handlers[0].setFormatter(JsonFormatter())
     try:
         settings = read_properties(args.config) if args.config else {}
         for item in args.override:

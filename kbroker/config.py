@@ -63,6 +63,17 @@ def parse_listener(text: str) -> Listener:
     return Listener(host, port)
 
 
+def parse_metrics_listener(text: str) -> Listener | None:
+    """`metrics.listener`: `http://host:port` (a path after it is ignored: /metrics is served), or empty: off."""
+    text = text.strip()
+    if not text:
+        return None
+    match = re.fullmatch(r"(?:http://)?(\[[^\]]*\]|[^:/]*):(\d+)(?:/.*)?", text)
+    if not match or not 0 <= int(match.group(2)) <= 65535:
+        raise ValueError(f"expected http://host:port, got {text!r}")
+    return Listener(match.group(1).strip("[]"), int(match.group(2)))
+
+
 # KIP-848 server-side assignors: Kafka names them by class; the short names work too.
 CONSUMER_ASSIGNORS = {"uniform": "uniform", "range": "range",
                       "org.apache.kafka.coordinator.group.assignor.UniformAssignor": "uniform",
@@ -121,6 +132,7 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("log.dirs", str, "./kbroker-data"),
     _key("listeners", parse_listener, "PLAINTEXT://127.0.0.1:9092"),
     _key("advertised.listeners", parse_listener, None),
+    _key("metrics.listener", parse_metrics_listener, ""),
     _key("num.partitions", parse_int, "1", 1),
     _key("default.replication.factor", parse_int, "1", 1),
     _key("auto.create.topics.enable", parse_bool, "true"),
@@ -211,6 +223,7 @@ class Config:
     log_dirs: str
     listeners: Listener
     advertised_listeners: Listener | None
+    metrics_listener: Listener | None
     num_partitions: int
     default_replication_factor: int
     auto_create_topics_enable: bool

@@ -18,6 +18,7 @@ from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.topics import INTERNAL_TOPICS
 
 if TYPE_CHECKING:
+    from kbroker.broker.metrics import BrokerMetrics
     from kbroker.cluster.metastore import MetaStore
     from kbroker.config import Config
     from kbroker.log.log_manager import LogManager
@@ -38,9 +39,23 @@ class Broker:
         self.producer_ids = ProducerIdAllocator(config.data_dir)
         self.groups = GroupCoordinator(config, logs, self.make_durable, now_ms=self.now_ms)
         self.dispatcher = Dispatcher(self, ROUTES)
+        self.metrics: BrokerMetrics | None = None  # metrics.listener set: see attach_metrics
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
         self.cluster = None if store is None else ClusterMember(
             store, config, logs, self.groups, self._leadership_lost, self.topic_deleted, self._replicas_moved)
+
+    def attach_metrics(self, metrics: BrokerMetrics) -> None:
+        self.metrics = metrics
+        self.flusher.on_fsync = metrics.fsync_done
+
+    def not_ready(self) -> list[str]:
+        """Why this broker cannot serve everything yet (empty: ready), for /readyz."""
+        problems = []
+        if self.groups.loading_any():
+            problems.append("group coordinator partitions are still loading")
+        if self.cluster is not None and not self.cluster.lease_valid():
+            problems.append("ZooKeeper has not confirmed this broker's session lately")
+        return problems
 
     @property
     def cluster_id(self) -> str:

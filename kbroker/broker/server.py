@@ -32,6 +32,7 @@ from kbroker.log.files import OPEN_FILES
 from kbroker.log.log_manager import LogManager
 
 if TYPE_CHECKING:
+    from kbroker.broker.metrics_http import MetricsServer
     from kbroker.cluster.metastore import MetaStore
 
 log = logging.getLogger("kbroker.server")
@@ -203,6 +204,22 @@ async def _join_cluster(broker: Broker, logs: LogManager) -> None:
         raise StartupError(str(exc)) from exc
 
 
+async def _start_metrics(broker: Broker, acceptor: Acceptor) -> MetricsServer:
+    from kbroker.broker.metrics import BrokerMetrics  # prometheus_client: only when metrics are on
+    from kbroker.broker.metrics_http import MetricsServer
+
+    listener = broker.config.metrics_listener
+    metrics = BrokerMetrics(broker, acceptor.connections)
+    server = MetricsServer(broker, metrics)
+    try:
+        port = await server.start(listener.host, listener.port)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on metrics.listener {listener}: {exc.strerror or exc}") from exc
+    broker.attach_metrics(metrics)
+    log.info("metrics on http://%s:%d/metrics (also /healthz, /readyz)", listener.host, port)
+    return server
+
+
 async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     open_files = raise_open_file_limit()
@@ -234,6 +251,14 @@ async def serve(config: Config) -> None:
         if advertised is not None and advertised.port == 0:
             advertised = Listener(advertised.host, port)
         broker.config = config = dataclasses.replace(config, listeners=listener, advertised_listeners=advertised)
+    try:
+        metrics_server = await _start_metrics(broker, acceptor) if config.metrics_listener else None
+    except ListenError:
+        acceptor.close()
+        logs.shutdown()
+        if store is not None:
+            await store.close()
+        raise
     # Everything loaded so far (segments, indexes, topic state: a lot with many partitions)
     # lives as long as the broker: keep it out of the collector's full passes, which would
     # otherwise walk it all and stall the loop for every client.
@@ -259,6 +284,8 @@ async def serve(config: Config) -> None:
         log.info("shutting down")
         background.cancel()
         loading.cancel()
+        if metrics_server is not None:
+            metrics_server.close()
         await broker.groups.close()  # held JoinGroup/SyncGroup get NOT_COORDINATOR
         if broker.cluster is not None:  # leave the cluster first: the controller moves on at once
             await broker.cluster.close()

@@ -72,6 +72,7 @@ class ClusterMember:
         self._min_insync_default = config.min_insync_replicas
         self._replicas: dict[tuple[str, int], LeaderReplicas] = {}
         self._isr_writes: set[tuple[str, int]] = set()  # one ISR write in flight per partition
+        self.isr_shrinks = self.isr_expands = 0  # ISR changes this leader wrote (the metrics)
         self._fetchers: dict[int, ReplicaFetcher] = {}  # by leader
         self.controller = Controller(store, broker_id, auto_rebalance=config.auto_leader_rebalance_enable,
                                      rebalance_interval_s=config.leader_imbalance_check_interval_seconds,
@@ -331,6 +332,10 @@ class ClusterMember:
                                  state.version)
             replica_state.written_version = await self.store.update_partition_state(key[0], key[1], new)
             log.info("%s-%d: ISR %s -> %s", key[0], key[1], list(state.isr), sorted(isr))
+            if len(isr) < len(state.isr):
+                self.isr_shrinks += 1
+            elif len(isr) > len(state.isr):
+                self.isr_expands += 1
             replica_state.isr = set(isr) | {self.broker_id}
             partition_log = self._logs.get_log(*key)
             if partition_log is not None:

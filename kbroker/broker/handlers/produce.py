@@ -193,13 +193,13 @@ async def _respond_after_replication(ctx: RequestContext, pending: list[_Written
                         partitions[i] = _error(partitions[i].index, code, None, entry.partition_log)
         if not waiting:
             break
-        woken = broker.fetch_waiters.watch(waiting)
+        woken = broker.fetch_waiters.watch(waiting, "Produce")
         timer = loop.call_at(deadline, _time_out, woken)
         try:
             timed_out = await woken
         finally:
             timer.cancel()
-            broker.fetch_waiters.unwatch(woken, waiting)
+            broker.fetch_waiters.unwatch(woken, waiting, "Produce")
         if timed_out:
             for entry in waiting.values():
                 for partitions, i in entry.answers:
