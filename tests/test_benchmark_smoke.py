@@ -2,7 +2,8 @@
 
 No timing is asserted — CI machines are shared and noisy. What must hold: every run of
 `benchmarks/bench.py` against kbroker and the null broker verifies all records it consumed,
-`benchmarks/replication.py` runs each of its measurements once on a 3-broker cluster, and
+`benchmarks/replication.py` runs each of its measurements once on a 3-broker cluster,
+`benchmarks/startup.py` reports every row, and
 `benchmarks/workload.py`'s check fails on a lost, duplicated, reordered or corrupted record.
 """
 from __future__ import annotations
@@ -56,6 +57,17 @@ def test_replication_benchmark_runs_tiny(tmp_path: Path) -> None:
     assert all(r["verified"] for r in rows if r["kind"] == "throughput")
     assert [r["signal"] for r in rows if r["kind"] == "failover"] == ["SIGTERM"]
     assert "| RF=3 |" in (out / "report.md").read_text()
+
+
+def test_startup_benchmark_runs_tiny() -> None:
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "startup.py"), "--runs", "2", "--idle", "0.2", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert sorted(result) == sorted(["python -c pass", "import kbroker (cli + server)", "EmbeddedBroker().start()",
+                                     "import, no bytecode cache", "idle"])
+    assert 0 < result["python -c pass"]["p50_s"] < result["EmbeddedBroker().start()"]["p50_s"]
+    assert result["idle"]["rss_mib"] > 10
 
 
 def _stream(count: int, size: int = 100) -> list[bytes]:
