@@ -236,6 +236,13 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("auto.leader.rebalance.enable", parse_bool, "true"),
     _key("leader.imbalance.check.interval.seconds", parse_int, "300", 1),
     _key("leader.imbalance.per.broker.percentage", parse_int, "10", 0),
+    _key("transaction.state.log.num.partitions", parse_int, "50", 1),
+    _key("transaction.state.log.segment.bytes", parse_int, "104857600", 14),
+    _key("transaction.state.log.replication.factor", parse_int, "3", 1),
+    _key("transaction.max.timeout.ms", parse_int, "900000", 1),
+    _key("transactional.id.expiration.ms", parse_int, "604800000", 1),
+    _key("transaction.abort.timed.out.transaction.cleanup.interval.ms", parse_int, "10000", 1),
+    _key("transaction.remove.expired.transaction.cleanup.interval.ms", parse_int, "3600000", 1),
 )
 _BY_NAME = {k.name: k for k in BROKER_CONFIGS}
 
@@ -245,7 +252,7 @@ _ALIASES = {"broker.id": "node.id", "log.dir": "log.dirs"}
 # Kafka keys kbroker accepts without acting on them.
 IGNORED_KEYS = frozenset({
     "num.network.threads", "num.io.threads", "num.recovery.threads.per.data.dir", "num.replica.fetchers",
-    "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
+    "transaction.state.log.min.isr",
     # controlled.shutdown.enable: SIGTERM always closes the ZooKeeper session first, so leaders move at once.
     "process.roles", "controlled.shutdown.enable", "controller.quorum.voters",
     "controller.quorum.bootstrap.servers", "controller.listener.names", "group.coordinator.rebalance.protocols",
@@ -332,6 +339,13 @@ class Config:
     auto_leader_rebalance_enable: bool  # the controller moves leadership back to preferred replicas
     leader_imbalance_check_interval_seconds: int
     leader_imbalance_per_broker_percentage: int
+    transaction_state_log_num_partitions: int
+    transaction_state_log_segment_bytes: int
+    transaction_state_log_replication_factor: int
+    transaction_max_timeout_ms: int
+    transactional_id_expiration_ms: int
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: int
+    transaction_remove_expired_transaction_cleanup_interval_ms: int
     # Keys the user set (file or -o), as given: DescribeConfigs reports them as static.
     explicit: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # TLS and SASL settings of each listener, by listener name (`ssl.*`, `sasl.*`, `listener.name.*`).

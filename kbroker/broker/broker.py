@@ -1,19 +1,24 @@
 """The broker's shared state: what every handler can reach through `ctx.broker`."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
 
 from kbroker.broker.dispatch import Dispatcher
 from kbroker.broker.flusher import Flusher
+from kbroker.broker.handlers.txn_markers import write_txn_markers
 from kbroker.broker.log_cleaner import LogCleanerService
 from kbroker.broker.producer_ids import ProducerIdAllocator
 from kbroker.broker.purgatory import FetchPurgatory
 from kbroker.broker.routes import ROUTES
+from kbroker.cluster.image import NO_LEADER
+from kbroker.cluster.marker_channel import MarkerChannel
 from kbroker.cluster.member import ClusterMember
 from kbroker.coordinator.group_coordinator import GroupCoordinator
 from kbroker.coordinator.records import OFFSETS_TOPIC
+from kbroker.coordinator.txn_coordinator import TransactionCoordinator
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.topics import INTERNAL_TOPICS
 from kbroker.cluster.credentials import ClusterCredentialStore
@@ -40,14 +45,49 @@ class Broker:
         self.log_cleaner = LogCleanerService(config, logs)
         self.producer_ids = ProducerIdAllocator(config.data_dir)
         self.groups = GroupCoordinator(config, logs, self.make_durable, now_ms=self.now_ms)
+        self.transactions = TransactionCoordinator(config, logs, self.make_durable, self._write_markers,
+                                                   self._allocate_producer_id, now_ms=self.now_ms,
+                                                   clustered=store is not None)
         self.dispatcher = Dispatcher(self, ROUTES)
         self.metrics: BrokerMetrics | None = None  # metrics.listener set: see attach_metrics
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
         self.cluster = None if store is None else ClusterMember(
-            store, config, logs, self.groups, self._leadership_lost, self.topic_deleted, self._replicas_moved)
+            store, config, logs, self.groups, self._leadership_lost, self.topic_deleted, self._replicas_moved,
+            transactions=self.transactions)
+        self.markers = None if store is None else MarkerChannel(config.node_id, lambda: self.cluster.image)
         # SCRAM users: in the data dir on a single node, in ZooKeeper in a cluster.
         self.credentials: CredentialStore = (FileCredentialStore(config.data_dir) if store is None
                                              else ClusterCredentialStore(store))
+
+    async def _allocate_producer_id(self) -> int:
+        if self.cluster is not None:
+            return await self.cluster.producer_ids.allocate()
+        return self.producer_ids.allocate()
+
+    async def _write_markers(self, producer_id: int, producer_epoch: int, coordinator_epoch: int, commit: bool,
+                             partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The transaction coordinator's markers: written here for the partitions led here, sent to
+        their leaders (WriteTxnMarkers) for the others."""
+        if self.cluster is None:
+            return await write_txn_markers(self, producer_id, producer_epoch, coordinator_epoch, commit, partitions)
+        image = self.cluster.image
+        results: dict[tuple[str, int], int] = {}
+        by_leader: dict[int, list[tuple[str, int]]] = {}
+        for key in partitions:
+            if key[0] not in image.topics:
+                results[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                by_leader.setdefault(image.leader_of(*key), []).append(key)
+        for key in by_leader.pop(NO_LEADER, []):
+            results[key] = ErrorCode.NOT_LEADER_OR_FOLLOWER
+        local = by_leader.pop(self.node_id, [])
+        sent = [self.markers.send(leader, producer_id, producer_epoch, coordinator_epoch, commit, keys)
+                for leader, keys in by_leader.items()]
+        if local:
+            sent.append(write_txn_markers(self, producer_id, producer_epoch, coordinator_epoch, commit, local))
+        for answer in await asyncio.gather(*sent):
+            results.update(answer)
+        return results
 
     def attach_metrics(self, metrics: BrokerMetrics) -> None:
         self.metrics = metrics
@@ -58,6 +98,8 @@ class Broker:
         problems = []
         if self.groups.loading_any():
             problems.append("group coordinator partitions are still loading")
+        if self.transactions.loading_any():
+            problems.append("transaction coordinator partitions are still loading")
         if self.cluster is not None and not self.cluster.lease_valid():
             problems.append("ZooKeeper has not confirmed this broker's session lately")
         return problems
@@ -106,7 +148,7 @@ class Broker:
 
         An internal topic is created only with its owner's settings, as Kafka's
         AutoTopicCreationManager does: `__consumer_offsets` by the group coordinator (in a cluster:
-        the controller); nothing here owns `__transaction_state`, so it is not created at all.
+        the controller), `__transaction_state` by the transaction coordinator on its first lookup.
         In a cluster the creation goes through the store and is not visible at once: False, and
         the client asks again (Kafka answers LEADER_NOT_AVAILABLE meanwhile).
         """

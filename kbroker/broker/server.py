@@ -242,6 +242,10 @@ def _tls_contexts(config: Config) -> dict[str, ssl.SSLContext]:
             except ValueError as exc:
                 raise StartupError(f"listener {name}: {exc}") from exc
     return contexts
+async def _load_coordinators(broker: Broker) -> None:
+    """Groups first: a transaction completed on load writes markers that apply staged offsets."""
+    await broker.groups.load()
+    await broker.transactions.load()
 
 
 async def _start_metrics(broker: Broker, acceptor: Acceptor) -> MetricsServer:
@@ -311,18 +315,21 @@ async def serve(config: Config) -> None:
         await _join_cluster(broker, logs)
     gc.freeze()
     acceptor.start()
-    log.info("kbroker %s listening on %s (advertised %s), data dir %s, cluster id %s, open file limit %d",
-             __version__, ",".join(item.url for item in config.listeners),
-             ",".join(config.advertised_for(item.name).url for item in config.listeners),
-             config.data_dir.resolve(), broker.cluster_id, open_files)
+    # The first listener as before (kbroker.embedded reads this line); the others named after it.
+    others = "".join(f", {item.url} (advertised {config.advertised_for(item.name)})" for item in config.listeners[1:])
+    log.info("kbroker %s listening on %s (advertised %s)%s, data dir %s, cluster id %s, open file limit %d",
+             __version__, config.listeners[0], config.advertised, others, config.data_dir.resolve(),
+             broker.cluster_id, open_files)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     background = loop.create_task(run_maintenance(broker))
-    # Single node: every group loads now (requests wait with LOAD_IN_PROGRESS until done); in a
-    # cluster a group's partition loads when this broker becomes its leader (member.py).
-    loading = loop.create_task(broker.groups.load() if broker.cluster is None else asyncio.sleep(0))
+    # Single node: every group and transactional id loads now (requests wait with LOAD_IN_PROGRESS
+    # until done); in a cluster a partition of __consumer_offsets or __transaction_state loads
+    # when this broker becomes its leader (member.py).
+    loading = loop.create_task(_load_coordinators(broker) if broker.cluster is None else asyncio.sleep(0))
     broker.groups.start()
+    broker.transactions.start()
     broker.log_cleaner.start()
     try:
         await stop.wait()
@@ -330,6 +337,9 @@ async def serve(config: Config) -> None:
         log.info("shutting down")
         background.cancel()
         loading.cancel()
+        await broker.transactions.close()  # open transactions stay in __transaction_state for the next start
+        if broker.markers is not None:
+            broker.markers.close()
         if metrics_server is not None:
             metrics_server.close()
         await broker.groups.close()  # held JoinGroup/SyncGroup get NOT_COORDINATOR
