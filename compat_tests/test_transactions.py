@@ -45,8 +45,8 @@ from kbroker.wire.messages.txn_offset_commit import (
 from tests.broker_process import BrokerProcess
 from tests.wire_client import WireClient
 
-RECORDS = 600
-BATCH = 60
+RECORDS = 10_000  # the 10,000 input records
+BATCH = 500
 ABORTED_BATCH = 2
 TIMEOUT = 30.0
 # Quick groups, and the timed-out transaction check often enough for the timeout test.

@@ -1,7 +1,9 @@
-"""A blocking request/response connection on our own codec, for tools that run outside the broker.
+"""A blocking request/response connection on our own codec, for code that runs outside the broker.
 
-`EmbeddedBroker` uses it to check readiness (ApiVersions) and for its admin calls; a third-party
-client would be a runtime dependency for three requests. One request at a time, no pipelining.
+The one such connection in the project: `EmbeddedBroker` checks readiness and makes its admin
+calls with it, the admin CLI (`kbroker/tools/client.py`) adds version negotiation and routing on
+top, and the broker-level tests (`tests/wire_client.py`) add raw bytes. A third-party client would
+be a runtime dependency for a handful of requests. One request at a time, no pipelining.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from kbroker.wire import frames
 from kbroker.wire.schema import Api
 
 _SIZE = struct.Struct(">i")
+MAX_FRAME = 1 << 30  # by default, a size prefix beyond this is not a Kafka answer
 
 
 class BrokerRequestError(Exception):
@@ -26,9 +29,11 @@ class BrokerRequestError(Exception):
 
 
 class BlockingClient:
-    def __init__(self, host: str, port: int, timeout: float = 10.0, client_id: str = "kbroker-embedded") -> None:
-        self._sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host: str, port: int, timeout: float = 10.0, client_id: str = "kbroker-embedded",
+                 max_frame: int = MAX_FRAME) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
         self._client_id = client_id
+        self._max_frame = max_frame
         self._correlation = 0
 
     def __enter__(self) -> BlockingClient:
@@ -38,23 +43,38 @@ class BlockingClient:
         self.close()
 
     def close(self) -> None:
-        self._sock.close()
+        self.sock.close()
+
+    @property
+    def closed(self) -> bool:
+        return self.sock.fileno() < 0
 
     def request(self, api: Api, version: int, body: Any) -> Any:
-        self._correlation += 1
-        self._sock.sendall(frames.encode_request(api, version, self._correlation, self._client_id, body))
-        size = _SIZE.unpack(self._read_exactly(4))[0]
-        correlation_id, response, _ = frames.decode_response(memoryview(self._read_exactly(size)), api, version)
-        if correlation_id != self._correlation:
-            raise ConnectionError(f"response for request {correlation_id}, expected {self._correlation}")
+        """Send one request and read its answer. ValueError for an absurd size prefix or the answer to
+        another request, DecodeError for bytes that are not the answer's layout, OSError from the socket."""
+        sent = self._send(api, version, body)
+        correlation_id, response, _ = frames.decode_response(memoryview(self.receive_frame()), api, version)
+        if correlation_id != sent:
+            raise ValueError(f"answer {correlation_id} to request {sent}")
         return response
 
+    def _send(self, api: Api, version: int, body: Any) -> int:
+        """Send a request without waiting; its correlation id."""
+        self._correlation += 1
+        self.sock.sendall(frames.encode_request(api, version, self._correlation, self._client_id, body))
+        return self._correlation
+
+    def receive_frame(self) -> bytes:
+        size = _SIZE.unpack(self._read_exactly(4))[0]
+        if not 0 <= size <= self._max_frame:
+            raise ValueError(f"frame size {size}")
+        return self._read_exactly(size)
+
     def _read_exactly(self, n: int) -> bytes:
-        chunks = []
-        while n:
-            chunk = self._sock.recv(n)
+        data = bytearray()
+        while len(data) < n:
+            chunk = self.sock.recv(min(n - len(data), 1 << 20))
             if not chunk:
-                raise ConnectionError("connection closed by the broker")
-            chunks.append(chunk)
-            n -= len(chunk)
-        return b"".join(chunks)
+                raise ConnectionResetError(0, "connection closed by the broker")
+            data += chunk
+        return bytes(data)

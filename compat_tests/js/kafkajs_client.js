@@ -74,8 +74,8 @@ async function admin() {
 
 const steps = { produce, consume, admin };
 steps[args.step]().then(result => {
-  console.log(JSON.stringify(result));
-  process.exit(0);
+  // Exit only once the pipe took everything: process.exit cuts off pending stdout writes (64 KiB).
+  process.stdout.write(JSON.stringify(result) + "\n", () => process.exit(0));
 }).catch(error => {
   console.error(`kafkajs ${args.step} failed: ${error.stack || error}`);
   process.exit(1);

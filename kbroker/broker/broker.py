@@ -12,6 +12,7 @@ from kbroker.broker.handlers.txn_markers import write_txn_markers
 from kbroker.broker.log_cleaner import LogCleanerService
 from kbroker.broker.producer_ids import ProducerIdAllocator
 from kbroker.broker.purgatory import FetchPurgatory
+from kbroker.broker.replication_wait import Appended, wait_replicated
 from kbroker.broker.routes import ROUTES
 from kbroker.cluster.image import NO_LEADER
 from kbroker.cluster.marker_channel import MarkerChannel
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kbroker.broker")
 
+COORDINATOR_APPEND_TIMEOUT_MS = 5000  # Kafka's offsets.commit.timeout.ms
+
 
 class Broker:
     def __init__(self, config: Config, logs: LogManager, store: MetaStore | None = None) -> None:
@@ -44,8 +47,8 @@ class Broker:
         self.flusher = Flusher(config, logs)
         self.log_cleaner = LogCleanerService(config, logs)
         self.producer_ids = ProducerIdAllocator(config.data_dir)
-        self.groups = GroupCoordinator(config, logs, self.make_durable, now_ms=self.now_ms)
-        self.transactions = TransactionCoordinator(config, logs, self.make_durable, self._write_markers,
+        self.groups = GroupCoordinator(config, logs, self.make_replicated, now_ms=self.now_ms)
+        self.transactions = TransactionCoordinator(config, logs, self.make_replicated, self._write_markers,
                                                    self._allocate_producer_id, now_ms=self.now_ms,
                                                    clustered=store is not None)
         self.dispatcher = Dispatcher(self, ROUTES)
@@ -195,6 +198,20 @@ class Broker:
             self.advance_high_watermark(partition_log, min(partition_log.recovery_point, partition_log.log_end_offset))
         else:
             self.advance_high_watermark(partition_log, partition_log.log_end_offset)
+
+    async def make_replicated(self, partition_log: PartitionLog, end_offset: int) -> None:
+        """After a coordinator's own append: durable as `make_durable`, and in a cluster done only once
+        the ISR has it (Kafka's coordinators append with acks=all), so that the broker elected next
+        has every group and transaction record a client was told about. KafkaError if it cannot be."""
+        truncations = partition_log.truncations
+        await self.make_durable(partition_log, end_offset)
+        key = (partition_log.topic, partition_log.partition)
+        if self.cluster is None or self.cluster.replicas_of(*key) is None:
+            return
+        outcome = (await wait_replicated(self, {key: Appended(partition_log, end_offset, truncations)},
+                                         COORDINATOR_APPEND_TIMEOUT_MS))[key]
+        if outcome != ErrorCode.NONE:
+            raise KafkaError(outcome, f"{key[0]}-{key[1]}: not replicated ({outcome.name})")
 
     def advance_high_watermark(self, partition_log: PartitionLog, offset: int) -> None:
         """The leader's log end (or fsynced end) moved to `offset`. Alone, the high watermark follows

@@ -3,7 +3,7 @@
 Both coordinators (`__consumer_offsets`, `__transaction_state`) write the same way: one batch of
 (key, value) records, appended to the partition that owns the key, then made durable by the
 broker's `durable(log, end_offset)` (high watermark, fsync as `log.flush.interval.messages`
-asks) before the caller answers. A failure is `AppendFailed` with the log's error code, which
+asks, and in a cluster the ISR's acknowledgement) before the caller answers. A failure is `AppendFailed` with the log's error code, which
 each coordinator maps to what its clients expect.
 """
 from __future__ import annotations
@@ -53,4 +53,6 @@ async def append_durably(partition_log: PartitionLog, records: Sequence[tuple[by
     except OSError as exc:
         log.error("flushing %s-%d failed: %s", partition_log.topic, partition_log.partition, exc)
         raise AppendFailed(ErrorCode.KAFKA_STORAGE_ERROR) from exc
+    except KafkaError as exc:  # in a cluster: the followers did not all get it (the leader moved, a timeout)
+        raise AppendFailed(exc.code) from exc
     return result.base_offset

@@ -8,15 +8,13 @@ the caller, which knows which ones matter (`check` turns one into a `BrokerError
 """
 from __future__ import annotations
 
-import socket
-import struct
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from kbroker import __version__
+from kbroker.blocking_client import BlockingClient
 from kbroker.errors import ErrorCode
-from kbroker.wire import frames
 from kbroker.wire.messages.api_versions import API_VERSIONS, ApiVersionsRequest
 from kbroker.wire.messages.find_coordinator import FIND_COORDINATOR, FindCoordinatorRequest
 from kbroker.wire.messages.list_offsets import (LIST_OFFSETS, ListOffsetsPartition, ListOffsetsRequest,
@@ -60,7 +58,6 @@ LATEST, EARLIEST = -1, -2  # ListOffsets timestamps: the high watermark, the log
 
 Partition = tuple[str, int]  # (topic, partition)
 
-_SIZE = struct.Struct(">i")
 _MAX_FRAME = 256 << 20  # a larger size prefix is not a Kafka broker talking (e.g. "HTTP")
 _COORDINATOR_WAIT_S = 10.0  # a fresh broker creates __consumer_offsets on the first lookup
 
@@ -110,10 +107,9 @@ class Connection:
     def __init__(self, host: str, port: int, timeout_s: float) -> None:
         self.address = f"{host}:{port}"
         try:
-            self._sock = socket.create_connection((host, port), timeout=timeout_s)
+            self._link = BlockingClient(host, port, timeout=timeout_s, client_id=CLIENT_ID, max_frame=_MAX_FRAME)
         except OSError as exc:
             raise Unreachable(f"cannot connect to {self.address}: {exc.strerror or exc}") from None
-        self._correlation = 0
         # ApiVersions v0: the one version every broker answers (KIP-511 answers it in header v0 too).
         answer = self._call(API_VERSIONS, 0, ApiVersionsRequest())
         check(answer.error_code, f"ApiVersions from {self.address}")
@@ -143,42 +139,27 @@ class Connection:
         return self._call(api, self.version(api), body)
 
     def _call(self, api: Api, version: int, body: Any) -> Any:
-        self._correlation += 1
         try:
-            self._sock.sendall(frames.encode_request(api, version, self._correlation, CLIENT_ID, body))
-            size = _SIZE.unpack(self._read(4))[0]
-            if not 0 <= size <= _MAX_FRAME:
-                raise ToolError(f"{self.address} does not answer like a Kafka broker (frame size {size})")
-            frame = self._read(size)
+            return self._link.request(api, version, body)
+        except ValueError as exc:  # an absurd size prefix, or the answer to another request
+            self.close()
+            raise ToolError(f"{self.address} does not answer like a Kafka broker ({exc})") from None
+        except DecodeError as exc:
+            self.close()
+            raise ToolError(f"{self.address}: malformed {api.name} v{version} answer: {exc}") from None
         except OSError as exc:
             self.close()
             raise Unreachable(f"{self.address}: {exc.strerror or exc} during {api.name}") from None
         except BaseException:  # Ctrl-C between a request and its answer: the stream is out of step
             self.close()
             raise
-        try:
-            correlation_id, response, _ = frames.decode_response(memoryview(frame), api, version)
-        except DecodeError as exc:
-            raise ToolError(f"{self.address}: malformed {api.name} v{version} answer: {exc}") from None
-        if correlation_id != self._correlation:
-            raise ToolError(f"{self.address}: answer {correlation_id} to request {self._correlation}")
-        return response
-
-    def _read(self, n: int) -> bytes:
-        data = bytearray()
-        while len(data) < n:
-            chunk = self._sock.recv(min(n - len(data), 1 << 20))
-            if not chunk:
-                raise ConnectionResetError(0, "connection closed by the broker")
-            data += chunk
-        return bytes(data)
 
     @property
     def closed(self) -> bool:
-        return self._sock.fileno() < 0
+        return self._link.closed
 
     def close(self) -> None:
-        self._sock.close()
+        self._link.close()
 
 
 class Client:
