@@ -880,11 +880,16 @@ class Kcat(Client):
         # kcat exits as soon as its only broker connection drops; -E keeps it going (and retrying)
         self.exit_on_error = exit_on_error
 
-    def _run(self, args: list, stdin: bytes = b"", timeout: float = DEFAULT_TIMEOUT) -> subprocess.CompletedProcess:
+    @staticmethod
+    def _run(args: list, stdin: bytes = b"", timeout: float = DEFAULT_TIMEOUT) -> subprocess.CompletedProcess:
         if KCAT is None:
             raise AssertionError("kcat is not installed (Debian package `kcat`; scripts/test.sh installs it)")
-        properties = [f"-X{key}={value}" for key, value in self.settings.items()]
-        return subprocess.run([KCAT, *args, *properties], input=stdin, capture_output=True, timeout=timeout)
+        return subprocess.run([KCAT, *args], input=stdin, capture_output=True, timeout=timeout)
+
+    def _run_configured(self, args: list, stdin: bytes = b"", timeout: float = DEFAULT_TIMEOUT
+                        ) -> subprocess.CompletedProcess:
+        """`_run` with this adapter's settings as -X properties."""
+        return self._run([*args, *(f"-X{key}={value}" for key, value in self.settings.items())], stdin, timeout)
 
     @staticmethod
     def line_for(r: Record) -> tuple[bytes, bool]:
@@ -943,7 +948,7 @@ class Kcat(Client):
                 args += ["-X", f"message.max.bytes={max_request_size}"]
             for k, v in headers:  # bytes arguments: header values go to kcat byte for byte
                 args += [b"-H", k.encode() if v is None else k.encode() + b"=" + v]
-            done = self._run(args, _MSG_DELIM.join(lines) + _MSG_DELIM, timeout)
+            done = self._run_configured(args, _MSG_DELIM.join(lines) + _MSG_DELIM, timeout)
             stderr = done.stderr.decode(errors="replace")
             failures = re.findall(r"Delivery failed for message: (.*)", stderr)
             if done.returncode != 0 and not failures:
@@ -984,7 +989,7 @@ class Kcat(Client):
             args = ["-C", "-b", bootstrap, "-t", topic, "-p", str(p), "-o", str(start),
                     "-c", str(stop - start), "-e", "-J", "-q"]
             try:
-                done = self._run(args, timeout=max(1.0, timeout - (time.monotonic() - started)))
+                done = self._run_configured(args, timeout=max(1.0, timeout - (time.monotonic() - started)))
             except subprocess.TimeoutExpired as exc:
                 received += [self.received(m) for m in self._parse_json_lines(exc.stdout or b"")]
                 break
@@ -997,8 +1002,8 @@ class Kcat(Client):
 
     def consume_from_time(self, bootstrap, topic, partition, timestamp, count):
         """`kcat -o s@<ts>`: read up to `count` records starting at the first one stamped >= timestamp."""
-        done = self._run(["-C", "-b", bootstrap, "-t", topic, "-p", str(partition), "-o", f"s@{timestamp}",
-                          "-c", str(count), "-e", "-J", "-q"])
+        done = self._run_configured(["-C", "-b", bootstrap, "-t", topic, "-p", str(partition),
+                                     "-o", f"s@{timestamp}", "-c", str(count), "-e", "-J", "-q"])
         if done.returncode != 0:
             raise KafkaError(None, f"kcat -C -o s@ exited {done.returncode}: {done.stderr.decode(errors='replace')}")
         return [self.received(m) for m in self._parse_json_lines(done.stdout)]
@@ -1007,7 +1012,7 @@ class Kcat(Client):
         args = ["-Q", "-b", bootstrap, "-J"]
         for p, ts in times.items():
             args += ["-t", f"{topic}:{p}:{ts}"]
-        done = self._run(args)
+        done = self._run_configured(args)
         if done.returncode != 0:
             raise KafkaError(None, f"kcat -Q exited {done.returncode}: {done.stderr.decode(errors='replace')}")
         answer = json.loads(done.stdout)[topic]
@@ -1031,7 +1036,7 @@ class Kcat(Client):
 
     def metadata(self, bootstrap: str, topic: str | None = None, as_json: bool = False) -> str:
         args = ["-L", "-b", bootstrap] + (["-t", topic] if topic else []) + (["-J"] if as_json else [])
-        done = self._run(args)
+        done = self._run_configured(args)
         if done.returncode != 0:
             raise KafkaError(None, f"kcat -L exited {done.returncode}: {done.stderr.decode(errors='replace')}")
         return done.stdout.decode()

@@ -11,6 +11,9 @@ Certificates are made at test time (tests/certificates.py). SCRAM user `sam` is 
 """
 from __future__ import annotations
 
+import json
+import re
+import socket
 import struct
 import subprocess
 import sys
@@ -166,10 +169,11 @@ def confluent_errors(secure: SecureBroker, listener: str, settings: dict) -> lis
     return errors
 
 
-@pytest.mark.parametrize("certificate", [None, "stranger"])
+@pytest.mark.parametrize("certificate", [None, "stranger", "expired"])
 def test_mutual_tls_refuses_clients_without_a_trusted_certificate(secure, certificate):
     certs = secure.certs
-    client_cert = (str(certs.stranger_cert), str(certs.stranger_key)) if certificate else None
+    client_cert = ((str(getattr(certs, f"{certificate}_cert")), str(getattr(certs, f"{certificate}_key")))
+                   if certificate else None)
     errors = confluent_errors(secure, "MTLS", security_settings(ConfluentKafka(), "SSL", certs,
                                                                   client_cert=client_cert))
     assert errors, "the client saw no error"
@@ -291,10 +295,12 @@ def test_sasl_authenticate_v2_failure_is_answered_then_closed(secure):
 
 def test_a_cluster_answers_each_client_with_its_own_listener_of_every_broker(zookeeper, tmp_path):
     """Each broker registers all its listeners in ZooKeeper (Kafka's `endpoints`); replication runs
-    over PLAINTEXT (inter.broker.listener.name's default) while clients log in on SASL_PLAINTEXT."""
-    from confluent_kafka.admin import AdminClient
+    over PLAINTEXT (inter.broker.listener.name's default) while clients log in on SASL_PLAINTEXT.
+    A SCRAM user added through one broker lands in ZooKeeper's /config/users and logs in on the other."""
+    from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
     cluster = ClusterProcesses(zookeeper, tmp_path / "cluster", 2, {
-        "sasl.enabled.mechanisms": "PLAIN", "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS})
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS})
     ports = {}
     for node, broker in cluster.brokers.items():
         ports[node] = {"PLAINTEXT": broker.port, "SASL_PLAINTEXT": free_port()}
@@ -308,8 +314,37 @@ def test_a_cluster_answers_each_client_with_its_own_listener_of_every_broker(zoo
                 brokers = AdminClient({"bootstrap.servers": f"127.0.0.1:{ports[via][listener]}", **settings}
                                       ).list_topics(timeout=20).brokers
                 assert {b.id: b.port for b in brokers.values()} == {n: ports[n][listener] for n in ports}, listener
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{ports[1]['PLAINTEXT']}"})
+        for future in admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
+                "carol", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"carol-secret")]).values():
+            future.result(timeout=20)
+        document = json.loads(zookeeper_get(zookeeper, cluster.chroot + "/config/users/carol"))
+        assert document["version"] == 1 and list(document["config"]) == ["SCRAM-SHA-256"]
+        assert re.fullmatch(r"salt=\S+,stored_key=\S+,server_key=\S+,iterations=4096", document["config"]["SCRAM-SHA-256"])
+        assert "carol-secret" not in json.dumps(document)
+        carol = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": "carol",
+                 "sasl.password": "carol-secret", "bootstrap.servers": f"127.0.0.1:{ports[2]['SASL_PLAINTEXT']}"}
+        deadline = time.monotonic() + 20
+        while True:  # broker 2 learns of carol through its ZooKeeper watch
+            errors: list = []
+            try:
+                AdminClient({**carol, "error_cb": errors.append}).list_topics(timeout=2)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, errors
     finally:
         cluster.stop()
+
+
+def zookeeper_get(zookeeper, path: str) -> bytes:
+    from kazoo.client import KazooClient
+    client = KazooClient(hosts=zookeeper.connect)
+    client.start(timeout=10)
+    try:
+        return client.get(path)[0]
+    finally:
+        client.stop()
+        client.close()
 
 
 REAUTH_MS = 1500
@@ -374,7 +409,6 @@ def test_before_authentication_frames_are_bounded(secure):
 def test_the_wrong_protocol_on_a_port_is_refused(secure):
     """A plaintext client on the TLS port, a TLS client on the plaintext port: each closed, the
     broker serving on."""
-    import socket
     import ssl
     with WireClient(secure.bootstrap("SSL")) as wire:
         wire.send(API_VERSIONS.key, 3, ApiVersionsRequest())
@@ -384,3 +418,60 @@ def test_the_wrong_protocol_on_a_port_is_refused(secure):
         with pytest.raises((ssl.SSLError, ConnectionError)):
             context.wrap_socket(raw, server_hostname="127.0.0.1")
     assert_still_serving(secure)
+
+
+def test_rsyslog_ships_over_sasl_ssl(secure, tmp_path):
+    """rsyslog's omkafka (librdkafka 2.0.2) with its confParam settings, as a log pipeline runs it."""
+    from compat_tests.test_log_pipeline import SHIPPERS, shipping, syslog_lines
+    rsyslog = next(shipper for shipper in SHIPPERS if shipper.name == "rsyslog")
+    topic = new_topic(secure)
+    params = security_settings(Kcat(), "SASL_SSL", secure.certs, "SCRAM-SHA-256", SCRAM_USER, SCRAM_PASSWORD)
+    options = " confParam=[" + ",".join(f'"{key}={value}"' for key, value in params.items()) + "]"
+    sent = syslog_lines(100)
+    with shipping(rsyslog, tmp_path, secure.bootstrap("SASL_SSL"), topic, options) as port:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall("".join(line + "\n" for line in sent).encode())
+        received = ConfluentKafka().consume(secure.bootstrap("PLAINTEXT"), topic, {0: (0, len(sent))}, timeout=60)
+    assert sorted(r.value for r in received) == sorted(line.encode() for line in sent)
+
+
+def test_a_password_guessing_loop_is_refused_quietly(secure):
+    """Hundreds of wrong passwords from one client: each refused, the log bounded (rate-limited
+    failure lines), and a legitimate client served meanwhile."""
+    bootstrap = secure.bootstrap("SASL_PLAINTEXT")
+    logged_before = secure.process.log_path.read_text().count("Failed authentication with")
+    for attempt in range(300):
+        with WireClient(bootstrap) as wire:
+            assert wire.request(SASL_HANDSHAKE.key, 1, SaslHandshakeRequest(mechanism="PLAIN")).error_code == 0
+            answer = wire.request(SASL_AUTHENTICATE.key, 2,
+                                  SaslAuthenticateRequest(auth_bytes=f"\0alice\0guess{attempt}".encode()))
+            assert answer.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
+    client = ConfluentKafka()
+    round_trip(client, secure, "SASL_PLAINTEXT",
+               security_settings(client, "SASL_PLAINTEXT", secure.certs, "PLAIN", "alice", "alice-secret"), n=3)
+    logged = secure.process.log_path.read_text().count("Failed authentication with") - logged_before
+    assert 1 <= logged <= 30, logged  # 10 a listener per 10 s
+
+
+def test_scram_credential_requests_get_kafkas_errors(secure):
+    from kbroker.wire.messages import alter_user_scram_credentials as alter
+    from kbroker.wire.messages import describe_user_scram_credentials as describe
+    upsert = alter.ScramCredentialUpsertion
+    with WireClient(secure.bootstrap("PLAINTEXT")) as wire:
+        answer = wire.request(alter.ALTER_USER_SCRAM_CREDENTIALS.key, 0, alter.AlterUserScramCredentialsRequest(
+            deletions=[alter.ScramCredentialDeletion(name="twice", mechanism=1),
+                       alter.ScramCredentialDeletion(name="ghost", mechanism=2)],
+            upsertions=[upsert(name="twice", mechanism=1, iterations=4096, salt=b"s", salted_password=b"p"),
+                        upsert(name="weak", mechanism=1, iterations=1000, salt=b"s", salted_password=b"p"),
+                        upsert(name="odd", mechanism=9, iterations=4096, salt=b"s", salted_password=b"p"),
+                        upsert(name="", mechanism=1, iterations=4096, salt=b"s", salted_password=b"p")]))
+        assert {r.user: r.error_code for r in answer.results} == {
+            "twice": ErrorCode.DUPLICATE_RESOURCE, "ghost": ErrorCode.RESOURCE_NOT_FOUND,
+            "weak": ErrorCode.UNACCEPTABLE_CREDENTIAL, "odd": ErrorCode.UNSUPPORTED_SASL_MECHANISM,
+            "": ErrorCode.UNACCEPTABLE_CREDENTIAL}
+        answer = wire.request(describe.DESCRIBE_USER_SCRAM_CREDENTIALS.key, 0,
+                              describe.DescribeUserScramCredentialsRequest(users=[
+                                  describe.UserName(name=n) for n in (SCRAM_USER, "ghost", "ghost")]))
+        results = {r.user: (r.error_code, [(i.mechanism, i.iterations) for i in r.credential_infos])
+                   for r in answer.results}
+        assert results == {SCRAM_USER: (0, [(1, 4096), (2, 4096)]), "ghost": (ErrorCode.DUPLICATE_RESOURCE, [])}

@@ -1,4 +1,8 @@
-"""`kbroker serve`: command-line flags and server.properties into a Config, then run."""
+"""`kbroker serve`: command-line flags and server.properties into a Config, then run.
+
+The admin commands (`kbroker topics ...`, `groups`, `produce`, `consume`, `cluster`, `dump-log`)
+live in `kbroker.tools`; only their subparsers are registered here.
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,10 +13,14 @@ from pathlib import Path
 
 from kbroker import __version__, scram_users
 from kbroker.config import ConfigError, build_config, read_properties
+from kbroker.json_logs import JsonFormatter
+from kbroker.tools import commands as tools
+from kbroker.tools.output import EXIT_CODES
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kbroker", description="A Kafka wire-protocol compatible broker.")
+    parser = argparse.ArgumentParser(prog="kbroker", description="A Kafka wire-protocol compatible broker.",
+                                     epilog=EXIT_CODES)
     parser.add_argument("--version", action="version", version=f"kbroker {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the broker")
@@ -26,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                        help="set any Kafka broker config, e.g. -o num.partitions=3 (repeatable)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument("--log-format", default="text", choices=["text", "json"],
+                       help="json: one JSON object per line (ts, level, logger, msg, exc)")
+    tools.register(commands)
     scram_users.register(commands)
     return parser
 
@@ -34,8 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "scram-user":
         return scram_users.run(args)
+    if args.command != "serve":
+        return tools.run(args)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_format == "json":
+        logging.getLogger().handlers[0].setFormatter(JsonFormatter())
     try:
         settings = read_properties(args.config) if args.config else {}
         for item in args.override:

@@ -103,6 +103,15 @@ def parse_super_users(text: str) -> tuple[str, ...]:
         if ":" not in user:
             raise ValueError(f"expected TYPE:NAME principals separated by ';', got {user!r}")
     return users
+def parse_metrics_listener(text: str) -> Listener | None:
+    """`metrics.listener`: `http://host:port` (a path after it is ignored: /metrics is served), or empty: off."""
+    text = text.strip()
+    if not text:
+        return None
+    match = re.fullmatch(r"(?:http://)?(\[[^\]]*\]|[^:/]*):(\d+)(?:/.*)?", text)
+    if not match or not 0 <= int(match.group(2)) <= 65535:
+        raise ValueError(f"expected http://host:port, got {text!r}")
+    return Listener(match.group(1).strip("[]"), int(match.group(2)))
 
 
 # KIP-848 server-side assignors: Kafka names them by class; the short names work too.
@@ -168,6 +177,7 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("security.inter.broker.protocol", parse_security_protocol, None),
     _key("connections.max.reauth.ms", parse_int, "0", 0),
     _key("connection.failed.authentication.delay.ms", parse_int, "100", 0),
+    _key("metrics.listener", parse_metrics_listener, ""),
     _key("num.partitions", parse_int, "1", 1),
     _key("default.replication.factor", parse_int, "1", 1),
     _key("auto.create.topics.enable", parse_bool, "true"),
@@ -240,6 +250,13 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     # Client quotas are measured over quota.window.num samples of quota.window.size.seconds.
     _key("quota.window.num", parse_int, "11", 1),
     _key("quota.window.size.seconds", parse_int, "1", 1),
+    _key("transaction.state.log.num.partitions", parse_int, "50", 1),
+    _key("transaction.state.log.segment.bytes", parse_int, "104857600", 14),
+    _key("transaction.state.log.replication.factor", parse_int, "3", 1),
+    _key("transaction.max.timeout.ms", parse_int, "900000", 1),
+    _key("transactional.id.expiration.ms", parse_int, "604800000", 1),
+    _key("transaction.abort.timed.out.transaction.cleanup.interval.ms", parse_int, "10000", 1),
+    _key("transaction.remove.expired.transaction.cleanup.interval.ms", parse_int, "3600000", 1),
 )
 _BY_NAME = {k.name: k for k in BROKER_CONFIGS}
 
@@ -249,10 +266,11 @@ _ALIASES = {"broker.id": "node.id", "log.dir": "log.dirs"}
 # Kafka keys kbroker accepts without acting on them.
 IGNORED_KEYS = frozenset({
     "num.network.threads", "num.io.threads", "num.recovery.threads.per.data.dir", "num.replica.fetchers",
-    "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
+    "transaction.state.log.min.isr",
     # controlled.shutdown.enable: SIGTERM always closes the ZooKeeper session first, so leaders move at once.
     "process.roles", "controlled.shutdown.enable", "controller.quorum.voters",
-    "controller.quorum.bootstrap.servers", "controller.listener.names", "group.coordinator.rebalance.protocols", "share.coordinator.state.topic.replication.factor",
+    "controller.quorum.bootstrap.servers", "controller.listener.names", "group.coordinator.rebalance.protocols",
+    "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr", "log.segment.delete.delay.ms", "unclean.leader.election.enable",
     "log.cleaner.threads", "log.cleaner.io.max.bytes.per.second",
 })
@@ -269,6 +287,7 @@ class Config:
     security_inter_broker_protocol: str | None
     connections_max_reauth_ms: int  # KIP-368; 0: sessions do not expire
     connection_failed_authentication_delay_ms: int  # the close after a refused login waits this long
+    metrics_listener: Listener | None
     num_partitions: int
     default_replication_factor: int
     auto_create_topics_enable: bool
@@ -339,6 +358,13 @@ class Config:
     allow_everyone_if_no_acl_found: bool
     quota_window_num: int
     quota_window_size_seconds: int
+    transaction_state_log_num_partitions: int
+    transaction_state_log_segment_bytes: int
+    transaction_state_log_replication_factor: int
+    transaction_max_timeout_ms: int
+    transactional_id_expiration_ms: int
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: int
+    transaction_remove_expired_transaction_cleanup_interval_ms: int
     # Keys the user set (file or -o), as given: DescribeConfigs reports them as static.
     explicit: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # TLS and SASL settings of each listener, by listener name (`ssl.*`, `sasl.*`, `listener.name.*`).
@@ -350,7 +376,7 @@ class Config:
 
     @property
     def advertised(self) -> Listener:
-        """The first listener's advertised endpoint (what the start-up line shows)."""
+        """The first listener's advertised endpoint: this broker's address where one is shown."""
         return self.advertised_for(self.listeners[0].name)
 
     def advertised_for(self, name: str | None) -> Listener:

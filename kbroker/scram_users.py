@@ -38,14 +38,14 @@ def run(args: argparse.Namespace) -> int:
         store = FileCredentialStore(args.data_dir)
         if args.delete:
             for mechanism in mechanisms:
-                store.delete(args.user, mechanism)
+                store.set(args.user, mechanism, None)
             return 0
         password = args.password if args.password is not None else sys.stdin.readline().rstrip("\n")
         if not password:
             print("kbroker: an empty password is not allowed", file=sys.stderr)
             return 2
         for mechanism in mechanisms:
-            store.upsert(args.user, mechanism, make_credential(mechanism, password, args.iterations))
+            store.set(args.user, mechanism, make_credential(mechanism, password, args.iterations))
         return 0
     finally:
         unlock_data_dir(fd)

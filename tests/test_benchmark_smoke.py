@@ -2,7 +2,8 @@
 
 No timing is asserted — CI machines are shared and noisy. What must hold: every run of
 `benchmarks/bench.py` against kbroker and the null broker verifies all records it consumed,
-`benchmarks/replication.py` runs each of its measurements once on a 3-broker cluster, and
+`benchmarks/replication.py` runs each of its measurements once on a 3-broker cluster,
+`benchmarks/startup.py` reports every row, and
 `benchmarks/workload.py`'s check fails on a lost, duplicated, reordered or corrupted record.
 """
 from __future__ import annotations
@@ -56,6 +57,17 @@ def test_replication_benchmark_runs_tiny(tmp_path: Path) -> None:
     assert all(r["verified"] for r in rows if r["kind"] == "throughput")
     assert [r["signal"] for r in rows if r["kind"] == "failover"] == ["SIGTERM"]
     assert "| RF=3 |" in (out / "report.md").read_text()
+
+
+def test_startup_benchmark_runs_tiny() -> None:
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "startup.py"), "--runs", "2", "--idle", "0.2", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert sorted(result) == sorted(["python -c pass", "import kbroker (cli + server)", "EmbeddedBroker().start()",
+                                     "import, no bytecode cache", "idle"])
+    assert 0 < result["python -c pass"]["p50_s"] < result["EmbeddedBroker().start()"]["p50_s"]
+    assert result["idle"]["rss_mib"] > 10
 
 
 def _stream(count: int, size: int = 100) -> list[bytes]:
@@ -117,3 +129,23 @@ def test_cluster_bench_runs_tiny(tmp_path: Path) -> None:
     assert sorted(r["start"] for r in rows if r["kind"] == "startup") == ["cold", "warm"]
     report = (out / "report.md").read_text()
     assert "## Scale-out" in report and "| 100 B | cluster (3) |" in report and "| cold |" in report
+
+
+def test_read_committed_benchmark_runs_tiny_and_checks_the_counts() -> None:
+    command = [sys.executable, str(BENCHMARKS / "read_committed.py"), "--records", "3000", "--txn-records", "100",
+               "--abort-every", "3", "--repeats", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert runs[0] == {**runs[0], "records": 3000, "committed": 2000}
+    assert {(r["isolation"], r["records"]) for r in runs[1:]} == {("read_uncommitted", 3000), ("read_committed", 2000)}
+
+
+def test_transactions_benchmark_runs_tiny() -> None:
+    command = [sys.executable, str(BENCHMARKS / "transactions.py"), "--records", "2000", "--ids", "300"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [(r["run"], r.get("records_per_txn")) for r in runs] == [
+        ("plain", None), ("txn-100", 100), ("txn-1000", 1000), ("init-ids", None), ("restart", None)]
+    assert runs[1]["txn_per_s"] > 0 and runs[4]["ids"] == 300

@@ -131,3 +131,31 @@ def test_data_dir_with_a_segment_that_cannot_be_opened_exits_1_with_a_clear_mess
     with read_only(segment):
         result = run_cli("serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{free_port()}")
     assert_one_clear_line(result, f"data directory {data_dir} cannot be loaded", str(segment))
+
+
+def test_a_keystore_that_cannot_be_loaded_exits_1_with_a_clear_message(tmp_path):
+    result = run_cli("serve", "--data-dir", str(tmp_path / "data"), "-o", f"listeners=SSL://127.0.0.1:{free_port()}",
+                     "-o", f"ssl.keystore.location={tmp_path / 'absent.pem'}")
+    assert_one_clear_line(result, "listener SSL", "ssl.keystore.location")
+
+
+def test_a_jks_keystore_exits_2_naming_pem(tmp_path):
+    result = run_cli("serve", "--data-dir", str(tmp_path / "data"), "-o", f"listeners=SSL://127.0.0.1:{free_port()}",
+                     "-o", "ssl.keystore.type=JKS", "-o", "ssl.keystore.location=server.jks")
+    assert result.returncode == 2
+    assert "ssl.keystore.type=PEM" in result.stderr
+
+
+def test_scram_user_stores_no_password(tmp_path):
+    result = run_cli("scram-user", "--data-dir", str(tmp_path), "--user", "alice", "--password", "pw-1234",
+                     "--mechanism", "SCRAM-SHA-512", "--iterations", "8192")
+    assert result.returncode == 0, result.stderr
+    stored = (tmp_path / "scram-credentials.json").read_text()
+    assert "pw-1234" not in stored and "SCRAM-SHA-512" in stored and "iterations=8192" in stored
+    assert run_cli("scram-user", "--data-dir", str(tmp_path), "--user", "bob", "--iterations", "10").returncode == 2
+    broker = BrokerProcess(tmp_path).start()  # a running broker holds the data dir
+    try:
+        result = run_cli("scram-user", "--data-dir", str(tmp_path), "--user", "bob", "--password", "x")
+    finally:
+        broker.stop()
+    assert result.returncode == 1 and "another broker" in result.stderr

@@ -15,15 +15,20 @@ Anything else before `complete` closes the connection, as Kafka does ("Unexpecte
 of type ... during SASL handshake"). A refused mechanism or failed authentication is answered
 with its error, and then the connection is closed.
 
+Every refusal is logged with the client's address, as Kafka's "Failed authentication with ..."
+line, but at most FAILURE_LOG_BURST lines per FAILURE_LOG_INTERVAL per listener: a client guessing
+passwords in a loop must not flood the log (what was held back is counted in the next line).
+
 The principal is `User:ANONYMOUS` until a SASL login (`User:<name>`) or a TLS client certificate
 (`User:<subject after ssl.principal.mapping.rules>`) says otherwise; authorization will hang off it.
 """
 from __future__ import annotations
 
+import logging
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kbroker.errors import ErrorCode
 from kbroker.security.credentials import CredentialStore
@@ -36,10 +41,40 @@ from kbroker.wire.messages.api_versions import API_VERSIONS
 from kbroker.wire.messages.sasl_authenticate import SASL_AUTHENTICATE
 from kbroker.wire.messages.sasl_handshake import SASL_HANDSHAKE
 
+log = logging.getLogger("kbroker.authentication")
+
 ANONYMOUS = "User:ANONYMOUS"
+FAILURE_LOG_BURST = 10
+FAILURE_LOG_INTERVAL = 10.0  # seconds
 
 _PERMITTED = {"handshake": {API_VERSIONS.key, SASL_HANDSHAKE.key},
               "authenticate": {API_VERSIONS.key, SASL_AUTHENTICATE.key}}
+
+
+class FailureLog:
+    """Failed authentications of one listener, logged at most `burst` per `interval` seconds."""
+
+    def __init__(self, listener: str, burst: int = FAILURE_LOG_BURST, interval: float = FAILURE_LOG_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._listener = listener
+        self._burst = burst
+        self._interval = interval
+        self._clock = clock
+        self._window_start = -interval
+        self._logged = 0
+        self._held_back = 0
+
+    def failed(self, peer: str, reason: str) -> None:
+        now = self._clock()
+        if now - self._window_start >= self._interval:
+            self._window_start, self._logged = now, 0
+        if self._logged >= self._burst:
+            self._held_back += 1
+            return
+        self._logged += 1
+        held_back, self._held_back = self._held_back, 0
+        log.info("Failed authentication with %s on listener %s (%s)%s", peer, self._listener, reason,
+                 f"; {held_back} more failures not logged" if held_back else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +86,10 @@ class Channel:
     # connection.failed.authentication.delay.ms: the client reads its error before the close,
     # and a password-guessing loop is slowed down.
     failure_delay_ms: int = 100
+    failures: FailureLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "failures", FailureLog(self.security.name))
 
     @property
     def name(self) -> str:

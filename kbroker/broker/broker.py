@@ -1,28 +1,36 @@
 """The broker's shared state: what every handler can reach through `ctx.broker`."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
 
 from kbroker.broker.dispatch import Dispatcher
 from kbroker.broker.flusher import Flusher
+from kbroker.broker.handlers.txn_markers import write_txn_markers
 from kbroker.broker.log_cleaner import LogCleanerService
 from kbroker.broker.producer_ids import ProducerIdAllocator
 from kbroker.broker.purgatory import FetchPurgatory
+from kbroker.broker.replication_wait import Appended, wait_replicated
 from kbroker.broker.routes import ROUTES
+from kbroker.cluster.image import NO_LEADER
+from kbroker.cluster.marker_channel import MarkerChannel
 from kbroker.cluster.member import ClusterMember
 from kbroker.coordinator.group_coordinator import GroupCoordinator
 from kbroker.coordinator.records import OFFSETS_TOPIC
+from kbroker.coordinator.txn_coordinator import TransactionCoordinator
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.topics import INTERNAL_TOPICS
+from kbroker.cluster.credentials import ClusterCredentialStore
 from kbroker.security.acl_store import FileAclStore
 from kbroker.security.acls import Authorizer
-from kbroker.security.credentials import FileCredentialStore
+from kbroker.security.credentials import CredentialStore, FileCredentialStore
 from kbroker.security.quota_store import FileQuotaStore
 from kbroker.security.quotas import CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, QuotaManager
 
 if TYPE_CHECKING:
+    from kbroker.broker.metrics import BrokerMetrics
     from kbroker.cluster.metastore import MetaStore
     from kbroker.config import Config
     from kbroker.log.log_manager import LogManager
@@ -30,6 +38,8 @@ if TYPE_CHECKING:
     from kbroker.log.topics import TopicInfo
 
 log = logging.getLogger("kbroker.broker")
+
+COORDINATOR_APPEND_TIMEOUT_MS = 5000  # Kafka's offsets.commit.timeout.ms
 
 
 class Broker:
@@ -41,9 +51,11 @@ class Broker:
         self.flusher = Flusher(config, logs)
         self.log_cleaner = LogCleanerService(config, logs)
         self.producer_ids = ProducerIdAllocator(config.data_dir)
-        self.groups = GroupCoordinator(config, logs, self.make_durable, now_ms=self.now_ms)
+        self.groups = GroupCoordinator(config, logs, self.make_replicated, now_ms=self.now_ms)
+        self.transactions = TransactionCoordinator(config, logs, self.make_replicated, self._write_markers,
+                                                   self._allocate_producer_id, now_ms=self.now_ms,
+                                                   clustered=store is not None)
         self.dispatcher = Dispatcher(self, ROUTES)
-        self.credentials = FileCredentialStore(config.data_dir)  # SCRAM users
         self.acl_store = FileAclStore(config.data_dir)
         # authorizer.class.name set: every request is checked against the ACLs; None: all allowed.
         self.authorizer = Authorizer(self.acl_store.load(), config.super_users, config.allow_everyone_if_no_acl_found
@@ -52,9 +64,60 @@ class Broker:
         window = {"window_ms": config.quota_window_size_seconds * 1000, "samples": config.quota_window_num}
         self.produce_quota = QuotaManager(PRODUCER_BYTE_RATE, self.client_quotas.settings, **window)
         self.fetch_quota = QuotaManager(CONSUMER_BYTE_RATE, self.client_quotas.settings, **window)
+        self.metrics: BrokerMetrics | None = None  # metrics.listener set: see attach_metrics
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
         self.cluster = None if store is None else ClusterMember(
-            store, config, logs, self.groups, self._leadership_lost, self.topic_deleted, self._replicas_moved)
+            store, config, logs, self.groups, self._leadership_lost, self.topic_deleted, self._replicas_moved,
+            transactions=self.transactions)
+        self.markers = None if store is None else MarkerChannel(config.node_id, lambda: self.cluster.image)
+        # SCRAM users: in the data dir on a single node, in ZooKeeper in a cluster.
+        self.credentials: CredentialStore = (FileCredentialStore(config.data_dir) if store is None
+                                             else ClusterCredentialStore(store))
+
+    async def _allocate_producer_id(self) -> int:
+        if self.cluster is not None:
+            return await self.cluster.producer_ids.allocate()
+        return self.producer_ids.allocate()
+
+    async def _write_markers(self, producer_id: int, producer_epoch: int, coordinator_epoch: int, commit: bool,
+                             partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The transaction coordinator's markers: written here for the partitions led here, sent to
+        their leaders (WriteTxnMarkers) for the others."""
+        if self.cluster is None:
+            return await write_txn_markers(self, producer_id, producer_epoch, coordinator_epoch, commit, partitions)
+        image = self.cluster.image
+        results: dict[tuple[str, int], int] = {}
+        by_leader: dict[int, list[tuple[str, int]]] = {}
+        for key in partitions:
+            if key[0] not in image.topics:
+                results[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                by_leader.setdefault(image.leader_of(*key), []).append(key)
+        for key in by_leader.pop(NO_LEADER, []):
+            results[key] = ErrorCode.NOT_LEADER_OR_FOLLOWER
+        local = by_leader.pop(self.node_id, [])
+        sent = [self.markers.send(leader, producer_id, producer_epoch, coordinator_epoch, commit, keys)
+                for leader, keys in by_leader.items()]
+        if local:
+            sent.append(write_txn_markers(self, producer_id, producer_epoch, coordinator_epoch, commit, local))
+        for answer in await asyncio.gather(*sent):
+            results.update(answer)
+        return results
+
+    def attach_metrics(self, metrics: BrokerMetrics) -> None:
+        self.metrics = metrics
+        self.flusher.on_fsync = metrics.fsync_done
+
+    def not_ready(self) -> list[str]:
+        """Why this broker cannot serve everything yet (empty: ready), for /readyz."""
+        problems = []
+        if self.groups.loading_any():
+            problems.append("group coordinator partitions are still loading")
+        if self.transactions.loading_any():
+            problems.append("transaction coordinator partitions are still loading")
+        if self.cluster is not None and not self.cluster.lease_valid():
+            problems.append("ZooKeeper has not confirmed this broker's session lately")
+        return problems
 
     @property
     def cluster_id(self) -> str:
@@ -100,7 +163,7 @@ class Broker:
 
         An internal topic is created only with its owner's settings, as Kafka's
         AutoTopicCreationManager does: `__consumer_offsets` by the group coordinator (in a cluster:
-        the controller); nothing here owns `__transaction_state`, so it is not created at all.
+        the controller), `__transaction_state` by the transaction coordinator on its first lookup.
         In a cluster the creation goes through the store and is not visible at once: False, and
         the client asks again (Kafka answers LEADER_NOT_AVAILABLE meanwhile).
         """
@@ -147,6 +210,20 @@ class Broker:
             self.advance_high_watermark(partition_log, min(partition_log.recovery_point, partition_log.log_end_offset))
         else:
             self.advance_high_watermark(partition_log, partition_log.log_end_offset)
+
+    async def make_replicated(self, partition_log: PartitionLog, end_offset: int) -> None:
+        """After a coordinator's own append: durable as `make_durable`, and in a cluster done only once
+        the ISR has it (Kafka's coordinators append with acks=all), so that the broker elected next
+        has every group and transaction record a client was told about. KafkaError if it cannot be."""
+        truncations = partition_log.truncations
+        await self.make_durable(partition_log, end_offset)
+        key = (partition_log.topic, partition_log.partition)
+        if self.cluster is None or self.cluster.replicas_of(*key) is None:
+            return
+        outcome = (await wait_replicated(self, {key: Appended(partition_log, end_offset, truncations)},
+                                         COORDINATOR_APPEND_TIMEOUT_MS))[key]
+        if outcome != ErrorCode.NONE:
+            raise KafkaError(outcome, f"{key[0]}-{key[1]}: not replicated ({outcome.name})")
 
     def advance_high_watermark(self, partition_log: PartitionLog, offset: int) -> None:
         """The leader's log end (or fsynced end) moved to `offset`. Alone, the high watermark follows

@@ -153,6 +153,7 @@ class Connection(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         log.debug("connection from %s closed%s", self.peer, f": {exc}" if exc else "")
         self._transport = None
+        self._frames.release()
         self._registry.discard(self)
         if self._on_lost is not None:
             self._on_lost()
@@ -164,6 +165,9 @@ class Connection(asyncio.BufferedProtocol):
             # waiter, and 3.11's _call_connection_lost sets an exception on that waiter right
             # after this returns; cancelling it first makes that an InvalidStateError.
             self._loop.call_soon(self._writer.cancel)
+            # The cancelled task keeps its CancelledError, whose traceback holds this connection:
+            # not referencing the task lets reference counting free both (no wait for a full GC).
+            self._writer = None
         for slot in self._slots:
             if isinstance(slot, asyncio.Future):
                 slot.cancel()
@@ -279,18 +283,18 @@ class Connection(asyncio.BufferedProtocol):
         if sasl.state == "raw":
             try:
                 token = sasl.authenticate(bytes(frame))
-            except AuthenticationFailed:
-                raise ProtocolViolation(f"authentication failed: {sasl.failure}") from None
+            except AuthenticationFailed:  # no frame to carry an error in: just close
+                self._refuse(sasl.failure or "authentication failed")
+                return None
             if sasl.complete:
                 self.authenticated(sasl.principal)
             return [SIZE_PREFIX.pack(len(token)) + token]
         api_key = peek_header(memoryview(frame))[0]
         if not sasl.permits(api_key):
-            if sasl.complete:
-                raise ProtocolViolation("the SASL session expired without re-authentication "
-                                        "(connections.max.reauth.ms)")
-            raise ProtocolViolation(f"unexpected request (api key {api_key}) during SASL {sasl.state}: "
-                                    "authenticate first")
+            self._refuse("the SASL session expired without re-authentication (connections.max.reauth.ms)"
+                         if sasl.complete else
+                         f"unexpected request (api key {api_key}) during SASL {sasl.state}: authenticate first")
+            return None
         return self._dispatcher.handle(frame, self)
 
     def authenticated(self, principal: str) -> None:
@@ -304,7 +308,15 @@ class Connection(asyncio.BufferedProtocol):
 
     def _close_after_delay(self) -> None:
         delay = self._channel.failure_delay_ms / 1000 if self._channel is not None else 0
-        self._loop.call_later(delay, self.close, self._close_reason)
+        self._loop.call_later(delay, self._refuse, self._close_reason)
+
+    def _refuse(self, reason: str) -> None:
+        """Close a connection that failed to authenticate; logged with the others (rate-limited)."""
+        self._close_reason = reason
+        if self._channel is not None:
+            self._channel.failures.failed(self.peer, reason)
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()
 
     def _handled(self, task: asyncio.Future[Parts | None]) -> None:
         self._handling -= 1

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -79,33 +80,40 @@ class Dispatcher:
             if api_key == API_VERSIONS.key:
                 return self._unsupported_api_versions(correlation_id)
             raise ProtocolViolation(f"{route.api.name} v{version} is not supported (0-{route.max_version})")
+        started = time.perf_counter()
         header, body, _ = frames.decode_request(view, route.api, version)
         ctx = RequestContext(self._broker, connection, header)
         try:
             result = route.handler(ctx, body)
-            if result is NO_RESPONSE:
-                return None
             if inspect.isawaitable(result):
-                return self._encode_later(ctx, route.api, body, result)
-            return frames.encode_response(route.api, version, correlation_id, result)
+                return self._encode_later(ctx, route.api, body, result, started)
+            return self._encode(ctx, route.api, body, result, started)
         except ProtocolViolation:
             raise
         except Exception as exc:
-            return self._failed(ctx, route.api, body, exc)
+            return self._failed(ctx, route.api, body, exc, started)
 
     async def _encode_later(self, ctx: RequestContext, api: Api, body: Any,
-                            pending: Awaitable[Any]) -> list[Any] | None:
+                            pending: Awaitable[Any], started: float) -> list[Any] | None:
         try:
-            result = await pending
-            if result is NO_RESPONSE:
-                return None
-            return frames.encode_response(api, ctx.version, ctx.header.correlation_id, result)
+            return self._encode(ctx, api, body, await pending, started)
         except ProtocolViolation:
             raise
         except Exception as exc:
-            return self._failed(ctx, api, body, exc)
+            return self._failed(ctx, api, body, exc, started)
 
-    def _failed(self, ctx: RequestContext, api: Api, body: Any, exc: Exception) -> list[Any] | None:
+    def _encode(self, ctx: RequestContext, api: Api, body: Any, result: Any, started: float) -> list[Any] | None:
+        metrics = self._broker.metrics
+        if result is NO_RESPONSE:
+            if metrics is not None:
+                metrics.request_done(api, ctx.version, body, None, started)
+            return None
+        encoded = frames.encode_response(api, ctx.version, ctx.header.correlation_id, result)
+        if metrics is not None:
+            metrics.request_done(api, ctx.version, body, result, started)
+        return encoded
+
+    def _failed(self, ctx: RequestContext, api: Api, body: Any, exc: Exception, started: float) -> list[Any] | None:
         """A handler raised: a bug, or a KafkaError it should have answered itself. Log it once, with
         the request, and answer the error everywhere the request named something (error_responses.py)."""
         code = exc.code if isinstance(exc, KafkaError) else ErrorCode.UNKNOWN_SERVER_ERROR
@@ -116,8 +124,8 @@ class Dispatcher:
         response = error_response(api, body, ctx.version, code)
         if response is None:
             ctx.connection.close(f"{api.name} failed and has no answer to carry the error")
-            return None
-        return frames.encode_response(api, ctx.version, ctx.header.correlation_id, response)
+            response = NO_RESPONSE
+        return self._encode(ctx, api, body, response, started)
 
     def _unsupported_api_versions(self, correlation_id: int) -> list[Any]:
         route = self._routes[API_VERSIONS.key]

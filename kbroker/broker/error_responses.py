@@ -14,6 +14,7 @@ from typing import Any
 
 from kbroker.errors import ErrorCode
 from kbroker.wire.messages import alter_client_quotas as acq
+from kbroker.wire.messages import add_partitions_to_txn as apt
 from kbroker.wire.messages import alter_configs as ac
 from kbroker.wire.messages import alter_user_scram_credentials as ausc
 from kbroker.wire.messages import consumer_group_describe as cgd
@@ -26,6 +27,8 @@ from kbroker.wire.messages import delete_records as dr
 from kbroker.wire.messages import delete_topics as dt
 from kbroker.wire.messages import describe_configs as dc
 from kbroker.wire.messages import describe_groups as dgr
+from kbroker.wire.messages import describe_producers as dp
+from kbroker.wire.messages import describe_transactions as dtx
 from kbroker.wire.messages import elect_leaders as el
 from kbroker.wire.messages import fetch as fe
 from kbroker.wire.messages import find_coordinator as fc
@@ -36,6 +39,8 @@ from kbroker.wire.messages import offset_commit as oc
 from kbroker.wire.messages import offset_fetch as of
 from kbroker.wire.messages import offset_for_leader_epoch as ofle
 from kbroker.wire.messages import produce as pr
+from kbroker.wire.messages import txn_offset_commit as toc
+from kbroker.wire.messages import write_txn_markers as wtm
 from kbroker.wire.schema import Api
 
 ErrorResponse = Callable[[Any, int, ErrorCode], Any]
@@ -46,6 +51,7 @@ FIRST_OFFSET_FETCH_WITH_TOP_LEVEL_ERROR = 2
 FIRST_BATCHED_FIND_COORDINATOR = 4
 FIRST_DELETE_TOPICS_BY_ID = 6
 FIRST_ELECT_LEADERS_WITH_TOP_LEVEL_ERROR = 1
+FIRST_BATCHED_ADD_PARTITIONS_TO_TXN = 4
 
 
 def error_response(api: Api, request: Any, version: int, code: ErrorCode) -> Any:
@@ -189,6 +195,43 @@ def _alter_user_scram_credentials(request: ausc.AlterUserScramCredentialsRequest
     users = dict.fromkeys(item.name for item in (*request.deletions, *request.upsertions))
     return ausc.AlterUserScramCredentialsResponse(results=[
         ausc.AlterUserScramCredentialsResult(user=name, error_code=code) for name in users])
+def _write_txn_markers(request: wtm.WriteTxnMarkersRequest, version: int,
+                       code: ErrorCode) -> wtm.WriteTxnMarkersResponse:
+    return wtm.WriteTxnMarkersResponse(markers=[wtm.WritableTxnMarkerResult(producer_id=m.producer_id, topics=[
+        wtm.WritableTxnMarkerTopicResult(name=t.name, partitions=[
+            wtm.WritableTxnMarkerPartitionResult(partition_index=p, error_code=code) for p in t.partition_indexes])
+        for t in m.topics]) for m in request.markers])
+
+
+def _describe_producers(request: dp.DescribeProducersRequest, version: int,
+                        code: ErrorCode) -> dp.DescribeProducersResponse:
+    return dp.DescribeProducersResponse(topics=[dp.TopicResponse(name=t.name, partitions=[
+        dp.PartitionResponse(partition_index=p, error_code=code) for p in t.partition_indexes])
+        for t in request.topics])
+
+
+def _add_partitions_to_txn(request: apt.AddPartitionsToTxnRequest, version: int,
+                           code: ErrorCode) -> apt.AddPartitionsToTxnResponse:
+    if version >= FIRST_BATCHED_ADD_PARTITIONS_TO_TXN:
+        return apt.AddPartitionsToTxnResponse(error_code=code)
+    return apt.AddPartitionsToTxnResponse(results_by_topic_v3_and_below=[apt.AddPartitionsToTxnTopicResult(
+        name=t.name, results_by_partition=[apt.AddPartitionsToTxnPartitionResult(
+            partition_index=p, partition_error_code=code) for p in t.partitions])
+        for t in request.v3_and_below_topics])
+
+
+def _txn_offset_commit(request: toc.TxnOffsetCommitRequest, version: int,
+                       code: ErrorCode) -> toc.TxnOffsetCommitResponse:
+    return toc.TxnOffsetCommitResponse(topics=[toc.TxnOffsetCommitResponseTopic(name=t.name, partitions=[
+        toc.TxnOffsetCommitResponsePartition(partition_index=p.partition_index, error_code=code)
+        for p in t.partitions]) for t in request.topics])
+
+
+def _describe_transactions(request: dtx.DescribeTransactionsRequest, version: int,
+                           code: ErrorCode) -> dtx.DescribeTransactionsResponse:
+    return dtx.DescribeTransactionsResponse(transaction_states=[dtx.TransactionState(
+        error_code=code, transactional_id=t, transaction_start_time_ms=-1, producer_id=-1, producer_epoch=-1)
+        for t in request.transactional_ids])
 
 
 def _create_acls(request: ca.CreateAclsRequest, version: int, code: ErrorCode) -> ca.CreateAclsResponse:
@@ -209,6 +252,9 @@ def _alter_client_quotas(request: acq.AlterClientQuotasRequest, version: int,
 _PER_ITEM: dict[int, ErrorResponse] = {
     pr.PRODUCE.key: _produce,
     fe.FETCH.key: _fetch,
+    apt.ADD_PARTITIONS_TO_TXN.key: _add_partitions_to_txn,
+    toc.TXN_OFFSET_COMMIT.key: _txn_offset_commit,
+    dtx.DESCRIBE_TRANSACTIONS.key: _describe_transactions,
     lo.LIST_OFFSETS.key: _list_offsets,
     md.METADATA.key: _metadata,
     oc.OFFSET_COMMIT.key: _offset_commit,
@@ -230,4 +276,6 @@ _PER_ITEM: dict[int, ErrorResponse] = {
     ca.CREATE_ACLS.key: _create_acls,
     da.DELETE_ACLS.key: _delete_acls,
     acq.ALTER_CLIENT_QUOTAS.key: _alter_client_quotas,
+    wtm.WRITE_TXN_MARKERS.key: _write_txn_markers,
+    dp.DESCRIBE_PRODUCERS.key: _describe_producers,
 }

@@ -21,7 +21,7 @@ import errno
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from kbroker.config import Config
@@ -36,8 +36,9 @@ class Flusher:
         self._config = config
         self._logs = logs
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kbroker-fsync")
-        self._in_flight: dict[int, asyncio.Future[None]] = {}
+        self._in_flight: dict[int, asyncio.Future[float]] = {}
         self._last_flush_ms: dict[int, float] = {}
+        self.on_fsync: Callable[[float], None] | None = None  # seconds each fsync took (the metrics), on the loop
 
     def needs_flush(self, partition_log: PartitionLog) -> bool:
         interval = partition_log.config.flush_interval_messages
@@ -62,7 +63,7 @@ class Flusher:
             # A finished flush may still be registered (its done-callback has not run yet);
             # awaiting it again would not yield to the loop, so start the next one instead.
             if running is None or running.done():
-                running = asyncio.get_running_loop().run_in_executor(self._executor, partition_log.flush)
+                running = asyncio.get_running_loop().run_in_executor(self._executor, self._flush, partition_log)
                 self._in_flight[key] = running
                 running.add_done_callback(lambda done, key=key: self._forget(key, done))
             try:
@@ -72,9 +73,18 @@ class Flusher:
                 raise
         self._last_flush_ms[key] = time.monotonic() * 1000
 
-    def _forget(self, key: int, done: asyncio.Future[None]) -> None:
+    @staticmethod
+    def _flush(partition_log: PartitionLog) -> float:
+        """In the worker thread: fsync; the seconds it took."""
+        started = time.perf_counter()
+        partition_log.flush()
+        return time.perf_counter() - started
+
+    def _forget(self, key: int, done: asyncio.Future[float]) -> None:
         if self._in_flight.get(key) is done:
             del self._in_flight[key]
+        if self.on_fsync is not None and not done.cancelled() and done.exception() is None:
+            self.on_fsync(done.result())
 
     async def flush_due(self, now_ms: float) -> None:
         """Flush the partitions whose `flush.ms` has passed since their last flush."""

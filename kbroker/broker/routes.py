@@ -16,6 +16,7 @@ from kbroker.broker.handlers.configs import (
     handle_incremental_alter_configs,
 )
 from kbroker.broker.handlers.consumer_groups import handle_consumer_group_describe, handle_consumer_group_heartbeat
+from kbroker.broker.handlers.describe_producers import handle_describe_producers
 from kbroker.broker.handlers.elections import handle_elect_leaders
 from kbroker.broker.handlers.fetch import handle_fetch
 from kbroker.broker.handlers.groups import (
@@ -36,14 +37,14 @@ from kbroker.broker.handlers.list_offsets import handle_list_offsets
 from kbroker.broker.handlers.log_dirs import handle_describe_log_dirs
 from kbroker.broker.handlers.metadata import handle_metadata
 from kbroker.broker.handlers.produce import handle_produce
+from kbroker.broker.handlers.reassignments import (
+    handle_alter_partition_reassignments,
+    handle_list_partition_reassignments,
+)
 from kbroker.broker.handlers.sasl import handle_sasl_authenticate, handle_sasl_handshake
 from kbroker.broker.handlers.scram_credentials import (
     handle_alter_user_scram_credentials,
     handle_describe_user_scram_credentials,
-)
-from kbroker.broker.handlers.reassignments import (
-    handle_alter_partition_reassignments,
-    handle_list_partition_reassignments,
 )
 from kbroker.broker.handlers.topics import (
     handle_create_partitions,
@@ -52,14 +53,25 @@ from kbroker.broker.handlers.topics import (
     handle_delete_topics,
 )
 from kbroker.wire.messages.alter_client_quotas import ALTER_CLIENT_QUOTAS
+from kbroker.broker.handlers.transactions import (
+    handle_add_offsets_to_txn,
+    handle_add_partitions_to_txn,
+    handle_describe_transactions,
+    handle_end_txn,
+    handle_list_transactions,
+    handle_txn_offset_commit,
+)
+from kbroker.broker.handlers.txn_markers import handle_write_txn_markers
+from kbroker.wire.messages.add_offsets_to_txn import ADD_OFFSETS_TO_TXN
+from kbroker.wire.messages.add_partitions_to_txn import ADD_PARTITIONS_TO_TXN
 from kbroker.wire.messages.alter_configs import ALTER_CONFIGS
 from kbroker.wire.messages.alter_partition_reassignments import ALTER_PARTITION_REASSIGNMENTS
 from kbroker.wire.messages.alter_user_scram_credentials import ALTER_USER_SCRAM_CREDENTIALS
 from kbroker.wire.messages.api_versions import API_VERSIONS
 from kbroker.wire.messages.create_acls import CREATE_ACLS
-from kbroker.wire.messages.create_partitions import CREATE_PARTITIONS
 from kbroker.wire.messages.consumer_group_describe import CONSUMER_GROUP_DESCRIBE
 from kbroker.wire.messages.consumer_group_heartbeat import CONSUMER_GROUP_HEARTBEAT
+from kbroker.wire.messages.create_partitions import CREATE_PARTITIONS
 from kbroker.wire.messages.create_topics import CREATE_TOPICS
 from kbroker.wire.messages.delete_acls import DELETE_ACLS
 from kbroker.wire.messages.delete_groups import DELETE_GROUPS
@@ -71,8 +83,11 @@ from kbroker.wire.messages.describe_cluster import DESCRIBE_CLUSTER
 from kbroker.wire.messages.describe_configs import DESCRIBE_CONFIGS
 from kbroker.wire.messages.describe_groups import DESCRIBE_GROUPS
 from kbroker.wire.messages.describe_log_dirs import DESCRIBE_LOG_DIRS
+from kbroker.wire.messages.describe_producers import DESCRIBE_PRODUCERS
+from kbroker.wire.messages.describe_transactions import DESCRIBE_TRANSACTIONS
 from kbroker.wire.messages.describe_user_scram_credentials import DESCRIBE_USER_SCRAM_CREDENTIALS
 from kbroker.wire.messages.elect_leaders import ELECT_LEADERS
+from kbroker.wire.messages.end_txn import END_TXN
 from kbroker.wire.messages.fetch import FETCH
 from kbroker.wire.messages.find_coordinator import FIND_COORDINATOR
 from kbroker.wire.messages.heartbeat import HEARTBEAT
@@ -83,6 +98,7 @@ from kbroker.wire.messages.leave_group import LEAVE_GROUP
 from kbroker.wire.messages.list_groups import LIST_GROUPS
 from kbroker.wire.messages.list_offsets import LIST_OFFSETS
 from kbroker.wire.messages.list_partition_reassignments import LIST_PARTITION_REASSIGNMENTS
+from kbroker.wire.messages.list_transactions import LIST_TRANSACTIONS
 from kbroker.wire.messages.metadata import METADATA
 from kbroker.wire.messages.offset_commit import OFFSET_COMMIT
 from kbroker.wire.messages.offset_delete import OFFSET_DELETE
@@ -92,6 +108,8 @@ from kbroker.wire.messages.produce import PRODUCE
 from kbroker.wire.messages.sasl_authenticate import SASL_AUTHENTICATE
 from kbroker.wire.messages.sasl_handshake import SASL_HANDSHAKE
 from kbroker.wire.messages.sync_group import SYNC_GROUP
+from kbroker.wire.messages.txn_offset_commit import TXN_OFFSET_COMMIT
+from kbroker.wire.messages.write_txn_markers import WRITE_TXN_MARKERS
 
 ROUTES: list[Route] = [
     Route(PRODUCE, handle_produce, 11),
@@ -113,6 +131,10 @@ ROUTES: list[Route] = [
     Route(DELETE_RECORDS, handle_delete_records, 2),
     Route(INIT_PRODUCER_ID, handle_init_producer_id, 5),
     Route(OFFSET_FOR_LEADER_EPOCH, handle_offset_for_leader_epoch, 4),
+    Route(ADD_PARTITIONS_TO_TXN, handle_add_partitions_to_txn, 5),
+    Route(ADD_OFFSETS_TO_TXN, handle_add_offsets_to_txn, 4),
+    Route(END_TXN, handle_end_txn, 4),
+    Route(TXN_OFFSET_COMMIT, handle_txn_offset_commit, 4),
     Route(DESCRIBE_CONFIGS, handle_describe_configs, 4),
     Route(ALTER_CONFIGS, handle_alter_configs, 2),
     Route(DESCRIBE_LOG_DIRS, handle_describe_log_dirs, 4),
@@ -135,4 +157,8 @@ ROUTES: list[Route] = [
     Route(DELETE_ACLS, handle_delete_acls, 3),
     Route(DESCRIBE_CLIENT_QUOTAS, handle_describe_client_quotas, 1),
     Route(ALTER_CLIENT_QUOTAS, handle_alter_client_quotas, 1),
+    Route(DESCRIBE_TRANSACTIONS, handle_describe_transactions, 0),
+    Route(LIST_TRANSACTIONS, handle_list_transactions, 1),
+    Route(WRITE_TXN_MARKERS, handle_write_txn_markers, 1),
+    Route(DESCRIBE_PRODUCERS, handle_describe_producers, 0),
 ]

@@ -2,10 +2,12 @@
 
 This module and `connection.py` are the only ones that touch sockets. The `Acceptor` owns
 the listening sockets of every listener (`listeners=PLAINTEXT://...,SASL_SSL://...`), each with
-its channel (TLS context, SASL settings: kbroker/broker/authentication.py), and an accept loop per socket (as Kafka's `Acceptor` thread), because
-`max.connections` is honoured by not accepting: at the limit the loop waits for a connection
-to close and new clients wait in the listen backlog (see connection_quotas.py). It also keeps
-the set of open connections and closes the idle ones (`connections.max.idle.ms`).
+its channel (TLS context, SASL settings: kbroker/broker/authentication.py), and an accept loop
+per socket (as Kafka's `Acceptor` thread), because `max.connections` is honoured by not
+accepting: at the limit the loop waits for a connection to close and new clients wait in the
+listen backlog (see connection_quotas.py). It also keeps the set of open connections and closes
+the idle ones (`connections.max.idle.ms`). A TLS handshake runs in a task of its own, out of
+the accept loop's way.
 
 Start-up raises the soft RLIMIT_NOFILE to the hard limit: each connection is a descriptor,
 and the log keeps up to a bounded number of segment files open (kbroker/log/files.py).
@@ -36,6 +38,7 @@ from kbroker.log.log_manager import LogManager
 from kbroker.security.tls import server_context
 
 if TYPE_CHECKING:
+    from kbroker.broker.metrics_http import MetricsServer
     from kbroker.cluster.metastore import MetaStore
 
 log = logging.getLogger("kbroker.server")
@@ -239,6 +242,26 @@ def _tls_contexts(config: Config) -> dict[str, ssl.SSLContext]:
             except ValueError as exc:
                 raise StartupError(f"listener {name}: {exc}") from exc
     return contexts
+async def _load_coordinators(broker: Broker) -> None:
+    """Groups first: a transaction completed on load writes markers that apply staged offsets."""
+    await broker.groups.load()
+    await broker.transactions.load()
+
+
+async def _start_metrics(broker: Broker, acceptor: Acceptor) -> MetricsServer:
+    from kbroker.broker.metrics import BrokerMetrics  # prometheus_client: only when metrics are on
+    from kbroker.broker.metrics_http import MetricsServer
+
+    listener = broker.config.metrics_listener
+    metrics = BrokerMetrics(broker, acceptor.connections)
+    server = MetricsServer(broker, metrics)
+    try:
+        port = await server.start(listener.host, listener.port)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on metrics.listener {listener}: {exc.strerror or exc}") from exc
+    broker.attach_metrics(metrics)
+    log.info("metrics on http://%s:%d/metrics (also /healthz, /readyz)", listener.host, port)
+    return server
 
 
 async def serve(config: Config) -> None:
@@ -277,6 +300,14 @@ async def serve(config: Config) -> None:
     if listeners != list(config.listeners):
         broker.config = config = dataclasses.replace(config, listeners=tuple(listeners),
                                                      advertised_listeners=tuple(advertised) or None)
+    try:
+        metrics_server = await _start_metrics(broker, acceptor) if config.metrics_listener else None
+    except ListenError:
+        acceptor.close()
+        logs.shutdown()
+        if store is not None:
+            await store.close()
+        raise
     # Everything loaded so far (segments, indexes, topic state: a lot with many partitions)
     # lives as long as the broker: keep it out of the collector's full passes, which would
     # otherwise walk it all and stall the loop for every client.
@@ -284,18 +315,21 @@ async def serve(config: Config) -> None:
         await _join_cluster(broker, logs)
     gc.freeze()
     acceptor.start()
-    log.info("kbroker %s listening on %s (advertised %s), data dir %s, cluster id %s, open file limit %d",
-             __version__, ",".join(item.url for item in config.listeners),
-             ",".join(config.advertised_for(item.name).url for item in config.listeners),
-             config.data_dir.resolve(), broker.cluster_id, open_files)
+    # The first listener as before (kbroker.embedded reads this line); the others named after it.
+    others = "".join(f", {item.url} (advertised {config.advertised_for(item.name)})" for item in config.listeners[1:])
+    log.info("kbroker %s listening on %s (advertised %s)%s, data dir %s, cluster id %s, open file limit %d",
+             __version__, config.listeners[0], config.advertised, others, config.data_dir.resolve(),
+             broker.cluster_id, open_files)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     background = loop.create_task(run_maintenance(broker))
-    # Single node: every group loads now (requests wait with LOAD_IN_PROGRESS until done); in a
-    # cluster a group's partition loads when this broker becomes its leader (member.py).
-    loading = loop.create_task(broker.groups.load() if broker.cluster is None else asyncio.sleep(0))
+    # Single node: every group and transactional id loads now (requests wait with LOAD_IN_PROGRESS
+    # until done); in a cluster a partition of __consumer_offsets or __transaction_state loads
+    # when this broker becomes its leader (member.py).
+    loading = loop.create_task(_load_coordinators(broker) if broker.cluster is None else asyncio.sleep(0))
     broker.groups.start()
+    broker.transactions.start()
     broker.log_cleaner.start()
     try:
         await stop.wait()
@@ -303,6 +337,11 @@ async def serve(config: Config) -> None:
         log.info("shutting down")
         background.cancel()
         loading.cancel()
+        await broker.transactions.close()  # open transactions stay in __transaction_state for the next start
+        if broker.markers is not None:
+            broker.markers.close()
+        if metrics_server is not None:
+            metrics_server.close()
         await broker.groups.close()  # held JoinGroup/SyncGroup get NOT_COORDINATOR
         if broker.cluster is not None:  # leave the cluster first: the controller moves on at once
             await broker.cluster.close()

@@ -30,6 +30,8 @@ from kbroker.cluster.metastore import MetaStore, MetaStoreError, StaleWrite
 from kbroker.cluster.placement import assign_replicas
 from kbroker.cluster.reassignment import ongoing, target_replicas
 from kbroker.coordinator.records import OFFSETS_TOPIC
+from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+from kbroker.coordinator.txn_records import TRANSACTION_STATE_TOPIC
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.config import LogConfig
 from kbroker.log.topics import colliding_name, new_topic_id, validate_topic_name
@@ -158,6 +160,11 @@ class ClusterAdmin:
         self.auto_create(OFFSETS_TOPIC, config.offsets_topic_num_partitions, config.offsets_topic_replication_factor,
                          {"cleanup.policy": "compact", "segment.bytes": str(config.offsets_topic_segment_bytes),
                           "compression.type": "producer"})
+
+    def create_transaction_state_topic(self, config: Config) -> None:
+        self.auto_create(TRANSACTION_STATE_TOPIC, config.transaction_state_log_num_partitions,
+                         config.transaction_state_log_replication_factor,
+                         TransactionCoordinator.topic_configs(config))
 
     async def delete_topic(self, name: str, timeout_ms: int) -> None:
         if name not in self._store.image.topic_names:

@@ -9,7 +9,8 @@ On every change of the cluster image (zk_store publishes one after each ZooKeepe
   other brokers) is deleted once its state shows this broker neither leading nor in its ISR;
 - leadership follows the partition states: a partition is led here when its state names this
   broker; a new leader writes its leader epoch into the log's epoch cache, and leading a partition
-  of __consumer_offsets loads its groups (losing it unloads them).
+  of __consumer_offsets loads its groups (losing it unloads them), one of __transaction_state its
+  transactional ids.
 
 Fencing: a partition is only served as leader while this broker's ZooKeeper session is known to
 be alive (the lease: confirmed less than 2/3 of zookeeper.session.timeout.ms ago). A broker paused
@@ -34,12 +35,14 @@ from kbroker.cluster.reassignment import removable
 from kbroker.cluster.replica_fetcher import ReplicaFetcher
 from kbroker.cluster.replica_state import LeaderReplicas
 from kbroker.coordinator.records import OFFSETS_TOPIC
+from kbroker.coordinator.txn_records import TRANSACTION_STATE_TOPIC
 from kbroker.errors import KafkaError
 from kbroker.log.topics import TopicInfo
 
 if TYPE_CHECKING:
     from kbroker.config import Config
     from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.coordinator.txn_coordinator import TransactionCoordinator
     from kbroker.log.log_manager import LogManager
     from kbroker.log.partition_log import PartitionLog
 
@@ -56,7 +59,8 @@ class ClusterMember:
     def __init__(self, store: MetaStore, config: Config, logs: LogManager, groups: GroupCoordinator,
                  on_leadership_lost: Callable[[set[tuple[str, int]]], None],
                  on_topic_deleted: Callable[[TopicInfo], Awaitable[None]],
-                 on_high_watermark: Callable[[PartitionLog], None]) -> None:
+                 on_high_watermark: Callable[[PartitionLog], None], *,
+                 transactions: TransactionCoordinator | None = None) -> None:
         broker_id, rack, session_timeout_ms = config.node_id, config.broker_rack, config.zookeeper_session_timeout_ms
         self.store = store
         self.broker_id = broker_id
@@ -65,6 +69,7 @@ class ClusterMember:
         self._confirm_every_s = session_timeout_ms / 1000 / 4
         self._logs = logs
         self._groups = groups
+        self._transactions = transactions
         self._on_leadership_lost = on_leadership_lost
         self._on_topic_deleted = on_topic_deleted
         self._on_high_watermark = on_high_watermark
@@ -72,6 +77,7 @@ class ClusterMember:
         self._min_insync_default = config.min_insync_replicas
         self._replicas: dict[tuple[str, int], LeaderReplicas] = {}
         self._isr_writes: set[tuple[str, int]] = set()  # one ISR write in flight per partition
+        self.isr_shrinks = self.isr_expands = 0  # ISR changes this leader wrote (the metrics)
         self._fetchers: dict[int, ReplicaFetcher] = {}  # by leader
         self.controller = Controller(store, broker_id, auto_rebalance=config.auto_leader_rebalance_enable,
                                      rebalance_interval_s=config.leader_imbalance_check_interval_seconds,
@@ -233,12 +239,16 @@ class ClusterMember:
                     log.info("leading %s-%d in leader epoch %d", key[0], key[1], epoch)
                     if key[0] == OFFSETS_TOPIC:
                         self._spawn(self._groups.load_partition(key[1]))
+                    elif key[0] == TRANSACTION_STATE_TOPIC and self._transactions is not None:
+                        self._spawn(self._transactions.load_partition(key[1]))
         lost = set(self._led) - set(led)
         for topic, partition in lost:
             log.info("no longer leading %s-%d", topic, partition)
             self._replicas.pop((topic, partition), None)
             if topic == OFFSETS_TOPIC:
                 self._groups.unload_partition(partition)
+            elif topic == TRANSACTION_STATE_TOPIC and self._transactions is not None:
+                self._transactions.unload_partition(partition)
         self._led = led
         if lost:
             self._on_leadership_lost(lost)
@@ -332,6 +342,10 @@ class ClusterMember:
                                  state.version)
             replica_state.written_version = await self.store.update_partition_state(key[0], key[1], new)
             log.info("%s-%d: ISR %s -> %s", key[0], key[1], list(state.isr), sorted(isr))
+            if len(isr) < len(state.isr):
+                self.isr_shrinks += 1
+            elif len(isr) > len(state.isr):
+                self.isr_expands += 1
             replica_state.isr = set(isr) | {self.broker_id}
             partition_log = self._logs.get_log(*key)
             if partition_log is not None:

@@ -8,6 +8,7 @@ Kafka's ZooKeeper layout (ZkData.scala) under the chroot of `zookeeper.connect`,
     /brokers/topics/<t>                         {"version":3,"topic_id":"..","partitions":{"0":[1,2]},..}
     /brokers/topics/<t>/partitions/<p>/state    {"controller_epoch":..,"leader":..,"version":1,"leader_epoch":..,"isr":[..]}
     /config/topics/<t>                          {"version":1,"config":{..}}
+    /config/users/<user>                        {"version":1,"config":{"SCRAM-SHA-256":"salt=..,stored_key=..,.."}}
     /admin/delete_topics/<t>                    (empty)
     /admin/preferred_replica_election           {"version":1,"partitions":[{"topic":..,"partition":..},..]}
                                                 (an unclean election: "election_type":1 in its entry)
@@ -52,8 +53,8 @@ from kbroker.log.checkpoints import uuid_from_base64, uuid_to_base64
 
 log = logging.getLogger("kbroker.zookeeper")
 
-PERSISTENT_PATHS = ("/brokers/ids", "/brokers/topics", "/config/topics", "/config/brokers", "/admin/delete_topics",
-                    "/cluster")
+PERSISTENT_PATHS = ("/brokers/ids", "/brokers/topics", "/config/topics", "/config/brokers", "/config/users",
+                    "/admin/delete_topics", "/cluster")
 ELECTIONS_PATH = "/admin/preferred_replica_election"
 REASSIGNMENTS_PATH = "/admin/reassign_partitions"
 TRANSACTION_CHUNK = 500  # partition states per multi-op, well below ZooKeeper's 1 MB request limit
@@ -183,6 +184,8 @@ class ZkMetaStore:
         self._watched_topics: set[str] = set()
         self._topics: dict[str, TopicAssignment] = {}
         self._configs: dict[str, dict[str, str]] = {}
+        self._user_configs: dict[str, dict[str, str]] = {}  # SCRAM credentials (and later quotas) per user
+        self._watched_users: set[str] = set()
         self._states: dict[tuple[str, int], PartitionState] = {}
         self._state_watches: dict[tuple[str, int], uuid.UUID] = {}
         self._deleting: frozenset[str] = frozenset()
@@ -233,6 +236,7 @@ class ZkMetaStore:
         DataWatch(self._client, "/controller", self._on_controller)
         DataWatch(self._client, ELECTIONS_PATH, self._on_elections)
         DataWatch(self._client, REASSIGNMENTS_PATH, self._on_reassignments)
+        ChildrenWatch(self._client, "/config/users", self._on_user_names)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._shutdown)
@@ -362,6 +366,41 @@ class ZkMetaStore:
                       self._on_state_znode(name, p, t, data, stat))
         self._changed()
         return keep_watching
+
+    def _on_user_names(self, children: list[str]) -> None:
+        with self._lock:
+            new = [name for name in children if name not in self._watched_users]
+            self._watched_users.update(new)
+        for name in new:
+            DataWatch(self._client, f"/config/users/{name}",
+                      lambda data, stat, _event=None, n=name: self._on_user_config(n, data))
+
+    def _on_user_config(self, name: str, data: bytes | None) -> bool:
+        document = _json(data, f"/config/users/{name}") if data else None
+        configs = document.get("config") if isinstance(document, dict) else None
+        with self._lock:
+            if isinstance(configs, dict):
+                self._user_configs[name] = {str(k): str(v) for k, v in configs.items()}
+                return True
+            self._user_configs.pop(name, None)  # deleted: stop watching, a new znode starts a new watch
+            self._watched_users.discard(name)
+            return False
+
+    def user_configs(self) -> dict[str, dict[str, str]]:
+        with self._lock:
+            return {name: dict(configs) for name, configs in self._user_configs.items()}
+
+    async def set_user_configs(self, name: str, configs: Mapping[str, str]) -> None:
+        data = _encode({"version": 1, "config": dict(configs)})
+
+        def write() -> None:
+            try:
+                self._client.set(f"/config/users/{name}", data)
+            except NoNodeError:
+                self._client.create(f"/config/users/{name}", data)
+            with self._lock:  # read-your-writes on this broker; the watch confirms it
+                self._user_configs[name] = dict(configs)
+        await self._call(write)
 
     def _on_topic_config(self, name: str, data: bytes | None) -> bool:
         document = _json(data, f"/config/topics/{name}")

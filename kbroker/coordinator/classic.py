@@ -804,7 +804,10 @@ class ClassicGroup:
 
     # -- offsets ----------------------------------------------------------------------------------
 
-    def validate_offset_commit(self, member_id: str, group_instance_id: str | None, generation_id: int) -> ErrorCode:
+    def validate_offset_commit(self, member_id: str, group_instance_id: str | None, generation_id: int, *,
+                               transactional: bool = False) -> ErrorCode:
+        """A TxnOffsetCommit (`transactional`) without member or generation (v0-2) is not checked
+        against the members, nor refused during a rebalance (Kafka's validateOffsetCommit)."""
         if self.state is DEAD:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
         if generation_id < 0 and self.state is EMPTY:
@@ -815,9 +818,9 @@ class ClassicGroup:
                 return error
             if generation_id != self.generation_id:
                 return ErrorCode.ILLEGAL_GENERATION
-        elif self.state is not EMPTY:
+        elif self.state is not EMPTY and not transactional:
             return ErrorCode.UNKNOWN_MEMBER_ID
-        if self.state is COMPLETING:
+        if self.state is COMPLETING and not transactional:
             return ErrorCode.REBALANCE_IN_PROGRESS
         return ErrorCode.NONE
 

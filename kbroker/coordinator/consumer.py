@@ -630,6 +630,17 @@ class ConsumerGroup:
             return ErrorCode.STALE_MEMBER_EPOCH
         return ErrorCode.NONE
 
+    def validate_txn_offset_commit(self, member_id: str, member_epoch: int) -> ErrorCode:
+        """TxnOffsetCommit: a stale member epoch is ILLEGAL_GENERATION there (Kafka's ConsumerGroup)."""
+        if member_epoch < 0 and not self.members:
+            return ErrorCode.NONE
+        member = self.members.get(member_id)
+        if member is None:
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        if member_epoch != member.member_epoch:
+            return ErrorCode.ILLEGAL_GENERATION
+        return ErrorCode.NONE
+
     def validate_offset_fetch(self, member_id: str | None, member_epoch: int) -> ErrorCode:
         if member_epoch < 0:
             return ErrorCode.NONE  # the admin client

@@ -22,7 +22,7 @@ import asyncio
 import heapq
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,10 +45,10 @@ from kbroker.coordinator.consumer import (
     Write,
     validate_request,
 )
-from kbroker.coordinator.loader import latest_values
+from kbroker.coordinator.internal_log import AppendFailed, Durable, append_durably
+from kbroker.coordinator.loader import Pending, latest_values
 from kbroker.coordinator.offsets import CommittedOffset, OffsetStore
 from kbroker.errors import ErrorCode, KafkaError
-from kbroker.wire.records import BatchHeader, Record, build_batch
 
 if TYPE_CHECKING:
     from kbroker.config import Config
@@ -57,7 +57,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kbroker.coordinator")
 
-Durable = Callable[["PartitionLog", int], Awaitable[None]]
 REPLAY_YIELD_RECORDS = 5000
 Group = ClassicGroup | ConsumerGroup
 
@@ -95,12 +94,6 @@ class ListedGroup:
     protocol_type: str
     state: str
     group_type: str
-
-
-class AppendFailed(Exception):
-    def __init__(self, code: ErrorCode) -> None:
-        super().__init__(code.name)
-        self.code = code
 
 
 def _wall_clock_ms() -> int:
@@ -229,18 +222,21 @@ class GroupCoordinator:
                         self._resolve(reply.waiter, reply.result)
         for group_id in [g for g in self.offsets.group_ids() if self.partition_for(g) == partition]:
             self.offsets.drop_group(group_id)
+        self.offsets.drop_pending(lambda g: self.partition_for(g) == partition)
 
     async def _load(self, partition: int) -> int:
         """Replay one partition (latest value per key), yielding to the loop between chunks; then
         restart its groups' sessions. The number of live records."""
         partition_log = self.logs.get_log(rec.OFFSETS_TOPIC, partition)
         latest: dict[bytes, bytes | None] = {}
+        open_transactions: Pending = {}
         if partition_log is not None:
-            for latest in latest_values(partition_log):
+            for latest in latest_values(partition_log, open_transactions):
                 await asyncio.sleep(0)
         if partition not in self._unloaded:  # unloaded while reading
             return 0
         records = await self._replay(partition, latest)
+        self._stage_open_transactions(partition, open_transactions)
         self._unloaded.discard(partition)
         now = self.now_ms()
         for group in [g for gid, g in self.groups.items() if self.partition_for(gid) == partition]:
@@ -286,6 +282,24 @@ class GroupCoordinator:
                 # Offsets without group metadata: a simple group of manual commits (Kafka recreates it).
                 self.groups[group_id] = ClassicGroup(group_id, self.classic_config, now)
         return kept
+
+    def _stage_open_transactions(self, partition: int, open_transactions: Pending) -> None:
+        """Offsets of transactions without a marker yet wait for it again, as before the restart."""
+        for producer_id, values in open_transactions.items():
+            for key, value in values.items():
+                try:
+                    decoded = rec.decode_record(key, value)
+                except rec.RecordFormatError as exc:
+                    log.error("skipping a corrupt record in %s-%d: %s", rec.OFFSETS_TOPIC, partition, exc)
+                    continue
+                if decoded is None or decoded.kind is not rec.OFFSET_COMMIT or decoded.value is None:
+                    continue
+                v, k = decoded.value, decoded.key
+                self.offsets.stage(producer_id, k.group, k.topic, k.partition,
+                                   CommittedOffset(v.offset, v.leader_epoch, v.metadata, v.commit_timestamp,
+                                                   v.expire_timestamp))
+                if k.group not in self.groups:
+                    self.groups[k.group] = ClassicGroup(k.group, self.classic_config, self.now_ms())
 
     # -- effects, timers, writes ----------------------------------------------------------------
 
@@ -336,24 +350,7 @@ class GroupCoordinator:
         """Append one batch of records to the group's partition and wait until it is durable."""
         if self._closed:
             raise AppendFailed(ErrorCode.COORDINATOR_NOT_AVAILABLE)
-        try:
-            partition_log = self._partition_log(group_id)
-            now = self.now_ms()
-            batch = build_batch([Record(i, now, key, value) for i, (key, value) in enumerate(records)])
-            if len(batch) > partition_log.config.max_message_bytes:
-                raise AppendFailed(ErrorCode.RECORD_LIST_TOO_LARGE)
-            partition_log.append(batch, BatchHeader.parse(batch), leader_epoch=partition_log.leader_epoch, now_ms=now)
-            end = partition_log.log_end_offset
-        except KafkaError as exc:
-            raise AppendFailed(exc.code) from exc
-        except OSError as exc:
-            log.error("append to %s failed: %s", rec.OFFSETS_TOPIC, exc)
-            raise AppendFailed(ErrorCode.KAFKA_STORAGE_ERROR) from exc
-        try:
-            await self._durable(partition_log, end)
-        except OSError as exc:
-            log.error("flushing %s failed: %s", rec.OFFSETS_TOPIC, exc)
-            raise AppendFailed(ErrorCode.KAFKA_STORAGE_ERROR) from exc
+        await append_durably(self._partition_log(group_id), records, self.now_ms(), self._durable)
 
     def _rearm(self, group: Group | None = None) -> None:
         """Note `group`'s next deadline, then arm the one timer for the earliest deadline of any
@@ -567,18 +564,14 @@ class GroupCoordinator:
         now = self.now_ms()
         # A retention that reaches past the int64 expiry timestamp never expires (Kafka's sum overflows).
         expire = min(now + retention_time_ms, 2**63 - 1) if retention_time_ms >= 0 and version <= 4 else -1
-        max_metadata = self.config.offset_metadata_max_bytes
         errors: list[ErrorCode] = []
         to_write: list[tuple[bytes, bytes]] = []
         accepted: list[tuple[OffsetToCommit, CommittedOffset]] = []
         for item in offsets:
             metadata = item.metadata or ""
-            if len(metadata.encode()) > max_metadata:
-                errors.append(ErrorCode.OFFSET_METADATA_TOO_LARGE)
-                continue
-            topic = self.logs.topic(item.topic)
-            if topic is None or not 0 <= item.partition < topic.partition_count:
-                errors.append(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+            code = self._commit_item_error(item, metadata)
+            if code:
+                errors.append(code)
                 continue
             committed = CommittedOffset(item.offset, item.leader_epoch, metadata, now, expire)
             to_write.append(rec.offset_commit_record(group_id, item.topic, item.partition, item.offset,
@@ -594,6 +587,70 @@ class GroupCoordinator:
             for item, committed in accepted:
                 self.offsets.put(group_id, item.topic, item.partition, committed)
         return errors
+
+    async def commit_txn_offsets(self, *, group_id: str, producer_id: int, producer_epoch: int, member_id: str,
+                                 group_instance_id: str | None, generation_id: int,
+                                 offsets: Sequence[OffsetToCommit]) -> ErrorCode | list[ErrorCode]:
+        """TxnOffsetCommit: the offsets are written as the producer's transactional records and
+        staged; its marker on the group's partition commits or drops them (`end_transaction`)."""
+        error = self.group_error(group_id)
+        if error:
+            return error
+        group = self.groups.get(group_id)
+        if group is None:  # Kafka creates the group, as for a simple group's first commit
+            group = ClassicGroup(group_id, self.classic_config, self.now_ms())
+            self.groups[group_id] = group
+        if isinstance(group, ClassicGroup):
+            error = group.validate_offset_commit(member_id, group_instance_id, generation_id, transactional=True)
+        else:
+            error = group.validate_txn_offset_commit(member_id, generation_id)
+        if error:
+            return error
+        now = self.now_ms()
+        errors: list[ErrorCode] = []
+        to_write: list[tuple[bytes, bytes]] = []
+        accepted: list[tuple[OffsetToCommit, CommittedOffset]] = []
+        for item in offsets:
+            metadata = item.metadata or ""
+            code = self._commit_item_error(item, metadata)
+            errors.append(code)
+            if code:
+                continue
+            to_write.append(rec.offset_commit_record(group_id, item.topic, item.partition, item.offset,
+                                                     item.leader_epoch, metadata, now))
+            accepted.append((item, CommittedOffset(item.offset, item.leader_epoch, metadata, now)))
+        if not to_write:
+            return errors
+        if self._closed:
+            return [ErrorCode.COORDINATOR_NOT_AVAILABLE if e == ErrorCode.NONE else e for e in errors]
+        try:
+            partition_log = self._partition_log(group_id)
+            await append_durably(partition_log, to_write, now, self._durable, producer_id=producer_id,
+                                 producer_epoch=producer_epoch, transactional=True,
+                                 base_sequence=_next_sequence(partition_log, producer_id, producer_epoch))
+        except AppendFailed as failure:
+            code = _COMMIT_APPEND_ERRORS.get(failure.code, failure.code)
+            return [code if e == ErrorCode.NONE else e for e in errors]
+        for item, committed in accepted:
+            self.offsets.stage(producer_id, group_id, item.topic, item.partition, committed)
+        return errors
+
+    def _commit_item_error(self, item: OffsetToCommit, metadata: str) -> ErrorCode:
+        if len(metadata.encode()) > self.config.offset_metadata_max_bytes:
+            return ErrorCode.OFFSET_METADATA_TOO_LARGE
+        topic = self.logs.topic(item.topic)
+        if topic is None or not 0 <= item.partition < topic.partition_count:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        return ErrorCode.NONE
+
+    def has_pending_offset(self, group_id: str, topic: str, partition: int) -> bool:
+        """An open transaction has staged an offset for this partition of the group."""
+        return self.offsets.has_pending(group_id, topic, partition)
+
+    def end_transaction(self, partition: int, producer_id: int, commit: bool) -> None:
+        """The producer's marker is durable in `__consumer_offsets`-`partition`: the offsets it staged
+        for the groups there are committed now, or dropped (Kafka's scheduleHandleTxnCompletion)."""
+        self.offsets.end_transaction(producer_id, commit, lambda g: self.partition_for(g) == partition)
 
     def fetch_offsets(self, group_id: str, partitions: Sequence[tuple[str, int]] | None, *,
                       member_id: str | None = None, member_epoch: int = -1,
@@ -777,6 +834,17 @@ class GroupCoordinator:
 
     def loading_any(self) -> bool:
         return bool(self._unloaded)
+
+
+def _next_sequence(partition_log: PartitionLog, producer_id: int, producer_epoch: int) -> int:
+    """The sequence our transactional batch of this producer continues with, so the log takes it as
+    neither out of order nor a retry (Kafka skips the check for coordinator appends instead)."""
+    for entry in partition_log.active_producers():
+        if entry.producer_id == producer_id:
+            if entry.epoch != producer_epoch or entry.last_seq < 0:
+                return 0
+            return (entry.last_seq + 1) & 0x7FFFFFFF
+    return 0
 
 
 def _with_error(result: Any, code: ErrorCode) -> Any:

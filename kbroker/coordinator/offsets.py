@@ -27,6 +27,41 @@ class CommittedOffset:
 class OffsetStore:
     def __init__(self) -> None:
         self._groups: dict[str, dict[TopicPartition, CommittedOffset]] = {}
+        # Transactional commits not yet decided: producer id -> group -> partition -> offset.
+        self._pending: dict[int, dict[str, dict[TopicPartition, CommittedOffset]]] = {}
+
+    # -- transactional commits (TxnOffsetCommit): staged until the producer's marker --------------
+
+    def stage(self, producer_id: int, group_id: str, topic: str, partition: int, committed: CommittedOffset) -> None:
+        self._pending.setdefault(producer_id, {}).setdefault(group_id, {})[(topic, partition)] = committed
+
+    def has_pending(self, group_id: str, topic: str, partition: int) -> bool:
+        return any((topic, partition) in groups.get(group_id, ()) for groups in self._pending.values())
+
+    def end_transaction(self, producer_id: int, commit: bool, in_scope: Callable[[str], bool]) -> list[str]:
+        """The producer's marker reached the groups `in_scope` (those of one `__consumer_offsets`
+        partition): their staged offsets become committed, or are dropped. The groups touched."""
+        groups = self._pending.get(producer_id)
+        if not groups:
+            return []
+        done = [g for g in groups if in_scope(g)]
+        for group_id in done:
+            staged = groups.pop(group_id)
+            if commit:
+                for (topic, partition), committed in staged.items():
+                    self.put(group_id, topic, partition, committed)
+        if not groups:
+            del self._pending[producer_id]
+        return done
+
+    def drop_pending(self, in_scope: Callable[[str], bool]) -> None:
+        """Forget staged offsets of the groups `in_scope` (their partition is no longer coordinated here)."""
+        for producer_id in list(self._pending):
+            groups = self._pending[producer_id]
+            for group_id in [g for g in groups if in_scope(g)]:
+                del groups[group_id]
+            if not groups:
+                del self._pending[producer_id]
 
     def put(self, group_id: str, topic: str, partition: int, committed: CommittedOffset) -> None:
         self._groups.setdefault(group_id, {})[(topic, partition)] = committed

@@ -34,11 +34,14 @@ no records. Kafka keeps only the first two; keeping the third means a cleaned se
 where the segments it replaces ended, which lets start-up tell from a `.swap` file alone which
 segments it replaces.
 
-Transactions (not served by kbroker yet; the log already stores them). A transactional batch whose
-producer's next control batch is an abort neither enters the map nor survives (found by scanning
-forward to that marker, once per transaction). Control batches are always kept; Kafka drops a
-marker once its transaction's records are gone and its delete horizon passed, so a cleaned log of
-ours keeps a few bytes per transaction more than Kafka's.
+Transactions. A transactional batch whose producer's next control batch is an abort neither enters
+the map nor survives (found by scanning forward to that marker, once per transaction). Control
+batches are always kept, so the cleaned segment takes over the .txnindex entries of the segments
+it replaces (read_committed consumers reading across it still learn of the aborted transactions
+whose records an uncleaned follower or an old slice may hold). Kafka drops a marker once its
+transaction's records are gone and its delete horizon passed, so a cleaned log of ours keeps a
+few bytes per transaction more than Kafka's. The cleanable range ends at the last stable offset:
+an open transaction's records are never cleaned.
 
 Crash-safe replacement of one group (Kafka's replaceSegments); recovery.py finishes or rolls back:
   worker  write `<base>.log.cleaned` (+ .index/.timeindex), fsync the three files
@@ -510,6 +513,9 @@ class LogCleaner:
                 new.close()
                 new.delete()
                 return None
+            for segment in group:  # every marker is kept, so each aborted transaction stays in the new segment
+                for txn in segment.txn_index.entries:
+                    new.txn_index.append(txn)
             new.finish_time_index()
             new.flush()
             new.set_last_modified(group[-1].last_modified_ns)

@@ -1,6 +1,6 @@
 """A partition's log: its segments in offset order (the last one active) and the offsets around them.
 
-Directory `<data dir>/<topic>-<partition>/`: `<base>.log/.index/.timeindex` segments, producer
+Directory `<data dir>/<topic>-<partition>/`: `<base>.log/.index/.timeindex/.txnindex` segments, producer
 snapshots `<offset>.snapshot`, `leader-epoch-checkpoint`, `partition.metadata`.
 
 Offsets, always log_start_offset <= last_stable_offset <= high_watermark <= log_end_offset:
@@ -11,7 +11,10 @@ Offsets, always log_start_offset <= last_stable_offset <= high_watermark <= log_
                   single node to the LEO after an append, or to what an fsync covered when
                   flush.messages asks for it. Set to the LEO on load (a single replica's log, as
                   recovered, is the committed log).
-  last stable     the high watermark, or the first offset of the oldest open transaction if lower.
+  last stable     the high watermark, or if lower the first offset of the oldest transaction that is
+                  open or whose marker the high watermark has not yet passed (Kafka's
+                  firstUnstableOffset: read_committed consumers see a transaction's records only
+                  once its outcome is as durable as the records).
   recovery point  everything below it is on disk. Only `flush` advances it, and only to what it
                   synced; start-up after a crash CRC-scans the segments above it, and always the
                   active one. So a flush fsyncs the active segment's .log alone (its indexes are
@@ -66,17 +69,20 @@ from kbroker.log.checkpoints import (
 from kbroker.log.config import LogConfig
 from kbroker.log.files import fsync_dir
 from kbroker.log.leader_epochs import LeaderEpochCache
-from kbroker.log.producer_state import ProducerStateManager
+from kbroker.log.producer_state import CompletedTxn, ProducerEntry, ProducerStateManager
 from kbroker.log.recovery import load_segments
 from kbroker.log.retention import SegmentInfo, deletable_segment_count
 from kbroker.log.segment import DELETED_SUFFIX, SWAP_SUFFIX, LogSegment
+from kbroker.log.txn_index import AbortedTxn
 from kbroker.wire.records import (
     BatchHeader,
     ControlRecordType,
+    EndTxnMarker,
     TimestampType,
     assign_offsets,
-    control_record_type,
+    build_control_batch,
     decode_records,
+    end_txn_marker,
     set_log_append_time,
 )
 
@@ -139,6 +145,8 @@ class PartitionLog:
         self._on_log_start_change = on_log_start_change
         self._pending_swap: LogSegment | None = None  # committed by the cleaner, not yet swapped in
         self._producers = ProducerStateManager(directory)
+        self._unreplicated: list[CompletedTxn] = []  # ended, but the high watermark is not past the marker yet
+        self._with_aborts: list[LogSegment] | None = None  # segments with .txnindex entries (None: to be listed)
         self._epochs = LeaderEpochCache(directory / LEADER_EPOCH_CHECKPOINT)
 
     @classmethod
@@ -170,7 +178,7 @@ class PartitionLog:
                             log_start_offset=log_start_offset,
                             recovery_point=segments[-1].next_offset if clean_shutdown else recovery_point,
                             on_log_start_change=on_log_start_change)
-        partition_log._load_producer_state()
+        partition_log._load_producer_state(rebuild_txn_indexes=True)
         partition_log._epochs.truncate_from_end(partition_log.log_end_offset)
         partition_log._epochs.truncate_from_start(log_start_offset)
         return partition_log
@@ -189,10 +197,16 @@ class PartitionLog:
         if not self.log_start_offset <= offset <= self._log_end_offset:
             raise ValueError(f"high watermark {offset} outside [{self.log_start_offset}, {self._log_end_offset}]")
         self._high_watermark = offset
+        if self._unreplicated:
+            self._unreplicated = [txn for txn in self._unreplicated if txn.last_offset >= offset]
 
     @property
     def last_stable_offset(self) -> int:
+        """Kafka's UnifiedLog.lastStableOffset: what read_committed consumers may read up to."""
         first_unstable = self._producers.first_unstable_offset()
+        for txn in self._unreplicated:
+            if first_unstable is None or txn.first_offset < first_unstable:
+                first_unstable = txn.first_offset
         if first_unstable is None:
             return self._high_watermark
         return max(self.log_start_offset, min(first_unstable, self._high_watermark))
@@ -242,9 +256,11 @@ class PartitionLog:
             raise KafkaError(ErrorCode.INVALID_TIMESTAMP,
                              "Producer should not set timestamp type to LogAppendTime.")
         producers = self._producers
+        marker = None
         if header.has_producer_id:
             if header.is_control:
-                producers.check_marker(header.producer_id, header.producer_epoch)
+                marker = end_txn_marker(batch)
+                producers.check_marker(header.producer_id, header.producer_epoch, marker.coordinator_epoch)
             else:
                 duplicate = producers.check(header)
                 if duplicate is not None:
@@ -258,9 +274,22 @@ class PartitionLog:
         header = BatchHeader.parse(batch)
         if leader_epoch >= 0 and leader_epoch != self._epochs.latest_epoch:
             self._epochs.assign(leader_epoch, base_offset)
-        self._write(batch, header, now_ms)
+        self._write(batch, header, now_ms, marker)
         return AppendResult(base_offset, header.last_offset, now_ms if config.log_append_time else -1,
                             self.log_start_offset)
+
+    def append_control_batch(self, producer_id: int, producer_epoch: int, coordinator_epoch: int, commit: bool,
+                             timestamp_ms: int) -> int:
+        """Write a COMMIT or ABORT marker ending the producer's transaction; return its offset.
+
+        A producer epoch below the producer's is INVALID_PRODUCER_EPOCH, a coordinator epoch below
+        that of its last marker TRANSACTION_COORDINATOR_FENCED (KafkaError); an OSError as `append`.
+        """
+        marker = EndTxnMarker(ControlRecordType.COMMIT if commit else ControlRecordType.ABORT, coordinator_epoch)
+        batch = bytearray(build_control_batch(marker, producer_id=producer_id, producer_epoch=producer_epoch,
+                                              timestamp_ms=timestamp_ms))
+        return self.append(batch, BatchHeader.parse(batch), leader_epoch=self.leader_epoch,
+                           now_ms=timestamp_ms).base_offset
 
     def append_as_follower(self, batch: bytes | memoryview, header: BatchHeader, now_ms: int) -> None:
         """Append a batch fetched from the leader as it is: its offsets, leader epoch, producer
@@ -275,7 +304,8 @@ class PartitionLog:
             self._epochs.assign(epoch, header.base_offset)
         self._write(batch, header, now_ms)
 
-    def _write(self, batch: bytes | bytearray | memoryview, header: BatchHeader, now_ms: int) -> None:
+    def _write(self, batch: bytes | bytearray | memoryview, header: BatchHeader, now_ms: int,
+               marker: EndTxnMarker | None = None) -> None:
         """Write an offset-assigned batch to the active segment (rolling first if due); then the
         producer state and the log end follow it."""
         producers = self._producers
@@ -292,10 +322,33 @@ class PartitionLog:
             self._write_error = None
         if header.has_producer_id:
             if header.is_control:
-                producers.record_marker(header, control_record_type(batch) is ControlRecordType.ABORT)
+                marker = marker or end_txn_marker(batch)
+                completed = producers.record_marker(header, marker.kind is ControlRecordType.ABORT,
+                                                    marker.coordinator_epoch)
+                if completed is not None:
+                    self._unreplicated.append(completed)
+                    self._index_if_aborted(completed, segment)
             else:
                 producers.record_batch(header)
         self._log_end_offset = header.next_offset
+
+    def _index_if_aborted(self, txn: CompletedTxn, segment: LogSegment) -> None:
+        """An aborted transaction goes in the .txnindex of the segment holding its marker, with the
+        last stable offset right after it (Kafka's ProducerStateManager.lastStableOffset)."""
+        if not txn.aborted:
+            return
+        first_unstable = self._producers.first_unstable_offset()
+        stable = txn.last_offset + 1 if first_unstable is None else first_unstable
+        created = not segment.txn_index.entries
+        self._with_aborts = None
+        try:
+            segment.txn_index.append(AbortedTxn(txn.producer_id, txn.first_offset, txn.last_offset, stable))
+        except OSError as exc:  # the entry is in memory; recovery rebuilds the file after a crash
+            log.error("%s-%d: writing the aborted transaction at offset %d to %s failed: %s", self.topic,
+                      self.partition, txn.last_offset, segment.txn_index.path, exc)
+        if created:
+            with self._lock:
+                self._dir_dirty = True
 
     def roll_if_idle(self, now_ms: int) -> bool:
         """segment.ms without appends: roll an active segment holding data once it is that old.
@@ -358,6 +411,7 @@ class PartitionLog:
     def _set_segments(self, segments: list[LogSegment]) -> None:
         self._bases = [s.base_offset for s in segments]
         self._segments = segments
+        self._with_aborts = None
 
     # -- read --------------------------------------------------------------------------------------
 
@@ -366,13 +420,45 @@ class PartitionLog:
 
         At most `max_bytes`, except that with `min_one_batch` the first batch comes whatever its size.
         """
+        return self._read(fetch_offset, max_bytes, max_offset, min_one_batch)[0]
+
+    def read_committed(self, fetch_offset: int, max_bytes: int, max_offset: int,
+                       min_one_batch: bool) -> tuple[FetchSlices, list[AbortedTxn]]:
+        """`read`, with the aborted transactions overlapping the offsets returned (for read_committed
+        fetches, whose `max_offset` is the last stable offset)."""
+        data, segment, end = self._read(fetch_offset, max_bytes, max_offset, min_one_batch)
+        if segment is None or not self._indexed_from(fetch_offset):  # the common case: no aborts here
+            return data, []
+        return data, self.aborted_transactions(fetch_offset, segment.offset_at(end))
+
+    def _indexed_from(self, offset: int) -> list[LogSegment]:
+        """The segments from the one holding `offset` on that have aborted transactions."""
+        if self._with_aborts is None:
+            self._with_aborts = [s for s in self._segments if s.txn_index.entries]
+        return [s for s in self._with_aborts if s.next_offset > offset]
+
+    def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
+        """Kafka's collectAbortedTransactions: the aborted transactions overlapping [fetch_offset,
+        upper_bound), from the segment holding `fetch_offset` on (a marker may lie past the range)."""
+        found: list[AbortedTxn] = []
+        for segment in self._indexed_from(fetch_offset):
+            txns, complete = segment.txn_index.collect(fetch_offset, upper_bound)
+            found += txns
+            if complete:
+                break
+        return found
+
+    def _read(self, fetch_offset: int, max_bytes: int, max_offset: int,
+              min_one_batch: bool) -> tuple[FetchSlices, LogSegment | None, int]:
+        """`read`, and the segment and position where the data returned ends (None: no data)."""
         if not self.log_start_offset <= fetch_offset <= self._log_end_offset:
             raise KafkaError(ErrorCode.OFFSET_OUT_OF_RANGE,
                              f"Received request for offset {fetch_offset}, but we only have log segments "
                              f"in the range {self.log_start_offset} to {self._log_end_offset}.")
         if fetch_offset >= min(max_offset, self._log_end_offset):
-            return _NO_SLICES
+            return _NO_SLICES, None, 0
         segments = self._segments
+        last: tuple[LogSegment | None, int] = (None, 0)
         slices: list[FileSlice] = []
         total = 0
         offset = fetch_offset
@@ -392,11 +478,12 @@ class PartitionLog:
             else:
                 end = segment.boundary_before(start, min(limit, start + room))
             slices.append(FileSlice(segment.log.handle(), start, end - start))
+            last = (segment, end)
             total += end - start
             if end < segment.size or total >= max_bytes:
                 break
             offset = segment.next_offset
-        return FetchSlices(tuple(slices), total)
+        return FetchSlices(tuple(slices), total), *last
 
     def read_batches(self, fetch_offset: int, max_offset: int) -> list[bytes]:
         """The batches read() would return, as bytes: for internal topics, compaction and tests."""
@@ -506,6 +593,7 @@ class PartitionLog:
             self._drop_segments(self._segments[keep:])
             self._set_segments(self._segments[:keep])
             self._segments[-1].truncate_to(offset)
+            self._with_aborts = None  # its .txnindex lost the transactions aborted from `offset` on
         end = self._segments[-1].next_offset
         self._log_end_offset = end
         self._high_watermark = min(self._high_watermark, end)
@@ -517,6 +605,7 @@ class PartitionLog:
             discarded.close()
             discarded.delete()
         self._producers.delete_snapshots_after(end)
+        self._unreplicated = [txn for txn in self._unreplicated if txn.last_offset < end]
         self._load_producer_state()
         self._epochs.truncate_from_end(end)
 
@@ -535,6 +624,10 @@ class PartitionLog:
     def truncations(self) -> int:
         with self._lock:
             return self._truncations
+
+    def active_producers(self) -> list[ProducerEntry]:
+        """The producers this partition knows (DescribeProducers): read them, never change them."""
+        return list(self._producers.producers.values())
 
     def producer_last_offsets(self) -> dict[int, int]:
         """Producer id -> the last offset of its last data batch (-1: only markers), for the cleaner."""
@@ -662,8 +755,21 @@ class PartitionLog:
 
     # -- producer state ----------------------------------------------------------------------------
 
-    def _load_producer_state(self) -> None:
-        start = self._producers.load(self.log_start_offset, self._log_end_offset)
+    def _load_producer_state(self, *, rebuild_txn_indexes: bool = False) -> None:
+        """Restore the producer state from a snapshot and the log after it. With
+        `rebuild_txn_indexes` (opening), the .txnindex of every segment from the first stale one on
+        (recovered, or unreadable) is rebuilt from the markers the replay meets, which needs the
+        state from before that segment: the replay starts at a snapshot at or below it."""
+        rebuild_from = None
+        stale = next((i for i, s in enumerate(self._segments) if s.txn_index_stale), None) \
+            if rebuild_txn_indexes else None
+        if stale is not None:
+            rebuild_from = self._segments[stale].base_offset
+            for segment in self._segments[stale:]:
+                segment.txn_index.reset()
+                segment.txn_index_stale = False
+            self._with_aborts = None
+        start = self._producers.load(self.log_start_offset, self._log_end_offset, at_most=rebuild_from)
         for segment in self._segments:
             if segment.next_offset <= start:
                 continue
@@ -674,8 +780,11 @@ class PartitionLog:
                 if not header.has_producer_id:
                     continue
                 if header.is_control:
-                    aborted = control_record_type(segment.read_batch(position, header.size)) is ControlRecordType.ABORT
-                    self._producers.record_marker(header, aborted)
+                    marker = end_txn_marker(segment.read_batch(position, header.size))
+                    completed = self._producers.record_marker(header, marker.kind is ControlRecordType.ABORT,
+                                                              marker.coordinator_epoch)
+                    if completed is not None and rebuild_from is not None and header.base_offset >= rebuild_from:
+                        self._index_if_aborted(completed, segment)
                 else:
                     self._producers.record_batch(header)
 

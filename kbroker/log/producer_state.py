@@ -1,7 +1,8 @@
 """Idempotent and transactional producers of one partition (Kafka's ProducerStateManager).
 
 State per producer id: its epoch, the metadata of its last 5 appended batches (first and last
-sequence, first and last offset, max timestamp) and the first offset of its open transaction.
+sequence, first and last offset, max timestamp), the first offset of its open transaction and the
+epoch of the transaction coordinator that wrote its last marker.
 
 Rules for a client's batch (Kafka's UnifiedLog.analyzeAndValidateProducerState and
 ProducerAppendInfo), checked in this order before anything is written:
@@ -16,16 +17,22 @@ ProducerAppendInfo), checked in this order before anything is written:
   6. a non-transactional batch while the producer has a transaction open: INVALID_TXN_STATE.
 Batches with producerId -1 are not idempotent and skip all of this (aiokafka sends baseSequence 0
 and kafkajs epoch 0 with producerId -1). A commit or abort marker (control batch, written by the
-broker) ends the producer's transaction; an epoch below the producer's is INVALID_PRODUCER_EPOCH.
+broker) ends the producer's transaction; an epoch below the producer's is INVALID_PRODUCER_EPOCH
+(Kafka >= 2.7 answers this rather than PRODUCER_FENCED), and a coordinator epoch below the one of
+the producer's last marker is TRANSACTION_COORDINATOR_FENCED (a coordinator that lost its
+`__transaction_state` partition). A transactional batch opens the producer's transaction on
+this partition if none is open (Kafka before KIP-890: the broker trusts AddPartitionsToTxn).
 
 Snapshot `<20-digit offset>.snapshot`: the state built from every batch below that offset.
 Big-endian:
-    version int16 = 1 | crc uint32 = CRC-32C of all bytes after it | producer count int32
+    version int16 = 2 | crc uint32 = CRC-32C of all bytes after it | producer count int32
     per producer: producer id int64 | epoch int16 | open transaction first offset int64 (-1: none)
-                  | batch count int8 | per batch: last sequence int32 | last offset int64
-                  | offset delta (last - first) int32 | max timestamp int64
+                  | coordinator epoch int32 (-1: none) | batch count int8
+                  | per batch: last sequence int32 | last offset int64 | offset delta (last - first) int32
+                              | max timestamp int64
 Kafka's snapshot keeps only each producer's last batch; we keep all 5, so retries of batches that
-were in flight when the broker stopped are still recognised after a restart.
+were in flight when the broker stopped are still recognised after a restart. Version 1 (without
+the coordinator epoch) is still read.
 
 Crash behaviour: a snapshot is written at every segment roll without fsync (a torn one fails its
 CRC and is skipped) and at clean shutdown with fsync. A snapshot that cannot be written (disk
@@ -53,10 +60,10 @@ SNAPSHOT_SUFFIX = ".snapshot"
 BATCHES_RETAINED = 5
 NO_PRODUCER_EPOCH = -1
 
-_VERSION = 1
+_VERSION = 2
 _HEAD = struct.Struct(">hI")
 _COUNT = struct.Struct(">i")
-_PRODUCER = struct.Struct(">qhqb")
+_PRODUCERS = {1: struct.Struct(">qhqb"), 2: struct.Struct(">qhqib")}
 _BATCH = struct.Struct(">iqiq")
 
 
@@ -78,13 +85,14 @@ class CompletedTxn:
 
 
 class ProducerEntry:
-    __slots__ = ("producer_id", "epoch", "batches", "txn_first_offset")
+    __slots__ = ("producer_id", "epoch", "batches", "txn_first_offset", "coordinator_epoch")
 
     def __init__(self, producer_id: int, epoch: int = NO_PRODUCER_EPOCH) -> None:
         self.producer_id = producer_id
         self.epoch = epoch
         self.batches: deque[BatchMetadata] = deque(maxlen=BATCHES_RETAINED)
         self.txn_first_offset = -1
+        self.coordinator_epoch = -1
 
     @property
     def last_seq(self) -> int:
@@ -157,12 +165,18 @@ class ProducerStateManager:
                              f"Expected transactional write from producer {pid}")
         return None
 
-    def check_marker(self, producer_id: int, epoch: int) -> None:
+    def check_marker(self, producer_id: int, epoch: int, coordinator_epoch: int) -> None:
         entry = self.producers.get(producer_id)
-        if entry is not None and epoch < entry.epoch:
+        if entry is None:
+            return
+        if epoch < entry.epoch:
             raise KafkaError(ErrorCode.INVALID_PRODUCER_EPOCH,
                              f"Epoch of producer {producer_id} is {epoch}, which is smaller than the last "
                              f"seen epoch {entry.epoch}")
+        if coordinator_epoch < entry.coordinator_epoch:
+            raise KafkaError(ErrorCode.TRANSACTION_COORDINATOR_FENCED,
+                             f"Invalid coordinator epoch for producer {producer_id}: {coordinator_epoch} "
+                             f"(zombie), {entry.coordinator_epoch} (current)")
 
     # -- state updates (appends and replay) --------------------------------------------------------
 
@@ -177,12 +191,13 @@ class ProducerStateManager:
         if header.is_transactional and entry.txn_first_offset < 0:
             entry.txn_first_offset = self._open_txns[entry.producer_id] = header.base_offset
 
-    def record_marker(self, header: BatchHeader, aborted: bool) -> CompletedTxn | None:
+    def record_marker(self, header: BatchHeader, aborted: bool, coordinator_epoch: int) -> CompletedTxn | None:
         """A commit/abort marker is in the log: the producer's transaction is over."""
         entry = self.producers.get(header.producer_id)
         if entry is None:
             entry = self.producers[header.producer_id] = ProducerEntry(header.producer_id)
         entry.set_epoch(header.producer_epoch)
+        entry.coordinator_epoch = coordinator_epoch
         first, entry.txn_first_offset = entry.txn_first_offset, -1
         self._open_txns.pop(entry.producer_id, None)
         if first < 0:
@@ -215,7 +230,8 @@ class ProducerStateManager:
     def take_snapshot(self, offset: int, *, fsync: bool) -> None:
         body = bytearray(_COUNT.pack(len(self.producers)))
         for entry in self.producers.values():
-            body += _PRODUCER.pack(entry.producer_id, entry.epoch, entry.txn_first_offset, len(entry.batches))
+            body += _PRODUCERS[_VERSION].pack(entry.producer_id, entry.epoch, entry.txn_first_offset,
+                                              entry.coordinator_epoch, len(entry.batches))
             for b in entry.batches:
                 body += _BATCH.pack(b.last_seq, b.last_offset, b.last_offset - b.first_offset, b.timestamp)
         data = _HEAD.pack(_VERSION, crc32c.crc32c(body)) + body
@@ -229,13 +245,16 @@ class ProducerStateManager:
         for old in self.snapshot_offsets()[:-2]:
             snapshot_path(self._dir, old).unlink(missing_ok=True)
 
-    def load(self, replay_from: int, log_end_offset: int) -> int:
-        """Restore the newest readable snapshot at or below the log end; return where replay starts."""
+    def load(self, replay_from: int, log_end_offset: int, *, at_most: int | None = None) -> int:
+        """Restore the newest readable snapshot at or below the log end (and `at_most`); return where
+        replay starts."""
         self._set_producers({})
         for offset in reversed(self.snapshot_offsets()):
             path = snapshot_path(self._dir, offset)
             if offset > log_end_offset:
                 path.unlink()
+                continue
+            if at_most is not None and offset > at_most:
                 continue
             try:
                 self._set_producers(_read_snapshot(path.read_bytes()))
@@ -258,7 +277,8 @@ class ProducerStateManager:
 
 def _read_snapshot(data: bytes) -> dict[int, ProducerEntry]:
     version, crc = _HEAD.unpack_from(data)
-    if version != _VERSION:
+    producer = _PRODUCERS.get(version)
+    if producer is None:
         raise ValueError(f"unknown snapshot version {version}")
     body = memoryview(data)[_HEAD.size:]
     if crc32c.crc32c(body) != crc:
@@ -267,10 +287,12 @@ def _read_snapshot(data: bytes) -> dict[int, ProducerEntry]:
     pos = _COUNT.size
     entries = {}
     for _ in range(count):
-        pid, epoch, txn_first_offset, batches = _PRODUCER.unpack_from(body, pos)
-        pos += _PRODUCER.size
+        pid, epoch, txn_first_offset, *rest = producer.unpack_from(body, pos)
+        pos += producer.size
+        coordinator_epoch, batches = rest if len(rest) == 2 else (-1, rest[0])
         entry = ProducerEntry(pid, epoch)
         entry.txn_first_offset = txn_first_offset
+        entry.coordinator_epoch = coordinator_epoch
         for _ in range(batches):
             last_seq, last_offset, delta, timestamp = _BATCH.unpack_from(body, pos)
             pos += _BATCH.size

@@ -13,7 +13,9 @@
 
 Recovering a segment: CRC-check every batch from position 0 (and that offsets only go forward).
 The first torn or invalid batch and everything after it is cut off, with a WARNING naming the
-reason, and both indexes are rebuilt from the batches kept. Once a segment has been cut, the
+reason, and both indexes are rebuilt from the batches kept; its `.txnindex` is marked stale and
+rebuilt by the partition log's producer-state replay (partition_log.py), which knows where each
+aborted transaction began. Once a segment has been cut, the
 segments after it are deleted too: what follows a hole is not a valid continuation (Kafka does the
 same).
 """
@@ -30,6 +32,7 @@ from kbroker.log.segment import (
     LOG_SUFFIX,
     SWAP_SUFFIX,
     TIME_INDEX_SUFFIX,
+    TXN_INDEX_SUFFIX,
     LogSegment,
     file_name,
 )
@@ -38,7 +41,7 @@ from kbroker.wire.records import INT32_MAX, BatchScan
 log = logging.getLogger("kbroker.log")
 
 _DEBRIS_SUFFIXES = (".tmp", ".deleted", ".cleaned")
-_SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX)
+_SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
 
 
 def load_segments(directory: Path, config: LogConfig, *, recovery_point: int, clean_shutdown: bool,
@@ -71,6 +74,7 @@ def recover_segment(segment: LogSegment, *, name: str) -> int:
     """CRC-scan the segment, rebuild its indexes, cut off a bad tail; return the bytes cut."""
     size = segment.size
     segment.reset_indexes()
+    segment.txn_index_stale = True  # rebuilt by the producer-state replay (partition_log.py)
     indexes = (segment.offset_index, segment.time_index)
     for index in indexes:
         index.hold_writes()
@@ -153,7 +157,7 @@ def _clear_debris(directory: Path) -> list[int]:
             continue
         if "." + suffix == LOG_SUFFIX:
             bases.add(int(stem))
-        elif "." + suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+        elif "." + suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX):
             index_bases[path] = int(stem)
     for path, base in index_bases.items():
         if base not in bases:

@@ -1,4 +1,4 @@
-"""One log segment: `<20-digit base offset>.log` and its `.index` / `.timeindex`.
+"""One log segment: `<20-digit base offset>.log` and its `.index` / `.timeindex` / `.txnindex`.
 
 The .log file holds whole record batches back to back, byte for byte as produced (only baseOffset,
 partitionLeaderEpoch and, for LogAppendTime, the timestamp fields patched). The base offset is the
@@ -19,7 +19,8 @@ back to the file until the next index entry.
 Crash behaviour: the log is the truth and the indexes are derived from it. A crash can tear the
 last write anywhere; `recovery.py` CRC-scans a segment, cuts it after the last whole valid batch
 and rebuilds the indexes with `reset_indexes` + `observe`, producing the entries appends would
-have produced.
+have produced. The `.txnindex` (txn_index.py) needs the producer state to be rebuilt, so the
+partition log rebuilds it when `txn_index_stale` says so.
 
 I/O errors (ENOSPC, EIO): an append is all or nothing. A failed write leaves no partial batch
 (files.py cuts it off); if an index entry then fails, the batch and any entry already written are
@@ -45,11 +46,13 @@ from typing import NamedTuple
 from kbroker.log.config import LogConfig
 from kbroker.log.files import SegmentFile
 from kbroker.log.index import OffsetIndex, TimeIndex
+from kbroker.log.txn_index import TransactionIndex
 from kbroker.wire.records import HEADER_SIZE, INT32_MAX, BatchHeader, compute_crc
 
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
 TIME_INDEX_SUFFIX = ".timeindex"
+TXN_INDEX_SUFFIX = ".txnindex"
 CLEANED_SUFFIX = ".cleaned"  # a segment the cleaner is writing
 SWAP_SUFFIX = ".swap"  # a cleaned segment committed to replace the segments in its offset range
 DELETED_SUFFIX = ".deleted"  # a replaced segment, about to be unlinked
@@ -95,6 +98,11 @@ class LogSegment:
                                         config.segment_index_bytes, create=create)
         self.time_index = TimeIndex(directory / (file_name(base_offset, TIME_INDEX_SUFFIX) + suffix), base_offset,
                                     config.segment_index_bytes, create=create)
+        txn_path = directory / (file_name(base_offset, TXN_INDEX_SUFFIX) + suffix)
+        if create:
+            txn_path.unlink(missing_ok=True)
+        self.txn_index = TransactionIndex(txn_path)
+        self.txn_index_stale = False  # its entries must be rebuilt from the log (partition_log.py)
         self._files_lock = threading.Lock()
         self._deleted = False
         self.size = self.log.stat().st_size
@@ -134,6 +142,10 @@ class LogSegment:
                        or segment._load_tail())
         if problem is not None:
             segment.reset_indexes()
+        txn_problem = segment.txn_index.load()
+        if txn_problem is not None:
+            segment.txn_index_stale = True
+            problem = problem or f".txnindex: {txn_problem}"
         return segment, problem
 
     # -- appending ---------------------------------------------------------------------------------
@@ -262,6 +274,12 @@ class LogSegment:
                 return position, header
         return None
 
+    def offset_at(self, position: int) -> int:
+        """The base offset of the batch starting at `position`; the next offset at the end."""
+        for _, header in self.headers(position):
+            return header.base_offset
+        return self.next_offset
+
     def end_position(self, max_offset: int) -> int:
         """Where the batches that end before `max_offset` stop."""
         if max_offset >= self.next_offset:
@@ -325,6 +343,7 @@ class LogSegment:
         self.truncate_bytes(position)
         self.offset_index.truncate_to(offset)
         self.time_index.truncate_to(offset)
+        self.txn_index.truncate_to(offset)
         self.max_timestamp, self.offset_of_max_timestamp = self.time_index.last_entry
         self._first_batch_timestamp = None
         self._load_tail()
@@ -386,11 +405,13 @@ class LogSegment:
     def flush_indexes(self) -> None:
         self.offset_index.flush()
         self.time_index.flush()
+        self.txn_index.flush()
 
     def close(self) -> None:
         self.log.close()
         self.offset_index.close()
         self.time_index.close()
+        self.txn_index.close()
 
     def delete(self) -> None:
         """Unlink the files (the .log first: without it the rest is debris). See files.py on closing."""
@@ -399,6 +420,7 @@ class LogSegment:
             self.log.delete()
             self.offset_index.delete()
             self.time_index.delete()
+            self.txn_index.delete()
 
     def change_suffix(self, suffix: str) -> bool:
         """Rename the files to end in `suffix` ("" for live names), the .log last; False if deleted."""
@@ -409,6 +431,7 @@ class LogSegment:
                 target = _with_suffix(index.path, self.suffix, suffix)
                 index.file.rename(target)
                 index.path = target
+            self.txn_index.rename(_with_suffix(self.txn_index.path, self.suffix, suffix))
             target = _with_suffix(self.log_path, self.suffix, suffix)
             self.log.rename(target)
             self.log_path = target

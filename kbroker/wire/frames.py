@@ -59,6 +59,13 @@ class FrameReader:
         """Bytes received and not yet returned in a frame."""
         return self._end - self._start + self._large_filled
 
+    def release(self) -> None:
+        """Give the buffers back: the stream has ended, and what holds this reader may outlive it
+        until the garbage collector's next full pass."""
+        self._staging = bytearray()
+        self._start = self._end = 0
+        self._large, self._large_filled = None, 0
+
     def get_buffer(self) -> memoryview:
         """Where the next bytes from the socket go (never empty)."""
         if self._reading_large():

@@ -41,6 +41,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 import cramjam
 import crc32c
@@ -495,6 +496,33 @@ def control_record_type(batch: bytes | bytearray | memoryview) -> ControlRecordT
         return ControlRecordType(kind)
     except ValueError:
         raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"unknown control record type {kind}") from None
+
+
+class EndTxnMarker(NamedTuple):
+    """A control batch's record: key version int16 = 0 | type int16 (ControlRecordType); value
+    (Kafka's EndTransactionMarker) version int16 = 0 | coordinator epoch int32."""
+    kind: ControlRecordType
+    coordinator_epoch: int
+
+
+_MARKER_KEY = struct.Struct(">hh")
+_MARKER_VALUE = struct.Struct(">hi")
+
+
+def end_txn_marker(batch: bytes | bytearray | memoryview) -> EndTxnMarker:
+    """The COMMIT / ABORT marker of a control batch (its coordinator epoch -1 if the value lacks it)."""
+    kind = control_record_type(batch)
+    value = decode_records(batch)[0].value
+    epoch = _MARKER_VALUE.unpack_from(value)[1] if value is not None and len(value) >= _MARKER_VALUE.size else -1
+    return EndTxnMarker(kind, epoch)
+
+
+def build_control_batch(marker: EndTxnMarker, *, producer_id: int, producer_epoch: int, timestamp_ms: int) -> bytes:
+    """A transaction marker batch as Kafka's coordinator has it written: transactional and control,
+    no sequence, one record at offset delta 0."""
+    record = Record(0, timestamp_ms, _MARKER_KEY.pack(0, marker.kind), _MARKER_VALUE.pack(0, marker.coordinator_epoch))
+    return build_batch([record], producer_id=producer_id, producer_epoch=producer_epoch,
+                       is_transactional=True, is_control=True)
 
 
 def build_batch(records: Sequence[Record], *, base_offset: int | None = None,

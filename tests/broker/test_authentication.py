@@ -2,9 +2,11 @@
 re-authentication with the clock passed in."""
 from __future__ import annotations
 
+import logging
+
 import pytest
 
-from kbroker.broker.authentication import SaslSession
+from kbroker.broker.authentication import FailureLog, SaslSession
 from kbroker.errors import ErrorCode
 from kbroker.security.mechanism import AuthenticationFailed
 from kbroker.security.settings import SaslSettings
@@ -79,3 +81,16 @@ def test_re_authentication_cannot_change_the_user_or_the_mechanism():
     sasl = session(reauth_ms=1000)
     login(sasl)
     assert sasl.handshake("SCRAM-SHA-256", 1) == ErrorCode.UNSUPPORTED_SASL_MECHANISM and sasl.failure
+
+
+def test_failures_are_logged_at_most_a_burst_per_interval(caplog):
+    clock = Clock()
+    failures = FailureLog("SASL_SSL", burst=3, interval=10.0, clock=clock)
+    with caplog.at_level(logging.INFO, logger="kbroker.authentication"):
+        for attempt in range(10):
+            failures.failed(f"10.0.0.1:{attempt}", "Invalid username or password")
+        assert len(caplog.records) == 3 and "10.0.0.1:0 on listener SASL_SSL" in caplog.records[0].getMessage()
+        clock.now += 10.0
+        failures.failed("10.0.0.2:1", "Invalid username or password")
+    assert len(caplog.records) == 4
+    assert caplog.records[-1].getMessage().endswith("; 7 more failures not logged")

@@ -71,9 +71,11 @@ def produce(client: WireClient, topic: str, partition: int, records: bytes | Non
     return client.request(PRODUCE, version, request).responses[0].partition_responses[0]
 
 
-def fetch_all(client: WireClient, topic: str, partition: int, offset: int = 0, version: int = 12):
+def fetch_all(client: WireClient, topic: str, partition: int, offset: int = 0, version: int = 12,
+              isolation_level: int = 0):
     response = client.request(FETCH, version, FetchRequest(
-        max_wait_ms=0, min_bytes=0, max_bytes=10_000_000, topics=[FetchTopic(topic=topic, partitions=[
+        max_wait_ms=0, min_bytes=0, max_bytes=10_000_000, isolation_level=isolation_level,
+        topics=[FetchTopic(topic=topic, partitions=[
             FetchPartition(partition=partition, fetch_offset=offset, partition_max_bytes=10_000_000)])]))
     return response.responses[0].partitions[0]
 
@@ -304,11 +306,6 @@ def does_not_decompress() -> bytearray:
     return resigned(good[:RECORDS_OFFSET] + b"\x04\x22\x4d\x18 this is no lz4 frame")
 
 
-def transactional() -> bytearray:
-    return bytearray(build_batch([Record(0, 1_700_000_000_000, b"k", b"v")], producer_id=1, producer_epoch=0,
-                                 base_sequence=0, is_transactional=True))
-
-
 def control() -> bytearray:
     return bytearray(build_batch([Record(0, 1_700_000_000_000, b"\x00\x00\x00\x01", b"")], is_control=True))
 
@@ -318,7 +315,6 @@ def control() -> bytearray:
     (count_says_more, ErrorCode.INVALID_RECORD),
     (trailing_bytes, ErrorCode.INVALID_RECORD),
     (does_not_decompress, ErrorCode.INVALID_RECORD),
-    (transactional, ErrorCode.INVALID_TXN_STATE),
     (control, ErrorCode.INVALID_RECORD),
 ], ids=lambda case: getattr(case, "__name__", ""))
 def test_malformed_records_are_refused_and_the_next_batch_appended(small_broker, topic, bad, code):

@@ -7,8 +7,10 @@ transport may write.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import struct
+import weakref
 
 from kbroker.broker.connection import RESPONSE_BUFFER_BYTES, Connection
 from kbroker.errors import ProtocolViolation
@@ -260,3 +262,30 @@ async def test_a_connection_lost_while_a_fetch_answer_waits_to_sendfile_ends_qui
     theirs.close()
     assert transport.is_closing()
     assert errors == []
+
+
+async def test_a_lost_connection_gives_its_read_buffers_back():
+    """A connection object can outlive its socket until the collector's next full pass (a refused
+    login waits connection.failed.authentication.delay.ms, long enough to reach the old generation):
+    it must not hold its 256 KiB frame buffer meanwhile."""
+    connection, transport, _ = await connect()
+    receive(connection, frame(b"now:1")[:3])  # a partial frame waiting in the buffer
+    assert connection.get_buffer(-1).nbytes > 100_000
+    connection.connection_lost(None)
+    assert connection.get_buffer(-1).nbytes < 100_000
+
+
+async def test_a_lost_connection_is_freed_by_reference_counting():
+    """No cycle keeps a closed connection (and its buffers) until a full collection: the cancelled
+    writer task holds its CancelledError, whose traceback holds the connection."""
+    connection, transport, _ = await connect()
+    await settle()  # the writer task waits for answers
+    alive = weakref.ref(connection)
+    gc.disable()
+    try:
+        connection.connection_lost(None)
+        del connection
+        await settle()
+        assert alive() is None
+    finally:
+        gc.enable()

@@ -293,5 +293,7 @@ def test_find_coordinator_batched_keys_and_transactions(client):
     response = client.request(FIND_COORDINATOR, 4, FindCoordinatorRequest(
         key_type=0, coordinator_keys=["a", "b", ""]))
     assert [c.error_code for c in response.coordinators] == [0, 0, E.INVALID_GROUP_ID]
-    txn = client.request(FIND_COORDINATOR, 4, FindCoordinatorRequest(key_type=1, coordinator_keys=["t"]))
-    assert txn.coordinators[0].error_code != 0
+    # A single node coordinates every transactional id too; an empty one is refused.
+    txn = client.request(FIND_COORDINATOR, 4, FindCoordinatorRequest(key_type=1, coordinator_keys=["t", ""]))
+    assert [(c.error_code, c.node_id) for c in txn.coordinators] == [(0, response.coordinators[0].node_id),
+                                                                      (E.INVALID_REQUEST, -1)]

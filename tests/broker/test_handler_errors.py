@@ -23,13 +23,18 @@ from kbroker.broker.dispatch import Dispatcher
 from kbroker.broker.producer_ids import ProducerIdAllocator
 from kbroker.broker.routes import ROUTES
 from kbroker.coordinator.group_coordinator import GroupCoordinator
+from kbroker.coordinator.txn_coordinator import TransactionCoordinator
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.log_manager import LogManager
+from kbroker.security.credentials import FileCredentialStore
+from kbroker.security.quota_store import FileQuotaStore
 from kbroker.wire import frames
 from kbroker.wire.messages import APIS
+from kbroker.wire.messages import add_offsets_to_txn as aot
 from kbroker.wire.messages import alter_configs as ac
 from kbroker.wire.messages import alter_partition_reassignments as apr
 from kbroker.wire.messages import alter_client_quotas as acq
+from kbroker.wire.messages import alter_user_scram_credentials as ausc
 from kbroker.wire.messages import consumer_group_heartbeat as cgh
 from kbroker.wire.messages import describe_client_quotas as dcq
 from kbroker.wire.messages import create_acls as ca
@@ -39,17 +44,19 @@ from kbroker.wire.messages import create_partitions as cp
 from kbroker.wire.messages import delete_groups as dg
 from kbroker.wire.messages import delete_records as dr
 from kbroker.wire.messages import describe_log_dirs as dld
+from kbroker.wire.messages import describe_producers as dp
+from kbroker.wire.messages import describe_transactions as dtx
+from kbroker.wire.messages import describe_user_scram_credentials as dusc
 from kbroker.wire.messages import elect_leaders as el
 from kbroker.wire.messages import incremental_alter_configs as iac
 from kbroker.wire.messages import list_partition_reassignments as lpr
+from kbroker.wire.messages import list_transactions as ltx
 from kbroker.wire.messages import offset_delete as od
-from kbroker.wire.messages import alter_user_scram_credentials as ausc
-from kbroker.wire.messages import describe_user_scram_credentials as dusc
+from kbroker.wire.messages import offset_for_leader_epoch as ofle
 from kbroker.wire.messages import sasl_authenticate as sa
 from kbroker.wire.messages import sasl_handshake as sh
-from kbroker.security.credentials import FileCredentialStore
-from kbroker.security.quota_store import FileQuotaStore
-from kbroker.wire.messages import offset_for_leader_epoch as ofle
+from kbroker.wire.messages import txn_offset_commit as toc
+from kbroker.wire.messages import write_txn_markers as wtm
 from kbroker.wire.schema import Array, fields_of
 from tests.broker.test_dispatch_fuzz import GOLDEN, FakeConnection, fuzz_broker  # noqa: F401 (a fixture)
 
@@ -95,6 +102,16 @@ HAND_MADE = {
     acq.ALTER_CLIENT_QUOTAS.key: acq.AlterClientQuotasRequest(entries=[acq.EntryData(
         entity=[acq.EntityData(entity_type="user", entity_name="alice")],
         ops=[acq.OpData(key="producer_byte_rate", value=1024.0, remove=False)])], validate_only=False),
+    wtm.WRITE_TXN_MARKERS.key: wtm.WriteTxnMarkersRequest(markers=[wtm.WritableTxnMarker(
+        producer_id=1, producer_epoch=0, transaction_result=True, coordinator_epoch=0,
+        topics=[wtm.WritableTxnMarkerTopic(name=TOPIC, partition_indexes=[0])])]),
+    dp.DESCRIBE_PRODUCERS.key: dp.DescribeProducersRequest(topics=[dp.TopicRequest(name=TOPIC, partition_indexes=[0])]),
+    aot.ADD_OFFSETS_TO_TXN.key: aot.AddOffsetsToTxnRequest(transactional_id="t", producer_id=1, group_id="g"),
+    toc.TXN_OFFSET_COMMIT.key: toc.TxnOffsetCommitRequest(transactional_id="t", group_id="g", producer_id=1, topics=[
+        toc.TxnOffsetCommitRequestTopic(name=TOPIC, partitions=[toc.TxnOffsetCommitRequestPartition(
+            partition_index=0, committed_offset=1)])]),
+    dtx.DESCRIBE_TRANSACTIONS.key: dtx.DescribeTransactionsRequest(transactional_ids=["t"]),
+    ltx.LIST_TRANSACTIONS.key: ltx.ListTransactionsRequest(),
 }
 # Asked of a broker without authorizer.class.name, no collaborator is called: SECURITY_DISABLED.
 ACL_APIS = {dacl.DESCRIBE_ACLS.key, ca.CREATE_ACLS.key, da.DELETE_ACLS.key}
@@ -120,12 +137,13 @@ def test_every_served_api_is_exercised() -> None:
 
 
 def failing_collaborators(monkeypatch: pytest.MonkeyPatch, error: Callable[[], Exception]) -> None:
-    """Every method of the log manager, group coordinator and producer id allocator a handler can
+    """Every method of the log manager, the coordinators and the producer id allocator a handler can
     call raises a new `error()`, as do the broker's own helpers."""
     def fail(*args: Any, **kwargs: Any) -> Any:
         raise error()
 
-    for cls in (LogManager, GroupCoordinator, ProducerIdAllocator, FileCredentialStore, FileQuotaStore):
+    for cls in (LogManager, GroupCoordinator, TransactionCoordinator, ProducerIdAllocator, FileCredentialStore,
+                FileQuotaStore):
         for name, member in vars(cls).items():
             if callable(member) and not name.startswith("_"):
                 monkeypatch.setattr(cls, name, fail)
@@ -141,7 +159,7 @@ def error_codes(value: Any, version: int) -> Iterator[int]:
             if not (field.present_in(version) or field.tagged_in(version)):
                 continue
             child = getattr(value, field.name)
-            if field.name == "error_code":
+            if field.name in ("error_code", "partition_error_code"):  # the latter: AddPartitionsToTxn
                 yield child
             elif isinstance(field.type, Array) or dataclasses.is_dataclass(child):
                 yield from error_codes(child, version)

@@ -43,6 +43,7 @@ class MemoryZooKeeper:
         self.controller_epoch_version = -1  # -1: /controller_epoch does not exist yet
         self.topics: dict[str, TopicAssignment] = {}
         self.configs: dict[str, dict[str, str]] = {}
+        self.users: dict[str, dict[str, str]] = {}
         self.states: dict[tuple[str, int], PartitionState] = {}
         self.deleting: set[str] = set()
         self.elections: dict[tuple[str, int], int] = {}
@@ -346,3 +347,10 @@ class MemoryMetaStore:
         start = self._zk.next_producer_id
         self._zk.next_producer_id += size
         return start
+
+    def user_configs(self) -> dict[str, dict[str, str]]:
+        return {name: dict(configs) for name, configs in self._zk.users.items()}
+
+    async def set_user_configs(self, name: str, configs: Mapping[str, str]) -> None:
+        self._check_open()
+        self._zk.users[name] = dict(configs)

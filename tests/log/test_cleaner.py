@@ -228,6 +228,11 @@ def test_aborted_transactions_go_and_markers_stay(open_log: OpenLog) -> None:
     assert [(r.key, r.value) for _, rs in kept for r in rs if r.key in (b"k", b"other")] == \
         [(b"k", b"committed-before"), (b"other", b"x")]
     assert [h.is_control for h, _ in kept].count(True) == 1
+    aborted = [(t.producer_id, t.first_offset, t.last_offset) for t in plog.aborted_transactions(0, 100)]
+    assert aborted == [(5, 1, 2)]  # the cleaned segment took over the .txnindex entry
+    (cleaned,) = plog.directory.glob("*.txnindex")
+    reopened = open_log(COMPACT, clean_shutdown=True, recovery_point=plog.log_end_offset)
+    assert [(t.producer_id, t.first_offset, t.last_offset) for t in reopened.aborted_transactions(0, 100)] == aborted
 
 
 def test_compact_delete_also_applies_retention(tmp_path: Path) -> None:

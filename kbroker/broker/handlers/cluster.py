@@ -3,14 +3,19 @@
 A single node is the whole cluster and coordinates every group. In a cluster a group's
 coordinator is the leader of its `__consumer_offsets` partition, which the controller creates on
 the first lookup with `offsets.topic.num.partitions` and `offsets.topic.replication.factor` (as
-Kafka, COORDINATOR_NOT_AVAILABLE while fewer brokers are alive than that factor asks). Transactions are not implemented yet, so a transactional
-coordinator lookup gets a non-retriable error with a message rather than a retry loop.
+Kafka, COORDINATOR_NOT_AVAILABLE while fewer brokers are alive than that factor asks). A
+transactional id's coordinator is, in the same way, the leader of its `__transaction_state`
+partition (`transaction.state.log.num.partitions`, `transaction.state.log.replication.factor`).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kbroker.broker import authorization
+
 from kbroker.broker.dispatch import RequestContext
 from kbroker.coordinator.records import OFFSETS_TOPIC
+from kbroker.coordinator.txn_records import TRANSACTION_STATE_TOPIC
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.security.acls import CLUSTER_NAME, Operation, ResourceType
 from kbroker.wire.messages.describe_cluster import DescribeClusterBroker, DescribeClusterRequest, DescribeClusterResponse
@@ -18,7 +23,7 @@ from kbroker.wire.messages.find_coordinator import Coordinator, FindCoordinatorR
 
 GROUP_KEY = 0
 TRANSACTION_KEY = 1
-NO_TRANSACTIONS = "kbroker does not support transactions yet"
+_KAFKA_NAMES = {OFFSETS_TOPIC: "offsets", TRANSACTION_STATE_TOPIC: "transactions state"}  # in Kafka's messages
 
 
 def handle_describe_cluster(ctx: RequestContext, request: DescribeClusterRequest) -> DescribeClusterResponse:
@@ -55,8 +60,7 @@ def handle_find_coordinator(ctx: RequestContext, request: FindCoordinatorRequest
 def _coordinator(ctx: RequestContext, key: str, key_type: int) -> Coordinator:
     broker = ctx.broker
     if key_type == TRANSACTION_KEY:
-        return Coordinator(key=key, node_id=-1, host="", port=-1,
-                           error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, error_message=NO_TRANSACTIONS)
+        return _transaction_coordinator(ctx, key)
     if key_type != GROUP_KEY:
         return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.INVALID_REQUEST,
                            error_message=f"unknown coordinator key type {key_type}")
@@ -67,7 +71,10 @@ def _coordinator(ctx: RequestContext, key: str, key_type: int) -> Coordinator:
         return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED,
                            error_message=None)
     if broker.cluster is not None:
-        return _coordinator_in_cluster(ctx, key)
+        config = broker.config
+        return _coordinator_in_cluster(ctx, key, OFFSETS_TOPIC, broker.groups.partition_for(key),
+                                       config.offsets_topic_replication_factor, "offsets.topic.replication.factor",
+                                       lambda: broker.cluster.admin.create_offsets_topic(config))
     try:
         broker.groups.ensure_offsets_topic()  # created on first use, as Kafka does
     except KafkaError as exc:  # e.g. a full disk: the client retries the lookup
@@ -78,24 +85,47 @@ def _coordinator(ctx: RequestContext, key: str, key_type: int) -> Coordinator:
                        error_code=0, error_message=None)
 
 
-def _coordinator_in_cluster(ctx: RequestContext, key: str) -> Coordinator:
+def _transaction_coordinator(ctx: RequestContext, key: str) -> Coordinator:
+    broker = ctx.broker
+    if not key:
+        return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.INVALID_REQUEST,
+                           error_message="empty transactional id")
+    if broker.cluster is not None:
+        config = broker.config
+        return _coordinator_in_cluster(ctx, key, TRANSACTION_STATE_TOPIC, broker.transactions.partition_for(key),
+                                       config.transaction_state_log_replication_factor,
+                                       "transaction.state.log.replication.factor",
+                                       lambda: broker.cluster.admin.create_transaction_state_topic(config))
+    try:
+        broker.transactions.ensure_topic()  # created on first use, as Kafka does
+    except KafkaError as exc:
+        return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
+                           error_message=f"cannot create {TRANSACTION_STATE_TOPIC}: {exc.message or exc.code.name}")
+    advertised = broker.config.advertised_for(ctx.connection.listener_name)
+    return Coordinator(key=key, node_id=broker.node_id, host=advertised.host, port=advertised.port,
+                       error_code=0, error_message=None)
+
+
+def _coordinator_in_cluster(ctx: RequestContext, key: str, topic: str, partition: int, replication_factor: int,
+                            replication_config: str, create: Callable[[], None]) -> Coordinator:
+    """The leader of the coordinator's partition of `topic`; the controller creates the topic on
+    the first lookup."""
     broker = ctx.broker
     image = broker.cluster.image
-    config = broker.config
-    if OFFSETS_TOPIC not in image.topics:
-        if len(image.brokers) < config.offsets_topic_replication_factor:
+    if topic not in image.topics:
+        if len(image.brokers) < replication_factor:
             message = (f"Number of alive brokers '{len(image.brokers)}' does not meet the required replication "
-                       f"factor '{config.offsets_topic_replication_factor}' for the offsets topic (configured via "
-                       "'offsets.topic.replication.factor').")
+                       f"factor '{replication_factor}' for the {_KAFKA_NAMES[topic]} topic (configured via "
+                       f"'{replication_config}').")
         else:
-            broker.cluster.admin.create_offsets_topic(config)
-            message = f"{OFFSETS_TOPIC} is being created"
+            create()
+            message = f"{topic} is being created"
         return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
                            error_message=message)
-    leader = image.leader_of(OFFSETS_TOPIC, broker.groups.partition_for(key))
+    leader = image.leader_of(topic, partition)
     registration = image.brokers.get(leader)
     endpoint = registration.endpoint(ctx.connection.listener_name) if registration is not None else None
     if endpoint is None:
         return Coordinator(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
-                           error_message="the group's partition has no leader with this listener")
+                           error_message=f"the coordinator's partition of {topic} has no leader with this listener")
     return Coordinator(key=key, node_id=leader, host=endpoint[0], port=endpoint[1], error_code=0, error_message=None)

@@ -5,7 +5,9 @@ connection `sendfile`s them between the encoded bytes of the response. Limits fo
 KIP-74: `max_bytes` for the response, `partition_max_bytes` per partition, but the first
 partition with data returns at least one whole batch so a large record cannot stall a
 consumer. read_committed (isolation level 1, the librdkafka and kafkajs default) reads up
-to the last stable offset and gets an (empty) aborted-transactions list.
+to the last stable offset and gets the aborted transactions (producer id, first offset) that
+overlap the offsets returned, from the segments' .txnindex: the client drops those producers'
+records up to their ABORT markers. The batches themselves stay opaque either way.
 
 A Fetch with a replica id is a follower's (kbroker/cluster/replica_fetcher.py): it reads up to
 the log end, not the high watermark, and its fetch offset is that replica's log end, which the
@@ -24,7 +26,13 @@ from kbroker.broker.dispatch import RequestContext
 from kbroker.broker.throttling import charge, refund
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.security.acls import Operation
-from kbroker.wire.messages.fetch import FetchableTopicResponse, FetchRequest, FetchResponse, PartitionData
+from kbroker.wire.messages.fetch import (
+    AbortedTransaction,
+    FetchableTopicResponse,
+    FetchRequest,
+    FetchResponse,
+    PartitionData,
+)
 
 READ_COMMITTED = 1
 # Fetch v0-3 expect message format v0/v1, which we neither store nor convert to.
@@ -161,14 +169,21 @@ def _read(ctx: RequestContext, request: FetchRequest) -> tuple[list[FetchableTop
                 upper = partition_log.last_stable_offset if read_committed else partition_log.high_watermark
             error = 0
             records: Any = b""
+            aborted = [] if read_committed else None
             if version < FIRST_V2_FORMAT_VERSION:
                 error = ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT
             elif not partition_log.log_start_offset <= wanted.fetch_offset <= partition_log.log_end_offset:
                 error = ErrorCode.OFFSET_OUT_OF_RANGE
             elif wanted.fetch_offset < upper and remaining > 0:
+                limit = min(wanted.partition_max_bytes, remaining)
                 try:
-                    data = partition_log.read(wanted.fetch_offset, min(wanted.partition_max_bytes, remaining),
-                                              upper, min_one_batch=total == 0)
+                    if read_committed and not follower:
+                        data, txns = partition_log.read_committed(wanted.fetch_offset, limit, upper,
+                                                                  min_one_batch=total == 0)
+                        aborted = [AbortedTransaction(producer_id=t.producer_id, first_offset=t.first_offset)
+                                   for t in txns]
+                    else:
+                        data = partition_log.read(wanted.fetch_offset, limit, upper, min_one_batch=total == 0)
                 except KafkaError as exc:
                     error = exc.code
                 else:
@@ -182,7 +197,7 @@ def _read(ctx: RequestContext, request: FetchRequest) -> tuple[list[FetchableTop
                 high_watermark=partition_log.high_watermark,
                 last_stable_offset=partition_log.last_stable_offset,
                 log_start_offset=partition_log.log_start_offset,
-                aborted_transactions=[] if read_committed else None,
+                aborted_transactions=aborted,
                 records=records))
         responses.append(FetchableTopicResponse(topic=name or "", topic_id=topic.topic_id,
                                                 partitions=partitions))

@@ -159,8 +159,9 @@ def handle_offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) -> Off
             answers.append(OffsetFetchResponseGroup(
                 group_id=group.group_id, error_code=error,
                 topics=[OffsetFetchResponseTopics(name=name, partitions=[
-                    OffsetFetchResponsePartitions(partition_index=p, error_code=TOPIC_DENIED if c == TOPIC_DENIED else 0,
-                                                  **_committed(c)) for p, c in parts])
+                    OffsetFetchResponsePartitions(partition_index=p, **_committed(
+                        c, TOPIC_DENIED if c == TOPIC_DENIED else _unstable(ctx, request, group.group_id, name, p)))
+                    for p, c in parts])
                     for name, parts in _by_topic(found)]))
         return OffsetFetchResponse(groups=answers)
     wanted = None if request.topics is None else [(t.name, p) for t in request.topics for p in t.partition_indexes]
@@ -173,8 +174,10 @@ def handle_offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) -> Off
         # v0-1 have no group-level error: every requested partition carries it.
         found = [(t, p, None) for t, p in wanted or []]
     topics = [OffsetFetchResponseTopic(name=name, partitions=[
-        OffsetFetchResponsePartition(partition_index=p, error_code=TOPIC_DENIED if c == TOPIC_DENIED
-                                     else error if ctx.version < 2 else 0, **_committed(c)) for p, c in parts])
+        OffsetFetchResponsePartition(partition_index=p, **_committed(
+            c, TOPIC_DENIED if c == TOPIC_DENIED
+            else error if ctx.version < 2 else _unstable(ctx, request, request.group_id, name, p)))
+        for p, c in parts])
         for name, parts in _by_topic(found)]
     return OffsetFetchResponse(topics=topics, error_code=error)
 
@@ -200,11 +203,19 @@ def _by_topic(found: list[tuple[str, int, Any]]) -> list[tuple[str, list[tuple[i
     return list(topics.items())
 
 
-def _committed(committed: Any) -> dict[str, Any]:
-    if committed is None or committed == TOPIC_DENIED:
-        return {"committed_offset": NO_OFFSET, "committed_leader_epoch": -1, "metadata": ""}
+def _unstable(ctx: RequestContext, request: OffsetFetchRequest, group_id: str, topic: str, partition: int) -> int:
+    """KIP-447: with require_stable, an offset a transaction has staged but not yet committed is
+    UNSTABLE_OFFSET_COMMIT (the client retries), so a new consumer does not start from the old one."""
+    if request.require_stable and ctx.broker.groups.has_pending_offset(group_id, topic, partition):
+        return ErrorCode.UNSTABLE_OFFSET_COMMIT
+    return ErrorCode.NONE
+
+
+def _committed(committed: Any, error: int = ErrorCode.NONE) -> dict[str, Any]:
+    if committed is None or error:
+        return {"committed_offset": NO_OFFSET, "committed_leader_epoch": -1, "metadata": "", "error_code": error}
     return {"committed_offset": committed.offset, "committed_leader_epoch": committed.leader_epoch,
-            "metadata": committed.metadata}
+            "metadata": committed.metadata, "error_code": error}
 
 
 async def handle_offset_delete(ctx: RequestContext, request: OffsetDeleteRequest) -> OffsetDeleteResponse:

@@ -8,9 +8,10 @@ if such a request fails we close the connection, as Kafka does, so the client no
 refreshes its metadata.
 
 On a compacted topic Kafka refuses records without a key (INVALID_RECORD, one record error
-each), so there each record is read up to its key as well. Transactional batches are refused
-as Kafka refuses a batch outside an ongoing transaction (INVALID_TXN_STATE): kbroker has no
-transaction coordinator, so no producer can have begun one.
+each), so there each record is read up to its key as well. A transactional batch opens its
+producer's transaction on the partition (Kafka before KIP-890: the broker trusts that the
+producer added the partition to its transaction); the log checks it at batch level only, as
+for idempotence (producer_state.py), and a COMMIT / ABORT marker ends it (txn_markers.py).
 
 Durability: when flush.messages asks for it, the answer waits for the fsync of every partition
 written, all of them at once (flusher.py shares each fsync with the other requests waiting for
@@ -32,6 +33,7 @@ from typing import Any, NamedTuple
 from kbroker.broker import authorization
 from kbroker.broker.dispatch import NO_RESPONSE, RequestContext
 from kbroker.broker.throttling import charge
+from kbroker.broker.replication_wait import Appended, wait_replicated
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.partition_log import PartitionLog
 from kbroker.log.topics import INTERNAL_TOPICS
@@ -143,8 +145,6 @@ def _append(ctx: RequestContext, topic: str, partition: int, records: memoryview
             keyless = keyless_record_indexes(records, decompressed_limit(max_message_bytes))
             if keyless:
                 return _keyless(partition, f"{topic}-{partition}", keyless, partition_log), None
-        if header.is_transactional:  # Kafka's UnifiedLog.analyzeAndValidateProducerState
-            raise KafkaError(ErrorCode.INVALID_TXN_STATE, "Record was not part of an ongoing transaction")
         result = partition_log.append(records, header, leader_epoch=partition_log.leader_epoch,
                                       now_ms=broker.now_ms())
     except KafkaError as exc:
@@ -192,57 +192,16 @@ async def _respond_after_replication(ctx: RequestContext, pending: list[_Written
     what this request appended (after the fsyncs flush.messages asks for)."""
     if pending:
         await _respond_after_flush(ctx, pending, response)
-    broker = ctx.broker
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + max(timeout_ms, 0) / 1000
     waiting = {(e.partition_log.topic, e.partition_log.partition): e for e in replicated
                if all(partitions[i].error_code == 0 for partitions, i in e.answers)}
-    while waiting:
-        for key, entry in list(waiting.items()):
-            code = _replication_outcome(ctx, entry)
-            if code is not None:
-                del waiting[key]
-                if code != ErrorCode.NONE:
-                    for partitions, i in entry.answers:
-                        partitions[i] = _error(partitions[i].index, code, None, entry.partition_log)
-        if not waiting:
-            break
-        woken = broker.fetch_waiters.watch(waiting)
-        timer = loop.call_at(deadline, _time_out, woken)
-        try:
-            timed_out = await woken
-        finally:
-            timer.cancel()
-            broker.fetch_waiters.unwatch(woken, waiting)
-        if timed_out:
-            for entry in waiting.values():
-                for partitions, i in entry.answers:
-                    partitions[i] = _error(partitions[i].index, ErrorCode.REQUEST_TIMED_OUT, None, entry.partition_log)
-            break
+    outcomes = await wait_replicated(ctx.broker, {key: Appended(e.partition_log, e.end, e.truncations)
+                                                  for key, e in waiting.items()}, timeout_ms)
+    for key, code in outcomes.items():
+        if code != ErrorCode.NONE:
+            entry = waiting[key]
+            for partitions, i in entry.answers:
+                partitions[i] = _error(partitions[i].index, code, None, entry.partition_log)
     return response
-
-
-def _replication_outcome(ctx: RequestContext, entry: _Written) -> ErrorCode | None:
-    """NONE once replicated, an error once it cannot be, None while it may still be."""
-    broker = ctx.broker
-    partition_log = entry.partition_log
-    if broker.leader_log(partition_log.topic, partition_log.partition) is not partition_log:
-        return ErrorCode.NOT_LEADER_OR_FOLLOWER
-    if partition_log.truncations != entry.truncations:  # cut back (a new leader): not replicated
-        return ErrorCode.NOT_LEADER_OR_FOLLOWER
-    if partition_log.high_watermark >= entry.end:
-        return ErrorCode.NONE
-    replicas = broker.cluster.replicas_of(partition_log.topic, partition_log.partition)
-    if replicas is None:
-        return ErrorCode.NOT_LEADER_OR_FOLLOWER
-    if len(replicas.isr) < broker.cluster.min_insync_replicas(partition_log.topic):
-        return ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
-    return None
-
-
-def _time_out(waiter: asyncio.Future[bool | None]) -> None:
-    if not waiter.done():
-        waiter.set_result(True)
 
 
 async def _flush_all(ctx: RequestContext, pending: list[_Written]) -> list[tuple[_Written, OSError]]:

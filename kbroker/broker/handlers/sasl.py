@@ -36,7 +36,7 @@ def handle_sasl_authenticate(ctx: RequestContext, request: SaslAuthenticateReque
     try:
         answer = session.authenticate(bytes(request.auth_bytes))
     except AuthenticationFailed as exc:
-        connection.close_after_answer(f"authentication failed: {session.failure}")
+        connection.close_after_answer(session.failure or str(exc))
         return SaslAuthenticateResponse(error_code=ErrorCode.SASL_AUTHENTICATION_FAILED, error_message=str(exc))
     if session.complete:
         connection.authenticated(session.principal)

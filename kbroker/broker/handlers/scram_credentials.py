@@ -18,6 +18,7 @@ from kbroker.wire.messages.alter_user_scram_credentials import (
     AlterUserScramCredentialsRequest,
     AlterUserScramCredentialsResponse,
     AlterUserScramCredentialsResult,
+    ScramCredentialUpsertion,
 )
 from kbroker.wire.messages.describe_user_scram_credentials import (
     CredentialInfo,
@@ -55,8 +56,8 @@ def handle_describe_user_scram_credentials(ctx: RequestContext, request: Describ
     return DescribeUserScramCredentialsResponse(error_code=0, results=results)
 
 
-def handle_alter_user_scram_credentials(ctx: RequestContext, request: AlterUserScramCredentialsRequest
-                                        ) -> AlterUserScramCredentialsResponse:
+async def handle_alter_user_scram_credentials(ctx: RequestContext, request: AlterUserScramCredentialsRequest
+                                              ) -> AlterUserScramCredentialsResponse:
     if not authorization.on_cluster(ctx, Operation.ALTER):
         names = dict.fromkeys(item.name for item in (*request.deletions, *request.upsertions))
         return AlterUserScramCredentialsResponse(results=[
@@ -69,30 +70,37 @@ def handle_alter_user_scram_credentials(ctx: RequestContext, request: AlterUserS
         if not name:
             errors[name] = (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Username must not be empty")
         elif count > 1:
-            errors[name] = (ErrorCode.DUPLICATE_RESOURCE, "A user credential cannot be altered twice in the same request")
-    for deletion in request.deletions:
+            errors[name] = (ErrorCode.DUPLICATE_RESOURCE,
+                            "A user credential cannot be altered twice in the same request")
+    for deletion in (item for item in request.deletions if item.name not in errors):
         mechanism = MECHANISMS.get(deletion.mechanism)
-        if deletion.name in errors:
-            continue
         if mechanism is None:
             errors[deletion.name] = (ErrorCode.UNSUPPORTED_SASL_MECHANISM, "Unknown SCRAM mechanism")
-        elif not store.delete(deletion.name, mechanism):
+        elif not await store.alter(deletion.name, mechanism, None):
             errors[deletion.name] = (ErrorCode.RESOURCE_NOT_FOUND,
                                      "Attempt to delete a user credential that does not exist")
-    for upsertion in request.upsertions:
-        mechanism = MECHANISMS.get(upsertion.mechanism)
-        problem = (None if upsertion.name in errors else
-                   (ErrorCode.UNSUPPORTED_SASL_MECHANISM, "Unknown SCRAM mechanism") if mechanism is None else
-                   (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too few iterations") if upsertion.iterations < MIN_ITERATIONS else
-                   (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too many iterations") if upsertion.iterations > MAX_ITERATIONS else
-                   (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Salt and salted password must not be empty")
-                   if not upsertion.salt or not upsertion.salted_password else None)
+    for upsertion in (item for item in request.upsertions if item.name not in errors):
+        problem = _refused(upsertion)
         if problem is not None:
             errors[upsertion.name] = problem
-        elif upsertion.name not in errors:
-            store.upsert(upsertion.name, mechanism, credential_from_salted(  # type: ignore[arg-type]
-                mechanism, bytes(upsertion.salted_password), bytes(upsertion.salt), upsertion.iterations))
+            continue
+        mechanism = MECHANISMS[upsertion.mechanism]
+        await store.alter(upsertion.name, mechanism, credential_from_salted(
+            mechanism, bytes(upsertion.salted_password), bytes(upsertion.salt), upsertion.iterations))
     return AlterUserScramCredentialsResponse(results=[
-        AlterUserScramCredentialsResult(user=name, error_code=errors.get(name, (0, None))[0],
-                                        error_message=errors.get(name, (0, None))[1])
+        AlterUserScramCredentialsResult(user=name, error_code=errors[name][0] if name in errors else 0,
+                                        error_message=errors[name][1] if name in errors else None)
         for name in users])
+
+
+def _refused(upsertion: ScramCredentialUpsertion) -> tuple[ErrorCode, str] | None:
+    """Kafka's checks of a credential to add: a known mechanism, 4096-16384 iterations, a salt."""
+    if upsertion.mechanism not in MECHANISMS:
+        return ErrorCode.UNSUPPORTED_SASL_MECHANISM, "Unknown SCRAM mechanism"
+    if upsertion.iterations < MIN_ITERATIONS:
+        return ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too few iterations"
+    if upsertion.iterations > MAX_ITERATIONS:
+        return ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too many iterations"
+    if not upsertion.salt or not upsertion.salted_password:
+        return ErrorCode.UNACCEPTABLE_CREDENTIAL, "Salt and salted password must not be empty"
+    return None

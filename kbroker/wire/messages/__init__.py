@@ -1,5 +1,7 @@
 """Every API kbroker can decode, by key. Each module declares one API family as data."""
 from kbroker.wire.messages.alter_client_quotas import ALTER_CLIENT_QUOTAS
+from kbroker.wire.messages.add_offsets_to_txn import ADD_OFFSETS_TO_TXN
+from kbroker.wire.messages.add_partitions_to_txn import ADD_PARTITIONS_TO_TXN
 from kbroker.wire.messages.alter_configs import ALTER_CONFIGS
 from kbroker.wire.messages.alter_partition_reassignments import ALTER_PARTITION_REASSIGNMENTS
 from kbroker.wire.messages.alter_user_scram_credentials import ALTER_USER_SCRAM_CREDENTIALS
@@ -19,8 +21,11 @@ from kbroker.wire.messages.describe_cluster import DESCRIBE_CLUSTER
 from kbroker.wire.messages.describe_configs import DESCRIBE_CONFIGS
 from kbroker.wire.messages.describe_groups import DESCRIBE_GROUPS
 from kbroker.wire.messages.describe_log_dirs import DESCRIBE_LOG_DIRS
+from kbroker.wire.messages.describe_producers import DESCRIBE_PRODUCERS
+from kbroker.wire.messages.describe_transactions import DESCRIBE_TRANSACTIONS
 from kbroker.wire.messages.describe_user_scram_credentials import DESCRIBE_USER_SCRAM_CREDENTIALS
 from kbroker.wire.messages.elect_leaders import ELECT_LEADERS
+from kbroker.wire.messages.end_txn import END_TXN
 from kbroker.wire.messages.fetch import FETCH
 from kbroker.wire.messages.find_coordinator import FIND_COORDINATOR
 from kbroker.wire.messages.heartbeat import HEARTBEAT
@@ -31,6 +36,7 @@ from kbroker.wire.messages.leave_group import LEAVE_GROUP
 from kbroker.wire.messages.list_groups import LIST_GROUPS
 from kbroker.wire.messages.list_offsets import LIST_OFFSETS
 from kbroker.wire.messages.list_partition_reassignments import LIST_PARTITION_REASSIGNMENTS
+from kbroker.wire.messages.list_transactions import LIST_TRANSACTIONS
 from kbroker.wire.messages.metadata import METADATA
 from kbroker.wire.messages.offset_commit import OFFSET_COMMIT
 from kbroker.wire.messages.offset_delete import OFFSET_DELETE
@@ -40,6 +46,8 @@ from kbroker.wire.messages.produce import PRODUCE
 from kbroker.wire.messages.sasl_authenticate import SASL_AUTHENTICATE
 from kbroker.wire.messages.sasl_handshake import SASL_HANDSHAKE
 from kbroker.wire.messages.sync_group import SYNC_GROUP
+from kbroker.wire.messages.txn_offset_commit import TXN_OFFSET_COMMIT
+from kbroker.wire.messages.write_txn_markers import WRITE_TXN_MARKERS
 from kbroker.wire.schema import Api
 
 APIS: dict[int, Api] = {a.key: a for a in (
@@ -84,4 +92,12 @@ APIS: dict[int, Api] = {a.key: a for a in (
     SASL_AUTHENTICATE,
     DESCRIBE_USER_SCRAM_CREDENTIALS,
     ALTER_USER_SCRAM_CREDENTIALS,
+    ADD_PARTITIONS_TO_TXN,
+    ADD_OFFSETS_TO_TXN,
+    END_TXN,
+    TXN_OFFSET_COMMIT,
+    DESCRIBE_TRANSACTIONS,
+    LIST_TRANSACTIONS,
+    WRITE_TXN_MARKERS,
+    DESCRIBE_PRODUCERS,
 )}

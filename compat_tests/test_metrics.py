@@ -1,0 +1,140 @@
+"""Prometheus metrics, /healthz and /readyz on `metrics.listener`, read while real clients work.
+
+A broker subprocess serves metrics on an OS-chosen port (read back from its log); confluent-kafka
+produces and a consumer group reads part of it; the scrape must then agree exactly with what the
+clients did: bytes and records in, bytes out, the group's committed offset and lag, request
+counts and error codes. On a cluster, killing a follower must show up on the leader as an
+under-replicated partition and an ISR shrink, and exactly one broker reports the controller.
+"""
+from __future__ import annotations
+
+import re
+import signal
+import time
+import urllib.error
+import urllib.request
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.broker_process import BrokerProcess
+
+METRICS_ON = {"metrics.listener": "http://127.0.0.1:0", "group.initial.rebalance.delay.ms": "0"}
+_METRICS_PORT = re.compile(r"metrics on http://127\.0\.0\.1:(\d+)/metrics")
+
+
+def metrics_url(broker: BrokerProcess, path: str = "/metrics") -> str:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        match = _METRICS_PORT.search(broker.log())
+        if match:
+            return f"http://127.0.0.1:{match.group(1)}{path}"
+        time.sleep(0.05)  # polling the broker's log for its start-up line
+    raise AssertionError(f"no metrics listener in the log:\n{broker.log()}")
+
+
+def get(url: str | urllib.request.Request) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def scrape(broker: BrokerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    status, text = get(metrics_url(broker))
+    assert status == 200
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def value(samples: dict, name: str, **labels: str) -> float | None:
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def test_metrics_agree_with_what_the_clients_did(broker_factory, topic_name):
+    broker = broker_factory({**METRICS_ON, "log.flush.interval.messages": "1"})  # every produce fsyncs
+    values = [b"v%05d" % i * 10 for i in range(2000)]
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+    for v in values:
+        producer.produce(topic_name, value=v)
+    assert producer.flush(30) == 0
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"{topic_name}-g",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic_name])
+    read = []
+    deadline = time.monotonic() + 30
+    while len(read) < 1500 and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None and not message.error():
+            read.append(message)
+    assert len(read) >= 1500
+    consumer.commit(offsets=None, message=read[1499], asynchronous=False)  # committed offset 1500
+    consumer.close()
+
+    samples = scrape(broker)
+    log_size = value(samples, "kafka_log_log_size", topic=topic_name, partition="0")
+    assert value(samples, "kafka_server_brokertopicmetrics_messagesin_total", topic=topic_name) == 2000
+    assert value(samples, "kafka_server_brokertopicmetrics_bytesin_total", topic=topic_name) == log_size > 0
+    assert value(samples, "kafka_server_brokertopicmetrics_bytesout_total", topic=topic_name) >= log_size * 0.75
+    assert value(samples, "kafka_log_log_logendoffset", topic=topic_name, partition="0") == 2000
+    assert value(samples, "kafka_log_log_highwatermark", topic=topic_name, partition="0") == 2000
+    assert value(samples, "kafka_log_log_numlogsegments", topic=topic_name, partition="0") == 1
+    group = {"consumergroup": f"{topic_name}-g", "topic": topic_name, "partition": "0"}
+    assert value(samples, "kafka_consumergroup_current_offset", **group) == 1500
+    assert value(samples, "kafka_consumergroup_lag", **group) == 500
+    produces = sum(v for (name, labels), v in samples.items()
+                   if name == "kafka_network_requestmetrics_requests_total" and ("request", "Produce") in labels)
+    assert produces >= 1
+    assert value(samples, "kafka_network_requestmetrics_totaltimems_count", request="Produce") == produces
+    # librdkafka's first JoinGroup is answered MEMBER_ID_REQUIRED (KIP-394): an error code in an answer.
+    assert value(samples, "kafka_network_requestmetrics_errors_total", request="JoinGroup",
+                 error="MEMBER_ID_REQUIRED") >= 1
+    assert value(samples, "kafka_log_logflushstats_logflushrateandtimems_count") >= produces
+    assert value(samples, "kafka_server_socketservermetrics_connection_count", listener="PLAINTEXT") >= 0
+
+
+def test_health_readiness_and_bad_requests(broker_factory):
+    broker = broker_factory(METRICS_ON)
+    assert get(metrics_url(broker, "/healthz")) == (200, "ok\n")
+    assert get(metrics_url(broker, "/readyz")) == (200, "ready\n")
+    assert get(metrics_url(broker, "/nothing"))[0] == 404
+    request = urllib.request.Request(metrics_url(broker), method="POST", data=b"x")
+    assert get(request)[0] == 405
+    assert scrape(broker)  # still serving
+    assert broker.process.poll() is None
+
+
+def test_metrics_are_off_by_default(broker_factory):
+    broker = broker_factory()
+    assert "metrics on" not in broker.log()
+
+
+def test_a_taken_metrics_port_is_a_clear_start_up_error(broker_factory, tmp_path):
+    first = broker_factory(METRICS_ON)
+    port = metrics_url(first).split(":")[2].split("/")[0]
+    second = BrokerProcess(tmp_path / "second", {"metrics.listener": f"http://127.0.0.1:{port}"})
+    assert second.launch().process.wait(15) != 0
+    assert f"cannot listen on metrics.listener 127.0.0.1:{port}" in second.log()
+
+
+def test_a_dead_follower_shows_as_under_replicated_on_the_leader(cluster_factory, topic_name):
+    cluster = cluster_factory(3, {**METRICS_ON, "replica.lag.time.max.ms": "2000"})
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_all})
+    admin.create_topics([NewTopic(topic_name, 1, 3)])[topic_name].result(30)
+    cluster.wait_in_sync(topic_name, 1)
+    leader = cluster.metadata(via=1, topics=[topic_name]).leaders(topic_name)[0]
+    follower = next(node for node in cluster.brokers if node != leader)
+    controllers = [value(scrape(b), "kafka_controller_kafkacontroller_activecontrollercount")
+                   for b in cluster.brokers.values()]
+    assert sorted(controllers) == [0, 0, 1]
+    cluster.signal(follower, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    samples = scrape(cluster.brokers[leader])
+    while value(samples, "kafka_server_replicamanager_underreplicatedpartitions") != 1:
+        assert time.monotonic() < deadline, samples
+        time.sleep(0.2)  # polling the leader's gauge until its ISR shrink is written
+        samples = scrape(cluster.brokers[leader])
+    assert value(samples, "kafka_server_replicamanager_isrshrinks_total") >= 1
+    assert value(samples, "kafka_server_replicamanager_leadercount") >= 1

@@ -1,0 +1,34 @@
+"""DescribeProducers (KIP-664): each partition's active producers, as its producer state has them.
+
+Used by admin tools to find a transaction left open (`kafka-transactions.sh find-hanging`): the
+current transaction start offset is the first offset of the producer's open transaction here.
+"""
+from __future__ import annotations
+
+from kbroker.broker.dispatch import RequestContext
+from kbroker.errors import ErrorCode
+from kbroker.wire.messages.describe_producers import (
+    DescribeProducersRequest,
+    DescribeProducersResponse,
+    PartitionResponse,
+    ProducerState,
+    TopicResponse,
+)
+
+
+def handle_describe_producers(ctx: RequestContext, request: DescribeProducersRequest) -> DescribeProducersResponse:
+    topics = []
+    for topic in request.topics:
+        partitions = []
+        for index in topic.partition_indexes:
+            partition_log = ctx.broker.leader_log(topic.name, index)
+            if isinstance(partition_log, ErrorCode):
+                partitions.append(PartitionResponse(partition_index=index, error_code=partition_log))
+                continue
+            partitions.append(PartitionResponse(partition_index=index, error_code=0, active_producers=[
+                ProducerState(producer_id=p.producer_id, producer_epoch=p.epoch, last_sequence=p.last_seq,
+                              last_timestamp=p.batches[-1].timestamp if p.batches else -1,
+                              coordinator_epoch=p.coordinator_epoch, current_txn_start_offset=p.txn_first_offset)
+                for p in partition_log.active_producers()]))
+        topics.append(TopicResponse(name=topic.name, partitions=partitions))
+    return DescribeProducersResponse(topics=topics)
