@@ -151,6 +151,20 @@ def test_acls_decide_what_each_principal_may_do(broker):
         carols_own.result(30)
     assert refused.value.args[0].code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED
 
+    # Transactions: alice may use the transactional id she was given, not another.
+    [granted] = admin.create_acls([binding(ResourceType.TRANSACTIONAL_ID, "alice-tx", ResourcePatternType.LITERAL,
+                                           "alice", AclOperation.WRITE)]).values()
+    assert granted.result(30) is None
+    transactional = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "alice-tx", **login("alice")})
+    transactional.init_transactions(30)
+    transactional.begin_transaction()
+    transactional.produce(topic, value=b"alice-in-a-transaction")
+    transactional.commit_transaction(30)
+    stranger = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "bobs-tx", **login("alice")})
+    with pytest.raises(KafkaException) as refused_txn:
+        stranger.init_transactions(30)
+    assert refused_txn.value.args[0].code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+
     # A DENY wins over alice's ALLOW.
     [deny] = admin.create_acls([binding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "alice",
                                         AclOperation.WRITE, AclPermissionType.DENY)]).values()
@@ -164,7 +178,7 @@ def test_acls_decide_what_each_principal_may_do(broker):
                              resource_pattern=ResourcePatternFilter(KpResourceType.TOPIC, topic,
                                                                     ACLResourcePatternType.LITERAL))
     listed, error = kp_admin.describe_acls(any_of_topic)
-    assert error.errno == 0 and len(listed) == 4
+    assert error.errno == 0 and len(listed) == 4  # alice's WRITE, READ and DENY WRITE, bob's DESCRIBE
     bob_filter = ACLFilter(principal="User:bob", host=None, operation=ACLOperation.ANY,
                            permission_type=ACLPermissionType.ANY,
                            resource_pattern=ResourcePatternFilter(KpResourceType.ANY, None, ACLResourcePatternType.ANY))
@@ -181,5 +195,6 @@ def test_acls_decide_what_each_principal_may_do(broker):
         ("User:alice", AclOperation.WRITE, AclPermissionType.ALLOW),
         ("User:alice", AclOperation.READ, AclPermissionType.ALLOW),
         ("User:alice", AclOperation.READ, AclPermissionType.ALLOW),
-        ("User:alice", AclOperation.WRITE, AclPermissionType.DENY)])
+        ("User:alice", AclOperation.WRITE, AclPermissionType.DENY),
+        ("User:alice", AclOperation.WRITE, AclPermissionType.ALLOW)])  # the transactional id's
     assert {e.code() for e in produce(broker, "bob", topic)} == {KafkaError.TOPIC_AUTHORIZATION_FAILED}

@@ -5,8 +5,10 @@ current transaction start offset is the first offset of the producer's open tran
 """
 from __future__ import annotations
 
+from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.errors import ErrorCode
+from kbroker.security.acls import Operation
 from kbroker.wire.messages.describe_producers import (
     DescribeProducersRequest,
     DescribeProducersResponse,
@@ -20,8 +22,10 @@ def handle_describe_producers(ctx: RequestContext, request: DescribeProducersReq
     topics = []
     for topic in request.topics:
         partitions = []
+        permitted = authorization.on_topic(ctx, Operation.READ, topic.name)
         for index in topic.partition_indexes:
-            partition_log = ctx.broker.leader_log(topic.name, index)
+            partition_log = (ctx.broker.leader_log(topic.name, index) if permitted
+                             else ErrorCode.TOPIC_AUTHORIZATION_FAILED)
             if isinstance(partition_log, ErrorCode):
                 partitions.append(PartitionResponse(partition_index=index, error_code=partition_log))
                 continue

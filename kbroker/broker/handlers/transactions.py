@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.coordinator.group_coordinator import OffsetToCommit
 from kbroker.coordinator.records import OFFSETS_TOPIC
 from kbroker.coordinator.transactions import STATE_BY_NAME, TopicPartition
 from kbroker.errors import ErrorCode
+from kbroker.security.acls import Operation, ResourceType
 from kbroker.wire.messages.add_offsets_to_txn import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
 from kbroker.wire.messages.add_partitions_to_txn import (
     AddPartitionsToTxnPartitionResult,
@@ -68,9 +70,19 @@ def _topic_results(topics, results: dict[TopicPartition, ErrorCode]) -> list:
         for p in t.partitions]) for t in topics]
 
 
+def _may_write(ctx: RequestContext, transactional_id: str) -> bool:
+    return authorization.allowed(ctx, Operation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id)
+
+
 async def _add_partitions(ctx: RequestContext, transactional_id: str, producer_id: int, producer_epoch: int,
                           topics, verify_only: bool) -> dict[TopicPartition, ErrorCode]:
     partitions = [(t.name, p) for t in topics for p in t.partitions]
+    if not _may_write(ctx, transactional_id):
+        return dict.fromkeys(partitions, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    denied = {t.name for t in topics if not authorization.on_topic(ctx, Operation.WRITE, t.name)}
+    if denied:  # as Kafka: the others are not attempted
+        return {tp: ErrorCode.TOPIC_AUTHORIZATION_FAILED if tp[0] in denied else ErrorCode.OPERATION_NOT_ATTEMPTED
+                for tp in partitions}
     errors = _partition_errors(ctx, partitions)
     if errors:
         return errors
@@ -100,6 +112,10 @@ async def handle_add_partitions_to_txn(ctx: RequestContext,
 async def handle_add_offsets_to_txn(ctx: RequestContext, request: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse:
     """The group's `__consumer_offsets` partition joins the transaction (as Kafka, nothing is
     created here: the group's TxnOffsetCommit comes next, through its coordinator)."""
+    if not _may_write(ctx, request.transactional_id):
+        return AddOffsetsToTxnResponse(error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    if not authorization.on_group(ctx, Operation.READ, request.group_id):
+        return AddOffsetsToTxnResponse(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED)
     if not request.group_id:
         return AddOffsetsToTxnResponse(error_code=ErrorCode.INVALID_GROUP_ID)
     partition = (OFFSETS_TOPIC, ctx.broker.groups.partition_for(request.group_id))
@@ -109,12 +125,24 @@ async def handle_add_offsets_to_txn(ctx: RequestContext, request: AddOffsetsToTx
 
 
 async def handle_end_txn(ctx: RequestContext, request: EndTxnRequest) -> EndTxnResponse:
+    if not _may_write(ctx, request.transactional_id):
+        return EndTxnResponse(error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     error = await ctx.broker.transactions.end_txn(request.transactional_id, request.producer_id,
                                                   request.producer_epoch, request.committed)
     return EndTxnResponse(error_code=fenced_for_version(error, ctx.version, 2))
 
 
 async def handle_txn_offset_commit(ctx: RequestContext, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
+    denied = (ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED if not _may_write(ctx, request.transactional_id)
+              else ErrorCode.GROUP_AUTHORIZATION_FAILED if not authorization.on_group(ctx, Operation.READ,
+                                                                                      request.group_id)
+              else None)
+    if denied is None and any(not authorization.on_topic(ctx, Operation.READ, t.name) for t in request.topics):
+        denied = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+    if denied is not None:
+        return TxnOffsetCommitResponse(topics=[TxnOffsetCommitResponseTopic(name=t.name, partitions=[
+            TxnOffsetCommitResponsePartition(partition_index=p.partition_index, error_code=denied)
+            for p in t.partitions]) for t in request.topics])
     offsets = [OffsetToCommit(t.name, p.partition_index, p.committed_offset, p.committed_leader_epoch,
                               p.committed_metadata) for t in request.topics for p in t.partitions]
     outcome = await ctx.broker.groups.commit_txn_offsets(
@@ -134,7 +162,10 @@ def handle_describe_transactions(ctx: RequestContext,
                                  request: DescribeTransactionsRequest) -> DescribeTransactionsResponse:
     states = []
     for transactional_id in request.transactional_ids:
-        error, txn = ctx.broker.transactions.describe(transactional_id)
+        if authorization.allowed(ctx, Operation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, transactional_id):
+            error, txn = ctx.broker.transactions.describe(transactional_id)
+        else:
+            error, txn = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, None
         if txn is None:
             states.append(TransactionState(error_code=error, transactional_id=transactional_id,
                                            transaction_state="", transaction_start_time_ms=-1, producer_id=-1,
@@ -159,7 +190,8 @@ def handle_list_transactions(ctx: RequestContext, request: ListTransactionsReque
     if coordinator.loading_any():
         return ListTransactionsResponse(error_code=ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
                                         unknown_state_filters=unknown)
-    found = coordinator.list(request.state_filters, request.producer_id_filters, request.duration_filter)
+    found = [t for t in coordinator.list(request.state_filters, request.producer_id_filters, request.duration_filter)
+             if authorization.allowed(ctx, Operation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, t.transactional_id)]
     return ListTransactionsResponse(error_code=ErrorCode.NONE, unknown_state_filters=unknown, transaction_states=[
         ListedTransaction(transactional_id=t.transactional_id, producer_id=t.current.producer_id,
                           transaction_state=t.current.state.display_name) for t in found])

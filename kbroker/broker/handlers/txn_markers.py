@@ -22,10 +22,12 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.broker.replication_wait import Appended, wait_replicated
 from kbroker.coordinator.records import OFFSETS_TOPIC
 from kbroker.errors import ErrorCode, KafkaError
+from kbroker.security.acls import Operation
 from kbroker.wire.messages.write_txn_markers import (
     WritableTxnMarkerPartitionResult,
     WritableTxnMarkerResult,
@@ -97,11 +99,15 @@ async def complete_offset_commits(broker: Broker, producer_id: int, offsets_part
 
 
 async def handle_write_txn_markers(ctx: RequestContext, request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse:
+    """Brokers only: CLUSTER_ACTION on the cluster, as in Kafka (a client writing markers could end
+    anyone's transactions)."""
+    permitted = authorization.on_cluster(ctx, Operation.CLUSTER_ACTION)
     markers = []
     for marker in request.markers:
         wanted = [(topic.name, p) for topic in marker.topics for p in topic.partition_indexes]
-        results = await write_txn_markers(ctx.broker, marker.producer_id, marker.producer_epoch,
-                                          marker.coordinator_epoch, marker.transaction_result, wanted)
+        results = (await write_txn_markers(ctx.broker, marker.producer_id, marker.producer_epoch,
+                                           marker.coordinator_epoch, marker.transaction_result, wanted)
+                   if permitted else dict.fromkeys(wanted, ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
         markers.append(WritableTxnMarkerResult(producer_id=marker.producer_id, topics=[
             WritableTxnMarkerTopicResult(name=topic.name, partitions=[
                 WritableTxnMarkerPartitionResult(partition_index=p, error_code=results[(topic.name, p)])
