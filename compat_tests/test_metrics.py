@@ -18,7 +18,9 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.broker_process import BrokerProcess
+from kbroker.wire.messages.api_versions import ApiVersionsRequest
+from tests.broker_process import BrokerProcess, free_port
+from tests.wire_client import WireClient
 
 METRICS_ON = {"metrics.listener": "http://127.0.0.1:0", "group.initial.rebalance.delay.ms": "0"}
 _METRICS_PORT = re.compile(r"metrics on http://127\.0\.0\.1:(\d+)/metrics")
@@ -92,7 +94,23 @@ def test_metrics_agree_with_what_the_clients_did(broker_factory, topic_name):
     assert value(samples, "kafka_network_requestmetrics_errors_total", request="JoinGroup",
                  error="MEMBER_ID_REQUIRED") >= 1
     assert value(samples, "kafka_log_logflushstats_logflushrateandtimems_count") >= produces
-    assert value(samples, "kafka_server_socketservermetrics_connection_count", listener="PLAINTEXT") >= 0
+
+def test_connections_are_counted_by_listener(tmp_path):
+    ports = {"PLAINTEXT": free_port(), "REPLICATION": free_port()}
+    broker = BrokerProcess(tmp_path / "listeners", {
+        **METRICS_ON, "listeners": ",".join(f"{name}://127.0.0.1:{port}" for name, port in ports.items()),
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,REPLICATION:PLAINTEXT"}, port=ports["PLAINTEXT"])
+    broker.start()
+    try:
+        with WireClient(f"127.0.0.1:{ports['REPLICATION']}") as first, \
+                WireClient(f"127.0.0.1:{ports['REPLICATION']}") as second:
+            for client in (first, second):  # answered: the broker has taken each connection
+                client.request(18, 3, ApiVersionsRequest(client_software_name="t", client_software_version="1"))
+            samples = scrape(broker)
+        assert value(samples, "kafka_server_socketservermetrics_connection_count", listener="REPLICATION") == 2
+        assert value(samples, "kafka_server_socketservermetrics_connection_count", listener="PLAINTEXT") == 0
+    finally:
+        broker.stop()
 
 
 def test_health_readiness_and_bad_requests(broker_factory):

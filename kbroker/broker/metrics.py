@@ -20,9 +20,9 @@ import functools
 import struct
 import time
 from bisect import bisect_left
-from collections import defaultdict
+from collections import Counter, defaultdict
 from itertools import accumulate
-from collections.abc import Iterator, Sized
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -53,7 +53,7 @@ class BrokerMetrics:
     request); `_StateCollector` turns them into metric families when scraped, on the same thread.
     """
 
-    def __init__(self, broker: Broker, connections: Sized) -> None:
+    def __init__(self, broker: Broker, connections: Iterable[Any]) -> None:
         self.requests: dict[tuple[str, int], int] = defaultdict(int)  # (API, version) -> count
         self.errors: dict[tuple[str, int], int] = defaultdict(int)  # (API, error code) -> count
         self.request_ms: dict[str, _Histogram] = {}  # API -> time from frame to encoded answer
@@ -171,7 +171,7 @@ def _error_codes(value: Any, cls: type) -> Iterator[int]:
 class _StateCollector(Collector):
     """Gauges read from the broker when scraped: logs, groups, purgatory, connections, replication."""
 
-    def __init__(self, broker: Broker, counted: BrokerMetrics, connections: Sized) -> None:
+    def __init__(self, broker: Broker, counted: BrokerMetrics, connections: Iterable[Any]) -> None:
         self._broker = broker
         self._counted = counted
         self._connections = connections
@@ -181,7 +181,10 @@ class _StateCollector(Collector):
         yield from self._requests()
         connections = GaugeMetricFamily("kafka_server_socketservermetrics_connection_count",
                                         "Open client connections", labels=["listener"])
-        connections.add_metric(["PLAINTEXT"], len(self._connections))
+        default = broker.config.listeners[0].name  # a connection without a channel came in on the first one
+        by_listener = Counter(connection.listener_name or default for connection in list(self._connections))
+        for listener in broker.config.listeners:
+            connections.add_metric([listener.name], by_listener[listener.name])
         yield connections
         purgatory = GaugeMetricFamily("kafka_server_delayedoperationpurgatory_purgatorysize",
                                       "Requests waiting in a purgatory", labels=["delayedoperation"])
