@@ -50,11 +50,11 @@ def _filter_problem(acl_filter: AclFilter) -> str | None:
 
 
 def handle_describe_acls(ctx: RequestContext, request: DescribeAclsRequest) -> DescribeAclsResponse:
+    refused = _refusal(ctx, Operation.DESCRIBE)
+    if refused:
+        return DescribeAclsResponse(error_code=refused, error_message=_NO_AUTHORIZER if
+                                    refused == ErrorCode.SECURITY_DISABLED else None)
     authorizer = ctx.broker.authorizer
-    if authorizer is None:
-        return DescribeAclsResponse(error_code=ErrorCode.SECURITY_DISABLED, error_message=_NO_AUTHORIZER)
-    if not on_cluster(ctx, Operation.DESCRIBE):
-        return DescribeAclsResponse(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
     acl_filter = _filter(request)
     problem = _filter_problem(acl_filter)
     if problem:
@@ -70,12 +70,18 @@ def handle_describe_acls(ctx: RequestContext, request: DescribeAclsRequest) -> D
         for (kind, name, pattern), acls in grouped.items()])
 
 
+def _refusal(ctx: RequestContext, operation: Operation) -> ErrorCode | None:
+    """Why this request may not change or see the bindings, or None."""
+    if ctx.broker.authorizer is None:
+        return ErrorCode.SECURITY_DISABLED
+    return None if on_cluster(ctx, operation) else ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+
+
 def handle_create_acls(ctx: RequestContext, request: CreateAclsRequest) -> CreateAclsResponse:
-    authorizer = ctx.broker.authorizer
-    if authorizer is None or not on_cluster(ctx, Operation.ALTER):
-        code = ErrorCode.SECURITY_DISABLED if authorizer is None else ErrorCode.CLUSTER_AUTHORIZATION_FAILED
-        return CreateAclsResponse(results=[AclCreationResult(error_code=code) for _ in request.creations])
-    bindings = set(authorizer.bindings)
+    refused = _refusal(ctx, Operation.ALTER)
+    if refused:
+        return CreateAclsResponse(results=[AclCreationResult(error_code=refused) for _ in request.creations])
+    bindings = set(ctx.broker.authorizer.bindings)
     results = []
     for creation in request.creations:
         binding = AclBinding(_enum(ResourceType, creation.resource_type), creation.resource_name,
@@ -92,11 +98,10 @@ def handle_create_acls(ctx: RequestContext, request: CreateAclsRequest) -> Creat
 
 
 def handle_delete_acls(ctx: RequestContext, request: DeleteAclsRequest) -> DeleteAclsResponse:
-    authorizer = ctx.broker.authorizer
-    if authorizer is None or not on_cluster(ctx, Operation.ALTER):
-        code = ErrorCode.SECURITY_DISABLED if authorizer is None else ErrorCode.CLUSTER_AUTHORIZATION_FAILED
-        return DeleteAclsResponse(filter_results=[DeleteAclsFilterResult(error_code=code) for _ in request.filters])
-    bindings = set(authorizer.bindings)
+    refused = _refusal(ctx, Operation.ALTER)
+    if refused:
+        return DeleteAclsResponse(filter_results=[DeleteAclsFilterResult(error_code=refused) for _ in request.filters])
+    bindings = set(ctx.broker.authorizer.bindings)
     results = []
     for item in request.filters:
         acl_filter = _filter(item)
