@@ -111,3 +111,12 @@ def test_quotas_are_described_and_removed(broker):
             EntryData(entity=[EntityData(entity_type="client-id", entity_name="x")],
                       ops=[OpData(key="request_percentage", value=50, remove=False)])], validate_only=False))
         assert refused.entries[0].error_code == 42  # INVALID_REQUEST: not enforced, so not accepted
+
+
+def test_a_cluster_refuses_quotas_it_could_not_enforce_everywhere(cluster_factory):
+    cluster = cluster_factory(2)
+    with WireClient(cluster.bootstrap(1)) as client:
+        answer = client.request(ALTER_CLIENT_QUOTAS.key, 1, AlterClientQuotasRequest(entries=[
+            EntryData(entity=[EntityData(entity_type="client-id", entity_name="anyone")],
+                      ops=[OpData(key="producer_byte_rate", value=RATE, remove=False)])], validate_only=False))
+    assert answer.entries[0].error_code == 42 and "ZooKeeper" in answer.entries[0].error_message

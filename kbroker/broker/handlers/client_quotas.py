@@ -3,7 +3,8 @@
 Describing needs DESCRIBE_CONFIGS on the cluster, altering ALTER_CONFIGS, as in Kafka. kbroker
 enforces producer_byte_rate and consumer_byte_rate; request_percentage and
 controller_mutation_rate are refused (INVALID_REQUEST) rather than stored and silently ignored.
-Changes are written to the store, then apply to the next request.
+Changes are written to the store, then apply to the next request. A cluster refuses them: they
+would hold on the broker that was asked only (ZooKeeper storage is not done yet).
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ from kbroker.wire.messages.describe_client_quotas import (
 )
 
 EXACT, DEFAULT_MATCH, ANY = 0, 1, 2
+CLUSTER_QUOTAS = ("client quotas are kept in the data dir of a single node; a cluster would need them in "
+                  "ZooKeeper (/config/users, /config/clients), which kbroker does not do yet")
 
 
 def handle_describe_client_quotas(ctx: RequestContext, request: DescribeClientQuotasRequest
@@ -55,6 +58,11 @@ def handle_describe_client_quotas(ctx: RequestContext, request: DescribeClientQu
 
 def handle_alter_client_quotas(ctx: RequestContext, request: AlterClientQuotasRequest) -> AlterClientQuotasResponse:
     permitted = authorization.on_cluster(ctx, Operation.ALTER_CONFIGS)
+    if ctx.broker.cluster is not None:  # each broker would enforce only what it was told
+        return AlterClientQuotasResponse(entries=[EntryResult(
+            error_code=ErrorCode.INVALID_REQUEST, error_message=CLUSTER_QUOTAS,
+            entity=[AlteredEntity(entity_type=e.entity_type, entity_name=e.entity_name) for e in entry.entity])
+            for entry in request.entries])
     store = ctx.broker.client_quotas
     results = []
     updated = dict(store.settings)
