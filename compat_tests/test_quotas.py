@@ -26,6 +26,8 @@ from kbroker.wire.messages.describe_client_quotas import (
     ComponentData,
     DescribeClientQuotasRequest,
 )
+from kbroker.blocking_client import BlockingClient
+from kbroker.wire.messages.metadata import METADATA, MetadataRequest
 from tests.broker_process import BrokerProcess
 from tests.wire_client import WireClient
 
@@ -109,7 +111,7 @@ def test_quotas_are_described_and_removed(broker):
         assert found["slow-producer"] == {"producer_byte_rate": RATE}
         refused = client.request(ALTER_CLIENT_QUOTAS.key, 1, AlterClientQuotasRequest(entries=[
             EntryData(entity=[EntityData(entity_type="client-id", entity_name="x")],
-                      ops=[OpData(key="request_percentage", value=50, remove=False)])], validate_only=False))
+                      ops=[OpData(key="controller_mutation_rate", value=50, remove=False)])], validate_only=False))
         assert refused.entries[0].error_code == 42  # INVALID_REQUEST: not enforced, so not accepted
 
 
@@ -120,3 +122,30 @@ def test_a_cluster_refuses_quotas_it_could_not_enforce_everywhere(cluster_factor
             EntryData(entity=[EntityData(entity_type="client-id", entity_name="anyone")],
                       ops=[OpData(key="producer_byte_rate", value=RATE, remove=False)])], validate_only=False))
     assert answer.entries[0].error_code == 42 and "ZooKeeper" in answer.entries[0].error_message
+
+
+def metadata_throttles(broker: BrokerProcess, client_id: str, requests: int) -> tuple[list[int], float]:
+    """The throttle_time_ms of up to `requests` Metadata answers, stopping one answer after the first
+    throttled one; and how long that next answer took (s)."""
+    throttles: list[int] = []
+    with BlockingClient("127.0.0.1", broker.port, client_id=client_id) as client:
+        for _ in range(requests):
+            sent = time.monotonic()
+            throttles.append(client.request(METADATA, 12, MetadataRequest(topics=None)).throttle_time_ms)
+            if len(throttles) > 1 and throttles[-2] > 0:
+                return throttles, time.monotonic() - sent
+    return throttles, 0.0
+
+
+def test_a_client_over_its_request_percentage_is_throttled(broker):
+    with WireClient(broker.bootstrap) as client:
+        answer = client.request(ALTER_CLIENT_QUOTAS.key, 1, AlterClientQuotasRequest(entries=[
+            EntryData(entity=[EntityData(entity_type="client-id", entity_name="busy")],
+                      ops=[OpData(key="request_percentage", value=0.5, remove=False)])], validate_only=False))
+        assert answer.entries[0].error_code == 0
+    free, _ = metadata_throttles(broker, "idle", 300)
+    busy, waited = metadata_throttles(broker, "busy", 5000)  # 0.5 %: 10 ms of the broker's time per 2 s
+    assert set(free) == {0}
+    assert busy[-2] > 0 and busy.index(busy[-2]) > 0  # within the quota at first, then throttled
+    # The connection was muted for the throttle time: the next answer waited for it.
+    assert waited >= busy[-2] / 1000 * 0.9, (waited, busy[-2])

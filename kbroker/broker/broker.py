@@ -27,7 +27,7 @@ from kbroker.security.acl_store import FileAclStore
 from kbroker.security.acls import Authorizer
 from kbroker.security.credentials import CredentialStore, FileCredentialStore
 from kbroker.security.quota_store import FileQuotaStore
-from kbroker.security.quotas import CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, QuotaManager
+from kbroker.security.quotas import CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE, QuotaManager
 
 if TYPE_CHECKING:
     from kbroker.broker.metrics import BrokerMetrics
@@ -64,6 +64,7 @@ class Broker:
         window = {"window_ms": config.quota_window_size_seconds * 1000, "samples": config.quota_window_num}
         self.produce_quota = QuotaManager(PRODUCER_BYTE_RATE, self.client_quotas.settings, **window)
         self.fetch_quota = QuotaManager(CONSUMER_BYTE_RATE, self.client_quotas.settings, **window)
+        self.request_quota = QuotaManager(REQUEST_PERCENTAGE, self.client_quotas.settings, **window)
         self.metrics: BrokerMetrics | None = None  # metrics.listener set: see attach_metrics
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
         self.cluster = None if store is None else ClusterMember(

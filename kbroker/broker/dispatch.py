@@ -18,6 +18,7 @@ has no answer to carry the error: its connection is closed, as Kafka does.
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import time
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from kbroker.broker.error_responses import error_response
+from kbroker.broker.throttling import charge
 from kbroker.errors import ErrorCode, KafkaError, ProtocolViolation
 from kbroker.wire import frames
 from kbroker.wire.messages.api_versions import API_VERSIONS, ApiVersion, ApiVersionsResponse
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("kbroker.dispatch")
 
 NO_RESPONSE = object()
+# Not charged to request quotas, as in Kafka: a client must always be able to learn versions and log in.
+QUOTA_EXEMPT = frozenset({API_VERSIONS.key, 17, 36})  # ApiVersions, SaslHandshake, SaslAuthenticate
 MAX_LOGGED_REQUEST = 2000  # characters of a failed request's repr in the log
 
 
@@ -85,29 +89,42 @@ class Dispatcher:
         ctx = RequestContext(self._broker, connection, header)
         try:
             result = route.handler(ctx, body)
+            throttle = self._charge_request_time(ctx, api_key, started)
             if inspect.isawaitable(result):
-                return self._encode_later(ctx, route.api, body, result, started)
-            return self._encode(ctx, route.api, body, result, started)
+                return self._encode_later(ctx, route.api, body, result, started, throttle)
+            return self._encode(ctx, route.api, body, result, started, throttle)
         except ProtocolViolation:
             raise
         except Exception as exc:
             return self._failed(ctx, route.api, body, exc, started)
 
+    def _charge_request_time(self, ctx: RequestContext, api_key: int, started: float) -> int:
+        """request_percentage quotas: the time this request held the event loop, in percent-seconds
+        of one thread (Kafka counts handler thread time; time spent waiting is not counted here
+        either). The throttle time in ms; 0 when no such quota is set."""
+        quota = self._broker.request_quota
+        if not quota.enforced or api_key in QUOTA_EXEMPT:
+            return 0
+        return charge(ctx, quota, (time.perf_counter() - started) * 100)
+
     async def _encode_later(self, ctx: RequestContext, api: Api, body: Any,
-                            pending: Awaitable[Any], started: float) -> list[Any] | None:
+                            pending: Awaitable[Any], started: float, throttle: int) -> list[Any] | None:
         try:
-            return self._encode(ctx, api, body, await pending, started)
+            return self._encode(ctx, api, body, await pending, started, throttle)
         except ProtocolViolation:
             raise
         except Exception as exc:
             return self._failed(ctx, api, body, exc, started)
 
-    def _encode(self, ctx: RequestContext, api: Api, body: Any, result: Any, started: float) -> list[Any] | None:
+    def _encode(self, ctx: RequestContext, api: Api, body: Any, result: Any, started: float,
+                throttle: int = 0) -> list[Any] | None:
         metrics = self._broker.metrics
         if result is NO_RESPONSE:
             if metrics is not None:
                 metrics.request_done(api, ctx.version, body, None, started)
             return None
+        if throttle and throttle > getattr(result, "throttle_time_ms", throttle):
+            result = dataclasses.replace(result, throttle_time_ms=throttle)
         encoded = frames.encode_response(api, ctx.version, ctx.header.correlation_id, result)
         if metrics is not None:
             metrics.request_done(api, ctx.version, body, result, started)

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 USER, CLIENT_ID = "user", "client-id"
 PRODUCER_BYTE_RATE, CONSUMER_BYTE_RATE = "producer_byte_rate", "consumer_byte_rate"
-QUOTA_KEYS = (PRODUCER_BYTE_RATE, CONSUMER_BYTE_RATE)
+REQUEST_PERCENTAGE = "request_percentage"  # of one thread's time per quota window, 100 = one whole thread
+QUOTA_KEYS = (PRODUCER_BYTE_RATE, CONSUMER_BYTE_RATE, REQUEST_PERCENTAGE)
 
 
 DEFAULT = None  # a component's name when it is the default entity (`<default>` in Kafka's tools)

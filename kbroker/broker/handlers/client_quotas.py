@@ -1,8 +1,8 @@
 """DescribeClientQuotas and AlterClientQuotas: the byte-rate quotas of (user, client-id) entities.
 
 Describing needs DESCRIBE_CONFIGS on the cluster, altering ALTER_CONFIGS, as in Kafka. kbroker
-enforces producer_byte_rate and consumer_byte_rate; request_percentage and
-controller_mutation_rate are refused (INVALID_REQUEST) rather than stored and silently ignored.
+enforces producer_byte_rate, consumer_byte_rate and request_percentage; controller_mutation_rate
+is refused (INVALID_REQUEST) rather than stored and silently ignored.
 Changes are written to the store, then apply to the next request. A cluster refuses them: they
 would hold on the broker that was asked only (ZooKeeper storage is not done yet).
 """
