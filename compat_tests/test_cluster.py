@@ -268,13 +268,17 @@ def test_corrupted_znodes_are_logged_and_ignored(cluster_factory, topic_name):
         zk.set(f"/brokers/topics/{topic_name}/partitions/0/state", b"[1, 2")
         zk.create("/brokers/ids/not-a-number", b"", ephemeral=True)
         cluster.wait_until(lambda v: len(v.brokers) == 3 and "garbage-topic" not in v.topics, topics=None)
+        # That held before the brokers saw the new znodes too: wait until broker 1 has read them.
+        deadline = time.monotonic() + 30
+        while "ignoring topic garbage-topic" not in cluster.brokers[1].log():
+            assert time.monotonic() < deadline, cluster.brokers[1].log()
+            time.sleep(0.1)  # polling the broker's log file
     finally:
         zk.stop()
         zk.close()
     for node, broker in cluster.brokers.items():
         assert broker.process.poll() is None, f"broker {node} died:\n{broker.log()}"
         assert "Traceback" not in broker.log()
-    assert "ignoring topic garbage-topic" in cluster.brokers[1].log()
     _create(cluster, f"{topic_name}-after", 3)  # the cluster goes on
 
 
