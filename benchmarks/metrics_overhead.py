@@ -90,7 +90,7 @@ def main() -> int:
         summary[metrics] = {key: statistics.median(r[key] for r in mine)
                             for key in ("cpu_s", "produce_msg_per_s", "consume_msg_per_s")}
     off, on = summary[False], summary[True]
-    print(f"\n| metrics | broker CPU s (median) | produce msg/s | consume msg/s |\n|---|---|---|---|")
+    print("\n| metrics | broker CPU s (median) | produce msg/s | consume msg/s |\n|---|---|---|---|")
     for name, row in (("off", off), ("on", on)):
         print(f"| {name} | {row['cpu_s']:.2f} | {row['produce_msg_per_s']:,.0f} | {row['consume_msg_per_s']:,.0f} |")
     print(f"\nCPU overhead with metrics on: {100 * (on['cpu_s'] / off['cpu_s'] - 1):+.1f} %")
