@@ -111,10 +111,12 @@ def consume(bootstrap: str, topic: str, partitions: int, count: int) -> dict:
             "msg_per_s": seen / elapsed, "mb_per_s": total_bytes / elapsed / 1e6, "checksum": checksum}
 
 
-def latency(bootstrap: str, topic: str, rate: int, seconds: float) -> dict:
-    """End-to-end latency at a fixed produce rate: send time is carried in each value."""
+def latency(bootstrap: str, topic: str, rate: int, seconds: float, client: dict | None = None) -> dict:
+    """End-to-end latency at a fixed produce rate: send time is carried in each value. `client`:
+    settings both clients share (e.g. security.protocol and its keys)."""
+    client = client or {}
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "kbroker-latency",
-                         "enable.auto.commit": False, "fetch.wait.max.ms": 500})
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 500, **client})
     consumer.assign([TopicPartition(topic, 0, 0)])
     samples: list[float] = []
     total = int(rate * seconds)
@@ -129,7 +131,7 @@ def latency(bootstrap: str, topic: str, rate: int, seconds: float) -> dict:
     reader = threading.Thread(target=read)
     reader.start()
     time.sleep(1.0)  # let the consumer's first fetch be waiting
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": 1})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": 1, **client})
     started = time.perf_counter()
     for i in range(total):
         target = started + i / rate

@@ -11,7 +11,8 @@ broker copies Fetch data through user space (no sendfile), so consume shows the 
 Then --logins connections one after another over SASL_PLAINTEXT and SASL_SSL, each a full
 SCRAM-SHA-256 login (our own client: TCP, TLS handshake, SaslHandshake, two SaslAuthenticate),
 printed as logins/s and broker CPU-milliseconds per login. The client's PBKDF2 (4096 iterations)
-is part of each login, as it is for a real client.
+is part of each login, as it is for a real client. Between the two, end-to-end latency per
+listener at --latency-rate msg/s (benchmarks/throughput.py's latency phase, 100 B records).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kbroker.security.scram import salted_password  # noqa: E402
 from kbroker.wire.messages.sasl_authenticate import SASL_AUTHENTICATE, SaslAuthenticateRequest  # noqa: E402
 from kbroker.wire.messages.sasl_handshake import SASL_HANDSHAKE, SaslHandshakeRequest  # noqa: E402
+from benchmarks.throughput import latency  # noqa: E402
 from tests.broker_process import BrokerProcess, free_port  # noqa: E402
 from tests.certificates import make_certificates  # noqa: E402
 from tests.wire_client import WireClient  # noqa: E402
@@ -118,6 +120,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--logins", type=int, default=500)
+    parser.add_argument("--latency-rate", type=int, default=1000, help="msg/s for the latency phase")
+    parser.add_argument("--latency-seconds", type=float, default=5.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kbroker-tls-bench-") as directory:
         base = Path(directory)
@@ -146,6 +150,14 @@ def main() -> None:
                 print(f"{listener:<10} {result['produce_mb_s']:>12.1f} {result['consume_mb_s']:>12.1f} "
                       f"{result['produce_cpu_s_per_gb']:>14.1f} {result['consume_cpu_s_per_gb']:>14.1f}",
                       flush=True)
+            for listener, port in ports.items():  # end-to-end latency at a fixed rate, produce to consume
+                topic = f"latency-{listener.lower()}"
+                for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+                    future.result(30)
+                result = latency(f"127.0.0.1:{port}", topic, args.latency_rate, args.latency_seconds,
+                                 client_settings(listener, certs.ca))
+                print(f"{listener:<10} latency at {args.latency_rate} msg/s: p50 {result['p50_ms']:.2f} ms, "
+                      f"p99 {result['p99_ms']:.2f} ms, max {result['max_ms']:.2f} ms", flush=True)
             del admin  # its connections close before the broker does
             tls = ssl.create_default_context(cafile=str(certs.ca))
             for listener, port, context in (("SASL_PLAINTEXT", sasl_plaintext, None),
