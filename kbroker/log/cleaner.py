@@ -35,13 +35,15 @@ where the segments it replaces ended, which lets start-up tell from a `.swap` fi
 segments it replaces.
 
 Transactions. A transactional batch whose producer's next control batch is an abort neither enters
-the map nor survives (found by scanning forward to that marker, once per transaction). Control
-batches are always kept, so the cleaned segment takes over the .txnindex entries of the segments
-it replaces (read_committed consumers reading across it still learn of the aborted transactions
-whose records an uncleaned follower or an old slice may hold). Kafka drops a marker once its
-transaction's records are gone and its delete horizon passed, so a cleaned log of ours keeps a
-few bytes per transaction more than Kafka's. The cleanable range ends at the last stable offset:
-an open transaction's records are never cleaned.
+the map nor survives (found by scanning forward to that marker, once per transaction). A control
+batch goes as in Kafka (KIP-534, `_Markers`): the cleaning that still reads records of its
+transaction keeps it; the next one, finding none, gives it a delete horizon
+(`delete.retention.ms` from then); one after the horizon drops it, and its .txnindex entry with
+it (the cleaned segment takes over the entries of the markers it keeps, so read_committed
+consumers still learn of aborted transactions whose records a follower or an old slice may
+hold). A producer's marker also stays while no later data batch of that producer exists: a
+replay after a crash learns from it that the transaction ended. The cleanable range ends at the
+last stable offset: an open transaction's records are never cleaned.
 
 Crash-safe replacement of one group (Kafka's replaceSegments); recovery.py finishes or rolls back:
   worker  write `<base>.log.cleaned` (+ .index/.timeindex), fsync the three files
@@ -258,7 +260,8 @@ class CleanerStats:
     records_kept: int = 0
     batches_copied: int = 0  # byte for byte
     batches_rebuilt: int = 0
-    batches_emptied: int = 0  # kept as a header without records
+    batches_emptied: int = 0
+    markers_dropped: int = 0
     map_records: int = 0
     map_bytes_read: int = 0
     segments_replaced: int = 0
@@ -373,8 +376,9 @@ class LogCleaner:
         groups = group_segments(cleanable, max_size=job.config.segment_bytes,
                                 max_index_size=job.config.segment_index_bytes,
                                 first_uncleanable=job.range.first_uncleanable_offset)
+        markers = _Markers(job.producer_last_offsets)
         for group in groups:
-            new = self._clean_group(job, group, offset_map, txns)
+            new = self._clean_group(job, group, offset_map, txns, markers)
             if new is None:
                 continue
             committed = False
@@ -491,9 +495,10 @@ class LogCleaner:
     # -- rewriting a group of segments -------------------------------------------------------------
 
     def _clean_group(self, job: CleaningJob, group: list[LogSegment], offset_map: OffsetMap,
-                     txns: _Transactions) -> LogSegment | None:
+                     txns: _Transactions, markers: _Markers) -> LogSegment | None:
         plog = job.log
         new = LogSegment.create(plog.directory, group[0].base_offset, job.config, job.now_ms, suffix=CLEANED_SUFFIX)
+        dropped: set[int] = set()  # offsets of the markers this group drops
         try:
             out = _Writer(new)
             for n, segment in enumerate(group):
@@ -504,8 +509,14 @@ class LogCleaner:
                                   or header.next_offset == job.range.first_uncleanable_offset
                                   or (header.has_producer_id
                                       and job.producer_last_offsets.get(header.producer_id) == header.last_offset))
-                    kept = self._filter(job, header, batch, offset_map, txns.aborted(header, index, position),
-                                        keep_empty)
+                    if header.is_control:
+                        kept = self._marker(job, header, batch, markers.discardable(header) and not keep_empty)
+                        if kept is None:
+                            dropped.add(header.base_offset)
+                    else:
+                        markers.on_data(header)
+                        kept = self._filter(job, header, batch, offset_map, txns.aborted(header, index, position),
+                                            keep_empty)
                     if kept is not None:
                         out.add(kept, header if kept is batch else BatchHeader.parse(kept))
             out.close()
@@ -513,9 +524,10 @@ class LogCleaner:
                 new.close()
                 new.delete()
                 return None
-            for segment in group:  # every marker is kept, so each aborted transaction stays in the new segment
+            for segment in group:  # an aborted transaction stays indexed as long as its marker stays
                 for txn in segment.txn_index.entries:
-                    new.txn_index.append(txn)
+                    if txn.last_offset not in dropped:
+                        new.txn_index.append(txn)
             new.finish_time_index()
             new.flush()
             new.set_last_modified(group[-1].last_modified_ns)
@@ -526,14 +538,32 @@ class LogCleaner:
             new.delete()
             raise
 
-    def _filter(self, job: CleaningJob, header: BatchHeader, batch: memoryview, offset_map: OffsetMap,
-                aborted: bool, keep_empty: bool) -> bytes | memoryview | None:
-        """What of `batch` to keep: itself, a rebuilt batch, an empty batch, or None."""
+    @staticmethod
+    def _marker(job: CleaningJob, header: BatchHeader, batch: memoryview,
+                discardable: bool) -> bytes | memoryview | None:
+        """A control batch: kept as it is, given its delete horizon (the first cleaning that finds
+        it discardable), or dropped (a later cleaning, once the horizon has passed)."""
         stats = job.stats
         stats.bytes_read += header.size
-        if header.is_control:
+        if not discardable:
             stats.batches_copied += 1
             return batch
+        if not header.has_delete_horizon:
+            stats.batches_rebuilt += 1
+            body = batch_body(batch)
+            return rebuild_batch(header, body, record_spans(body, header.record_count),
+                                 delete_horizon_ms=job.now_ms + job.config.delete_retention_ms)
+        if job.now_ms < header.base_timestamp:
+            stats.batches_copied += 1
+            return batch
+        stats.markers_dropped += 1
+        return None
+
+    def _filter(self, job: CleaningJob, header: BatchHeader, batch: memoryview, offset_map: OffsetMap,
+                aborted: bool, keep_empty: bool) -> bytes | memoryview | None:
+        """What of data `batch` to keep: itself, a rebuilt batch, an empty batch, or None."""
+        stats = job.stats
+        stats.bytes_read += header.size
         stats.records_read += header.record_count
         new_horizon = False
         if aborted:
@@ -650,6 +680,27 @@ class _Writer:
             self._segment.append_chunk(self._data, self._headers)
             self._data = bytearray()
             self._headers = []
+
+
+class _Markers:
+    """Which control batches a cleaning may drop, as Kafka's cleaner decides (KIP-534): a marker
+    whose transaction had no batch left in the log when this cleaning read it (its data went in
+    earlier cleanings: all of it for an abort, every record superseded for a commit), once the
+    delete horizon the first such cleaning gave it has passed. We also keep a producer's markers
+    while it has no later data batch: its state is replayed from the log after a crash."""
+
+    def __init__(self, producer_last_offsets: dict[int, int]) -> None:
+        self._last_data = producer_last_offsets  # producer id -> the last offset of its last data batch
+        self._in_transaction: set[int] = set()  # producers with a data batch read since their last marker
+
+    def on_data(self, header: BatchHeader) -> None:
+        if header.is_transactional:
+            self._in_transaction.add(header.producer_id)
+
+    def discardable(self, header: BatchHeader) -> bool:
+        had_data = header.producer_id in self._in_transaction
+        self._in_transaction.discard(header.producer_id)
+        return not had_data and self._last_data.get(header.producer_id, -1) > header.last_offset
 
 
 class _Transactions:

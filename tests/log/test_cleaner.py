@@ -235,6 +235,57 @@ def test_aborted_transactions_go_and_markers_stay(open_log: OpenLog) -> None:
     assert [(t.producer_id, t.first_offset, t.last_offset) for t in reopened.aborted_transactions(0, 100)] == aborted
 
 
+def test_a_marker_goes_once_its_transaction_is_gone_and_its_horizon_passed(open_log: OpenLog) -> None:
+    """Kafka's KIP-534 for control batches: the cleaning that removes the aborted records keeps the
+    marker; the next one, finding no record of that transaction, gives it a delete horizon; one
+    after the horizon drops it, and its .txnindex entry with it."""
+    plog = open_log(COMPACT)
+    txn = bytearray(build_batch([Record(0, NOW, b"k", b"aborted")], producer_id=5, producer_epoch=0,
+                                base_sequence=0, is_transactional=True))
+    plog.append(txn, validate_produce_batch(memoryview(txn), 10**6), leader_epoch=0, now_ms=NOW)
+    abort = bytearray(build_batch([Record(0, NOW, struct.pack(">hh", 0, 0), struct.pack(">hi", 0, 0))],
+                                  producer_id=5, producer_epoch=0, is_transactional=True, is_control=True))
+    plog.append(abort, BatchHeader.parse(abort), leader_epoch=0, now_ms=NOW)
+    produce(plog, [(b"k", b"later")], producer_id=5, sequence=1)  # the producer goes on: its state is later
+    roll(plog)
+
+    def markers() -> list[BatchHeader]:
+        return [h for h in map(BatchHeader.parse, batches(plog)) if h.is_control]
+
+    clean(plog, NOW)  # removes the aborted record, keeps the marker as it is
+    assert [(m.base_offset, m.has_delete_horizon) for m in markers()] == [(1, False)]
+    produce(plog, [(b"other", b"x")])
+    roll(plog)
+    clean(plog, NOW)  # nothing of the transaction is left: the marker gets its horizon
+    (marker,) = markers()
+    assert marker.has_delete_horizon and marker.base_timestamp == NOW + COMPACT.delete_retention_ms
+    assert [(t.producer_id, t.last_offset) for t in plog.aborted_transactions(0, 100)] == [(5, 1)]
+    produce(plog, [(b"other", b"y")])
+    roll(plog)
+    clean(plog, NOW + COMPACT.delete_retention_ms)
+    assert markers() == [] and plog.aborted_transactions(0, 100) == []
+    assert [(r.key, r.value) for r in records(plog)] == [(b"k", b"later"), (b"other", b"y")]
+    reopened = open_log(COMPACT, clean_shutdown=True, recovery_point=plog.log_end_offset)
+    assert reopened.aborted_transactions(0, 100) == [] and reopened.last_stable_offset == reopened.log_end_offset
+
+
+def test_a_producers_last_marker_stays(open_log: OpenLog) -> None:
+    """Without a later batch of its producer the marker is all that tells a replay its transaction
+    ended: it stays however many cleanings pass."""
+    plog = open_log(COMPACT)
+    txn = bytearray(build_batch([Record(0, NOW, b"k", b"aborted")], producer_id=5, producer_epoch=0,
+                                base_sequence=0, is_transactional=True))
+    plog.append(txn, validate_produce_batch(memoryview(txn), 10**6), leader_epoch=0, now_ms=NOW)
+    abort = bytearray(build_batch([Record(0, NOW, struct.pack(">hh", 0, 0), struct.pack(">hi", 0, 0))],
+                                  producer_id=5, producer_epoch=0, is_transactional=True, is_control=True))
+    plog.append(abort, BatchHeader.parse(abort), leader_epoch=0, now_ms=NOW)
+    for round_ in range(3):
+        produce(plog, [(b"other", b"%d" % round_)])
+        roll(plog)
+        clean(plog, NOW + round_ * COMPACT.delete_retention_ms)
+    assert [h.base_offset for h in map(BatchHeader.parse, batches(plog)) if h.is_control] == [1]
+
+
 def test_compact_delete_also_applies_retention(tmp_path: Path) -> None:
     for policy in ("compact", "compact,delete"):
         config = dataclasses.replace(COMPACT, cleanup_policy=policy, retention_ms=1000)
