@@ -54,6 +54,16 @@ def produce(plog: PartitionLog, updates: Sequence[Update], *, per_batch: int = 4
     plog.update_high_watermark(plog.log_end_offset)
 
 
+def append_aborted_transaction(plog: PartitionLog, producer_id: int = 5) -> None:
+    """One transactional record of `producer_id` (key k), then its ABORT marker."""
+    txn = bytearray(build_batch([Record(0, NOW, b"k", b"aborted")], producer_id=producer_id, producer_epoch=0,
+                                base_sequence=0, is_transactional=True))
+    plog.append(txn, validate_produce_batch(memoryview(txn), 10**6), leader_epoch=0, now_ms=NOW)
+    abort = bytearray(build_batch([Record(0, NOW, struct.pack(">hh", 0, 0), struct.pack(">hi", 0, 0))],
+                                  producer_id=producer_id, producer_epoch=0, is_transactional=True, is_control=True))
+    plog.append(abort, BatchHeader.parse(abort), leader_epoch=0, now_ms=NOW)
+
+
 def roll(plog: PartitionLog, now_ms: int = NOW) -> None:
     """End the active segment, so everything written so far may be cleaned."""
     active = plog.segments[-1]
@@ -215,12 +225,7 @@ def test_producer_last_batch_stays_as_an_empty_batch(open_log: OpenLog) -> None:
 def test_aborted_transactions_go_and_markers_stay(open_log: OpenLog) -> None:
     plog = open_log(COMPACT)
     produce(plog, [(b"k", b"committed-before")])
-    txn = bytearray(build_batch([Record(0, NOW, b"k", b"aborted")], producer_id=5, producer_epoch=0,
-                                base_sequence=0, is_transactional=True))
-    plog.append(txn, validate_produce_batch(memoryview(txn), 10**6), leader_epoch=0, now_ms=NOW)
-    abort = bytearray(build_batch([Record(0, NOW, struct.pack(">hh", 0, 0), struct.pack(">hi", 0, 0))],
-                                  producer_id=5, producer_epoch=0, is_transactional=True, is_control=True))
-    plog.append(abort, BatchHeader.parse(abort), leader_epoch=0, now_ms=NOW)
+    append_aborted_transaction(plog)
     produce(plog, [(b"other", b"x")])
     roll(plog)
     clean(plog)
@@ -240,12 +245,7 @@ def test_a_marker_goes_once_its_transaction_is_gone_and_its_horizon_passed(open_
     marker; the next one, finding no record of that transaction, gives it a delete horizon; one
     after the horizon drops it, and its .txnindex entry with it."""
     plog = open_log(COMPACT)
-    txn = bytearray(build_batch([Record(0, NOW, b"k", b"aborted")], producer_id=5, producer_epoch=0,
-                                base_sequence=0, is_transactional=True))
-    plog.append(txn, validate_produce_batch(memoryview(txn), 10**6), leader_epoch=0, now_ms=NOW)
-    abort = bytearray(build_batch([Record(0, NOW, struct.pack(">hh", 0, 0), struct.pack(">hi", 0, 0))],
-                                  producer_id=5, producer_epoch=0, is_transactional=True, is_control=True))
-    plog.append(abort, BatchHeader.parse(abort), leader_epoch=0, now_ms=NOW)
+    append_aborted_transaction(plog)
     produce(plog, [(b"k", b"later")], producer_id=5, sequence=1)  # the producer goes on: its state is later
     roll(plog)
 
@@ -273,12 +273,7 @@ def test_a_producers_last_marker_stays(open_log: OpenLog) -> None:
     """Without a later batch of its producer the marker is all that tells a replay its transaction
     ended: it stays however many cleanings pass."""
     plog = open_log(COMPACT)
-    txn = bytearray(build_batch([Record(0, NOW, b"k", b"aborted")], producer_id=5, producer_epoch=0,
-                                base_sequence=0, is_transactional=True))
-    plog.append(txn, validate_produce_batch(memoryview(txn), 10**6), leader_epoch=0, now_ms=NOW)
-    abort = bytearray(build_batch([Record(0, NOW, struct.pack(">hh", 0, 0), struct.pack(">hi", 0, 0))],
-                                  producer_id=5, producer_epoch=0, is_transactional=True, is_control=True))
-    plog.append(abort, BatchHeader.parse(abort), leader_epoch=0, now_ms=NOW)
+    append_aborted_transaction(plog)
     for round_ in range(3):
         produce(plog, [(b"other", b"%d" % round_)])
         roll(plog)
