@@ -20,11 +20,21 @@ CLASSPATH = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar"
 MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A port free now (ZooKeeper cannot report the one it bound, so one is picked for it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A 127.0.0.1 port free now and not handed out before by this process. For processes that
+    cannot report the port they bound (ZooKeeper; brokers of a cluster, whose ports are chosen
+    before any of them starts): two calls with nothing bound in between may otherwise get the same
+    port from the OS."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def zookeeper_missing() -> str | None:
