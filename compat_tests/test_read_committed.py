@@ -2,7 +2,8 @@
 
 The transactions are written at the protocol level (no transaction coordinator is needed for the
 log side): transactional batches with our wire client's Produce, then COMMIT / ABORT markers with
-WriteTxnMarkers, as the coordinator would have them written. Partition 0 then holds, over several
+WriteTxnMarkers, as the coordinator would have them written (so the brokers here do not verify a
+transaction's first batch with a coordinator: UNVERIFIED). Partition 0 then holds, over several
 small segments (so the .txnindex entries a fetch needs lie in more than one segment):
 
     A committed (two batches) | B aborted (two batches) | C committed and D aborted, interleaved
@@ -21,6 +22,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -28,7 +30,8 @@ import pytest
 from compat_tests.clients import ConfluentKafka, Kcat
 from tests.broker.test_bad_input import fetch_all, produce
 from tests.broker.test_internal_topics import create_topic
-from tests.broker.test_txn_markers import txn_batch, write_marker
+from tests.broker.test_txn_markers import TXN_ID, UNVERIFIED, txn_batch, write_marker
+from tests.broker_process import BrokerProcess
 from tests.wire_client import WireClient
 
 A, B, C, D, E = 7001, 7002, 7003, 7004, 7005
@@ -39,6 +42,13 @@ CLIENTS = ("confluent-kafka", "kafka-python", "aiokafka", "kcat")
 QUIET_S = 1.5  # how long a consumer that has read everything it may must then stay empty
 TIMEOUT_S = 30.0
 SMALL_SEGMENTS = {"segment.bytes": "600"}
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    process = BrokerProcess(tmp_path_factory.mktemp("broker") / "data", UNVERIFIED).start()
+    yield process
+    process.stop()
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ def write_transactions(bootstrap: str, topic: str, *, create: bool = True) -> Lo
             create_topic(client, topic, SMALL_SEGMENTS)
 
         def send(batch: bytes) -> int:
-            result = produce(client, topic, 0, batch)
+            result = produce(client, topic, 0, batch, transactional_id=TXN_ID)
             assert result.error_code == 0, result
             return result.base_offset
 
@@ -204,7 +214,7 @@ def test_read_committed_skips_aborted_records_and_stops_at_the_open_transaction(
 
 @pytest.mark.timeout(120)
 def test_a_broker_crash_keeps_open_and_aborted_transactions(broker_factory, topic_name):
-    broker = broker_factory()
+    broker = broker_factory(UNVERIFIED)
     log = write_transactions(broker.bootstrap, topic_name)
     broker.kill()  # SIGKILL: no snapshot, no flush; start-up recovers the segments and rebuilds the .txnindex
     broker.start()
@@ -224,7 +234,7 @@ def test_a_new_leader_has_the_markers_and_the_aborted_transactions(cluster_facto
     """RF 3: followers copy markers as they are, their producer state and .txnindex follow, and
     WriteTxnMarkers answers once the ISR has the marker; so after the leader dies the new one
     serves the same read_committed view, and can end the open transaction."""
-    cluster = cluster_factory()
+    cluster = cluster_factory(overrides=UNVERIFIED)
     with ConfluentKafka().admin(cluster.bootstrap(1)) as admin:
         admin.create_topic(topic_name, 1, 3, {"min.insync.replicas": "2", **SMALL_SEGMENTS})
     cluster.wait_in_sync(topic_name, 1)

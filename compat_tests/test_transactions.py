@@ -42,6 +42,8 @@ from kbroker.wire.messages.txn_offset_commit import (
     TxnOffsetCommitRequestPartition,
     TxnOffsetCommitRequestTopic,
 )
+from tests.broker.test_bad_input import fetch_all, produce
+from tests.broker.test_txn_markers import txn_batch
 from tests.broker_process import BrokerProcess
 from tests.wire_client import WireClient
 
@@ -473,6 +475,36 @@ def test_bad_transactional_requests_get_kafkas_error_codes(txn_broker, topic_nam
         # Unknown transactional ids in the admin view.
         assert client.request(65, 0, _describe(f"{tid}-unknown")).transaction_states[0].error_code \
             == ErrorCode.TRANSACTIONAL_ID_NOT_FOUND
+
+
+def test_transactional_batches_outside_a_transaction_are_refused(txn_broker, topic_name):
+    """Kafka's checks (KafkaApis, KIP-890 part 1): a transactional batch needs a transactional id and,
+    as its transaction's first on the partition, the coordinator's word that the partition is in
+    it. Otherwise it would open a transaction nothing ends, and read_committed would stop there."""
+    create_topic(ConfluentKafka(), txn_broker.bootstrap, topic_name, partitions=1)
+    tid = f"{topic_name}-tx"
+    with WireClient(txn_broker.bootstrap) as client:
+        producer = _init(client, tid)
+        pid = producer.producer_id
+
+        def send(sequence: int, transactional_id: str | None = tid) -> int:
+            return produce(client, topic_name, 0, txn_batch(sequence, b"v", producer_id=pid),
+                           transactional_id=transactional_id).error_code
+
+        assert send(0, transactional_id=None) == ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        assert send(0) == ErrorCode.INVALID_TXN_STATE  # the partition was never added
+        assert _add_partitions(client, 3, tid, pid, 0, topic_name) == ErrorCode.NONE
+        assert send(0) == ErrorCode.NONE
+        assert send(1) == ErrorCode.NONE  # the open transaction vouches for the next batches
+        assert client.request(26, 3, EndTxnRequest(transactional_id=tid, producer_id=pid, producer_epoch=0,
+                                                    committed=False)).error_code == ErrorCode.NONE
+        for _ in _deadline_loop("the abort marker"):
+            answer = fetch_all(client, topic_name, 0, isolation_level=1)
+            if answer.high_watermark == 3:
+                break
+        assert send(2) == ErrorCode.INVALID_TXN_STATE  # the transaction is over
+        answer = fetch_all(client, topic_name, 0, isolation_level=1)
+        assert answer.last_stable_offset == answer.high_watermark == 3  # nothing left open
 
 
 @pytest.mark.timeout(120)

@@ -2,7 +2,8 @@
 
 A transactional id is coordinated by the leader of its `__transaction_state` partition (created
 by the controller on the first lookup, replicated to all three brokers); markers for partitions
-led elsewhere go to their leaders with WriteTxnMarkers. When the coordinator's broker is
+led elsewhere go to their leaders with WriteTxnMarkers, and those leaders verify a transaction's
+first batch with the coordinator (AddPartitionsToTxn verify_only). When the coordinator's broker is
 SIGKILLed, the new leader of its partition loads the transactional ids, and the same
 transactional id carries on there: the old transaction stays committed, a new one commits.
 Consume-transform-produce works across the brokers as on a single node.
@@ -26,8 +27,11 @@ from compat_tests.test_transactions import (
 )
 from kbroker.coordinator.records import partition_for
 from kbroker.coordinator.txn_records import TRANSACTION_STATE_TOPIC
+from kbroker.errors import ErrorCode
 from kbroker.wire.messages.describe_transactions import DescribeTransactionsRequest
 from kbroker.wire.messages.find_coordinator import FindCoordinatorRequest
+from tests.broker.test_bad_input import produce
+from tests.broker.test_txn_markers import txn_batch
 from tests.cluster_process import SESSION_TIMEOUT_MS
 from tests.wire_client import WireClient
 
@@ -81,6 +85,13 @@ def test_a_transaction_commits_across_brokers_and_survives_its_coordinators_deat
     before = _completed(cluster.bootstrap(coordinator), tid)
     view = cluster.metadata(1, [topic_name])
     assert len(set(view.leaders(topic_name).values())) > 1  # some markers went to other brokers
+    # A leader other than the coordinator asks it (AddPartitionsToTxn verify_only, KIP-890) before
+    # a transaction's first batch: one sent outside the transaction is refused.
+    elsewhere = next(p for p, leader in view.leaders(topic_name).items() if leader != coordinator)
+    with WireClient(cluster.bootstrap(view.leaders(topic_name)[elsewhere])) as client:
+        stray = txn_batch(1, b"stray", producer_id=before.producer_id, epoch=before.producer_epoch)
+        assert produce(client, topic_name, elsewhere, stray, transactional_id=tid).error_code == \
+            ErrorCode.INVALID_TXN_STATE
     assert sorted(read_committed(cluster.bootstrap(1), topic_name, PARTITIONS)) == \
         sorted(f"first-{p}".encode() for p in range(PARTITIONS))
 

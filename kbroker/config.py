@@ -257,6 +257,8 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("transactional.id.expiration.ms", parse_int, "604800000", 1),
     _key("transaction.abort.timed.out.transaction.cleanup.interval.ms", parse_int, "10000", 1),
     _key("transaction.remove.expired.transaction.cleanup.interval.ms", parse_int, "3600000", 1),
+    # KIP-890 part 1: a partition leader asks the coordinator before a transaction's first batch.
+    _key("transaction.partition.verification.enable", parse_bool, "true"),
 )
 _BY_NAME = {k.name: k for k in BROKER_CONFIGS}
 
@@ -365,6 +367,7 @@ class Config:
     transactional_id_expiration_ms: int
     transaction_abort_timed_out_transaction_cleanup_interval_ms: int
     transaction_remove_expired_transaction_cleanup_interval_ms: int
+    transaction_partition_verification_enable: bool
     # Keys the user set (file or -o), as given: DescribeConfigs reports them as static.
     explicit: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # TLS and SASL settings of each listener, by listener name (`ssl.*`, `sasl.*`, `listener.name.*`).

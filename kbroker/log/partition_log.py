@@ -625,6 +625,10 @@ class PartitionLog:
         with self._lock:
             return self._truncations
 
+    def verification_guard(self, producer_id: int) -> int | None:
+        """ProducerStateManager.verification_guard: None while the producer's transaction is open here."""
+        return self._producers.verification_guard(producer_id)
+
     def active_producers(self) -> list[ProducerEntry]:
         """The producers this partition knows (DescribeProducers): read them, never change them."""
         return list(self._producers.producers.values())

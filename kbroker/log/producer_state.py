@@ -136,6 +136,7 @@ class ProducerStateManager:
         self._dir = directory
         self.producers: dict[int, ProducerEntry] = {}
         self._open_txns: dict[int, int] = {}  # producer id -> first offset of its open transaction
+        self.markers_recorded = 0  # moves with every COMMIT / ABORT marker (a transaction verification guard)
 
     # -- client appends ----------------------------------------------------------------------------
 
@@ -178,6 +179,16 @@ class ProducerStateManager:
                              f"Invalid coordinator epoch for producer {producer_id}: {coordinator_epoch} "
                              f"(zombie), {entry.coordinator_epoch} (current)")
 
+    def verification_guard(self, producer_id: int) -> int | None:
+        """None while `producer_id` has a transaction open here; otherwise a value that changes
+        once a marker is written (Kafka's VerificationGuard, KIP-890): a transactional batch
+        verified with the coordinator may be appended only while the guard it was verified
+        under still holds, so a transaction that ended meanwhile is not opened again."""
+        entry = self.producers.get(producer_id)
+        if entry is not None and entry.txn_first_offset >= 0:
+            return None
+        return self.markers_recorded
+
     # -- state updates (appends and replay) --------------------------------------------------------
 
     def record_batch(self, header: BatchHeader) -> None:
@@ -198,6 +209,7 @@ class ProducerStateManager:
             entry = self.producers[header.producer_id] = ProducerEntry(header.producer_id)
         entry.set_epoch(header.producer_epoch)
         entry.coordinator_epoch = coordinator_epoch
+        self.markers_recorded += 1
         first, entry.txn_first_offset = entry.txn_first_offset, -1
         self._open_txns.pop(entry.producer_id, None)
         if first < 0:

@@ -62,8 +62,9 @@ def batch(*values: bytes, timestamp: int = 1_700_000_000_000) -> bytearray:
     return bytearray(build_batch([Record(i, timestamp + i, b"k%d" % i, v) for i, v in enumerate(values)]))
 
 
-def produce(client: WireClient, topic: str, partition: int, records: bytes | None, acks: int = -1, version: int = 9):
-    request = ProduceRequest(acks=acks, timeout_ms=5000, topic_data=[TopicProduceData(
+def produce(client: WireClient, topic: str, partition: int, records: bytes | None, acks: int = -1, version: int = 9,
+            transactional_id: str | None = None):
+    request = ProduceRequest(acks=acks, timeout_ms=5000, transactional_id=transactional_id, topic_data=[TopicProduceData(
         name=topic, partition_data=[PartitionProduceData(index=partition, records=records)])])
     if acks == 0:
         client.send(PRODUCE, version, request)

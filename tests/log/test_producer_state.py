@@ -95,6 +95,21 @@ def test_transactions_bound_the_last_stable_offset(open_log: OpenLog) -> None:
     assert not send(log, 9).duplicate  # after the marker, plain batches are fine again
 
 
+def test_the_verification_guard_moves_with_markers(open_log: OpenLog) -> None:
+    """KIP-890's guard: None while the producer's transaction is open, else a value a marker changes."""
+    log = open_log()
+    before = log.verification_guard(PID)
+    assert before is not None and log.verification_guard(PID) == before
+    send(log, 0, transactional=True)
+    assert log.verification_guard(PID) is None
+    assert log.verification_guard(7) == before  # another producer's batch leaves it alone
+    marker(log, commit=False)
+    after = log.verification_guard(PID)
+    assert after is not None and after != before  # a batch verified before the marker is refused
+    marker(log, commit=True, pid=7)
+    assert log.verification_guard(PID) != after
+
+
 def test_state_survives_a_clean_restart(open_log: OpenLog) -> None:
     log = open_log()
     originals = [send(log, 3 * i) for i in range(8)]  # rolls once, at offset 18

@@ -8,10 +8,11 @@ if such a request fails we close the connection, as Kafka does, so the client no
 refreshes its metadata.
 
 On a compacted topic Kafka refuses records without a key (INVALID_RECORD, one record error
-each), so there each record is read up to its key as well. A transactional batch opens its
-producer's transaction on the partition (Kafka before KIP-890: the broker trusts that the
-producer added the partition to its transaction); the log checks it at batch level only, as
-for idempotence (producer_state.py), and a COMMIT / ABORT marker ends it (txn_markers.py).
+each), so there each record is read up to its key as well. A transactional batch needs the
+request's transactional id, and the first one of a transaction on a partition is verified with
+the coordinator (txn_verification.py, KIP-890 part 1); it opens the producer's transaction on
+the partition, the log checks the rest at batch level as for idempotence (producer_state.py),
+and a COMMIT / ABORT marker ends it (txn_markers.py).
 
 Durability: when flush.messages asks for it, the answer waits for the fsync of every partition
 written, all of them at once (flusher.py shares each fsync with the other requests waiting for
@@ -30,7 +31,7 @@ import asyncio
 import logging
 from typing import Any, NamedTuple
 
-from kbroker.broker import authorization
+from kbroker.broker import authorization, txn_verification
 from kbroker.broker.dispatch import NO_RESPONSE, RequestContext
 from kbroker.broker.throttling import charge
 from kbroker.broker.replication_wait import Appended, wait_replicated
@@ -61,13 +62,36 @@ class _Written(NamedTuple):
 
 
 def handle_produce(ctx: RequestContext, request: ProduceRequest) -> Any:
+    transactional_id = request.transactional_id
+    if transactional_id and not authorization.allowed(ctx, Operation.WRITE, ResourceType.TRANSACTIONAL_ID,
+                                                      transactional_id):
+        return _refuse_all(request, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    if txn_verification.has_transactional_batch(request):
+        if not transactional_id:
+            return _refuse_all(request, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        if ctx.broker.config.transaction_partition_verification_enable:
+            return _produce_verified(ctx, request)
+    return _produce(ctx, request, {}, {})
+
+
+def _refuse_all(request: ProduceRequest, code: ErrorCode) -> ProduceResponse:
+    return ProduceResponse(responses=[TopicProduceResponse(name=topic.name, partition_responses=[
+        _error(data.index, code) for data in topic.partition_data]) for topic in request.topic_data])
+
+
+async def _produce_verified(ctx: RequestContext, request: ProduceRequest) -> Any:
+    """A transaction's first batches on partitions are appended once the coordinator vouched for them."""
+    refused, verified = await txn_verification.verify(ctx.broker, request)
+    answer = _produce(ctx, request, refused, verified)
+    if asyncio.iscoroutine(answer):
+        return await answer
+    return answer
+
+
+def _produce(ctx: RequestContext, request: ProduceRequest, refused: dict[tuple[str, int], ErrorCode],
+             verified: dict[tuple[str, int], txn_verification.Verified]) -> Any:
     broker = ctx.broker
     acks = request.acks
-    if request.transactional_id and not authorization.allowed(ctx, Operation.WRITE, ResourceType.TRANSACTIONAL_ID,
-                                                              request.transactional_id):
-        return ProduceResponse(responses=[TopicProduceResponse(name=topic.name, partition_responses=[
-            _error(data.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for data in topic.partition_data])
-            for topic in request.topic_data])
     throttle = charge(ctx, broker.produce_quota, sum(len(data.records) for topic in request.topic_data
                                                      for data in topic.partition_data if data.records is not None)
                       ) if broker.produce_quota.enforced else 0
@@ -80,8 +104,11 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest) -> Any:
             partition_log = None
             if acks not in (0, 1, -1):
                 result = _error(data.index, ErrorCode.INVALID_REQUIRED_ACKS)
+            elif (topic.name, data.index) in refused:
+                result = _error(data.index, refused[topic.name, data.index])
             else:
-                result, partition_log = _append(ctx, topic.name, data.index, data.records, acks)
+                result, partition_log = _append(ctx, topic.name, data.index, data.records, acks,
+                                                verified.get((topic.name, data.index)))
             failed = failed or result.error_code != 0
             if partition_log is not None:
                 earlier = written.get(id(partition_log))
@@ -115,8 +142,8 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest) -> Any:
     return response
 
 
-def _append(ctx: RequestContext, topic: str, partition: int, records: memoryview | None,
-            acks: int) -> tuple[PartitionProduceResponse, PartitionLog | None]:
+def _append(ctx: RequestContext, topic: str, partition: int, records: memoryview | None, acks: int,
+            verified: txn_verification.Verified | None) -> tuple[PartitionProduceResponse, PartitionLog | None]:
     """Append one partition's batch: its answer, and its log if something was appended (or was a retry)."""
     broker = ctx.broker
     if not authorization.on_topic(ctx, Operation.WRITE, topic):
@@ -141,6 +168,8 @@ def _append(ctx: RequestContext, topic: str, partition: int, records: memoryview
         header = validate_produce_batch(records, max_message_bytes)
         if header.compression == Compression.ZSTD and ctx.version < ZSTD_MIN_PRODUCE_VERSION:
             raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or later (KIP-110)")
+        if verified is not None and not txn_verification.still_open_to(partition_log, verified):
+            raise KafkaError(ErrorCode.INVALID_TXN_STATE, "the transaction ended while its partition was verified")
         if partition_log.config.compact:
             keyless = keyless_record_indexes(records, decompressed_limit(max_message_bytes))
             if keyless:
