@@ -10,9 +10,9 @@ from kbroker.broker.dispatch import Dispatcher
 from kbroker.broker.flusher import Flusher
 from kbroker.broker.handlers.txn_markers import write_txn_markers
 from kbroker.broker.log_cleaner import LogCleanerService
+from kbroker.broker.partitions import PartitionService
 from kbroker.broker.producer_ids import ProducerIdAllocator
 from kbroker.broker.purgatory import FetchPurgatory
-from kbroker.broker.replication_wait import Appended, wait_replicated
 from kbroker.broker.routes import ROUTES
 from kbroker.cluster.image import NO_LEADER
 from kbroker.cluster.marker_channel import MarkerChannel
@@ -34,13 +34,9 @@ if TYPE_CHECKING:
     from kbroker.cluster.metastore import MetaStore
     from kbroker.config import Config
     from kbroker.log.log_manager import LogManager
-    from kbroker.log.partition_log import PartitionLog
     from kbroker.log.topics import TopicInfo
 
 log = logging.getLogger("kbroker.broker")
-
-COORDINATOR_APPEND_TIMEOUT_MS = 5000  # Kafka's offsets.commit.timeout.ms
-
 
 class Broker:
     def __init__(self, config: Config, logs: LogManager, store: MetaStore | None = None) -> None:
@@ -49,10 +45,13 @@ class Broker:
         self.node_id = config.node_id
         self.fetch_waiters = FetchPurgatory()
         self.flusher = Flusher(config, logs)
+        # Every write to a partition led here: append -> flush -> high watermark -> (acks=all) the ISR.
+        self.partitions = PartitionService(logs, self.flusher, self.fetch_waiters)
         self.log_cleaner = LogCleanerService(config, logs)
         self.producer_ids = ProducerIdAllocator(config.data_dir)
-        self.groups = GroupCoordinator(config, logs, self.make_replicated, now_ms=self.now_ms)
-        self.transactions = TransactionCoordinator(config, logs, self.make_replicated, self._write_markers,
+        append = self.partitions.append_coordinator_batch
+        self.groups = GroupCoordinator(config, logs, append, now_ms=self.now_ms)
+        self.transactions = TransactionCoordinator(config, logs, append, self._write_markers,
                                                    self._allocate_producer_id, now_ms=self.now_ms,
                                                    clustered=store is not None)
         self.dispatcher = Dispatcher(self, ROUTES)
@@ -68,8 +67,9 @@ class Broker:
         self.metrics: BrokerMetrics | None = None  # metrics.listener set: see attach_metrics
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
         self.cluster = None if store is None else ClusterMember(
-            store, config, logs, self.groups, self._leadership_lost, self.topic_deleted, self._replicas_moved,
+            store, config, logs, self.groups, self._leadership_lost, self.topic_deleted, self.partitions.replicas_moved,
             transactions=self.transactions)
+        self.partitions.cluster = self.cluster
         self.markers = None if store is None else MarkerChannel(config.node_id, lambda: self.cluster.image)
         # SCRAM users: in the data dir on a single node, in ZooKeeper in a cluster.
         self.credentials: CredentialStore = (FileCredentialStore(config.data_dir) if store is None
@@ -128,28 +128,6 @@ class Broker:
     def now_ms() -> int:
         return int(time.time() * 1000)
 
-    def leader_log(self, topic: str, partition: int) -> PartitionLog | ErrorCode:
-        """The log of a partition this broker leads, or the error for a client that thinks it does."""
-        partition_log = self.logs.get_log(topic, partition)
-        if self.cluster is None:
-            return partition_log if partition_log is not None else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-        if partition_log is not None and self.cluster.leads(topic, partition):
-            return partition_log
-        assignment = self.cluster.image.topics.get(topic)
-        if assignment is None or not 0 <= partition < assignment.partition_count:
-            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-        return ErrorCode.NOT_LEADER_OR_FOLLOWER
-
-    def _replicas_moved(self, partition_log: PartitionLog) -> None:
-        """A follower fetched or the ISR changed: the high watermark may move up."""
-        replicas = self.cluster.replicas_of(partition_log.topic, partition_log.partition)
-        if replicas is None:
-            return
-        high_watermark = min(replicas.high_watermark(), partition_log.log_end_offset)
-        if high_watermark > partition_log.high_watermark:
-            partition_log.update_high_watermark(high_watermark)
-            self.fetch_waiters.notify((partition_log.topic, partition_log.partition))
-
     def _leadership_lost(self, partitions: set[tuple[str, int]]) -> None:
         for key in partitions:  # parked fetches answer now, with NOT_LEADER_OR_FOLLOWER
             self.fetch_waiters.notify(key)
@@ -203,39 +181,3 @@ class Broker:
         for partition in range(topic.partition_count):
             self.fetch_waiters.notify((topic.name, partition))
         await self.groups.delete_topic_offsets(topic.name)
-
-    async def make_durable(self, partition_log: PartitionLog, end_offset: int) -> None:
-        """After an internal append (group records): fsync if flush.messages asks, then expose it."""
-        if self.flusher.needs_flush(partition_log):
-            await self.flusher.flush_through(partition_log, end_offset)
-            self.advance_high_watermark(partition_log, min(partition_log.recovery_point, partition_log.log_end_offset))
-        else:
-            self.advance_high_watermark(partition_log, partition_log.log_end_offset)
-
-    async def make_replicated(self, partition_log: PartitionLog, end_offset: int) -> None:
-        """After a coordinator's own append: durable as `make_durable`, and in a cluster done only once
-        the ISR has it (Kafka's coordinators append with acks=all), so that the broker elected next
-        has every group and transaction record a client was told about. KafkaError if it cannot be."""
-        truncations = partition_log.truncations
-        await self.make_durable(partition_log, end_offset)
-        key = (partition_log.topic, partition_log.partition)
-        if self.cluster is None or self.cluster.replicas_of(*key) is None:
-            return
-        outcome = (await wait_replicated(self, {key: Appended(partition_log, end_offset, truncations)},
-                                         COORDINATOR_APPEND_TIMEOUT_MS))[key]
-        if outcome != ErrorCode.NONE:
-            raise KafkaError(outcome, f"{key[0]}-{key[1]}: not replicated ({outcome.name})")
-
-    def advance_high_watermark(self, partition_log: PartitionLog, offset: int) -> None:
-        """The leader's log end (or fsynced end) moved to `offset`. Alone, the high watermark follows
-        it; with followers it is the smallest log end in the ISR, and the followers' long polls
-        wake to fetch what was just written."""
-        replicas = self.cluster.replicas_of(partition_log.topic, partition_log.partition) if self.cluster else None
-        if replicas is not None:
-            replicas.leader_end = max(replicas.leader_end, offset)
-            self.fetch_waiters.notify((partition_log.topic, partition_log.partition))
-            self._replicas_moved(partition_log)
-            return
-        if offset > partition_log.high_watermark:
-            partition_log.update_high_watermark(offset)
-            self.fetch_waiters.notify((partition_log.topic, partition_log.partition))

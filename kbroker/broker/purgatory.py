@@ -4,7 +4,7 @@ A long-poll Fetch that has less than min_bytes registers one future under every 
 it reads; the first high-watermark move on any of them, or their topic's deletion, wakes it (result None; the Fetch's own
 timer completes it with True), and it re-reads. Waiters are woken, never completed with data
 here: the Fetch handler owns what it sends. A Produce with acks=all, and a WriteTxnMarkers in a
-cluster, wait here the same way for their partitions' high watermarks (replication_wait.py).
+cluster, wait here the same way for their partitions' high watermarks (partitions.py).
 """
 from __future__ import annotations
 

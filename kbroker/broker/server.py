@@ -349,6 +349,7 @@ async def serve(config: Config) -> None:
         acceptor.abort_all()  # nothing may append once the logs close
         await asyncio.sleep(0)
         broker.log_cleaner.close()
+        await broker.partitions.close()  # acks=0 fsyncs still running
         broker.flusher.close()
         logs.shutdown()
         log.info("stopped cleanly")

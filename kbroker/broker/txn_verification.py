@@ -64,7 +64,7 @@ def _first_batches(broker: Broker, request: ProduceRequest) -> dict[TopicPartiti
             header = BatchHeader.parse(records)
             if not header.is_transactional or not header.has_producer_id:
                 continue
-            partition_log = broker.leader_log(topic.name, data.index)
+            partition_log = broker.partitions.leader_log(topic.name, data.index)
             if not isinstance(partition_log, PartitionLog):
                 continue
             guard = partition_log.verification_guard(header.producer_id)

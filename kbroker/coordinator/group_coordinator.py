@@ -4,8 +4,9 @@ This is the thin async layer around `classic.ClassicGroup`, `consumer.ConsumerGr
 `offsets.OffsetStore`. It owns what they must not: the clock, one asyncio timer armed for the
 earliest deadline of any group, futures for held requests (JoinGroup, SyncGroup), and the log.
 It talks to the log (`LogManager`, `PartitionLog`), never to the network; the broker hands in
-`durable(log, end_offset)`, which advances the high watermark and fsyncs when
-`log.flush.interval.messages` asks for it, so an answer never leaves before its record is safe.
+`append(log, batch, header, now_ms)` (its partition service), which returns once the batch is
+fsynced when `log.flush.interval.messages` asks for it, under the high watermark and, in a
+cluster, in the ISR, so an answer never leaves before its record is safe.
 
 Writes: a step of a group machine may emit `Store` (its GroupMetadata record); the records of a
 step are appended to the group's partition, made durable, and only then are the step's replies
@@ -45,7 +46,7 @@ from kbroker.coordinator.consumer import (
     Write,
     validate_request,
 )
-from kbroker.coordinator.internal_log import AppendFailed, Durable, append_durably
+from kbroker.coordinator.internal_log import AppendBatch, AppendFailed, append_durably
 from kbroker.coordinator.loader import Pending, latest_values
 from kbroker.coordinator.offsets import CommittedOffset, OffsetStore
 from kbroker.errors import ErrorCode, KafkaError
@@ -101,11 +102,11 @@ def _wall_clock_ms() -> int:
 
 
 class GroupCoordinator:
-    def __init__(self, config: Config, logs: LogManager, durable: Durable,
+    def __init__(self, config: Config, logs: LogManager, append: AppendBatch,
                  now_ms: Callable[[], int] = _wall_clock_ms) -> None:
         self.config = config
         self.logs = logs
-        self._durable = durable
+        self._append = append
         self.now_ms = now_ms
         self.groups: dict[str, Group] = {}
         self.offsets = OffsetStore()
@@ -350,7 +351,7 @@ class GroupCoordinator:
         """Append one batch of records to the group's partition and wait until it is durable."""
         if self._closed:
             raise AppendFailed(ErrorCode.COORDINATOR_NOT_AVAILABLE)
-        await append_durably(self._partition_log(group_id), records, self.now_ms(), self._durable)
+        await append_durably(self._partition_log(group_id), records, self.now_ms(), self._append)
 
     def _rearm(self, group: Group | None = None) -> None:
         """Note `group`'s next deadline, then arm the one timer for the earliest deadline of any
@@ -625,7 +626,7 @@ class GroupCoordinator:
             return [ErrorCode.COORDINATOR_NOT_AVAILABLE if e == ErrorCode.NONE else e for e in errors]
         try:
             partition_log = self._partition_log(group_id)
-            await append_durably(partition_log, to_write, now, self._durable, producer_id=producer_id,
+            await append_durably(partition_log, to_write, now, self._append, producer_id=producer_id,
                                  producer_epoch=producer_epoch, transactional=True,
                                  base_sequence=_next_sequence(partition_log, producer_id, producer_epoch))
         except AppendFailed as failure:

@@ -1,10 +1,11 @@
 """Appending a coordinator's own records to its internal topic, durably.
 
 Both coordinators (`__consumer_offsets`, `__transaction_state`) write the same way: one batch of
-(key, value) records, appended to the partition that owns the key, then made durable by the
-broker's `durable(log, end_offset)` (high watermark, fsync as `log.flush.interval.messages`
-asks, and in a cluster the ISR's acknowledgement) before the caller answers. A failure is `AppendFailed` with the log's error code, which
-each coordinator maps to what its clients expect.
+(key, value) records for the partition that owns the key, handed to the broker's
+`append(log, batch, header, now_ms)` (the partition service: append, fsync as
+`log.flush.interval.messages` asks, high watermark, and in a cluster the ISR's acknowledgement)
+before the caller answers. A failure is `AppendFailed` with the log's error code, which each
+coordinator maps to what its clients expect.
 """
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from kbroker.errors import ErrorCode, KafkaError
 from kbroker.wire.records import BatchHeader, Record, build_batch
 
 if TYPE_CHECKING:
-    from kbroker.log.partition_log import PartitionLog
+    from kbroker.log.partition_log import AppendResult, PartitionLog
 
 log = logging.getLogger("kbroker.coordinator")
 
-Durable = Callable[["PartitionLog", int], Awaitable[None]]
+# Appends a built batch and returns once it is durable (and replicated); KafkaError or OSError if not.
+AppendBatch = Callable[["PartitionLog", bytearray, BatchHeader, int], Awaitable["AppendResult"]]
 
 
 class AppendFailed(Exception):
@@ -30,7 +32,7 @@ class AppendFailed(Exception):
 
 
 async def append_durably(partition_log: PartitionLog, records: Sequence[tuple[bytes, bytes | None]], now_ms: int,
-                         durable: Durable, *, producer_id: int = -1, producer_epoch: int = -1,
+                         append: AppendBatch, *, producer_id: int = -1, producer_epoch: int = -1,
                          base_sequence: int = -1, transactional: bool = False) -> int:
     """Append one batch of `records` and wait until it is durable; the offset of its first record.
     A transactional batch carries its producer's id, epoch and sequence (TxnOffsetCommit)."""
@@ -40,19 +42,10 @@ async def append_durably(partition_log: PartitionLog, records: Sequence[tuple[by
                             is_transactional=transactional)
         if len(batch) > partition_log.config.max_message_bytes:
             raise AppendFailed(ErrorCode.RECORD_LIST_TOO_LARGE)
-        result = partition_log.append(batch, BatchHeader.parse(batch), leader_epoch=partition_log.leader_epoch,
-                                      now_ms=now_ms)
-        end = partition_log.log_end_offset
-    except KafkaError as exc:
+        result = await append(partition_log, batch, BatchHeader.parse(batch), now_ms)
+    except KafkaError as exc:  # refused, or in a cluster not replicated (the leader moved, a timeout)
         raise AppendFailed(exc.code) from exc
     except OSError as exc:
         log.error("append to %s-%d failed: %s", partition_log.topic, partition_log.partition, exc)
         raise AppendFailed(ErrorCode.KAFKA_STORAGE_ERROR) from exc
-    try:
-        await durable(partition_log, end)
-    except OSError as exc:
-        log.error("flushing %s-%d failed: %s", partition_log.topic, partition_log.partition, exc)
-        raise AppendFailed(ErrorCode.KAFKA_STORAGE_ERROR) from exc
-    except KafkaError as exc:  # in a cluster: the followers did not all get it (the leader moved, a timeout)
-        raise AppendFailed(exc.code) from exc
     return result.base_offset

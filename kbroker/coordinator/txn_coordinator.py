@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from kbroker.coordinator import records as group_records
 from kbroker.coordinator import txn_records
-from kbroker.coordinator.internal_log import AppendFailed, Durable, append_durably
+from kbroker.coordinator.internal_log import AppendBatch, AppendFailed, append_durably
 from kbroker.coordinator.loader import latest_values
 from kbroker.coordinator.records import RecordFormatError
 from kbroker.coordinator.transactions import (
@@ -83,12 +83,12 @@ def _wall_clock_ms() -> int:
 
 
 class TransactionCoordinator:
-    def __init__(self, config: Config, logs: LogManager, durable: Durable, write_markers: WriteMarkers,
+    def __init__(self, config: Config, logs: LogManager, append: AppendBatch, write_markers: WriteMarkers,
                  allocate_producer_id: Callable[[], Awaitable[int]],
                  now_ms: Callable[[], int] = _wall_clock_ms, *, clustered: bool = False) -> None:
         self.config = config
         self.logs = logs
-        self._durable = durable
+        self._append = append
         self._write_markers = write_markers
         self._allocate_producer_id = allocate_producer_id
         self.now_ms = now_ms
@@ -224,7 +224,7 @@ class TransactionCoordinator:
             if partition_log is None:
                 raise AppendFailed(ErrorCode.COORDINATOR_NOT_AVAILABLE)
             await append_durably(partition_log, [(txn_records.encode_key(transactional_id), value)],
-                                 self.now_ms(), self._durable)
+                                 self.now_ms(), self._append)
         except (AppendFailed, KafkaError) as failure:
             self.table.cancel(transactional_id)
             log.error("logging transaction %s failed: %s", transactional_id, failure.code.name)

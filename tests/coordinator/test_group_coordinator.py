@@ -14,6 +14,7 @@ from kbroker.coordinator.group_coordinator import GroupCoordinator, OffsetToComm
 from kbroker.coordinator.offsets import CommittedOffset, OffsetStore
 from kbroker.errors import ErrorCode
 from kbroker.log.log_manager import LogManager
+from tests.coordinator.appending import append_at_once
 
 E = ErrorCode
 TOPIC = "orders"
@@ -40,9 +41,7 @@ class Node:
         self.coordinator = self._coordinator()
 
     def _coordinator(self) -> GroupCoordinator:
-        async def durable(partition_log, end):
-            partition_log.update_high_watermark(end)
-        return GroupCoordinator(self.config, self.logs, durable, now_ms=self.clock)
+        return GroupCoordinator(self.config, self.logs, append_at_once, now_ms=self.clock)
 
     async def restart(self) -> GroupCoordinator:
         await self.coordinator.close()

@@ -15,6 +15,7 @@ from kbroker.coordinator.transactions import TxnState
 from kbroker.coordinator.txn_coordinator import TransactionCoordinator
 from kbroker.errors import ErrorCode
 from kbroker.log.log_manager import LogManager
+from tests.coordinator.appending import append_at_once
 from tests.coordinator.test_group_coordinator import Clock
 
 E = ErrorCode
@@ -37,15 +38,13 @@ class Node:
         self._open()
 
     def _open(self) -> None:
-        async def durable(partition_log, end):
-            partition_log.update_high_watermark(end)
 
         async def allocate() -> int:
             self.next_pid += 1
             return self.next_pid
 
-        self.groups = GroupCoordinator(self.config, self.logs, durable, now_ms=self.clock)
-        self.txns = TransactionCoordinator(self.config, self.logs, durable, self.write_markers, allocate,
+        self.groups = GroupCoordinator(self.config, self.logs, append_at_once, now_ms=self.clock)
+        self.txns = TransactionCoordinator(self.config, self.logs, append_at_once, self.write_markers, allocate,
                                            now_ms=self.clock)
 
     async def write_markers(self, pid, epoch, coordinator_epoch, commit, partitions):

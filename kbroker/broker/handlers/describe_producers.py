@@ -24,7 +24,7 @@ def handle_describe_producers(ctx: RequestContext, request: DescribeProducersReq
         partitions = []
         permitted = authorization.on_topic(ctx, Operation.READ, topic.name)
         for index in topic.partition_indexes:
-            partition_log = (ctx.broker.leader_log(topic.name, index) if permitted
+            partition_log = (ctx.broker.partitions.leader_log(topic.name, index) if permitted
                              else ErrorCode.TOPIC_AUTHORIZATION_FAILED)
             if isinstance(partition_log, ErrorCode):
                 partitions.append(PartitionResponse(partition_index=index, error_code=partition_log))

@@ -148,7 +148,7 @@ def _read(ctx: RequestContext, request: FetchRequest) -> tuple[list[FetchableTop
             unknown = ErrorCode.TOPIC_AUTHORIZATION_FAILED
         partitions = []
         for wanted in topic.partitions:
-            partition_log = (broker.leader_log(name, wanted.partition)
+            partition_log = (broker.partitions.leader_log(name, wanted.partition)
                              if name is not None and unknown != ErrorCode.TOPIC_AUTHORIZATION_FAILED else unknown)
             if isinstance(partition_log, ErrorCode):
                 code = unknown if partition_log == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION else partition_log

@@ -22,7 +22,7 @@ def handle_offset_for_leader_epoch(ctx: RequestContext,
         permitted = (authorization.on_cluster(ctx, Operation.CLUSTER_ACTION) if request.replica_id >= 0
                      else authorization.on_topic(ctx, Operation.DESCRIBE, topic.topic))
         for wanted in topic.partitions:
-            partition_log = (broker.leader_log(topic.topic, wanted.partition) if permitted
+            partition_log = (broker.partitions.leader_log(topic.topic, wanted.partition) if permitted
                              else ErrorCode.TOPIC_AUTHORIZATION_FAILED)
             if isinstance(partition_log, ErrorCode):
                 results.append(EpochEndOffset(error_code=partition_log, partition=wanted.partition))

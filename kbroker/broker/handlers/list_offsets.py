@@ -33,7 +33,7 @@ def handle_list_offsets(ctx: RequestContext, request: ListOffsetsRequest) -> Lis
         partitions = []
         permitted = authorization.on_topic(ctx, Operation.DESCRIBE, topic.name)
         for wanted in topic.partitions:
-            partition_log = (broker.leader_log(topic.name, wanted.partition_index) if permitted
+            partition_log = (broker.partitions.leader_log(topic.name, wanted.partition_index) if permitted
                              else ErrorCode.TOPIC_AUTHORIZATION_FAILED)
             if isinstance(partition_log, ErrorCode):
                 partitions.append(ListOffsetsPartitionResponse(

@@ -1,42 +1,32 @@
-"""Produce: validate each partition's record batch, append it whole, answer per partition.
+"""Produce: translate the request into partition-service appends and their results into answers.
 
-The batch is never rewritten: `validate_produce_batch` checks length, magic, CRC-32C, the
-header's counts and that the records tile the batch (decompressing a compressed batch as a
-stream, up to a ceiling tied to max.message.bytes); the log patches the base offset into the
-header and appends the bytes as the producer sent them. With acks=0 there is no answer at all;
-if such a request fails we close the connection, as Kafka does, so the client notices and
-refreshes its metadata.
+What a batch goes through — validation (framing, CRC-32C, zstd on old versions, the
+transaction still open, keys on a compacted topic), the append, flush.messages, the high
+watermark and the acks=all wait for the ISR — is the partition service's (partitions.py). Here
+are the request-level parts, as in Kafka's KafkaApis: the transactional id's authorization (a
+transactional batch without one is refused whole with TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+verifying a transaction's first batch on a partition with its coordinator
+(txn_verification.py, KIP-890 part 1), the quota, WRITE on each topic, no client appends to an
+internal topic, auto-creation, and acks itself.
 
-On a compacted topic Kafka refuses records without a key (INVALID_RECORD, one record error
-each), so there each record is read up to its key as well. A transactional batch needs the
-request's transactional id, and the first one of a transaction on a partition is verified with
-the coordinator (txn_verification.py, KIP-890 part 1); it opens the producer's transaction on
-the partition, the log checks the rest at batch level as for idempotence (producer_state.py),
-and a COMMIT / ABORT marker ends it (txn_markers.py).
-
-Durability: when flush.messages asks for it, the answer waits for the fsync of every partition
-written, all of them at once (flusher.py shares each fsync with the other requests waiting for
-it). A partition whose append or fsync fails on disk is answered KAFKA_STORAGE_ERROR, which
-producers retry; the others in the request are answered normally.
-
-Replication (a cluster, a partition with followers): acks=all needs min.insync.replicas in the
-ISR before appending (else NOT_ENOUGH_REPLICAS), and its answer waits until the high watermark,
-the smallest log end in the ISR, passes the batch (REQUEST_TIMED_OUT after the request's
-timeout; NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below the minimum meanwhile;
-NOT_LEADER_OR_FOLLOWER if leadership moved). acks=1 answers after the leader's append.
+With acks=0 there is no answer at all; if such a request fails we close the connection, as
+Kafka does, so the client notices and refreshes its metadata. Otherwise the answer goes out
+once the service says the appends are safe (at once unless flush.messages or acks=all with
+followers holds it); a partition that failed after its append (a failed fsync:
+KAFKA_STORAGE_ERROR; not replicated: REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+NOT_LEADER_OR_FOLLOWER) is answered with that error and the others normally.
 """
 from __future__ import annotations
 
 import asyncio
-import logging
-from typing import Any, NamedTuple
+from typing import Any
 
 from kbroker.broker import authorization, txn_verification
 from kbroker.broker.dispatch import NO_RESPONSE, RequestContext
+from kbroker.broker.partitions import AppendError, TopicPartition
 from kbroker.broker.throttling import charge
-from kbroker.broker.replication_wait import Appended, wait_replicated
 from kbroker.errors import ErrorCode, KafkaError
-from kbroker.log.partition_log import PartitionLog
+from kbroker.log.partition_log import AppendResult
 from kbroker.log.topics import INTERNAL_TOPICS
 from kbroker.security.acls import Operation, ResourceType
 from kbroker.wire.messages.produce import (
@@ -46,19 +36,8 @@ from kbroker.wire.messages.produce import (
     ProduceResponse,
     TopicProduceResponse,
 )
-from kbroker.wire.records import Compression, decompressed_limit, keyless_record_indexes, validate_produce_batch
 
-log = logging.getLogger("kbroker.produce")
-
-ZSTD_MIN_PRODUCE_VERSION = 7
-
-
-class _Written(NamedTuple):
-    """A partition this request appended to, and where its answers are."""
-    partition_log: PartitionLog
-    end: int  # the log end after the request's appends
-    truncations: int  # the log's truncation count then (flusher.py)
-    answers: list[tuple[list[PartitionProduceResponse], int]]
+Outcome = AppendResult | AppendError
 
 
 def handle_produce(ctx: RequestContext, request: ProduceRequest) -> Any:
@@ -76,7 +55,7 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest) -> Any:
 
 def _refuse_all(request: ProduceRequest, code: ErrorCode) -> ProduceResponse:
     return ProduceResponse(responses=[TopicProduceResponse(name=topic.name, partition_responses=[
-        _error(data.index, code) for data in topic.partition_data]) for topic in request.topic_data])
+        _answer(data.index, AppendError(code)) for data in topic.partition_data]) for topic in request.topic_data])
 
 
 async def _produce_verified(ctx: RequestContext, request: ProduceRequest) -> Any:
@@ -88,172 +67,84 @@ async def _produce_verified(ctx: RequestContext, request: ProduceRequest) -> Any
     return answer
 
 
-def _produce(ctx: RequestContext, request: ProduceRequest, refused: dict[tuple[str, int], ErrorCode],
-             verified: dict[tuple[str, int], txn_verification.Verified]) -> Any:
+def _produce(ctx: RequestContext, request: ProduceRequest, refused: dict[TopicPartition, ErrorCode],
+             verified: dict[TopicPartition, txn_verification.Verified]) -> Any:
     broker = ctx.broker
     acks = request.acks
     throttle = charge(ctx, broker.produce_quota, sum(len(data.records) for topic in request.topic_data
                                                      for data in topic.partition_data if data.records is not None)
                       ) if broker.produce_quota.enforced else 0
-    written: dict[int, _Written] = {}
-    topics = []
+    appends = broker.partitions.appends(acks)
+    outcomes: list[Outcome] = []  # one per partition, in the request's order
     failed = False
     for topic in request.topic_data:
-        partitions: list[PartitionProduceResponse] = []
         for data in topic.partition_data:
-            partition_log = None
             if acks not in (0, 1, -1):
-                result = _error(data.index, ErrorCode.INVALID_REQUIRED_ACKS)
-            elif (topic.name, data.index) in refused:
-                result = _error(data.index, refused[topic.name, data.index])
+                outcome: Outcome = AppendError(ErrorCode.INVALID_REQUIRED_ACKS)
+            elif refused and (topic.name, data.index) in refused:
+                outcome = AppendError(refused[topic.name, data.index])
             else:
-                result, partition_log = _append(ctx, topic.name, data.index, data.records, acks,
-                                                verified.get((topic.name, data.index)))
-            failed = failed or result.error_code != 0
-            if partition_log is not None:
-                earlier = written.get(id(partition_log))
-                answers = earlier.answers if earlier else []
-                answers.append((partitions, len(partitions)))
-                written[id(partition_log)] = _Written(partition_log, partition_log.log_end_offset,
-                                                      earlier.truncations if earlier else partition_log.truncations,
-                                                      answers)
-            partitions.append(result)
-        topics.append(TopicProduceResponse(name=topic.name, partition_responses=partitions))
-    pending = []  # partitions whose answer waits for an fsync (flush.messages reached)
-    for entry in written.values():
-        if broker.flusher.needs_flush(entry.partition_log):
-            pending.append(entry)
-        else:
-            broker.advance_high_watermark(entry.partition_log, entry.partition_log.log_end_offset)
+                outcome = _refusal(ctx, topic.name) or appends.produce(
+                    topic.name, data.index, data.records, ctx.version,
+                    verified.get((topic.name, data.index)) if verified else None, broker.now_ms())
+            failed = failed or outcome.__class__ is AppendError
+            outcomes.append(outcome)
+    pending = appends.complete(request.timeout_ms)
     if acks == 0:
         if failed:
             ctx.connection.close("Produce with acks=0 failed; closing so the client refreshes metadata")
-        if pending:
-            asyncio.ensure_future(_flush_all(ctx, pending))
         return NO_RESPONSE
-    response = ProduceResponse(responses=topics, throttle_time_ms=throttle)
-    replicated = [] if acks != -1 or broker.cluster is None else [
-        entry for entry in written.values()
-        if broker.cluster.replicas_of(entry.partition_log.topic, entry.partition_log.partition) is not None]
-    if replicated:
-        return _respond_after_replication(ctx, pending, replicated, response, request.timeout_ms)
-    if pending:
-        return _respond_after_flush(ctx, pending, response)
-    return response
+    if pending is None:
+        return _response(request, outcomes, None, throttle)
+    return _respond_when_safe(request, outcomes, pending, throttle)
 
 
-def _append(ctx: RequestContext, topic: str, partition: int, records: memoryview | None, acks: int,
-            verified: txn_verification.Verified | None) -> tuple[PartitionProduceResponse, PartitionLog | None]:
-    """Append one partition's batch: its answer, and its log if something was appended (or was a retry)."""
-    broker = ctx.broker
+def _refusal(ctx: RequestContext, topic: str) -> AppendError | None:
+    """Why this request may not write to `topic` at all (None: it may; the topic exists now)."""
     if not authorization.on_topic(ctx, Operation.WRITE, topic):
-        return _error(partition, ErrorCode.TOPIC_AUTHORIZATION_FAILED), None
+        return AppendError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
     if topic in INTERNAL_TOPICS:
-        return _error(partition, ErrorCode.INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic}"), None
+        return AppendError(ErrorCode.INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic}")
+    broker = ctx.broker
     try:
         exists = (broker.auto_create_topic(topic) if authorization.may_create_topic(ctx, topic)
                   else broker.topic_exists(topic))
     except KafkaError as exc:  # e.g. an invalid topic name
-        return _error(partition, exc.code, exc.message), None
-    partition_log = broker.leader_log(topic, partition) if exists else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-    if isinstance(partition_log, ErrorCode):
-        return _error(partition, partition_log), None
-    if records is None:
-        return _error(partition, ErrorCode.INVALID_RECORD, "no record batch", partition_log), None
-    if acks == -1 and broker.cluster is not None and _too_few_in_sync(ctx, topic, partition):
-        return _error(partition, ErrorCode.NOT_ENOUGH_REPLICAS, "The size of the current ISR is below "
-                      "min.insync.replicas", partition_log), None
-    try:
-        max_message_bytes = partition_log.config.max_message_bytes
-        header = validate_produce_batch(records, max_message_bytes)
-        if header.compression == Compression.ZSTD and ctx.version < ZSTD_MIN_PRODUCE_VERSION:
-            raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or later (KIP-110)")
-        if verified is not None and not txn_verification.still_open_to(partition_log, verified):
-            raise KafkaError(ErrorCode.INVALID_TXN_STATE, "the transaction ended while its partition was verified")
-        if partition_log.config.compact:
-            keyless = keyless_record_indexes(records, decompressed_limit(max_message_bytes))
-            if keyless:
-                return _keyless(partition, f"{topic}-{partition}", keyless, partition_log), None
-        result = partition_log.append(records, header, leader_epoch=partition_log.leader_epoch,
-                                      now_ms=broker.now_ms())
-    except KafkaError as exc:
-        return _error(partition, exc.code, exc.message, partition_log), None
-    except OSError as exc:  # nothing was written; the log reports the failure (once) and the recovery
-        log.debug("append to %s-%d failed: %s", topic, partition, exc)
-        return _storage_error(partition, exc, partition_log), None
-    return PartitionProduceResponse(
-        index=partition, error_code=0, base_offset=result.base_offset,
-        log_append_time_ms=result.log_append_time, log_start_offset=partition_log.log_start_offset), partition_log
+        return AppendError(exc.code, exc.message)
+    return None if exists else AppendError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
 
 
-def _error(partition: int, code: ErrorCode, message: str | None = None,
-           partition_log: PartitionLog | None = None) -> PartitionProduceResponse:
-    return PartitionProduceResponse(
-        index=partition, error_code=code, base_offset=-1, error_message=message,
-        log_start_offset=partition_log.log_start_offset if partition_log else -1)
+async def _respond_when_safe(request: ProduceRequest, outcomes: list[Outcome], pending: Any,
+                             throttle: int) -> ProduceResponse:
+    return _response(request, outcomes, await pending, throttle)
 
 
-def _storage_error(partition: int, exc: OSError, partition_log: PartitionLog) -> PartitionProduceResponse:
-    return _error(partition, ErrorCode.KAFKA_STORAGE_ERROR, f"Disk error: {exc.strerror or exc}", partition_log)
+def _response(request: ProduceRequest, outcomes: list[Outcome], failures: dict[TopicPartition, AppendError] | None,
+              throttle: int) -> ProduceResponse:
+    """The answer: each partition's outcome, unless what it appended failed afterwards (`failures`)."""
+    answers = iter(outcomes)
+    topics = []
+    for topic in request.topic_data:
+        partitions = []
+        for data in topic.partition_data:
+            outcome = next(answers)
+            if failures and outcome.__class__ is AppendResult:
+                outcome = failures.get((topic.name, data.index), outcome)
+            partitions.append(_answer(data.index, outcome))
+        topics.append(TopicProduceResponse(name=topic.name, partition_responses=partitions))
+    return ProduceResponse(responses=topics, throttle_time_ms=throttle)
 
 
-def _keyless(partition: int, name: str, indexes: list[int], partition_log: PartitionLog) -> PartitionProduceResponse:
-    """Kafka's LogValidator answer to records without a key on a compacted topic."""
-    message = f"Compacted topic cannot accept message without key in topic partition {name}"
-    shown = ", ".join(f"RecordError(batchIndex={i}, message='{message}')" for i in indexes[:3])
-    return PartitionProduceResponse(
-        index=partition, error_code=ErrorCode.INVALID_RECORD, base_offset=-1,
-        record_errors=[BatchIndexAndErrorMessage(batch_index=i, batch_index_error_message=message) for i in indexes],
-        error_message=f"One or more records have been rejected due to {len(indexes)} record errors in total, "
-                      f"and only showing the first three errors at most: [{shown}]",
-        log_start_offset=partition_log.log_start_offset)
-
-
-def _too_few_in_sync(ctx: RequestContext, topic: str, partition: int) -> bool:
-    """A replicated partition whose ISR is below min.insync.replicas (acks=all checks before appending)."""
-    replicas = ctx.broker.cluster.replicas_of(topic, partition)
-    return replicas is not None and len(replicas.isr) < ctx.broker.cluster.min_insync_replicas(topic)
-
-
-async def _respond_after_replication(ctx: RequestContext, pending: list[_Written], replicated: list[_Written],
-                                     response: ProduceResponse, timeout_ms: int) -> ProduceResponse:
-    """acks=all with followers: answer each replicated partition once its high watermark passes
-    what this request appended (after the fsyncs flush.messages asks for)."""
-    if pending:
-        await _respond_after_flush(ctx, pending, response)
-    waiting = {(e.partition_log.topic, e.partition_log.partition): e for e in replicated
-               if all(partitions[i].error_code == 0 for partitions, i in e.answers)}
-    outcomes = await wait_replicated(ctx.broker, {key: Appended(e.partition_log, e.end, e.truncations)
-                                                  for key, e in waiting.items()}, timeout_ms)
-    for key, code in outcomes.items():
-        if code != ErrorCode.NONE:
-            entry = waiting[key]
-            for partitions, i in entry.answers:
-                partitions[i] = _error(partitions[i].index, code, None, entry.partition_log)
-    return response
-
-
-async def _flush_all(ctx: RequestContext, pending: list[_Written]) -> list[tuple[_Written, OSError]]:
-    """fsync the partitions, all at once; expose what was synced; return the ones that failed."""
-    broker = ctx.broker
-    outcomes = await asyncio.gather(
-        *(broker.flusher.flush_through(w.partition_log, w.end, w.truncations) for w in pending),
-        return_exceptions=True)
-    failures = []
-    for entry, outcome in zip(pending, outcomes):
-        if isinstance(outcome, OSError):
-            failures.append((entry, outcome))
-        elif isinstance(outcome, BaseException):
-            raise outcome
-        else:
-            partition_log = entry.partition_log
-            broker.advance_high_watermark(partition_log, min(partition_log.recovery_point, partition_log.log_end_offset))
-    return failures
-
-
-async def _respond_after_flush(ctx: RequestContext, pending: list[_Written],
-                               response: ProduceResponse) -> ProduceResponse:
-    for entry, exc in await _flush_all(ctx, pending):
-        for partitions, i in entry.answers:  # not durable: not acknowledged
-            partitions[i] = _storage_error(partitions[i].index, exc, entry.partition_log)
-    return response
+def _answer(index: int, outcome: Outcome) -> PartitionProduceResponse:
+    if outcome.__class__ is AppendResult:
+        return PartitionProduceResponse(index=index, error_code=0, base_offset=outcome.base_offset,
+                                        log_append_time_ms=outcome.log_append_time,
+                                        log_start_offset=outcome.log_start_offset)
+    if outcome.record_errors:
+        return PartitionProduceResponse(
+            index=index, error_code=outcome.code, base_offset=-1, error_message=outcome.message,
+            record_errors=[BatchIndexAndErrorMessage(batch_index=i, batch_index_error_message=message)
+                           for i, message in outcome.record_errors],
+            log_start_offset=outcome.log_start_offset)
+    return PartitionProduceResponse(index=index, error_code=outcome.code, base_offset=-1,
+                                    error_message=outcome.message, log_start_offset=outcome.log_start_offset)

@@ -228,7 +228,7 @@ def _delete_records(ctx: RequestContext, topic: str, partition: int, offset: int
         raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
     if topic in INTERNAL_TOPICS:
         raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, f"Cannot delete records of internal topic {topic}")
-    partition_log = ctx.broker.leader_log(topic, partition)
+    partition_log = ctx.broker.partitions.leader_log(topic, partition)
     if isinstance(partition_log, ErrorCode):
         raise KafkaError(partition_log)
     if not partition_log.config.deletes_old_segments:

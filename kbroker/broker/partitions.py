@@ -1,0 +1,348 @@
+"""The partition service: the one path from "a batch arrived" to "its answer may go out"
+(Kafka's ReplicaManager.appendRecords over Partition.appendRecordsToLeader).
+
+Every write to a partition led here goes through it — Produce, the transaction markers
+(WriteTxnMarkers, or the transaction coordinator in place) and the coordinators' own records —
+and takes the same steps:
+
+1. validate (Produce: leadership, min.insync.replicas before an acks=all append, the batch's
+   framing and CRC, zstd on old requests, the transaction still open, keys on a compacted topic);
+2. append the batch whole to the leader's log (opaque: the log patches the header's offsets);
+3. flush policy: once flush.messages is reached the answer waits for an fsync of the partition
+   (flusher.py shares each fsync with the other requests waiting for it); a failed fsync is
+   KAFKA_STORAGE_ERROR for what it should have covered, which producers retry;
+4. high watermark: alone it follows the log end (or the fsynced end); with followers it is the
+   smallest log end in the ISR, and the followers' long polls wake to fetch the new records;
+5. the fetch purgatory wakes whoever waits on the partition;
+6. acks=all with followers: the answer waits until the high watermark passes the append
+   (REQUEST_TIMED_OUT after the timeout; NOT_ENOUGH_REPLICAS_AFTER_APPEND once the ISR is below
+   min.insync.replicas; NOT_LEADER_OR_FOLLOWER once leadership moved or the log was cut back).
+
+A request's appends are collected in one `Appends`, synchronously, and `complete` runs steps 3-6
+for all its partitions at once. It returns None when nothing has to wait — the common case,
+answered without a coroutine — or an awaitable of the partitions that failed after appending.
+acks=0 has no answer to hold: its fsyncs run as tasks the service keeps and cancels on close.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Iterable
+from typing import TYPE_CHECKING, NamedTuple
+
+from kbroker.broker.txn_verification import Verified, still_open_to
+from kbroker.errors import ErrorCode, KafkaError
+from kbroker.wire.records import Compression, decompressed_limit, keyless_record_indexes, validate_produce_batch
+
+if TYPE_CHECKING:
+    from kbroker.broker.flusher import Flusher
+    from kbroker.broker.purgatory import FetchPurgatory
+    from kbroker.cluster.member import ClusterMember
+    from kbroker.log.log_manager import LogManager
+    from kbroker.log.partition_log import AppendResult, PartitionLog
+    from kbroker.wire.records import BatchHeader
+
+log = logging.getLogger("kbroker.partitions")
+
+TopicPartition = tuple[str, int]
+PURGATORY = "Produce"  # the metrics' name for acks=all waits; Kafka's marker appends wait in its produce purgatory too
+ZSTD_MIN_PRODUCE_VERSION = 7  # KIP-110
+COORDINATOR_APPEND_TIMEOUT_MS = 5000  # Kafka's offsets.commit.timeout.ms
+MARKER_APPEND_TIMEOUT_MS = 30_000  # Kafka's request.timeout.ms, which bounds its marker appends
+
+
+class AppendError(NamedTuple):
+    """A partition's answer when its batch was not (or is not yet safely) written."""
+    code: ErrorCode
+    message: str | None = None
+    log_start_offset: int = -1  # -1: no log to tell of
+    record_errors: tuple[tuple[int, str], ...] = ()  # (batch index, message) of records refused one by one
+
+
+class Written(NamedTuple):
+    """A partition a request appended to, as the flush and the acks=all wait need it."""
+    partition_log: PartitionLog
+    end: int  # the log end after the request's appends
+    truncations: int  # the log's truncation count then (a later cut means the records are gone)
+
+
+class PartitionService:
+    def __init__(self, logs: LogManager, flusher: Flusher, purgatory: FetchPurgatory) -> None:
+        self.logs = logs
+        self.flusher = flusher
+        self.purgatory = purgatory
+        self.cluster: ClusterMember | None = None  # cluster mode: this broker's membership
+        self._tasks: set[asyncio.Task[None]] = set()  # acks=0 flushes, which nobody awaits
+
+    def leader_log(self, topic: str, partition: int) -> PartitionLog | ErrorCode:
+        """The log of a partition this broker leads, or the error for a client that thinks it does."""
+        partition_log = self.logs.get_log(topic, partition)
+        cluster = self.cluster
+        if cluster is None:
+            return partition_log if partition_log is not None else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        if partition_log is not None and cluster.leads(topic, partition):
+            return partition_log
+        assignment = cluster.image.topics.get(topic)
+        if assignment is None or not 0 <= partition < assignment.partition_count:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER
+
+    def appends(self, acks: int) -> Appends:
+        return Appends(self, acks)
+
+    async def append_coordinator_batch(self, partition_log: PartitionLog, batch: bytearray, header: BatchHeader,
+                                       now_ms: int) -> AppendResult:
+        """A coordinator's own records, appended as Kafka's coordinators do, with acks=all: done once
+        durable and, in a cluster, once the ISR has them, so that the broker elected next has every
+        group and transaction record a client was told about. KafkaError or OSError if not."""
+        appends = Appends(self, -1)
+        result = appends.append(partition_log, batch, header, now_ms)
+        pending = appends.complete(COORDINATOR_APPEND_TIMEOUT_MS)
+        if pending is not None:
+            failures = await pending
+            if failures:
+                failure = failures[(partition_log.topic, partition_log.partition)]
+                if failure.code == ErrorCode.KAFKA_STORAGE_ERROR:
+                    raise OSError(failure.message)
+                raise KafkaError(failure.code, f"{partition_log.topic}-{partition_log.partition}: not replicated "
+                                               f"({failure.code.name})")
+        return result
+
+    async def append_markers(self, producer_id: int, producer_epoch: int, coordinator_epoch: int, commit: bool,
+                             partitions: Iterable[TopicPartition], now_ms: int) -> dict[TopicPartition, ErrorCode]:
+        """A COMMIT / ABORT marker on each partition, appended with acks=all as Kafka does (no
+        min.insync.replicas check first); each partition's error code once the marker is durable
+        and, in a cluster, in the ISR."""
+        results: dict[TopicPartition, ErrorCode] = {}
+        appends = Appends(self, -1)
+        for key in partitions:
+            partition_log = self.leader_log(*key)
+            if isinstance(partition_log, ErrorCode):
+                results[key] = partition_log
+                continue
+            try:
+                partition_log.append_control_batch(producer_id, producer_epoch, coordinator_epoch, commit, now_ms)
+            except KafkaError as exc:
+                results[key] = exc.code
+                continue
+            except OSError as exc:
+                log.debug("marker for producer %d on %s-%d failed: %s", producer_id, *key, exc)
+                results[key] = ErrorCode.KAFKA_STORAGE_ERROR
+                continue
+            appends.wrote(partition_log)
+            results[key] = ErrorCode.NONE
+        pending = appends.complete(MARKER_APPEND_TIMEOUT_MS)
+        if pending is not None:
+            for key, failure in (await pending).items():
+                results[key] = failure.code
+        return results
+
+    def replicas_moved(self, partition_log: PartitionLog) -> None:
+        """A follower fetched or the ISR changed: the high watermark may move up."""
+        replicas = self.cluster.replicas_of(partition_log.topic, partition_log.partition)
+        if replicas is None:
+            return
+        high_watermark = min(replicas.high_watermark(), partition_log.log_end_offset)
+        if high_watermark > partition_log.high_watermark:
+            partition_log.update_high_watermark(high_watermark)
+            self.purgatory.notify((partition_log.topic, partition_log.partition))
+
+    def _advance_high_watermark(self, partition_log: PartitionLog, offset: int) -> None:
+        """The leader's log end (or fsynced end) moved to `offset`. Alone, the high watermark follows
+        it; with followers it is the smallest log end in the ISR, and the followers' long polls
+        wake to fetch what was just written."""
+        replicas = self.cluster.replicas_of(partition_log.topic, partition_log.partition) if self.cluster else None
+        if replicas is not None:
+            replicas.leader_end = max(replicas.leader_end, offset)
+            self.purgatory.notify((partition_log.topic, partition_log.partition))
+            self.replicas_moved(partition_log)
+            return
+        if offset > partition_log.high_watermark:
+            partition_log.update_high_watermark(offset)
+            self.purgatory.notify((partition_log.topic, partition_log.partition))
+
+    def _replicated(self, partition_log: PartitionLog) -> bool:
+        return self.cluster is not None and self.cluster.replicas_of(partition_log.topic,
+                                                                     partition_log.partition) is not None
+
+    def _too_few_in_sync(self, topic: str, partition: int) -> bool:
+        """A replicated partition whose ISR is below min.insync.replicas (acks=all checks before appending)."""
+        replicas = self.cluster.replicas_of(topic, partition)
+        return replicas is not None and len(replicas.isr) < self.cluster.min_insync_replicas(topic)
+
+    async def _flush(self, written: list[Written]) -> dict[TopicPartition, AppendError]:
+        """fsync the partitions, all at once; expose what was synced; the ones that failed."""
+        outcomes = await asyncio.gather(*(self.flusher.flush_through(*entry) for entry in written),
+                                        return_exceptions=True)
+        failures = {}
+        for (partition_log, _, _), outcome in zip(written, outcomes):
+            if isinstance(outcome, OSError):  # not durable: not acknowledged
+                failures[(partition_log.topic, partition_log.partition)] = storage_error(outcome, partition_log)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                self._advance_high_watermark(
+                    partition_log, min(partition_log.recovery_point, partition_log.log_end_offset))
+        return failures
+
+    def _flush_unanswered(self, written: list[Written]) -> None:
+        """acks=0: the fsync still runs (the high watermark waits for it), with nobody to answer."""
+        task = asyncio.get_running_loop().create_task(self._flush(written))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _wait_replicated(self, appended: list[Written], timeout_ms: int) -> dict[TopicPartition, AppendError]:
+        """The partitions that failed to replicate their append, see the header."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout_ms, 0) / 1000
+        failures: dict[TopicPartition, AppendError] = {}
+        waiting = {(entry.partition_log.topic, entry.partition_log.partition): entry for entry in appended}
+        while waiting:
+            for key, entry in list(waiting.items()):
+                code = self._replication_outcome(*entry)
+                if code is not None:
+                    del waiting[key]
+                    if code != ErrorCode.NONE:
+                        failures[key] = AppendError(code, None, entry.partition_log.log_start_offset)
+            if not waiting:
+                break
+            woken = self.purgatory.watch(waiting, PURGATORY)
+            timer = loop.call_at(deadline, _time_out, woken)
+            try:
+                timed_out = await woken
+            finally:
+                timer.cancel()
+                self.purgatory.unwatch(woken, waiting, PURGATORY)
+            if timed_out:
+                failures.update((key, AppendError(ErrorCode.REQUEST_TIMED_OUT, None, entry.partition_log.log_start_offset))
+                                for key, entry in waiting.items())
+                break
+        return failures
+
+    def _replication_outcome(self, partition_log: PartitionLog, end: int, truncations: int) -> ErrorCode | None:
+        """NONE once replicated, an error once it cannot be, None while it may still be."""
+        if self.leader_log(partition_log.topic, partition_log.partition) is not partition_log:
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
+        if partition_log.truncations != truncations:  # cut back (a new leader): not replicated
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
+        if partition_log.high_watermark >= end:
+            return ErrorCode.NONE
+        replicas = self.cluster.replicas_of(partition_log.topic, partition_log.partition)
+        if replicas is None:
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
+        if len(replicas.isr) < self.cluster.min_insync_replicas(partition_log.topic):
+            return ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        return None
+
+    async def close(self) -> None:
+        """Cancel the acks=0 flushes still running (the logs close next; recovery covers the rest)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class Appends:
+    """One request's appends, completed together (see the module header)."""
+    __slots__ = ("_service", "_acks", "_written")
+
+    def __init__(self, service: PartitionService, acks: int) -> None:
+        self._service = service
+        self._acks = acks
+        # Each log appended to, with its truncation count after the request's first append to it:
+        # a later cut (a failed fsync, a new leader) means those records are gone.
+        self._written: dict[PartitionLog, int] = {}
+
+    def produce(self, topic: str, partition: int, records: memoryview | None, produce_version: int,
+                verified: Verified | None, now_ms: int) -> AppendResult | AppendError:
+        """Validate and append one partition's batch from a Produce request."""
+        service = self._service
+        partition_log = service.leader_log(topic, partition)
+        if isinstance(partition_log, ErrorCode):
+            return AppendError(partition_log)
+        if records is None:
+            return AppendError(ErrorCode.INVALID_RECORD, "no record batch", partition_log.log_start_offset)
+        if self._acks == -1 and service.cluster is not None and service._too_few_in_sync(topic, partition):
+            return AppendError(ErrorCode.NOT_ENOUGH_REPLICAS, "The size of the current ISR is below "
+                               "min.insync.replicas", partition_log.log_start_offset)
+        try:
+            max_message_bytes = partition_log.config.max_message_bytes
+            header = validate_produce_batch(records, max_message_bytes)
+            if header.compression == Compression.ZSTD and produce_version < ZSTD_MIN_PRODUCE_VERSION:
+                raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or later (KIP-110)")
+            if verified is not None and not still_open_to(partition_log, verified):
+                raise KafkaError(ErrorCode.INVALID_TXN_STATE, "the transaction ended while its partition was verified")
+            if partition_log.config.compact:
+                keyless = keyless_record_indexes(records, decompressed_limit(max_message_bytes))
+                if keyless:
+                    return _keyless(f"{topic}-{partition}", keyless, partition_log)
+            return self.append(partition_log, records, header, now_ms)
+        except KafkaError as exc:
+            return AppendError(exc.code, exc.message, partition_log.log_start_offset)
+        except OSError as exc:  # nothing was written; the log reports the failure (once) and the recovery
+            log.debug("append to %s-%d failed: %s", topic, partition, exc)
+            return storage_error(exc, partition_log)
+
+    def append(self, partition_log: PartitionLog, batch: bytearray | memoryview, header: BatchHeader,
+               now_ms: int) -> AppendResult:
+        """Append a batch that passed validation (KafkaError or OSError if the log refuses it)."""
+        result = partition_log.append(batch, header, leader_epoch=partition_log.leader_epoch, now_ms=now_ms)
+        self.wrote(partition_log)  # a duplicate too: its answer waits for the original as a retry's would
+        return result
+
+    def wrote(self, partition_log: PartitionLog) -> None:
+        if partition_log not in self._written:
+            self._written[partition_log] = partition_log.truncations
+
+    def complete(self, timeout_ms: int) -> Awaitable[dict[TopicPartition, AppendError]] | None:
+        """Flush, advance the high watermarks and wake the purgatory for every partition written;
+        None when the answer need not wait, else the partitions that failed after appending."""
+        service = self._service
+        pending = []  # partitions whose answer waits for an fsync (flush.messages reached)
+        for partition_log, truncations in self._written.items():
+            if service.flusher.needs_flush(partition_log):
+                pending.append(Written(partition_log, partition_log.log_end_offset, truncations))
+            else:
+                service._advance_high_watermark(partition_log, partition_log.log_end_offset)
+        if self._acks == 0:
+            if pending:
+                service._flush_unanswered(pending)
+            return None
+        replicated = [] if self._acks != -1 or service.cluster is None else [
+            Written(partition_log, partition_log.log_end_offset, truncations)
+            for partition_log, truncations in self._written.items() if service._replicated(partition_log)]
+        if replicated:
+            return self._after_replication(pending, replicated, timeout_ms)
+        if pending:
+            return service._flush(pending)
+        return None
+
+    async def _after_replication(self, pending: list[Written], replicated: list[Written],
+                                 timeout_ms: int) -> dict[TopicPartition, AppendError]:
+        """acks=all with followers: each partition once its high watermark passes what was appended
+        (after the fsyncs flush.messages asks for)."""
+        service = self._service
+        failures = await service._flush(pending) if pending else {}
+        waiting = [entry for entry in replicated
+                   if (entry.partition_log.topic, entry.partition_log.partition) not in failures]
+        failures.update(await service._wait_replicated(waiting, timeout_ms))
+        return failures
+
+
+def storage_error(exc: OSError, partition_log: PartitionLog) -> AppendError:
+    return AppendError(ErrorCode.KAFKA_STORAGE_ERROR, f"Disk error: {exc.strerror or exc}",
+                       partition_log.log_start_offset)
+
+
+def _keyless(name: str, indexes: list[int], partition_log: PartitionLog) -> AppendError:
+    """Kafka's LogValidator answer to records without a key on a compacted topic."""
+    message = f"Compacted topic cannot accept message without key in topic partition {name}"
+    shown = ", ".join(f"RecordError(batchIndex={i}, message='{message}')" for i in indexes[:3])
+    return AppendError(ErrorCode.INVALID_RECORD,
+                       f"One or more records have been rejected due to {len(indexes)} record errors in total, "
+                       f"and only showing the first three errors at most: [{shown}]",
+                       partition_log.log_start_offset, tuple((i, message) for i in indexes))
+
+
+def _time_out(waiter: asyncio.Future[bool | None]) -> None:
+    if not waiter.done():
+        waiter.set_result(True)  # the purgatory wakes it with None
