@@ -44,6 +44,7 @@ from kbroker.wire.messages.txn_offset_commit import (
 )
 from tests.broker.test_bad_input import fetch_all, produce
 from tests.broker.test_txn_markers import txn_batch
+from tests.coordinator.appending import append_at_once
 from tests.broker_process import BrokerProcess
 from tests.wire_client import WireClient
 
@@ -362,10 +363,6 @@ def test_an_open_transaction_is_aborted_after_its_timeout(txn_broker, topic_name
 
 # -- a broker crash between EndTxn and the markers ------------------------------------------------
 
-async def _no_flush(_log, _end) -> None:
-    return None
-
-
 def _rewrite_as_prepare_commit(data_dir: Path, tid: str) -> None:
     """Offline, with the broker down: log PrepareCommit for `tid`'s open transaction, which is what
     the coordinator writes when EndTxn(commit) arrives, just before it writes the markers."""
@@ -382,8 +379,7 @@ def _rewrite_as_prepare_commit(data_dir: Path, tid: str) -> None:
                                            TxnState.PREPARE_COMMIT, entry.partitions, entry.last_update_ms,
                                            entry.start_ms)
         asyncio.run(append_durably(partition_log, [(txn_records.encode_key(tid), txn_records.encode_value(prepared))],
-                                   int(time.time() * 1000), _no_flush))
-        partition_log.update_high_watermark(partition_log.log_end_offset)
+                                   int(time.time() * 1000), append_at_once))
     finally:
         logs.shutdown()
 

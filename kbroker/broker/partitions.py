@@ -90,7 +90,7 @@ class PartitionService:
     def appends(self, acks: int) -> Appends:
         return Appends(self, acks)
 
-    async def append_coordinator_batch(self, partition_log: PartitionLog, batch: bytearray, header: BatchHeader,
+    async def append_coordinator_batch(self, partition_log: PartitionLog, batch: bytes, header: BatchHeader,
                                        now_ms: int) -> AppendResult:
         """A coordinator's own records, appended as Kafka's coordinators do, with acks=all: done once
         durable and, in a cluster, once the ISR has them, so that the broker elected next has every
@@ -282,7 +282,7 @@ class Appends:
             log.debug("append to %s-%d failed: %s", topic, partition, exc)
             return storage_error(exc, partition_log)
 
-    def append(self, partition_log: PartitionLog, batch: bytearray | memoryview, header: BatchHeader,
+    def append(self, partition_log: PartitionLog, batch: bytes | bytearray | memoryview, header: BatchHeader,
                now_ms: int) -> AppendResult:
         """Append a batch that passed validation (KafkaError or OSError if the log refuses it)."""
         result = partition_log.append(batch, header, leader_epoch=partition_log.leader_epoch, now_ms=now_ms)

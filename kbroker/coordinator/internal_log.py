@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kbroker.coordinator")
 
 # Appends a built batch and returns once it is durable (and replicated); KafkaError or OSError if not.
-AppendBatch = Callable[["PartitionLog", bytearray, BatchHeader, int], Awaitable["AppendResult"]]
+AppendBatch = Callable[["PartitionLog", bytes, BatchHeader, int], Awaitable["AppendResult"]]
 
 
 class AppendFailed(Exception):

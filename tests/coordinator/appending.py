@@ -6,7 +6,7 @@ from kbroker.log.partition_log import AppendResult, PartitionLog
 from kbroker.wire.records import BatchHeader
 
 
-async def append_at_once(partition_log: PartitionLog, batch: bytearray, header: BatchHeader,
+async def append_at_once(partition_log: PartitionLog, batch: bytes, header: BatchHeader,
                          now_ms: int) -> AppendResult:
     result = partition_log.append(batch, header, leader_epoch=partition_log.leader_epoch, now_ms=now_ms)
     partition_log.update_high_watermark(partition_log.log_end_offset)

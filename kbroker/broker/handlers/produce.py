@@ -19,6 +19,7 @@ NOT_LEADER_OR_FOLLOWER) is answered with that error and the others normally.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from kbroker.broker import authorization, txn_verification
@@ -114,8 +115,8 @@ def _refusal(ctx: RequestContext, topic: str) -> AppendError | None:
     return None if exists else AppendError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
 
 
-async def _respond_when_safe(request: ProduceRequest, outcomes: list[Outcome], pending: Any,
-                             throttle: int) -> ProduceResponse:
+async def _respond_when_safe(request: ProduceRequest, outcomes: list[Outcome],
+                             pending: Awaitable[dict[TopicPartition, AppendError]], throttle: int) -> ProduceResponse:
     return _response(request, outcomes, await pending, throttle)
 
 
