@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kbroker.broker")
 
+
 class Broker:
     def __init__(self, config: Config, logs: LogManager, store: MetaStore | None = None) -> None:
         self.config = config

@@ -214,8 +214,9 @@ class PartitionService:
                 timer.cancel()
                 self.purgatory.unwatch(woken, waiting, PURGATORY)
             if timed_out:
-                failures.update((key, AppendError(ErrorCode.REQUEST_TIMED_OUT, None, entry.partition_log.log_start_offset))
-                                for key, entry in waiting.items())
+                failures.update(
+                    (key, AppendError(ErrorCode.REQUEST_TIMED_OUT, None, entry.partition_log.log_start_offset))
+                    for key, entry in waiting.items())
                 break
         return failures
 
