@@ -177,7 +177,7 @@ class PartitionService:
         failures = {}
         for (partition_log, _, _), outcome in zip(written, outcomes):
             if isinstance(outcome, OSError):  # not durable: not acknowledged
-                failures[(partition_log.topic, partition_log.partition)] = storage_error(outcome, partition_log)
+                failures[(partition_log.topic, partition_log.partition)] = _storage_error(outcome, partition_log)
             elif isinstance(outcome, BaseException):
                 raise outcome
             else:
@@ -281,7 +281,7 @@ class Appends:
             return AppendError(exc.code, exc.message, partition_log.log_start_offset)
         except OSError as exc:  # nothing was written; the log reports the failure (once) and the recovery
             log.debug("append to %s-%d failed: %s", topic, partition, exc)
-            return storage_error(exc, partition_log)
+            return _storage_error(exc, partition_log)
 
     def append(self, partition_log: PartitionLog, batch: bytes | bytearray | memoryview, header: BatchHeader,
                now_ms: int) -> AppendResult:
@@ -329,7 +329,7 @@ class Appends:
         return failures
 
 
-def storage_error(exc: OSError, partition_log: PartitionLog) -> AppendError:
+def _storage_error(exc: OSError, partition_log: PartitionLog) -> AppendError:
     return AppendError(ErrorCode.KAFKA_STORAGE_ERROR, f"Disk error: {exc.strerror or exc}",
                        partition_log.log_start_offset)
 
