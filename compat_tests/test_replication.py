@@ -111,6 +111,30 @@ def test_killed_follower_truncates_catches_up_and_rejoins_the_isr(cluster_factor
     _assert_nothing_lost(cluster, topic_name, producer.acked)
 
 
+def test_controller_killed_under_load_another_takes_over_and_nothing_is_lost(cluster_factory, topic_name):
+    cluster = cluster_factory()
+    _create(cluster, topic_name)
+    producer = LoadProducer(cluster.bootstrap_all, topic_name, PARTITIONS).start()
+    try:
+        producer.acked_since(200)
+        controller = cluster.metadata(1, [topic_name]).controller
+        cluster.brokers[controller].kill()
+        killed = time.monotonic()
+        survivor = cluster.alive()[0]
+        view, _ = cluster.wait_until(lambda v: v.controller not in (controller, -1), via=survivor,
+                                     timeout=FAILOVER_WITHIN_S)
+        producer.acked_since(100, timeout=FAILOVER_WITHIN_S + 30)
+        print(f"controller {controller} killed: broker {view.controller} took over, producing again after "
+              f"{time.monotonic() - killed:.2f} s")
+        cluster.brokers[controller].start()
+        _wait_in_sync(cluster, topic_name)
+        producer.acked_since(100)
+    finally:
+        producer.stop()
+    assert producer.errors == []
+    _assert_nothing_lost(cluster, topic_name, producer.acked)
+
+
 def test_paused_leader_acknowledges_nothing_once_deposed(cluster_factory, topic_name):
     cluster = cluster_factory()
     _create(cluster, topic_name)
