@@ -178,7 +178,8 @@ def probe_ack(cluster: ClusterProcesses, node: int, topic: str) -> float:
     return acked[0]
 
 
-def failovers(cluster: ClusterProcesses, how: signal.Signals, times: int, rate: int) -> list[dict]:
+def failovers(cluster: ClusterProcesses, how: signal.Signals, times: int, rate: int,
+              session_timeout_ms: int) -> list[dict]:
     topic = _failover_topic(cluster, f"failover-{how.name.lower()}")
     producer = LoadProducer(cluster.bootstrap_all, topic, 1, rate).start()
     rows = []
@@ -198,7 +199,8 @@ def failovers(cluster: ClusterProcesses, how: signal.Signals, times: int, rate: 
             probed = probe_ack(cluster, new.leader, topic) - hit
             start = epoch_start(cluster, new.leader, topic, new.leader_epoch)
             acked = producer.first_ack_after(mark, [0], timeout=120, min_offset=start) - hit
-            rows.append({"kind": "failover", "signal": how.name, "repeat": repeat, "old_leader": leader,
+            rows.append({"kind": "failover", "signal": how.name, "session_timeout_ms": session_timeout_ms,
+                         "repeat": repeat, "old_leader": leader,
                          "new_leader_in_metadata_s": elected, "fresh_producer_ack_s": probed, "first_ack_s": acked,
                          "load_avg": load})
             print(json.dumps(rows[-1]), flush=True)
@@ -311,7 +313,8 @@ def report(rows: list[dict]) -> str:
         lines.append("")
     failover = [r for r in rows if r["kind"] == "failover"]
     if failover:
-        lines += [f"| leader failover (session timeout {SESSION_TIMEOUT_MS} ms), s: median (range) | new leader "
+        timeouts = sorted({r["session_timeout_ms"] for r in failover})
+        lines += [f"| leader failover (session timeout {', '.join(map(str, timeouts))} ms), s: median (range) | new leader "
                   "in metadata | a fresh producer's record acknowledged | the load producer's first record on the "
                   "new leader acknowledged | runs |", "|---|---|---|---|---:|"]
         for how in dict.fromkeys(r["signal"] for r in failover):
@@ -341,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--signals", default="SIGKILL,SIGTERM", help="how the leader is stopped, in turn")
     parser.add_argument("--catch-up-mb", type=int, default=200, help="0: no catch-up run")
     parser.add_argument("--catch-up-size", type=int, default=1024)
+    parser.add_argument("--session-timeout-ms", type=int, default=SESSION_TIMEOUT_MS,
+                        help="zookeeper.session.timeout.ms of the brokers (Kafka's default: 18000)")
     parser.add_argument("--quick", action="store_true", help="tiny, for the smoke test")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -352,8 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     workdir = Path(tempfile.mkdtemp(prefix="kbroker-replication-bench-"))
-    zookeeper = ZooKeeperProcess(workdir / "zookeeper").start()
-    cluster = ClusterProcesses(zookeeper, workdir / "cluster", 3)  # zookeeper.session.timeout.ms=6000
+    zookeeper = ZooKeeperProcess.for_session_timeout(workdir / "zookeeper", args.session_timeout_ms).start()
+    cluster = ClusterProcesses(zookeeper, workdir / "cluster", 3,
+                               {"zookeeper.session.timeout.ms": str(args.session_timeout_ms)})
     rows: list[dict] = []
     status = 0
     with open(args.out / "results.jsonl", "a") as jsonl:
@@ -369,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
                         record(ack_latency(cluster, rf, rate, args.latency_seconds, args.size, repeat))
             if args.failovers:
                 for how in (signal.Signals[name.strip()] for name in args.signals.split(",")):
-                    for row in failovers(cluster, how, args.failovers, args.failover_rate):
+                    for row in failovers(cluster, how, args.failovers, args.failover_rate, args.session_timeout_ms):
                         record(row)
             if args.catch_up_mb:
                 record(catch_up(cluster, args.catch_up_mb, args.catch_up_size))

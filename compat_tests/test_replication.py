@@ -135,6 +135,32 @@ def test_controller_killed_under_load_another_takes_over_and_nothing_is_lost(clu
     _assert_nothing_lost(cluster, topic_name, producer.acked)
 
 
+def test_a_leader_stopped_with_sigterm_hands_over_before_it_exits(cluster_factory, topic_name):
+    """Controlled shutdown: the leader leaves the live brokers, the controller moves its partitions
+    at once, and it exits only once they are led elsewhere; the producer carries on (librdkafka
+    follows the NOT_LEADER_OR_FOLLOWER answers that name the new leader, KIP-951)."""
+    cluster = cluster_factory()
+    _create(cluster, topic_name)
+    producer = LoadProducer(cluster.bootstrap_all, topic_name, PARTITIONS).start()
+    try:
+        producer.acked_since(200)
+        victim = cluster.metadata(1, [topic_name]).leaders(topic_name)[0]
+        mark, stopped = producer.mark(), time.monotonic()
+        assert cluster.brokers[victim].stop() == 0
+        log = cluster.brokers[victim].log()
+        assert "controlled shutdown: waiting for" in log and "still name this broker" not in log, log
+        resumed = producer.first_ack_after(mark, [0], timeout=30) - stopped
+        print(f"leader {victim} stopped with SIGTERM: partition 0 acknowledged again after {resumed:.2f} s")
+        assert resumed < SESSION_TIMEOUT_MS / 1000 / 2  # no session expiry was waited for
+        cluster.brokers[victim].start()
+        _wait_in_sync(cluster, topic_name)
+        producer.acked_since(100)
+    finally:
+        producer.stop()
+    assert producer.errors == []
+    _assert_nothing_lost(cluster, topic_name, producer.acked)
+
+
 def test_paused_leader_acknowledges_nothing_once_deposed(cluster_factory, topic_name):
     cluster = cluster_factory()
     _create(cluster, topic_name)

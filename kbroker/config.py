@@ -241,6 +241,9 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("replica.lag.time.max.ms", parse_int, "30000", 1),
     _key("min.insync.replicas", parse_int, "1", 1),
     _key("auto.leader.rebalance.enable", parse_bool, "true"),
+    # SIGTERM: leave the live brokers and keep serving until leadership moved (member.py); without
+    # it the session simply closes (leaders still move at once, but clients find them by retrying).
+    _key("controlled.shutdown.enable", parse_bool, "true"),
     _key("leader.imbalance.check.interval.seconds", parse_int, "300", 1),
     _key("leader.imbalance.per.broker.percentage", parse_int, "10", 0),
     # ACLs: any authorizer class name switches kbroker's own authorizer on (kbroker/security/acls.py).
@@ -269,8 +272,7 @@ _ALIASES = {"broker.id": "node.id", "log.dir": "log.dirs"}
 IGNORED_KEYS = frozenset({
     "num.network.threads", "num.io.threads", "num.recovery.threads.per.data.dir", "num.replica.fetchers",
     "transaction.state.log.min.isr",
-    # controlled.shutdown.enable: SIGTERM always closes the ZooKeeper session first, so leaders move at once.
-    "process.roles", "controlled.shutdown.enable", "controller.quorum.voters",
+    "process.roles", "controller.quorum.voters",
     "controller.quorum.bootstrap.servers", "controller.listener.names", "group.coordinator.rebalance.protocols",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr", "log.segment.delete.delay.ms", "unclean.leader.election.enable",
@@ -355,6 +357,7 @@ class Config:
     auto_leader_rebalance_enable: bool  # the controller moves leadership back to preferred replicas
     leader_imbalance_check_interval_seconds: int
     leader_imbalance_per_broker_percentage: int
+    controlled_shutdown_enable: bool
     authorizer_class_name: str  # empty: no authorization, everyone may do everything
     super_users: tuple[str, ...]
     allow_everyone_if_no_acl_found: bool

@@ -46,6 +46,7 @@ log = logging.getLogger("kbroker.server")
 LISTEN_BACKLOG = 1024  # Linux caps it at net.core.somaxconn
 ACCEPT_RETRY_DELAY = 1.0  # after EMFILE and the like, as asyncio's own servers do
 TLS_HANDSHAKE_TIMEOUT = 10.0
+CONTROLLED_SHUTDOWN_TIMEOUT_S = 5.0  # most partitions move in milliseconds; this bounds a stuck one
 _RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
@@ -335,6 +336,8 @@ async def serve(config: Config) -> None:
         await stop.wait()
     finally:
         log.info("shutting down")
+        if broker.cluster is not None and config.controlled_shutdown_enable:
+            await broker.cluster.shut_down_controlled(CONTROLLED_SHUTDOWN_TIMEOUT_S)
         background.cancel()
         loading.cancel()
         await broker.transactions.close()  # open transactions stay in __transaction_state for the next start

@@ -91,6 +91,7 @@ class ClusterMember:
         self._lease_task: asyncio.Task[None] | None = None
         self._reregistering = False
         self._closing = False
+        self._image_changed = asyncio.Event()
 
     @property
     def image(self) -> ClusterImage:
@@ -116,6 +117,38 @@ class ClusterMember:
         self._lease_task = asyncio.get_running_loop().create_task(self._keep_lease())
         self._spawn(self._check_isr())
         self._on_change()
+
+    async def shut_down_controlled(self, timeout_s: float) -> None:
+        """Kafka's controlled shutdown: leave the live brokers (the registration goes, the session
+        stays, so this broker still sees the cluster) and keep serving until the controller has
+        moved every partition led here that has another live replica in its ISR. Meanwhile
+        clients get NOT_LEADER_OR_FOLLOWER naming the new leader (KIP-951) instead of a closed
+        connection, and move over at once. Bounded by `timeout_s`; then `close`."""
+        self._closing = True  # the registration goes on purpose: no registering again
+        image = self.image
+        moving = {key for key in self._led if (state := image.states.get(key)) is not None and any(
+            replica != self.broker_id and replica in image.brokers for replica in state.isr)}
+        try:
+            await self.store.unregister_broker(self.broker_id)
+        except MetaStoreError as exc:
+            log.warning("controlled shutdown: could not leave the live brokers: %s", exc)
+            return
+        log.info("controlled shutdown: waiting for %d partitions to move to other leaders", len(moving))
+        deadline = time.monotonic() + timeout_s
+        while moving:
+            states = self.image.states
+            moving = {key for key in moving if key in states and states[key].leader == self.broker_id}
+            remaining = deadline - time.monotonic()
+            if not moving or remaining <= 0:
+                break
+            self._image_changed.clear()
+            try:
+                await asyncio.wait_for(self._image_changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+        if moving:
+            log.warning("controlled shutdown: %d partitions still name this broker as leader after %.1f s",
+                        len(moving), timeout_s)
 
     async def close(self) -> None:
         self._closing = True  # the session ends here on purpose: no registering again
@@ -181,6 +214,7 @@ class ClusterMember:
     # -- acting on the image -------------------------------------------------------------------
 
     def _on_change(self) -> None:
+        self._image_changed.set()
         self.controller.on_change()
         image = self.image
         self._follow_topics(image)
@@ -230,7 +264,7 @@ class ClusterMember:
             if state.leader == self.broker_id and self.broker_id in image.brokers:  # registered: not a leftover
                 led[key] = state.leader_epoch
                 self._track_followers(key, replicas, state)
-            elif self.broker_id in replicas and state.leader in image.brokers:
+            elif self.broker_id in replicas and state.leader in image.brokers and not self._closing:
                 followed.setdefault(state.leader, {})[key] = state.leader_epoch
         for key, epoch in led.items():
             if self._led.get(key) != epoch:

@@ -42,6 +42,9 @@ class MetaStore(Protocol):
 
     async def confirm_session(self, broker_id: int) -> bool: ...
 
+    async def unregister_broker(self, broker_id: int) -> None:
+        """Remove this session's registration, keeping the session (a controlled shutdown)."""
+
     async def elect_controller(self, broker_id: int) -> int | None: ...
 
     async def write_partition_states(self, states: Mapping[tuple[str, int], PartitionState],

@@ -492,6 +492,18 @@ class ZkMetaStore:
                 waiting = True
             time.sleep(0.25)
 
+    async def unregister_broker(self, broker_id: int) -> None:
+        await self._call(self._unregister, broker_id)
+
+    def _unregister(self, broker_id: int) -> None:
+        path = f"/brokers/ids/{broker_id}"
+        stat = self._client.exists(path)
+        if stat is not None and stat.ephemeralOwner == self._client.client_id[0]:
+            try:
+                self._client.delete(path, version=stat.version)
+            except (NoNodeError, BadVersionError):
+                pass  # gone or replaced meanwhile: not ours to delete any more
+
     async def confirm_session(self, broker_id: int) -> bool:
         """True when ZooKeeper answers and this session still owns our registration."""
         stat = await self._call(self._client.exists, f"/brokers/ids/{broker_id}")

@@ -202,6 +202,13 @@ class MemoryMetaStore:
         self._zk.changed()
         return epoch
 
+    async def unregister_broker(self, broker_id: int) -> None:
+        self._check_open()
+        existing = self._zk.brokers.get(broker_id)
+        if existing is not None and existing[1] == self.session:
+            del self._zk.brokers[broker_id]
+            self._zk.changed()
+
     async def confirm_session(self, broker_id: int) -> bool:
         self._check_open()
         existing = self._zk.brokers.get(broker_id)

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, NamedTuple
+from typing import Any, Awaitable, NamedTuple
 
-from kbroker.broker import authorization, txn_verification
+from kbroker.broker import authorization, leader_hints, txn_verification
 from kbroker.broker.dispatch import NO_RESPONSE, RequestContext
 from kbroker.broker.throttling import charge
 from kbroker.broker.replication_wait import Appended, wait_replicated
@@ -71,7 +71,20 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest) -> Any:
             return _refuse_all(request, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
         if ctx.broker.config.transaction_partition_verification_enable:
             return _produce_verified(ctx, request)
-    return _produce(ctx, request, {}, {})
+    return _hinted(ctx, _produce(ctx, request, {}, {}))
+
+
+def _hinted(ctx: RequestContext, answer: Any) -> Any:
+    """Partitions answered NOT_LEADER_OR_FOLLOWER name their new leader (KIP-951, leader_hints.py)."""
+    if ctx.broker.cluster is None or answer is NO_RESPONSE:
+        return answer
+    if asyncio.iscoroutine(answer):
+        return _hinted_later(ctx, answer)
+    return leader_hints.hint_produce(ctx, answer)
+
+
+async def _hinted_later(ctx: RequestContext, answer: Awaitable[ProduceResponse]) -> ProduceResponse:
+    return leader_hints.hint_produce(ctx, await answer)
 
 
 def _refuse_all(request: ProduceRequest, code: ErrorCode) -> ProduceResponse:
@@ -82,7 +95,7 @@ def _refuse_all(request: ProduceRequest, code: ErrorCode) -> ProduceResponse:
 async def _produce_verified(ctx: RequestContext, request: ProduceRequest) -> Any:
     """A transaction's first batches on partitions are appended once the coordinator vouched for them."""
     refused, verified = await txn_verification.verify(ctx.broker, request)
-    answer = _produce(ctx, request, refused, verified)
+    answer = _hinted(ctx, _produce(ctx, request, refused, verified))
     if asyncio.iscoroutine(answer):
         return await answer
     return answer
