@@ -207,6 +207,9 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("log.cleaner.min.compaction.lag.ms", parse_int, "0", 0),
     _key("log.cleaner.max.compaction.lag.ms", parse_int, str(LONG_MAX), 1),
     _key("log.message.timestamp.type", parse_timestamp_type, "CreateTime"),
+    _key("log.message.timestamp.before.max.ms", parse_int, str(LONG_MAX), 0),
+    _key("log.message.timestamp.after.max.ms", parse_int, str(LONG_MAX), 0),
+    _key("log.message.timestamp.difference.max.ms", parse_int, str(LONG_MAX), 0),
     _key("message.max.bytes", parse_int, "1048588", 0),
     _key("socket.request.max.bytes", parse_int, "104857600", 1),
     _key("socket.send.buffer.bytes", parse_int, "102400", -1),
@@ -321,6 +324,9 @@ class Config:
     log_cleaner_min_compaction_lag_ms: int
     log_cleaner_max_compaction_lag_ms: int
     log_message_timestamp_type: str
+    log_message_timestamp_before_max_ms: int
+    log_message_timestamp_after_max_ms: int
+    log_message_timestamp_difference_max_ms: int
     message_max_bytes: int
     socket_request_max_bytes: int
     socket_send_buffer_bytes: int  # SO_SNDBUF of client connections; -1: the OS default

@@ -8,7 +8,9 @@ if such a request fails we close the connection, as Kafka does, so the client no
 refreshes its metadata.
 
 On a compacted topic Kafka refuses records without a key (INVALID_RECORD, one record error
-each), so there each record is read up to its key as well. A transactional batch needs the
+each), so there each record is read up to its key as well; a topic with a CreateTime window
+(message.timestamp.before/after.max.ms, KIP-937) refuses records stamped outside it the same way
+(INVALID_TIMESTAMP). A transactional batch needs the
 request's transactional id, and the first one of a transaction on a partition is verified with
 the coordinator (txn_verification.py, KIP-890 part 1); it opens the producer's transaction on
 the partition, the log checks the rest at batch level as for idempotence (producer_state.py),
@@ -46,7 +48,13 @@ from kbroker.wire.messages.produce import (
     ProduceResponse,
     TopicProduceResponse,
 )
-from kbroker.wire.records import Compression, decompressed_limit, keyless_record_indexes, validate_produce_batch
+from kbroker.wire.records import (
+    Compression,
+    decompressed_limit,
+    keyless_record_indexes,
+    timestamps_out_of_range,
+    validate_produce_batch,
+)
 
 log = logging.getLogger("kbroker.produce")
 
@@ -186,7 +194,18 @@ def _append(ctx: RequestContext, topic: str, partition: int, records: memoryview
         if partition_log.config.compact:
             keyless = keyless_record_indexes(records, decompressed_limit(max_message_bytes))
             if keyless:
-                return _keyless(partition, f"{topic}-{partition}", keyless, partition_log), None
+                message = f"Compacted topic cannot accept message without key in topic partition {topic}-{partition}"
+                return _record_errors(partition, ErrorCode.INVALID_RECORD, {i: message for i in keyless},
+                                      partition_log), None
+        window = partition_log.config.create_time_window_ms()
+        if window is not None:
+            now = broker.now_ms()
+            low, high = now - window[0], now + window[1]
+            late = timestamps_out_of_range(records, decompressed_limit(max_message_bytes), low, high)
+            if late:
+                return _record_errors(partition, ErrorCode.INVALID_TIMESTAMP, {
+                    i: f"Timestamp {t} of message with offset {i} is out of range. The timestamp should be within "
+                       f"[{low}, {high}]" for i, t in late}, partition_log), None
         result = partition_log.append(records, header, leader_epoch=partition_log.leader_epoch,
                                       now_ms=broker.now_ms())
     except KafkaError as exc:
@@ -210,14 +229,15 @@ def _storage_error(partition: int, exc: OSError, partition_log: PartitionLog) ->
     return _error(partition, ErrorCode.KAFKA_STORAGE_ERROR, f"Disk error: {exc.strerror or exc}", partition_log)
 
 
-def _keyless(partition: int, name: str, indexes: list[int], partition_log: PartitionLog) -> PartitionProduceResponse:
-    """Kafka's LogValidator answer to records without a key on a compacted topic."""
-    message = f"Compacted topic cannot accept message without key in topic partition {name}"
-    shown = ", ".join(f"RecordError(batchIndex={i}, message='{message}')" for i in indexes[:3])
+def _record_errors(partition: int, code: ErrorCode, messages: dict[int, str],
+                   partition_log: PartitionLog) -> PartitionProduceResponse:
+    """Kafka's LogValidator answer to records it refuses one by one (the batch is not appended)."""
+    shown = ", ".join(f"RecordError(batchIndex={i}, message='{m}')" for i, m in list(messages.items())[:3])
     return PartitionProduceResponse(
-        index=partition, error_code=ErrorCode.INVALID_RECORD, base_offset=-1,
-        record_errors=[BatchIndexAndErrorMessage(batch_index=i, batch_index_error_message=message) for i in indexes],
-        error_message=f"One or more records have been rejected due to {len(indexes)} record errors in total, "
+        index=partition, error_code=code, base_offset=-1,
+        record_errors=[BatchIndexAndErrorMessage(batch_index=i, batch_index_error_message=m)
+                       for i, m in messages.items()],
+        error_message=f"One or more records have been rejected due to {len(messages)} record errors in total, "
                       f"and only showing the first three errors at most: [{shown}]",
         log_start_offset=partition_log.log_start_offset)
 
