@@ -25,7 +25,7 @@ from kbroker.log.topics import INTERNAL_TOPICS
 from kbroker.cluster.acls import ClusterAclStore
 from kbroker.cluster.client_quotas import ClusterQuotaStore
 from kbroker.cluster.credentials import ClusterCredentialStore
-from kbroker.security.acl_store import AclStore, FileAclStore
+from kbroker.security.acl_store import FileAclStore
 from kbroker.security.acls import Authorizer
 from kbroker.security.credentials import CredentialStore, FileCredentialStore
 from kbroker.security.quota_store import FileQuotaStore
@@ -59,11 +59,13 @@ class Broker:
                                                    clustered=store is not None)
         self.dispatcher = Dispatcher(self, ROUTES)
         # ACLs, client quotas and SCRAM users: in the data dir on a single node, in ZooKeeper in a cluster.
-        self.acl_store: AclStore = FileAclStore(config.data_dir) if store is None else ClusterAclStore(store)
+        self.acl_store: FileAclStore | ClusterAclStore = (FileAclStore(config.data_dir) if store is None
+                                                          else ClusterAclStore(store))
         # authorizer.class.name set: every request is checked against the ACLs; None: all allowed.
         self.authorizer = Authorizer(self.acl_store.load(), config.super_users, config.allow_everyone_if_no_acl_found
                                      ) if config.authorizer_class_name else None
-        self.client_quotas = FileQuotaStore(config.data_dir) if store is None else ClusterQuotaStore(store)
+        self.client_quotas: FileQuotaStore | ClusterQuotaStore = (FileQuotaStore(config.data_dir) if store is None
+                                                                   else ClusterQuotaStore(store))
         self.credentials: CredentialStore = (FileCredentialStore(config.data_dir) if store is None
                                              else ClusterCredentialStore(store))
         window = {"window_ms": config.quota_window_size_seconds * 1000, "samples": config.quota_window_num}

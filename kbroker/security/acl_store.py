@@ -9,19 +9,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Protocol
 
 from kbroker.log.checkpoints import write_atomically
 from kbroker.security.acls import AclBinding, Operation, PatternType, Permission, ResourceType
 
 ACLS_FILE = "acls.json"
-
-
-class AclStore(Protocol):
-    def load(self) -> set[AclBinding]: ...
-
-    async def change(self, added: set[AclBinding], removed: set[AclBinding]) -> set[AclBinding]:
-        """Store the changes durably; every binding there is then, to put in force."""
 
 
 class FileAclStore:
@@ -37,6 +29,7 @@ class FileAclStore:
                 for entry in json.loads(self._path.read_text())}
 
     async def change(self, added: set[AclBinding], removed: set[AclBinding]) -> set[AclBinding]:
+        """Store the changes durably; every binding there is then, to put in force."""
         current = self.load()
         bindings = (current - removed) | added
         if bindings != current:
