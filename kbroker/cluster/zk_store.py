@@ -245,6 +245,7 @@ class ZkMetaStore:
         self._entities: dict[str, dict[str, str]] = {}  # by path below /config
         self._views: dict[str, Mapping] = {}  # read-only copies of the two above, made when read after a change
         self._followed: set[str] = set()  # paths with a watch of their own (ACL resources, entities)
+        self._security_events = 0  # ACL and entity watch callbacks so far (see _is_latest)
         self._states: dict[tuple[str, int], PartitionState] = {}
         self._state_watches: dict[tuple[str, int], uuid.UUID] = {}
         self._deleting: frozenset[str] = frozenset()
@@ -445,6 +446,7 @@ class ZkMetaStore:
         def on_data(data: bytes | None, stat: Any, _event: Any = None) -> None:
             entries = _parse_acls(data, path) if stat is not None else frozenset()
             with self._lock:
+                self._security_events += 1
                 if entries:
                     self._acls[resource] = entries
                 else:
@@ -458,6 +460,7 @@ class ZkMetaStore:
 
         def on_data(data: bytes | None, stat: Any, _event: Any = None) -> None:
             with self._lock:
+                self._security_events += 1
                 if stat is None:
                     self._entities.pop(entity, None)
                 else:
@@ -505,6 +508,7 @@ class ZkMetaStore:
         delete it once empty, as Kafka's AclAuthorizer does); read again when another broker won."""
         path = _acl_path(resource)
         while True:
+            events = self._security_events
             try:
                 data, stat = self._client.get(path)
                 current = _parse_acls(data, path)
@@ -522,13 +526,20 @@ class ZkMetaStore:
                     self._client.set(path, _encode(_acls_document(updated)), version=stat.version)
             except (BadVersionError, NodeExistsError, NoNodeError):
                 continue
-            with self._lock:  # read-your-writes on this broker; the watch confirms it
-                if updated:
-                    self._acls[resource] = updated
-                else:
-                    self._acls.pop(resource, None)
-                self._views.pop("acls", None)
+            with self._lock:
+                if self._is_latest(events):
+                    if updated:
+                        self._acls[resource] = updated
+                    else:
+                        self._acls.pop(resource, None)
+                    self._views.pop("acls", None)
             return
+
+    def _is_latest(self, events: int) -> bool:
+        """Whether a write begun when `events` watch callbacks had run may go into the cache at once
+        (read-your-writes on this broker). Not when a callback ran meanwhile: it may have brought a
+        newer write of another broker, which ours must not hide; the watch brings ours soon after."""
+        return self._security_events == events
 
     async def alter_entity_configs(self, entity: str, changes: Mapping[str, str | None]) -> None:
         await self._call(self._alter_entity, entity, dict(changes))
@@ -538,6 +549,7 @@ class ZkMetaStore:
         quota written at once on two brokers both land. Parents are made empty, as Kafka makes them."""
         path = _entity_path(entity)
         while True:
+            events = self._security_events
             try:
                 data, stat = self._client.get(path)
                 configs = _parse_entity(data, path)
@@ -553,8 +565,9 @@ class ZkMetaStore:
             except (BadVersionError, NodeExistsError, NoNodeError):
                 continue
             with self._lock:
-                self._entities[entity] = updated
-                self._views.pop("entities", None)
+                if self._is_latest(events):
+                    self._entities[entity] = updated
+                    self._views.pop("entities", None)
             return
 
     def _on_topic_config(self, name: str, data: bytes | None) -> bool:
