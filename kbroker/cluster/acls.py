@@ -56,6 +56,14 @@ class ClusterAclStore:
         self._store = store
         self._seen: object = None  # the store's mapping last put in force
 
+    @staticmethod
+    def problem(binding: AclBinding) -> str | None:
+        """A name that cannot be a znode's (a group or transactional id may hold a `/`): Kafka's
+        ZooKeeper write would fail, here it is INVALID_REQUEST."""
+        if "/" in binding.name or "\0" in binding.name or binding.name in (".", ".."):
+            return f"resource name {binding.name!r} cannot be a ZooKeeper znode name"
+        return None
+
     def load(self) -> set[AclBinding]:
         return {binding for resource, entries in self._store.acls().items() for entry in entries
                 if (binding := binding_of(resource, entry)) is not None}

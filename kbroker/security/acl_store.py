@@ -28,6 +28,11 @@ class FileAclStore:
                            Permission[entry["permission"]])
                 for entry in json.loads(self._path.read_text())}
 
+    @staticmethod
+    def problem(_binding: AclBinding) -> str | None:
+        """Why this store cannot keep a binding: the file keeps any."""
+        return None
+
     async def change(self, added: set[AclBinding], removed: set[AclBinding]) -> set[AclBinding]:
         """Store the changes durably; every binding there is then, to put in force."""
         current = self.load()

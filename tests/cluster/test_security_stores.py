@@ -50,6 +50,12 @@ def test_an_acl_kafka_would_not_have_written_is_ignored_and_logged(resource, ent
     assert "not valid" in caplog.text
 
 
+@pytest.mark.parametrize("name", ["a/b", ".", "..", "nul\0"])
+def test_a_name_that_cannot_be_a_znode_is_a_problem(name) -> None:
+    assert "ZooKeeper" in ClusterAclStore.problem(binding(name, Operation.READ, kind=ResourceType.GROUP))
+    assert ClusterAclStore.problem(binding("a.b", Operation.READ)) is None
+
+
 async def test_bindings_changed_through_one_broker_decide_on_another(stores) -> None:
     first, second = ClusterAclStore(stores[0]), ClusterAclStore(stores[1])
     authorizer = Authorizer(second.load())

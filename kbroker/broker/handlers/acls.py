@@ -88,7 +88,7 @@ async def handle_create_acls(ctx: RequestContext, request: CreateAclsRequest) ->
         binding = AclBinding(_enum(ResourceType, creation.resource_type), creation.resource_name,
                              _enum(PatternType, creation.resource_pattern_type), creation.principal, creation.host,
                              _enum(Operation, creation.operation), _enum(Permission, creation.permission_type))
-        problem = binding.problem()
+        problem = binding.problem() or ctx.broker.acl_store.problem(binding)
         if problem:
             results.append(AclCreationResult(error_code=ErrorCode.INVALID_REQUEST, error_message=problem))
         else:
