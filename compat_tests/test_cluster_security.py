@@ -84,7 +84,8 @@ def cluster(zookeeper, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sec
     sasl_ports = {}
     for node, broker in processes.brokers.items():
         sasl_ports[node] = free_port()
-        broker.overrides["listeners"] = f"PLAINTEXT://127.0.0.1:{broker.port},SASL_PLAINTEXT://127.0.0.1:{sasl_ports[node]}"
+        broker.overrides["listeners"] = (f"PLAINTEXT://127.0.0.1:{broker.port},"
+                                         f"SASL_PLAINTEXT://127.0.0.1:{sasl_ports[node]}")
     processes.start()
     yield SecureCluster(processes, sasl_ports)
     processes.stop()

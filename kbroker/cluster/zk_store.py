@@ -8,11 +8,13 @@ Kafka's ZooKeeper layout (ZkData.scala) under the chroot of `zookeeper.connect`,
     /brokers/topics/<t>                         {"version":3,"topic_id":"..","partitions":{"0":[1,2]},..}
     /brokers/topics/<t>/partitions/<p>/state    {"controller_epoch":..,"leader":..,"version":1,"leader_epoch":..,"isr":[..]}
     /config/topics/<t>                          {"version":1,"config":{..}}
-    /config/users/<user>                        {"version":1,"config":{"SCRAM-SHA-256":"salt=..,..","producer_byte_rate":".."}}
+    /config/users/<user>                        {"version":1,"config":{"SCRAM-SHA-256":"salt=..",
+                                                 "producer_byte_rate":".."}}
     /config/users/<user>/clients/<client id>    {"version":1,"config":{"consumer_byte_rate":".."}}
     /config/clients/<client id>                 (the same; names sanitized, `<default>` the default entity)
-    /kafka-acl/<ResourceType>/<name>            {"version":1,"acls":[{"principal":"User:alice","permissionType":"Allow",
-                                                 "operation":"Read","host":"*"},..]}  (LITERAL patterns)
+    /kafka-acl/<ResourceType>/<name>            {"version":1,"acls":[{"principal":"User:alice",
+                                                 "permissionType":"Allow","operation":"Read","host":"*"},..]}
+                                                (LITERAL patterns)
     /kafka-acl-extended/prefixed/<ResourceType>/<name>   (the same, PREFIXED patterns)
     /admin/delete_topics/<t>                    (empty)
     /admin/preferred_replica_election           {"version":1,"partitions":[{"topic":..,"partition":..},..]}
