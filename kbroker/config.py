@@ -491,9 +491,6 @@ def build_config(settings: Mapping[str, str]) -> Config:
     if config.max_connections_per_ip == 0 and not config.max_connections_per_ip_overrides:
         raise ConfigError("max.connections.per.ip can be set to zero only if "
                           "max.connections.per.ip.overrides property is set.")
-    if config.authorizer_class_name and config.zookeeper_connect:
-        raise ConfigError("authorizer.class.name: ACLs are kept in the data dir of a single node; a cluster would "
-                          "need them in ZooKeeper, which kbroker does not do yet")
     return config
 
 

@@ -22,6 +22,8 @@ from kbroker.coordinator.records import OFFSETS_TOPIC
 from kbroker.coordinator.txn_coordinator import TransactionCoordinator
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.topics import INTERNAL_TOPICS
+from kbroker.cluster.acls import ClusterAclStore
+from kbroker.cluster.client_quotas import ClusterQuotaStore
 from kbroker.cluster.credentials import ClusterCredentialStore
 from kbroker.security.acl_store import FileAclStore
 from kbroker.security.acls import Authorizer
@@ -56,11 +58,16 @@ class Broker:
                                                    self._allocate_producer_id, now_ms=self.now_ms,
                                                    clustered=store is not None)
         self.dispatcher = Dispatcher(self, ROUTES)
-        self.acl_store = FileAclStore(config.data_dir)
+        # ACLs, client quotas and SCRAM users: in the data dir on a single node, in ZooKeeper in a cluster.
+        self.acl_store: FileAclStore | ClusterAclStore = (FileAclStore(config.data_dir) if store is None
+                                                          else ClusterAclStore(store))
         # authorizer.class.name set: every request is checked against the ACLs; None: all allowed.
         self.authorizer = Authorizer(self.acl_store.load(), config.super_users, config.allow_everyone_if_no_acl_found
                                      ) if config.authorizer_class_name else None
-        self.client_quotas = FileQuotaStore(config.data_dir)
+        self.client_quotas: FileQuotaStore | ClusterQuotaStore = (FileQuotaStore(config.data_dir) if store is None
+                                                                   else ClusterQuotaStore(store))
+        self.credentials: CredentialStore = (FileCredentialStore(config.data_dir) if store is None
+                                             else ClusterCredentialStore(store))
         window = {"window_ms": config.quota_window_size_seconds * 1000, "samples": config.quota_window_num}
         self.produce_quota = QuotaManager(PRODUCER_BYTE_RATE, self.client_quotas.settings, **window)
         self.fetch_quota = QuotaManager(CONSUMER_BYTE_RATE, self.client_quotas.settings, **window)
@@ -69,11 +76,14 @@ class Broker:
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
         self.cluster = None if store is None else ClusterMember(
             store, config, logs, self.groups, self._leadership_lost, self.topic_deleted, self._replicas_moved,
-            transactions=self.transactions)
+            transactions=self.transactions, on_change=self._follow_security)
         self.markers = None if store is None else MarkerChannel(config.node_id, lambda: self.cluster.image)
-        # SCRAM users: in the data dir on a single node, in ZooKeeper in a cluster.
-        self.credentials: CredentialStore = (FileCredentialStore(config.data_dir) if store is None
-                                             else ClusterCredentialStore(store))
+
+    def _follow_security(self) -> None:
+        """Cluster: put the ACLs and quotas ZooKeeper has now (changed through any broker) in force here."""
+        if self.authorizer is not None:
+            self.acl_store.refresh(self.authorizer)
+        self.client_quotas.refresh()
 
     async def _allocate_producer_id(self) -> int:
         if self.cluster is not None:

@@ -60,7 +60,8 @@ class ClusterMember:
                  on_leadership_lost: Callable[[set[tuple[str, int]]], None],
                  on_topic_deleted: Callable[[TopicInfo], Awaitable[None]],
                  on_high_watermark: Callable[[PartitionLog], None], *,
-                 transactions: TransactionCoordinator | None = None) -> None:
+                 transactions: TransactionCoordinator | None = None,
+                 on_change: Callable[[], None] = lambda: None) -> None:
         broker_id, rack, session_timeout_ms = config.node_id, config.broker_rack, config.zookeeper_session_timeout_ms
         self.store = store
         self.broker_id = broker_id
@@ -73,6 +74,7 @@ class ClusterMember:
         self._on_leadership_lost = on_leadership_lost
         self._on_topic_deleted = on_topic_deleted
         self._on_high_watermark = on_high_watermark
+        self._on_store_change = on_change  # the broker's part: ACLs, quotas
         self._lag_ms = config.replica_lag_time_max_ms
         self._min_insync_default = config.min_insync_replicas
         self._replicas: dict[tuple[str, int], LeaderReplicas] = {}
@@ -220,6 +222,7 @@ class ClusterMember:
         self._follow_topics(image)
         self._follow_leadership(image)
         self.admin.on_change()
+        self._on_store_change()
 
     def _follow_topics(self, image: ClusterImage) -> None:
         for info in self._logs.topics():
