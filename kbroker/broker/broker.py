@@ -14,6 +14,7 @@ from kbroker.broker.producer_ids import ProducerIdAllocator
 from kbroker.broker.purgatory import FetchPurgatory
 from kbroker.broker.replication_wait import Appended, wait_replicated
 from kbroker.broker.routes import ROUTES
+from kbroker.cluster.broker_client import InterBrokerLink
 from kbroker.cluster.image import NO_LEADER
 from kbroker.cluster.marker_channel import MarkerChannel
 from kbroker.cluster.member import ClusterMember
@@ -43,7 +44,9 @@ COORDINATOR_APPEND_TIMEOUT_MS = 5000  # Kafka's offsets.commit.timeout.ms
 
 
 class Broker:
-    def __init__(self, config: Config, logs: LogManager, store: MetaStore | None = None) -> None:
+    def __init__(self, config: Config, logs: LogManager, store: MetaStore | None = None,
+                 link: InterBrokerLink | None = None) -> None:
+        """`link`: how this broker reaches the others in a cluster (default: their PLAINTEXT listener)."""
         self.config = config
         self.logs = logs
         self.node_id = config.node_id
@@ -69,8 +72,9 @@ class Broker:
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
         self.cluster = None if store is None else ClusterMember(
             store, config, logs, self.groups, self._leadership_lost, self.topic_deleted, self._replicas_moved,
-            transactions=self.transactions)
-        self.markers = None if store is None else MarkerChannel(config.node_id, lambda: self.cluster.image)
+            transactions=self.transactions, link=link)
+        self.markers = None if store is None else MarkerChannel(config.node_id, lambda: self.cluster.image,
+                                                                link or InterBrokerLink())
         # SCRAM users: in the data dir on a single node, in ZooKeeper in a cluster.
         self.credentials: CredentialStore = (FileCredentialStore(config.data_dir) if store is None
                                              else ClusterCredentialStore(store))

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from kbroker.cluster.broker_client import BrokerConnection
+from kbroker.cluster.broker_client import BrokerConnection, InterBrokerLink
 from kbroker.cluster.image import BrokerRegistration, ClusterImage
 from kbroker.errors import ErrorCode
 from kbroker.wire.messages.write_txn_markers import (
@@ -30,9 +30,10 @@ VERSION = 1
 
 
 class MarkerChannel:
-    def __init__(self, broker_id: int, image: Callable[[], ClusterImage]) -> None:
+    def __init__(self, broker_id: int, image: Callable[[], ClusterImage], link: InterBrokerLink) -> None:
         self._client_id = f"kbroker-txn-markers-{broker_id}"
         self._image = image
+        self._link = link
         self._connections: dict[int, tuple[BrokerRegistration, BrokerConnection, asyncio.Lock]] = {}
 
     def _connection(self, registration: BrokerRegistration) -> tuple[BrokerConnection, asyncio.Lock]:
@@ -40,8 +41,7 @@ class MarkerChannel:
         if known is None or known[0] != registration:
             if known is not None:
                 known[1].close()
-            known = (registration, BrokerConnection(registration.host, registration.port, self._client_id),
-                     asyncio.Lock())
+            known = (registration, self._link.connection(registration, self._client_id), asyncio.Lock())
             self._connections[registration.broker_id] = known
         return known[1], known[2]
 
