@@ -113,7 +113,7 @@ def inter_broker_security(listener: ListenerSecurity, settings: Mapping[str, str
                          f"sasl.enabled.mechanisms of the inter-broker listener {listener.name} "
                          f"({', '.join(listener.sasl.mechanisms)})")
     key = f"listener.name.{listener.name.lower()}.{mechanism.lower()}.sasl.jaas.config"
-    jaas = settings.get(key, settings.get(f"{mechanism.lower()}.sasl.jaas.config"))
+    jaas = settings.get(key)
     options = parse_jaas_options(jaas) if jaas is not None else {}
     if not options.get("username") or not options.get("password"):
         raise ValueError(f"{key} needs username=\"...\" password=\"...\": the login this broker uses on the "
