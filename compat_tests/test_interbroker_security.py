@@ -27,7 +27,6 @@ from confluent_kafka.admin import (
 
 from compat_tests.test_transactions import TIMEOUT, read_committed
 from compat_tests.test_transactions_cluster import PARTITIONS, SETTINGS, _commit
-from tests.broker_process import free_port
 from tests.certificates import make_certificates
 from tests.cluster_process import ClusterProcesses
 
@@ -41,9 +40,8 @@ def start_cluster(zookeeper, base: Path, settings: dict[str, str],
                   per_broker: dict[int, dict[str, str]] | None = None) -> ClusterProcesses:
     """Three brokers, each with PLAINTEXT (its `port`) and INTERNAL, the inter-broker listener."""
     cluster = ClusterProcesses(zookeeper, base, 3, {**SETTINGS, "inter.broker.listener.name": "INTERNAL",
-                                                    **settings})
+                                                    **settings}).add_listener("INTERNAL")
     for node, broker in cluster.brokers.items():
-        broker.overrides["listeners"] = f"PLAINTEXT://127.0.0.1:{broker.port},INTERNAL://127.0.0.1:{free_port()}"
         broker.overrides.update((per_broker or {}).get(node, {}))
     return cluster.start()
 
