@@ -46,7 +46,7 @@ COORDINATOR_APPEND_TIMEOUT_MS = 5000  # Kafka's offsets.commit.timeout.ms
 class Broker:
     def __init__(self, config: Config, logs: LogManager, store: MetaStore | None = None,
                  link: InterBrokerLink | None = None) -> None:
-        """`link`: how this broker reaches the others in a cluster (default: their PLAINTEXT listener)."""
+        """`link`: how this broker reaches the others in a cluster (default: from `config`)."""
         self.config = config
         self.logs = logs
         self.node_id = config.node_id
@@ -70,11 +70,13 @@ class Broker:
         self.request_quota = QuotaManager(REQUEST_PERCENTAGE, self.client_quotas.settings, **window)
         self.metrics: BrokerMetrics | None = None  # metrics.listener set: see attach_metrics
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
+        if store is not None and link is None:
+            link = InterBrokerLink(config.inter_broker_security)
         self.cluster = None if store is None else ClusterMember(
             store, config, logs, self.groups, self._leadership_lost, self.topic_deleted, self._replicas_moved,
             transactions=self.transactions, link=link)
         self.markers = None if store is None else MarkerChannel(config.node_id, lambda: self.cluster.image,
-                                                                link or InterBrokerLink())
+                                                                link)  # type: ignore[arg-type]
         # SCRAM users: in the data dir on a single node, in ZooKeeper in a cluster.
         self.credentials: CredentialStore = (FileCredentialStore(config.data_dir) if store is None
                                              else ClusterCredentialStore(store))

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from kbroker.cluster.broker_client import BrokerConnection, InterBrokerLink
+from kbroker.cluster.broker_client import BrokerConnection, InterBrokerLink, InterBrokerLoginError
 from kbroker.cluster.image import BrokerRegistration, ClusterImage
 from kbroker.errors import ErrorCode
 from kbroker.wire.messages.write_txn_markers import (
@@ -34,6 +34,7 @@ class MarkerChannel:
         self._client_id = f"kbroker-txn-markers-{broker_id}"
         self._image = image
         self._link = link
+        self._refusals: dict[int, str] = {}  # broker -> the login refusal last logged (logged once, not per retry)
         self._connections: dict[int, tuple[BrokerRegistration, BrokerConnection, asyncio.Lock]] = {}
 
     def _connection(self, registration: BrokerRegistration) -> tuple[BrokerConnection, asyncio.Lock]:
@@ -62,9 +63,15 @@ class MarkerChannel:
         try:
             async with lock:
                 answer = await connection.request(WRITE_TXN_MARKERS, VERSION, request, REQUEST_TIMEOUT_S)
+        except InterBrokerLoginError as exc:
+            if self._refusals.get(leader) != str(exc):
+                log.error("cannot send transaction markers to broker %d: %s", leader, exc)
+                self._refusals[leader] = str(exc)
+            return {tp: ErrorCode.NOT_LEADER_OR_FOLLOWER for tp in partitions}
         except OSError as exc:
             log.warning("WriteTxnMarkers to broker %d failed: %s", leader, exc)
             return {tp: ErrorCode.NOT_LEADER_OR_FOLLOWER for tp in partitions}
+        self._refusals.pop(leader, None)
         results = {(t.name, p.partition_index): ErrorCode(p.error_code)
                    for marker in answer.markers for t in marker.topics for p in t.partitions}
         return {tp: results.get(tp, ErrorCode.NOT_LEADER_OR_FOLLOWER) for tp in partitions}

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 import pytest
 
 from kbroker.cluster.broker_client import BrokerConnection, InterBrokerLink, InterBrokerLoginError
-from kbroker.cluster.image import BrokerRegistration, Endpoint
+from kbroker.cluster.image import BrokerRegistration, ClusterImage, Endpoint
+from kbroker.cluster.marker_channel import MarkerChannel
 from kbroker.config import build_config
+from kbroker.errors import ErrorCode
 from kbroker.wire.messages.metadata import METADATA, MetadataRequest
 from tests.broker_process import BrokerProcess, free_port
 from tests.certificates import Certificates, make_certificates
@@ -127,3 +129,18 @@ async def test_a_session_with_a_lifetime_is_renewed_before_it_ends(peer):
         assert first_session_ends is not None and connection._session_ends != first_session_ends
     finally:
         connection.close()
+
+
+async def test_transaction_markers_refused_at_login_are_retried_and_said_once(peer, caplog):
+    registration = peer.registration()
+    channel = MarkerChannel(1, lambda: ClusterImage(brokers={7: registration}),
+                            link(peer.certs, "SASL_SSL", password="wrong"))
+    try:
+        for _ in range(2):
+            answer = await channel.send(7, 1000, 0, 0, True, [("t", 0)])
+            assert answer == {("t", 0): ErrorCode.NOT_LEADER_OR_FOLLOWER}  # the coordinator retries
+    finally:
+        channel.close()
+    refusals = [r for r in caplog.records if "cannot send transaction markers to broker 7" in r.getMessage()]
+    assert len(refusals) == 1 and refusals[0].levelname == "ERROR"
+    assert "SASL_AUTHENTICATION_FAILED" in refusals[0].getMessage()
