@@ -47,7 +47,6 @@ class InterBrokerLink:
     def __init__(self, security: InterBrokerSecurity | None = None) -> None:
         """ValueError when the TLS settings cannot be loaded."""
         self.listener = security.listener if security is not None else "PLAINTEXT"
-        self.protocol = security.protocol if security is not None else "PLAINTEXT"
         self.tls = client_context(security.tls) if security is not None and security.tls is not None else None
         self._login = security if security is not None and security.sasl_mechanism is not None else None
 
