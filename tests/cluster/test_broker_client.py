@@ -34,9 +34,10 @@ class Peer:
     ports: dict[str, int]
     certs: Certificates
 
-    def registration(self, listeners: tuple[str, ...] = tuple(PROTOCOLS)) -> BrokerRegistration:
-        return BrokerRegistration(7, "127.0.0.1", self.ports["PLAINTEXT"], endpoints=tuple(
-            Endpoint(name, "127.0.0.1", self.ports[name], PROTOCOLS[name]) for name in listeners))
+    def registration(self, listeners: tuple[str, ...] = tuple(PROTOCOLS),
+                     host: str = "127.0.0.1") -> BrokerRegistration:
+        return BrokerRegistration(7, host, self.ports["PLAINTEXT"], endpoints=tuple(
+            Endpoint(name, host, self.ports[name], PROTOCOLS[name]) for name in listeners))
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,9 @@ def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
     assert added.returncode == 0, added.stderr
     ports = {name: free_port() for name in PROTOCOLS}
     process = BrokerProcess(base / "data", {
-        "listeners": ",".join(f"{name}://127.0.0.1:{port}" for name, port in ports.items()),
+        # MTLS on every address: reached as 127.0.0.2 too, a name its certificate does not carry.
+        "listeners": ",".join(f"{name}://{'0.0.0.0' if name == 'MTLS' else '127.0.0.1'}:{port}"
+                              for name, port in ports.items()),
         "listener.security.protocol.map": PROTOCOL_MAP,
         "ssl.keystore.location": str(certs.server), "ssl.truststore.location": str(certs.ca),
         "listener.name.mtls.ssl.client.auth": "required",
@@ -105,6 +108,19 @@ async def test_a_refusal_says_why(peer, listener, settings, message):
     connection = link(peer.certs, listener, **settings).connection(peer.registration(), "test")
     with pytest.raises(InterBrokerLoginError, match=f"broker 7 at {listener}://127.0.0.1:\\d+: {message}"):
         await metadata(connection)
+
+
+async def test_the_other_brokers_certificate_must_name_its_registered_host(peer):
+    """ssl.endpoint.identification.algorithm: Kafka's default `https` checks the name; empty does not."""
+    elsewhere = peer.registration(("MTLS",), host="127.0.0.2")  # the certificate names 127.0.0.1 and localhost
+    with pytest.raises(InterBrokerLoginError, match="TLS handshake failed: .*mismatch"):
+        await metadata(link(peer.certs, "MTLS").connection(elsewhere, "test"))
+    connection = link(peer.certs, "MTLS", **{"listener.name.mtls.ssl.endpoint.identification.algorithm": ""}
+                      ).connection(elsewhere, "test")
+    try:
+        assert await metadata(connection) == [1]
+    finally:
+        connection.close()
 
 
 async def test_a_broker_without_the_listener_cannot_be_reached(peer):
