@@ -74,6 +74,7 @@ class BrokerConnection:
         self._writer: asyncio.StreamWriter | None = None
         self._correlation = 0
         self._session_ends: float | None = None  # monotonic seconds; None: the session does not expire
+        self._answered = False  # the other broker has answered on this connection (TLS: it took our certificate)
 
     async def request(self, api: Api, version: int, body: Any, timeout_s: float) -> Any:
         """Send one request and read its answer; OSError (or TimeoutError) on any failure,
@@ -96,6 +97,7 @@ class BrokerConnection:
                 host, port, ssl=tls, server_hostname=host if tls is not None else None), timeout_s)
         except ssl.SSLError as exc:
             raise InterBrokerLoginError(f"{self._where}: TLS handshake failed: {exc}") from exc
+        self._answered = False
         mechanism = self._link.mechanism()
         if mechanism is not None:
             try:
@@ -134,7 +136,13 @@ class BrokerConnection:
             frame = await asyncio.wait_for(self._reader.readexactly(size), timeout_s)
         except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError) as exc:
             self.close()
+            if self._link.tls is not None and not self._answered and not isinstance(exc, TimeoutError):
+                # TLS 1.3 ends the client's handshake before the server has checked the client
+                # certificate: a refused one shows as the connection closed before any answer.
+                raise InterBrokerLoginError(f"{self._where}: TLS connection refused before any answer ({exc!r}); "
+                                            "does it trust this broker's certificate (ssl.keystore.*)?") from exc
             raise OSError(f"{self._where}: {exc!r}") from exc
+        self._answered = True
         correlation_id, response, _ = frames.decode_response(memoryview(frame), api, version)
         if correlation_id != self._correlation:
             self.close()

@@ -160,3 +160,12 @@ async def test_transaction_markers_refused_at_login_are_retried_and_said_once(pe
     refusals = [r for r in caplog.records if "cannot send transaction markers to broker 7" in r.getMessage()]
     assert len(refusals) == 1 and refusals[0].levelname == "ERROR"
     assert "SASL_AUTHENTICATION_FAILED" in refusals[0].getMessage()
+
+
+async def test_a_client_certificate_the_other_broker_does_not_trust_is_a_refusal(peer, tmp_path):
+    stranger = tmp_path / "stranger.pem"
+    stranger.write_bytes(peer.certs.stranger_key.read_bytes() + peer.certs.stranger_cert.read_bytes())
+    connection = link(peer.certs, "MTLS", **{"listener.name.mtls.ssl.keystore.location": str(stranger)}
+                      ).connection(peer.registration(), "test")
+    with pytest.raises(InterBrokerLoginError, match="broker 7 at MTLS://127.0.0.1:[0-9]+: TLS .*refused"):
+        await metadata(connection)
