@@ -17,7 +17,13 @@ from typing import Any, Callable, Mapping
 
 from kbroker.errors import KafkaError
 from kbroker.log.config import BROKER_SYNONYMS, LogConfig
-from kbroker.security.settings import ListenerSecurity, is_security_key, listener_security
+from kbroker.security.settings import (
+    InterBrokerSecurity,
+    ListenerSecurity,
+    inter_broker_security,
+    is_security_key,
+    listener_security,
+)
 
 log = logging.getLogger("kbroker.config")
 
@@ -381,6 +387,8 @@ class Config:
     explicit: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # TLS and SASL settings of each listener, by listener name (`ssl.*`, `sasl.*`, `listener.name.*`).
     security: Mapping[str, ListenerSecurity] = dataclasses.field(default_factory=dict)
+    # How this broker connects to the others (None: no inter-broker listener, a single node).
+    inter_broker_security: InterBrokerSecurity | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -482,7 +490,9 @@ def build_config(settings: Mapping[str, str]) -> Config:
             raise ConfigError(f"{key.name}={text!r}: must be at least {key.minimum}")
         values[key.attribute] = value
     config = Config(**values, explicit=dict(resolved))
-    config = dataclasses.replace(config, security=_listener_security(config, security))
+    listeners = _listener_security(config, security)
+    config = dataclasses.replace(config, security=listeners,
+                                 inter_broker_security=_inter_broker_security(config, listeners, security))
     try:
         config.log_defaults()
     except KafkaError as exc:
@@ -512,12 +522,20 @@ def _listener_security(config: Config, settings: Mapping[str, str]) -> dict[str,
     if (explicit or config.zookeeper_connect) and inter_broker not in names:
         raise ConfigError(f"inter.broker.listener.name must be a listener name defined in listeners: "
                           f"{inter_broker} is not one of {', '.join(sorted(names))}")
-    if explicit and protocols.get(inter_broker) != "PLAINTEXT":
-        raise ConfigError(f"the inter-broker listener {inter_broker} uses {protocols.get(inter_broker)}: "
-                          "kbroker brokers talk to each other over PLAINTEXT only for now")
     try:
         return {listener.name: listener_security(listener.name, protocols[listener.name], settings)
                 for listener in config.listeners}
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _inter_broker_security(config: Config, listeners: Mapping[str, ListenerSecurity],
+                           settings: Mapping[str, str]) -> InterBrokerSecurity | None:
+    listener = listeners.get(config.inter_broker_listener)
+    if listener is None:
+        return None
+    try:
+        return inter_broker_security(listener, settings)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
 

@@ -14,6 +14,7 @@ from kbroker.broker.producer_ids import ProducerIdAllocator
 from kbroker.broker.purgatory import FetchPurgatory
 from kbroker.broker.replication_wait import Appended, wait_replicated
 from kbroker.broker.routes import ROUTES
+from kbroker.cluster.broker_client import InterBrokerLink
 from kbroker.cluster.image import NO_LEADER
 from kbroker.cluster.marker_channel import MarkerChannel
 from kbroker.cluster.member import ClusterMember
@@ -45,7 +46,9 @@ COORDINATOR_APPEND_TIMEOUT_MS = 5000  # Kafka's offsets.commit.timeout.ms
 
 
 class Broker:
-    def __init__(self, config: Config, logs: LogManager, store: MetaStore | None = None) -> None:
+    def __init__(self, config: Config, logs: LogManager, store: MetaStore | None = None,
+                 link: InterBrokerLink | None = None) -> None:
+        """`link`: how this broker reaches the others in a cluster (default: from `config`)."""
         self.config = config
         self.logs = logs
         self.node_id = config.node_id
@@ -74,10 +77,13 @@ class Broker:
         self.request_quota = QuotaManager(REQUEST_PERCENTAGE, self.client_quotas.settings, **window)
         self.metrics: BrokerMetrics | None = None  # metrics.listener set: see attach_metrics
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
+        if store is not None and link is None:
+            link = InterBrokerLink(config.inter_broker_security)
         self.cluster = None if store is None else ClusterMember(
             store, config, logs, self.groups, self._leadership_lost, self.topic_deleted, self._replicas_moved,
-            transactions=self.transactions, on_change=self._follow_security)
-        self.markers = None if store is None else MarkerChannel(config.node_id, lambda: self.cluster.image)
+            transactions=self.transactions, on_change=self._follow_security, link=link)
+        self.markers = None if store is None else MarkerChannel(config.node_id, lambda: self.cluster.image,
+                                                                link)  # type: ignore[arg-type]
 
     def _follow_security(self) -> None:
         """Cluster: put the ACLs and quotas ZooKeeper has now (changed through any broker) in force here."""

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from kbroker.cluster.admin import ClusterAdmin
+from kbroker.cluster.broker_client import InterBrokerLink
 from kbroker.cluster.controller import Controller
 from kbroker.cluster.image import BrokerRegistration, ClusterImage, Endpoint, PartitionState, TopicAssignment
 from kbroker.cluster.metastore import BrokerIdInUse, MetaStore, MetaStoreError
@@ -60,8 +61,8 @@ class ClusterMember:
                  on_leadership_lost: Callable[[set[tuple[str, int]]], None],
                  on_topic_deleted: Callable[[TopicInfo], Awaitable[None]],
                  on_high_watermark: Callable[[PartitionLog], None], *,
-                 transactions: TransactionCoordinator | None = None,
-                 on_change: Callable[[], None] = lambda: None) -> None:
+                 transactions: TransactionCoordinator | None = None, on_change: Callable[[], None] = lambda: None,
+                 link: InterBrokerLink | None = None) -> None:
         broker_id, rack, session_timeout_ms = config.node_id, config.broker_rack, config.zookeeper_session_timeout_ms
         self.store = store
         self.broker_id = broker_id
@@ -81,6 +82,7 @@ class ClusterMember:
         self._isr_writes: set[tuple[str, int]] = set()  # one ISR write in flight per partition
         self.isr_shrinks = self.isr_expands = 0  # ISR changes this leader wrote (the metrics)
         self._fetchers: dict[int, ReplicaFetcher] = {}  # by leader
+        self._link = link or InterBrokerLink()  # how the fetchers reach their leaders
         self.controller = Controller(store, broker_id, auto_rebalance=config.auto_leader_rebalance_enable,
                                      rebalance_interval_s=config.leader_imbalance_check_interval_seconds,
                                      imbalance_percentage=config.leader_imbalance_per_broker_percentage)
@@ -299,7 +301,8 @@ class ClusterMember:
         for leader, partitions in followed.items():
             fetcher = self._fetchers.get(leader)
             if fetcher is None:
-                fetcher = self._fetchers[leader] = ReplicaFetcher(self.broker_id, image.brokers[leader], self._logs)
+                fetcher = self._fetchers[leader] = ReplicaFetcher(self.broker_id, image.brokers[leader], self._logs,
+                                                                  self._link)
             if fetcher.partitions != partitions:
                 fetcher.set_partitions(partitions)
 
