@@ -52,13 +52,13 @@ import errno
 import logging
 import os
 import threading
-import time
 import uuid
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kbroker.clock import Clock, wall_clock_ms
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.checkpoints import (
     LEADER_EPOCH_CHECKPOINT,
@@ -109,8 +109,10 @@ _NO_SLICES = FetchSlices((), 0)
 class PartitionLog:
     def __init__(self, directory: Path, topic: str, partition: int, topic_id: uuid.UUID,
                  config: LogConfig, segments: list[LogSegment], *, log_start_offset: int,
-                 recovery_point: int, on_log_start_change: Callable[[], None] | None) -> None:
+                 recovery_point: int, on_log_start_change: Callable[[], None] | None,
+                 clock: Clock = wall_clock_ms) -> None:
         self.directory = directory
+        self._clock = clock  # for what no caller gives a time: the segment a truncation starts
         self.topic = topic
         self.partition = partition
         self.topic_id = topic_id
@@ -138,7 +140,7 @@ class PartitionLog:
     @classmethod
     def open(cls, directory: Path, topic: str, partition: int, topic_id: uuid.UUID, config: LogConfig, *,
              now_ms: int, log_start_offset: int = 0, recovery_point: int = 0, clean_shutdown: bool = False,
-             on_log_start_change: Callable[[], None] | None = None) -> PartitionLog:
+             on_log_start_change: Callable[[], None] | None = None, clock: Clock = wall_clock_ms) -> PartitionLog:
         """Open (or create) the partition directory, recovering what a crash may have torn."""
         directory.mkdir(parents=True, exist_ok=True)
         recorded = read_partition_metadata(directory)
@@ -163,7 +165,7 @@ class PartitionLog:
         partition_log = cls(directory, topic, partition, topic_id, config, segments,
                             log_start_offset=log_start_offset,
                             recovery_point=segments[-1].next_offset if clean_shutdown else recovery_point,
-                            on_log_start_change=on_log_start_change)
+                            on_log_start_change=on_log_start_change, clock=clock)
         partition_log._load_producer_state(rebuild_txn_indexes=True)
         partition_log._epochs.truncate_from_end(partition_log.log_end_offset)
         partition_log._epochs.truncate_from_start(log_start_offset)
@@ -558,8 +560,7 @@ class PartitionLog:
             return
         if offset <= self._segments[0].base_offset or offset < self.log_start_offset:
             self._drop_segments(self._segments)
-            now_ms = int(time.time() * 1000)
-            self._set_segments([LogSegment.create(self.directory, offset, self.config, now_ms)])
+            self._set_segments([LogSegment.create(self.directory, offset, self.config, self._clock())])
             self.log_start_offset = offset
         else:
             keep = bisect_right(self._bases, offset)
