@@ -450,8 +450,9 @@ class PartitionLog:
         total = 0
         offset = fetch_offset
         for segment in self._segments[max(bisect_right(self._bases, fetch_offset) - 1, 0):]:
-            found = segment.read(offset, max_bytes - total, segment.end_position(max_offset),
-                                 min_one_batch and not total)
+            # Kafka's maxPosition: where the batches before `max_offset` end (None: the segment's end).
+            max_position = None if max_offset >= segment.next_offset else segment.end_position(max_offset)
+            found = segment.read(offset, max_bytes - total, max_position, min_one_batch and not total)
             if found is None:
                 continue
             piece = found.records

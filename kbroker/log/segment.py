@@ -88,8 +88,7 @@ class FileSlice:
     length: int
 
 
-@dataclass(frozen=True, slots=True)
-class FetchDataInfo:
+class FetchDataInfo(NamedTuple):  # a tuple: built on every Fetch of every partition
     """What `LogSegment.read` found (Kafka's FetchDataInfo): the base offset of the batch holding
     the offset asked for, and whole batches from it as one slice of the .log; `records` is None
     when that first batch does not fit (max_bytes without min_one_batch, or max_position)."""
@@ -326,12 +325,11 @@ class LogSegment:
         if found is None:
             return None
         start, header = found
-        limit = self.size if max_position is None else min(max_position, self.size)
-        if start + header.size > limit or (header.size > max_bytes and not min_one_batch):
+        limit = self.size if max_position is None else max_position
+        end = start + header.size
+        if end > limit or (header.size > max_bytes and not min_one_batch):
             return FetchDataInfo(header.base_offset, None)
-        if header.size >= max_bytes:
-            end = start + header.size
-        else:
+        if header.size < max_bytes:  # room for more batches
             end = self._boundary_before(start, min(limit, start + max_bytes))
         return FetchDataInfo(header.base_offset, FileSlice(self._log.handle(), start, end - start))
 
