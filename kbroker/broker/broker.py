@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING
 
 from kbroker.broker.dispatch import Dispatcher
@@ -14,6 +13,7 @@ from kbroker.broker.producer_ids import ProducerIdAllocator
 from kbroker.broker.purgatory import FetchPurgatory
 from kbroker.broker.replication_wait import Appended, wait_replicated
 from kbroker.broker.routes import ROUTES
+from kbroker.clock import wall_clock_ms
 from kbroker.cluster.broker_client import InterBrokerLink
 from kbroker.cluster.image import NO_LEADER
 from kbroker.cluster.marker_channel import MarkerChannel
@@ -140,9 +140,7 @@ class Broker:
     def cluster_id(self) -> str:
         return self.logs.cluster_id
 
-    @staticmethod
-    def now_ms() -> int:
-        return int(time.time() * 1000)
+    now_ms = staticmethod(wall_clock_ms)  # the real clock, which the coordinators are given
 
     def leader_log(self, topic: str, partition: int) -> PartitionLog | ErrorCode:
         """The log of a partition this broker leads, or the error for a client that thinks it does."""
