@@ -317,6 +317,23 @@ def test_corrupted_znodes_are_logged_and_ignored(cluster_factory, topic_name):
     _create(cluster, f"{topic_name}-after", 3)  # the cluster goes on
 
 
+def test_sigterm_stops_a_broker_cut_off_from_zookeeper(cluster_factory, tmp_path, topic_name):
+    """The controlled shutdown cannot reach ZooKeeper: the broker gives it up and still stops
+    cleanly, at once when its session is no longer confirmed, else after the shutdown's bound."""
+    own = ZooKeeperProcess(tmp_path / "zookeeper").start()
+    try:
+        cluster = cluster_factory(zookeeper_process=own)
+        _create(cluster, topic_name, 3)
+    finally:
+        own.stop()
+    for node in cluster.brokers:
+        started = time.monotonic()
+        assert cluster.brokers[node].stop() == 0
+        print(f"broker {node} stopped {time.monotonic() - started:.2f} s after SIGTERM without ZooKeeper")
+        log = cluster.brokers[node].log()
+        assert "controlled shutdown skipped" in log or "could not leave the live brokers" in log, log
+
+
 def test_brokers_ride_out_a_zookeeper_restart(cluster_factory, tmp_path, topic_name):
     own = ZooKeeperProcess(tmp_path / "zookeeper").start()
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,14 +37,23 @@ RECORDS = 300
 BROKER_USER, BROKER_PASSWORD = "broker", "broker-secret"
 
 
-def start_cluster(zookeeper, base: Path, settings: dict[str, str],
-                  per_broker: dict[int, dict[str, str]] | None = None) -> ClusterProcesses:
-    """Three brokers, each with PLAINTEXT (its `port`) and INTERNAL, the inter-broker listener."""
-    cluster = ClusterProcesses(zookeeper, base, 3, {**SETTINGS, "inter.broker.listener.name": "INTERNAL",
-                                                    **settings}).add_listener("INTERNAL")
-    for node, broker in cluster.brokers.items():
-        broker.overrides.update((per_broker or {}).get(node, {}))
-    return cluster.start()
+@pytest.fixture
+def start_cluster(zookeeper, tmp_path: Path) -> Iterator[Callable[..., ClusterProcesses]]:
+    """Start three brokers, each with PLAINTEXT (its `port`) and INTERNAL, the inter-broker
+    listener; every cluster started is stopped at the end, also after a failed start."""
+    started: list[ClusterProcesses] = []
+
+    def start(settings: dict[str, str], per_broker: dict[int, dict[str, str]] | None = None) -> ClusterProcesses:
+        cluster = ClusterProcesses(zookeeper, tmp_path / f"cluster{len(started)}", 3, {
+            **SETTINGS, "inter.broker.listener.name": "INTERNAL", **settings}).add_listener("INTERNAL")
+        for node, broker in cluster.brokers.items():
+            broker.overrides.update((per_broker or {}).get(node, {}))
+        started.append(cluster)
+        return cluster.start()
+
+    yield start
+    for cluster in started:
+        cluster.stop()
 
 
 def tls_settings(base: Path) -> dict[str, str]:
@@ -102,8 +112,8 @@ SECURED = {
 
 
 @pytest.mark.parametrize("security", list(SECURED))
-def test_replication_and_markers_over_a_secured_inter_broker_listener(zookeeper, tmp_path, topic_name, security):
-    cluster = start_cluster(zookeeper, tmp_path / "cluster", {**SECURED[security], **tls_settings(tmp_path)})
+def test_replication_and_markers_over_a_secured_inter_broker_listener(start_cluster, tmp_path, topic_name, security):
+    cluster = start_cluster({**SECURED[security], **tls_settings(tmp_path)})
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap(1)})
     if "SCRAM" in security:  # the brokers' own user, in ZooKeeper for all three
         for future in admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
@@ -127,13 +137,13 @@ def test_replication_and_markers_over_a_secured_inter_broker_listener(zookeeper,
         assert "cannot replicate" not in broker.log(), node
 
 
-def test_a_broker_with_a_wrong_inter_broker_password_never_joins_the_isr(zookeeper, tmp_path, topic_name):
+def test_a_broker_with_a_wrong_inter_broker_password_never_joins_the_isr(start_cluster, topic_name):
     def jaas(password: str) -> dict[str, str]:
         return {"listener.name.internal.plain.sasl.jaas.config":
                 "org.apache.kafka.common.security.plain.PlainLoginModule required "
                 f'username="{BROKER_USER}" password="{password}" user_{BROKER_USER}="{BROKER_PASSWORD}";'}
 
-    cluster = start_cluster(zookeeper, tmp_path / "cluster", {
+    cluster = start_cluster({
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_PLAINTEXT",
         "listener.name.internal.sasl.enabled.mechanisms": "PLAIN", "sasl.mechanism.inter.broker.protocol": "PLAIN",
         "replica.lag.time.max.ms": "1500", **jaas(BROKER_PASSWORD)}, per_broker={3: jaas("wrong")})

@@ -129,13 +129,16 @@ class ClusterMember:
         clients get NOT_LEADER_OR_FOLLOWER naming the new leader (KIP-951) instead of a closed
         connection, and move over at once. Bounded by `timeout_s`; then `close`."""
         self._closing = True  # the registration goes on purpose: no registering again
+        if not self.lease_valid():  # ZooKeeper out of reach: no controller could move anything now
+            log.info("controlled shutdown skipped: the ZooKeeper session is not confirmed")
+            return
         image = self.image
         moving = {key for key in self._led if (state := image.states.get(key)) is not None and any(
             replica != self.broker_id and replica in image.brokers for replica in state.isr)}
         try:
-            await self.store.unregister_broker(self.broker_id)
-        except MetaStoreError as exc:
-            log.warning("controlled shutdown: could not leave the live brokers: %s", exc)
+            await asyncio.wait_for(self.store.unregister_broker(self.broker_id), timeout_s)
+        except (MetaStoreError, asyncio.TimeoutError) as exc:
+            log.warning("controlled shutdown: could not leave the live brokers: %s", exc or "timed out")
             return
         log.info("controlled shutdown: waiting for %d partitions to move to other leaders", len(moving))
         deadline = time.monotonic() + timeout_s
