@@ -2,6 +2,8 @@
 
     python benchmarks/replication.py                 # the full run (~5 min here)
     python benchmarks/replication.py --quick         # tiny: the smoke test's size
+    python benchmarks/replication.py --inter-broker PLAINTEXT,SSL --failovers 0 --catch-up-mb 0 --rates ''
+                                                     # (a) with the brokers replicating over each
 
 One real ZooKeeper (tickTime 500) and three kbroker processes (tests/cluster_process.py),
 zookeeper.session.timeout.ms=6000. Topics at RF=3 have min.insync.replicas=2.
@@ -26,6 +28,10 @@ zookeeper.session.timeout.ms=6000. Topics at RF=3 have min.insync.replicas=2.
     the time from listening to the ISR (its fetcher may start a little before it listens), and
     over the time from its launch (a lower bound).
 
+--inter-broker names the security protocols the brokers replicate over (inter.broker.listener.name:
+an INTERNAL listener beside the clients' PLAINTEXT one; test certificates for TLS, SASL PLAIN): one
+cluster each, on the same ZooKeeper; (a) runs interleaved on all of them, (b) and (c) on the first.
+
 Prints one JSON line per measurement and markdown tables; results.jsonl and report.md in --out.
 """
 from __future__ import annotations
@@ -48,6 +54,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from bench import _run_workers, consume_worker, create_topic, load_average, produce_worker, recorder  # noqa: E402
+from tests.certificates import make_certificates  # noqa: E402
 from tests.cluster_process import SESSION_TIMEOUT_MS, ClusterProcesses  # noqa: E402
 from tests.replication_checker import LoadProducer, check  # noqa: E402
 from tests.zookeeper_process import ZooKeeperProcess  # noqa: E402
@@ -83,9 +90,30 @@ def _topic(cluster: ClusterProcesses, name: str, replication_factor: int, partit
     return topic
 
 
+def cluster_over(zookeeper: ZooKeeperProcess, workdir: Path, protocol: str,
+                 session_timeout_ms: int = SESSION_TIMEOUT_MS) -> ClusterProcesses:
+    """Three brokers replicating over `protocol`: PLAINTEXT as by default, else an INTERNAL listener."""
+    session = {"zookeeper.session.timeout.ms": str(session_timeout_ms)}
+    if protocol == "PLAINTEXT":
+        return ClusterProcesses(zookeeper, workdir / "cluster", 3, session)
+    settings = {**session, "inter.broker.listener.name": "INTERNAL",
+                "listener.security.protocol.map": f"PLAINTEXT:PLAINTEXT,INTERNAL:{protocol}"}
+    if protocol in ("SSL", "SASL_SSL"):
+        certs = make_certificates(workdir / "certs")
+        settings.update({"ssl.keystore.location": str(certs.server), "ssl.truststore.location": str(certs.ca)})
+    if protocol.startswith("SASL_"):
+        settings.update({"listener.name.internal.sasl.enabled.mechanisms": "PLAIN",
+                         "sasl.mechanism.inter.broker.protocol": "PLAIN",
+                         "listener.name.internal.plain.sasl.jaas.config":
+                             'org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" '
+                             'password="broker-secret" user_broker="broker-secret";'})
+    return ClusterProcesses(zookeeper, workdir / f"cluster-{protocol.lower()}", 3, settings).add_listener("INTERNAL")
+
+
 # -- (a) acks=all at RF=3 and RF=1 ---------------------------------------------------------------
 
-def throughput(cluster: ClusterProcesses, replication_factor: int, records: int, size: int, repeat: int) -> dict:
+def throughput(cluster: ClusterProcesses, replication_factor: int, records: int, size: int, repeat: int,
+               inter_broker: str = "PLAINTEXT") -> dict:
     topic = _topic(cluster, f"throughput-rf{replication_factor}", replication_factor)
     target = ClusterTarget(cluster, f"rf{replication_factor}")
     load = load_average()
@@ -98,13 +126,14 @@ def throughput(cluster: ClusterProcesses, replication_factor: int, records: int,
     if "fatal" in consumed[0] or consumed[0]["problems"]:
         raise RuntimeError(f"verification failed at RF={replication_factor}: {consumed}")
     seconds = produced[0]["finished"] - produced[0]["started"]
-    return {"kind": "throughput", "replication_factor": replication_factor, "records": records, "size": size,
+    return {"kind": "throughput", "inter_broker": inter_broker, "replication_factor": replication_factor,
+            "records": records, "size": size,
             "repeat": repeat, "msg_per_s": records / seconds, "mb_per_s": records * size / seconds / 1e6,
             "broker_cpu_us_per_msg": produce_cpu / records * 1e6, "verified": True, "load_avg": load}
 
 
 def ack_latency(cluster: ClusterProcesses, replication_factor: int, rate: int, seconds: float, size: int,
-                repeat: int, acks: str = "all") -> dict:
+                repeat: int, acks: str = "all", inter_broker: str = "PLAINTEXT") -> dict:
     """Produce -> acknowledgement at a fixed rate, each record sent as soon as it is due."""
     from confluent_kafka import Producer
 
@@ -140,7 +169,8 @@ def ack_latency(cluster: ClusterProcesses, replication_factor: int, rate: int, s
         raise RuntimeError(f"latency run at RF={replication_factor}: {len(latencies)}/{total} acknowledged, "
                            f"errors {errors[:3]}")
     ms = sorted(s * 1e3 for s in latencies)
-    return {"kind": "latency", "replication_factor": replication_factor, "acks": acks, "rate": rate,
+    return {"kind": "latency", "inter_broker": inter_broker, "replication_factor": replication_factor, "acks": acks,
+            "rate": rate,
             "achieved_msg_s": achieved,
             "records": total, "repeat": repeat, "p50_ms": percentile(ms, 0.5), "p99_ms": percentile(ms, 0.99),
             "p999_ms": percentile(ms, 0.999), "max_ms": ms[-1], "load_avg": load}
@@ -178,7 +208,8 @@ def probe_ack(cluster: ClusterProcesses, node: int, topic: str) -> float:
     return acked[0]
 
 
-def failovers(cluster: ClusterProcesses, how: signal.Signals, times: int, rate: int) -> list[dict]:
+def failovers(cluster: ClusterProcesses, how: signal.Signals, times: int, rate: int,
+              session_timeout_ms: int) -> list[dict]:
     topic = _failover_topic(cluster, f"failover-{how.name.lower()}")
     producer = LoadProducer(cluster.bootstrap_all, topic, 1, rate).start()
     rows = []
@@ -198,7 +229,8 @@ def failovers(cluster: ClusterProcesses, how: signal.Signals, times: int, rate: 
             probed = probe_ack(cluster, new.leader, topic) - hit
             start = epoch_start(cluster, new.leader, topic, new.leader_epoch)
             acked = producer.first_ack_after(mark, [0], timeout=120, min_offset=start) - hit
-            rows.append({"kind": "failover", "signal": how.name, "repeat": repeat, "old_leader": leader,
+            rows.append({"kind": "failover", "signal": how.name, "session_timeout_ms": session_timeout_ms,
+                         "repeat": repeat, "old_leader": leader,
                          "new_leader_in_metadata_s": elected, "fresh_producer_ack_s": probed, "first_ack_s": acked,
                          "load_avg": load})
             print(json.dumps(rows[-1]), flush=True)
@@ -283,16 +315,25 @@ def _range(rows: list[dict], key: str) -> str:
     return f"{values[0]:.2f}–{values[-1]:.2f}"
 
 
+def _by_setup(rows: list[dict]) -> list[tuple[str, int, list[dict]]]:
+    """(", SSL inter-broker" or "", replication factor, rows) for each protocol and RF measured."""
+    setups = sorted({(r.get("inter_broker", "PLAINTEXT"), r["replication_factor"]) for r in rows},
+                    key=lambda s: (s[0] != "PLAINTEXT", s[0], -s[1]))
+    shown = len({protocol for protocol, _ in setups}) > 1 or setups[0][0] != "PLAINTEXT"
+    return [(f", {protocol} inter-broker" if shown else "", rf,
+             [r for r in rows if (r.get("inter_broker", "PLAINTEXT"), r["replication_factor"]) == (protocol, rf)])
+            for protocol, rf in setups]
+
+
 def report(rows: list[dict]) -> str:
     lines = []
     through = [r for r in rows if r["kind"] == "throughput"]
     if through:
         lines += ["| acks=all, 1 partition | produce msg/s | MB/s | broker CPU µs/msg (3 brokers) | runs | load |",
                   "|---|---:|---:|---:|---:|---|"]
-        for rf in sorted({r["replication_factor"] for r in through}, reverse=True):
-            group = [r for r in through if r["replication_factor"] == rf]
-            lines.append(f"| RF={rf} | {_median(group, 'msg_per_s'):,.0f} | {_median(group, 'mb_per_s'):.1f} | "
-                         f"{_median(group, 'broker_cpu_us_per_msg'):.1f} | {len(group)} | "
+        for protocol, rf, group in _by_setup(through):
+            lines.append(f"| RF={rf}{protocol} | {_median(group, 'msg_per_s'):,.0f} | "
+                         f"{_median(group, 'mb_per_s'):.1f} | {_median(group, 'broker_cpu_us_per_msg'):.1f} | {len(group)} | "
                          f"{_range(group, 'load_avg')} |")
         lines.append("")
     latency = [r for r in rows if r["kind"] == "latency"]
@@ -301,17 +342,17 @@ def report(rows: list[dict]) -> str:
                   "| load |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         for rate in sorted({r["rate"] for r in latency}):
-            for rf in sorted({r["replication_factor"] for r in latency}, reverse=True):
-                group = [r for r in latency if r["rate"] == rate and r["replication_factor"] == rf]
+            for protocol, rf, group in _by_setup([r for r in latency if r["rate"] == rate]):
                 if group:
-                    lines.append(f"| RF={rf} | {rate:,} | {_median(group, 'achieved_msg_s'):,.0f} | "
+                    lines.append(f"| RF={rf}{protocol} | {rate:,} | {_median(group, 'achieved_msg_s'):,.0f} | "
                                  f"{_median(group, 'p50_ms'):.2f} | {_median(group, 'p99_ms'):.2f} | "
                                  f"{_median(group, 'p999_ms'):.2f} | {_median(group, 'max_ms'):.1f} | {len(group)} | "
                                  f"{_range(group, 'load_avg')} |")
         lines.append("")
     failover = [r for r in rows if r["kind"] == "failover"]
     if failover:
-        lines += [f"| leader failover (session timeout {SESSION_TIMEOUT_MS} ms), s: median (range) | new leader "
+        timeouts = sorted({r["session_timeout_ms"] for r in failover})
+        lines += [f"| leader failover (session timeout {', '.join(map(str, timeouts))} ms), s: median (range) | new leader "
                   "in metadata | a fresh producer's record acknowledged | the load producer's first record on the "
                   "new leader acknowledged | runs |", "|---|---|---|---|---:|"]
         for how in dict.fromkeys(r["signal"] for r in failover):
@@ -341,6 +382,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--signals", default="SIGKILL,SIGTERM", help="how the leader is stopped, in turn")
     parser.add_argument("--catch-up-mb", type=int, default=200, help="0: no catch-up run")
     parser.add_argument("--catch-up-size", type=int, default=1024)
+    parser.add_argument("--session-timeout-ms", type=int, default=SESSION_TIMEOUT_MS,
+                        help="zookeeper.session.timeout.ms of the brokers (Kafka's default: 18000)")
+    parser.add_argument("--inter-broker", default="PLAINTEXT",
+                        help="comma-separated security protocols to replicate over, one cluster each")
     parser.add_argument("--quick", action="store_true", help="tiny, for the smoke test")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -352,24 +397,29 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     workdir = Path(tempfile.mkdtemp(prefix="kbroker-replication-bench-"))
-    zookeeper = ZooKeeperProcess(workdir / "zookeeper").start()
-    cluster = ClusterProcesses(zookeeper, workdir / "cluster", 3)  # zookeeper.session.timeout.ms=6000
+    zookeeper = ZooKeeperProcess.for_session_timeout(workdir / "zookeeper", args.session_timeout_ms).start()
+    protocols = [p.strip().upper() for p in args.inter_broker.split(",") if p.strip()]
+    clusters = {protocol: cluster_over(zookeeper, workdir, protocol, args.session_timeout_ms) for protocol in protocols}
+    cluster = clusters[protocols[0]]
     rows: list[dict] = []
     status = 0
     with open(args.out / "results.jsonl", "a") as jsonl:
         record = recorder(rows, jsonl)
 
         try:
-            cluster.start()
+            for each in clusters.values():
+                each.start()
             for repeat in range(args.repeat):
-                # Interleaved, the order swapped each repeat: neither always runs on a fresher machine.
-                for rf in ((3, 1) if repeat % 2 == 0 else (1, 3)):
-                    record(throughput(cluster, rf, args.records, args.size, repeat))
-                    for rate in (int(r) for r in args.rates.split(",") if r.strip()):
-                        record(ack_latency(cluster, rf, rate, args.latency_seconds, args.size, repeat))
+                # Interleaved, the order turned each repeat: none always runs on a fresher machine.
+                for protocol in protocols[repeat % len(protocols):] + protocols[:repeat % len(protocols)]:
+                    for rf in ((3, 1) if repeat % 2 == 0 else (1, 3)):
+                        record(throughput(clusters[protocol], rf, args.records, args.size, repeat, protocol))
+                        for rate in (int(r) for r in args.rates.split(",") if r.strip()):
+                            record(ack_latency(clusters[protocol], rf, rate, args.latency_seconds, args.size, repeat,
+                                               inter_broker=protocol))
             if args.failovers:
                 for how in (signal.Signals[name.strip()] for name in args.signals.split(",")):
-                    for row in failovers(cluster, how, args.failovers, args.failover_rate):
+                    for row in failovers(cluster, how, args.failovers, args.failover_rate, args.session_timeout_ms):
                         record(row)
             if args.catch_up_mb:
                 record(catch_up(cluster, args.catch_up_mb, args.catch_up_size))
@@ -377,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
             status = 1
         finally:
-            cluster.stop()
+            for each in clusters.values():
+                each.stop()
             zookeeper.stop()
     text = (f"3 brokers + ZooKeeper on {os.cpu_count()} CPUs; load average at the start of each run.\n\n"
             + report(rows))

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,6 +24,7 @@ import pytest
 from compat_tests.clients import ALL_CLIENTS, KCAT, Record
 from compat_tests.test_group_kip848 import KIP848_SETTINGS
 from tests.broker_process import BrokerProcess, free_port
+from tests.waiting import wait_until
 
 DEADLINE_S = 20.0
 
@@ -54,16 +55,6 @@ def assert_one_line_error(result: subprocess.CompletedProcess, code: int, *words
         assert word in result.stderr, result.stderr
 
 
-def wait_for(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {DEADLINE_S}s")
-
-
 def test_topic_create_describe_alter_delete(cli_broker, topic_name):
     from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
 
@@ -91,7 +82,7 @@ def test_topic_create_describe_alter_delete(cli_broker, topic_name):
     assert_one_line_error(cli("topics", "create", topic_name, bootstrap=b), 1, "TOPIC_ALREADY_EXISTS")
     assert cli_json("topics", "create", topic_name, "--if-not-exists", bootstrap=b)["created"] is False
     assert cli("topics", "delete", topic_name, bootstrap=b).returncode == 0
-    wait_for(lambda: topic_name not in admin.list_topics(timeout=10).topics, "the deleted topic gone")
+    wait_until(lambda: topic_name not in admin.list_topics(timeout=10).topics, "the deleted topic gone", DEADLINE_S)
     assert_one_line_error(cli("topics", "describe", topic_name, bootstrap=b), 1, f"unknown topic '{topic_name}'")
     assert_one_line_error(cli("topics", "delete", topic_name, bootstrap=b), 1, "unknown topic")
 
@@ -216,7 +207,8 @@ def test_a_kafka_python_group_listed_described_lagging_and_reset(cli_broker, top
                           "inactive", "Stable")
 
     consumer.close()
-    wait_for(lambda: cli_json("groups", "describe", group, bootstrap=b)["state"] == "Empty", "the group empty")
+    wait_until(lambda: cli_json("groups", "describe", group, bootstrap=b)["state"] == "Empty", "the group empty",
+               DEADLINE_S)
     admin = KafkaAdminClient(bootstrap_servers=b)
 
     def committed() -> dict[int, int]:
@@ -275,7 +267,8 @@ def test_a_kip848_consumer_group_is_described_and_reset_only_once_empty(cli_brok
                           "inactive", "Stable")
 
     consumer.close()
-    wait_for(lambda: cli_json("groups", "describe", group, bootstrap=b)["state"] == "Empty", "the group empty")
+    wait_until(lambda: cli_json("groups", "describe", group, bootstrap=b)["state"] == "Empty", "the group empty",
+               DEADLINE_S)
     cli_json("groups", "reset-offsets", group, "--all-topics", "--to-earliest", bootstrap=b)
     assert [o["committed"] for o in cli_json("groups", "lag", group, bootstrap=b)["offsets"]] == [0, 0]
 

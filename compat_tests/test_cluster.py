@@ -18,10 +18,13 @@ from compat_tests.clients import ADMIN_CLIENTS, AioKafka, ConfluentKafka, KafkaP
 from compat_tests.group_fleet import Fleet
 from kbroker.coordinator.records import OFFSETS_TOPIC, partition_for
 from kbroker.errors import ErrorCode
+from kbroker.wire.messages.fetch import FetchPartition, FetchRequest, FetchTopic
 from kbroker.wire.messages.find_coordinator import FindCoordinatorRequest
 from kbroker.wire.messages.init_producer_id import InitProducerIdRequest
+from kbroker.wire.messages.metadata import MetadataRequest, MetadataRequestTopic
 from tests.broker_process import BrokerProcess, free_port
 from tests.cluster_process import SESSION_TIMEOUT_MS, ClusterProcesses
+from tests.scale_harness import _produce as produce_request
 from tests.wire_client import WireClient
 from tests.zookeeper_process import ZooKeeperProcess
 
@@ -29,7 +32,7 @@ pytestmark = pytest.mark.timeout(240)
 
 DATA_CLIENTS = (KafkaPython(), ConfluentKafka(), AioKafka())
 PARTITIONS = 12
-PRODUCE, FIND_COORDINATOR, INIT_PRODUCER_ID = 0, 10, 22
+PRODUCE, FETCH, METADATA, FIND_COORDINATOR, INIT_PRODUCER_ID = 0, 1, 3, 10, 22
 FAST_GROUPS = {"group.initial.rebalance.delay.ms": "300"}
 # After a broker vanishes its partitions lose their leader once ZooKeeper expires its session.
 OFFLINE_WITHIN_S = SESSION_TIMEOUT_MS / 1000 + 4
@@ -101,6 +104,34 @@ def test_producer_ids_are_unique_across_brokers(cluster):
                 assert answer.error_code == 0
                 ids.append(answer.producer_id)
     assert len(set(ids)) == len(ids), ids
+
+
+def test_not_leader_answers_name_the_leader_kip_951(cluster, topic_name):
+    """Produce v10+ and Fetch v12+ sent to a broker that does not lead the partition: the answer
+    names the leader and its epoch, and (Produce v10+, Fetch v16+) where to reach it, so a client
+    moves at once instead of refreshing its metadata; older versions carry no hint."""
+    leaders = _create(cluster, topic_name, 3)
+    partition, leader = next(iter(leaders.items()))
+    other = next(n for n in cluster.brokers if n != leader)
+    epoch = cluster.metadata(other, [topic_name]).topics[topic_name][partition].leader_epoch
+    with WireClient(cluster.bootstrap(other)) as client:
+        topic_id = client.request(METADATA, 12, MetadataRequest(topics=[MetadataRequestTopic(name=topic_name)],
+                                                                allow_auto_topic_creation=False)).topics[0].topic_id
+        produced = client.request(PRODUCE, 10, produce_request(topic_name, partition, b"v"))
+        answer = produced.responses[0].partition_responses[0]
+        assert answer.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+        assert (answer.current_leader.leader_id, answer.current_leader.leader_epoch) == (leader, epoch)
+        assert [(e.node_id, e.host, e.port) for e in produced.node_endpoints] == \
+            [(leader, "127.0.0.1", cluster.brokers[leader].port)]
+        fetched = client.request(FETCH, 16, FetchRequest(max_wait_ms=0, min_bytes=0, max_bytes=1 << 20, topics=[
+            FetchTopic(topic_id=topic_id, partitions=[FetchPartition(partition=partition, fetch_offset=0,
+                                                                     partition_max_bytes=1 << 20)])]))
+        answer = fetched.responses[0].partitions[0]
+        assert answer.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+        assert (answer.current_leader.leader_id, answer.current_leader.leader_epoch) == (leader, epoch)
+        assert [(e.node_id, e.port) for e in fetched.node_endpoints] == [(leader, cluster.brokers[leader].port)]
+        old = client.request(PRODUCE, 9, produce_request(topic_name, partition, b"v"))
+        assert old.responses[0].partition_responses[0].error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
 
 
 def test_sigterm_leaves_the_cluster_at_once(cluster_factory, topic_name):
@@ -177,8 +208,12 @@ def test_admin_requests_to_any_broker_take_effect_on_all(cluster, client, topic_
         admin.delete_topic(topic_name)
     for node in cluster.brokers:
         cluster.wait_until(lambda v: topic_name not in v.topics, via=node, topics=[topic_name])
-    for broker in cluster.brokers.values():
-        assert not [d for d in broker.data_dir.iterdir() if d.name.startswith(f"{topic_name}-")]
+    # Each broker renames the partition directories (`-delete`) at once and removes them off the loop.
+    deadline = time.monotonic() + 30
+    while left := [d for broker in cluster.brokers.values() for d in broker.data_dir.iterdir()
+                   if d.name.startswith(f"{topic_name}-")]:
+        assert time.monotonic() < deadline, left
+        time.sleep(0.05)
 
 
 def test_sigkilled_broker_goes_offline_and_comes_back_with_everything(cluster_factory, topic_name):
@@ -280,6 +315,23 @@ def test_corrupted_znodes_are_logged_and_ignored(cluster_factory, topic_name):
         assert broker.process.poll() is None, f"broker {node} died:\n{broker.log()}"
         assert "Traceback" not in broker.log()
     _create(cluster, f"{topic_name}-after", 3)  # the cluster goes on
+
+
+def test_sigterm_stops_a_broker_cut_off_from_zookeeper(cluster_factory, tmp_path, topic_name):
+    """The controlled shutdown cannot reach ZooKeeper: the broker gives it up and still stops
+    cleanly, at once when its session is no longer confirmed, else after the shutdown's bound."""
+    own = ZooKeeperProcess(tmp_path / "zookeeper").start()
+    try:
+        cluster = cluster_factory(zookeeper_process=own)
+        _create(cluster, topic_name, 3)
+    finally:
+        own.stop()
+    for node in cluster.brokers:
+        started = time.monotonic()
+        assert cluster.brokers[node].stop() == 0
+        print(f"broker {node} stopped {time.monotonic() - started:.2f} s after SIGTERM without ZooKeeper")
+        log = cluster.brokers[node].log()
+        assert "controlled shutdown skipped" in log or "could not leave the live brokers" in log, log
 
 
 def test_brokers_ride_out_a_zookeeper_restart(cluster_factory, tmp_path, topic_name):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from compat_tests.test_metrics import METRICS_ON, get, metrics_url
+from tests.broker_metrics import METRICS_ON, get, metrics_url
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -155,7 +154,8 @@ def test_static_member_restart_gets_its_partitions_back_without_a_rebalance(flee
     fleet.wait_balanced(PARTITIONS)
     records = produce(fleet.bootstrap, fleet.topic, 600)
     fleet.wait_consumed(records)
-    time.sleep(1)
+    ends = {p: max(o for q, o in records if q == p) + 1 for p, _ in records}
+    fleet.wait_for(lambda: _committed(fleet) == ends, 30, "the commits of what was consumed")
     others = [members[0], members[2]]
     marks = [len(m.assignments) for m in others]
     restarted_partitions = list(members[1].assignment)

@@ -8,52 +8,17 @@ under-replicated partition and an ISR shrink, and exactly one broker reports the
 """
 from __future__ import annotations
 
-import re
 import signal
 import time
-import urllib.error
 import urllib.request
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from prometheus_client.parser import text_string_to_metric_families
 
 from kbroker.wire.messages.api_versions import ApiVersionsRequest
+from tests.broker_metrics import METRICS_ON, get, metrics_url, scrape, value
 from tests.broker_process import BrokerProcess, free_port
 from tests.wire_client import WireClient
-
-METRICS_ON = {"metrics.listener": "http://127.0.0.1:0", "group.initial.rebalance.delay.ms": "0"}
-_METRICS_PORT = re.compile(r"metrics on http://127\.0\.0\.1:(\d+)/metrics")
-
-
-def metrics_url(broker: BrokerProcess, path: str = "/metrics") -> str:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        match = _METRICS_PORT.search(broker.log())
-        if match:
-            return f"http://127.0.0.1:{match.group(1)}{path}"
-        time.sleep(0.05)  # polling the broker's log for its start-up line
-    raise AssertionError(f"no metrics listener in the log:\n{broker.log()}")
-
-
-def get(url: str | urllib.request.Request) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
-def scrape(broker: BrokerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    status, text = get(metrics_url(broker))
-    assert status == 200
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
-
-
-def value(samples: dict, name: str, **labels: str) -> float | None:
-    return samples.get((name, tuple(sorted(labels.items()))))
-
 
 def test_metrics_agree_with_what_the_clients_did(broker_factory, topic_name):
     broker = broker_factory({**METRICS_ON, "log.flush.interval.messages": "1"})  # every produce fsyncs
@@ -94,6 +59,7 @@ def test_metrics_agree_with_what_the_clients_did(broker_factory, topic_name):
     assert value(samples, "kafka_network_requestmetrics_errors_total", request="JoinGroup",
                  error="MEMBER_ID_REQUIRED") >= 1
     assert value(samples, "kafka_log_logflushstats_logflushrateandtimems_count") >= produces
+
 
 def test_connections_are_counted_by_listener(tmp_path):
     ports = {"PLAINTEXT": free_port(), "REPLICATION": free_port()}

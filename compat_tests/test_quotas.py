@@ -4,7 +4,7 @@ Quotas are set with AlterClientQuotas (our wire client: none of the three Python
 admin call for it) on client ids, over short quota windows (3 samples of 1 s) so a test lasts
 seconds. librdkafka reports each throttle_time_ms it is answered with through `throttle_cb`; the
 throttled client must take at least as long as its quota allows, lose nothing, and a client
-without a quota must not be throttled.
+without a quota must not be throttled. In a cluster: compat_tests/test_cluster_security.py.
 """
 from __future__ import annotations
 
@@ -113,15 +113,6 @@ def test_quotas_are_described_and_removed(broker):
             EntryData(entity=[EntityData(entity_type="client-id", entity_name="x")],
                       ops=[OpData(key="controller_mutation_rate", value=50, remove=False)])], validate_only=False))
         assert refused.entries[0].error_code == 42  # INVALID_REQUEST: not enforced, so not accepted
-
-
-def test_a_cluster_refuses_quotas_it_could_not_enforce_everywhere(cluster_factory):
-    cluster = cluster_factory(2)
-    with WireClient(cluster.bootstrap(1)) as client:
-        answer = client.request(ALTER_CLIENT_QUOTAS.key, 1, AlterClientQuotasRequest(entries=[
-            EntryData(entity=[EntityData(entity_type="client-id", entity_name="anyone")],
-                      ops=[OpData(key="producer_byte_rate", value=RATE, remove=False)])], validate_only=False))
-    assert answer.entries[0].error_code == 42 and "ZooKeeper" in answer.entries[0].error_message
 
 
 def metadata_throttles(broker: BrokerProcess, client_id: str, requests: int) -> tuple[list[int], float]:

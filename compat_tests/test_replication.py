@@ -9,6 +9,8 @@ kill cycles) are in stress/replication_faults.py.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -51,25 +53,39 @@ def _assert_nothing_lost(cluster: ClusterProcesses, topic: str, acked, partition
     assert report.records >= len(acked)
 
 
-def test_leader_killed_again_and_again_under_an_idempotent_producer(cluster_factory, topic_name):
-    cluster = cluster_factory()
-    _create(cluster, topic_name)
-    producer = LoadProducer(cluster.bootstrap_all, topic_name, PARTITIONS).start()
+@contextmanager
+def _under_load(cluster: ClusterProcesses, topic: str) -> Iterator[LoadProducer]:
+    """An idempotent acks=all producer on a fresh RF=3 topic through the block (200 records
+    acknowledged first); then no producer error, and the checker finds nothing lost."""
+    _create(cluster, topic)
+    producer = LoadProducer(cluster.bootstrap_all, topic, PARTITIONS).start()
     try:
         producer.acked_since(200)
+        yield producer
+    finally:
+        producer.stop()
+    assert producer.errors == []
+    _assert_nothing_lost(cluster, topic, producer.acked)
+
+
+def _back_in_sync(cluster: ClusterProcesses, node: int, topic: str, producer: LoadProducer) -> float:
+    """Restart `node`; the seconds until every ISR is whole again, then more records acknowledged."""
+    cluster.brokers[node].start()
+    waited = _wait_in_sync(cluster, topic)
+    producer.acked_since(100)
+    return waited
+
+
+def test_leader_killed_again_and_again_under_an_idempotent_producer(cluster_factory, topic_name):
+    cluster = cluster_factory()
+    with _under_load(cluster, topic_name) as producer:
         for cycle in range(KILL_CYCLES):
             victim = cluster.metadata(cluster.alive()[0], [topic_name]).leaders(topic_name)[0]
             cluster.brokers[victim].kill()
             killed = time.monotonic()
             producer.acked_since(100, timeout=FAILOVER_WITHIN_S + 30)
             print(f"cycle {cycle}: leader {victim} killed; producing again after {time.monotonic() - killed:.2f} s")
-            cluster.brokers[victim].start()
-            _wait_in_sync(cluster, topic_name)
-            producer.acked_since(100)
-    finally:
-        producer.stop()
-    assert producer.errors == []
-    _assert_nothing_lost(cluster, topic_name, producer.acked)
+            _back_in_sync(cluster, victim, topic_name, producer)
 
 
 @pytest.mark.parametrize("client", (KafkaPython(), ConfluentKafka(), AioKafka()), ids=str)
@@ -92,23 +108,47 @@ def test_each_client_rides_out_a_leader_failover(cluster_factory, client, topic_
 
 def test_killed_follower_truncates_catches_up_and_rejoins_the_isr(cluster_factory, topic_name):
     cluster = cluster_factory()
-    _create(cluster, topic_name)
-    leaders = cluster.metadata(1, [topic_name]).leaders(topic_name)
-    follower = next(n for n in cluster.brokers if n != leaders[0])
-    producer = LoadProducer(cluster.bootstrap_all, topic_name, PARTITIONS).start()
-    try:
-        producer.acked_since(200)
+    with _under_load(cluster, topic_name) as producer:
+        leaders = cluster.metadata(1, [topic_name]).leaders(topic_name)
+        follower = next(n for n in cluster.brokers if n != leaders[0])
         cluster.brokers[follower].kill()
         cluster.wait_until(lambda v: follower not in v.topics[topic_name][0].isr, topics=[topic_name],
                            timeout=FAILOVER_WITHIN_S)
         producer.acked_since(500)  # min.insync.replicas=2: two replicas still take writes
-        cluster.brokers[follower].start()
-        waited = _wait_in_sync(cluster, topic_name)
+        waited = _back_in_sync(cluster, follower, topic_name, producer)
         print(f"follower {follower} restarted: back in every ISR after {waited:.2f} s")
-        producer.acked_since(100)
-    finally:
-        producer.stop()
-    _assert_nothing_lost(cluster, topic_name, producer.acked)
+
+
+def test_controller_killed_under_load_another_takes_over_and_nothing_is_lost(cluster_factory, topic_name):
+    cluster = cluster_factory()
+    with _under_load(cluster, topic_name) as producer:
+        controller = cluster.metadata(1, [topic_name]).controller
+        cluster.brokers[controller].kill()
+        killed = time.monotonic()
+        survivor = cluster.alive()[0]
+        view, _ = cluster.wait_until(lambda v: v.controller not in (controller, -1), via=survivor,
+                                     timeout=FAILOVER_WITHIN_S)
+        producer.acked_since(100, timeout=FAILOVER_WITHIN_S + 30)
+        print(f"controller {controller} killed: broker {view.controller} took over, producing again after "
+              f"{time.monotonic() - killed:.2f} s")
+        _back_in_sync(cluster, controller, topic_name, producer)
+
+
+def test_a_leader_stopped_with_sigterm_hands_over_before_it_exits(cluster_factory, topic_name):
+    """Controlled shutdown: the leader leaves the live brokers, the controller moves its partitions
+    at once, and it exits only once they are led elsewhere; the producer carries on (librdkafka
+    follows the NOT_LEADER_OR_FOLLOWER answers that name the new leader, KIP-951)."""
+    cluster = cluster_factory()
+    with _under_load(cluster, topic_name) as producer:
+        victim = cluster.metadata(1, [topic_name]).leaders(topic_name)[0]
+        mark, stopped = producer.mark(), time.monotonic()
+        assert cluster.brokers[victim].stop() == 0
+        log = cluster.brokers[victim].log()
+        assert "controlled shutdown: waiting for" in log and "still name this broker" not in log, log
+        resumed = producer.first_ack_after(mark, [0], timeout=30) - stopped
+        print(f"leader {victim} stopped with SIGTERM: partition 0 acknowledged again after {resumed:.2f} s")
+        assert resumed < SESSION_TIMEOUT_MS / 1000 / 2  # no session expiry was waited for
+        _back_in_sync(cluster, victim, topic_name, producer)
 
 
 def test_paused_leader_acknowledges_nothing_once_deposed(cluster_factory, topic_name):

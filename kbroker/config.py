@@ -17,7 +17,13 @@ from typing import Any, Callable, Mapping
 
 from kbroker.errors import KafkaError
 from kbroker.log.config import BROKER_SYNONYMS, LogConfig
-from kbroker.security.settings import ListenerSecurity, is_security_key, listener_security
+from kbroker.security.settings import (
+    InterBrokerSecurity,
+    ListenerSecurity,
+    inter_broker_security,
+    is_security_key,
+    listener_security,
+)
 
 log = logging.getLogger("kbroker.config")
 
@@ -207,6 +213,9 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("log.cleaner.min.compaction.lag.ms", parse_int, "0", 0),
     _key("log.cleaner.max.compaction.lag.ms", parse_int, str(LONG_MAX), 1),
     _key("log.message.timestamp.type", parse_timestamp_type, "CreateTime"),
+    _key("log.message.timestamp.before.max.ms", parse_int, str(LONG_MAX), 0),
+    _key("log.message.timestamp.after.max.ms", parse_int, str(LONG_MAX), 0),
+    _key("log.message.timestamp.difference.max.ms", parse_int, str(LONG_MAX), 0),
     _key("message.max.bytes", parse_int, "1048588", 0),
     _key("socket.request.max.bytes", parse_int, "104857600", 1),
     _key("socket.send.buffer.bytes", parse_int, "102400", -1),
@@ -241,6 +250,9 @@ BROKER_CONFIGS: tuple[ConfigKey, ...] = (
     _key("replica.lag.time.max.ms", parse_int, "30000", 1),
     _key("min.insync.replicas", parse_int, "1", 1),
     _key("auto.leader.rebalance.enable", parse_bool, "true"),
+    # SIGTERM: leave the live brokers and keep serving until leadership moved (member.py); without
+    # it the session simply closes (leaders still move at once, but clients find them by retrying).
+    _key("controlled.shutdown.enable", parse_bool, "true"),
     _key("leader.imbalance.check.interval.seconds", parse_int, "300", 1),
     _key("leader.imbalance.per.broker.percentage", parse_int, "10", 0),
     # ACLs: any authorizer class name switches kbroker's own authorizer on (kbroker/security/acls.py).
@@ -269,8 +281,7 @@ _ALIASES = {"broker.id": "node.id", "log.dir": "log.dirs"}
 IGNORED_KEYS = frozenset({
     "num.network.threads", "num.io.threads", "num.recovery.threads.per.data.dir", "num.replica.fetchers",
     "transaction.state.log.min.isr",
-    # controlled.shutdown.enable: SIGTERM always closes the ZooKeeper session first, so leaders move at once.
-    "process.roles", "controlled.shutdown.enable", "controller.quorum.voters",
+    "process.roles", "controller.quorum.voters",
     "controller.quorum.bootstrap.servers", "controller.listener.names", "group.coordinator.rebalance.protocols",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr", "log.segment.delete.delay.ms", "unclean.leader.election.enable",
@@ -319,6 +330,9 @@ class Config:
     log_cleaner_min_compaction_lag_ms: int
     log_cleaner_max_compaction_lag_ms: int
     log_message_timestamp_type: str
+    log_message_timestamp_before_max_ms: int
+    log_message_timestamp_after_max_ms: int
+    log_message_timestamp_difference_max_ms: int
     message_max_bytes: int
     socket_request_max_bytes: int
     socket_send_buffer_bytes: int  # SO_SNDBUF of client connections; -1: the OS default
@@ -355,6 +369,7 @@ class Config:
     auto_leader_rebalance_enable: bool  # the controller moves leadership back to preferred replicas
     leader_imbalance_check_interval_seconds: int
     leader_imbalance_per_broker_percentage: int
+    controlled_shutdown_enable: bool
     authorizer_class_name: str  # empty: no authorization, everyone may do everything
     super_users: tuple[str, ...]
     allow_everyone_if_no_acl_found: bool
@@ -372,6 +387,8 @@ class Config:
     explicit: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # TLS and SASL settings of each listener, by listener name (`ssl.*`, `sasl.*`, `listener.name.*`).
     security: Mapping[str, ListenerSecurity] = dataclasses.field(default_factory=dict)
+    # How this broker connects to the others (None: no inter-broker listener, a single node).
+    inter_broker_security: InterBrokerSecurity | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -473,7 +490,9 @@ def build_config(settings: Mapping[str, str]) -> Config:
             raise ConfigError(f"{key.name}={text!r}: must be at least {key.minimum}")
         values[key.attribute] = value
     config = Config(**values, explicit=dict(resolved))
-    config = dataclasses.replace(config, security=_listener_security(config, security))
+    listeners = _listener_security(config, security)
+    config = dataclasses.replace(config, security=listeners,
+                                 inter_broker_security=_inter_broker_security(config, listeners, security))
     try:
         config.log_defaults()
     except KafkaError as exc:
@@ -482,9 +501,6 @@ def build_config(settings: Mapping[str, str]) -> Config:
     if config.max_connections_per_ip == 0 and not config.max_connections_per_ip_overrides:
         raise ConfigError("max.connections.per.ip can be set to zero only if "
                           "max.connections.per.ip.overrides property is set.")
-    if config.authorizer_class_name and config.zookeeper_connect:
-        raise ConfigError("authorizer.class.name: ACLs are kept in the data dir of a single node; a cluster would "
-                          "need them in ZooKeeper, which kbroker does not do yet")
     return config
 
 
@@ -506,12 +522,20 @@ def _listener_security(config: Config, settings: Mapping[str, str]) -> dict[str,
     if (explicit or config.zookeeper_connect) and inter_broker not in names:
         raise ConfigError(f"inter.broker.listener.name must be a listener name defined in listeners: "
                           f"{inter_broker} is not one of {', '.join(sorted(names))}")
-    if explicit and protocols.get(inter_broker) != "PLAINTEXT":
-        raise ConfigError(f"the inter-broker listener {inter_broker} uses {protocols.get(inter_broker)}: "
-                          "kbroker brokers talk to each other over PLAINTEXT only for now")
     try:
         return {listener.name: listener_security(listener.name, protocols[listener.name], settings)
                 for listener in config.listeners}
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _inter_broker_security(config: Config, listeners: Mapping[str, ListenerSecurity],
+                           settings: Mapping[str, str]) -> InterBrokerSecurity | None:
+    listener = listeners.get(config.inter_broker_listener)
+    if listener is None:
+        return None
+    try:
+        return inter_broker_security(listener, settings)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
 

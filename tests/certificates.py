@@ -1,5 +1,6 @@
 """Test certificates made at test time (never committed keys): a CA, a server certificate for
-127.0.0.1 / localhost and client certificates (one from an untrusted CA, one expired), as PEM files."""
+127.0.0.1 / localhost (also a client certificate: brokers present it to each other) and client
+certificates (one from an untrusted CA, one expired), as PEM files."""
 from __future__ import annotations
 
 import datetime
@@ -36,7 +37,7 @@ def _name(common_name: str, unit: str = "kbroker-tests") -> x509.Name:
 
 def _certificate(subject: x509.Name, key: ec.EllipticCurvePrivateKey, issuer: x509.Name,
                  issuer_key: ec.EllipticCurvePrivateKey, *, ca: bool = False,
-                 hosts: tuple[str, ...] = (), usage: ExtendedKeyUsageOID | None = None,
+                 hosts: tuple[str, ...] = (), usage: tuple[x509.ObjectIdentifier, ...] = (),
                  valid_days: int = 1) -> x509.Certificate:
     now = datetime.datetime.now(datetime.timezone.utc)
     builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
@@ -46,8 +47,8 @@ def _certificate(subject: x509.Name, key: ec.EllipticCurvePrivateKey, issuer: x5
     if hosts:
         names = [x509.IPAddress(ipaddress.ip_address(h)) if h[0].isdigit() else x509.DNSName(h) for h in hosts]
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    if usage is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    if usage:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(usage)), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -63,15 +64,15 @@ def make_certificates(directory: Path) -> Certificates:
     ca = _certificate(ca_name, ca_key, ca_name, ca_key, ca=True)
     server_key = ec.generate_private_key(ec.SECP256R1())
     server = _certificate(_name("localhost"), server_key, ca_name, ca_key, hosts=("127.0.0.1", "localhost"),
-                          usage=ExtendedKeyUsageOID.SERVER_AUTH)
+                          usage=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH))
     client_key = ec.generate_private_key(ec.SECP256R1())
-    client = _certificate(_name("alice-client"), client_key, ca_name, ca_key, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+    client = _certificate(_name("alice-client"), client_key, ca_name, ca_key, usage=(ExtendedKeyUsageOID.CLIENT_AUTH,))
     stranger_key = ec.generate_private_key(ec.SECP256R1())
     stranger = _certificate(_name("mallory"), stranger_key, other_ca_name, other_ca_key,
-                            usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+                            usage=(ExtendedKeyUsageOID.CLIENT_AUTH,))
     expired_key = ec.generate_private_key(ec.SECP256R1())
-    expired = _certificate(_name("alice-client"), expired_key, ca_name, ca_key, usage=ExtendedKeyUsageOID.CLIENT_AUTH,
-                           valid_days=-1)
+    expired = _certificate(_name("alice-client"), expired_key, ca_name, ca_key,
+                           usage=(ExtendedKeyUsageOID.CLIENT_AUTH,), valid_days=-1)
     files = {
         "ca.pem": ca.public_bytes(serialization.Encoding.PEM),
         "server.pem": _pem(server_key) + server.public_bytes(serialization.Encoding.PEM),

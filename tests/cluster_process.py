@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kbroker.wire.messages.metadata import MetadataRequest, MetadataRequestTopic
-from tests.broker_process import BrokerProcess
+from tests.broker_process import BrokerProcess, free_port
 from tests.scale_harness import _produce as produce_request
 from tests.wire_client import WireClient
 from tests.zookeeper_process import ZooKeeperProcess
@@ -61,6 +61,13 @@ class ClusterProcesses:
                   "zookeeper.session.timeout.ms": str(SESSION_TIMEOUT_MS), **(overrides or {})}
         self.brokers = {node: BrokerProcess(Path(base) / f"broker{node}", {**common, "node.id": str(node)})
                         for node in range(1, size + 1)}
+
+    def add_listener(self, name: str) -> ClusterProcesses:
+        """Give every broker a listener `name` on a free port beside PLAINTEXT on its `port` (where
+        the test's own requests go), e.g. the one inter.broker.listener.name names."""
+        for broker in self.brokers.values():
+            broker.overrides["listeners"] = f"PLAINTEXT://127.0.0.1:{broker.port},{name}://127.0.0.1:{free_port()}"
+        return self
 
     def start(self, timeout: float = 30.0) -> ClusterProcesses:
         for broker in self.brokers.values():

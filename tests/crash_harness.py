@@ -261,7 +261,7 @@ class CrashCycles:
         self.committer.resume()
         commits_from = self.committer.commits
         ran = self.random.uniform(*self.run_s)
-        time.sleep(ran)
+        time.sleep(ran)  # the scenario: the load runs for a random while, then the crash comes
         acked = self.producer.acked_count
         in_flight = sum(self.producer.sent) - acked
         committed_before = dict(self.committer.committed)

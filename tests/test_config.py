@@ -100,6 +100,13 @@ def test_listener_overrides_beat_the_plain_keys():
     assert config.security["MTLS"].tls.client_auth == "required"
 
 
+SASL_INTER_BROKER = {
+    "listeners": "SASL_PLAINTEXT://:1", "sasl.enabled.mechanisms": "PLAIN", "zookeeper.connect": "zk:2181",
+    "security.inter.broker.protocol": "SASL_PLAINTEXT", "sasl.mechanism.inter.broker.protocol": "PLAIN",
+    "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+        'x.PlainLoginModule required username="broker" password="s3cret" user_broker="s3cret";'}
+
+
 @pytest.mark.parametrize("settings, message", [
     ({"listeners": "PLAINTEXT://:1,PLAINTEXT://:2"}, "more than once"),
     ({"listeners": "CUSTOM://:1"}, "listener CUSTOM has no security protocol"),
@@ -107,9 +114,14 @@ def test_listener_overrides_beat_the_plain_keys():
     ({"advertised.listeners": "SSL://h:1"}, "which listeners does not define"),
     ({"inter.broker.listener.name": "PLAINTEXT", "security.inter.broker.protocol": "PLAINTEXT"}, "Only one of"),
     ({"inter.broker.listener.name": "OTHER"}, "must be a listener name defined in listeners"),
-    ({"listeners": "SASL_PLAINTEXT://:1", "sasl.enabled.mechanisms": "PLAIN",
-      "listener.name.sasl_plaintext.plain.sasl.jaas.config": 'x.PlainLoginModule required user_a="b";',
-      "security.inter.broker.protocol": "SASL_PLAINTEXT"}, "over PLAINTEXT only"),
+    ({**SASL_INTER_BROKER, "sasl.mechanism.inter.broker.protocol": ""}, "GSSAPI \\(Kafka default\\)"),
+    ({**SASL_INTER_BROKER, "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER"}, "OAUTHBEARER: kbroker brokers"),
+    ({**SASL_INTER_BROKER, "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-256"},
+     "must be included in sasl.enabled.mechanisms of the inter-broker listener SASL_PLAINTEXT"),
+    ({**SASL_INTER_BROKER, "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+      'x.PlainLoginModule required user_a="b";'}, "plain.sasl.jaas.config needs username"),
+    ({"listeners": "SSL://:1", "ssl.keystore.location": "k.pem", "ssl.endpoint.identification.algorithm": "ftp"},
+     "ssl.endpoint.identification.algorithm"),
     ({"listeners": "SSL://:1"}, "ssl.keystore.location"),
     ({"listeners": "SSL://:1", "ssl.keystore.type": "JKS", "ssl.keystore.location": "k.jks"}, "PEM"),
     ({"listeners": "SSL://:1", "ssl.keystore.location": "k.pem", "ssl.truststore.type": "PKCS12"}, "PEM"),
@@ -123,7 +135,30 @@ def test_bad_listener_settings_are_config_errors(settings, message):
         build_config(settings)
 
 
-def test_cluster_traffic_needs_a_plaintext_listener():
+def test_brokers_log_in_to_each_other_on_the_inter_broker_listener():
+    security = build_config(SASL_INTER_BROKER).inter_broker_security
+    assert (security.listener, security.protocol, security.tls) == ("SASL_PLAINTEXT", "SASL_PLAINTEXT", None)
+    assert (security.sasl_mechanism, security.username, security.password) == ("PLAIN", "broker", "s3cret")
+    mtls = build_config({"zookeeper.connect": "zk:2181", "listeners": "PLAINTEXT://:1,INTERNAL://:2",
+                         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,INTERNAL:SSL",
+                         "inter.broker.listener.name": "INTERNAL", "ssl.keystore.location": "k.pem",
+                         "listener.name.internal.ssl.truststore.location": "ca.pem",
+                         "listener.name.internal.ssl.client.auth": "required",
+                         "listener.name.internal.ssl.endpoint.identification.algorithm": ""}).inter_broker_security
+    assert (mtls.listener, mtls.protocol, mtls.sasl_mechanism) == ("INTERNAL", "SSL", None)
+    assert (mtls.tls.keystore_location, mtls.tls.truststore_location, mtls.tls.check_hostname) == \
+        ("k.pem", "ca.pem", False)
+    scram = build_config({**SASL_INTER_BROKER, "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+                          "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+                          "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config":
+                              'x.ScramLoginModule required username="b1" password="pw";'}).inter_broker_security
+    assert (scram.sasl_mechanism, scram.username, scram.password) == ("SCRAM-SHA-512", "b1", "pw")
+    assert build_config({}).inter_broker_security.protocol == "PLAINTEXT"
+    assert build_config({"listeners": "SASL_PLAINTEXT://:1", "sasl.enabled.mechanisms": "SCRAM-SHA-256"}
+                        ).inter_broker_security is None  # a single node without a PLAINTEXT listener
+
+
+def test_cluster_traffic_needs_the_inter_broker_listener():
     with pytest.raises(ConfigError, match="inter.broker.listener.name"):
         build_config({"zookeeper.connect": "zk:2181", "listeners": "SSL://:9093", "ssl.keystore.location": "k.pem"})
     assert build_config({"zookeeper.connect": "zk:2181", "listeners": "INTERNAL://:1,SSL://:2",

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING
 
 from kbroker.broker.dispatch import Dispatcher
@@ -14,6 +13,8 @@ from kbroker.broker.partitions import PartitionService
 from kbroker.broker.producer_ids import ProducerIdAllocator
 from kbroker.broker.purgatory import FetchPurgatory
 from kbroker.broker.routes import ROUTES
+from kbroker.clock import wall_clock_ms
+from kbroker.cluster.broker_client import InterBrokerLink
 from kbroker.cluster.image import NO_LEADER
 from kbroker.cluster.marker_channel import MarkerChannel
 from kbroker.cluster.member import ClusterMember
@@ -22,6 +23,8 @@ from kbroker.coordinator.records import OFFSETS_TOPIC
 from kbroker.coordinator.txn_coordinator import TransactionCoordinator
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.topics import INTERNAL_TOPICS
+from kbroker.cluster.acls import ClusterAclStore
+from kbroker.cluster.client_quotas import ClusterQuotaStore
 from kbroker.cluster.credentials import ClusterCredentialStore
 from kbroker.security.acl_store import FileAclStore
 from kbroker.security.acls import Authorizer
@@ -40,7 +43,9 @@ log = logging.getLogger("kbroker.broker")
 
 
 class Broker:
-    def __init__(self, config: Config, logs: LogManager, store: MetaStore | None = None) -> None:
+    def __init__(self, config: Config, logs: LogManager, store: MetaStore | None = None,
+                 link: InterBrokerLink | None = None) -> None:
+        """`link`: how this broker reaches the others in a cluster (default: from `config`)."""
         self.config = config
         self.logs = logs
         self.node_id = config.node_id
@@ -56,25 +61,37 @@ class Broker:
                                                    self._allocate_producer_id, now_ms=self.now_ms,
                                                    clustered=store is not None)
         self.dispatcher = Dispatcher(self, ROUTES)
-        self.acl_store = FileAclStore(config.data_dir)
+        # ACLs, client quotas and SCRAM users: in the data dir on a single node, in ZooKeeper in a cluster.
+        self.acl_store: FileAclStore | ClusterAclStore = (FileAclStore(config.data_dir) if store is None
+                                                          else ClusterAclStore(store))
         # authorizer.class.name set: every request is checked against the ACLs; None: all allowed.
         self.authorizer = Authorizer(self.acl_store.load(), config.super_users, config.allow_everyone_if_no_acl_found
                                      ) if config.authorizer_class_name else None
-        self.client_quotas = FileQuotaStore(config.data_dir)
+        self.client_quotas: FileQuotaStore | ClusterQuotaStore = (FileQuotaStore(config.data_dir) if store is None
+                                                                   else ClusterQuotaStore(store))
+        self.credentials: CredentialStore = (FileCredentialStore(config.data_dir) if store is None
+                                             else ClusterCredentialStore(store))
         window = {"window_ms": config.quota_window_size_seconds * 1000, "samples": config.quota_window_num}
         self.produce_quota = QuotaManager(PRODUCER_BYTE_RATE, self.client_quotas.settings, **window)
         self.fetch_quota = QuotaManager(CONSUMER_BYTE_RATE, self.client_quotas.settings, **window)
         self.request_quota = QuotaManager(REQUEST_PERCENTAGE, self.client_quotas.settings, **window)
         self.metrics: BrokerMetrics | None = None  # metrics.listener set: see attach_metrics
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
+        if store is not None and link is None:
+            link = InterBrokerLink(config.inter_broker_security)
         self.cluster = None if store is None else ClusterMember(
-            store, config, logs, self.groups, self._leadership_lost, self.topic_deleted, self.partitions.replicas_moved,
-            transactions=self.transactions)
+            store, config, logs, self.groups, self._leadership_lost, self.topic_deleted,
+            self.partitions.replicas_moved,
+            transactions=self.transactions, on_change=self._follow_security, link=link)
         self.partitions.cluster = self.cluster
-        self.markers = None if store is None else MarkerChannel(config.node_id, lambda: self.cluster.image)
-        # SCRAM users: in the data dir on a single node, in ZooKeeper in a cluster.
-        self.credentials: CredentialStore = (FileCredentialStore(config.data_dir) if store is None
-                                             else ClusterCredentialStore(store))
+        self.markers = None if store is None else MarkerChannel(config.node_id, lambda: self.cluster.image,
+                                                                link)  # type: ignore[arg-type]
+
+    def _follow_security(self) -> None:
+        """Cluster: put the ACLs and quotas ZooKeeper has now (changed through any broker) in force here."""
+        if self.authorizer is not None:
+            self.acl_store.refresh(self.authorizer)
+        self.client_quotas.refresh()
 
     async def _allocate_producer_id(self) -> int:
         if self.cluster is not None:
@@ -125,9 +142,7 @@ class Broker:
     def cluster_id(self) -> str:
         return self.logs.cluster_id
 
-    @staticmethod
-    def now_ms() -> int:
-        return int(time.time() * 1000)
+    now_ms = staticmethod(wall_clock_ms)  # the real clock, which the coordinators are given
 
     def _leadership_lost(self, partitions: set[tuple[str, int]]) -> None:
         for key in partitions:  # parked fetches answer now, with NOT_LEADER_OR_FOLLOWER

@@ -1,9 +1,10 @@
 """From a request frame to a response: version check, decode, handler, encode.
 
-`ROUTES` (built in `kbroker.broker.routes`) says which APIs we serve and over which versions.
-We advertise every API from version 0 (old librdkafka switches features off when the range
-does not reach low versions, CLIENTS.md §4b) even where a handler then answers the lowest
-versions with an error, as Kafka 4 does for Produce v0-2.
+`ROUTES` (built in `kbroker.broker.routes`) says which APIs we serve; each API's wire
+declaration (`Api.valid`) says over which versions, and nothing else does. We advertise every
+API from version 0 (old librdkafka switches features off when the range does not reach low
+versions, CLIENTS.md §4b) even where a handler then answers the lowest versions with an error,
+as Kafka 4 does for Produce v0-2.
 
 Handlers take `(ctx, request)` and return a response body, an awaitable of one, or
 `NO_RESPONSE` (Produce with acks=0). A request outside its advertised range closes the
@@ -62,17 +63,25 @@ Handler = Callable[[RequestContext, Any], Any]
 class Route:
     api: Api
     handler: Handler
-    max_version: int
+
+    @property
+    def max_version(self) -> int:
+        return self.api.valid.high
 
 
 class Dispatcher:
     def __init__(self, broker: Broker, routes: list[Route]) -> None:
         self._broker = broker
+        for route in routes:
+            # Advertised from 0 (see above) up to a highest version ApiVersions can name.
+            if route.api.valid.low != 0 or route.api.valid.high is None:
+                raise ValueError(f"{route.api.name} is declared for {route.api.valid}: a served API needs 0-N")
         self._routes = {route.api.key: route for route in routes}
+        self._advertised = [ApiVersion(api_key=key, min_version=0, max_version=route.max_version)
+                            for key, route in sorted(self._routes.items())]
 
     def advertised(self) -> list[ApiVersion]:
-        return [ApiVersion(api_key=key, min_version=0, max_version=route.max_version)
-                for key, route in sorted(self._routes.items())]
+        return self._advertised
 
     def handle(self, frame: bytearray, connection: Connection) -> list[Any] | Awaitable[list[Any] | None] | None:
         view = memoryview(frame)

@@ -6,7 +6,8 @@ Every write to a partition led here goes through it — Produce, the transaction
 and takes the same steps:
 
 1. validate (Produce: leadership, min.insync.replicas before an acks=all append, the batch's
-   framing and CRC, zstd on old requests, the transaction still open, keys on a compacted topic);
+   framing and CRC, zstd on old requests, the transaction still open, keys on a compacted topic,
+   CreateTime stamps inside message.timestamp.before/after.max.ms, KIP-937);
 2. append the batch whole to the leader's log (opaque: the log patches the header's offsets);
 3. flush policy: once flush.messages is reached the answer waits for an fsync of the partition
    (flusher.py shares each fsync with the other requests waiting for it); a failed fsync is
@@ -32,7 +33,13 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from kbroker.broker.txn_verification import Verified, still_open_to
 from kbroker.errors import ErrorCode, KafkaError
-from kbroker.wire.records import Compression, decompressed_limit, keyless_record_indexes, validate_produce_batch
+from kbroker.wire.records import (
+    Compression,
+    decompressed_limit,
+    keyless_record_indexes,
+    timestamps_out_of_range,
+    validate_produce_batch,
+)
 
 if TYPE_CHECKING:
     from kbroker.broker.flusher import Flusher
@@ -275,7 +282,17 @@ class Appends:
             if partition_log.config.compact:
                 keyless = keyless_record_indexes(records, decompressed_limit(max_message_bytes))
                 if keyless:
-                    return _keyless(f"{topic}-{partition}", keyless, partition_log)
+                    message = ("Compacted topic cannot accept message without key in topic partition "
+                               f"{topic}-{partition}")
+                    return _record_errors(ErrorCode.INVALID_RECORD, [(i, message) for i in keyless], partition_log)
+            window = partition_log.config.create_time_window_ms()
+            if window is not None:
+                low, high = now_ms - window[0], now_ms + window[1]
+                late = timestamps_out_of_range(records, decompressed_limit(max_message_bytes), low, high)
+                if late:
+                    return _record_errors(ErrorCode.INVALID_TIMESTAMP, [
+                        (i, f"Timestamp {t} of message with offset {i} is out of range. The timestamp should be "
+                            f"within [{low}, {high}]") for i, t in late], partition_log)
             return self.append(partition_log, records, header, now_ms)
         except KafkaError as exc:
             return AppendError(exc.code, exc.message, partition_log.log_start_offset)
@@ -334,14 +351,12 @@ def _storage_error(exc: OSError, partition_log: PartitionLog) -> AppendError:
                        partition_log.log_start_offset)
 
 
-def _keyless(name: str, indexes: list[int], partition_log: PartitionLog) -> AppendError:
-    """Kafka's LogValidator answer to records without a key on a compacted topic."""
-    message = f"Compacted topic cannot accept message without key in topic partition {name}"
-    shown = ", ".join(f"RecordError(batchIndex={i}, message='{message}')" for i in indexes[:3])
-    return AppendError(ErrorCode.INVALID_RECORD,
-                       f"One or more records have been rejected due to {len(indexes)} record errors in total, "
-                       f"and only showing the first three errors at most: [{shown}]",
-                       partition_log.log_start_offset, tuple((i, message) for i in indexes))
+def _record_errors(code: ErrorCode, errors: list[tuple[int, str]], partition_log: PartitionLog) -> AppendError:
+    """Kafka's LogValidator answer to records it refuses one by one (the batch is not appended)."""
+    shown = ", ".join(f"RecordError(batchIndex={i}, message='{m}')" for i, m in errors[:3])
+    return AppendError(code, f"One or more records have been rejected due to {len(errors)} record errors in total, "
+                             f"and only showing the first three errors at most: [{shown}]",
+                       partition_log.log_start_offset, tuple(errors))
 
 
 def _time_out(waiter: asyncio.Future[bool | None]) -> None:

@@ -1,7 +1,8 @@
-"""The APIs this broker serves: handler and highest version, one line each.
+"""The APIs this broker serves: API and handler, one line each.
 
-The maximum is Kafka's newest version of each API that we implement in full; every API is
-advertised from version 0 (see `dispatch`).
+The versions served are the API's own declaration (`Api.valid` in `kbroker.wire.messages`): the
+wire declares only versions we implement in full, and every API is advertised from version 0
+(see `dispatch`).
 """
 from __future__ import annotations
 
@@ -52,7 +53,6 @@ from kbroker.broker.handlers.topics import (
     handle_delete_records,
     handle_delete_topics,
 )
-from kbroker.wire.messages.alter_client_quotas import ALTER_CLIENT_QUOTAS
 from kbroker.broker.handlers.transactions import (
     handle_add_offsets_to_txn,
     handle_add_partitions_to_txn,
@@ -64,6 +64,7 @@ from kbroker.broker.handlers.transactions import (
 from kbroker.broker.handlers.txn_markers import handle_write_txn_markers
 from kbroker.wire.messages.add_offsets_to_txn import ADD_OFFSETS_TO_TXN
 from kbroker.wire.messages.add_partitions_to_txn import ADD_PARTITIONS_TO_TXN
+from kbroker.wire.messages.alter_client_quotas import ALTER_CLIENT_QUOTAS
 from kbroker.wire.messages.alter_configs import ALTER_CONFIGS
 from kbroker.wire.messages.alter_partition_reassignments import ALTER_PARTITION_REASSIGNMENTS
 from kbroker.wire.messages.alter_user_scram_credentials import ALTER_USER_SCRAM_CREDENTIALS
@@ -112,53 +113,53 @@ from kbroker.wire.messages.txn_offset_commit import TXN_OFFSET_COMMIT
 from kbroker.wire.messages.write_txn_markers import WRITE_TXN_MARKERS
 
 ROUTES: list[Route] = [
-    Route(PRODUCE, handle_produce, 11),
-    Route(FETCH, handle_fetch, 17),
-    Route(LIST_OFFSETS, handle_list_offsets, 10),
-    Route(METADATA, handle_metadata, 12),
-    Route(OFFSET_COMMIT, handle_offset_commit, 9),
-    Route(OFFSET_FETCH, handle_offset_fetch, 9),
-    Route(FIND_COORDINATOR, handle_find_coordinator, 6),
-    Route(JOIN_GROUP, handle_join_group, 9),
-    Route(HEARTBEAT, handle_heartbeat, 4),
-    Route(LEAVE_GROUP, handle_leave_group, 5),
-    Route(SYNC_GROUP, handle_sync_group, 5),
-    Route(DESCRIBE_GROUPS, handle_describe_groups, 5),
-    Route(LIST_GROUPS, handle_list_groups, 5),
-    Route(API_VERSIONS, handle_api_versions, 4),
-    Route(CREATE_TOPICS, handle_create_topics, 7),
-    Route(DELETE_TOPICS, handle_delete_topics, 6),
-    Route(DELETE_RECORDS, handle_delete_records, 2),
-    Route(INIT_PRODUCER_ID, handle_init_producer_id, 5),
-    Route(OFFSET_FOR_LEADER_EPOCH, handle_offset_for_leader_epoch, 4),
-    Route(ADD_PARTITIONS_TO_TXN, handle_add_partitions_to_txn, 5),
-    Route(ADD_OFFSETS_TO_TXN, handle_add_offsets_to_txn, 4),
-    Route(END_TXN, handle_end_txn, 4),
-    Route(TXN_OFFSET_COMMIT, handle_txn_offset_commit, 4),
-    Route(DESCRIBE_CONFIGS, handle_describe_configs, 4),
-    Route(ALTER_CONFIGS, handle_alter_configs, 2),
-    Route(DESCRIBE_LOG_DIRS, handle_describe_log_dirs, 4),
-    Route(CREATE_PARTITIONS, handle_create_partitions, 3),
-    Route(DELETE_GROUPS, handle_delete_groups, 2),
-    Route(ELECT_LEADERS, handle_elect_leaders, 2),
-    Route(INCREMENTAL_ALTER_CONFIGS, handle_incremental_alter_configs, 1),
-    Route(ALTER_PARTITION_REASSIGNMENTS, handle_alter_partition_reassignments, 0),
-    Route(LIST_PARTITION_REASSIGNMENTS, handle_list_partition_reassignments, 0),
-    Route(OFFSET_DELETE, handle_offset_delete, 0),
-    Route(DESCRIBE_CLUSTER, handle_describe_cluster, 1),
-    Route(CONSUMER_GROUP_HEARTBEAT, handle_consumer_group_heartbeat, 1),
-    Route(CONSUMER_GROUP_DESCRIBE, handle_consumer_group_describe, 0),
-    Route(SASL_HANDSHAKE, handle_sasl_handshake, 1),
-    Route(SASL_AUTHENTICATE, handle_sasl_authenticate, 2),
-    Route(DESCRIBE_USER_SCRAM_CREDENTIALS, handle_describe_user_scram_credentials, 0),
-    Route(ALTER_USER_SCRAM_CREDENTIALS, handle_alter_user_scram_credentials, 0),
-    Route(DESCRIBE_ACLS, handle_describe_acls, 3),
-    Route(CREATE_ACLS, handle_create_acls, 3),
-    Route(DELETE_ACLS, handle_delete_acls, 3),
-    Route(DESCRIBE_CLIENT_QUOTAS, handle_describe_client_quotas, 1),
-    Route(ALTER_CLIENT_QUOTAS, handle_alter_client_quotas, 1),
-    Route(DESCRIBE_TRANSACTIONS, handle_describe_transactions, 0),
-    Route(LIST_TRANSACTIONS, handle_list_transactions, 1),
-    Route(WRITE_TXN_MARKERS, handle_write_txn_markers, 1),
-    Route(DESCRIBE_PRODUCERS, handle_describe_producers, 0),
+    Route(PRODUCE, handle_produce),
+    Route(FETCH, handle_fetch),
+    Route(LIST_OFFSETS, handle_list_offsets),
+    Route(METADATA, handle_metadata),
+    Route(OFFSET_COMMIT, handle_offset_commit),
+    Route(OFFSET_FETCH, handle_offset_fetch),
+    Route(FIND_COORDINATOR, handle_find_coordinator),
+    Route(JOIN_GROUP, handle_join_group),
+    Route(HEARTBEAT, handle_heartbeat),
+    Route(LEAVE_GROUP, handle_leave_group),
+    Route(SYNC_GROUP, handle_sync_group),
+    Route(DESCRIBE_GROUPS, handle_describe_groups),
+    Route(LIST_GROUPS, handle_list_groups),
+    Route(API_VERSIONS, handle_api_versions),
+    Route(CREATE_TOPICS, handle_create_topics),
+    Route(DELETE_TOPICS, handle_delete_topics),
+    Route(DELETE_RECORDS, handle_delete_records),
+    Route(INIT_PRODUCER_ID, handle_init_producer_id),
+    Route(OFFSET_FOR_LEADER_EPOCH, handle_offset_for_leader_epoch),
+    Route(ADD_PARTITIONS_TO_TXN, handle_add_partitions_to_txn),
+    Route(ADD_OFFSETS_TO_TXN, handle_add_offsets_to_txn),
+    Route(END_TXN, handle_end_txn),
+    Route(TXN_OFFSET_COMMIT, handle_txn_offset_commit),
+    Route(DESCRIBE_CONFIGS, handle_describe_configs),
+    Route(ALTER_CONFIGS, handle_alter_configs),
+    Route(DESCRIBE_LOG_DIRS, handle_describe_log_dirs),
+    Route(CREATE_PARTITIONS, handle_create_partitions),
+    Route(DELETE_GROUPS, handle_delete_groups),
+    Route(ELECT_LEADERS, handle_elect_leaders),
+    Route(INCREMENTAL_ALTER_CONFIGS, handle_incremental_alter_configs),
+    Route(ALTER_PARTITION_REASSIGNMENTS, handle_alter_partition_reassignments),
+    Route(LIST_PARTITION_REASSIGNMENTS, handle_list_partition_reassignments),
+    Route(OFFSET_DELETE, handle_offset_delete),
+    Route(DESCRIBE_CLUSTER, handle_describe_cluster),
+    Route(CONSUMER_GROUP_HEARTBEAT, handle_consumer_group_heartbeat),
+    Route(CONSUMER_GROUP_DESCRIBE, handle_consumer_group_describe),
+    Route(SASL_HANDSHAKE, handle_sasl_handshake),
+    Route(SASL_AUTHENTICATE, handle_sasl_authenticate),
+    Route(DESCRIBE_USER_SCRAM_CREDENTIALS, handle_describe_user_scram_credentials),
+    Route(ALTER_USER_SCRAM_CREDENTIALS, handle_alter_user_scram_credentials),
+    Route(DESCRIBE_ACLS, handle_describe_acls),
+    Route(CREATE_ACLS, handle_create_acls),
+    Route(DELETE_ACLS, handle_delete_acls),
+    Route(DESCRIBE_CLIENT_QUOTAS, handle_describe_client_quotas),
+    Route(ALTER_CLIENT_QUOTAS, handle_alter_client_quotas),
+    Route(DESCRIBE_TRANSACTIONS, handle_describe_transactions),
+    Route(LIST_TRANSACTIONS, handle_list_transactions),
+    Route(WRITE_TXN_MARKERS, handle_write_txn_markers),
+    Route(DESCRIBE_PRODUCERS, handle_describe_producers),
 ]

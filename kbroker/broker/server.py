@@ -32,6 +32,7 @@ from kbroker.broker.connection import Connection
 from kbroker.broker.connection_quotas import ConnectionQuotas, peer_address, resolve_overrides
 from kbroker.broker.dispatch import Dispatcher
 from kbroker.broker.maintenance import run_maintenance
+from kbroker.cluster.broker_client import InterBrokerLink
 from kbroker.config import Config
 from kbroker.log.files import OPEN_FILES
 from kbroker.log.log_manager import LogManager
@@ -46,6 +47,7 @@ log = logging.getLogger("kbroker.server")
 LISTEN_BACKLOG = 1024  # Linux caps it at net.core.somaxconn
 ACCEPT_RETRY_DELAY = 1.0  # after EMFILE and the like, as asyncio's own servers do
 TLS_HANDSHAKE_TIMEOUT = 10.0
+CONTROLLED_SHUTDOWN_TIMEOUT_S = 5.0  # most partitions move in milliseconds; this bounds a stuck one
 _RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
@@ -242,6 +244,14 @@ def _tls_contexts(config: Config) -> dict[str, ssl.SSLContext]:
             except ValueError as exc:
                 raise StartupError(f"listener {name}: {exc}") from exc
     return contexts
+def _inter_broker_link(config: Config) -> InterBrokerLink:
+    """How this broker reaches the others; its TLS client side is loaded now, so a bad one stops the start."""
+    try:
+        return InterBrokerLink(config.inter_broker_security)
+    except ValueError as exc:
+        raise StartupError(f"inter-broker listener {config.inter_broker_listener}: {exc}") from exc
+
+
 async def _load_coordinators(broker: Broker) -> None:
     """Groups first: a transaction completed on load writes markers that apply staged offsets."""
     await broker.groups.load()
@@ -267,6 +277,7 @@ async def _start_metrics(broker: Broker, acceptor: Acceptor) -> MetricsServer:
 async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     tls_contexts = _tls_contexts(config)
+    link = _inter_broker_link(config) if config.zookeeper_connect else None
     open_files = raise_open_file_limit()
     segment_files = OPEN_FILES.configure(open_files)
     store, cluster_id = await _connect_store(config) if config.zookeeper_connect else (None, None)
@@ -280,7 +291,7 @@ async def serve(config: Config) -> None:
         raise
     log.info("log loaded in %.2f s; %d segment files open (at most %d)", loop.time() - started,
              len(OPEN_FILES), segment_files)
-    broker = Broker(config, logs, store)
+    broker = Broker(config, logs, store, link)
     acceptor = Acceptor(config, broker.dispatcher)
     listeners, advertised = list(config.listeners), list(config.advertised_listeners or ())
     for index, listener in enumerate(config.listeners):
@@ -335,6 +346,8 @@ async def serve(config: Config) -> None:
         await stop.wait()
     finally:
         log.info("shutting down")
+        if broker.cluster is not None and config.controlled_shutdown_enable:
+            await broker.cluster.shut_down_controlled(CONTROLLED_SHUTDOWN_TIMEOUT_S)
         background.cancel()
         loading.cancel()
         await broker.transactions.close()  # open transactions stay in __transaction_state for the next start

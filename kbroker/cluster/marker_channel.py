@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kbroker.cluster.broker_client import BrokerConnection
+from kbroker.cluster.broker_client import BrokerConnection, InterBrokerLink, InterBrokerLoginError
 from kbroker.cluster.image import BrokerRegistration, ClusterImage
 from kbroker.errors import ErrorCode
 from kbroker.wire.messages.add_partitions_to_txn import (
@@ -42,9 +42,11 @@ VERIFY_VERSION = 4
 
 
 class MarkerChannel:
-    def __init__(self, broker_id: int, image: Callable[[], ClusterImage]) -> None:
+    def __init__(self, broker_id: int, image: Callable[[], ClusterImage], link: InterBrokerLink) -> None:
         self._client_id = f"kbroker-txn-markers-{broker_id}"
         self._image = image
+        self._link = link
+        self._refusals: dict[int, str] = {}  # broker -> the login refusal last logged (logged once, not per retry)
         self._connections: dict[int, tuple[BrokerRegistration, BrokerConnection, asyncio.Lock]] = {}
 
     def _connection(self, registration: BrokerRegistration) -> tuple[BrokerConnection, asyncio.Lock]:
@@ -52,12 +54,11 @@ class MarkerChannel:
         if known is None or known[0] != registration:
             if known is not None:
                 known[1].close()
-            known = (registration, BrokerConnection(registration.host, registration.port, self._client_id),
-                     asyncio.Lock())
+            known = (registration, self._link.connection(registration, self._client_id), asyncio.Lock())
             self._connections[registration.broker_id] = known
         return known[1], known[2]
 
-    async def _request(self, broker_id: int, api: Api, version: int, request: object) -> Any:
+    async def _request(self, broker_id: int, api: Api, version: int, request: object, purpose: str) -> Any:
         """One request to `broker_id`, or None if it is not registered or did not answer."""
         registration = self._image().brokers.get(broker_id)
         if registration is None:
@@ -65,10 +66,17 @@ class MarkerChannel:
         connection, lock = self._connection(registration)
         try:
             async with lock:
-                return await connection.request(api, version, request, REQUEST_TIMEOUT_S)
+                answer = await connection.request(api, version, request, REQUEST_TIMEOUT_S)
+        except InterBrokerLoginError as exc:
+            if self._refusals.get(broker_id) != str(exc):
+                log.error("cannot send %s to broker %d: %s", purpose, broker_id, exc)
+                self._refusals[broker_id] = str(exc)
+            return None
         except OSError as exc:
             log.warning("%s to broker %d failed: %s", api.name, broker_id, exc)
             return None
+        self._refusals.pop(broker_id, None)
+        return answer
 
     async def send(self, leader: int, producer_id: int, producer_epoch: int, coordinator_epoch: int, commit: bool,
                    partitions: Sequence[TopicPartition]) -> dict[TopicPartition, ErrorCode]:
@@ -77,7 +85,7 @@ class MarkerChannel:
             producer_id=producer_id, producer_epoch=producer_epoch, transaction_result=commit,
             coordinator_epoch=coordinator_epoch,
             topics=[WritableTxnMarkerTopic(name=t, partition_indexes=p) for t, p in _by_topic(partitions).items()])])
-        answer = await self._request(leader, WRITE_TXN_MARKERS, VERSION, request)
+        answer = await self._request(leader, WRITE_TXN_MARKERS, VERSION, request, "transaction markers")
         if answer is None:
             return {tp: ErrorCode.NOT_LEADER_OR_FOLLOWER for tp in partitions}
         results = {(t.name, p.partition_index): ErrorCode(p.error_code)
@@ -91,7 +99,8 @@ class MarkerChannel:
             transactional_id=transactional_id, producer_id=producer_id, producer_epoch=producer_epoch,
             verify_only=True, topics=[AddPartitionsToTxnTopic(name=t, partitions=p)
                                       for t, p in _by_topic(partitions).items()])])
-        answer = await self._request(coordinator, ADD_PARTITIONS_TO_TXN, VERIFY_VERSION, request)
+        answer = await self._request(coordinator, ADD_PARTITIONS_TO_TXN, VERIFY_VERSION, request,
+                                     "a transaction verification")
         if answer is None:
             return dict.fromkeys(partitions, ErrorCode.COORDINATOR_NOT_AVAILABLE)
         results = {(t.name, p.partition_index): ErrorCode(p.partition_error_code)

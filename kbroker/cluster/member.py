@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from kbroker.cluster.admin import ClusterAdmin
+from kbroker.cluster.broker_client import InterBrokerLink
 from kbroker.cluster.controller import Controller
 from kbroker.cluster.image import BrokerRegistration, ClusterImage, Endpoint, PartitionState, TopicAssignment
 from kbroker.cluster.metastore import BrokerIdInUse, MetaStore, MetaStoreError
@@ -60,7 +61,8 @@ class ClusterMember:
                  on_leadership_lost: Callable[[set[tuple[str, int]]], None],
                  on_topic_deleted: Callable[[TopicInfo], Awaitable[None]],
                  on_high_watermark: Callable[[PartitionLog], None], *,
-                 transactions: TransactionCoordinator | None = None) -> None:
+                 transactions: TransactionCoordinator | None = None, on_change: Callable[[], None] = lambda: None,
+                 link: InterBrokerLink | None = None) -> None:
         broker_id, rack, session_timeout_ms = config.node_id, config.broker_rack, config.zookeeper_session_timeout_ms
         self.store = store
         self.broker_id = broker_id
@@ -73,12 +75,14 @@ class ClusterMember:
         self._on_leadership_lost = on_leadership_lost
         self._on_topic_deleted = on_topic_deleted
         self._on_high_watermark = on_high_watermark
+        self._on_store_change = on_change  # the broker's part: ACLs, quotas
         self._lag_ms = config.replica_lag_time_max_ms
         self._min_insync_default = config.min_insync_replicas
         self._replicas: dict[tuple[str, int], LeaderReplicas] = {}
         self._isr_writes: set[tuple[str, int]] = set()  # one ISR write in flight per partition
         self.isr_shrinks = self.isr_expands = 0  # ISR changes this leader wrote (the metrics)
         self._fetchers: dict[int, ReplicaFetcher] = {}  # by leader
+        self._link = link or InterBrokerLink()  # how the fetchers reach their leaders
         self.controller = Controller(store, broker_id, auto_rebalance=config.auto_leader_rebalance_enable,
                                      rebalance_interval_s=config.leader_imbalance_check_interval_seconds,
                                      imbalance_percentage=config.leader_imbalance_per_broker_percentage)
@@ -91,6 +95,7 @@ class ClusterMember:
         self._lease_task: asyncio.Task[None] | None = None
         self._reregistering = False
         self._closing = False
+        self._image_changed = asyncio.Event()
 
     @property
     def image(self) -> ClusterImage:
@@ -116,6 +121,41 @@ class ClusterMember:
         self._lease_task = asyncio.get_running_loop().create_task(self._keep_lease())
         self._spawn(self._check_isr())
         self._on_change()
+
+    async def shut_down_controlled(self, timeout_s: float) -> None:
+        """Kafka's controlled shutdown: leave the live brokers (the registration goes, the session
+        stays, so this broker still sees the cluster) and keep serving until the controller has
+        moved every partition led here that has another live replica in its ISR. Meanwhile
+        clients get NOT_LEADER_OR_FOLLOWER naming the new leader (KIP-951) instead of a closed
+        connection, and move over at once. Bounded by `timeout_s`; then `close`."""
+        self._closing = True  # the registration goes on purpose: no registering again
+        if not self.lease_valid():  # ZooKeeper out of reach: no controller could move anything now
+            log.info("controlled shutdown skipped: the ZooKeeper session is not confirmed")
+            return
+        image = self.image
+        moving = {key for key in self._led if (state := image.states.get(key)) is not None and any(
+            replica != self.broker_id and replica in image.brokers for replica in state.isr)}
+        try:
+            await asyncio.wait_for(self.store.unregister_broker(self.broker_id), timeout_s)
+        except (MetaStoreError, asyncio.TimeoutError) as exc:
+            log.warning("controlled shutdown: could not leave the live brokers: %s", exc or "timed out")
+            return
+        log.info("controlled shutdown: waiting for %d partitions to move to other leaders", len(moving))
+        deadline = time.monotonic() + timeout_s
+        while moving:
+            states = self.image.states
+            moving = {key for key in moving if key in states and states[key].leader == self.broker_id}
+            remaining = deadline - time.monotonic()
+            if not moving or remaining <= 0:
+                break
+            self._image_changed.clear()
+            try:
+                await asyncio.wait_for(self._image_changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+        if moving:
+            log.warning("controlled shutdown: %d partitions still name this broker as leader after %.1f s",
+                        len(moving), timeout_s)
 
     async def close(self) -> None:
         self._closing = True  # the session ends here on purpose: no registering again
@@ -181,11 +221,13 @@ class ClusterMember:
     # -- acting on the image -------------------------------------------------------------------
 
     def _on_change(self) -> None:
+        self._image_changed.set()
         self.controller.on_change()
         image = self.image
         self._follow_topics(image)
         self._follow_leadership(image)
         self.admin.on_change()
+        self._on_store_change()
 
     def _follow_topics(self, image: ClusterImage) -> None:
         for info in self._logs.topics():
@@ -230,7 +272,7 @@ class ClusterMember:
             if state.leader == self.broker_id and self.broker_id in image.brokers:  # registered: not a leftover
                 led[key] = state.leader_epoch
                 self._track_followers(key, replicas, state)
-            elif self.broker_id in replicas and state.leader in image.brokers:
+            elif self.broker_id in replicas and state.leader in image.brokers and not self._closing:
                 followed.setdefault(state.leader, {})[key] = state.leader_epoch
         for key, epoch in led.items():
             if self._led.get(key) != epoch:
@@ -262,7 +304,8 @@ class ClusterMember:
         for leader, partitions in followed.items():
             fetcher = self._fetchers.get(leader)
             if fetcher is None:
-                fetcher = self._fetchers[leader] = ReplicaFetcher(self.broker_id, image.brokers[leader], self._logs)
+                fetcher = self._fetchers[leader] = ReplicaFetcher(self.broker_id, image.brokers[leader], self._logs,
+                                                                  self._link)
             if fetcher.partitions != partitions:
                 fetcher.set_partitions(partitions)
 

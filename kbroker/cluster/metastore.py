@@ -5,10 +5,16 @@ Reads are the latest `ClusterImage`, kept current by the store, which calls `on_
 event loop after every change it sees. Writes are coroutines; each write that can race another
 broker is conditional (a znode version, the controller epoch) and fails with `StaleWrite` when
 it lost the race (`write_partition_states` instead leaves out the states it could not write).
+
+Besides the image the store follows what every broker's security needs, read from its cache and
+changed by read-modify-writes it retries on the znode version (so brokers writing at once lose
+nothing), `on_change` hearing of those too: each ACL resource's entries (`acls`) and each
+`/config/users` / `/config/clients` entity's configs (`entity_configs`: SCRAM credentials, quotas).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from kbroker.cluster.image import BrokerRegistration, ClusterImage, PartitionState, TopicAssignment
@@ -26,6 +32,24 @@ class BrokerIdInUse(MetaStoreError):
     """Another live broker is registered with this broker id."""
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class AclResource:
+    """A resource pattern, in Kafka's words: LITERAL ones in `/kafka-acl/<resource_type>/<name>`,
+    PREFIXED ones in `/kafka-acl-extended/prefixed/<resource_type>/<name>`."""
+    pattern_type: str  # LITERAL or PREFIXED
+    resource_type: str  # Topic, Group, Cluster, TransactionalId, DelegationToken, User
+    name: str
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class AclEntry:
+    """One entry of a resource's znode, in Kafka's JSON words (`"permissionType":"Allow"`, `"operation":"Read"`)."""
+    principal: str
+    permission_type: str
+    operation: str
+    host: str
+
+
 class MetaStore(Protocol):
     @property
     def image(self) -> ClusterImage: ...
@@ -41,6 +65,9 @@ class MetaStore(Protocol):
     async def register_broker(self, registration: BrokerRegistration) -> int: ...
 
     async def confirm_session(self, broker_id: int) -> bool: ...
+
+    async def unregister_broker(self, broker_id: int) -> None:
+        """Remove this session's registration, keeping the session (a controlled shutdown)."""
 
     async def elect_controller(self, broker_id: int) -> int | None: ...
 
@@ -70,7 +97,16 @@ class MetaStore(Protocol):
 
     async def claim_producer_id_block(self, broker_id: int, size: int) -> int: ...
 
-    def user_configs(self) -> Mapping[str, Mapping[str, str]]:
-        """Each user's configs (`/config/users/<user>`): SCRAM credentials by mechanism name."""
+    def acls(self) -> Mapping[AclResource, frozenset[AclEntry]]:
+        """Every resource pattern that has ACL entries, with them."""
 
-    async def set_user_configs(self, name: str, configs: Mapping[str, str]) -> None: ...
+    async def update_acls(self, resource: AclResource, add: Collection[AclEntry],
+                          remove: Collection[AclEntry]) -> None:
+        """Add and remove entries of one resource (its znode is removed once it has none left)."""
+
+    def entity_configs(self) -> Mapping[str, Mapping[str, str]]:
+        """Each config entity's configs by its path below /config: `users/<user>`, `clients/<client id>`,
+        `users/<user>/clients/<client id>`, names sanitized as Kafka's (`<default>` the default entity)."""
+
+    async def alter_entity_configs(self, entity: str, changes: Mapping[str, str | None]) -> None:
+        """Set (or, for None, remove) these keys of the entity's configs, keeping the others."""

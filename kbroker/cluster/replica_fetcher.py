@@ -20,7 +20,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from kbroker.cluster.broker_client import BrokerConnection
+from kbroker.cluster.broker_client import InterBrokerLink, InterBrokerLoginError
 from kbroker.cluster.image import BrokerRegistration
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.wire.messages.fetch import FETCH, FetchPartition, FetchRequest, FetchTopic
@@ -43,17 +43,19 @@ MAX_WAIT_MS = 500
 MAX_BYTES = 16 * 1024 * 1024
 PARTITION_MAX_BYTES = 1024 * 1024
 RETRY_S = 0.2
+LOGIN_RETRY_S = 1.0
 UNDEFINED_EPOCH = -1
 
 TopicPartition = tuple[str, int]
 
 
 class ReplicaFetcher:
-    def __init__(self, broker_id: int, leader: BrokerRegistration, logs: LogManager) -> None:
+    def __init__(self, broker_id: int, leader: BrokerRegistration, logs: LogManager, link: InterBrokerLink) -> None:
         self._broker_id = broker_id
         self.leader = leader
         self._logs = logs
-        self._connection = BrokerConnection(leader.host, leader.port, f"kbroker-replica-{broker_id}")
+        self._connection = link.connection(leader, f"kbroker-replica-{broker_id}")
+        self._login_failure: str | None = None  # the last refusal logged, so a retry loop logs it once
         self._partitions: dict[TopicPartition, int] = {}  # -> the leader epoch we follow it in
         self._truncated: set[TopicPartition] = set()  # checked against the leader in that epoch
         self.leader_high_watermarks: dict[TopicPartition, int] = {}  # as the leader last answered
@@ -108,9 +110,21 @@ class ReplicaFetcher:
                 continue
             try:
                 fetching.result()
+            except InterBrokerLoginError as exc:
+                # A configuration problem (a wrong password, an untrusted certificate): said once as
+                # an error, retried at Kafka's reconnect.backoff.max.ms, said again once it changes.
+                if str(exc) != self._login_failure:
+                    log.error("cannot replicate from broker %d: %s; retrying every %.0f s", self.leader.broker_id,
+                              exc, LOGIN_RETRY_S)
+                    self._login_failure = str(exc)
+                await asyncio.sleep(LOGIN_RETRY_S)
             except (OSError, KafkaError) as exc:
                 log.info("fetching from broker %d: %s; retrying", self.leader.broker_id, exc)
                 await asyncio.sleep(RETRY_S)
+            else:
+                if self._login_failure is not None:
+                    log.info("replicating from broker %d again", self.leader.broker_id)
+                    self._login_failure = None
 
     async def _fetch_round(self) -> None:
         await self._truncate_new()

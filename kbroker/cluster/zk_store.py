@@ -8,7 +8,14 @@ Kafka's ZooKeeper layout (ZkData.scala) under the chroot of `zookeeper.connect`,
     /brokers/topics/<t>                         {"version":3,"topic_id":"..","partitions":{"0":[1,2]},..}
     /brokers/topics/<t>/partitions/<p>/state    {"controller_epoch":..,"leader":..,"version":1,"leader_epoch":..,"isr":[..]}
     /config/topics/<t>                          {"version":1,"config":{..}}
-    /config/users/<user>                        {"version":1,"config":{"SCRAM-SHA-256":"salt=..,stored_key=..,.."}}
+    /config/users/<user>                        {"version":1,"config":{"SCRAM-SHA-256":"salt=..",
+                                                 "producer_byte_rate":".."}}
+    /config/users/<user>/clients/<client id>    {"version":1,"config":{"consumer_byte_rate":".."}}
+    /config/clients/<client id>                 (the same; names sanitized, `<default>` the default entity)
+    /kafka-acl/<ResourceType>/<name>            {"version":1,"acls":[{"principal":"User:alice",
+                                                 "permissionType":"Allow","operation":"Read","host":"*"},..]}
+                                                (LITERAL patterns)
+    /kafka-acl-extended/prefixed/<ResourceType>/<name>   (the same, PREFIXED patterns)
     /admin/delete_topics/<t>                    (empty)
     /admin/preferred_replica_election           {"version":1,"partitions":[{"topic":..,"partition":..},..]}
                                                 (an unclean election: "election_type":1 in its entry)
@@ -28,6 +35,13 @@ so a topic deleted and created again under the same name gets fresh ones. A Data
 /admin/preferred_replica_election follows the elections asked for, one on /admin/reassign_partitions
 the reassignments asked for. A corrupt znode is logged and
 read as absent, never raised.
+
+ACLs and config entities are followed by watches too, not by Kafka's change notification znodes
+(`/kafka-acl-changes`, `/config/changes`), which would need purging: a ChildrenWatch per resource
+type (the paths made at start, as Kafka's authorizer makes them) and per entity type, a DataWatch
+per resource or entity. Those DataWatches never stop: a resource whose last ACL is deleted
+is often given a new one at once, and the watch reads it back whatever the order of the events.
+A user's client entities are found by a watch on `/config/users/<user>/clients`, started once it exists.
 """
 from __future__ import annotations
 
@@ -36,8 +50,9 @@ import json
 import logging
 import threading
 import time
+import types
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
@@ -46,15 +61,20 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 from kazoo.retry import KazooRetry
 
+from kbroker.cluster.config_entities import is_entity
 from kbroker.cluster.image import NO_LEADER, BrokerRegistration, ClusterImage, Endpoint, PartitionState, TopicAssignment
-from kbroker.cluster.metastore import BrokerIdInUse, MetaStoreError, StaleWrite
+from kbroker.cluster.metastore import AclEntry, AclResource, BrokerIdInUse, MetaStoreError, StaleWrite
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.checkpoints import uuid_from_base64, uuid_to_base64
 
 log = logging.getLogger("kbroker.zookeeper")
 
-PERSISTENT_PATHS = ("/brokers/ids", "/brokers/topics", "/config/topics", "/config/brokers", "/config/users",
-                    "/admin/delete_topics", "/cluster")
+ACL_ROOTS = {"LITERAL": "/kafka-acl", "PREFIXED": "/kafka-acl-extended/prefixed"}
+ACL_RESOURCE_TYPES = ("Topic", "Group", "Cluster", "TransactionalId", "DelegationToken", "User")
+ENTITY_TYPE_PATHS = ("/config/users", "/config/clients")
+PERSISTENT_PATHS = ("/brokers/ids", "/brokers/topics", "/config/topics", "/config/brokers", *ENTITY_TYPE_PATHS,
+                    "/admin/delete_topics", "/cluster",
+                    *(f"{root}/{kind}" for root in ACL_ROOTS.values() for kind in ACL_RESOURCE_TYPES))
 ELECTIONS_PATH = "/admin/preferred_replica_election"
 REASSIGNMENTS_PATH = "/admin/reassign_partitions"
 TRANSACTION_CHUNK = 500  # partition states per multi-op, well below ZooKeeper's 1 MB request limit
@@ -157,6 +177,45 @@ def _reassignments_document(reassignments: Mapping[tuple[str, int], tuple[int, .
         for (topic, partition), replicas in sorted(reassignments.items(), key=lambda item: item[0])]}
 
 
+def _acl_path(resource: AclResource) -> str:
+    if resource.pattern_type not in ACL_ROOTS or resource.resource_type not in ACL_RESOURCE_TYPES \
+            or not resource.name or "/" in resource.name:
+        raise MetaStoreError(f"no ZooKeeper path for ACLs on {resource}")
+    return f"{ACL_ROOTS[resource.pattern_type]}/{resource.resource_type}/{resource.name}"
+
+
+def _parse_acls(data: bytes | None, path: str) -> frozenset[AclEntry]:
+    document = _json(data, path)
+    if document is None:
+        return frozenset()
+    try:
+        return frozenset(AclEntry(str(e["principal"]), str(e["permissionType"]), str(e["operation"]), str(e["host"]))
+                         for e in document["acls"])
+    except (KeyError, TypeError):
+        log.error("ignoring the ACLs of %s: malformed: %r", path, document)
+        return frozenset()
+
+
+def _acls_document(entries: Collection[AclEntry]) -> dict[str, Any]:
+    return {"version": 1, "acls": [{"principal": e.principal, "permissionType": e.permission_type,
+                                    "operation": e.operation, "host": e.host} for e in sorted(entries)]}
+
+
+def _entity_path(entity: str) -> str:
+    if not is_entity(entity):
+        raise MetaStoreError(f"{entity!r} is not a config entity")
+    return f"/config/{entity}"
+
+
+def _parse_entity(data: bytes | None, path: str) -> dict[str, str]:
+    """An entity's configs; empty for a znode without data (a parent Kafka made for a user's client)."""
+    document = _json(data, path)
+    configs = document.get("config") if isinstance(document, dict) else None
+    if document is not None and not isinstance(configs, dict):
+        log.error("ignoring the configs of %s: malformed: %r", path, document)
+    return {str(k): str(v) for k, v in configs.items()} if isinstance(configs, dict) else {}
+
+
 def _state_document(state: PartitionState) -> dict[str, Any]:
     return {"controller_epoch": state.controller_epoch, "leader": state.leader, "version": 1,
             "leader_epoch": state.leader_epoch, "isr": list(state.isr)}
@@ -184,8 +243,11 @@ class ZkMetaStore:
         self._watched_topics: set[str] = set()
         self._topics: dict[str, TopicAssignment] = {}
         self._configs: dict[str, dict[str, str]] = {}
-        self._user_configs: dict[str, dict[str, str]] = {}  # SCRAM credentials (and later quotas) per user
-        self._watched_users: set[str] = set()
+        self._acls: dict[AclResource, frozenset[AclEntry]] = {}
+        self._entities: dict[str, dict[str, str]] = {}  # by path below /config
+        self._views: dict[str, Mapping] = {}  # read-only copies of the two above, made when read after a change
+        self._followed: set[str] = set()  # paths with a watch of their own (ACL resources, entities)
+        self._security_events = 0  # ACL and entity watch callbacks so far (see _is_latest)
         self._states: dict[tuple[str, int], PartitionState] = {}
         self._state_watches: dict[tuple[str, int], uuid.UUID] = {}
         self._deleting: frozenset[str] = frozenset()
@@ -236,7 +298,12 @@ class ZkMetaStore:
         DataWatch(self._client, "/controller", self._on_controller)
         DataWatch(self._client, ELECTIONS_PATH, self._on_elections)
         DataWatch(self._client, REASSIGNMENTS_PATH, self._on_reassignments)
-        ChildrenWatch(self._client, "/config/users", self._on_user_names)
+        for pattern_type, root in ACL_ROOTS.items():
+            for kind in ACL_RESOURCE_TYPES:
+                self._follow_children(f"{root}/{kind}", lambda path, p=pattern_type, k=kind: self._watch_acl(
+                    AclResource(p, k, path.rpartition("/")[2]), path))
+        for path in ENTITY_TYPE_PATHS:
+            self._follow_children(path, self._watch_entity)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._shutdown)
@@ -367,40 +434,143 @@ class ZkMetaStore:
         self._changed()
         return keep_watching
 
-    def _on_user_names(self, children: list[str]) -> None:
+    def _follow_children(self, path: str, follow: Callable[[str], None]) -> None:
+        """A ChildrenWatch on `path` calling `follow(child's path)` once for each child it sees."""
+        def on_children(children: list[str]) -> None:
+            with self._lock:
+                new = [f"{path}/{child}" for child in children if f"{path}/{child}" not in self._followed]
+                self._followed.update(new)
+            for child in new:
+                follow(child)
+        ChildrenWatch(self._client, path, on_children)
+
+    def _watch_acl(self, resource: AclResource, path: str) -> None:
+        def on_data(data: bytes | None, stat: Any, _event: Any = None) -> None:
+            entries = _parse_acls(data, path) if stat is not None else frozenset()
+            with self._lock:
+                self._security_events += 1
+                if entries:
+                    self._acls[resource] = entries
+                else:
+                    self._acls.pop(resource, None)
+                self._views.pop("acls", None)
+            self._changed()
+        DataWatch(self._client, path, on_data)
+
+    def _watch_entity(self, path: str) -> None:
+        entity = path.removeprefix("/config/")
+
+        def on_data(data: bytes | None, stat: Any, _event: Any = None) -> None:
+            with self._lock:
+                self._security_events += 1
+                if stat is None:
+                    self._entities.pop(entity, None)
+                else:
+                    self._entities[entity] = _parse_entity(data, path)
+                self._views.pop("entities", None)
+            self._changed()
+        DataWatch(self._client, path, on_data)
+        if entity.count("/") == 1 and entity.startswith("users/"):
+            DataWatch(self._client, f"{path}/clients", lambda _data, stat, _event=None: self._on_user_clients(
+                f"{path}/clients", stat))
+
+    def _on_user_clients(self, path: str, stat: Any) -> None:
+        """`/config/users/<user>/clients` came or went: follow its children while it exists (a
+        ChildrenWatch stops with its znode)."""
         with self._lock:
-            new = [name for name in children if name not in self._watched_users]
-            self._watched_users.update(new)
-        for name in new:
-            DataWatch(self._client, f"/config/users/{name}",
-                      lambda data, stat, _event=None, n=name: self._on_user_config(n, data))
+            start = stat is not None and path not in self._followed
+            if start:
+                self._followed.add(path)
+            elif stat is None:
+                self._followed.discard(path)
+        if start:
+            self._follow_children(path, self._watch_entity)
 
-    def _on_user_config(self, name: str, data: bytes | None) -> bool:
-        document = _json(data, f"/config/users/{name}") if data else None
-        configs = document.get("config") if isinstance(document, dict) else None
+    def acls(self) -> Mapping[AclResource, frozenset[AclEntry]]:
         with self._lock:
-            if isinstance(configs, dict):
-                self._user_configs[name] = {str(k): str(v) for k, v in configs.items()}
-                return True
-            self._user_configs.pop(name, None)  # deleted: stop watching, a new znode starts a new watch
-            self._watched_users.discard(name)
-            return False
+            view = self._views.get("acls")
+            if view is None:
+                view = self._views["acls"] = types.MappingProxyType(dict(self._acls))
+            return view
 
-    def user_configs(self) -> dict[str, dict[str, str]]:
+    def entity_configs(self) -> Mapping[str, Mapping[str, str]]:
         with self._lock:
-            return {name: dict(configs) for name, configs in self._user_configs.items()}
+            view = self._views.get("entities")
+            if view is None:
+                view = self._views["entities"] = types.MappingProxyType(
+                    {entity: types.MappingProxyType(dict(configs)) for entity, configs in self._entities.items()})
+            return view
 
-    async def set_user_configs(self, name: str, configs: Mapping[str, str]) -> None:
-        data = _encode({"version": 1, "config": dict(configs)})
+    async def update_acls(self, resource: AclResource, add: Collection[AclEntry],
+                          remove: Collection[AclEntry]) -> None:
+        await self._call(self._update_acls, resource, frozenset(add), frozenset(remove))
 
-        def write() -> None:
+    def _update_acls(self, resource: AclResource, add: frozenset[AclEntry], remove: frozenset[AclEntry]) -> None:
+        """Read the resource's znode, then write it conditional on the version read (create it, or
+        delete it once empty, as Kafka's AclAuthorizer does); read again when another broker won."""
+        path = _acl_path(resource)
+        while True:
+            events = self._security_events
             try:
-                self._client.set(f"/config/users/{name}", data)
+                data, stat = self._client.get(path)
+                current = _parse_acls(data, path)
             except NoNodeError:
-                self._client.create(f"/config/users/{name}", data)
-            with self._lock:  # read-your-writes on this broker; the watch confirms it
-                self._user_configs[name] = dict(configs)
-        await self._call(write)
+                stat, current = None, frozenset()
+            updated = (current - remove) | add
+            try:
+                if updated == current:
+                    pass
+                elif stat is None:
+                    self._client.create(path, _encode(_acls_document(updated)))
+                elif not updated:
+                    self._client.delete(path, version=stat.version)
+                else:
+                    self._client.set(path, _encode(_acls_document(updated)), version=stat.version)
+            except (BadVersionError, NodeExistsError, NoNodeError):
+                continue
+            with self._lock:
+                if self._is_latest(events):
+                    if updated:
+                        self._acls[resource] = updated
+                    else:
+                        self._acls.pop(resource, None)
+                    self._views.pop("acls", None)
+            return
+
+    def _is_latest(self, events: int) -> bool:
+        """Whether a write begun when `events` watch callbacks had run may go into the cache at once
+        (read-your-writes on this broker). Not when a callback ran meanwhile: it may have brought a
+        newer write of another broker, which ours must not hide; the watch brings ours soon after."""
+        return self._security_events == events
+
+    async def alter_entity_configs(self, entity: str, changes: Mapping[str, str | None]) -> None:
+        await self._call(self._alter_entity, entity, dict(changes))
+
+    def _alter_entity(self, entity: str, changes: dict[str, str | None]) -> None:
+        """Merge into the entity's znode conditional on the version read: a SCRAM credential and a
+        quota written at once on two brokers both land. Parents are made empty, as Kafka makes them."""
+        path = _entity_path(entity)
+        while True:
+            events = self._security_events
+            try:
+                data, stat = self._client.get(path)
+                configs = _parse_entity(data, path)
+            except NoNodeError:
+                stat, configs = None, {}
+            updated = {key: value for key, value in {**configs, **changes}.items() if value is not None}
+            document = _encode({"version": 1, "config": updated})
+            try:
+                if stat is None:
+                    self._client.create(path, document, makepath=True)
+                elif updated != configs:
+                    self._client.set(path, document, version=stat.version)
+            except (BadVersionError, NodeExistsError, NoNodeError):
+                continue
+            with self._lock:
+                if self._is_latest(events):
+                    self._entities[entity] = updated
+                    self._views.pop("entities", None)
+            return
 
     def _on_topic_config(self, name: str, data: bytes | None) -> bool:
         document = _json(data, f"/config/topics/{name}")
@@ -491,6 +661,18 @@ class ZkMetaStore:
                          "expire", r.broker_id)
                 waiting = True
             time.sleep(0.25)
+
+    async def unregister_broker(self, broker_id: int) -> None:
+        await self._call(self._unregister, broker_id)
+
+    def _unregister(self, broker_id: int) -> None:
+        path = f"/brokers/ids/{broker_id}"
+        stat = self._client.exists(path)
+        if stat is not None and stat.ephemeralOwner == self._client.client_id[0]:
+            try:
+                self._client.delete(path, version=stat.version)
+            except (NoNodeError, BadVersionError):
+                pass  # gone or replaced meanwhile: not ours to delete any more
 
     async def confirm_session(self, broker_id: int) -> bool:
         """True when ZooKeeper answers and this session still owns our registration."""

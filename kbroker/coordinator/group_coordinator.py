@@ -23,10 +23,11 @@ import asyncio
 import heapq
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kbroker.clock import Clock, wall_clock_ms
 from kbroker.coordinator import records as rec
 from kbroker.coordinator.classic import (
     ClassicGroup,
@@ -97,13 +98,9 @@ class ListedGroup:
     group_type: str
 
 
-def _wall_clock_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class GroupCoordinator:
     def __init__(self, config: Config, logs: LogManager, append: AppendBatch,
-                 now_ms: Callable[[], int] = _wall_clock_ms) -> None:
+                 now_ms: Clock = wall_clock_ms) -> None:
         self.config = config
         self.logs = logs
         self._append = append

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from kbroker.clock import Clock, wall_clock_ms
 from kbroker.coordinator import records as group_records
 from kbroker.coordinator import txn_records
 from kbroker.coordinator.internal_log import AppendBatch, AppendFailed, append_durably
@@ -78,14 +79,10 @@ class InitProducerIdAnswer:
     producer_epoch: int = -1
 
 
-def _wall_clock_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class TransactionCoordinator:
     def __init__(self, config: Config, logs: LogManager, append: AppendBatch, write_markers: WriteMarkers,
                  allocate_producer_id: Callable[[], Awaitable[int]],
-                 now_ms: Callable[[], int] = _wall_clock_ms, *, clustered: bool = False) -> None:
+                 now_ms: Clock = wall_clock_ms, *, clustered: bool = False) -> None:
         self.config = config
         self.logs = logs
         self._append = append

@@ -228,21 +228,21 @@ def group_segments(segments: Sequence[LogSegment], *, max_size: int, max_index_s
     while i < len(segments):
         group = [segments[i]]
         log_size = segments[i].size
-        index_size = len(segments[i].offset_index) * 8
-        time_index_size = len(segments[i].time_index) * 12
+        index_size, time_index_size = segments[i].index_sizes
         i += 1
         while i < len(segments):
             candidate = segments[i]
+            candidate_index, candidate_time_index = candidate.index_sizes
             last_offset = segments[i + 1].base_offset - 1 if i + 1 < len(segments) else first_uncleanable - 1
             if (log_size + candidate.size > max_size
-                    or index_size + len(candidate.offset_index) * 8 > max_index_size
-                    or time_index_size + len(candidate.time_index) * 12 > max_index_size
+                    or index_size + candidate_index > max_index_size
+                    or time_index_size + candidate_time_index > max_index_size
                     or (candidate.size > 0 and last_offset - group[0].base_offset > INT32_MAX)):
                 break
             group.append(candidate)
             log_size += candidate.size
-            index_size += len(candidate.offset_index) * 8
-            time_index_size += len(candidate.time_index) * 12
+            index_size += candidate_index
+            time_index_size += candidate_time_index
             i += 1
         groups.append(group)
     return groups
@@ -469,7 +469,10 @@ class LogCleaner:
         for n, i in enumerate(dirty):
             segment = segments[i]
             upper = segments[dirty[n + 1]].base_offset if n + 1 < len(dirty) else end
-            position = segment.offset_index.lookup(start)[1] if segment.base_offset < start else 0
+            position = 0
+            if segment.base_offset < start:  # from the batch holding `start`; none here: nothing to map
+                found = segment.find(start)
+                position = segment.size if found is None else found[0]
             for position, header, batch in self._batches(segment, position):
                 stats.map_bytes_read += header.size
                 if header.is_control or txns.aborted(header, i, position):
@@ -525,9 +528,9 @@ class LogCleaner:
                 new.delete()
                 return None
             for segment in group:  # an aborted transaction stays indexed as long as its marker stays
-                for txn in segment.txn_index.entries:
+                for txn in segment.aborted_txns:
                     if txn.last_offset not in dropped:
-                        new.txn_index.append(txn)
+                        new.append_aborted_txn(txn)
             new.finish_time_index()
             new.flush()
             new.set_last_modified(group[-1].last_modified_ns)
@@ -609,7 +612,7 @@ class LogCleaner:
 
     def _batches(self, segment: LogSegment, position: int) -> Iterator[tuple[int, BatchHeader, memoryview]]:
         """Every batch of `segment` from `position`, read in io-buffer-sized chunks, CRC-checked."""
-        handle = segment.log.handle()  # held while the generator lives (files.py)
+        handle = segment.handle()  # held while the generator lives (files.py)
         fd = handle.fileno()
         end = segment.size
         want = self.settings.io_buffer_size

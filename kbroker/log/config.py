@@ -37,10 +37,23 @@ class LogConfig:
     min_cleanable_dirty_ratio: float = 0.5
     min_compaction_lag_ms: int = 0
     max_compaction_lag_ms: int = LONG_MAX
+    message_timestamp_before_max_ms: int = LONG_MAX
+    message_timestamp_after_max_ms: int = LONG_MAX
+    message_timestamp_difference_max_ms: int = LONG_MAX  # deprecated: stands in for an unset before/after
 
     @property
     def log_append_time(self) -> bool:
         return self.message_timestamp_type == LOG_APPEND_TIME
+
+    def create_time_window_ms(self) -> tuple[int, int] | None:
+        """How far (before, after) the broker's clock a CreateTime record's timestamp may lie
+        (KIP-937, Kafka's LogConfig), or None when any timestamp goes."""
+        before, after = self.message_timestamp_before_max_ms, self.message_timestamp_after_max_ms
+        before = self.message_timestamp_difference_max_ms if before == LONG_MAX else before
+        after = self.message_timestamp_difference_max_ms if after == LONG_MAX else after
+        if self.log_append_time or (before == LONG_MAX and after == LONG_MAX):
+            return None
+        return before, after
 
     @property
     def deletes_old_segments(self) -> bool:
@@ -75,7 +88,8 @@ class LogConfig:
         out = {name: default for name, (_, default) in _ACCEPTED.items() if default is not None}
         for name, (field, _) in _TYPED.items():
             value = getattr(self, field)
-            out[name] = str(LONG_MAX if value is None else value)
+            if name not in _DEPRECATED or value != LONG_MAX:
+                out[name] = str(LONG_MAX if value is None else value)
         return out
 
 
@@ -160,7 +174,13 @@ _TYPED: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "min.cleanable.dirty.ratio": ("min_cleanable_dirty_ratio", _ratio),
     "min.compaction.lag.ms": ("min_compaction_lag_ms", _number(0)),
     "max.compaction.lag.ms": ("max_compaction_lag_ms", _number(1)),
+    "message.timestamp.before.max.ms": ("message_timestamp_before_max_ms", _number(0)),
+    "message.timestamp.after.max.ms": ("message_timestamp_after_max_ms", _number(0)),
+    "message.timestamp.difference.max.ms": ("message_timestamp_difference_max_ms", _number(0)),
 }
+
+# Acted on when set, but described only then: Kafka 4 no longer has them.
+_DEPRECATED = frozenset({"message.timestamp.difference.max.ms"})
 
 # The broker config that sets each topic config's default (Kafka's ServerTopicConfigSynonyms).
 BROKER_SYNONYMS: dict[str, str] = {
@@ -179,6 +199,9 @@ BROKER_SYNONYMS: dict[str, str] = {
     "min.cleanable.dirty.ratio": "log.cleaner.min.cleanable.ratio",
     "min.compaction.lag.ms": "log.cleaner.min.compaction.lag.ms",
     "max.compaction.lag.ms": "log.cleaner.max.compaction.lag.ms",
+    "message.timestamp.before.max.ms": "log.message.timestamp.before.max.ms",
+    "message.timestamp.after.max.ms": "log.message.timestamp.after.max.ms",
+    "message.timestamp.difference.max.ms": "log.message.timestamp.difference.max.ms",
 }
 
 # Topic configs Kafka knows that this log stores but does not act on: parser and Kafka's
@@ -192,9 +215,6 @@ _ACCEPTED: dict[str, tuple[Callable[[str, str], object], str | None]] = {
     "local.retention.ms": (_number(-2), "-2"),
     "message.downconversion.enable": (_boolean, None),
     "message.format.version": (_text, None),
-    "message.timestamp.after.max.ms": (_number(0), str(LONG_MAX)),
-    "message.timestamp.before.max.ms": (_number(0), str(LONG_MAX)),
-    "message.timestamp.difference.max.ms": (_number(0), None),
     "min.insync.replicas": (_number(1, INT_MAX), "1"),
     "preallocate": (_boolean, "false"),
     "remote.storage.enable": (_boolean, "false"),

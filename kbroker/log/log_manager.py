@@ -46,11 +46,11 @@ import os
 import re
 import shutil
 import threading
-import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+from kbroker.clock import Clock, wall_clock_ms
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.checkpoints import (
     LOG_START_OFFSET_CHECKPOINT,
@@ -90,10 +90,6 @@ _DELETE_DIR = re.compile(r"(?P<topic>.+)-(?P<partition>\d+)\.(?P<topic_id>[0-9a-
 _REMOVED_DIR = re.compile(r"(?P<topic>.+)-(?P<partition>\d+)\.(?P<topic_id>[0-9a-f]{32})-removed")
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _dir_name_with_suffix(partition_dir: str, suffix: str) -> str:
     """`<topic>-<partition><suffix>` within 255 bytes: a long topic name (Kafka allows 249 characters)
     is cut short, as Kafka's logDirNameWithSuffixCappedLength does; the suffix carries what start-up reads."""
@@ -109,8 +105,9 @@ def _storage_error(doing: str, e: OSError) -> KafkaError:
 
 class LogManager:
     def __init__(self, data_dir: Path, defaults: LogConfig, *, node_id: int = 1, cluster_id: str | None = None,
-                 hosts_every_partition: bool = True) -> None:
+                 hosts_every_partition: bool = True, clock: Clock = wall_clock_ms) -> None:
         self.data_dir = Path(data_dir)
+        self._clock = clock
         self.defaults = defaults
         self.node_id = node_id
         # In a cluster the cluster id comes from ZooKeeper, and a broker hosts only the partitions
@@ -151,7 +148,7 @@ class LogManager:
             save_topics(self.data_dir, topics.values())
         self._set_topics(topics)
         self._set_aside_strays(deleted_ids)
-        now_ms = _now_ms()
+        now_ms = self._clock()
         logs = {}
         for topic in topics.values():
             for partition in range(topic.partition_count):
@@ -263,7 +260,7 @@ class LogManager:
         return PartitionLog.open(self.data_dir / f"{topic.name}-{partition}", topic.name, partition, topic.topic_id,
                                  config, now_ms=now_ms, log_start_offset=log_start_offset,
                                  recovery_point=recovery_point, clean_shutdown=clean_shutdown,
-                                 on_log_start_change=self._write_log_starts)
+                                 on_log_start_change=self._write_log_starts, clock=self._clock)
 
     # -- lookups -----------------------------------------------------------------------------------
 
@@ -424,7 +421,7 @@ class LogManager:
 
     def _open_partitions(self, topic: TopicInfo, partitions: range | list[int], *, previous: TopicInfo | None) -> None:
         """Create the new partitions' logs; if that fails on disk, undo the registry change (`previous`)."""
-        now_ms = _now_ms()
+        now_ms = self._clock()
         logs = dict(self._logs)
         created = []
         try:

@@ -52,14 +52,13 @@ import errno
 import logging
 import os
 import threading
-import time
 import uuid
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
 
+from kbroker.clock import Clock, wall_clock_ms
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.checkpoints import (
     LEADER_EPOCH_CHECKPOINT,
@@ -72,7 +71,7 @@ from kbroker.log.leader_epochs import LeaderEpochCache
 from kbroker.log.producer_state import CompletedTxn, ProducerEntry, ProducerStateManager
 from kbroker.log.recovery import load_segments
 from kbroker.log.retention import SegmentInfo, deletable_segment_count
-from kbroker.log.segment import DELETED_SUFFIX, SWAP_SUFFIX, LogSegment
+from kbroker.log.segment import DELETED_SUFFIX, SWAP_SUFFIX, FileSlice, LogSegment, TimestampAndOffset
 from kbroker.log.txn_index import AbortedTxn
 from kbroker.wire.records import (
     BatchHeader,
@@ -99,22 +98,9 @@ class AppendResult:
 
 
 @dataclass(frozen=True, slots=True)
-class FileSlice:
-    file: BinaryIO  # the segment's open handle, held by the slice: use its fileno() with explicit offsets
-    position: int
-    length: int
-
-
-@dataclass(frozen=True, slots=True)
 class FetchSlices:
     slices: tuple[FileSlice, ...]
     size: int
-
-
-class TimestampAndOffset(NamedTuple):
-    offset: int
-    timestamp: int
-    leader_epoch: int  # -1 when unknown
 
 
 _NO_SLICES = FetchSlices((), 0)
@@ -123,8 +109,10 @@ _NO_SLICES = FetchSlices((), 0)
 class PartitionLog:
     def __init__(self, directory: Path, topic: str, partition: int, topic_id: uuid.UUID,
                  config: LogConfig, segments: list[LogSegment], *, log_start_offset: int,
-                 recovery_point: int, on_log_start_change: Callable[[], None] | None) -> None:
+                 recovery_point: int, on_log_start_change: Callable[[], None] | None,
+                 clock: Clock = wall_clock_ms) -> None:
         self.directory = directory
+        self._clock = clock  # for what no caller gives a time: the segment a truncation starts
         self.topic = topic
         self.partition = partition
         self.topic_id = topic_id
@@ -152,7 +140,7 @@ class PartitionLog:
     @classmethod
     def open(cls, directory: Path, topic: str, partition: int, topic_id: uuid.UUID, config: LogConfig, *,
              now_ms: int, log_start_offset: int = 0, recovery_point: int = 0, clean_shutdown: bool = False,
-             on_log_start_change: Callable[[], None] | None = None) -> PartitionLog:
+             on_log_start_change: Callable[[], None] | None = None, clock: Clock = wall_clock_ms) -> PartitionLog:
         """Open (or create) the partition directory, recovering what a crash may have torn."""
         directory.mkdir(parents=True, exist_ok=True)
         recorded = read_partition_metadata(directory)
@@ -177,7 +165,7 @@ class PartitionLog:
         partition_log = cls(directory, topic, partition, topic_id, config, segments,
                             log_start_offset=log_start_offset,
                             recovery_point=segments[-1].next_offset if clean_shutdown else recovery_point,
-                            on_log_start_change=on_log_start_change)
+                            on_log_start_change=on_log_start_change, clock=clock)
         partition_log._load_producer_state(rebuild_txn_indexes=True)
         partition_log._epochs.truncate_from_end(partition_log.log_end_offset)
         partition_log._epochs.truncate_from_start(log_start_offset)
@@ -339,13 +327,13 @@ class PartitionLog:
             return
         first_unstable = self._producers.first_unstable_offset()
         stable = txn.last_offset + 1 if first_unstable is None else first_unstable
-        created = not segment.txn_index.entries
+        created = not segment.aborted_txns
         self._with_aborts = None
         try:
-            segment.txn_index.append(AbortedTxn(txn.producer_id, txn.first_offset, txn.last_offset, stable))
+            segment.append_aborted_txn(AbortedTxn(txn.producer_id, txn.first_offset, txn.last_offset, stable))
         except OSError as exc:  # the entry is in memory; recovery rebuilds the file after a crash
-            log.error("%s-%d: writing the aborted transaction at offset %d to %s failed: %s", self.topic,
-                      self.partition, txn.last_offset, segment.txn_index.path, exc)
+            log.error("%s-%d: writing the aborted transaction at offset %d to the .txnindex of segment %d "
+                      "failed: %s", self.topic, self.partition, txn.last_offset, segment.base_offset, exc)
         if created:
             with self._lock:
                 self._dir_dirty = True
@@ -434,7 +422,7 @@ class PartitionLog:
     def _indexed_from(self, offset: int) -> list[LogSegment]:
         """The segments from the one holding `offset` on that have aborted transactions."""
         if self._with_aborts is None:
-            self._with_aborts = [s for s in self._segments if s.txn_index.entries]
+            self._with_aborts = [s for s in self._segments if s.aborted_txns]
         return [s for s in self._with_aborts if s.next_offset > offset]
 
     def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
@@ -442,7 +430,7 @@ class PartitionLog:
         upper_bound), from the segment holding `fetch_offset` on (a marker may lie past the range)."""
         found: list[AbortedTxn] = []
         for segment in self._indexed_from(fetch_offset):
-            txns, complete = segment.txn_index.collect(fetch_offset, upper_bound)
+            txns, complete = segment.collect_aborted_txns(fetch_offset, upper_bound)
             found += txns
             if complete:
                 break
@@ -457,29 +445,23 @@ class PartitionLog:
                              f"in the range {self.log_start_offset} to {self._log_end_offset}.")
         if fetch_offset >= min(max_offset, self._log_end_offset):
             return _NO_SLICES, None, 0
-        segments = self._segments
         last: tuple[LogSegment | None, int] = (None, 0)
         slices: list[FileSlice] = []
         total = 0
         offset = fetch_offset
-        for segment in segments[max(bisect_right(self._bases, fetch_offset) - 1, 0):]:
-            found = segment.find(offset)
+        for segment in self._segments[max(bisect_right(self._bases, fetch_offset) - 1, 0):]:
+            # Kafka's maxPosition: where the batches before `max_offset` end (None: the segment's end).
+            max_position = None if max_offset >= segment.next_offset else segment.end_position(max_offset)
+            found = segment.read(offset, max_bytes - total, max_position, min_one_batch and not total)
             if found is None:
                 continue
-            start, header = found
-            if header.last_offset >= max_offset:
+            piece = found.records
+            if piece is None:
                 break
-            limit = segment.end_position(max_offset)
-            room = max_bytes - total
-            if header.size > room:
-                if total or not min_one_batch:
-                    break
-                end = start + header.size
-            else:
-                end = segment.boundary_before(start, min(limit, start + room))
-            slices.append(FileSlice(segment.log.handle(), start, end - start))
+            slices.append(piece)
+            end = piece.position + piece.length
             last = (segment, end)
-            total += end - start
+            total += piece.length
             if end < segment.size or total >= max_bytes:
                 break
             offset = segment.next_offset
@@ -504,16 +486,10 @@ class PartitionLog:
         """The first record with a timestamp >= `timestamp` (Kafka's fetchOffsetByTimestamp)."""
         start = self.log_start_offset
         for segment in self._segments:
-            if segment.max_timestamp < timestamp or segment.next_offset <= start:
-                continue
-            _, indexed_offset = segment.time_index.lookup(timestamp)
-            _, position = segment.offset_index.lookup(max(indexed_offset, start))
-            for position, header in segment.headers(position):
-                if header.max_timestamp < timestamp or header.last_offset < start:
-                    continue
-                for record in decode_records(segment.read_batch(position, header.size)):
-                    if record.timestamp >= timestamp and record.offset >= start:
-                        return TimestampAndOffset(record.offset, record.timestamp, header.partition_leader_epoch)
+            if segment.next_offset > start:
+                found = segment.find_offset_by_timestamp(timestamp, start)
+                if found is not None:
+                    return found
         return None
 
     def max_timestamp_offset(self) -> TimestampAndOffset | None:
@@ -585,8 +561,7 @@ class PartitionLog:
             return
         if offset <= self._segments[0].base_offset or offset < self.log_start_offset:
             self._drop_segments(self._segments)
-            now_ms = int(time.time() * 1000)
-            self._set_segments([LogSegment.create(self.directory, offset, self.config, now_ms)])
+            self._set_segments([LogSegment.create(self.directory, offset, self.config, self._clock())])
             self.log_start_offset = offset
         else:
             keep = bisect_right(self._bases, offset)
@@ -770,8 +745,7 @@ class PartitionLog:
         if stale is not None:
             rebuild_from = self._segments[stale].base_offset
             for segment in self._segments[stale:]:
-                segment.txn_index.reset()
-                segment.txn_index_stale = False
+                segment.reset_txn_index()
             self._with_aborts = None
         start = self._producers.load(self.log_start_offset, self._log_end_offset, at_most=rebuild_from)
         for segment in self._segments:

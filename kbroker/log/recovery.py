@@ -22,7 +22,6 @@ same).
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 from pathlib import Path
 
@@ -36,7 +35,6 @@ from kbroker.log.segment import (
     LogSegment,
     file_name,
 )
-from kbroker.wire.records import INT32_MAX, BatchScan
 
 log = logging.getLogger("kbroker.log")
 
@@ -73,45 +71,11 @@ def load_segments(directory: Path, config: LogConfig, *, recovery_point: int, cl
 def recover_segment(segment: LogSegment, *, name: str) -> int:
     """CRC-scan the segment, rebuild its indexes, cut off a bad tail; return the bytes cut."""
     size = segment.size
-    segment.reset_indexes()
-    segment.txn_index_stale = True  # rebuilt by the producer-state replay (partition_log.py)
-    indexes = (segment.offset_index, segment.time_index)
-    for index in indexes:
-        index.hold_writes()
-    try:
-        end, reason = _scan(segment)
-    finally:
-        for index in indexes:
-            index.write_held()
-    if end < size:
+    reason = segment.recover()
+    if segment.size < size:
         log.warning("%s: segment %d: %s; truncating %d bytes at position %d (offsets from %d on)", name,
-                    segment.base_offset, reason, size - end, end, segment.next_offset)
-        segment.truncate_bytes(end)
-    return size - end
-
-
-def _scan(segment: LogSegment) -> tuple[int, str | None]:
-    if segment.size == 0:
-        return 0, None
-    handle = segment.log.handle()  # the map keeps its own descriptor once made
-    with mmap.mmap(handle.fileno(), segment.size, access=mmap.ACCESS_READ) as mapped:
-        view = memoryview(mapped)
-        try:
-            return _observe_all(segment, BatchScan(view))
-        finally:
-            view.release()
-
-
-def _observe_all(segment: LogSegment, scan: BatchScan) -> tuple[int, str | None]:
-    expected = segment.base_offset
-    for position, header in scan:
-        if (header.base_offset < expected or header.last_offset_delta < 0
-                or header.last_offset - segment.base_offset > INT32_MAX):
-            return position, (f"batch at position {position} has offsets {header.base_offset}.."
-                              f"{header.last_offset}, expected {expected} or above")
-        segment.observe(position, header)
-        expected = header.next_offset
-    return scan.end, scan.error
+                    segment.base_offset, reason, size - segment.size, segment.size, segment.next_offset)
+    return size - segment.size
 
 
 def _finish_swaps(directory: Path, config: LogConfig, *, now_ms: int, name: str) -> None:

@@ -1,4 +1,5 @@
-"""Where ACL bindings live: `<data dir>/acls.json` on a single node (replaced atomically).
+"""Where ACL bindings live: `<data dir>/acls.json` on a single node (replaced atomically); in a
+cluster, ZooKeeper (kbroker/cluster/acls.py, with the same `load` and `change`).
 
 Each binding is stored by name (`{"resource_type": "TOPIC", "name": "orders", "pattern_type":
 "LITERAL", "principal": "User:alice", "host": "*", "operation": "READ", "permission": "ALLOW"}`),
@@ -26,6 +27,19 @@ class FileAclStore:
                            entry["principal"], entry["host"], Operation[entry["operation"]],
                            Permission[entry["permission"]])
                 for entry in json.loads(self._path.read_text())}
+
+    @staticmethod
+    def problem(_binding: AclBinding) -> str | None:
+        """Why this store cannot keep a binding: the file keeps any."""
+        return None
+
+    async def change(self, added: set[AclBinding], removed: set[AclBinding]) -> set[AclBinding]:
+        """Store the changes durably; every binding there is then, to put in force."""
+        current = self.load()
+        bindings = (current - removed) | added
+        if bindings != current:
+            self.save(bindings)
+        return bindings
 
     def save(self, bindings: set[AclBinding]) -> None:
         entries = sorted(({"resource_type": b.resource_type.name, "name": b.name, "pattern_type": b.pattern_type.name,

@@ -1,4 +1,4 @@
-"""What every SASL mechanism server has in common."""
+"""What every SASL mechanism has in common, on the server side and on the client side."""
 from __future__ import annotations
 
 from typing import Protocol
@@ -16,3 +16,15 @@ class MechanismServer(Protocol):
     complete: bool
 
     def evaluate(self, token: bytes) -> bytes: ...
+
+
+class MechanismClient(Protocol):
+    """The client side of one exchange: send `start()`, then feed each server answer to `evaluate`
+    and send what it returns, until it returns None; then `complete` (the server was verified
+    where the mechanism can: SCRAM's server signature). AuthenticationFailed for a bad answer."""
+    mechanism: str
+    complete: bool
+
+    def start(self) -> bytes: ...
+
+    def evaluate(self, challenge: bytes) -> bytes | None: ...

@@ -17,11 +17,16 @@ _OPTION = re.compile(r'\s*([A-Za-z0-9_.\-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s;"]+)'
 def parse_jaas_users(text: str) -> dict[str, str]:
     """`org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="secret";` ->
     {"alice": "secret"} (the `username`/`password` options are the broker's own client login)."""
+    return {key[len("user_"):]: value for key, value in parse_jaas_options(text).items() if key.startswith("user_")}
+
+
+def parse_jaas_options(text: str) -> dict[str, str]:
+    """The options of a one-module `sasl.jaas.config`: `<LoginModule> required key="value" ...;`."""
     match = re.match(r"\s*([\w.$]+)\s+(required|requisite|sufficient|optional)\b(.*?);?\s*$", text, re.S)
     if not match:
         raise ValueError(f"sasl.jaas.config: expected '<LoginModule> required key=\"value\" ...;', got {text!r}")
     body = match.group(3).strip()
-    users: dict[str, str] = {}
+    options: dict[str, str] = {}
     position = 0
     while position < len(body):
         option = _OPTION.match(body, position)
@@ -30,12 +35,11 @@ def parse_jaas_users(text: str) -> dict[str, str]:
         key, value = option.group(1), option.group(2)
         if value.startswith('"'):
             value = re.sub(r"\\(.)", r"\1", value[1:-1])
-        if key.startswith("user_"):
-            users[key[len("user_"):]] = value
+        options[key] = value
         position = option.end()
         while position < len(body) and body[position].isspace():
             position += 1
-    return users
+    return options
 
 
 def parse_plain_token(token: bytes) -> tuple[str, str, str]:
@@ -79,3 +83,19 @@ class PlainServer:
         self.username = username
         self.complete = True
         return b""
+
+
+class PlainClient:
+    """The client side (a broker logging in to another): one message, `NUL username NUL password`."""
+    mechanism = "PLAIN"
+
+    def __init__(self, username: str, password: str) -> None:
+        self._token = b"\0" + username.encode("utf-8") + b"\0" + password.encode("utf-8")
+        self.complete = False
+
+    def start(self) -> bytes:
+        return self._token
+
+    def evaluate(self, challenge: bytes) -> bytes | None:
+        self.complete = True  # the server's answer to PLAIN is empty: nothing more to send
+        return None

@@ -3,6 +3,7 @@
 Entries read like Kafka's `/config/users/<user>/clients/<client-id>` znodes: `{"entity": {"user":
 "alice", "client-id": null}, "quotas": {"producer_byte_rate": 1048576}}`, null being `<default>`.
 `settings` is the live mapping the quota managers read; `replace` writes a new one and puts it in force.
+In a cluster they live in ZooKeeper instead (kbroker/cluster/client_quotas.py, the same two members).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class FileQuotaStore:
             for entry in json.loads(self._path.read_text()):
                 self.settings[QuotaEntity.of(entry["entity"].items())] = dict(entry["quotas"])
 
-    def replace(self, settings: dict[QuotaEntity, dict[str, float]]) -> None:
+    async def replace(self, settings: dict[QuotaEntity, dict[str, float]]) -> None:
         """Write the new settings, then put them in force (in place: the quota managers share the dict)."""
         kept = {entity: quotas for entity, quotas in settings.items() if quotas}
         entries = [{"entity": dict(entity.components()), "quotas": quotas} for entity, quotas in kept.items()]

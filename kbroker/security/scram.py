@@ -1,4 +1,5 @@
-"""SASL SCRAM-SHA-256 / SCRAM-SHA-512 (RFC 5802, RFC 7677), the server side, as Kafka speaks it.
+"""SASL SCRAM-SHA-256 / SCRAM-SHA-512 (RFC 5802, RFC 7677), as Kafka speaks it: the server side,
+and the client side a broker logs in to another broker with.
 
 The exchange (no channel binding: the GS2 header is `n,,` or `n,a=<authzid>,`):
     client-first  n,,n=<user>,r=<client nonce>
@@ -9,6 +10,9 @@ The broker keeps per user and mechanism only the salt, the iteration count, Stor
 H(HMAC(SaltedPassword, "Client Key")) and ServerKey = HMAC(SaltedPassword, "Server Key"), where
 SaltedPassword = PBKDF2-HMAC(password, salt, iterations): the proof is checked by recovering
 ClientKey = proof XOR HMAC(StoredKey, AuthMessage) and hashing it. The password never lands.
+The client derives the same keys from the password, salt and iterations the server sends, proves
+itself with ClientKey XOR HMAC(StoredKey, AuthMessage) and checks the server's signature, so a
+server that does not hold the credential cannot pass for one that does.
 """
 from __future__ import annotations
 
@@ -42,9 +46,12 @@ def salted_password(mechanism: str, password: str, salt: bytes, iterations: int)
 def credential_from_salted(mechanism: str, salted: bytes, salt: bytes, iterations: int) -> ScramCredential:
     """What AlterUserScramCredentials sends (the client salts): derive the keys to keep."""
     name = HASHES[mechanism]
-    client_key = hmac.digest(salted, b"Client Key", name)
-    return ScramCredential(salt, iterations, hashlib.new(name, client_key).digest(),
+    return ScramCredential(salt, iterations, hashlib.new(name, _client_key(salted, name)).digest(),
                            hmac.digest(salted, b"Server Key", name))
+
+
+def _client_key(salted: bytes, hash_name: str) -> bytes:
+    return hmac.digest(salted, b"Client Key", hash_name)
 
 
 def make_credential(mechanism: str, password: str, iterations: int = MIN_ITERATIONS,
@@ -67,6 +74,10 @@ def _username(text: str) -> str:
     if "=" in text.replace("=2C", "").replace("=3D", ""):
         raise AuthenticationFailed("Invalid SCRAM username encoding")
     return text.replace("=2C", ",").replace("=3D", "=")
+
+
+def _escape(username: str) -> str:
+    return username.replace("=", "=3D").replace(",", "=2C")
 
 
 class ScramServer:
@@ -138,3 +149,64 @@ class ScramServer:
         self.complete = True
         server_signature = hmac.digest(credential.server_key, auth_message, self._hash)
         return f"v={base64.b64encode(server_signature).decode()}".encode()
+
+
+class ScramClient:
+    """The client side of one exchange: `start()` is client-first; `evaluate` takes server-first
+    (answers client-final) and then server-final (checks the server's signature, answers None)."""
+
+    def __init__(self, mechanism: str, username: str, password: str,
+                 nonce: Callable[[], str] = lambda: secrets.token_urlsafe(24)) -> None:
+        self.mechanism = mechanism
+        self._hash = HASHES[mechanism]
+        self._password = password
+        self._first_bare = f"n={_escape(username)},r={nonce()}"
+        self._server_signature: bytes | None = None  # known once client-final is sent
+        self.complete = False
+
+    def start(self) -> bytes:
+        return f"n,,{self._first_bare}".encode()
+
+    def evaluate(self, challenge: bytes) -> bytes | None:
+        if self.complete:
+            raise AuthenticationFailed("SCRAM exchange already complete")
+        try:
+            message = challenge.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise AuthenticationFailed("Invalid SCRAM server message: not UTF-8") from exc
+        attributes = _attributes(message)
+        if "e" in attributes:
+            raise AuthenticationFailed(f"SCRAM server error: {attributes['e']}")
+        return self._server_first(message, attributes) if self._server_signature is None else \
+            self._server_final(attributes)
+
+    def _server_first(self, message: str, attributes: dict[str, str]) -> bytes:
+        client_nonce = _attributes(self._first_bare)["r"]
+        nonce = attributes.get("r", "")
+        if not nonce.startswith(client_nonce) or len(nonce) == len(client_nonce):
+            raise AuthenticationFailed("Invalid SCRAM server first message: nonce mismatch")
+        try:
+            salt = base64.b64decode(attributes["s"], validate=True)
+            iterations = int(attributes["i"])
+        except (KeyError, ValueError) as exc:
+            raise AuthenticationFailed("Invalid SCRAM server first message: salt or iterations") from exc
+        if iterations < MIN_ITERATIONS:  # as Kafka's ScramSaslClient: a weak server is refused
+            raise AuthenticationFailed(f"SCRAM iterations {iterations} is less than the minimum {MIN_ITERATIONS}")
+        salted = salted_password(self.mechanism, self._password, salt, iterations)
+        credential = credential_from_salted(self.mechanism, salted, salt, iterations)
+        without_proof = f"c={base64.b64encode(b'n,,').decode()},r={nonce}"
+        auth_message = f"{self._first_bare},{message},{without_proof}".encode()
+        signature = hmac.digest(credential.stored_key, auth_message, self._hash)
+        proof = bytes(a ^ b for a, b in zip(_client_key(salted, self._hash), signature))
+        self._server_signature = hmac.digest(credential.server_key, auth_message, self._hash)
+        return f"{without_proof},p={base64.b64encode(proof).decode()}".encode()
+
+    def _server_final(self, attributes: dict[str, str]) -> None:
+        try:
+            signature = base64.b64decode(attributes.get("v", ""), validate=True)
+        except ValueError as exc:
+            raise AuthenticationFailed("Invalid SCRAM server final message: bad base64") from exc
+        if not hmac.compare_digest(signature, self._server_signature or b""):
+            raise AuthenticationFailed("SCRAM server signature does not match: the server does not hold "
+                                       "this user's credential")
+        self.complete = True

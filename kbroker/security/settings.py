@@ -5,6 +5,12 @@ plain `<key>`: `listener.name.sasl_ssl.ssl.keystore.location` overrides `ssl.key
 for that listener only. SASL user lists come only from a listener's own JAAS config
 (`listener.name.<l>.plain.sasl.jaas.config`), as in Kafka's broker.
 
+The inter-broker listener's settings also say how this broker logs in to the others (Kafka's
+broker uses the listener's own config as its client config): its truststore checks their
+certificates, its keystore is this broker's client certificate, and the JAAS config of
+`sasl.mechanism.inter.broker.protocol` (`listener.name.<l>.<mechanism>.sasl.jaas.config`) holds
+this broker's own `username` / `password`.
+
 Keystores are PEM only (Python's `ssl`): `ssl.keystore.location` is a PEM file holding the key
 and its certificate chain, or `ssl.keystore.certificate.chain` + `ssl.keystore.key` hold them inline.
 """
@@ -14,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import Mapping
 
-from kbroker.security.plain import parse_jaas_users
+from kbroker.security.plain import parse_jaas_options, parse_jaas_users
 from kbroker.security.principal import MappingRule, parse_mapping_rules
 
 log = logging.getLogger("kbroker.config")
@@ -27,7 +33,8 @@ TLS_PROTOCOLS = ("TLSv1.2", "TLSv1.3")
 _USED = ("ssl.keystore.type", "ssl.keystore.location", "ssl.keystore.certificate.chain", "ssl.keystore.key",
          "ssl.key.password", "ssl.truststore.type", "ssl.truststore.location", "ssl.truststore.certificates",
          "ssl.client.auth", "ssl.enabled.protocols", "ssl.cipher.suites", "ssl.principal.mapping.rules",
-         "sasl.enabled.mechanisms")
+         "ssl.endpoint.identification.algorithm", "sasl.enabled.mechanisms",
+         "sasl.mechanism.inter.broker.protocol")
 
 
 def is_security_key(name: str) -> bool:
@@ -46,6 +53,7 @@ class TlsSettings:
     enabled_protocols: tuple[str, ...]
     cipher_suites: tuple[str, ...]
     principal_mapping_rules: tuple[MappingRule, ...]
+    check_hostname: bool = True  # ssl.endpoint.identification.algorithm=https: as a client, check the server's name
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,17 @@ class ListenerSecurity:
     protocol: str  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
     tls: TlsSettings | None
     sasl: SaslSettings | None
+
+
+@dataclass(frozen=True, slots=True)
+class InterBrokerSecurity:
+    """How this broker connects to the others: to their `listener`, over its protocol."""
+    listener: str
+    protocol: str
+    tls: TlsSettings | None  # this broker's side of the listener's TLS settings
+    sasl_mechanism: str | None = None
+    username: str | None = None  # this broker's own login, from the mechanism's JAAS config
+    password: str | None = None
 
 
 def listener_security(name: str, protocol: str, settings: Mapping[str, str]) -> ListenerSecurity:
@@ -77,6 +96,30 @@ def listener_security(name: str, protocol: str, settings: Mapping[str, str]) -> 
     tls = _tls_settings(get) if protocol in ("SSL", "SASL_SSL") else None
     sasl = _sasl_settings(name, get) if protocol.startswith("SASL_") else None
     return ListenerSecurity(name, protocol, tls, sasl)
+
+
+def inter_broker_security(listener: ListenerSecurity, settings: Mapping[str, str]) -> InterBrokerSecurity:
+    """The client side of the inter-broker listener; ValueError for what cannot log in."""
+    if listener.sasl is None:
+        return InterBrokerSecurity(listener.name, listener.protocol, listener.tls)
+    given = settings.get("sasl.mechanism.inter.broker.protocol")
+    mechanism = (given or "GSSAPI").strip().upper()
+    if mechanism not in SUPPORTED_MECHANISMS:
+        raise ValueError(f"sasl.mechanism.inter.broker.protocol={mechanism}{'' if given else ' (Kafka default)'}: "
+                         f"kbroker brokers log in to each other with {', '.join(SUPPORTED_MECHANISMS)}; set it to one "
+                         f"of them for the inter-broker listener {listener.name} ({listener.protocol})")
+    if mechanism not in listener.sasl.mechanisms:
+        raise ValueError(f"sasl.mechanism.inter.broker.protocol={mechanism} must be included in "
+                         f"sasl.enabled.mechanisms of the inter-broker listener {listener.name} "
+                         f"({', '.join(listener.sasl.mechanisms)})")
+    key = f"listener.name.{listener.name.lower()}.{mechanism.lower()}.sasl.jaas.config"
+    jaas = settings.get(key)
+    options = parse_jaas_options(jaas) if jaas is not None else {}
+    if not options.get("username") or not options.get("password"):
+        raise ValueError(f"{key} needs username=\"...\" password=\"...\": the login this broker uses on the "
+                         f"other brokers' {listener.name} listener with {mechanism}")
+    return InterBrokerSecurity(listener.name, listener.protocol, listener.tls, mechanism, options["username"],
+                               options["password"])
 
 
 def _split(text: str | None) -> tuple[str, ...]:
@@ -107,7 +150,15 @@ def _tls_settings(get) -> TlsSettings:  # type: ignore[no-untyped-def]
                          f"{', '.join(TLS_PROTOCOLS)})")
     return TlsSettings(location, chain, key, get("ssl.key.password"), get("ssl.truststore.location"),
                        get("ssl.truststore.certificates"), client_auth, protocols, _split(get("ssl.cipher.suites")),
-                       parse_mapping_rules(get("ssl.principal.mapping.rules", "DEFAULT") or "DEFAULT"))
+                       parse_mapping_rules(get("ssl.principal.mapping.rules", "DEFAULT") or "DEFAULT"),
+                       _endpoint_identification(get("ssl.endpoint.identification.algorithm", "https")))
+
+
+def _endpoint_identification(algorithm: str | None) -> bool:
+    """Kafka's default `https` checks the server's host name against its certificate; empty: no check."""
+    if algorithm and algorithm.lower() != "https":
+        raise ValueError(f"ssl.endpoint.identification.algorithm={algorithm}: expected https or empty")
+    return bool(algorithm)
 
 
 def _sasl_settings(name: str, get) -> SaslSettings:  # type: ignore[no-untyped-def]

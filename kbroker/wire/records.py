@@ -720,6 +720,16 @@ def keyless_record_indexes(batch: bytes | bytearray | memoryview, limit: int) ->
     return [i for i, span in enumerate(spans) if span[5] is None]
 
 
+def timestamps_out_of_range(batch: bytes | bytearray | memoryview, limit: int, low: int,
+                            high: int) -> list[tuple[int, int]]:
+    """(index, timestamp) of each record whose timestamp lies outside [low, high] (Kafka's
+    LogValidator.validateTimestamp, KIP-937); the records may decompress to at most `limit` bytes."""
+    header = BatchHeader.parse(batch)
+    base = header.base_timestamp
+    spans = record_spans(batch_body(batch, limit), header.record_count)
+    return [(i, base + span[3]) for i, span in enumerate(spans) if not low <= base + span[3] <= high]
+
+
 def rebuild_batch(header: BatchHeader, body: bytes | memoryview, spans: Sequence[RecordSpan], *,
                   delete_horizon_ms: int | None = None) -> bytes:
     """The batch `header` heads, holding only `spans` of its `body`, in its original codec.

@@ -33,7 +33,9 @@ from kbroker.wire.records import (
     compute_crc,
     decode_records,
 )
+from tests.broker_metrics import METRICS_ON, parked_fetches
 from tests.broker_process import BrokerProcess
+from tests.waiting import wait_until
 from tests.wire_client import WireClient
 
 PRODUCE, FETCH, METADATA, API_VERSIONS, CREATE_TOPICS = 0, 1, 3, 18, 19
@@ -42,7 +44,7 @@ MAX_REQUEST = 1_000_000
 
 @pytest.fixture(scope="module")
 def small_broker(tmp_path_factory):
-    overrides = {"socket.request.max.bytes": str(MAX_REQUEST), "message.max.bytes": "100000"}
+    overrides = {"socket.request.max.bytes": str(MAX_REQUEST), "message.max.bytes": "100000", **METRICS_ON}
     process = BrokerProcess(tmp_path_factory.mktemp("bad-input") / "data", overrides).start()
     yield process
     process.stop()
@@ -260,9 +262,10 @@ def test_responses_stay_in_request_order_while_a_fetch_is_held(small_broker, top
 def test_produce_wakes_a_waiting_fetch(small_broker, topic):
     with WireClient(small_broker.bootstrap) as consumer, WireClient(small_broker.bootstrap) as producer:
         end = fetch_all(consumer, topic, 0).high_watermark
+        parked = parked_fetches(small_broker)
         consumer.send(FETCH, 12, FetchRequest(max_wait_ms=10_000, min_bytes=1, topics=[FetchTopic(
             topic=topic, partitions=[FetchPartition(partition=0, fetch_offset=end, partition_max_bytes=100000)])]))
-        time.sleep(0.2)
+        wait_until(lambda: parked_fetches(small_broker) == parked + 1, "the Fetch to be parked")
         started = time.monotonic()
         assert produce(producer, topic, 0, batch(b"wake")).error_code == 0
         _, response = consumer.receive(FETCH, 12)

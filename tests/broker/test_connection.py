@@ -14,7 +14,8 @@ import weakref
 
 from kbroker.broker.connection import RESPONSE_BUFFER_BYTES, Connection
 from kbroker.errors import ProtocolViolation
-from kbroker.log.partition_log import FetchSlices, FileSlice
+from kbroker.log.partition_log import FetchSlices
+from kbroker.log.segment import FileSlice
 
 
 class FakeTransport(asyncio.Transport):

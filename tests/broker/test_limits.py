@@ -20,6 +20,8 @@ from kbroker.wire.messages import APIS
 from kbroker.wire.messages.api_versions import ApiVersionsRequest
 from kbroker.wire.messages.fetch import FetchPartition, FetchRequest, FetchTopic
 from tests.broker.test_bad_input import batch, fetch_all, produce
+from tests.broker_metrics import METRICS_ON, open_connections
+from tests.waiting import wait_until
 from tests.wire_client import WireClient
 
 API_VERSIONS, FETCH, CREATE_TOPICS = 18, 1, 19
@@ -60,14 +62,14 @@ def test_a_frame_of_exactly_socket_request_max_bytes_is_read_one_byte_more_close
 
 
 def test_max_connections_per_ip_accepts_then_closes_the_extra_connection(broker_factory):
-    broker = broker_factory({"max.connections.per.ip": "2"})
+    broker = broker_factory({"max.connections.per.ip": "2", **METRICS_ON})
     first, second = WireClient(broker.bootstrap), WireClient(broker.bootstrap)
     hello(first)
     hello(second)
     with WireClient(broker.bootstrap) as third:
         assert third.is_closed_by_peer()
     first.close()
-    time.sleep(0.2)
+    wait_until(lambda: open_connections(broker) == 1, "the broker to see the first connection closed")
     with WireClient(broker.bootstrap) as again:  # the closed connection's slot is free again
         hello(again)
     second.close()
@@ -87,8 +89,8 @@ def test_per_ip_overrides_and_a_zero_default(broker_factory):
 
 
 def test_max_connections_leaves_new_clients_waiting_until_a_slot_frees(broker_factory):
-    broker = broker_factory({"max.connections": "2"})
-    time.sleep(0.2)  # the start-up probe's connection is gone
+    broker = broker_factory({"max.connections": "2", **METRICS_ON})
+    wait_until(lambda: open_connections(broker) == 0, "the start-up probe's connection to be gone")
     first, second = WireClient(broker.bootstrap), WireClient(broker.bootstrap)
     hello(first)
     hello(second)
@@ -115,7 +117,7 @@ def test_idle_connections_are_closed_busy_ones_are_not(broker_factory):
             topic="idle-topic", partitions=[FetchPartition(partition=0, fetch_offset=0, partition_max_bytes=1000)])]))
         while time.monotonic() - started < 2.5:
             hello(chatty)
-            time.sleep(0.1)
+            time.sleep(0.1)  # the scenario: this connection is in use every 0.1 s while `idle` is not
         assert idle.is_closed_by_peer(wait=0.1)
         _, response = polling.receive(FETCH, 12)  # held 3 s: longer than the idle limit, not closed
         assert response.responses[0].partitions[0].error_code == 0

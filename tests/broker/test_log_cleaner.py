@@ -12,6 +12,8 @@ from kbroker.config import build_config
 from kbroker.log.log_manager import LogManager
 from kbroker.wire.records import Record, build_batch, decode_records, validate_produce_batch
 
+from tests.waiting import wait_until_async
+
 TOPIC_CONFIGS = {"cleanup.policy": "compact", "segment.bytes": "65536", "min.cleanable.dirty.ratio": "0.01"}
 
 
@@ -45,7 +47,7 @@ async def test_cleans_in_the_background_while_the_loop_appends(tmp_path: Path) -
     try:
         for round_ in range(20):
             write(plog, round_ * 50, 50, keys=100)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # the scenario: appends keep coming while the cleaner works
         expected = latest(plog)
         deadline = time.monotonic() + 20
         while (service.cleaner.first_dirty_offset("t", 0) or 0) < plog.segments[-1].base_offset:
@@ -65,7 +67,7 @@ async def test_close_stops_a_cleaning_and_the_log_reopens_whole(tmp_path: Path) 
     expected = latest(plog)
     service = LogCleanerService(config, logs)
     service.start()
-    await asyncio.sleep(0.1)  # mid-cleaning (it takes about half a second)
+    await wait_until_async(lambda: any(plog.directory.glob("*.cleaned")), "the cleaner to write a cleaned segment")
     started = time.monotonic()
     service.close()
     assert time.monotonic() - started < 2

@@ -19,7 +19,7 @@ from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.log_manager import LogManager
 from kbroker.log.partition_log import AppendResult
 from kbroker.wire.records import BatchHeader
-from tests.cluster.waiting import wait_until
+from tests.waiting import wait_until_async
 from tests.log.conftest import NOW, batch
 
 TP = ("t", 0)
@@ -156,7 +156,7 @@ async def test_acks_0_flushes_in_a_task_the_service_keeps_and_cancels_on_close(f
     flushing.log.flush = held_flush
     _, pending = flushing.produce(0)
     assert pending is None and len(flushing.service._tasks) == 1
-    await wait_until(started.is_set, "the fsync to start")
+    await wait_until_async(started.is_set, "the fsync to start")
     await flushing.service.close()
     assert not flushing.service._tasks and flushing.log.high_watermark == 0
     release.set()
@@ -164,7 +164,7 @@ async def test_acks_0_flushes_in_a_task_the_service_keeps_and_cancels_on_close(f
 
 async def test_acks_0_exposes_the_batch_once_fsynced(flushing):
     flushing.produce(0)
-    await wait_until(lambda: flushing.log.high_watermark == 3, "the fsynced batch to be exposed")
+    await wait_until_async(lambda: flushing.log.high_watermark == 3, "the fsynced batch to be exposed")
     assert not flushing.service._tasks
 
 

@@ -22,7 +22,9 @@ from kbroker.wire.messages.offset_commit import OffsetCommitRequest, OffsetCommi
 from kbroker.wire.messages.offset_fetch import OffsetFetchRequest, OffsetFetchRequestTopic
 from kbroker.wire.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
 from kbroker.wire.records import Record, build_batch
+from tests.broker_metrics import METRICS_ON, parked_fetches
 from tests.broker_process import BrokerProcess
+from tests.waiting import wait_until
 from tests.wire_client import WireClient
 
 PRODUCE, FETCH, METADATA, OFFSET_COMMIT, OFFSET_FETCH, LIST_GROUPS, CREATE_TOPICS, DELETE_TOPICS = 0, 1, 3, 8, 9, 16, 19, 20
@@ -52,13 +54,23 @@ def topic_id(client: WireClient, topic: str):
         topics=[MetadataRequestTopic(name=topic)], allow_auto_topic_creation=False)).topics[0].topic_id
 
 
-def park_fetch(client: WireClient, topic: str, offset: int, version: int, topic_id=None) -> None:
-    """Send a Fetch that waits (min_bytes unreachable) and give the broker time to park it."""
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    """With metrics on: a test knows from the purgatory gauge when its Fetch is parked."""
+    process = BrokerProcess(tmp_path_factory.mktemp("broker") / "data", METRICS_ON).start()
+    yield process
+    process.stop()
+
+
+def park_fetch(broker: BrokerProcess, client: WireClient, topic: str, offset: int, version: int,
+               topic_id=None) -> None:
+    """Send a Fetch that waits (min_bytes unreachable); return once the broker has parked it."""
+    before = parked_fetches(broker)
     client.send(FETCH, version, FetchRequest(
         max_wait_ms=LONG_POLL_MS, min_bytes=1 << 20, max_bytes=1 << 20, topics=[FetchTopic(
             topic=topic, topic_id=topic_id, partitions=[
                 FetchPartition(partition=0, fetch_offset=offset, partition_max_bytes=1 << 20)])]))
-    time.sleep(0.3)
+    wait_until(lambda: parked_fetches(broker) == before + 1, "the Fetch to be parked")
 
 
 @pytest.mark.parametrize("version", [12, 16], ids=["by-name", "by-topic-id"])
@@ -67,7 +79,7 @@ def test_a_parked_fetch_is_answered_at_once_when_its_topic_is_deleted(broker, to
     with WireClient(broker.bootstrap) as admin, WireClient(broker.bootstrap) as consumer:
         create(admin, topic_name)
         produce(admin, topic_name, 3)
-        park_fetch(consumer, topic_name, 3, version, topic_id(admin, topic_name))
+        park_fetch(broker, consumer, topic_name, 3, version, topic_id(admin, topic_name))
         started = time.monotonic()
         delete(admin, topic_name)
         _, response = consumer.receive(FETCH, version)
@@ -81,7 +93,7 @@ def test_a_parked_fetch_never_reads_a_new_topic_of_the_same_name(broker, topic_n
     with WireClient(broker.bootstrap) as admin, WireClient(broker.bootstrap) as consumer:
         create(admin, topic_name)
         produce(admin, topic_name, 3)
-        park_fetch(consumer, topic_name, 3, 12)
+        park_fetch(broker, consumer, topic_name, 3, 12)
         delete(admin, topic_name)
         create(admin, topic_name)
         produce(admin, topic_name, 10)

@@ -16,7 +16,10 @@ broker's session. The semantics are ZkMetaStore's:
   given (StaleWrite otherwise);
 - the pending reassignments are one znode too: `request_reassignments` creates or merges into it;
   `write_reassignments` writes topic assignments, each conditional on its version, and removes
-  that znode if its version is still the one given, all or nothing, fenced by the controller epoch.
+  that znode if its version is still the one given, all or nothing, fenced by the controller epoch;
+- ACL resources and config entities are read-modify-written at once (nothing runs in between), so
+  writes from several stores all land, as ZkMetaStore's version-checked writes make them; a
+  resource left without entries is gone; a user's client entity makes its user entity, empty.
 
 Watches: after each change the store publishes the image of that moment through `loop.call_soon`,
 in order. `hold()` stops delivering them (a broker whose watches lag behind, as after a network
@@ -27,10 +30,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+import types
+from collections.abc import Callable, Collection, Mapping, Sequence
 
+from kbroker.cluster.config_entities import is_entity
 from kbroker.cluster.image import NO_LEADER, BrokerRegistration, ClusterImage, PartitionState, TopicAssignment
-from kbroker.cluster.metastore import BrokerIdInUse, MetaStoreError, StaleWrite
+from kbroker.cluster.metastore import AclEntry, AclResource, BrokerIdInUse, MetaStoreError, StaleWrite
 from kbroker.errors import ErrorCode, KafkaError
 
 
@@ -43,7 +48,8 @@ class MemoryZooKeeper:
         self.controller_epoch_version = -1  # -1: /controller_epoch does not exist yet
         self.topics: dict[str, TopicAssignment] = {}
         self.configs: dict[str, dict[str, str]] = {}
-        self.users: dict[str, dict[str, str]] = {}
+        self.acls: dict[AclResource, frozenset[AclEntry]] = {}
+        self.entities: dict[str, dict[str, str]] = {}  # by path below /config
         self.states: dict[tuple[str, int], PartitionState] = {}
         self.deleting: set[str] = set()
         self.elections: dict[tuple[str, int], int] = {}
@@ -202,6 +208,13 @@ class MemoryMetaStore:
         self._zk.changed()
         return epoch
 
+    async def unregister_broker(self, broker_id: int) -> None:
+        self._check_open()
+        existing = self._zk.brokers.get(broker_id)
+        if existing is not None and existing[1] == self.session:
+            del self._zk.brokers[broker_id]
+            self._zk.changed()
+
     async def confirm_session(self, broker_id: int) -> bool:
         self._check_open()
         existing = self._zk.brokers.get(broker_id)
@@ -348,9 +361,29 @@ class MemoryMetaStore:
         self._zk.next_producer_id += size
         return start
 
-    def user_configs(self) -> dict[str, dict[str, str]]:
-        return {name: dict(configs) for name, configs in self._zk.users.items()}
+    def acls(self) -> Mapping[AclResource, frozenset[AclEntry]]:
+        return types.MappingProxyType(dict(self._zk.acls))
 
-    async def set_user_configs(self, name: str, configs: Mapping[str, str]) -> None:
+    async def update_acls(self, resource: AclResource, add: Collection[AclEntry],
+                          remove: Collection[AclEntry]) -> None:
         self._check_open()
-        self._zk.users[name] = dict(configs)
+        updated = (self._zk.acls.get(resource, frozenset()) - frozenset(remove)) | frozenset(add)
+        if updated:
+            self._zk.acls[resource] = updated
+        else:
+            self._zk.acls.pop(resource, None)
+        self._zk.changed()
+
+    def entity_configs(self) -> Mapping[str, Mapping[str, str]]:
+        return types.MappingProxyType({entity: types.MappingProxyType(dict(configs))
+                                       for entity, configs in self._zk.entities.items()})
+
+    async def alter_entity_configs(self, entity: str, changes: Mapping[str, str | None]) -> None:
+        self._check_open()
+        if not is_entity(entity):
+            raise MetaStoreError(f"{entity!r} is not a config entity")
+        if "/clients/" in entity:
+            self._zk.entities.setdefault(entity.split("/clients/")[0], {})
+        configs = {**self._zk.entities.get(entity, {}), **changes}
+        self._zk.entities[entity] = {key: value for key, value in configs.items() if value is not None}
+        self._zk.changed()

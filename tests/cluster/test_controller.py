@@ -149,6 +149,20 @@ async def test_elects_the_next_isr_member_when_the_leader_expires(zk: MemoryZooK
     assert leader_epoch_isr(zk, ("t", 0)) == (1, 2, (1,))
 
 
+@pytest.mark.parametrize("leaving", (1, 2), ids=("the-controller", "another-broker"))
+async def test_a_broker_leaving_in_a_controlled_shutdown_hands_its_partitions_over(zk: MemoryZooKeeper, start,
+                                                                                  leaving: int) -> None:
+    """Its registration goes while its session lives (member.py's controlled shutdown): the
+    controller, even when it is that broker, moves its partitions to the ISR at once."""
+    nodes = {n.broker_id: n for n in await controller_of(start, 1, 2, 3)}
+    await nodes[1].create("t", [[leaving, 3, 6 - leaving - 3]])
+    in_sync(zk, ("t", 0), tuple(zk.topics["t"].replicas[0]))
+    await nodes[leaving].store.unregister_broker(leaving)
+    await wait_until(lambda: zk.states[("t", 0)].leader == 3, "broker 3 to lead t-0")
+    assert leaving not in zk.states[("t", 0)].isr
+    assert nodes[leaving].sessions_lost == 0 and zk.controller[0] == 1  # nothing expired, nobody took over
+
+
 async def test_offline_partition_led_again_by_its_returning_leader(zk: MemoryZooKeeper, start) -> None:
     controller, leader = await controller_of(start, 1, 2)
     await controller.create("t", [[2, 1]])

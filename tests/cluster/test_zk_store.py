@@ -18,7 +18,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionLoss
 
 from kbroker.cluster.image import NO_LEADER, BrokerRegistration, PartitionState, TopicAssignment
-from kbroker.cluster.metastore import BrokerIdInUse, MetaStore, MetaStoreError, StaleWrite
+from kbroker.cluster.metastore import AclEntry, AclResource, BrokerIdInUse, MetaStore, MetaStoreError, StaleWrite
 from kbroker.cluster.zk_store import ZkMetaStore
 from tests.cluster.memory_store import MemoryMetaStore, MemoryZooKeeper
 from tests.cluster.waiting import wait_until
@@ -52,11 +52,15 @@ def raw(zookeeper: ZooKeeperProcess, chroot: str) -> Iterator[KazooClient]:
 
 
 class Watched:
-    """A started store following the cluster; counts the sessions it lost."""
+    """A started store following the cluster; counts the changes it reported and the sessions it lost."""
 
     def __init__(self, store: MetaStore) -> None:
         self.store = store
+        self.changes = 0
         self.sessions_lost = 0
+
+    def changed(self) -> None:
+        self.changes += 1
 
     def session_lost(self) -> None:
         self.sessions_lost += 1
@@ -78,7 +82,7 @@ class Cluster:
         self._opened.append(store)
         await store.start()
         watched = Watched(store)
-        await store.watch(lambda: None, watched.session_lost)
+        await store.watch(watched.changed, watched.session_lost)
         return watched
 
     def expire(self, watched: Watched) -> None:
@@ -377,3 +381,83 @@ async def test_reassignments_are_queued_then_written_into_the_topic_by_the_contr
         assert (dict(seen.adding), dict(seen.removing)) == ({0: (3,)}, {0: (1,)})
     with pytest.raises(StaleWrite):  # written at a version the topic's znode has left
         await first.store.write_reassignments({"t": moving}, epoch, -1)
+
+
+# -- ACLs and config entities (the contract, then Kafka's znodes) -----------------------------------
+
+ORDERS = AclResource("LITERAL", "Topic", "orders")
+BILLING = AclResource("PREFIXED", "Group", "billing-")
+
+
+def allow(user: str, operation: str = "Read") -> AclEntry:
+    return AclEntry(f"User:{user}", "Allow", operation, "*")
+
+
+async def test_acl_entries_written_from_two_stores_at_once_all_land_then_go(cluster: Cluster) -> None:
+    first, second = await cluster.open_store(), await cluster.open_store()
+    users = [f"user-{i}" for i in range(8)]
+    await asyncio.gather(*(store.store.update_acls(ORDERS, [allow(user)], []) for user in users
+                           for store in (first, second)),
+                         *(second.store.update_acls(BILLING, [allow(user, "All")], []) for user in users[:3]))
+    expected = {ORDERS: frozenset(allow(user) for user in users),
+                BILLING: frozenset(allow(user, "All") for user in users[:3])}
+    for watched in (first, second):
+        await wait_until(lambda: watched.store.acls() == expected, "every entry on each store", WAIT_S)
+    changes = first.changes
+    await second.store.update_acls(ORDERS, [], [allow(user) for user in users[1:]])
+    await wait_until(lambda: first.store.acls()[ORDERS] == {allow(users[0])}, "the removal on the other store",
+                     WAIT_S)
+    await wait_until(lambda: first.changes > changes, "the change reported (the broker puts it in force)", WAIT_S)
+    await first.store.update_acls(ORDERS, [], [allow(users[0])])
+    for watched in (first, second):
+        await wait_until(lambda: ORDERS not in watched.store.acls(), "the emptied resource gone", WAIT_S)
+    await first.store.update_acls(ORDERS, [allow("again")], [])  # a resource made again is followed again
+    await wait_until(lambda: second.store.acls().get(ORDERS) == {allow("again")}, "the resource back", WAIT_S)
+
+
+async def test_entity_configs_are_merged_key_by_key(cluster: Cluster) -> None:
+    first, second = await cluster.open_store(), await cluster.open_store()
+    await asyncio.gather(first.store.alter_entity_configs("users/alice", {"SCRAM-SHA-256": "salt=.."}),
+                         second.store.alter_entity_configs("users/alice", {"producer_byte_rate": "1024"}),
+                         second.store.alter_entity_configs("users/alice/clients/app", {"consumer_byte_rate": "2048"}),
+                         first.store.alter_entity_configs("clients/<default>", {"request_percentage": "50.5"}))
+    expected = {"users/alice": {"SCRAM-SHA-256": "salt=..", "producer_byte_rate": "1024"},
+                "users/alice/clients/app": {"consumer_byte_rate": "2048"},
+                "clients/<default>": {"request_percentage": "50.5"}}
+    for watched in (first, second):
+        await wait_until(lambda: watched.store.entity_configs() == expected, "every key on each store", WAIT_S)
+    await first.store.alter_entity_configs("users/alice", {"producer_byte_rate": None, "SCRAM-SHA-512": "x"})
+    await wait_until(lambda: second.store.entity_configs()["users/alice"] == {"SCRAM-SHA-256": "salt=..",
+                                                                              "SCRAM-SHA-512": "x"},
+                     "the key removed and the other kept", WAIT_S)
+    for bad in ("topics/orders", "users", "users/alice/clients", "clients/app/clients/x", "users//clients/x"):
+        with pytest.raises(MetaStoreError):
+            await first.store.alter_entity_configs(bad, {"producer_byte_rate": "1"})
+
+
+async def test_acls_and_entities_are_kafkas_znodes(zk_cluster: Cluster, raw: KazooClient) -> None:
+    """What Kafka's brokers and tools (kafka-acls, kafka-configs --zookeeper) write is read, and ours is theirs."""
+    store = (await zk_cluster.open_store()).store
+    await store.update_acls(ORDERS, [allow("alice", "IdempotentWrite")], [])
+    await store.update_acls(BILLING, [AclEntry("User:bob", "Deny", "All", "10.0.0.1")], [])
+    await store.alter_entity_configs("users/alice/clients/app", {"producer_byte_rate": "1024"})
+    assert json.loads(raw.get("/kafka-acl/Topic/orders")[0]) == {"version": 1, "acls": [
+        {"principal": "User:alice", "permissionType": "Allow", "operation": "IdempotentWrite", "host": "*"}]}
+    assert json.loads(raw.get("/kafka-acl-extended/prefixed/Group/billing-")[0])["acls"][0]["permissionType"] == "Deny"
+    assert json.loads(raw.get("/config/users/alice/clients/app")[0]) == {"version": 1, "config": {
+        "producer_byte_rate": "1024"}}
+    assert raw.get("/config/users/alice")[0] == b""  # made as Kafka makes a parent: no data, no configs
+    raw.create("/kafka-acl/Cluster/kafka-cluster", json.dumps({"version": 1, "acls": [
+        {"principal": "User:ops", "permissionType": "Allow", "operation": "Alter", "host": "*"}]}).encode())
+    raw.create("/config/clients/batch", json.dumps({"version": 1, "config": {"consumer_byte_rate": "10"}}).encode())
+    raw.create("/config/users/bob/clients/app", json.dumps({"version": 1, "config": {}}).encode(), makepath=True)
+    raw.set("/config/users/bob/clients/app", json.dumps({"version": 1, "config": {"producer_byte_rate": "5"}}).encode())
+    raw.create("/kafka-acl/Topic/broken", b"{oops")
+    await wait_until(lambda: store.acls().get(AclResource("LITERAL", "Cluster", "kafka-cluster"))
+                     == {AclEntry("User:ops", "Allow", "Alter", "*")}, "kafka-acls' binding", WAIT_S)
+    await wait_until(lambda: store.entity_configs().get("users/bob/clients/app") == {"producer_byte_rate": "5"}
+                     and store.entity_configs().get("clients/batch") == {"consumer_byte_rate": "10"},
+                     "kafka-configs' quotas", WAIT_S)
+    assert AclResource("LITERAL", "Topic", "broken") not in store.acls()
+    await store.update_acls(ORDERS, [], [allow("alice", "IdempotentWrite")])
+    assert raw.exists("/kafka-acl/Topic/orders") is None  # removed with its last entry, as Kafka does

@@ -15,6 +15,7 @@ from kbroker.coordinator.offsets import CommittedOffset, OffsetStore
 from kbroker.errors import ErrorCode
 from kbroker.log.log_manager import LogManager
 from tests.coordinator.appending import append_at_once
+from tests.waiting import wait_until_async
 
 E = ErrorCode
 TOPIC = "orders"
@@ -208,7 +209,9 @@ async def test_close_answers_held_joins(tmp_path):
         group_id="g", member_id=first.member_id, group_instance_id=None, client_id="c", client_host="/h",
         session_timeout_ms=10_000, rebalance_timeout_ms=60_000, protocol_type="consumer",
         protocols=[Protocol("range", b"")], version=7))
-    await asyncio.sleep(0.05)
+    group = coordinator.groups["g"]
+    await wait_until_async(lambda: getattr(group.members.get(first.member_id), "awaiting_join", None) is not None,
+                           "the second JoinGroup to be held")
     assert not held.done()
     await coordinator.close()
     assert (await held).error == E.NOT_COORDINATOR

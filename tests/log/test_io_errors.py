@@ -125,15 +125,15 @@ def test_a_failed_index_entry_undoes_the_whole_append(open_log: OpenLog, faults:
     log = open_log()
     append(log)
     append(log)  # more than index.interval.bytes (200) since the last entry: the next append writes one
-    index_entries = len(log.segments[-1].offset_index)
+    index_bytes = log.segments[-1].index_sizes[0]
     for suffix in (".index", ".timeindex"):
         faults.add("write", suffix, partial=3)
         with pytest.raises(OSError):
             append(log)
-        assert log.log_end_offset == 6 and len(log.segments[-1].offset_index) == index_entries
+        assert log.log_end_offset == 6 and log.segments[-1].index_sizes[0] == index_bytes
         assert_consistent(log)
     assert append(log).base_offset == 6
-    assert len(log.segments[-1].offset_index) == index_entries + 1
+    assert log.segments[-1].index_sizes[0] == index_bytes + 8  # one entry
     assert_consistent(log)
     log.close()
     assert open_log(clean_shutdown=True, recovery_point=9).log_end_offset == 9

@@ -41,6 +41,19 @@ def test_kafka_defaults() -> None:
         "unclean.leader.election.enable": "false"}
 
 
+def test_the_create_time_window_falls_back_to_the_deprecated_difference() -> None:
+    """KIP-937 as Kafka's LogConfig: before/after.max.ms, each unset one taken from
+    difference.max.ms; no window at all by default or with LogAppendTime."""
+    assert LogConfig().create_time_window_ms() is None
+    assert LogConfig(message_timestamp_before_max_ms=5).create_time_window_ms() == (5, LONG_MAX)
+    assert LogConfig(message_timestamp_difference_max_ms=7,
+                     message_timestamp_after_max_ms=3).create_time_window_ms() == (7, 3)
+    assert LogConfig(message_timestamp_before_max_ms=5,
+                     message_timestamp_type="LogAppendTime").create_time_window_ms() is None
+    described = LogConfig.from_topic_configs({"message.timestamp.difference.max.ms": "9"}, LogConfig())
+    assert described.topic_configs()["message.timestamp.difference.max.ms"] == "9"
+
+
 def test_topic_overrides_are_parsed_and_validated() -> None:
     base = LogConfig(retention_ms=1)
     config = LogConfig.from_topic_configs({"segment.bytes": "2048", "flush.ms": "100", "cleanup.policy": "delete,compact",

@@ -246,3 +246,20 @@ def test_a_partition_moved_away_is_deleted_alone_and_stays_gone(tmp_path: Path) 
     assert again.get_log("t", 0).log_end_offset == end and again.topic("t") == info
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("t-")) == ["t-0"]
     again.shutdown()
+
+
+def test_segments_are_created_at_the_time_of_the_clock_given(tmp_path: Path) -> None:
+    """segment.ms counts an idle segment's age from its creation (its records are stamped long ago
+    here): the log manager and a truncation take that time from the injected clock."""
+    clock = [NOW]
+    logs = LogManager(tmp_path, DEFAULTS, clock=lambda: clock[0]).load()
+    logs.create_topic("t", 1, {"segment.ms": "1000"})
+    log = logs.get_log("t", 0)
+    append(log, timestamp=NOW - 10**9)
+    assert not log.roll_if_idle(NOW + 1000)
+    assert log.roll_if_idle(NOW + 1001)
+    clock[0] = NOW + 5000
+    log.truncate_to(0)  # back to one new, empty segment, created now
+    append(log, timestamp=NOW - 10**9)
+    assert not log.roll_if_idle(NOW + 6000) and log.roll_if_idle(NOW + 6001)
+    logs.shutdown()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from kbroker.config import ConfigError, build_config
+from kbroker.config import build_config
 from kbroker.security.acl_store import FileAclStore
 from kbroker.security.acls import (
     AclBinding,
@@ -106,7 +106,7 @@ def test_the_store_keeps_bindings_across_restarts(tmp_path):
     assert FileAclStore(tmp_path / "empty").load() == set()
 
 
-def test_acls_are_refused_in_a_cluster_until_zookeeper_keeps_them():
-    with pytest.raises(ConfigError, match="authorizer.class.name"):
-        build_config({"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
-                      "zookeeper.connect": "127.0.0.1:2181"})
+def test_a_cluster_can_have_an_authorizer():  # its ACLs live in ZooKeeper (kbroker/cluster/acls.py)
+    config = build_config({"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+                           "zookeeper.connect": "127.0.0.1:2181"})
+    assert config.authorizer_class_name and config.zookeeper_connect

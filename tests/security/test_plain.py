@@ -2,7 +2,7 @@
 import pytest
 
 from kbroker.security.mechanism import AuthenticationFailed
-from kbroker.security.plain import PlainServer, parse_jaas_users, parse_plain_token
+from kbroker.security.plain import PlainClient, PlainServer, parse_jaas_options, parse_jaas_users, parse_plain_token
 
 
 def test_jaas_users():
@@ -36,3 +36,17 @@ def test_plain_server():
                            (b"garbage", "Invalid SASL/PLAIN response")):
         with pytest.raises(AuthenticationFailed, match=message):
             PlainServer(users).evaluate(token)
+
+
+def test_the_plain_client_logs_in_to_the_plain_server():
+    server = PlainServer({"broker": "b-secret"})
+    client = PlainClient("broker", "b-secret")
+    assert client.evaluate(server.evaluate(client.start())) is None
+    assert client.complete and server.username == "broker"
+    with pytest.raises(AuthenticationFailed, match="Invalid username or password"):
+        PlainServer({"broker": "b-secret"}).evaluate(PlainClient("broker", "wrong").start())
+
+
+def test_jaas_options_hold_the_brokers_own_login():
+    options = parse_jaas_options('x.ScramLoginModule required username="b1" password="p w\\"d";')
+    assert options == {"username": "b1", "password": 'p w"d'}

@@ -18,8 +18,8 @@ from kbroker.wire.messages import APIS
 HERE = Path(__file__).parent
 GOLDEN = [json.loads(line) for line in (HERE / "golden" / "requests.jsonl").read_text().splitlines()]
 RESPONSES = [json.loads(line) for line in (HERE / "golden" / "responses.jsonl").read_text().splitlines()]
-# Transactions and client telemetry are not declared yet.
-UNDECLARED = {24: "AddPartitionsToTxn", 26: "EndTxn", 71: "GetTelemetrySubscriptions"}
+# Client telemetry (KIP-714) is not declared.
+UNDECLARED = {71: "GetTelemetrySubscriptions"}
 DECODABLE = [(n, line) for n, line in enumerate(GOLDEN, 1) if line["api_key"] in APIS]
 
 

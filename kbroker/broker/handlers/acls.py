@@ -3,7 +3,8 @@
 Describing needs DESCRIBE on the cluster, creating and deleting ALTER, as in Kafka. Without
 `authorizer.class.name` every call answers SECURITY_DISABLED. Bindings are validated one by one
 (INVALID_REQUEST for a filter-only value such as ANY in a binding); the valid ones of a request
-are written to the store together, then take effect at once.
+are written to the store together (the data dir, or ZooKeeper in a cluster), then take effect at
+once here (on the other brokers of a cluster once their ZooKeeper watches fire).
 """
 from __future__ import annotations
 
@@ -77,27 +78,27 @@ def _refusal(ctx: RequestContext, operation: Operation) -> ErrorCode | None:
     return None if on_cluster(ctx, operation) else ErrorCode.CLUSTER_AUTHORIZATION_FAILED
 
 
-def handle_create_acls(ctx: RequestContext, request: CreateAclsRequest) -> CreateAclsResponse:
+async def handle_create_acls(ctx: RequestContext, request: CreateAclsRequest) -> CreateAclsResponse:
     refused = _refusal(ctx, Operation.ALTER)
     if refused:
         return CreateAclsResponse(results=[AclCreationResult(error_code=refused) for _ in request.creations])
-    bindings = set(ctx.broker.authorizer.bindings)
+    bindings: set[AclBinding] = set()
     results = []
     for creation in request.creations:
         binding = AclBinding(_enum(ResourceType, creation.resource_type), creation.resource_name,
                              _enum(PatternType, creation.resource_pattern_type), creation.principal, creation.host,
                              _enum(Operation, creation.operation), _enum(Permission, creation.permission_type))
-        problem = binding.problem()
+        problem = binding.problem() or ctx.broker.acl_store.problem(binding)
         if problem:
             results.append(AclCreationResult(error_code=ErrorCode.INVALID_REQUEST, error_message=problem))
         else:
             bindings.add(binding)
             results.append(AclCreationResult(error_code=0))
-    _store(ctx, bindings)
+    await _store(ctx, bindings - ctx.broker.authorizer.bindings, set())
     return CreateAclsResponse(results=results)
 
 
-def handle_delete_acls(ctx: RequestContext, request: DeleteAclsRequest) -> DeleteAclsResponse:
+async def handle_delete_acls(ctx: RequestContext, request: DeleteAclsRequest) -> DeleteAclsResponse:
     refused = _refusal(ctx, Operation.ALTER)
     if refused:
         return DeleteAclsResponse(filter_results=[DeleteAclsFilterResult(error_code=refused) for _ in request.filters])
@@ -115,14 +116,13 @@ def handle_delete_acls(ctx: RequestContext, request: DeleteAclsRequest) -> Delet
             DeleteAclsMatchingAcl(error_code=0, resource_type=b.resource_type, resource_name=b.name,
                                   pattern_type=b.pattern_type, principal=b.principal, host=b.host,
                                   operation=b.operation, permission_type=b.permission) for b in matching]))
-    _store(ctx, bindings)
+    await _store(ctx, set(), ctx.broker.authorizer.bindings - bindings)
     return DeleteAclsResponse(filter_results=results)
 
 
-def _store(ctx: RequestContext, bindings: set[AclBinding]) -> None:
-    if bindings != ctx.broker.authorizer.bindings:
-        ctx.broker.acl_store.save(bindings)  # durable before anyone is told, then in force
-        ctx.broker.authorizer.replace(bindings)
+async def _store(ctx: RequestContext, added: set[AclBinding], removed: set[AclBinding]) -> None:
+    if added or removed:  # durable before anyone is told, then in force
+        ctx.broker.authorizer.replace(await ctx.broker.acl_store.change(added, removed))
 
 
 def _order(binding: AclBinding) -> tuple:

@@ -3,8 +3,8 @@
 Describing needs DESCRIBE_CONFIGS on the cluster, altering ALTER_CONFIGS, as in Kafka. kbroker
 enforces producer_byte_rate, consumer_byte_rate and request_percentage; controller_mutation_rate
 is refused (INVALID_REQUEST) rather than stored and silently ignored.
-Changes are written to the store, then apply to the next request. A cluster refuses them: they
-would hold on the broker that was asked only (ZooKeeper storage is not done yet).
+Changes are written to the store (the data dir, or ZooKeeper in a cluster), then apply to the next
+request (on the other brokers of a cluster once their ZooKeeper watches fire).
 """
 from __future__ import annotations
 
@@ -28,8 +28,6 @@ from kbroker.wire.messages.describe_client_quotas import (
 )
 
 EXACT, DEFAULT_MATCH, ANY = 0, 1, 2
-CLUSTER_QUOTAS = ("client quotas are kept in the data dir of a single node; a cluster would need them in "
-                  "ZooKeeper (/config/users, /config/clients), which kbroker does not do yet")
 
 
 def handle_describe_client_quotas(ctx: RequestContext, request: DescribeClientQuotasRequest
@@ -56,13 +54,9 @@ def handle_describe_client_quotas(ctx: RequestContext, request: DescribeClientQu
     return DescribeClientQuotasResponse(error_code=0, entries=entries)
 
 
-def handle_alter_client_quotas(ctx: RequestContext, request: AlterClientQuotasRequest) -> AlterClientQuotasResponse:
+async def handle_alter_client_quotas(ctx: RequestContext, request: AlterClientQuotasRequest
+                                     ) -> AlterClientQuotasResponse:
     permitted = authorization.on_cluster(ctx, Operation.ALTER_CONFIGS)
-    if ctx.broker.cluster is not None:  # each broker would enforce only what it was told
-        return AlterClientQuotasResponse(entries=[EntryResult(
-            error_code=ErrorCode.INVALID_REQUEST, error_message=CLUSTER_QUOTAS,
-            entity=[AlteredEntity(entity_type=e.entity_type, entity_name=e.entity_name) for e in entry.entity])
-            for entry in request.entries])
     store = ctx.broker.client_quotas
     results = []
     updated = dict(store.settings)
@@ -90,5 +84,5 @@ def handle_alter_client_quotas(ctx: RequestContext, request: AlterClientQuotasRe
             updated[entity] = quotas
         results.append(EntryResult(error_code=0, entity=named))
     if updated != store.settings:
-        store.replace(updated)  # durable first, then in force
+        await store.replace(updated)  # durable first, then in force
     return AlterClientQuotasResponse(entries=results)

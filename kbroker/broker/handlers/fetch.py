@@ -19,9 +19,10 @@ every client accepts (kafka-python asks for a session with epoch 0 and falls bac
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any, Awaitable
 
-from kbroker.broker import authorization
+from kbroker.broker import authorization, leader_hints
 from kbroker.broker.dispatch import RequestContext
 from kbroker.broker.throttling import charge, refund
 from kbroker.errors import ErrorCode, KafkaError
@@ -47,10 +48,10 @@ def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse | 
         return FetchResponse(error_code=session_error, session_id=0)
     responses, total, had_error = _read(ctx, request)
     if total >= request.min_bytes or had_error or request.max_wait_ms <= 0:
-        return _answer(ctx, request, responses, total)
+        return _answer(ctx, request, responses, total, had_error)
     watched = _watched_partitions(ctx, request)
     if not watched:
-        return _answer(ctx, request, responses, total)
+        return _answer(ctx, request, responses, total, had_error)
     return _long_poll(ctx, request, watched)
 
 
@@ -74,11 +75,11 @@ async def _long_poll(ctx: RequestContext, request: FetchRequest, watched: list[t
             purgatory.unwatch(woken, watched)
         responses, total, had_error = _read(ctx, request)
         if total >= request.min_bytes or had_error or timed_out:
-            return _answer(ctx, request, responses, total)
+            return _answer(ctx, request, responses, total, had_error)
 
 
 def _answer(ctx: RequestContext, request: FetchRequest, responses: list[FetchableTopicResponse],
-            total: int) -> FetchResponse:
+            total: int, had_error: bool) -> FetchResponse:
     """The answer, unless it takes a consumer over its consumer_byte_rate: then, as Kafka does, an
     empty answer with the throttle time (and the bytes not counted, as they are not sent). As in
     Kafka, an answer larger than the quota allows over its whole span is never sent: consumers
@@ -90,7 +91,8 @@ def _answer(ctx: RequestContext, request: FetchRequest, responses: list[Fetchabl
         if throttle:
             refund(ctx, quota, total)
             return FetchResponse(throttle_time_ms=throttle, responses=[])
-    return FetchResponse(responses=responses)
+    response = FetchResponse(responses=responses)
+    return leader_hints.hint_fetch_endpoints(ctx, response) if had_error else response
 
 
 def _time_out(waiter: asyncio.Future[bool | None]) -> None:
@@ -152,8 +154,12 @@ def _read(ctx: RequestContext, request: FetchRequest) -> tuple[list[FetchableTop
                              if name is not None and unknown != ErrorCode.TOPIC_AUTHORIZATION_FAILED else unknown)
             if isinstance(partition_log, ErrorCode):
                 code = unknown if partition_log == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION else partition_log
-                partitions.append(PartitionData(partition_index=wanted.partition, error_code=code,
-                                                high_watermark=-1, records=b""))
+                answer = PartitionData(partition_index=wanted.partition, error_code=code, high_watermark=-1,
+                                       records=b"")
+                if code == ErrorCode.NOT_LEADER_OR_FOLLOWER and (
+                        leader := leader_hints.fetch_leader(ctx, name, wanted.partition)) is not None:
+                    answer = dataclasses.replace(answer, current_leader=leader)
+                partitions.append(answer)
                 had_error = True
                 continue
             if follower:

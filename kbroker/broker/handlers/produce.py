@@ -1,7 +1,7 @@
 """Produce: translate the request into partition-service appends and their results into answers.
 
 What a batch goes through — validation (framing, CRC-32C, zstd on old versions, the
-transaction still open, keys on a compacted topic), the append, flush.messages, the high
+transaction still open, keys on a compacted topic, the CreateTime window), the append, flush.messages, the high
 watermark and the acks=all wait for the ISR — is the partition service's (partitions.py). Here
 are the request-level parts, as in Kafka's KafkaApis: the transactional id's authorization (a
 transactional batch without one is refused whole with TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
@@ -14,7 +14,8 @@ Kafka does, so the client notices and refreshes its metadata. Otherwise the answ
 once the service says the appends are safe (at once unless flush.messages or acks=all with
 followers holds it); a partition that failed after its append (a failed fsync:
 KAFKA_STORAGE_ERROR; not replicated: REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-NOT_LEADER_OR_FOLLOWER) is answered with that error and the others normally.
+NOT_LEADER_OR_FOLLOWER) is answered with that error and the others normally. In a cluster a
+partition answered NOT_LEADER_OR_FOLLOWER names its new leader (KIP-951).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
-from kbroker.broker import authorization, txn_verification
+from kbroker.broker import authorization, leader_hints, txn_verification
 from kbroker.broker.dispatch import NO_RESPONSE, RequestContext
 from kbroker.broker.partitions import AppendError, TopicPartition
 from kbroker.broker.throttling import charge
@@ -51,7 +52,20 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest) -> Any:
             return _refuse_all(request, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
         if ctx.broker.config.transaction_partition_verification_enable:
             return _produce_verified(ctx, request)
-    return _produce(ctx, request, {}, {})
+    return _hinted(ctx, _produce(ctx, request, {}, {}))
+
+
+def _hinted(ctx: RequestContext, answer: Any) -> Any:
+    """Partitions answered NOT_LEADER_OR_FOLLOWER name their new leader (KIP-951, leader_hints.py)."""
+    if ctx.broker.cluster is None or answer is NO_RESPONSE:
+        return answer
+    if asyncio.iscoroutine(answer):
+        return _hinted_later(ctx, answer)
+    return leader_hints.hint_produce(ctx, answer)
+
+
+async def _hinted_later(ctx: RequestContext, answer: Awaitable[ProduceResponse]) -> ProduceResponse:
+    return leader_hints.hint_produce(ctx, await answer)
 
 
 def _refuse_all(request: ProduceRequest, code: ErrorCode) -> ProduceResponse:
@@ -62,7 +76,7 @@ def _refuse_all(request: ProduceRequest, code: ErrorCode) -> ProduceResponse:
 async def _produce_verified(ctx: RequestContext, request: ProduceRequest) -> Any:
     """A transaction's first batches on partitions are appended once the coordinator vouched for them."""
     refused, verified = await txn_verification.verify(ctx.broker, request)
-    answer = _produce(ctx, request, refused, verified)
+    answer = _hinted(ctx, _produce(ctx, request, refused, verified))
     if asyncio.iscoroutine(answer):
         return await answer
     return answer
