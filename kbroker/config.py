@@ -539,22 +539,3 @@ def _check_group_ranges(config: Config) -> None:
             raise ConfigError(f"{name}={value} must be between {low}={minimum} and {high}={maximum}")
     if config.group_consumer_heartbeat_interval_ms >= config.group_consumer_session_timeout_ms:
         raise ConfigError("group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms")
-
-
-def read_properties(path: Path) -> dict[str, str]:
-    """Java .properties: `key=value` or `key: value`, `#`/`!` comments, `\\` continuations."""
-    settings: dict[str, str] = {}
-    pending = ""
-    for raw in path.read_text().splitlines():
-        line = pending + raw.strip()
-        pending = ""
-        if not line or line[0] in "#!":
-            continue
-        if line.endswith("\\"):
-            pending = line[:-1]
-            continue
-        match = re.match(r"([^=:\s]+)\s*[=:\s]\s*(.*)", line)
-        if not match:
-            raise ConfigError(f"{path}: cannot parse line {raw!r}")
-        settings[match.group(1)] = match.group(2)
-    return settings

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from kbroker.config import BROKER_CONFIGS, ConfigError, Listener, build_config, read_properties
+from kbroker.config import BROKER_CONFIGS, ConfigError, Listener, build_config
 from kbroker.log.config import LONG_MAX, LogConfig
+from kbroker.properties import read_properties
 
 
 def test_defaults_are_kafkas():
