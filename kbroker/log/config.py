@@ -229,14 +229,15 @@ class LogConfig:
         return dataclasses.replace(broker_defaults, **changes)
 
     @classmethod
-    def from_values(cls, values: Mapping[str, object]) -> LogConfig:
+    def from_values(cls, values: Mapping[str, Any]) -> LogConfig:
         """A LogConfig from typed values by topic config name (the broker's defaults), each checked
         as an override would be; INVALID_CONFIG if one is out of range."""
-        changes = {}
+        changes: dict[str, Any] = {}
         for name, value in values.items():
             key = TOPIC_CONFIGS[name]
-            changes[key.field] = key.type.check(name, value)  # type: ignore[arg-type]
-        return cls(**changes)  # type: ignore[arg-type]
+            assert key.field is not None, f"{name} is stored, not a LogConfig field"
+            changes[key.field] = key.type.check(name, value)
+        return cls(**changes)
 
     def topic_configs(self) -> dict[str, str]:
         """Every topic config's default-or-effective value by Kafka name (DescribeConfigs)."""
