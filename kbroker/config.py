@@ -213,153 +213,247 @@ IGNORED_KEYS = frozenset({
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    node_id: int = config_key("node.id", parse_int, "1", minimum=0)
-    log_dirs: str = config_key("log.dirs", str, "./kbroker-data")
-    listeners: tuple[Listener, ...] = config_key("listeners", parse_listeners, "PLAINTEXT://127.0.0.1:9092")
-    advertised_listeners: tuple[Listener, ...] | None = config_key("advertised.listeners", parse_listeners, None)
-    listener_security_protocol_map: tuple[tuple[str, str], ...] = config_key("listener.security.protocol.map",
-                                                                             parse_protocol_map,
-                                                                             DEFAULT_PROTOCOL_MAP)
-    inter_broker_listener_name: str | None = config_key("inter.broker.listener.name", str.upper, None)
-    security_inter_broker_protocol: str | None = config_key("security.inter.broker.protocol",
-                                                            parse_security_protocol, None)
+    node_id: int = config_key("node.id", parse_int, "1", minimum=0,
+                              doc="This broker's id, unique in the cluster (broker.id is the older name)")
+    log_dirs: str = config_key("log.dirs", str, "./kbroker-data",
+                               doc="The data directory (of a comma-separated list, the first is used)")
+    listeners: tuple[Listener, ...] = config_key("listeners", parse_listeners, "PLAINTEXT://127.0.0.1:9092",
+                                                 doc="Where the broker listens: NAME://host:port, comma-separated")
+    advertised_listeners: tuple[Listener, ...] | None = config_key("advertised.listeners", parse_listeners, None,
+                                                                   doc="Where clients reconnect, per listener name "
+                                                                       "(default: the listener's address)")
+    listener_security_protocol_map: tuple[tuple[str, str], ...] = config_key(
+        "listener.security.protocol.map", parse_protocol_map, DEFAULT_PROTOCOL_MAP,
+        doc="The security protocol of each listener name: NAME:PROTOCOL, comma-separated")
+    inter_broker_listener_name: str | None = config_key("inter.broker.listener.name", str.upper, None,
+                                                        doc="The listener brokers use to reach each other")
+    security_inter_broker_protocol: str | None = config_key(
+        "security.inter.broker.protocol", parse_security_protocol, None,
+        doc="The security protocol between brokers (instead of inter.broker.listener.name)")
     connections_max_reauth_ms: int = config_key("connections.max.reauth.ms", parse_int, "0", minimum=0,
-                                                doc="KIP-368; 0: sessions do not expire")
-    connection_failed_authentication_delay_ms: int = config_key("connection.failed.authentication.delay.ms",
-                                                                parse_int, "100", minimum=0,
-                                                                doc="the close after a refused login waits this long")
-    metrics_listener: Listener | None = config_key("metrics.listener", parse_metrics_listener, "")
-    num_partitions: int = config_key("num.partitions", parse_int, "1", minimum=1)
-    default_replication_factor: int = config_key("default.replication.factor", parse_int, "1", minimum=1)
-    auto_create_topics_enable: bool = config_key("auto.create.topics.enable", parse_bool, "true")
-    delete_topic_enable: bool = config_key("delete.topic.enable", parse_bool, "true")
-    log_segment_bytes: int = config_key("log.segment.bytes", parse_int, minimum=14, topic="segment.bytes")
-    log_roll_hours: int = config_key("log.roll.hours", parse_int, "168", minimum=1)
-    log_roll_ms: int | None = config_key("log.roll.ms", parse_int, None, minimum=1, topic="segment.ms")
-    log_index_interval_bytes: int = config_key("log.index.interval.bytes", parse_int, minimum=0,
-                                               topic="index.interval.bytes")
-    log_index_size_max_bytes: int = config_key("log.index.size.max.bytes", parse_int, minimum=4,
-                                               topic="segment.index.bytes")
-    log_flush_interval_messages: int = config_key("log.flush.interval.messages", parse_int, minimum=1,
-                                                  topic="flush.messages")
-    log_flush_interval_ms: int | None = config_key("log.flush.interval.ms", parse_int, minimum=0, topic="flush.ms")
-    log_flush_scheduler_interval_ms: int = config_key("log.flush.scheduler.interval.ms", parse_int, str(LONG_MAX),
-                                                      minimum=0)
-    log_flush_offset_checkpoint_interval_ms: int = config_key("log.flush.offset.checkpoint.interval.ms", parse_int,
-                                                              "60000", minimum=0)
-    log_retention_hours: int = config_key("log.retention.hours", parse_int, "168", minimum=-1)
-    log_retention_minutes: int | None = config_key("log.retention.minutes", parse_int, None, minimum=-1)
-    log_retention_ms: int | None = config_key("log.retention.ms", parse_int, None, minimum=-1, topic="retention.ms")
-    log_retention_bytes: int = config_key("log.retention.bytes", parse_int, minimum=-1, topic="retention.bytes")
-    log_retention_check_interval_ms: int = config_key("log.retention.check.interval.ms", parse_int, "300000",
-                                                      minimum=1)
-    log_cleanup_policy: str = config_key("log.cleanup.policy", str, topic="cleanup.policy")
-    log_cleaner_enable: bool = config_key("log.cleaner.enable", parse_bool, "true")
-    log_cleaner_backoff_ms: int = config_key("log.cleaner.backoff.ms", parse_int, "15000", minimum=0)
-    log_cleaner_dedupe_buffer_size: int = config_key("log.cleaner.dedupe.buffer.size", parse_int, "134217728",
-                                                     minimum=0)
-    log_cleaner_io_buffer_size: int = config_key("log.cleaner.io.buffer.size", parse_int, "524288", minimum=0)
-    log_cleaner_io_buffer_load_factor: float = config_key("log.cleaner.io.buffer.load.factor", parse_float, "0.9",
-                                                          minimum=0)
-    log_cleaner_min_cleanable_ratio: float = config_key("log.cleaner.min.cleanable.ratio", parse_float, minimum=0,
-                                                        topic="min.cleanable.dirty.ratio")
-    log_cleaner_delete_retention_ms: int = config_key("log.cleaner.delete.retention.ms", parse_int, minimum=0,
-                                                      topic="delete.retention.ms")
-    log_cleaner_min_compaction_lag_ms: int = config_key("log.cleaner.min.compaction.lag.ms", parse_int, minimum=0,
-                                                        topic="min.compaction.lag.ms")
-    log_cleaner_max_compaction_lag_ms: int = config_key("log.cleaner.max.compaction.lag.ms", parse_int, minimum=1,
-                                                        topic="max.compaction.lag.ms")
-    log_message_timestamp_type: str = config_key("log.message.timestamp.type", parse_timestamp_type,
-                                                 topic="message.timestamp.type")
-    log_message_timestamp_before_max_ms: int = config_key("log.message.timestamp.before.max.ms", parse_int,
-                                                          minimum=0, topic="message.timestamp.before.max.ms")
-    log_message_timestamp_after_max_ms: int = config_key("log.message.timestamp.after.max.ms", parse_int, minimum=0,
-                                                         topic="message.timestamp.after.max.ms")
-    log_message_timestamp_difference_max_ms: int = config_key("log.message.timestamp.difference.max.ms", parse_int,
-                                                              minimum=0, topic="message.timestamp.difference.max.ms")
-    message_max_bytes: int = config_key("message.max.bytes", parse_int, minimum=0, topic="max.message.bytes")
-    socket_request_max_bytes: int = config_key("socket.request.max.bytes", parse_int, "104857600", minimum=1)
+                                                doc="How long a SASL session lasts before the client must log in "
+                                                    "again (KIP-368); 0: forever")
+    connection_failed_authentication_delay_ms: int = config_key(
+        "connection.failed.authentication.delay.ms", parse_int, "100", minimum=0,
+        doc="How long the broker waits before closing a connection whose login failed")
+    metrics_listener: Listener | None = config_key("metrics.listener", parse_metrics_listener, "",
+                                                   doc="http://host:port serving Prometheus metrics at /metrics; "
+                                                       "empty: off")
+    num_partitions: int = config_key("num.partitions", parse_int, "1", minimum=1,
+                                     doc="The partitions of an auto-created topic")
+    default_replication_factor: int = config_key("default.replication.factor", parse_int, "1", minimum=1,
+                                                 doc="The replication factor of an auto-created topic")
+    auto_create_topics_enable: bool = config_key("auto.create.topics.enable", parse_bool, "true",
+                                                 doc="Create a topic when a client asks for metadata of one that "
+                                                     "does not exist")
+    delete_topic_enable: bool = config_key("delete.topic.enable", parse_bool, "true",
+                                           doc="Allow DeleteTopics")
+    log_segment_bytes: int = config_key("log.segment.bytes", parse_int, minimum=14, topic="segment.bytes",
+                                        doc="The largest size of a log segment file")
+    log_roll_hours: int = config_key("log.roll.hours", parse_int, "168", minimum=1,
+                                     doc="Roll a new segment after this many hours (log.roll.ms, when set, wins)")
+    log_roll_ms: int | None = config_key("log.roll.ms", parse_int, None, minimum=1, topic="segment.ms",
+                                         doc="Roll a new segment after this long, even when not full")
+    log_index_interval_bytes: int = config_key(
+        "log.index.interval.bytes", parse_int, minimum=0, topic="index.interval.bytes",
+        doc="How many bytes of log lie between two offset index entries")
+    log_index_size_max_bytes: int = config_key(
+        "log.index.size.max.bytes", parse_int, minimum=4, topic="segment.index.bytes",
+        doc="The largest size of an offset or time index file")
+    log_flush_interval_messages: int = config_key(
+        "log.flush.interval.messages", parse_int, minimum=1, topic="flush.messages",
+        doc="Fsync a partition after this many messages")
+    log_flush_interval_ms: int | None = config_key("log.flush.interval.ms", parse_int, minimum=0, topic="flush.ms",
+                                                   doc="Fsync a partition when its oldest unflushed message is this "
+                                                       "old (unset: leave it to the OS)")
+    log_flush_scheduler_interval_ms: int = config_key(
+        "log.flush.scheduler.interval.ms", parse_int, str(LONG_MAX), minimum=0,
+        doc="How often the flusher checks whether a partition needs a flush")
+    log_flush_offset_checkpoint_interval_ms: int = config_key(
+        "log.flush.offset.checkpoint.interval.ms", parse_int, "60000", minimum=0,
+        doc="How often the recovery point checkpoint is written")
+    log_retention_hours: int = config_key("log.retention.hours", parse_int, "168", minimum=-1,
+                                          doc="Delete segments older than this many hours (-1: keep forever)")
+    log_retention_minutes: int | None = config_key("log.retention.minutes", parse_int, None, minimum=-1,
+                                                   doc="Delete segments older than this many minutes (wins over "
+                                                       "hours)")
+    log_retention_ms: int | None = config_key("log.retention.ms", parse_int, None, minimum=-1, topic="retention.ms",
+                                              doc="Delete segments older than this (wins over minutes and hours; -1: "
+                                                  "keep forever)")
+    log_retention_bytes: int = config_key("log.retention.bytes", parse_int, minimum=-1, topic="retention.bytes",
+                                          doc="Delete old segments while a partition is larger than this (-1: no "
+                                              "limit)")
+    log_retention_check_interval_ms: int = config_key(
+        "log.retention.check.interval.ms", parse_int, "300000", minimum=1,
+        doc="How often retention is applied")
+    log_cleanup_policy: str = config_key("log.cleanup.policy", str, topic="cleanup.policy",
+                                         doc="delete, compact or compact,delete: what happens to old segments")
+    log_cleaner_enable: bool = config_key("log.cleaner.enable", parse_bool, "true",
+                                          doc="Run the log cleaner that compacts topics with the compact policy")
+    log_cleaner_backoff_ms: int = config_key("log.cleaner.backoff.ms", parse_int, "15000", minimum=0,
+                                             doc="How long the cleaner sleeps when no log needs cleaning")
+    log_cleaner_dedupe_buffer_size: int = config_key(
+        "log.cleaner.dedupe.buffer.size", parse_int, "134217728", minimum=0,
+        doc="The memory the cleaner uses for its key map")
+    log_cleaner_io_buffer_size: int = config_key("log.cleaner.io.buffer.size", parse_int, "524288", minimum=0,
+                                                 doc="The cleaner's read and write buffer size")
+    log_cleaner_io_buffer_load_factor: float = config_key(
+        "log.cleaner.io.buffer.load.factor", parse_float, "0.9", minimum=0,
+        doc="How full the cleaner's key map may get")
+    log_cleaner_min_cleanable_ratio: float = config_key(
+        "log.cleaner.min.cleanable.ratio", parse_float, minimum=0, topic="min.cleanable.dirty.ratio",
+        doc="The least share of dirty log for a partition to be cleaned")
+    log_cleaner_delete_retention_ms: int = config_key(
+        "log.cleaner.delete.retention.ms", parse_int, minimum=0, topic="delete.retention.ms",
+        doc="How long a tombstone stays readable after it is cleaned")
+    log_cleaner_min_compaction_lag_ms: int = config_key(
+        "log.cleaner.min.compaction.lag.ms", parse_int, minimum=0, topic="min.compaction.lag.ms",
+        doc="The least time a message stays uncompacted")
+    log_cleaner_max_compaction_lag_ms: int = config_key(
+        "log.cleaner.max.compaction.lag.ms", parse_int, minimum=1, topic="max.compaction.lag.ms",
+        doc="The most time a message may stay uncompacted")
+    log_message_timestamp_type: str = config_key(
+        "log.message.timestamp.type", parse_timestamp_type, topic="message.timestamp.type",
+        doc="CreateTime (the producer's timestamp) or LogAppendTime (the broker's)")
+    log_message_timestamp_before_max_ms: int = config_key(
+        "log.message.timestamp.before.max.ms", parse_int, minimum=0, topic="message.timestamp.before.max.ms",
+        doc="How far behind the broker's clock a CreateTime may be")
+    log_message_timestamp_after_max_ms: int = config_key(
+        "log.message.timestamp.after.max.ms", parse_int, minimum=0, topic="message.timestamp.after.max.ms",
+        doc="How far ahead of the broker's clock a CreateTime may be")
+    log_message_timestamp_difference_max_ms: int = config_key(
+        "log.message.timestamp.difference.max.ms", parse_int, minimum=0, topic="message.timestamp.difference.max.ms",
+        doc="Deprecated: stands in for an unset before.max.ms / after.max.ms")
+    message_max_bytes: int = config_key("message.max.bytes", parse_int, minimum=0, topic="max.message.bytes",
+                                        doc="The largest record batch the broker accepts")
+    socket_request_max_bytes: int = config_key("socket.request.max.bytes", parse_int, "104857600", minimum=1,
+                                               doc="The largest request the broker reads")
     socket_send_buffer_bytes: int = config_key("socket.send.buffer.bytes", parse_int, "102400", minimum=-1,
                                                doc="SO_SNDBUF of client connections; -1: the OS default")
     socket_receive_buffer_bytes: int = config_key("socket.receive.buffer.bytes", parse_int, "102400", minimum=-1,
-                                                  doc="SO_RCVBUF (set on the listener, so the window scale fits); "
-                                                      "-1: OS default")
-    max_connections: int = config_key("max.connections", parse_int, str(INT_MAX), minimum=0)
-    max_connections_per_ip: int = config_key("max.connections.per.ip", parse_int, str(INT_MAX), minimum=0)
-    max_connections_per_ip_overrides: tuple[tuple[str, int], ...] = config_key("max.connections.per.ip.overrides",
-                                                                               parse_connection_overrides, "")
+                                                  doc="SO_RCVBUF of client connections (set on the listener); -1: "
+                                                      "the OS default")
+    max_connections: int = config_key("max.connections", parse_int, str(INT_MAX), minimum=0,
+                                      doc="The most client connections the broker holds open")
+    max_connections_per_ip: int = config_key("max.connections.per.ip", parse_int, str(INT_MAX), minimum=0,
+                                             doc="The most connections from one IP address")
+    max_connections_per_ip_overrides: tuple[tuple[str, int], ...] = config_key(
+        "max.connections.per.ip.overrides", parse_connection_overrides, "",
+        doc="Per-address limits instead of max.connections.per.ip: host:count, comma-separated")
     connections_max_idle_ms: int = config_key("connections.max.idle.ms", parse_int, "600000", minimum=-1,
-                                              doc="negative: never close idle connections")
+                                              doc="Close a connection idle this long; negative: never")
     queued_max_requests: int = config_key("queued.max.requests", parse_int, "500", minimum=1,
-                                          doc="per connection here, see kbroker/broker/connection.py")
-    offsets_topic_num_partitions: int = config_key("offsets.topic.num.partitions", parse_int, "50", minimum=1)
-    group_initial_rebalance_delay_ms: int = config_key("group.initial.rebalance.delay.ms", parse_int, "3000",
-                                                       minimum=0)
-    group_min_session_timeout_ms: int = config_key("group.min.session.timeout.ms", parse_int, "6000", minimum=0)
-    group_max_session_timeout_ms: int = config_key("group.max.session.timeout.ms", parse_int, "1800000", minimum=0)
-    group_max_size: int = config_key("group.max.size", parse_int, str(INT_MAX), minimum=1)
-    offsets_retention_minutes: int = config_key("offsets.retention.minutes", parse_int, "10080", minimum=1)
-    offsets_retention_check_interval_ms: int = config_key("offsets.retention.check.interval.ms", parse_int, "600000",
-                                                          minimum=1)
-    offset_metadata_max_bytes: int = config_key("offset.metadata.max.bytes", parse_int, "4096", minimum=0)
-    offsets_topic_segment_bytes: int = config_key("offsets.topic.segment.bytes", parse_int, "104857600", minimum=14)
-    group_consumer_heartbeat_interval_ms: int = config_key("group.consumer.heartbeat.interval.ms", parse_int, "5000",
-                                                           minimum=1)
-    group_consumer_min_heartbeat_interval_ms: int = config_key("group.consumer.min.heartbeat.interval.ms", parse_int,
-                                                               "5000", minimum=1)
-    group_consumer_max_heartbeat_interval_ms: int = config_key("group.consumer.max.heartbeat.interval.ms", parse_int,
-                                                               "15000", minimum=1)
-    group_consumer_session_timeout_ms: int = config_key("group.consumer.session.timeout.ms", parse_int, "45000",
-                                                        minimum=1)
-    group_consumer_min_session_timeout_ms: int = config_key("group.consumer.min.session.timeout.ms", parse_int,
-                                                            "45000", minimum=1)
-    group_consumer_max_session_timeout_ms: int = config_key("group.consumer.max.session.timeout.ms", parse_int,
-                                                            "60000", minimum=1)
-    group_consumer_max_size: int = config_key("group.consumer.max.size", parse_int, str(INT_MAX), minimum=1)
-    group_consumer_assignors: tuple[str, ...] = config_key("group.consumer.assignors", parse_assignors,
-                                                           "uniform,range")
+                                          doc="The most requests read ahead of their answers, per connection in "
+                                              "kbroker")
+    offsets_topic_num_partitions: int = config_key("offsets.topic.num.partitions", parse_int, "50", minimum=1,
+                                                   doc="The partitions of __consumer_offsets")
+    group_initial_rebalance_delay_ms: int = config_key(
+        "group.initial.rebalance.delay.ms", parse_int, "3000", minimum=0,
+        doc="How long a new classic group waits for more members before its first rebalance")
+    group_min_session_timeout_ms: int = config_key("group.min.session.timeout.ms", parse_int, "6000", minimum=0,
+                                                   doc="The least session timeout a classic group member may ask for")
+    group_max_session_timeout_ms: int = config_key("group.max.session.timeout.ms", parse_int, "1800000", minimum=0,
+                                                   doc="The most session timeout a classic group member may ask for")
+    group_max_size: int = config_key("group.max.size", parse_int, str(INT_MAX), minimum=1,
+                                     doc="The most members of a classic group")
+    offsets_retention_minutes: int = config_key("offsets.retention.minutes", parse_int, "10080", minimum=1,
+                                                doc="How long the committed offsets of an empty group are kept")
+    offsets_retention_check_interval_ms: int = config_key(
+        "offsets.retention.check.interval.ms", parse_int, "600000", minimum=1,
+        doc="How often expired offsets are removed")
+    offset_metadata_max_bytes: int = config_key("offset.metadata.max.bytes", parse_int, "4096", minimum=0,
+                                                doc="The largest metadata string of a committed offset")
+    offsets_topic_segment_bytes: int = config_key("offsets.topic.segment.bytes", parse_int, "104857600", minimum=14,
+                                                  doc="The segment size of __consumer_offsets")
+    group_consumer_heartbeat_interval_ms: int = config_key(
+        "group.consumer.heartbeat.interval.ms", parse_int, "5000", minimum=1,
+        doc="The heartbeat interval of consumer group (KIP-848) members")
+    group_consumer_min_heartbeat_interval_ms: int = config_key(
+        "group.consumer.min.heartbeat.interval.ms", parse_int, "5000", minimum=1,
+        doc="The least heartbeat interval of consumer group members")
+    group_consumer_max_heartbeat_interval_ms: int = config_key(
+        "group.consumer.max.heartbeat.interval.ms", parse_int, "15000", minimum=1,
+        doc="The most heartbeat interval of consumer group members")
+    group_consumer_session_timeout_ms: int = config_key(
+        "group.consumer.session.timeout.ms", parse_int, "45000", minimum=1,
+        doc="The session timeout of consumer group (KIP-848) members")
+    group_consumer_min_session_timeout_ms: int = config_key(
+        "group.consumer.min.session.timeout.ms", parse_int, "45000", minimum=1,
+        doc="The least session timeout of consumer group members")
+    group_consumer_max_session_timeout_ms: int = config_key(
+        "group.consumer.max.session.timeout.ms", parse_int, "60000", minimum=1,
+        doc="The most session timeout of consumer group members")
+    group_consumer_max_size: int = config_key("group.consumer.max.size", parse_int, str(INT_MAX), minimum=1,
+                                              doc="The most members of a consumer group")
+    group_consumer_assignors: tuple[str, ...] = config_key(
+        "group.consumer.assignors", parse_assignors, "uniform,range",
+        doc="The server-side assignors (uniform, range); the first is the default")
     zookeeper_connect: str | None = config_key("zookeeper.connect", str, None,
-                                               doc="cluster mode when set (kbroker/cluster/)")
-    zookeeper_session_timeout_ms: int = config_key("zookeeper.session.timeout.ms", parse_int, "18000", minimum=1)
-    zookeeper_connection_timeout_ms: int | None = config_key("zookeeper.connection.timeout.ms", parse_int, None,
-                                                             minimum=1, doc="None: the session timeout, as Kafka")
-    broker_rack: str | None = config_key("broker.rack", str, None)
-    offsets_topic_replication_factor: int = config_key("offsets.topic.replication.factor", parse_int, "3", minimum=1)
-    replica_lag_time_max_ms: int = config_key("replica.lag.time.max.ms", parse_int, "30000", minimum=1)
-    min_insync_replicas: int = config_key("min.insync.replicas", parse_int, "1", minimum=1)
+                                               doc="host:port[/chroot] of ZooKeeper: cluster mode when set")
+    zookeeper_session_timeout_ms: int = config_key("zookeeper.session.timeout.ms", parse_int, "18000", minimum=1,
+                                                   doc="The ZooKeeper session timeout")
+    zookeeper_connection_timeout_ms: int | None = config_key(
+        "zookeeper.connection.timeout.ms", parse_int, None, minimum=1,
+        doc="How long to wait for a ZooKeeper connection (unset: the session timeout)")
+    broker_rack: str | None = config_key("broker.rack", str, None,
+                                         doc="This broker's rack, for rack-aware replica placement")
+    offsets_topic_replication_factor: int = config_key("offsets.topic.replication.factor", parse_int, "3", minimum=1,
+                                                       doc="The replication factor of __consumer_offsets (at most "
+                                                           "the live brokers)")
+    replica_lag_time_max_ms: int = config_key("replica.lag.time.max.ms", parse_int, "30000", minimum=1,
+                                              doc="A follower that has not caught up for this long leaves the ISR")
+    min_insync_replicas: int = config_key("min.insync.replicas", parse_int, "1", minimum=1,
+                                          doc="The fewest in-sync replicas an acks=all produce needs")
     auto_leader_rebalance_enable: bool = config_key("auto.leader.rebalance.enable", parse_bool, "true",
-                                                    doc="the controller moves leadership back to preferred replicas")
+                                                    doc="Move leadership back to the preferred replicas")
     # SIGTERM: leave the live brokers and keep serving until leadership moved (member.py); without
     # it the session simply closes (leaders still move at once, but clients find them by retrying).
-    controlled_shutdown_enable: bool = config_key("controlled.shutdown.enable", parse_bool, "true")
-    leader_imbalance_check_interval_seconds: int = config_key("leader.imbalance.check.interval.seconds", parse_int,
-                                                              "300", minimum=1)
-    leader_imbalance_per_broker_percentage: int = config_key("leader.imbalance.per.broker.percentage", parse_int,
-                                                             "10", minimum=0)
+    controlled_shutdown_enable: bool = config_key("controlled.shutdown.enable", parse_bool, "true",
+                                                  doc="On SIGTERM, move leadership away before leaving the cluster")
+    leader_imbalance_check_interval_seconds: int = config_key(
+        "leader.imbalance.check.interval.seconds", parse_int, "300", minimum=1,
+        doc="How often the controller checks leadership balance")
+    leader_imbalance_per_broker_percentage: int = config_key(
+        "leader.imbalance.per.broker.percentage", parse_int, "10", minimum=0,
+        doc="The share of misplaced leaders on a broker that triggers a rebalance")
     # ACLs: any authorizer class name switches kbroker's own authorizer on (kbroker/security/acls.py).
     authorizer_class_name: str = config_key("authorizer.class.name", str, "",
-                                            doc="empty: no authorization, everyone may do everything")
-    super_users: tuple[str, ...] = config_key("super.users", parse_super_users, "")
-    allow_everyone_if_no_acl_found: bool = config_key("allow.everyone.if.no.acl.found", parse_bool, "false")
+                                            doc="Any authorizer class turns ACLs on; empty: everyone may do "
+                                                "everything")
+    super_users: tuple[str, ...] = config_key("super.users", parse_super_users, "",
+                                              doc="Principals that pass every ACL check: User:name, "
+                                                  "semicolon-separated")
+    allow_everyone_if_no_acl_found: bool = config_key("allow.everyone.if.no.acl.found", parse_bool, "false",
+                                                      doc="Allow access to a resource that has no ACL")
     # Client quotas are measured over quota.window.num samples of quota.window.size.seconds.
-    quota_window_num: int = config_key("quota.window.num", parse_int, "11", minimum=1)
-    quota_window_size_seconds: int = config_key("quota.window.size.seconds", parse_int, "1", minimum=1)
-    transaction_state_log_num_partitions: int = config_key("transaction.state.log.num.partitions", parse_int, "50",
-                                                           minimum=1)
-    transaction_state_log_segment_bytes: int = config_key("transaction.state.log.segment.bytes", parse_int,
-                                                          "104857600", minimum=14)
-    transaction_state_log_replication_factor: int = config_key("transaction.state.log.replication.factor", parse_int,
-                                                               "3", minimum=1)
-    transaction_max_timeout_ms: int = config_key("transaction.max.timeout.ms", parse_int, "900000", minimum=1)
-    transactional_id_expiration_ms: int = config_key("transactional.id.expiration.ms", parse_int, "604800000",
-                                                     minimum=1)
+    quota_window_num: int = config_key("quota.window.num", parse_int, "11", minimum=1,
+                                       doc="How many samples a client quota is measured over")
+    quota_window_size_seconds: int = config_key("quota.window.size.seconds", parse_int, "1", minimum=1,
+                                                doc="The length of one client quota sample")
+    transaction_state_log_num_partitions: int = config_key(
+        "transaction.state.log.num.partitions", parse_int, "50", minimum=1,
+        doc="The partitions of __transaction_state")
+    transaction_state_log_segment_bytes: int = config_key(
+        "transaction.state.log.segment.bytes", parse_int, "104857600", minimum=14,
+        doc="The segment size of __transaction_state")
+    transaction_state_log_replication_factor: int = config_key(
+        "transaction.state.log.replication.factor", parse_int, "3", minimum=1,
+        doc="The replication factor of __transaction_state")
+    transaction_max_timeout_ms: int = config_key("transaction.max.timeout.ms", parse_int, "900000", minimum=1,
+                                                 doc="The longest transaction timeout a producer may ask for")
+    transactional_id_expiration_ms: int = config_key(
+        "transactional.id.expiration.ms", parse_int, "604800000", minimum=1,
+        doc="How long an idle transactional id is kept")
     transaction_abort_timed_out_transaction_cleanup_interval_ms: int = config_key(
-         "transaction.abort.timed.out.transaction.cleanup.interval.ms", parse_int, "10000", minimum=1)
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms", parse_int, "10000", minimum=1,
+        doc="How often timed-out transactions are aborted")
     transaction_remove_expired_transaction_cleanup_interval_ms: int = config_key(
-         "transaction.remove.expired.transaction.cleanup.interval.ms", parse_int, "3600000", minimum=1)
+        "transaction.remove.expired.transaction.cleanup.interval.ms", parse_int, "3600000", minimum=1,
+        doc="How often expired transactional ids are removed")
     # KIP-890 part 1: a partition leader asks the coordinator before a transaction's first batch.
-    transaction_partition_verification_enable: bool = config_key("transaction.partition.verification.enable",
-                                                                 parse_bool, "true")
+    transaction_partition_verification_enable: bool = config_key(
+        "transaction.partition.verification.enable", parse_bool, "true",
+        doc="Check with the coordinator before a transaction's first batch (KIP-890)")
     # Keys the user set (file or -o), as given: DescribeConfigs reports them as static.
     explicit: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # TLS and SASL settings of each listener, by listener name (`ssl.*`, `sasl.*`, `listener.name.*`).

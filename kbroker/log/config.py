@@ -151,6 +151,7 @@ class TopicKey:
     default: object
     field: str | None = None
     described: bool = True
+    doc: str = ""
 
     def text(self, value: object) -> str:
         """The value as Kafka prints it (an unset flush.ms is LONG_MAX)."""
@@ -159,39 +160,54 @@ class TopicKey:
         return str(LONG_MAX if value is None else value)
 
 
-def _topic(name: str, value_type: ValueType, default: Any, *, described: bool = True) -> Any:
+def _topic(name: str, value_type: ValueType, default: Any, *, described: bool = True, doc: str) -> Any:
     """A `LogConfig` field declared as the topic config `name` (TOPIC_CONFIGS is derived from them)."""
-    return dataclasses.field(default=default, metadata={"key": TopicKey(name, value_type, default,
-                                                                        described=described)})
+    key = TopicKey(name, value_type, default, described=described, doc=doc)
+    return dataclasses.field(default=default, metadata={"key": key})
 
 
 @dataclass(frozen=True, slots=True)
 class LogConfig:
     # Minimums are Kafka's (TopicConfig / LogConfig.java).
-    segment_bytes: int = _topic("segment.bytes", Number(14, INT_MAX), 1024 * 1024 * 1024)
-    segment_ms: int = _topic("segment.ms", Number(1), 7 * 24 * 60 * 60 * 1000)
-    segment_index_bytes: int = _topic("segment.index.bytes", Number(4, INT_MAX), 10 * 1024 * 1024)
-    index_interval_bytes: int = _topic("index.interval.bytes", Number(0, INT_MAX), 4096)
-    flush_interval_messages: int = _topic("flush.messages", Number(1), LONG_MAX)
-    # None: leave flushing to the OS
-    flush_interval_ms: int | None = _topic("flush.ms", Number(0, unset_at_max=True), None)
-    max_message_bytes: int = _topic("max.message.bytes", Number(0, INT_MAX), 1024 * 1024 + 12)
-    message_timestamp_type: str = _topic("message.timestamp.type", OneOf((CREATE_TIME, LOG_APPEND_TIME)),
-                                         CREATE_TIME)
-    retention_ms: int = _topic("retention.ms", Number(-1), 7 * 24 * 60 * 60 * 1000)  # -1: keep forever
-    retention_bytes: int = _topic("retention.bytes", Number(-(2**63)), -1)  # -1: no size limit
-    # "delete", "compact" or "compact,delete"
-    cleanup_policy: str = _topic("cleanup.policy", CleanupPolicy(), "delete")
-    # how long a cleaned tombstone stays readable
-    delete_retention_ms: int = _topic("delete.retention.ms", Number(0), 24 * 60 * 60 * 1000)
-    min_cleanable_dirty_ratio: float = _topic("min.cleanable.dirty.ratio", Ratio(), 0.5)
-    min_compaction_lag_ms: int = _topic("min.compaction.lag.ms", Number(0), 0)
-    max_compaction_lag_ms: int = _topic("max.compaction.lag.ms", Number(1), LONG_MAX)
-    message_timestamp_before_max_ms: int = _topic("message.timestamp.before.max.ms", Number(0), LONG_MAX)
-    message_timestamp_after_max_ms: int = _topic("message.timestamp.after.max.ms", Number(0), LONG_MAX)
+    segment_bytes: int = _topic("segment.bytes", Number(14, INT_MAX), 1024 * 1024 * 1024,
+                                doc="The largest size of a log segment file")
+    segment_ms: int = _topic("segment.ms", Number(1), 7 * 24 * 60 * 60 * 1000,
+                             doc="Roll a new segment after this long, even when not full")
+    segment_index_bytes: int = _topic("segment.index.bytes", Number(4, INT_MAX), 10 * 1024 * 1024,
+                                      doc="The largest size of an offset or time index file")
+    index_interval_bytes: int = _topic("index.interval.bytes", Number(0, INT_MAX), 4096,
+                                       doc="How many bytes of log lie between two offset index entries")
+    flush_interval_messages: int = _topic("flush.messages", Number(1), LONG_MAX,
+                                          doc="Fsync the partition after this many messages")
+    flush_interval_ms: int | None = _topic("flush.ms", Number(0, unset_at_max=True), None,
+                                           doc="Fsync the partition when its oldest unflushed message is this old "
+                                               "(unset: leave it to the OS)")
+    max_message_bytes: int = _topic("max.message.bytes", Number(0, INT_MAX), 1024 * 1024 + 12,
+                                    doc="The largest record batch the topic accepts")
+    message_timestamp_type: str = _topic("message.timestamp.type", OneOf((CREATE_TIME, LOG_APPEND_TIME)), CREATE_TIME,
+                                         doc="CreateTime (the producer's timestamp) or LogAppendTime (the broker's)")
+    retention_ms: int = _topic("retention.ms", Number(-1), 7 * 24 * 60 * 60 * 1000,
+                               doc="Delete segments older than this (-1: keep forever)")
+    retention_bytes: int = _topic("retention.bytes", Number(-(2**63)), -1,
+                                  doc="Delete old segments while a partition is larger than this (-1: no limit)")
+    cleanup_policy: str = _topic("cleanup.policy", CleanupPolicy(), "delete",
+                                 doc="delete, compact or compact,delete: what happens to old segments")
+    delete_retention_ms: int = _topic("delete.retention.ms", Number(0), 24 * 60 * 60 * 1000,
+                                      doc="How long a tombstone stays readable after it is cleaned")
+    min_cleanable_dirty_ratio: float = _topic("min.cleanable.dirty.ratio", Ratio(), 0.5,
+                                              doc="The least share of dirty log for the partition to be cleaned")
+    min_compaction_lag_ms: int = _topic("min.compaction.lag.ms", Number(0), 0,
+                                        doc="The least time a message stays uncompacted")
+    max_compaction_lag_ms: int = _topic("max.compaction.lag.ms", Number(1), LONG_MAX,
+                                        doc="The most time a message may stay uncompacted")
+    message_timestamp_before_max_ms: int = _topic("message.timestamp.before.max.ms", Number(0), LONG_MAX,
+                                                  doc="How far behind the broker's clock a CreateTime may be")
+    message_timestamp_after_max_ms: int = _topic("message.timestamp.after.max.ms", Number(0), LONG_MAX,
+                                                 doc="How far ahead of the broker's clock a CreateTime may be")
     # Deprecated: stands in for an unset before/after; described only when set (Kafka 4 dropped it).
-    message_timestamp_difference_max_ms: int = _topic("message.timestamp.difference.max.ms", Number(0), LONG_MAX,
-                                                      described=False)
+    message_timestamp_difference_max_ms: int = _topic(
+        "message.timestamp.difference.max.ms", Number(0), LONG_MAX, described=False,
+        doc="Deprecated: stands in for an unset before.max.ms / after.max.ms")
 
     @property
     def log_append_time(self) -> bool:
@@ -254,17 +270,30 @@ class LogConfig:
 # tools still set it).
 TOPIC_CONFIGS: dict[str, TopicKey] = {key.name: key for key in (
     *(dataclasses.replace(f.metadata["key"], field=f.name) for f in dataclasses.fields(LogConfig)),
-    TopicKey("compression.type", OneOf(("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")), "producer"),
-    TopicKey("file.delete.delay.ms", Number(0), 60000),
-    TopicKey("follower.replication.throttled.replicas", Text(ConfigType.LIST), ""),
-    TopicKey("leader.replication.throttled.replicas", Text(ConfigType.LIST), ""),
-    TopicKey("local.retention.bytes", Number(-2), -2),
-    TopicKey("local.retention.ms", Number(-2), -2),
-    TopicKey("message.downconversion.enable", Boolean(), True, described=False),
-    TopicKey("message.format.version", Text(), "", described=False),
-    TopicKey("min.insync.replicas", Number(1, INT_MAX), 1),
-    TopicKey("preallocate", Boolean(), False),
-    TopicKey("remote.storage.enable", Boolean(), False),
-    TopicKey("segment.jitter.ms", Number(0), 0),
-    TopicKey("unclean.leader.election.enable", Boolean(), False),
+    TopicKey("compression.type", OneOf(("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")), "producer",
+             doc="The topic's compression; kbroker keeps batches as the producer sent them"),
+    TopicKey("file.delete.delay.ms", Number(0), 60000,
+             doc="How long a deleted segment file lingers (stored, not acted on)"),
+    TopicKey("follower.replication.throttled.replicas", Text(ConfigType.LIST), "",
+             doc="Replicas throttled on the follower side (stored, not acted on)"),
+    TopicKey("leader.replication.throttled.replicas", Text(ConfigType.LIST), "",
+             doc="Replicas throttled on the leader side (stored, not acted on)"),
+    TopicKey("local.retention.bytes", Number(-2), -2,
+             doc="Tiered storage's local retention (stored, not acted on)"),
+    TopicKey("local.retention.ms", Number(-2), -2,
+             doc="Tiered storage's local retention (stored, not acted on)"),
+    TopicKey("message.downconversion.enable", Boolean(), True, described=False,
+             doc="Removed in Kafka 4 (stored, not acted on)"),
+    TopicKey("message.format.version", Text(), "", described=False,
+             doc="Removed in Kafka 4 (stored, not acted on)"),
+    TopicKey("min.insync.replicas", Number(1, INT_MAX), 1,
+             doc="The fewest in-sync replicas an acks=all produce needs"),
+    TopicKey("preallocate", Boolean(), False,
+             doc="Preallocate segment files (stored, not acted on)"),
+    TopicKey("remote.storage.enable", Boolean(), False,
+             doc="Tiered storage (stored, not acted on)"),
+    TopicKey("segment.jitter.ms", Number(0), 0,
+             doc="A random jitter on segment.ms (stored, not acted on)"),
+    TopicKey("unclean.leader.election.enable", Boolean(), False,
+             doc="Let an out-of-sync replica become leader (stored, not acted on)"),
 )}

@@ -58,13 +58,18 @@ def handle_describe_configs(ctx: RequestContext, request: DescribeConfigsRequest
                                                  resource_type=resource.resource_type,
                                                  resource_name=resource.resource_name))
             continue
-        configs = [_entry(ctx.version, request.include_synonyms, *e) for e in entries if wanted is None or e[0] in wanted]
+        configs = [_entry(request.include_synonyms, request.include_documentation, *e)
+                   for e in entries if wanted is None or e[0] in wanted]
         results.append(DescribeConfigsResult(error_code=0, error_message=None, resource_type=resource.resource_type,
                                              resource_name=resource.resource_name, configs=configs))
     return DescribeConfigsResponse(results=results)
 
 
-def _topic_entries(ctx: RequestContext, name: str) -> list[tuple[str, str | None, int, int, list]]:
+# An entry: name, value, source, type, documentation, synonyms.
+_Entry = tuple[str, str | None, int, int, str, list[tuple[str, str | None, int]]]
+
+
+def _topic_entries(ctx: RequestContext, name: str) -> list[_Entry]:
     topic = ctx.broker.logs.topic(name)
     if topic is None:
         raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name} does not exist")
@@ -72,31 +77,33 @@ def _topic_entries(ctx: RequestContext, name: str) -> list[tuple[str, str | None
     effective = LogConfig.from_topic_configs(topic.configs, ctx.broker.logs.defaults).topic_configs()
     entries = []
     for key in sorted(set(effective) | set(topic.configs)):
-        synonym, kind = BROKER_SYNONYMS.get(key), TOPIC_CONFIGS[key].type.kind
+        synonym, declared = BROKER_SYNONYMS.get(key), TOPIC_CONFIGS[key]
         broker_source = STATIC_BROKER_CONFIG if synonym in config.explicit else DEFAULT_CONFIG
         chain = [(key, topic.configs[key], TOPIC_CONFIG)] if key in topic.configs else []
         if synonym is not None:
             chain.append((synonym, config.value_text(synonym), broker_source))
         source = TOPIC_CONFIG if key in topic.configs else broker_source
-        entries.append((key, topic.configs.get(key, effective.get(key)), source, kind, chain))
+        entries.append((key, topic.configs.get(key, effective.get(key)), source, declared.type.kind, declared.doc,
+                        chain))
     return entries
 
 
-def _broker_entries(config: Config) -> list[tuple[str, str | None, int, int, list]]:
+def _broker_entries(config: Config) -> list[_Entry]:
     entries = []
     for key in BROKER_CONFIGS:
         source = STATIC_BROKER_CONFIG if key.name in config.explicit else DEFAULT_CONFIG
         value = config.value_text(key.name)
-        entries.append((key.name, value, source, key.kind, [(key.name, value, source)]))
+        entries.append((key.name, value, source, key.kind, key.doc, [(key.name, value, source)]))
     return entries
 
 
-def _entry(version: int, with_synonyms: bool, name: str, value: str | None, source: int, kind: int,
-           chain: list[tuple[str, str | None, int]]) -> DescribeConfigsResourceResult:
+def _entry(with_synonyms: bool, with_documentation: bool, name: str, value: str | None, source: int, kind: int,
+           doc: str, chain: list[tuple[str, str | None, int]]) -> DescribeConfigsResourceResult:
     synonyms = [DescribeConfigsSynonym(name=n, value=v, source=s) for n, v, s in chain] if with_synonyms else []
     return DescribeConfigsResourceResult(
         name=name, value=value, read_only=False, is_default=source == DEFAULT_CONFIG,
-        config_source=source, is_sensitive=False, synonyms=synonyms, config_type=kind, documentation=None)
+        config_source=source, is_sensitive=False, synonyms=synonyms, config_type=kind,
+        documentation=doc if with_documentation else None)
 
 
 def _authorize(ctx: RequestContext, resource_type: int, name: str, operation: Operation) -> None:
