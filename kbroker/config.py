@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from kbroker.errors import KafkaError
-from kbroker.log.config import INT_MAX, LONG_MAX, TOPIC_CONFIGS, ConfigType, LogConfig
+from kbroker.log.config import (
+    CREATE_TIME,
+    INT_MAX,
+    LOG_APPEND_TIME,
+    LONG_MAX,
+    TOPIC_CONFIGS,
+    ConfigType,
+    LogConfig,
+)
 from kbroker.security.settings import (
     InterBrokerSecurity,
     ListenerSecurity,
@@ -155,8 +163,8 @@ def parse_connection_overrides(text: str) -> tuple[tuple[str, int], ...]:
 
 
 def parse_timestamp_type(text: str) -> str:
-    if text not in ("CreateTime", "LogAppendTime"):
-        raise ValueError(f"expected CreateTime or LogAppendTime, got {text!r}")
+    if text not in (CREATE_TIME, LOG_APPEND_TIME):
+        raise ValueError(f"expected {CREATE_TIME} or {LOG_APPEND_TIME}, got {text!r}")
     return text
 
 
@@ -184,15 +192,20 @@ _FROM_TOPIC: Any = object()
 
 
 def config_key(name: str, parse: Callable[[str], Any], default: str | None = _FROM_TOPIC, *,
-               minimum: int | None = None, topic: str | None = None, doc: str = "") -> Any:
+               minimum: int | None = _FROM_TOPIC, topic: str | None = None, doc: str = _FROM_TOPIC) -> Any:
     """Declare a `Config` field as the broker config `name`. `default` is text as a user would write
-    it, parsed once here; without one the key defaults to its topic config's default."""
-    if default is _FROM_TOPIC:
-        if topic is None:
-            raise TypeError(f"{name} needs a default or a topic config to take it from")
-        typed = TOPIC_CONFIGS[topic].default
+    it, parsed once here. A key that is the broker-wide default of a topic config takes the default,
+    minimum and doc it does not give from that topic config."""
+    if topic is not None:
+        declared = TOPIC_CONFIGS[topic]
+        typed = declared.default if default is _FROM_TOPIC else None if default is None else parse(default)
+        minimum = getattr(declared.type, "minimum", None) if minimum is _FROM_TOPIC else minimum
+        doc = declared.doc if doc is _FROM_TOPIC else doc
+    elif default is _FROM_TOPIC or doc is _FROM_TOPIC:
+        raise TypeError(f"{name} needs a default and a doc, or a topic config to take them from")
     else:
         typed = None if default is None else parse(default)
+        minimum = None if minimum is _FROM_TOPIC else minimum
     return dataclasses.field(default=typed, metadata={"key": ConfigKey(name, parse, typed, minimum, topic, doc)})
 
 
@@ -248,24 +261,14 @@ class Config:
                                                      "does not exist")
     delete_topic_enable: bool = config_key("delete.topic.enable", parse_bool, "true",
                                            doc="Allow DeleteTopics")
-    log_segment_bytes: int = config_key("log.segment.bytes", parse_int, minimum=14, topic="segment.bytes",
-                                        doc="The largest size of a log segment file")
+    log_segment_bytes: int = config_key("log.segment.bytes", parse_int, topic="segment.bytes")
     log_roll_hours: int = config_key("log.roll.hours", parse_int, "168", minimum=1,
                                      doc="Roll a new segment after this many hours (log.roll.ms, when set, wins)")
-    log_roll_ms: int | None = config_key("log.roll.ms", parse_int, None, minimum=1, topic="segment.ms",
-                                         doc="Roll a new segment after this long, even when not full")
-    log_index_interval_bytes: int = config_key(
-        "log.index.interval.bytes", parse_int, minimum=0, topic="index.interval.bytes",
-        doc="How many bytes of log lie between two offset index entries")
-    log_index_size_max_bytes: int = config_key(
-        "log.index.size.max.bytes", parse_int, minimum=4, topic="segment.index.bytes",
-        doc="The largest size of an offset or time index file")
-    log_flush_interval_messages: int = config_key(
-        "log.flush.interval.messages", parse_int, minimum=1, topic="flush.messages",
-        doc="Fsync a partition after this many messages")
-    log_flush_interval_ms: int | None = config_key("log.flush.interval.ms", parse_int, minimum=0, topic="flush.ms",
-                                                   doc="Fsync a partition when its oldest unflushed message is this "
-                                                       "old (unset: leave it to the OS)")
+    log_roll_ms: int | None = config_key("log.roll.ms", parse_int, None, topic="segment.ms")
+    log_index_interval_bytes: int = config_key("log.index.interval.bytes", parse_int, topic="index.interval.bytes")
+    log_index_size_max_bytes: int = config_key("log.index.size.max.bytes", parse_int, topic="segment.index.bytes")
+    log_flush_interval_messages: int = config_key("log.flush.interval.messages", parse_int, topic="flush.messages")
+    log_flush_interval_ms: int | None = config_key("log.flush.interval.ms", parse_int, topic="flush.ms")
     log_flush_scheduler_interval_ms: int = config_key(
         "log.flush.scheduler.interval.ms", parse_int, str(LONG_MAX), minimum=0,
         doc="How often the flusher checks whether a partition needs a flush")
@@ -275,19 +278,15 @@ class Config:
     log_retention_hours: int = config_key("log.retention.hours", parse_int, "168", minimum=-1,
                                           doc="Delete segments older than this many hours (-1: keep forever)")
     log_retention_minutes: int | None = config_key("log.retention.minutes", parse_int, None, minimum=-1,
-                                                   doc="Delete segments older than this many minutes (wins over "
-                                                       "hours)")
-    log_retention_ms: int | None = config_key("log.retention.ms", parse_int, None, minimum=-1, topic="retention.ms",
-                                              doc="Delete segments older than this (wins over minutes and hours; -1: "
-                                                  "keep forever)")
-    log_retention_bytes: int = config_key("log.retention.bytes", parse_int, minimum=-1, topic="retention.bytes",
-                                          doc="Delete old segments while a partition is larger than this (-1: no "
-                                              "limit)")
+                                                   doc="Delete segments older than this many minutes (beats hours)")
+    log_retention_ms: int | None = config_key("log.retention.ms", parse_int, None, topic="retention.ms",
+                                              doc="Delete segments older than this (wins over minutes and hours; "
+                                                  "-1: keep forever)")
+    log_retention_bytes: int = config_key("log.retention.bytes", parse_int, minimum=-1, topic="retention.bytes")
     log_retention_check_interval_ms: int = config_key(
         "log.retention.check.interval.ms", parse_int, "300000", minimum=1,
         doc="How often retention is applied")
-    log_cleanup_policy: str = config_key("log.cleanup.policy", str, topic="cleanup.policy",
-                                         doc="delete, compact or compact,delete: what happens to old segments")
+    log_cleanup_policy: str = config_key("log.cleanup.policy", str, topic="cleanup.policy")
     log_cleaner_enable: bool = config_key("log.cleaner.enable", parse_bool, "true",
                                           doc="Run the log cleaner that compacts topics with the compact policy")
     log_cleaner_backoff_ms: int = config_key("log.cleaner.backoff.ms", parse_int, "15000", minimum=0,
@@ -301,30 +300,22 @@ class Config:
         "log.cleaner.io.buffer.load.factor", parse_float, "0.9", minimum=0,
         doc="How full the cleaner's key map may get")
     log_cleaner_min_cleanable_ratio: float = config_key(
-        "log.cleaner.min.cleanable.ratio", parse_float, minimum=0, topic="min.cleanable.dirty.ratio",
-        doc="The least share of dirty log for a partition to be cleaned")
+        "log.cleaner.min.cleanable.ratio", parse_float, topic="min.cleanable.dirty.ratio")
     log_cleaner_delete_retention_ms: int = config_key(
-        "log.cleaner.delete.retention.ms", parse_int, minimum=0, topic="delete.retention.ms",
-        doc="How long a tombstone stays readable after it is cleaned")
+        "log.cleaner.delete.retention.ms", parse_int, topic="delete.retention.ms")
     log_cleaner_min_compaction_lag_ms: int = config_key(
-        "log.cleaner.min.compaction.lag.ms", parse_int, minimum=0, topic="min.compaction.lag.ms",
-        doc="The least time a message stays uncompacted")
+        "log.cleaner.min.compaction.lag.ms", parse_int, topic="min.compaction.lag.ms")
     log_cleaner_max_compaction_lag_ms: int = config_key(
-        "log.cleaner.max.compaction.lag.ms", parse_int, minimum=1, topic="max.compaction.lag.ms",
-        doc="The most time a message may stay uncompacted")
+        "log.cleaner.max.compaction.lag.ms", parse_int, topic="max.compaction.lag.ms")
     log_message_timestamp_type: str = config_key(
-        "log.message.timestamp.type", parse_timestamp_type, topic="message.timestamp.type",
-        doc="CreateTime (the producer's timestamp) or LogAppendTime (the broker's)")
+        "log.message.timestamp.type", parse_timestamp_type, topic="message.timestamp.type")
     log_message_timestamp_before_max_ms: int = config_key(
-        "log.message.timestamp.before.max.ms", parse_int, minimum=0, topic="message.timestamp.before.max.ms",
-        doc="How far behind the broker's clock a CreateTime may be")
+        "log.message.timestamp.before.max.ms", parse_int, topic="message.timestamp.before.max.ms")
     log_message_timestamp_after_max_ms: int = config_key(
-        "log.message.timestamp.after.max.ms", parse_int, minimum=0, topic="message.timestamp.after.max.ms",
-        doc="How far ahead of the broker's clock a CreateTime may be")
+        "log.message.timestamp.after.max.ms", parse_int, topic="message.timestamp.after.max.ms")
     log_message_timestamp_difference_max_ms: int = config_key(
-        "log.message.timestamp.difference.max.ms", parse_int, minimum=0, topic="message.timestamp.difference.max.ms",
-        doc="Deprecated: stands in for an unset before.max.ms / after.max.ms")
-    message_max_bytes: int = config_key("message.max.bytes", parse_int, minimum=0, topic="max.message.bytes",
+        "log.message.timestamp.difference.max.ms", parse_int, topic="message.timestamp.difference.max.ms")
+    message_max_bytes: int = config_key("message.max.bytes", parse_int, topic="max.message.bytes",
                                         doc="The largest record batch the broker accepts")
     socket_request_max_bytes: int = config_key("socket.request.max.bytes", parse_int, "104857600", minimum=1,
                                                doc="The largest request the broker reads")

@@ -70,6 +70,7 @@ class Number:
 @dataclass(frozen=True, slots=True)
 class Ratio:
     kind = ConfigType.DOUBLE
+    minimum = 0
 
     def parse(self, name: str, text: str) -> float:
         try:
@@ -178,12 +179,12 @@ class LogConfig:
     index_interval_bytes: int = _topic("index.interval.bytes", Number(0, INT_MAX), 4096,
                                        doc="How many bytes of log lie between two offset index entries")
     flush_interval_messages: int = _topic("flush.messages", Number(1), LONG_MAX,
-                                          doc="Fsync the partition after this many messages")
+                                          doc="Fsync a partition after this many messages")
     flush_interval_ms: int | None = _topic("flush.ms", Number(0, unset_at_max=True), None,
-                                           doc="Fsync the partition when its oldest unflushed message is this old "
+                                           doc="Fsync a partition when its oldest unflushed message is this old "
                                                "(unset: leave it to the OS)")
     max_message_bytes: int = _topic("max.message.bytes", Number(0, INT_MAX), 1024 * 1024 + 12,
-                                    doc="The largest record batch the topic accepts")
+                                    doc="The largest record batch accepted")
     message_timestamp_type: str = _topic("message.timestamp.type", OneOf((CREATE_TIME, LOG_APPEND_TIME)), CREATE_TIME,
                                          doc="CreateTime (the producer's timestamp) or LogAppendTime (the broker's)")
     retention_ms: int = _topic("retention.ms", Number(-1), 7 * 24 * 60 * 60 * 1000,
@@ -195,7 +196,7 @@ class LogConfig:
     delete_retention_ms: int = _topic("delete.retention.ms", Number(0), 24 * 60 * 60 * 1000,
                                       doc="How long a tombstone stays readable after it is cleaned")
     min_cleanable_dirty_ratio: float = _topic("min.cleanable.dirty.ratio", Ratio(), 0.5,
-                                              doc="The least share of dirty log for the partition to be cleaned")
+                                              doc="The least share of dirty log for a partition to be cleaned")
     min_compaction_lag_ms: int = _topic("min.compaction.lag.ms", Number(0), 0,
                                         doc="The least time a message stays uncompacted")
     max_compaction_lag_ms: int = _topic("max.compaction.lag.ms", Number(1), LONG_MAX,
