@@ -4,6 +4,11 @@ A `LogConfig` is the broker defaults with a topic's overrides applied. Overrides
 (CreateTopics, AlterConfigs) and are validated here as Kafka validates them, failing with
 INVALID_CONFIG. Topic configs Kafka knows but a single-node log has no use for (min.insync.replicas,
 compression.type, ...) are accepted and stored so that tools setting them keep working.
+
+Each topic config is declared once: the ones the log acts on as `LogConfig` fields made by
+`_topic()` (name, value type with its bounds, default, doc), the stored ones as `TopicKey`s;
+`TOPIC_CONFIGS` collects both. The broker keys that set their defaults (kbroker/config.py) take
+default, minimum and doc from here.
 """
 from __future__ import annotations
 
@@ -146,7 +151,8 @@ ValueType = Number | Ratio | OneOf | CleanupPolicy | Boolean | Text
 @dataclass(frozen=True, slots=True)
 class TopicKey:
     """One topic config: Kafka's name, its value type and default, the `LogConfig` field it sets
-    (None: stored, not acted on) and whether DescribeConfigs lists it when the topic does not set it."""
+    (None: stored, not acted on), whether DescribeConfigs lists it when the topic does not set it,
+    and its documentation."""
     name: str
     type: ValueType
     default: object
