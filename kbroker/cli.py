@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 from kbroker import __version__, scram_users
-from kbroker.config import ConfigError, build_config, read_properties
+from kbroker.config import ConfigError, build_config
 from kbroker.json_logs import JsonFormatter
+from kbroker.properties import read_properties
 from kbroker.tools import commands as tools
 from kbroker.tools.output import EXIT_CODES
 

@@ -1,8 +1,10 @@
 """Broker configuration under Kafka's own names, so a user's server.properties mostly works.
 
-`BROKER_CONFIGS` is the one table of keys we understand: name, type, default, and the
-attribute of `Config` it fills. Keys Kafka has but kbroker has no use for (thread pools,
-KRaft, ...) are accepted and ignored; any other key gets a warning. `zookeeper.connect` turns on
+Each key we understand is declared once, as a field of `Config` made by `config_key()`: Kafka's
+name, parser, default, minimum, and the topic config it is the broker-wide default of. The table
+`BROKER_CONFIGS`, DescribeConfigs' types and the topic-config defaults derive from those fields.
+Keys Kafka has but kbroker has no use for (thread pools, KRaft, ...) are accepted and ignored;
+any other key gets a warning. `zookeeper.connect` turns on
 cluster mode (kbroker/cluster/).
 A value that does not parse raises `ConfigError`; the CLI turns that into exit code 2.
 """
@@ -16,7 +18,15 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from kbroker.errors import KafkaError
-from kbroker.log.config import BROKER_SYNONYMS, LogConfig
+from kbroker.log.config import (
+    CREATE_TIME,
+    INT_MAX,
+    LOG_APPEND_TIME,
+    LONG_MAX,
+    TOPIC_CONFIGS,
+    ConfigType,
+    LogConfig,
+)
 from kbroker.security.settings import (
     InterBrokerSecurity,
     ListenerSecurity,
@@ -26,8 +36,6 @@ from kbroker.security.settings import (
 )
 
 log = logging.getLogger("kbroker.config")
-
-LONG_MAX = 2**63 - 1
 
 
 class ConfigError(ValueError):
@@ -155,124 +163,51 @@ def parse_connection_overrides(text: str) -> tuple[tuple[str, int], ...]:
 
 
 def parse_timestamp_type(text: str) -> str:
-    if text not in ("CreateTime", "LogAppendTime"):
-        raise ValueError(f"expected CreateTime or LogAppendTime, got {text!r}")
+    if text not in (CREATE_TIME, LOG_APPEND_TIME):
+        raise ValueError(f"expected {CREATE_TIME} or {LOG_APPEND_TIME}, got {text!r}")
     return text
+
+
+# DescribeConfigs reports a broker key's type by its parser (every integer as LONG).
+_KIND = {parse_bool: ConfigType.BOOLEAN, parse_int: ConfigType.LONG, parse_float: ConfigType.DOUBLE}
 
 
 @dataclass(frozen=True, slots=True)
 class ConfigKey:
+    """One broker config, declared as a field of `Config` with `config_key()`."""
     name: str
     parse: Callable[[str], Any]
-    default: str | None
-    attribute: str
+    default: Any  # typed, as `parse` returns it
     minimum: int | None = None
+    topic: str | None = None  # the topic config this key is the broker-wide default of (Kafka's synonyms)
+    doc: str = ""
+    attribute: str = ""  # the Config field, filled in from the field's name
+
+    @property
+    def kind(self) -> ConfigType:
+        return _KIND.get(self.parse, ConfigType.STRING)
 
 
-def _key(name: str, parse: Callable[[str], Any], default: str | None, minimum: int | None = None) -> ConfigKey:
-    return ConfigKey(name, parse, default, name.replace(".", "_"), minimum)
+_FROM_TOPIC: Any = object()
 
 
-BROKER_CONFIGS: tuple[ConfigKey, ...] = (
-    _key("node.id", parse_int, "1", 0),
-    _key("log.dirs", str, "./kbroker-data"),
-    _key("listeners", parse_listeners, "PLAINTEXT://127.0.0.1:9092"),
-    _key("advertised.listeners", parse_listeners, None),
-    _key("listener.security.protocol.map", parse_protocol_map, DEFAULT_PROTOCOL_MAP),
-    _key("inter.broker.listener.name", str.upper, None),
-    _key("security.inter.broker.protocol", parse_security_protocol, None),
-    _key("connections.max.reauth.ms", parse_int, "0", 0),
-    _key("connection.failed.authentication.delay.ms", parse_int, "100", 0),
-    _key("metrics.listener", parse_metrics_listener, ""),
-    _key("num.partitions", parse_int, "1", 1),
-    _key("default.replication.factor", parse_int, "1", 1),
-    _key("auto.create.topics.enable", parse_bool, "true"),
-    _key("delete.topic.enable", parse_bool, "true"),
-    _key("log.segment.bytes", parse_int, "1073741824", 14),
-    _key("log.roll.hours", parse_int, "168", 1),
-    _key("log.roll.ms", parse_int, None, 1),
-    _key("log.index.interval.bytes", parse_int, "4096", 0),
-    _key("log.index.size.max.bytes", parse_int, "10485760", 4),
-    _key("log.flush.interval.messages", parse_int, str(LONG_MAX), 1),
-    _key("log.flush.interval.ms", parse_int, None, 0),
-    _key("log.flush.scheduler.interval.ms", parse_int, str(LONG_MAX), 0),
-    _key("log.flush.offset.checkpoint.interval.ms", parse_int, "60000", 0),
-    _key("log.retention.hours", parse_int, "168", -1),
-    _key("log.retention.minutes", parse_int, None, -1),
-    _key("log.retention.ms", parse_int, None, -1),
-    _key("log.retention.bytes", parse_int, "-1", -1),
-    _key("log.retention.check.interval.ms", parse_int, "300000", 1),
-    _key("log.cleanup.policy", str, "delete"),
-    _key("log.cleaner.enable", parse_bool, "true"),
-    _key("log.cleaner.backoff.ms", parse_int, "15000", 0),
-    _key("log.cleaner.dedupe.buffer.size", parse_int, "134217728", 0),
-    _key("log.cleaner.io.buffer.size", parse_int, "524288", 0),
-    _key("log.cleaner.io.buffer.load.factor", parse_float, "0.9", 0),
-    _key("log.cleaner.min.cleanable.ratio", parse_float, "0.5", 0),
-    _key("log.cleaner.delete.retention.ms", parse_int, "86400000", 0),
-    _key("log.cleaner.min.compaction.lag.ms", parse_int, "0", 0),
-    _key("log.cleaner.max.compaction.lag.ms", parse_int, str(LONG_MAX), 1),
-    _key("log.message.timestamp.type", parse_timestamp_type, "CreateTime"),
-    _key("log.message.timestamp.before.max.ms", parse_int, str(LONG_MAX), 0),
-    _key("log.message.timestamp.after.max.ms", parse_int, str(LONG_MAX), 0),
-    _key("log.message.timestamp.difference.max.ms", parse_int, str(LONG_MAX), 0),
-    _key("message.max.bytes", parse_int, "1048588", 0),
-    _key("socket.request.max.bytes", parse_int, "104857600", 1),
-    _key("socket.send.buffer.bytes", parse_int, "102400", -1),
-    _key("socket.receive.buffer.bytes", parse_int, "102400", -1),
-    _key("max.connections", parse_int, "2147483647", 0),
-    _key("max.connections.per.ip", parse_int, "2147483647", 0),
-    _key("max.connections.per.ip.overrides", parse_connection_overrides, ""),
-    _key("connections.max.idle.ms", parse_int, "600000", -1),
-    _key("queued.max.requests", parse_int, "500", 1),
-    _key("offsets.topic.num.partitions", parse_int, "50", 1),
-    _key("group.initial.rebalance.delay.ms", parse_int, "3000", 0),
-    _key("group.min.session.timeout.ms", parse_int, "6000", 0),
-    _key("group.max.session.timeout.ms", parse_int, "1800000", 0),
-    _key("group.max.size", parse_int, "2147483647", 1),
-    _key("offsets.retention.minutes", parse_int, "10080", 1),
-    _key("offsets.retention.check.interval.ms", parse_int, "600000", 1),
-    _key("offset.metadata.max.bytes", parse_int, "4096", 0),
-    _key("offsets.topic.segment.bytes", parse_int, "104857600", 14),
-    _key("group.consumer.heartbeat.interval.ms", parse_int, "5000", 1),
-    _key("group.consumer.min.heartbeat.interval.ms", parse_int, "5000", 1),
-    _key("group.consumer.max.heartbeat.interval.ms", parse_int, "15000", 1),
-    _key("group.consumer.session.timeout.ms", parse_int, "45000", 1),
-    _key("group.consumer.min.session.timeout.ms", parse_int, "45000", 1),
-    _key("group.consumer.max.session.timeout.ms", parse_int, "60000", 1),
-    _key("group.consumer.max.size", parse_int, "2147483647", 1),
-    _key("group.consumer.assignors", parse_assignors, "uniform,range"),
-    _key("zookeeper.connect", str, None),
-    _key("zookeeper.session.timeout.ms", parse_int, "18000", 1),
-    _key("zookeeper.connection.timeout.ms", parse_int, None, 1),
-    _key("broker.rack", str, None),
-    _key("offsets.topic.replication.factor", parse_int, "3", 1),
-    _key("replica.lag.time.max.ms", parse_int, "30000", 1),
-    _key("min.insync.replicas", parse_int, "1", 1),
-    _key("auto.leader.rebalance.enable", parse_bool, "true"),
-    # SIGTERM: leave the live brokers and keep serving until leadership moved (member.py); without
-    # it the session simply closes (leaders still move at once, but clients find them by retrying).
-    _key("controlled.shutdown.enable", parse_bool, "true"),
-    _key("leader.imbalance.check.interval.seconds", parse_int, "300", 1),
-    _key("leader.imbalance.per.broker.percentage", parse_int, "10", 0),
-    # ACLs: any authorizer class name switches kbroker's own authorizer on (kbroker/security/acls.py).
-    _key("authorizer.class.name", str, ""),
-    _key("super.users", parse_super_users, ""),
-    _key("allow.everyone.if.no.acl.found", parse_bool, "false"),
-    # Client quotas are measured over quota.window.num samples of quota.window.size.seconds.
-    _key("quota.window.num", parse_int, "11", 1),
-    _key("quota.window.size.seconds", parse_int, "1", 1),
-    _key("transaction.state.log.num.partitions", parse_int, "50", 1),
-    _key("transaction.state.log.segment.bytes", parse_int, "104857600", 14),
-    _key("transaction.state.log.replication.factor", parse_int, "3", 1),
-    _key("transaction.max.timeout.ms", parse_int, "900000", 1),
-    _key("transactional.id.expiration.ms", parse_int, "604800000", 1),
-    _key("transaction.abort.timed.out.transaction.cleanup.interval.ms", parse_int, "10000", 1),
-    _key("transaction.remove.expired.transaction.cleanup.interval.ms", parse_int, "3600000", 1),
-    # KIP-890 part 1: a partition leader asks the coordinator before a transaction's first batch.
-    _key("transaction.partition.verification.enable", parse_bool, "true"),
-)
-_BY_NAME = {k.name: k for k in BROKER_CONFIGS}
+def config_key(name: str, parse: Callable[[str], Any], default: str | None = _FROM_TOPIC, *,
+               minimum: int | None = _FROM_TOPIC, topic: str | None = None, doc: str = _FROM_TOPIC) -> Any:
+    """Declare a `Config` field as the broker config `name`. `default` is text as a user would write
+    it, parsed once here. A key that is the broker-wide default of a topic config takes the default,
+    minimum and doc it does not give from that topic config."""
+    if topic is not None:
+        declared = TOPIC_CONFIGS[topic]
+        typed = declared.default if default is _FROM_TOPIC else None if default is None else parse(default)
+        minimum = getattr(declared.type, "minimum", None) if minimum is _FROM_TOPIC else minimum
+        doc = declared.doc if doc is _FROM_TOPIC else doc
+    elif default is _FROM_TOPIC or doc is _FROM_TOPIC:
+        raise TypeError(f"{name} needs a default and a doc, or a topic config to take them from")
+    else:
+        typed = None if default is None else parse(default)
+        minimum = None if minimum is _FROM_TOPIC else minimum
+    return dataclasses.field(default=typed, metadata={"key": ConfigKey(name, parse, typed, minimum, topic, doc)})
+
 
 # Kafka's older spellings that set the same value (Kafka resolves them the same way).
 _ALIASES = {"broker.id": "node.id", "log.dir": "log.dirs"}
@@ -291,98 +226,225 @@ IGNORED_KEYS = frozenset({
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    node_id: int
-    log_dirs: str
-    listeners: tuple[Listener, ...]
-    advertised_listeners: tuple[Listener, ...] | None
-    listener_security_protocol_map: tuple[tuple[str, str], ...]
-    inter_broker_listener_name: str | None
-    security_inter_broker_protocol: str | None
-    connections_max_reauth_ms: int  # KIP-368; 0: sessions do not expire
-    connection_failed_authentication_delay_ms: int  # the close after a refused login waits this long
-    metrics_listener: Listener | None
-    num_partitions: int
-    default_replication_factor: int
-    auto_create_topics_enable: bool
-    delete_topic_enable: bool
-    log_segment_bytes: int
-    log_roll_hours: int
-    log_roll_ms: int | None
-    log_index_interval_bytes: int
-    log_index_size_max_bytes: int
-    log_flush_interval_messages: int
-    log_flush_interval_ms: int | None
-    log_flush_scheduler_interval_ms: int
-    log_flush_offset_checkpoint_interval_ms: int
-    log_retention_hours: int
-    log_retention_minutes: int | None
-    log_retention_ms: int | None
-    log_retention_bytes: int
-    log_retention_check_interval_ms: int
-    log_cleanup_policy: str
-    log_cleaner_enable: bool
-    log_cleaner_backoff_ms: int
-    log_cleaner_dedupe_buffer_size: int
-    log_cleaner_io_buffer_size: int
-    log_cleaner_io_buffer_load_factor: float
-    log_cleaner_min_cleanable_ratio: float
-    log_cleaner_delete_retention_ms: int
-    log_cleaner_min_compaction_lag_ms: int
-    log_cleaner_max_compaction_lag_ms: int
-    log_message_timestamp_type: str
-    log_message_timestamp_before_max_ms: int
-    log_message_timestamp_after_max_ms: int
-    log_message_timestamp_difference_max_ms: int
-    message_max_bytes: int
-    socket_request_max_bytes: int
-    socket_send_buffer_bytes: int  # SO_SNDBUF of client connections; -1: the OS default
-    socket_receive_buffer_bytes: int  # SO_RCVBUF (set on the listener, so the window scale fits); -1: OS default
-    max_connections: int
-    max_connections_per_ip: int
-    max_connections_per_ip_overrides: tuple[tuple[str, int], ...]
-    connections_max_idle_ms: int  # negative: never close idle connections
-    queued_max_requests: int  # per connection here, see kbroker/broker/connection.py
-    offsets_topic_num_partitions: int
-    group_initial_rebalance_delay_ms: int
-    group_min_session_timeout_ms: int
-    group_max_session_timeout_ms: int
-    group_max_size: int
-    offsets_retention_minutes: int
-    offsets_retention_check_interval_ms: int
-    offset_metadata_max_bytes: int
-    offsets_topic_segment_bytes: int
-    group_consumer_heartbeat_interval_ms: int
-    group_consumer_min_heartbeat_interval_ms: int
-    group_consumer_max_heartbeat_interval_ms: int
-    group_consumer_session_timeout_ms: int
-    group_consumer_min_session_timeout_ms: int
-    group_consumer_max_session_timeout_ms: int
-    group_consumer_max_size: int
-    group_consumer_assignors: tuple[str, ...]
-    zookeeper_connect: str | None  # cluster mode when set (kbroker/cluster/)
-    zookeeper_session_timeout_ms: int
-    zookeeper_connection_timeout_ms: int | None  # None: the session timeout, as Kafka
-    broker_rack: str | None
-    offsets_topic_replication_factor: int
-    replica_lag_time_max_ms: int
-    min_insync_replicas: int
-    auto_leader_rebalance_enable: bool  # the controller moves leadership back to preferred replicas
-    leader_imbalance_check_interval_seconds: int
-    leader_imbalance_per_broker_percentage: int
-    controlled_shutdown_enable: bool
-    authorizer_class_name: str  # empty: no authorization, everyone may do everything
-    super_users: tuple[str, ...]
-    allow_everyone_if_no_acl_found: bool
-    quota_window_num: int
-    quota_window_size_seconds: int
-    transaction_state_log_num_partitions: int
-    transaction_state_log_segment_bytes: int
-    transaction_state_log_replication_factor: int
-    transaction_max_timeout_ms: int
-    transactional_id_expiration_ms: int
-    transaction_abort_timed_out_transaction_cleanup_interval_ms: int
-    transaction_remove_expired_transaction_cleanup_interval_ms: int
-    transaction_partition_verification_enable: bool
+    node_id: int = config_key("node.id", parse_int, "1", minimum=0,
+                              doc="This broker's id, unique in the cluster (broker.id is the older name)")
+    log_dirs: str = config_key("log.dirs", str, "./kbroker-data",
+                               doc="The data directory (of a comma-separated list, the first is used)")
+    listeners: tuple[Listener, ...] = config_key("listeners", parse_listeners, "PLAINTEXT://127.0.0.1:9092",
+                                                 doc="Where the broker listens: NAME://host:port, comma-separated")
+    advertised_listeners: tuple[Listener, ...] | None = config_key("advertised.listeners", parse_listeners, None,
+                                                                   doc="Where clients reconnect, per listener name "
+                                                                       "(default: the listener's address)")
+    listener_security_protocol_map: tuple[tuple[str, str], ...] = config_key(
+        "listener.security.protocol.map", parse_protocol_map, DEFAULT_PROTOCOL_MAP,
+        doc="The security protocol of each listener name: NAME:PROTOCOL, comma-separated")
+    inter_broker_listener_name: str | None = config_key("inter.broker.listener.name", str.upper, None,
+                                                        doc="The listener brokers use to reach each other")
+    security_inter_broker_protocol: str | None = config_key(
+        "security.inter.broker.protocol", parse_security_protocol, None,
+        doc="The security protocol between brokers (instead of inter.broker.listener.name)")
+    connections_max_reauth_ms: int = config_key("connections.max.reauth.ms", parse_int, "0", minimum=0,
+                                                doc="How long a SASL session lasts before the client must log in "
+                                                    "again (KIP-368); 0: forever")
+    connection_failed_authentication_delay_ms: int = config_key(
+        "connection.failed.authentication.delay.ms", parse_int, "100", minimum=0,
+        doc="How long the broker waits before closing a connection whose login failed")
+    metrics_listener: Listener | None = config_key("metrics.listener", parse_metrics_listener, "",
+                                                   doc="http://host:port serving Prometheus metrics at /metrics; "
+                                                       "empty: off")
+    num_partitions: int = config_key("num.partitions", parse_int, "1", minimum=1,
+                                     doc="The partitions of an auto-created topic")
+    default_replication_factor: int = config_key("default.replication.factor", parse_int, "1", minimum=1,
+                                                 doc="The replication factor of an auto-created topic")
+    auto_create_topics_enable: bool = config_key("auto.create.topics.enable", parse_bool, "true",
+                                                 doc="Create a topic when a client asks for metadata of one that "
+                                                     "does not exist")
+    delete_topic_enable: bool = config_key("delete.topic.enable", parse_bool, "true",
+                                           doc="Allow DeleteTopics")
+    log_segment_bytes: int = config_key("log.segment.bytes", parse_int, topic="segment.bytes")
+    log_roll_hours: int = config_key("log.roll.hours", parse_int, "168", minimum=1,
+                                     doc="Roll a new segment after this many hours (log.roll.ms, when set, wins)")
+    log_roll_ms: int | None = config_key("log.roll.ms", parse_int, None, topic="segment.ms")
+    log_index_interval_bytes: int = config_key("log.index.interval.bytes", parse_int, topic="index.interval.bytes")
+    log_index_size_max_bytes: int = config_key("log.index.size.max.bytes", parse_int, topic="segment.index.bytes")
+    log_flush_interval_messages: int = config_key("log.flush.interval.messages", parse_int, topic="flush.messages")
+    log_flush_interval_ms: int | None = config_key("log.flush.interval.ms", parse_int, topic="flush.ms")
+    log_flush_scheduler_interval_ms: int = config_key(
+        "log.flush.scheduler.interval.ms", parse_int, str(LONG_MAX), minimum=0,
+        doc="How often the flusher checks whether a partition needs a flush")
+    log_flush_offset_checkpoint_interval_ms: int = config_key(
+        "log.flush.offset.checkpoint.interval.ms", parse_int, "60000", minimum=0,
+        doc="How often the recovery point checkpoint is written")
+    log_retention_hours: int = config_key("log.retention.hours", parse_int, "168", minimum=-1,
+                                          doc="Delete segments older than this many hours (-1: keep forever)")
+    log_retention_minutes: int | None = config_key("log.retention.minutes", parse_int, None, minimum=-1,
+                                                   doc="Delete segments older than this many minutes (beats hours)")
+    log_retention_ms: int | None = config_key("log.retention.ms", parse_int, None, topic="retention.ms",
+                                              doc="Delete segments older than this (wins over minutes and hours; "
+                                                  "-1: keep forever)")
+    log_retention_bytes: int = config_key("log.retention.bytes", parse_int, minimum=-1, topic="retention.bytes")
+    log_retention_check_interval_ms: int = config_key(
+        "log.retention.check.interval.ms", parse_int, "300000", minimum=1,
+        doc="How often retention is applied")
+    log_cleanup_policy: str = config_key("log.cleanup.policy", str, topic="cleanup.policy")
+    log_cleaner_enable: bool = config_key("log.cleaner.enable", parse_bool, "true",
+                                          doc="Run the log cleaner that compacts topics with the compact policy")
+    log_cleaner_backoff_ms: int = config_key("log.cleaner.backoff.ms", parse_int, "15000", minimum=0,
+                                             doc="How long the cleaner sleeps when no log needs cleaning")
+    log_cleaner_dedupe_buffer_size: int = config_key(
+        "log.cleaner.dedupe.buffer.size", parse_int, "134217728", minimum=0,
+        doc="The memory the cleaner uses for its key map")
+    log_cleaner_io_buffer_size: int = config_key("log.cleaner.io.buffer.size", parse_int, "524288", minimum=0,
+                                                 doc="The cleaner's read and write buffer size")
+    log_cleaner_io_buffer_load_factor: float = config_key(
+        "log.cleaner.io.buffer.load.factor", parse_float, "0.9", minimum=0,
+        doc="How full the cleaner's key map may get")
+    log_cleaner_min_cleanable_ratio: float = config_key(
+        "log.cleaner.min.cleanable.ratio", parse_float, topic="min.cleanable.dirty.ratio")
+    log_cleaner_delete_retention_ms: int = config_key(
+        "log.cleaner.delete.retention.ms", parse_int, topic="delete.retention.ms")
+    log_cleaner_min_compaction_lag_ms: int = config_key(
+        "log.cleaner.min.compaction.lag.ms", parse_int, topic="min.compaction.lag.ms")
+    log_cleaner_max_compaction_lag_ms: int = config_key(
+        "log.cleaner.max.compaction.lag.ms", parse_int, topic="max.compaction.lag.ms")
+    log_message_timestamp_type: str = config_key(
+        "log.message.timestamp.type", parse_timestamp_type, topic="message.timestamp.type")
+    log_message_timestamp_before_max_ms: int = config_key(
+        "log.message.timestamp.before.max.ms", parse_int, topic="message.timestamp.before.max.ms")
+    log_message_timestamp_after_max_ms: int = config_key(
+        "log.message.timestamp.after.max.ms", parse_int, topic="message.timestamp.after.max.ms")
+    log_message_timestamp_difference_max_ms: int = config_key(
+        "log.message.timestamp.difference.max.ms", parse_int, topic="message.timestamp.difference.max.ms")
+    message_max_bytes: int = config_key("message.max.bytes", parse_int, topic="max.message.bytes",
+                                        doc="The largest record batch the broker accepts")
+    socket_request_max_bytes: int = config_key("socket.request.max.bytes", parse_int, "104857600", minimum=1,
+                                               doc="The largest request the broker reads")
+    socket_send_buffer_bytes: int = config_key("socket.send.buffer.bytes", parse_int, "102400", minimum=-1,
+                                               doc="SO_SNDBUF of client connections; -1: the OS default")
+    socket_receive_buffer_bytes: int = config_key("socket.receive.buffer.bytes", parse_int, "102400", minimum=-1,
+                                                  doc="SO_RCVBUF of client connections (set on the listener); -1: "
+                                                      "the OS default")
+    max_connections: int = config_key("max.connections", parse_int, str(INT_MAX), minimum=0,
+                                      doc="The most client connections the broker holds open")
+    max_connections_per_ip: int = config_key("max.connections.per.ip", parse_int, str(INT_MAX), minimum=0,
+                                             doc="The most connections from one IP address")
+    max_connections_per_ip_overrides: tuple[tuple[str, int], ...] = config_key(
+        "max.connections.per.ip.overrides", parse_connection_overrides, "",
+        doc="Per-address limits instead of max.connections.per.ip: host:count, comma-separated")
+    connections_max_idle_ms: int = config_key("connections.max.idle.ms", parse_int, "600000", minimum=-1,
+                                              doc="Close a connection idle this long; negative: never")
+    queued_max_requests: int = config_key("queued.max.requests", parse_int, "500", minimum=1,
+                                          doc="The most requests read ahead of their answers, per connection in "
+                                              "kbroker")
+    offsets_topic_num_partitions: int = config_key("offsets.topic.num.partitions", parse_int, "50", minimum=1,
+                                                   doc="The partitions of __consumer_offsets")
+    group_initial_rebalance_delay_ms: int = config_key(
+        "group.initial.rebalance.delay.ms", parse_int, "3000", minimum=0,
+        doc="How long a new classic group waits for more members before its first rebalance")
+    group_min_session_timeout_ms: int = config_key("group.min.session.timeout.ms", parse_int, "6000", minimum=0,
+                                                   doc="The least session timeout a classic group member may ask for")
+    group_max_session_timeout_ms: int = config_key("group.max.session.timeout.ms", parse_int, "1800000", minimum=0,
+                                                   doc="The most session timeout a classic group member may ask for")
+    group_max_size: int = config_key("group.max.size", parse_int, str(INT_MAX), minimum=1,
+                                     doc="The most members of a classic group")
+    offsets_retention_minutes: int = config_key("offsets.retention.minutes", parse_int, "10080", minimum=1,
+                                                doc="How long the committed offsets of an empty group are kept")
+    offsets_retention_check_interval_ms: int = config_key(
+        "offsets.retention.check.interval.ms", parse_int, "600000", minimum=1,
+        doc="How often expired offsets are removed")
+    offset_metadata_max_bytes: int = config_key("offset.metadata.max.bytes", parse_int, "4096", minimum=0,
+                                                doc="The largest metadata string of a committed offset")
+    offsets_topic_segment_bytes: int = config_key("offsets.topic.segment.bytes", parse_int, "104857600", minimum=14,
+                                                  doc="The segment size of __consumer_offsets")
+    group_consumer_heartbeat_interval_ms: int = config_key(
+        "group.consumer.heartbeat.interval.ms", parse_int, "5000", minimum=1,
+        doc="The heartbeat interval of consumer group (KIP-848) members")
+    group_consumer_min_heartbeat_interval_ms: int = config_key(
+        "group.consumer.min.heartbeat.interval.ms", parse_int, "5000", minimum=1,
+        doc="The least heartbeat interval of consumer group members")
+    group_consumer_max_heartbeat_interval_ms: int = config_key(
+        "group.consumer.max.heartbeat.interval.ms", parse_int, "15000", minimum=1,
+        doc="The most heartbeat interval of consumer group members")
+    group_consumer_session_timeout_ms: int = config_key(
+        "group.consumer.session.timeout.ms", parse_int, "45000", minimum=1,
+        doc="The session timeout of consumer group (KIP-848) members")
+    group_consumer_min_session_timeout_ms: int = config_key(
+        "group.consumer.min.session.timeout.ms", parse_int, "45000", minimum=1,
+        doc="The least session timeout of consumer group members")
+    group_consumer_max_session_timeout_ms: int = config_key(
+        "group.consumer.max.session.timeout.ms", parse_int, "60000", minimum=1,
+        doc="The most session timeout of consumer group members")
+    group_consumer_max_size: int = config_key("group.consumer.max.size", parse_int, str(INT_MAX), minimum=1,
+                                              doc="The most members of a consumer group")
+    group_consumer_assignors: tuple[str, ...] = config_key(
+        "group.consumer.assignors", parse_assignors, "uniform,range",
+        doc="The server-side assignors (uniform, range); the first is the default")
+    zookeeper_connect: str | None = config_key("zookeeper.connect", str, None,
+                                               doc="host:port[/chroot] of ZooKeeper: cluster mode when set")
+    zookeeper_session_timeout_ms: int = config_key("zookeeper.session.timeout.ms", parse_int, "18000", minimum=1,
+                                                   doc="The ZooKeeper session timeout")
+    zookeeper_connection_timeout_ms: int | None = config_key(
+        "zookeeper.connection.timeout.ms", parse_int, None, minimum=1,
+        doc="How long to wait for a ZooKeeper connection (unset: the session timeout)")
+    broker_rack: str | None = config_key("broker.rack", str, None,
+                                         doc="This broker's rack, for rack-aware replica placement")
+    offsets_topic_replication_factor: int = config_key("offsets.topic.replication.factor", parse_int, "3", minimum=1,
+                                                       doc="The replication factor of __consumer_offsets (at most "
+                                                           "the live brokers)")
+    replica_lag_time_max_ms: int = config_key("replica.lag.time.max.ms", parse_int, "30000", minimum=1,
+                                              doc="A follower that has not caught up for this long leaves the ISR")
+    min_insync_replicas: int = config_key("min.insync.replicas", parse_int, "1", minimum=1,
+                                          doc="The fewest in-sync replicas an acks=all produce needs")
+    auto_leader_rebalance_enable: bool = config_key("auto.leader.rebalance.enable", parse_bool, "true",
+                                                    doc="Move leadership back to the preferred replicas")
+    # SIGTERM: leave the live brokers and keep serving until leadership moved (member.py); without
+    # it the session simply closes (leaders still move at once, but clients find them by retrying).
+    controlled_shutdown_enable: bool = config_key("controlled.shutdown.enable", parse_bool, "true",
+                                                  doc="On SIGTERM, move leadership away before leaving the cluster")
+    leader_imbalance_check_interval_seconds: int = config_key(
+        "leader.imbalance.check.interval.seconds", parse_int, "300", minimum=1,
+        doc="How often the controller checks leadership balance")
+    leader_imbalance_per_broker_percentage: int = config_key(
+        "leader.imbalance.per.broker.percentage", parse_int, "10", minimum=0,
+        doc="The share of misplaced leaders on a broker that triggers a rebalance")
+    # ACLs: any authorizer class name switches kbroker's own authorizer on (kbroker/security/acls.py).
+    authorizer_class_name: str = config_key("authorizer.class.name", str, "",
+                                            doc="Any authorizer class turns ACLs on; empty: everyone may do "
+                                                "everything")
+    super_users: tuple[str, ...] = config_key("super.users", parse_super_users, "",
+                                              doc="Principals that pass every ACL check: User:name, "
+                                                  "semicolon-separated")
+    allow_everyone_if_no_acl_found: bool = config_key("allow.everyone.if.no.acl.found", parse_bool, "false",
+                                                      doc="Allow access to a resource that has no ACL")
+    # Client quotas are measured over quota.window.num samples of quota.window.size.seconds.
+    quota_window_num: int = config_key("quota.window.num", parse_int, "11", minimum=1,
+                                       doc="How many samples a client quota is measured over")
+    quota_window_size_seconds: int = config_key("quota.window.size.seconds", parse_int, "1", minimum=1,
+                                                doc="The length of one client quota sample")
+    transaction_state_log_num_partitions: int = config_key(
+        "transaction.state.log.num.partitions", parse_int, "50", minimum=1,
+        doc="The partitions of __transaction_state")
+    transaction_state_log_segment_bytes: int = config_key(
+        "transaction.state.log.segment.bytes", parse_int, "104857600", minimum=14,
+        doc="The segment size of __transaction_state")
+    transaction_state_log_replication_factor: int = config_key(
+        "transaction.state.log.replication.factor", parse_int, "3", minimum=1,
+        doc="The replication factor of __transaction_state")
+    transaction_max_timeout_ms: int = config_key("transaction.max.timeout.ms", parse_int, "900000", minimum=1,
+                                                 doc="The longest transaction timeout a producer may ask for")
+    transactional_id_expiration_ms: int = config_key(
+        "transactional.id.expiration.ms", parse_int, "604800000", minimum=1,
+        doc="How long an idle transactional id is kept")
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: int = config_key(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms", parse_int, "10000", minimum=1,
+        doc="How often timed-out transactions are aborted")
+    transaction_remove_expired_transaction_cleanup_interval_ms: int = config_key(
+        "transaction.remove.expired.transaction.cleanup.interval.ms", parse_int, "3600000", minimum=1,
+        doc="How often expired transactional ids are removed")
+    # KIP-890 part 1: a partition leader asks the coordinator before a transaction's first batch.
+    transaction_partition_verification_enable: bool = config_key(
+        "transaction.partition.verification.enable", parse_bool, "true",
+        doc="Check with the coordinator before a transaction's first batch (KIP-890)")
     # Keys the user set (file or -o), as given: DescribeConfigs reports them as static.
     explicit: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # TLS and SASL settings of each listener, by listener name (`ssl.*`, `sasl.*`, `listener.name.*`).
@@ -439,10 +501,11 @@ class Config:
 
     def log_defaults(self) -> LogConfig:
         """Topic-level defaults: what a topic without overrides gets (Kafka's synonyms)."""
-        settings = {name: text for name in BROKER_SYNONYMS.values() if (text := self.value_text(name)) is not None}
-        settings["log.roll.ms"] = str(self.effective_log_roll_ms)
-        settings["log.retention.ms"] = str(self.effective_log_retention_ms)
-        return LogConfig.from_broker_configs(settings)
+        values = {key.topic: value for key in BROKER_CONFIGS
+                  if key.topic is not None and (value := getattr(self, key.attribute)) is not None}
+        values["segment.ms"] = self.effective_log_roll_ms
+        values["retention.ms"] = self.effective_log_retention_ms
+        return LogConfig.from_values(values)
 
     def value_text(self, name: str) -> str | None:
         """The effective value of a broker key as Kafka would print it."""
@@ -459,6 +522,15 @@ class Config:
         if isinstance(value, tuple):
             return ",".join(item if isinstance(item, str) else ":".join(map(str, item)) for item in value)
         return str(value)
+
+
+# Every broker key we understand, in declaration order, derived from the fields of Config.
+BROKER_CONFIGS: tuple[ConfigKey, ...] = tuple(
+    dataclasses.replace(field.metadata["key"], attribute=field.name)
+    for field in dataclasses.fields(Config) if "key" in field.metadata)
+_BY_NAME = {k.name: k for k in BROKER_CONFIGS}
+# Topic config name -> the broker config that sets its default (Kafka's ServerTopicConfigSynonyms).
+BROKER_SYNONYMS: dict[str, str] = {k.topic: k.name for k in BROKER_CONFIGS if k.topic is not None}
 
 
 def build_config(settings: Mapping[str, str]) -> Config:
@@ -478,10 +550,9 @@ def build_config(settings: Mapping[str, str]) -> Config:
             log.warning("unknown config %s=%s ignored", name, text)
     values: dict[str, Any] = {}
     for key in BROKER_CONFIGS:
-        text = resolved.get(key.name, key.default)
+        text = resolved.get(key.name)
         if text is None:
-            values[key.attribute] = None
-            continue
+            continue  # the field's default
         try:
             value = key.parse(text)
         except ValueError as exc:
@@ -553,22 +624,3 @@ def _check_group_ranges(config: Config) -> None:
             raise ConfigError(f"{name}={value} must be between {low}={minimum} and {high}={maximum}")
     if config.group_consumer_heartbeat_interval_ms >= config.group_consumer_session_timeout_ms:
         raise ConfigError("group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms")
-
-
-def read_properties(path: Path) -> dict[str, str]:
-    """Java .properties: `key=value` or `key: value`, `#`/`!` comments, `\\` continuations."""
-    settings: dict[str, str] = {}
-    pending = ""
-    for raw in path.read_text().splitlines():
-        line = pending + raw.strip()
-        pending = ""
-        if not line or line[0] in "#!":
-            continue
-        if line.endswith("\\"):
-            pending = line[:-1]
-            continue
-        match = re.match(r"([^=:\s]+)\s*[=:\s]\s*(.*)", line)
-        if not match:
-            raise ConfigError(f"{path}: cannot parse line {raw!r}")
-        settings[match.group(1)] = match.group(2)
-    return settings

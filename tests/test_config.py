@@ -2,7 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from kbroker.config import ConfigError, Listener, build_config, read_properties
+from kbroker.config import BROKER_CONFIGS, ConfigError, Listener, build_config
+from kbroker.log.config import LONG_MAX, LogConfig
+from kbroker.properties import read_properties
 
 
 def test_defaults_are_kafkas():
@@ -15,6 +17,19 @@ def test_defaults_are_kafkas():
     assert config.log_flush_interval_ms is None
     assert config.auto_create_topics_enable is True
     assert config.value_text("log.segment.bytes") == "1073741824"
+
+
+def test_every_default_is_a_value_its_own_key_accepts():
+    config = build_config({})
+    for key in BROKER_CONFIGS:
+        assert getattr(config, key.attribute) == key.default, key.name
+        text = config.value_text(key.name)
+        assert (key.parse(text) if text is not None else None) == key.default, key.name
+        assert key.minimum is None or key.default is None or key.default >= key.minimum, key.name
+
+
+def test_a_topic_without_overrides_gets_the_broker_defaults_of_its_synonyms():
+    assert build_config({}).log_defaults() == LogConfig()
 
 
 def test_server_properties_file(tmp_path: Path):
@@ -45,6 +60,23 @@ def test_retention_and_roll_defaults_are_kafkas_hours():
     assert config.log_defaults().retention_ms == 7 * 24 * 3_600_000
     assert build_config({"log.roll.hours": "2"}).log_defaults().segment_ms == 2 * 3_600_000
     assert build_config({"log.retention.minutes": "-1"}).log_defaults().retention_ms == -1
+
+
+def test_topic_defaults_come_from_their_broker_synonyms():
+    config = build_config({"log.segment.bytes": "4096", "log.roll.ms": "10", "message.max.bytes": "77",
+                           "log.flush.interval.ms": str(LONG_MAX), "num.partitions": "3"}).log_defaults()
+    assert (config.segment_bytes, config.segment_ms, config.max_message_bytes) == (4096, 10, 77)
+    assert config.flush_interval_ms is None  # LONG_MAX: not set, as for the topic's flush.ms
+    assert build_config({"log.cleanup.policy": "delete,compact"}).log_defaults().cleanup_policy == "compact,delete"
+
+
+def test_broker_defaults_are_checked_as_topic_configs():
+    """A broker key beyond its topic config's range fails as that topic config would (an INT)."""
+    with pytest.raises(ConfigError, match="Invalid value 2147483648 for configuration segment.bytes: "
+                                          "Not a number of type INT"):
+        build_config({"log.segment.bytes": str(2**31)})
+    with pytest.raises(ConfigError, match="min.cleanable.dirty.ratio: Value must be no more than 1.0"):
+        build_config({"log.cleaner.min.cleanable.ratio": "1.5"})
 
 
 def test_explicit_ms_beats_hours_alias():

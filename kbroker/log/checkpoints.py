@@ -149,15 +149,6 @@ def write_properties(path: Path, properties: Mapping[str, str]) -> None:
     write_atomically(path, "".join(f"{key}={value}\n" for key, value in properties.items()).encode())
 
 
-def read_properties(path: Path) -> dict[str, str] | None:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return None
-    return dict(line.split("=", 1) for line in map(str.strip, text.splitlines())
-                if line and not line.startswith("#") and "=" in line)
-
-
 def _write_fully(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:  # os.write may write less than asked

@@ -59,7 +59,6 @@ from kbroker.log.checkpoints import (
     MalformedCheckpoint,
     read_offsets,
     read_partition_metadata,
-    read_properties,
     uuid_to_base64,
     write_atomically,
     write_offsets,
@@ -79,6 +78,7 @@ from kbroker.log.topics import (
     save_topics,
     validate_topic_name,
 )
+from kbroker.properties import read_properties
 
 log = logging.getLogger("kbroker.log")
 
@@ -168,7 +168,10 @@ class LogManager:
 
     def _load_meta_properties(self) -> None:
         path = self.data_dir / META_PROPERTIES
-        properties = read_properties(path)
+        try:
+            properties: dict[str, str] | None = read_properties(path)
+        except FileNotFoundError:
+            properties = None
         given = self._cluster_id_given
         if properties is None:
             self.cluster_id = given or uuid_to_base64(new_topic_id())

@@ -69,13 +69,6 @@ def test_topic_overrides_are_parsed_and_validated() -> None:
         assert info.value.code == ErrorCode.INVALID_CONFIG, name
 
 
-def test_broker_defaults_by_their_broker_names() -> None:
-    config = LogConfig.from_broker_configs({"log.segment.bytes": "4096", "log.roll.ms": "10", "message.max.bytes": "77",
-                                            "log.flush.interval.ms": str(LONG_MAX), "num.partitions": "3"})
-    assert (config.segment_bytes, config.segment_ms, config.max_message_bytes) == (4096, 10, 77)
-    assert config.flush_interval_ms is None
-
-
 # -- indexes ---------------------------------------------------------------------------------------
 
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
-from kbroker.config import BROKER_CONFIGS, Config, parse_bool, parse_float, parse_int
+from kbroker.config import BROKER_CONFIGS, BROKER_SYNONYMS, Config
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.security.acls import Operation
-from kbroker.log.config import BROKER_SYNONYMS, LogConfig
+from kbroker.log.config import TOPIC_CONFIGS, ConfigType, LogConfig
 from kbroker.wire.messages.alter_configs import AlterConfigsRequest, AlterConfigsResourceResponse, AlterConfigsResponse
 from kbroker.wire.messages.describe_configs import (
     DescribeConfigsRequest,
@@ -37,23 +37,6 @@ TOPIC_CONFIG = 1
 STATIC_BROKER_CONFIG = 4
 DEFAULT_CONFIG = 5
 
-# ConfigType in DescribeConfigs v3+
-BOOLEAN, STRING, INT, LONG, DOUBLE, LIST = 1, 2, 3, 5, 6, 7
-
-# ConfigType of the topic configs that are not strings (DescribeConfigs v3+).
-TOPIC_CONFIG_TYPES = {
-    "cleanup.policy": LIST, "flush.messages": LONG, "flush.ms": LONG, "index.interval.bytes": INT,
-    "max.message.bytes": INT, "retention.bytes": LONG, "retention.ms": LONG, "segment.bytes": INT,
-    "segment.index.bytes": INT, "segment.ms": LONG, "delete.retention.ms": LONG, "min.cleanable.dirty.ratio": DOUBLE,
-    "min.compaction.lag.ms": LONG, "max.compaction.lag.ms": LONG, "file.delete.delay.ms": LONG,
-    "local.retention.bytes": LONG, "local.retention.ms": LONG, "message.timestamp.after.max.ms": LONG,
-    "message.timestamp.before.max.ms": LONG, "min.insync.replicas": INT, "preallocate": BOOLEAN,
-    "remote.storage.enable": BOOLEAN, "segment.jitter.ms": LONG, "unclean.leader.election.enable": BOOLEAN,
-    "follower.replication.throttled.replicas": LIST, "leader.replication.throttled.replicas": LIST,
-}
-
-_BROKER_CONFIG_TYPES = {parse_bool: BOOLEAN, parse_int: LONG, parse_float: DOUBLE}
-
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
@@ -75,13 +58,18 @@ def handle_describe_configs(ctx: RequestContext, request: DescribeConfigsRequest
                                                  resource_type=resource.resource_type,
                                                  resource_name=resource.resource_name))
             continue
-        configs = [_entry(ctx.version, request.include_synonyms, *e) for e in entries if wanted is None or e[0] in wanted]
+        configs = [_entry(request.include_synonyms, request.include_documentation, *e)
+                   for e in entries if wanted is None or e[0] in wanted]
         results.append(DescribeConfigsResult(error_code=0, error_message=None, resource_type=resource.resource_type,
                                              resource_name=resource.resource_name, configs=configs))
     return DescribeConfigsResponse(results=results)
 
 
-def _topic_entries(ctx: RequestContext, name: str) -> list[tuple[str, str | None, int, int, list]]:
+# An entry: name, value, source, type, documentation, synonyms.
+_Entry = tuple[str, str | None, int, int, str, list[tuple[str, str | None, int]]]
+
+
+def _topic_entries(ctx: RequestContext, name: str) -> list[_Entry]:
     topic = ctx.broker.logs.topic(name)
     if topic is None:
         raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name} does not exist")
@@ -89,32 +77,33 @@ def _topic_entries(ctx: RequestContext, name: str) -> list[tuple[str, str | None
     effective = LogConfig.from_topic_configs(topic.configs, ctx.broker.logs.defaults).topic_configs()
     entries = []
     for key in sorted(set(effective) | set(topic.configs)):
-        synonym, kind = BROKER_SYNONYMS.get(key), TOPIC_CONFIG_TYPES.get(key, STRING)
+        synonym, declared = BROKER_SYNONYMS.get(key), TOPIC_CONFIGS[key]
         broker_source = STATIC_BROKER_CONFIG if synonym in config.explicit else DEFAULT_CONFIG
         chain = [(key, topic.configs[key], TOPIC_CONFIG)] if key in topic.configs else []
         if synonym is not None:
             chain.append((synonym, config.value_text(synonym), broker_source))
         source = TOPIC_CONFIG if key in topic.configs else broker_source
-        entries.append((key, topic.configs.get(key, effective.get(key)), source, kind, chain))
+        entries.append((key, topic.configs.get(key, effective.get(key)), source, declared.type.kind, declared.doc,
+                        chain))
     return entries
 
 
-def _broker_entries(config: Config) -> list[tuple[str, str | None, int, int, list]]:
+def _broker_entries(config: Config) -> list[_Entry]:
     entries = []
     for key in BROKER_CONFIGS:
         source = STATIC_BROKER_CONFIG if key.name in config.explicit else DEFAULT_CONFIG
         value = config.value_text(key.name)
-        kind = _BROKER_CONFIG_TYPES.get(key.parse, STRING)
-        entries.append((key.name, value, source, kind, [(key.name, value, source)]))
+        entries.append((key.name, value, source, key.kind, key.doc, [(key.name, value, source)]))
     return entries
 
 
-def _entry(version: int, with_synonyms: bool, name: str, value: str | None, source: int, kind: int,
-           chain: list[tuple[str, str | None, int]]) -> DescribeConfigsResourceResult:
+def _entry(with_synonyms: bool, with_documentation: bool, name: str, value: str | None, source: int, kind: int,
+           doc: str, chain: list[tuple[str, str | None, int]]) -> DescribeConfigsResourceResult:
     synonyms = [DescribeConfigsSynonym(name=n, value=v, source=s) for n, v, s in chain] if with_synonyms else []
     return DescribeConfigsResourceResult(
         name=name, value=value, read_only=False, is_default=source == DEFAULT_CONFIG,
-        config_source=source, is_sensitive=False, synonyms=synonyms, config_type=kind, documentation=None)
+        config_source=source, is_sensitive=False, synonyms=synonyms, config_type=kind,
+        documentation=doc if with_documentation else None)
 
 
 def _authorize(ctx: RequestContext, resource_type: int, name: str, operation: Operation) -> None:
@@ -174,7 +163,7 @@ def _incremental(old: dict[str, str], ops: Any) -> dict[str, str]:
         elif op.config_operation == DELETE:
             new.pop(op.name, None)
         elif op.config_operation in (APPEND, SUBTRACT):
-            if TOPIC_CONFIG_TYPES.get(op.name) != LIST:
+            if op.name not in TOPIC_CONFIGS or TOPIC_CONFIGS[op.name].type.kind != ConfigType.LIST:
                 raise KafkaError(ErrorCode.INVALID_CONFIG, f"config {op.name} is not a list")
             items = [x for x in new.get(op.name, "").split(",") if x]
             given = [x for x in (op.value or "").split(",") if x]
