@@ -406,7 +406,7 @@ class ZkMetaStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_change: Callable[[], None] = lambda: None
         self._on_session_lost: Callable[[], None] = lambda: None
-        self._publish_pending = False
+        self._publish_pending = True  # nothing is published until the first image is whole (`watch`)
         self._image = ClusterImage()
         self._brokers: dict[int, BrokerRegistration] = {}
         self._watched_brokers: set[int] = set()
