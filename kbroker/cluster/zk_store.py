@@ -82,7 +82,7 @@ PERSISTENT_PATHS = ("/brokers/ids", "/brokers/topics", "/config/topics", "/confi
 ELECTIONS_PATH = "/admin/preferred_replica_election"
 REASSIGNMENTS_PATH = "/admin/reassign_partitions"
 TRANSACTION_CHUNK = 500  # partition states per multi-op, well below ZooKeeper's 1 MB request limit
-_UNREAD = object()
+_UNREAD = object()  # what a watch has "seen" before its first read
 
 
 def split_connect(connect: str) -> tuple[str, str]:
