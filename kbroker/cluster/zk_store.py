@@ -997,19 +997,7 @@ class ZkMetaStore:
     def _delete_topic(self, name: str) -> None:
         """Remove the topic's znodes, children first, in multi-ops each conditional on the controller
         epoch: a deposed controller deletes nothing."""
-        paths: list[str] = []
-
-        def collect(path: str) -> None:
-            try:
-                children = self._client.get_children(path)
-            except NoNodeError:
-                return
-            for child in children:
-                collect(f"{path}/{child}")
-            paths.append(path)
-
-        for path in (_topic_path(name), f"/config/topics/{name}", f"/admin/delete_topics/{name}"):
-            collect(path)
+        paths = self._subtrees([_topic_path(name), f"/config/topics/{name}", f"/admin/delete_topics/{name}"])
         for start in range(0, len(paths), TRANSACTION_CHUNK):
             transaction = self._client.transaction()
             transaction.check("/controller_epoch", self._controller_epoch_version)
@@ -1020,6 +1008,24 @@ class ZkMetaStore:
                 raise StaleWrite("the controller epoch moved on: another broker is the controller")
             if any(isinstance(r, Exception) for r in results):
                 raise StaleWrite(f"deleting topic {name}: its znodes changed meanwhile")
+
+    def _subtrees(self, roots: list[str]) -> list[str]:
+        """The existing znodes at and below `roots`, every child before its parent; read a level at
+        a time, its reads pipelined (a topic of 1,000 partitions is 4 levels, not 2,002 round trips)."""
+        levels: list[list[str]] = []
+        level = roots
+        while level:
+            sent = [(path, self._client.get_children_async(path)) for path in level]
+            found, level = [], []
+            for path, result in sent:
+                try:
+                    children = result.get()
+                except NoNodeError:
+                    continue
+                found.append(path)
+                level += [f"{path}/{child}" for child in children]
+            levels.append(found)
+        return [path for found in reversed(levels) for path in found]
 
     async def request_leader_elections(self, elections: Mapping[tuple[str, int], int]) -> None:
         await self._call(self._request_elections, dict(elections))

@@ -317,6 +317,19 @@ async def test_watches_are_set_again_after_a_dropped_connection(zk_cluster: Clus
     assert reader.sessions_lost == 0
 
 
+async def test_a_deleted_topic_leaves_no_znode_behind(zk_cluster: Cluster, raw: KazooClient) -> None:
+    controller = await zk_cluster.open_store()
+    epoch = await controller.store.elect_controller(1)
+    await controller.store.create_topic(topic("t", ((1,),) * 3), {})
+    await wait_until(lambda: "t" in controller.store.image.topics, "the topic in the image", WAIT_S)
+    await controller.store.write_partition_states({("t", p): first_state(1, epoch) for p in range(3)}, epoch)
+    await controller.store.request_topic_deletion("t")
+    await controller.store.delete_topic("t", epoch)
+    assert [path for path in ("/brokers/topics/t", "/config/topics/t", "/admin/delete_topics/t") if raw.exists(path)] == []
+    await wait_until(lambda: not controller.store.image.topic_names and not controller.store.image.states,
+                     "the topic gone from the image", WAIT_S)
+
+
 async def test_a_leaders_isr_write_is_conditional_on_the_state_version(cluster: Cluster) -> None:
     """The leader writes its ISR against the state version it read; a state moved on refuses it."""
     leader = await cluster.open_store()
