@@ -28,18 +28,19 @@ callbacks only update the dicts below under `_lock` and ask the event loop (call
 to publish a new `ClusterImage`; blocking calls run in worker threads (asyncio.to_thread). No
 other module sees a thread.
 
-Watches: a ChildrenWatch on /brokers/ids, /brokers/topics and /admin/delete_topics starts a
-DataWatch per broker, per topic (its assignment and its config) and per partition state. A topic's
+Watches (`_Watches`: kazoo's DataWatch and ChildrenWatch with their reads pipelined): a children
+watch on /brokers/ids, /brokers/topics and /admin/delete_topics starts a data watch per broker,
+per topic (its assignment and its config) and per partition state. A topic's
 watches stop once the topic is gone from /brokers/topics; a state watch belongs to one topic id,
-so a topic deleted and created again under the same name gets fresh ones. A DataWatch on
+so a topic deleted and created again under the same name gets fresh ones. A data watch on
 /admin/preferred_replica_election follows the elections asked for, one on /admin/reassign_partitions
 the reassignments asked for. A corrupt znode is logged and
 read as absent, never raised.
 
 ACLs and config entities are followed by watches too, not by Kafka's change notification znodes
-(`/kafka-acl-changes`, `/config/changes`), which would need purging: a ChildrenWatch per resource
-type (the paths made at start, as Kafka's authorizer makes them) and per entity type, a DataWatch
-per resource or entity. Those DataWatches never stop: a resource whose last ACL is deleted
+(`/kafka-acl-changes`, `/config/changes`), which would need purging: a children watch per resource
+type (the paths made at start, as Kafka's authorizer makes them) and per entity type, a data watch
+per resource or entity. Those data watches never stop: a resource whose last ACL is deleted
 is often given a new one at once, and the watch reads it back whatever the order of the events.
 A user's client entities are found by a watch on `/config/users/<user>/clients`, started once it exists.
 """
@@ -52,13 +53,16 @@ import threading
 import time
 import types
 import uuid
+from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, NoNodeError
+from kazoo.exceptions import (BadVersionError, ConnectionClosedError, ConnectionLoss, KazooException, NodeExistsError,
+                              NoNodeError, SessionExpiredError)
 from kazoo.handlers.threading import KazooTimeoutError
-from kazoo.recipe.watchers import ChildrenWatch, DataWatch
+from kazoo.interfaces import IAsyncResult
+from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.retry import KazooRetry
 
 from kbroker.cluster.config_entities import is_entity
@@ -78,6 +82,7 @@ PERSISTENT_PATHS = ("/brokers/ids", "/brokers/topics", "/config/topics", "/confi
 ELECTIONS_PATH = "/admin/preferred_replica_election"
 REASSIGNMENTS_PATH = "/admin/reassign_partitions"
 TRANSACTION_CHUNK = 500  # partition states per multi-op, well below ZooKeeper's 1 MB request limit
+_UNREAD = object()  # what a watch has "seen" before its first read
 
 
 def split_connect(connect: str) -> tuple[str, str]:
@@ -221,6 +226,172 @@ def _state_document(state: PartitionState) -> dict[str, Any]:
             "leader_epoch": state.leader_epoch, "isr": list(state.isr)}
 
 
+class _Watches:
+    """kazoo's DataWatch and ChildrenWatch, their reads pipelined.
+
+    kazoo's recipes read a znode synchronously, once when made and again on each event, one round
+    trip after another: a broker restarted in a cluster of 3,000 partitions spent 3,000 round trips
+    reading their states before it could register. Here each read is an asynchronous request that
+    sets the watch itself (so a change made while the first read is under way is not lost), any
+    number of them in flight; their answers are handled in the order the requests were sent. A
+    session's requests are served in order, so the callbacks see the znodes change in ZooKeeper's
+    order, one at a time, as they did when kazoo's recipes ran them all in its one event thread.
+    Here they run in kazoo's completion thread.
+
+    A data watch calls back `(data, stat)` (both None while the znode is absent) when first read and
+    after each change of the znode (its mzxid); a children watch `(children)` when first read and
+    after each change of the list, and stops with its znode. Either stops when its callback returns
+    False. kazoo forgets every watch when its connection drops: `read_all` reads every live one
+    again once it is back. The first image is whole once every watch made before `started`, and
+    every watch made by their first callbacks, has been read once: `started`'s callback says so.
+    """
+
+    def __init__(self, client: KazooClient) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        self._sent: deque[tuple[IAsyncResult, Callable[[IAsyncResult], None]]] = deque()
+        self._live: set[_Watch] = set()
+        self._unread = 1  # watches not yet read once, plus one until `started`
+        self._on_whole: Callable[[], None] = lambda: None
+
+    def data(self, path: str, callback: Callable[[bytes | None, Any], bool | None]) -> None:
+        self._add(_Watch(self, self._client, path, callback, children=False))
+
+    def children(self, path: str, callback: Callable[[list[str]], bool | None]) -> None:
+        self._add(_Watch(self, self._client, path, callback, children=True))
+
+    def _add(self, watch: _Watch) -> None:
+        with self._lock:
+            self._live.add(watch)
+            self._unread += 1
+        watch.read()
+
+    def started(self, on_whole: Callable[[], None]) -> None:
+        """The first watches are made: call `on_whole` (in any thread) once they are all read."""
+        with self._lock:
+            self._on_whole = on_whole
+        self.read_once()
+
+    def read_once(self) -> None:
+        with self._lock:
+            self._unread -= 1
+            whole = self._on_whole if self._unread == 0 else None
+            if whole is not None:
+                self._on_whole = lambda: None
+        if whole is not None:
+            whole()
+
+    def stopped(self, watch: _Watch) -> None:
+        with self._lock:
+            self._live.discard(watch)
+
+    def read_all(self) -> None:
+        with self._lock:
+            live = list(self._live)
+        for watch in live:
+            watch.read()
+
+    def send(self, request: Callable[[], IAsyncResult], handle: Callable[[IAsyncResult], None]) -> None:
+        """Send a request (kazoo's queue keeps the order of the calls: hence the lock) and have
+        `handle` take its answer after the answers of every request sent before it."""
+        with self._lock:
+            result = request()
+            self._sent.append((result, handle))
+        result.rawlink(self._drain)
+
+    def _drain(self, _result: IAsyncResult) -> None:
+        # rawlink's callbacks run in kazoo's completion thread, but one may run before the callback
+        # of an answer that came earlier (linked late): answers are taken from the head, in order.
+        while True:
+            with self._lock:
+                if not self._sent or not self._sent[0][0].ready():
+                    return
+                result, handle = self._sent.popleft()
+            handle(result)
+
+
+class _Watch:
+    """One znode's data or children, followed by `_Watches`."""
+
+    def __init__(self, watches: _Watches, client: KazooClient, path: str, callback: Callable[..., bool | None],
+                 *, children: bool) -> None:
+        self._watches = watches
+        self._client = client
+        self._path = path
+        self._callback = callback
+        self._children = children
+        self._seen: Any = _UNREAD  # the mzxid or the children last called back with
+        self._stopped = False
+
+    def read(self) -> None:
+        if self._stopped:
+            return
+        if self._children:
+            self._watches.send(lambda: self._client.get_children_async(self._path, self._on_event),
+                               self._answered(self._on_children))
+        else:
+            self._watches.send(lambda: self._client.get_async(self._path, self._on_event),
+                               self._answered(self._on_data))
+
+    def _on_event(self, event: WatchedEvent) -> None:
+        if event.type != EventType.NONE:  # NONE: the connection dropped; `read_all` reads again once back
+            self.read()
+
+    def _answered(self, handle: Callable[[Any], None]) -> Callable[[IAsyncResult], None]:
+        def on_answer(result: IAsyncResult) -> None:
+            if self._stopped:
+                return
+            try:
+                answer = result.get_nowait()
+            except NoNodeError:
+                self._on_absent()
+            except (ConnectionLoss, SessionExpiredError, ConnectionClosedError):
+                pass  # `read_all` reads again once connected (never, once closed)
+            except KazooException as exc:
+                log.error("giving up the watch of %s: %s %s", self._path, type(exc).__name__, exc)
+                self._stop()
+            else:
+                handle(answer)
+        return on_answer
+
+    def _on_absent(self) -> None:
+        if self._children:
+            self._stop()  # as ChildrenWatch: it ends with its znode
+        else:  # watch for its creation, then read it if it came meanwhile
+            self._watches.send(lambda: self._client.exists_async(self._path, self._on_event),
+                               self._answered(lambda stat: self._call_back(None, None, None) if stat is None
+                                              else self.read()))
+
+    def _on_data(self, answer: tuple[bytes, Any]) -> None:
+        data, stat = answer
+        self._call_back(stat.mzxid, data, stat)
+
+    def _on_children(self, children: list[str]) -> None:
+        self._call_back(sorted(children), children)
+
+    def _call_back(self, seen: Any, *args: Any) -> None:
+        if seen == self._seen:
+            return  # read again (an event, a reconnection) but unchanged
+        first, self._seen = self._seen is _UNREAD, seen
+        try:
+            keep = self._callback(*args) is not False
+        except Exception:  # a bug of ours: logged, the watch kept, the first image not held up
+            log.exception("in the watch of %s", self._path)
+            keep = True
+        if not keep:
+            self._stop()
+        if first:
+            self._watches.read_once()
+
+    def _stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._watches.stopped(self)
+        if self._seen is _UNREAD:
+            self._watches.read_once()
+
+
 class ZkMetaStore:
     def __init__(self, connect: str, *, session_timeout_ms: int, connection_timeout_ms: int) -> None:
         hosts, self._chroot = split_connect(connect)
@@ -231,10 +402,11 @@ class ZkMetaStore:
                                    connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
                                    command_retry=KazooRetry(max_tries=3, delay=0.1, max_delay=1.0))
         self._lock = threading.Lock()
+        self._watches = _Watches(self._client)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_change: Callable[[], None] = lambda: None
         self._on_session_lost: Callable[[], None] = lambda: None
-        self._publish_pending = False
+        self._publish_pending = True  # nothing is published until the first image is whole (`watch`)
         self._image = ClusterImage()
         self._brokers: dict[int, BrokerRegistration] = {}
         self._watched_brokers: set[int] = set()
@@ -285,19 +457,22 @@ class ZkMetaStore:
         self._loop = asyncio.get_running_loop()
         self._on_session_lost = on_session_lost
         self._client.add_listener(self._on_state)
-        await self._call(self._start_watches)
+        whole = self._loop.create_future()
+        self._start_watches()
+        self._watches.started(lambda: self._loop.call_soon_threadsafe(lambda: whole.done() or whole.set_result(None)))
+        await whole
         # Every watch has fired once: the image is whole from here on. Before, a listener could
         # have seen brokers but not yet the topics, and taken every local topic for deleted.
         self._image = self._snapshot()
         self._on_change = on_change
 
     def _start_watches(self) -> None:
-        ChildrenWatch(self._client, "/brokers/ids", self._on_broker_ids)
-        ChildrenWatch(self._client, "/brokers/topics", self._on_topic_names)
-        ChildrenWatch(self._client, "/admin/delete_topics", self._on_deletions)
-        DataWatch(self._client, "/controller", self._on_controller)
-        DataWatch(self._client, ELECTIONS_PATH, self._on_elections)
-        DataWatch(self._client, REASSIGNMENTS_PATH, self._on_reassignments)
+        self._watches.children("/brokers/ids", self._on_broker_ids)
+        self._watches.children("/brokers/topics", self._on_topic_names)
+        self._watches.children("/admin/delete_topics", self._on_deletions)
+        self._watches.data("/controller", self._on_controller)
+        self._watches.data(ELECTIONS_PATH, self._on_elections)
+        self._watches.data(REASSIGNMENTS_PATH, self._on_reassignments)
         for pattern_type, root in ACL_ROOTS.items():
             for kind in ACL_RESOURCE_TYPES:
                 self._follow_children(f"{root}/{kind}", lambda path, p=pattern_type, k=kind: self._watch_acl(
@@ -321,6 +496,8 @@ class ZkMetaStore:
             self._loop.call_soon_threadsafe(self._on_session_lost)
         elif state == KazooState.SUSPENDED:
             log.warning("ZooKeeper connection suspended")
+        elif state == KazooState.CONNECTED:  # kazoo forgot every watch when the connection dropped
+            self._client.handler.spawn(self._watches.read_all)
 
     # -- watches (kazoo threads) ---------------------------------------------------------------
 
@@ -352,8 +529,8 @@ class ZkMetaStore:
                 continue
             if broker_id not in self._watched_brokers:
                 self._watched_brokers.add(broker_id)
-                DataWatch(self._client, f"/brokers/ids/{broker_id}",
-                          lambda data, stat, _event=None, b=broker_id: self._on_broker(b, data, stat))
+                self._watches.data(f"/brokers/ids/{broker_id}",
+                                   lambda data, stat, b=broker_id: self._on_broker(b, data, stat))
 
     def _on_broker(self, broker_id: int, data: bytes | None, stat: Any) -> None:
         registration = _parse_broker(broker_id, _json(data, f"/brokers/ids/{broker_id}"), stat.czxid) if data else None
@@ -364,7 +541,7 @@ class ZkMetaStore:
                 self._brokers[broker_id] = registration
         self._changed()
 
-    def _on_controller(self, data: bytes | None, _stat: Any, _event: Any = None) -> None:
+    def _on_controller(self, data: bytes | None, _stat: Any) -> None:
         document = _json(data, "/controller")
         try:
             controller = int(document["brokerid"]) if document else NO_LEADER
@@ -380,14 +557,14 @@ class ZkMetaStore:
             self._deleting = frozenset(children)
         self._changed()
 
-    def _on_reassignments(self, data: bytes | None, stat: Any, _event: Any = None) -> None:
+    def _on_reassignments(self, data: bytes | None, stat: Any) -> None:
         reassignments = _parse_reassignments(_json(data, REASSIGNMENTS_PATH)) if data else {}
         with self._lock:
             self._reassignments = reassignments
             self._reassignments_version = stat.version if stat is not None else -1
         self._changed()
 
-    def _on_elections(self, data: bytes | None, stat: Any, _event: Any = None) -> None:
+    def _on_elections(self, data: bytes | None, stat: Any) -> None:
         elections = _parse_elections(_json(data, ELECTIONS_PATH)) if data else {}
         with self._lock:
             self._elections = elections
@@ -400,10 +577,8 @@ class ZkMetaStore:
             new = [name for name in children if name not in self._watched_topics]
             self._watched_topics.update(new)
         for name in new:
-            DataWatch(self._client, _topic_path(name),
-                      lambda data, stat, _event=None, n=name: self._on_topic(n, data, stat))
-            DataWatch(self._client, f"/config/topics/{name}",
-                      lambda data, stat, _event=None, n=name: self._on_topic_config(n, data))
+            self._watches.data(_topic_path(name), lambda data, stat, n=name: self._on_topic(n, data, stat))
+            self._watches.data(f"/config/topics/{name}", lambda data, _stat, n=name: self._on_topic_config(n, data))
         self._changed()
         return True
 
@@ -428,24 +603,23 @@ class ZkMetaStore:
                         self._state_watches[(name, partition)] = assignment.topic_id
                         watch_states.append(partition)
         for partition in watch_states:
-            DataWatch(self._client, _state_path(name, partition),
-                      lambda data, stat, _event=None, p=partition, t=assignment.topic_id:
-                      self._on_state_znode(name, p, t, data, stat))
+            self._watches.data(_state_path(name, partition), lambda data, stat, p=partition, t=assignment.topic_id:
+                               self._on_state_znode(name, p, t, data, stat))
         self._changed()
         return keep_watching
 
     def _follow_children(self, path: str, follow: Callable[[str], None]) -> None:
-        """A ChildrenWatch on `path` calling `follow(child's path)` once for each child it sees."""
+        """A children watch on `path` calling `follow(child's path)` once for each child it sees."""
         def on_children(children: list[str]) -> None:
             with self._lock:
                 new = [f"{path}/{child}" for child in children if f"{path}/{child}" not in self._followed]
                 self._followed.update(new)
             for child in new:
                 follow(child)
-        ChildrenWatch(self._client, path, on_children)
+        self._watches.children(path, on_children)
 
     def _watch_acl(self, resource: AclResource, path: str) -> None:
-        def on_data(data: bytes | None, stat: Any, _event: Any = None) -> None:
+        def on_data(data: bytes | None, stat: Any) -> None:
             entries = _parse_acls(data, path) if stat is not None else frozenset()
             with self._lock:
                 self._security_events += 1
@@ -455,12 +629,12 @@ class ZkMetaStore:
                     self._acls.pop(resource, None)
                 self._views.pop("acls", None)
             self._changed()
-        DataWatch(self._client, path, on_data)
+        self._watches.data(path, on_data)
 
     def _watch_entity(self, path: str) -> None:
         entity = path.removeprefix("/config/")
 
-        def on_data(data: bytes | None, stat: Any, _event: Any = None) -> None:
+        def on_data(data: bytes | None, stat: Any) -> None:
             with self._lock:
                 self._security_events += 1
                 if stat is None:
@@ -469,14 +643,13 @@ class ZkMetaStore:
                     self._entities[entity] = _parse_entity(data, path)
                 self._views.pop("entities", None)
             self._changed()
-        DataWatch(self._client, path, on_data)
+        self._watches.data(path, on_data)
         if entity.count("/") == 1 and entity.startswith("users/"):
-            DataWatch(self._client, f"{path}/clients", lambda _data, stat, _event=None: self._on_user_clients(
-                f"{path}/clients", stat))
+            self._watches.data(f"{path}/clients", lambda _data, stat: self._on_user_clients(f"{path}/clients", stat))
 
     def _on_user_clients(self, path: str, stat: Any) -> None:
         """`/config/users/<user>/clients` came or went: follow its children while it exists (a
-        ChildrenWatch stops with its znode)."""
+        children watch stops with its znode)."""
         with self._lock:
             start = stat is not None and path not in self._followed
             if start:
@@ -719,8 +892,8 @@ class ZkMetaStore:
         return await self._call(self._write_states, dict(states))
 
     def _write_states(self, states: dict[tuple[str, int], PartitionState]) -> dict[tuple[str, int], int]:
-        items = [(key, state) for key, state in sorted(states.items())
-                 if state.version >= 0 or self._partition_path_made(*key)]
+        made = self._make_partition_paths([key for key, state in states.items() if state.version < 0])
+        items = [(key, state) for key, state in sorted(states.items()) if state.version >= 0 or key in made]
         versions = {}
         for start in range(0, len(items), TRANSACTION_CHUNK):
             chunk = items[start:start + TRANSACTION_CHUNK]
@@ -730,19 +903,27 @@ class ZkMetaStore:
                     self._commit_states([entry], versions)
         return versions
 
-    def _partition_path_made(self, name: str, partition: int) -> bool:
-        """Create the parents of a first state below the topic's znode; False if the topic is gone.
+    def _make_partition_paths(self, keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Create the parents of first states below their topics' znodes; the keys whose topic is
+        still there. The creates are pipelined (a new topic of 1,000 partitions is 1,001 of them),
+        each topic's `partitions` before its children: a session's requests are served in order.
 
         Never the topic's znode itself (ensure_path would): a deposed controller writing the first
         states of a topic deleted meanwhile would bring its name back, empty, for good."""
-        for path in (f"{_topic_path(name)}/partitions", f"{_topic_path(name)}/partitions/{partition}"):
+        sent = [(None, self._client.create_async(f"{_topic_path(name)}/partitions"))
+                for name in sorted({name for name, _ in keys})]
+        sent += [(key, self._client.create_async(f"{_topic_path(key[0])}/partitions/{key[1]}")) for key in keys]
+        made = set()
+        for key, result in sent:
             try:
-                self._client.create(path)
+                result.get()
             except NodeExistsError:
                 pass
             except NoNodeError:
-                return False
-        return True
+                continue
+            if key is not None:
+                made.add(key)
+        return made
 
     def _commit_states(self, items: list[tuple[tuple[str, int], PartitionState]], versions: dict) -> bool:
         """One multi-op, conditional on the controller epoch and each state's version; True if it took."""
@@ -816,19 +997,7 @@ class ZkMetaStore:
     def _delete_topic(self, name: str) -> None:
         """Remove the topic's znodes, children first, in multi-ops each conditional on the controller
         epoch: a deposed controller deletes nothing."""
-        paths: list[str] = []
-
-        def collect(path: str) -> None:
-            try:
-                children = self._client.get_children(path)
-            except NoNodeError:
-                return
-            for child in children:
-                collect(f"{path}/{child}")
-            paths.append(path)
-
-        for path in (_topic_path(name), f"/config/topics/{name}", f"/admin/delete_topics/{name}"):
-            collect(path)
+        paths = self._subtrees([_topic_path(name), f"/config/topics/{name}", f"/admin/delete_topics/{name}"])
         for start in range(0, len(paths), TRANSACTION_CHUNK):
             transaction = self._client.transaction()
             transaction.check("/controller_epoch", self._controller_epoch_version)
@@ -839,6 +1008,24 @@ class ZkMetaStore:
                 raise StaleWrite("the controller epoch moved on: another broker is the controller")
             if any(isinstance(r, Exception) for r in results):
                 raise StaleWrite(f"deleting topic {name}: its znodes changed meanwhile")
+
+    def _subtrees(self, roots: list[str]) -> list[str]:
+        """The existing znodes at and below `roots`, every child before its parent; read a level at
+        a time, its reads pipelined (a topic of 1,000 partitions is 4 levels, not 2,002 round trips)."""
+        levels: list[list[str]] = []
+        level = roots
+        while level:
+            sent = [(path, self._client.get_children_async(path)) for path in level]
+            found, level = [], []
+            for path, result in sent:
+                try:
+                    children = result.get()
+                except NoNodeError:
+                    continue
+                found.append(path)
+                level += [f"{path}/{child}" for child in children]
+            levels.append(found)
+        return [path for found in reversed(levels) for path in found]
 
     async def request_leader_elections(self, elections: Mapping[tuple[str, int], int]) -> None:
         await self._call(self._request_elections, dict(elections))

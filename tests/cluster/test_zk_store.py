@@ -14,8 +14,9 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from kazoo.client import KazooClient
+from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import ConnectionLoss
+from kazoo.protocol.connection import _CONNECTION_DROP
 
 from kbroker.cluster.image import NO_LEADER, BrokerRegistration, PartitionState, TopicAssignment
 from kbroker.cluster.metastore import AclEntry, AclResource, BrokerIdInUse, MetaStore, MetaStoreError, StaleWrite
@@ -291,6 +292,42 @@ async def test_the_first_image_holds_every_topic(zk_cluster: Cluster) -> None:
     assert image.topics.keys() == set(names)
     assert image.states.keys() == {(name, p) for name in names for p in range(2)}
     assert all(image.configs[name] == {"retention.ms": "1000"} for name in names)
+
+
+async def test_watches_are_set_again_after_a_dropped_connection(zk_cluster: Cluster) -> None:
+    """kazoo forgets every watch when its connection drops, though the session lives on: the store
+    reads its znodes again once reconnected, so later changes still reach the image."""
+    writer = await zk_cluster.open_store()
+    epoch = await writer.store.elect_controller(1)
+    await writer.store.create_topic(topic("t", ((1,),)), {})
+    await wait_until(lambda: "t" in writer.store.image.topics, "the topic in the image", WAIT_S)
+    versions = await writer.store.write_partition_states({("t", 0): first_state(1, epoch)}, epoch)
+    reader = await zk_cluster.open_store()
+    assert reader.store.image.states[("t", 0)].leader_epoch == 0
+    client = reader.store._client  # the only way to drop its connection: kazoo's own test hook
+    loop = asyncio.get_running_loop()
+    states: list[str] = []
+    client.add_listener(lambda state: loop.call_soon_threadsafe(states.append, state))
+    client._call(_CONNECTION_DROP, client.handler.async_result())
+    await wait_until(lambda: states[-2:] == [KazooState.SUSPENDED, KazooState.CONNECTED], "a reconnection", WAIT_S)
+    await writer.store.update_partition_state("t", 0, PartitionState(1, 1, (1,), epoch, versions[("t", 0)]))
+    await writer.store.create_topic(topic("u", ((1,),)), {})
+    await wait_until(lambda: reader.store.image.states[("t", 0)].leader_epoch == 1 and
+                     "u" in reader.store.image.topics, "the changes after the reconnection", WAIT_S)
+    assert reader.sessions_lost == 0
+
+
+async def test_a_deleted_topic_leaves_no_znode_behind(zk_cluster: Cluster, raw: KazooClient) -> None:
+    controller = await zk_cluster.open_store()
+    epoch = await controller.store.elect_controller(1)
+    await controller.store.create_topic(topic("t", ((1,),) * 3), {})
+    await wait_until(lambda: "t" in controller.store.image.topics, "the topic in the image", WAIT_S)
+    await controller.store.write_partition_states({("t", p): first_state(1, epoch) for p in range(3)}, epoch)
+    await controller.store.request_topic_deletion("t")
+    await controller.store.delete_topic("t", epoch)
+    assert [path for path in ("/brokers/topics/t", "/config/topics/t", "/admin/delete_topics/t") if raw.exists(path)] == []
+    await wait_until(lambda: not controller.store.image.topic_names and not controller.store.image.states,
+                     "the topic gone from the image", WAIT_S)
 
 
 async def test_a_leaders_isr_write_is_conditional_on_the_state_version(cluster: Cluster) -> None:
