@@ -166,10 +166,6 @@ def _frozen(assignment: Mapping[uuid.UUID, Iterable[int]]) -> frozenset:
     return frozenset((t, p) for t, ps in assignment.items() for p in ps)
 
 
-def _copy(assignment: Mapping[uuid.UUID, Iterable[int]]) -> TopicAssignment:
-    return {t: set(p) for t, p in assignment.items() if p}
-
-
 def _metadata_hash(metadata: Mapping[str, tuple[uuid.UUID, int]]) -> int:
     """A stable int64 digest of the subscribed topics (ours, not Kafka's murmur3 over racks too)."""
     if not metadata:

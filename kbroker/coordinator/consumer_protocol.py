@@ -55,10 +55,6 @@ def assignment_partitions(data: bytes) -> dict[str, list[int]] | None:
     return {t.topic: list(t.partitions) for t in value.assigned_partitions}
 
 
-def encode_subscription(topics: list[str], user_data: bytes | None = None, version: int = 0) -> bytes:
-    return _VERSION.pack(version) + bytes(codec.encode(Subscription, 0, False, Subscription(topics, user_data)).buf)
-
-
 def encode_assignment(partitions: dict[str, list[int]], user_data: bytes | None = None, version: int = 0) -> bytes:
     value = Assignment([AssignedTopic(t, p) for t, p in partitions.items()], user_data)
     return _VERSION.pack(version) + bytes(codec.encode(Assignment, 0, False, value).buf)

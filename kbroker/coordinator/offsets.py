@@ -81,9 +81,6 @@ class OffsetStore:
     def of_group(self, group_id: str) -> dict[TopicPartition, CommittedOffset]:
         return dict(self._groups.get(group_id, {}))
 
-    def has_offsets(self, group_id: str) -> bool:
-        return bool(self._groups.get(group_id))
-
     def group_ids(self) -> list[str]:
         return list(self._groups)
 
