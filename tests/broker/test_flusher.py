@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import errno
-import os
 
 import pytest
 
@@ -11,7 +9,7 @@ from kbroker.broker.flusher import Flusher
 from kbroker.config import build_config
 from kbroker.log.log_manager import LogManager
 from kbroker.wire.records import validate_produce_batch
-from tests.log.conftest import NOW, append, batch
+from tests.log.conftest import NOW, append, batch, fail_next_fsync
 
 
 def open_logs(tmp_path) -> tuple[Flusher, LogManager]:
@@ -64,20 +62,11 @@ async def test_a_failed_fsync_fails_every_waiter_and_drops_what_it_covered(tmp_p
     append(partition_log)
     await flusher.flush_through(partition_log, partition_log.log_end_offset)
     synced = partition_log.log_end_offset
-    real_fsync = os.fsync
-    failing = {"left": 1}
-
-    def fsync(fd):
-        if failing["left"]:
-            failing["left"] -= 1
-            raise OSError(errno.EIO, "injected")
-        real_fsync(fd)
-
     waiters = []
     for _ in range(3):
         partition_log.append(*_unacknowledged_batch(), leader_epoch=0, now_ms=NOW)
         waiters.append((partition_log.log_end_offset, partition_log.truncations))
-    monkeypatch.setattr(os, "fsync", fsync)
+    fail_next_fsync(monkeypatch)
     outcomes = await asyncio.gather(*(flusher.flush_through(partition_log, end, cuts) for end, cuts in waiters),
                                     return_exceptions=True)
     assert all(isinstance(o, OSError) for o in outcomes)

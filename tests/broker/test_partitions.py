@@ -3,8 +3,6 @@ cluster member gives the leader's view of its followers (LeaderReplicas, as the 
 from __future__ import annotations
 
 import asyncio
-import errno
-import os
 import threading
 from types import SimpleNamespace
 
@@ -20,7 +18,7 @@ from kbroker.log.log_manager import LogManager
 from kbroker.log.partition_log import AppendResult
 from kbroker.wire.records import BatchHeader
 from tests.waiting import wait_until_async
-from tests.log.conftest import NOW, batch
+from tests.log.conftest import NOW, batch, fail_next_fsync
 
 TP = ("t", 0)
 WAIT_S = 5  # a bound on waits that should end at once
@@ -87,16 +85,7 @@ async def _failing_fsync(node: Node, monkeypatch) -> None:
     """The next fsync fails, after a first batch went through (its epoch checkpoint syncs too)."""
     _, pending = node.produce(1)
     assert await asyncio.wait_for(pending, WAIT_S) == {}
-    real_fsync = os.fsync
-    left = {"n": 1}
-
-    def fsync(fd):
-        if left["n"]:
-            left["n"] -= 1
-            raise OSError(errno.EIO, "injected")
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    fail_next_fsync(monkeypatch)
 
 
 async def test_acks_1_answers_at_once_and_exposes_the_batch(node):

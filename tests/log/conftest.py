@@ -1,6 +1,8 @@
 """Building batches and opening logs on tmp_path for the log tests."""
 from __future__ import annotations
 
+import errno
+import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -43,3 +45,17 @@ def open_log(tmp_path: Path) -> OpenLog:
         kwargs.setdefault("now_ms", NOW)
         return PartitionLog.open(tmp_path / "t-0", "t", 0, TOPIC_ID, config, **kwargs)
     return opener
+
+
+def fail_next_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next os.fsync fails with EIO, as a dying disk answers; later ones go through."""
+    real_fsync = os.fsync
+    left = [1]
+
+    def fsync(fd: int) -> None:
+        if left[0]:
+            left[0] -= 1
+            raise OSError(errno.EIO, "injected")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
