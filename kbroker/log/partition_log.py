@@ -66,7 +66,7 @@ from kbroker.log.checkpoints import (
     write_partition_metadata,
 )
 from kbroker.log.config import LogConfig
-from kbroker.log.files import fsync_dir
+from kbroker.log.files import OpenFiles, fsync_dir
 from kbroker.log.leader_epochs import LeaderEpochCache
 from kbroker.log.producer_state import CompletedTxn, ProducerEntry, ProducerStateManager
 from kbroker.log.recovery import load_segments
@@ -109,9 +109,10 @@ _NO_SLICES = FetchSlices((), 0)
 class PartitionLog:
     def __init__(self, directory: Path, topic: str, partition: int, topic_id: uuid.UUID,
                  config: LogConfig, segments: list[LogSegment], *, log_start_offset: int,
-                 recovery_point: int, on_log_start_change: Callable[[], None] | None,
+                 recovery_point: int, on_log_start_change: Callable[[], None] | None, files: OpenFiles,
                  clock: Clock = wall_clock_ms) -> None:
         self.directory = directory
+        self.files = files  # the broker's open-file budget, which every segment file of this log counts against
         self._clock = clock  # for what no caller gives a time: the segment a truncation starts
         self.topic = topic
         self.partition = partition
@@ -140,7 +141,8 @@ class PartitionLog:
     @classmethod
     def open(cls, directory: Path, topic: str, partition: int, topic_id: uuid.UUID, config: LogConfig, *,
              now_ms: int, log_start_offset: int = 0, recovery_point: int = 0, clean_shutdown: bool = False,
-             on_log_start_change: Callable[[], None] | None = None, clock: Clock = wall_clock_ms) -> PartitionLog:
+             on_log_start_change: Callable[[], None] | None = None, files: OpenFiles,
+             clock: Clock = wall_clock_ms) -> PartitionLog:
         """Open (or create) the partition directory, recovering what a crash may have torn."""
         directory.mkdir(parents=True, exist_ok=True)
         recorded = read_partition_metadata(directory)
@@ -150,7 +152,7 @@ class PartitionLog:
             raise KafkaError(ErrorCode.INCONSISTENT_TOPIC_ID,
                              f"{directory} belongs to topic id {recorded}, not {topic_id}")
         name = f"{topic}-{partition}"
-        segments = load_segments(directory, config, recovery_point=recovery_point,
+        segments = load_segments(directory, config, files, recovery_point=recovery_point,
                                  clean_shutdown=clean_shutdown, now_ms=now_ms, name=name)
         if segments and log_start_offset > segments[-1].next_offset:
             log.warning("%s: log start offset %d is past the log end %d; starting empty there", name,
@@ -160,12 +162,12 @@ class PartitionLog:
                 segment.delete()
             segments = []
         if not segments:
-            segments = [LogSegment.create(directory, log_start_offset, config, now_ms)]
+            segments = [LogSegment.create(directory, log_start_offset, config, now_ms, files)]
         log_start_offset = max(log_start_offset, segments[0].base_offset)
         partition_log = cls(directory, topic, partition, topic_id, config, segments,
                             log_start_offset=log_start_offset,
                             recovery_point=segments[-1].next_offset if clean_shutdown else recovery_point,
-                            on_log_start_change=on_log_start_change, clock=clock)
+                            on_log_start_change=on_log_start_change, files=files, clock=clock)
         partition_log._load_producer_state(rebuild_txn_indexes=True)
         partition_log._epochs.truncate_from_end(partition_log.log_end_offset)
         partition_log._epochs.truncate_from_start(log_start_offset)
@@ -389,7 +391,7 @@ class PartitionLog:
         rolled = self._segments[-1]
         rolled.finish_time_index()
         self._producers.take_snapshot(base_offset, fsync=False)
-        segment = LogSegment.create(self.directory, base_offset, self.config, now_ms)
+        segment = LogSegment.create(self.directory, base_offset, self.config, now_ms, self.files)
         self._set_segments([*self._segments, segment])
         with self._lock:
             self._dir_dirty = True
@@ -561,7 +563,7 @@ class PartitionLog:
             return
         if offset <= self._segments[0].base_offset or offset < self.log_start_offset:
             self._drop_segments(self._segments)
-            self._set_segments([LogSegment.create(self.directory, offset, self.config, self._clock())])
+            self._set_segments([LogSegment.create(self.directory, offset, self.config, self._clock(), self.files)])
             self.log_start_offset = offset
         else:
             keep = bisect_right(self._bases, offset)
