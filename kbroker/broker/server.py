@@ -278,7 +278,8 @@ async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     tls_contexts = _tls_contexts(config)
     link = _inter_broker_link(config) if config.zookeeper_connect else None
-    segment_files = OpenFiles(capacity_for(raise_open_file_limit()))
+    open_files = raise_open_file_limit()
+    segment_files = OpenFiles(capacity_for(open_files))
     store, cluster_id = await _connect_store(config) if config.zookeeper_connect else (None, None)
     started = loop.time()
     try:
