@@ -307,7 +307,8 @@ def test_last_stable_offset_and_index_follow_a_model_across_restarts_and_crashes
     model's, replayed from the batches the log holds."""
     with tempfile.TemporaryDirectory() as tmp:
         def reopen(**kwargs: object) -> PartitionLog:
-            return PartitionLog.open(Path(tmp) / "t-0", "t", 0, TOPIC_ID, SMALL, now_ms=NOW, files=OpenFiles(), **kwargs)
+            return PartitionLog.open(Path(tmp) / "t-0", "t", 0, TOPIC_ID, SMALL, now_ms=NOW, files=OpenFiles(),
+                                     **kwargs)
 
         log = reopen()
         model = TxnModel()
