@@ -10,10 +10,13 @@ checkpoint and retention cadence, the ZooKeeper session lease, re-authentication
 passes `monotonic_ms`.
 
 The broker builds both once (the LogManager holds the wall clock, `Broker` the monotonic one) and
-hands them down. Left reading time themselves, on purpose: durations that are only reported (log
-lines such as "loaded in %.2fs", the cleaner's stats, request and fsync latency metrics), the
-cleaner's "yield the GIL every few ms" pacing, and the event loop's own `loop.time()` for socket
-timeouts, which asyncio's timers already run on.
+hands them down: coordinators, flusher, maintenance, cleaner, cluster member (its lease, ISR lag,
+controller cadence), replica fetchers. Left reading time themselves, on purpose: durations that are
+measured rather than decided on (log lines such as "loaded in %.2fs", the cleaner's stats, request
+and fsync latency metrics, the handler time the request quota charges), the cleaner's "yield the GIL
+every few ms" pacing, the event loop's own `loop.time()` for idle and long-poll timeouts (asyncio's
+timers run on it), and the CLI tools and test harnesses (embedded, zookeeper_process) waiting on a
+real process.
 """
 from __future__ import annotations
 
