@@ -81,7 +81,7 @@ class Broker:
         self.metrics: BrokerMetrics | None = None  # metrics.listener set: see attach_metrics
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
         if store is not None and link is None:
-            link = InterBrokerLink(config.inter_broker_security)
+            link = InterBrokerLink(config.inter_broker_security, monotonic=monotonic)
         self.cluster = None if store is None else ClusterMember(
             store, config, logs, self.groups, self._leadership_lost, self.topic_deleted,
             self.partitions.replicas_moved,
