@@ -15,7 +15,7 @@ partition's files close. Dirty pages need no open descriptor: fsync through a re
 writes back everything the file holds (Linux reports an earlier writeback error to the next fd
 that asks).
 
-The set is a budget the LogManager owns and hands down (PartitionLog -> LogSegment -> each
+The set is a budget the LogManager owns and hands down (PartitionLog -> LocalLog -> LogSegment -> each
 SegmentFile); the server sizes it from the descriptor limit it raised at start-up. Nothing is
 process-wide, so two brokers (or tests) in one process each keep their own.
 
