@@ -12,7 +12,9 @@ import socket
 import struct
 import weakref
 
-from kbroker.broker.connection import RESPONSE_BUFFER_BYTES, Connection
+import pytest
+
+from kbroker.broker.connection import RESPONSE_BUFFER_BYTES, CloseReason, Connection, RequestRefused
 from kbroker.errors import ProtocolViolation
 from kbroker.log.partition_log import FetchSlices
 from kbroker.log.segment import FileSlice
@@ -66,6 +68,8 @@ class StubDispatcher:
             return self.answers[bytes(frame)]
         if frame.startswith(b"bad"):
             raise ProtocolViolation("bad frame")
+        if frame.startswith(b"unserved"):
+            raise RequestRefused(CloseReason.UNKNOWN_API, "not served")
         if frame.startswith(b"later"):
             future = asyncio.get_running_loop().create_future()
             self.pending.append(future)
@@ -165,6 +169,18 @@ async def test_a_bad_frame_closes_at_once_and_nothing_after_it_is_handled():
     # the answer finished before the bad frame was read is on its way, as in Kafka (which reads a
     # connection's next request only after answering the previous one); nothing after it is
     assert transport.written == frame(b"now:1")
+
+
+@pytest.mark.parametrize("data, reason", [
+    (frame(b"bad"), CloseReason.UNDECODABLE),
+    (frame(b"unserved"), CloseReason.UNKNOWN_API),
+    (frame(b"x" * 1001), CloseReason.FRAME_SIZE),  # the limit in connect() is 1000 bytes
+    (struct.pack(">i", -1), CloseReason.FRAME_SIZE),
+], ids=["undecodable", "refused", "too large", "negative size"])
+async def test_a_close_records_its_reason(data, reason):
+    connection, transport, _ = await connect()
+    receive(connection, data)
+    assert transport.closing and connection.closed_for is reason
 
 
 async def test_an_answer_finished_after_the_connection_is_lost_is_dropped_quietly():
