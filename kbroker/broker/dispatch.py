@@ -2,8 +2,8 @@
 
 `ROUTES` (built in `kbroker.broker.routes`) says which APIs we serve; each API's wire
 declaration (`Api.valid`) says over which versions, and nothing else does. We advertise every
-API from version 0 (old librdkafka switches features off when the range does not reach low
-versions, CLIENTS.md §4b) even where a handler then answers the lowest versions with an error,
+API from version 0 (librdkafka before 2.11.1 turns compression, consumer groups and
+idempotence off when a range does not reach v0) even where a handler then answers the lowest versions with an error,
 as Kafka 4 does for Produce v0-2.
 
 Handlers take `(ctx, request)` and return a response body, an awaitable of one, or
