@@ -16,7 +16,7 @@ import pytest
 
 from kbroker.broker.connection import RESPONSE_BUFFER_BYTES, CloseReason, Connection, RequestRefused
 from kbroker.errors import ProtocolViolation
-from kbroker.log.partition_log import FetchSlices
+from kbroker.log.local_log import FetchSlices
 from kbroker.log.segment import FileSlice
 from tests.waiting import wait_until_async
 
