@@ -52,10 +52,9 @@ async def test_cleans_in_the_background_while_the_loop_appends(tmp_path: Path) -
             write(plog, round_ * 50, 50, keys=100)
             await asyncio.sleep(0.01)  # the scenario: appends keep coming while the cleaner works
         expected = latest(plog)
-        deadline = time.monotonic() + 20
-        while (service.cleaner.first_dirty_offset("t", 0) or 0) < plog.segments[-1].base_offset:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.02)
+        active = plog.segments[-1].base_offset
+        await wait_until_async(lambda: (service.cleaner.first_dirty_offset("t", 0) or 0) >= active,
+                               "the cleaner to reach the active segment", 20)
     finally:
         service.close()
     assert latest(plog) == expected
