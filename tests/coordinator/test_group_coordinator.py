@@ -10,8 +10,8 @@ from kbroker.config import build_config
 from kbroker.coordinator import records as rec
 from kbroker.coordinator.classic import STABLE, Protocol
 from kbroker.coordinator.consumer import HeartbeatRequest
-from kbroker.coordinator.group_coordinator import GroupCoordinator, OffsetToCommit
-from kbroker.coordinator.offsets import CommittedOffset, OffsetStore
+from kbroker.coordinator.group_coordinator import GroupCoordinator
+from kbroker.coordinator.offsets import CommittedOffset, OffsetStore, OffsetToCommit
 from kbroker.errors import ErrorCode
 from kbroker.log.log_manager import LogManager
 from tests.coordinator.appending import append_at_once
