@@ -276,7 +276,11 @@ APPEND_FAILURES = [
 ]
 
 
-@pytest.mark.parametrize("log_error,answer", APPEND_FAILURES + [(E.RECORD_LIST_TOO_LARGE, E.INVALID_COMMIT_OFFSET_SIZE)])
+# A commit too large for the log is the client's to fix, not the coordinator's.
+COMMIT_FAILURES = APPEND_FAILURES + [(E.RECORD_LIST_TOO_LARGE, E.INVALID_COMMIT_OFFSET_SIZE)]
+
+
+@pytest.mark.parametrize("log_error,answer", COMMIT_FAILURES)
 async def test_a_failed_commit_answers_the_mapped_error_and_commits_nothing(node, log_error, answer):
     assert await simple_commit(node.coordinator, "g", commit(1)) == [E.NONE]
     node.append.fail_with = log_error
