@@ -37,8 +37,13 @@ from enum import Enum
 from typing import Any
 
 from kbroker.coordinator.consumer_protocol import subscription_topics
-from kbroker.coordinator.records import GROUP_METADATA, CoordinatorRecord, GroupMetadataValue, MemberMetadata, \
-    group_metadata
+from kbroker.coordinator.records import (
+    GROUP_METADATA,
+    CoordinatorRecord,
+    GroupMetadataValue,
+    MemberMetadata,
+    group_metadata,
+)
 from kbroker.coordinator.result import CoordinatorResult, Reply
 from kbroker.errors import ErrorCode
 
@@ -77,7 +82,7 @@ class ClassicGroupConfig:
     new_member_join_timeout_ms: int = NEW_MEMBER_JOIN_TIMEOUT_MS
 
 
-# -- results --------------------------------------------------------------------------------
+# -- results -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class JoinedMember:

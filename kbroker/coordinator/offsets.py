@@ -52,7 +52,7 @@ class OffsetStore:
     def commit(group_id: str, offsets: Sequence[OffsetToCommit], now_ms: int, expire_timestamp: int,
                item_error: Callable[[OffsetToCommit, str], ErrorCode]) -> CoordinatorResult[list[ErrorCode]]:
         """OffsetCommit / TxnOffsetCommit: a record for each offset `item_error` accepts (it sees
-        the offset and its metadata, None for null), and an error per offset."""
+        the offset and its metadata, a null one as ""), and an error per offset."""
         records = []
         errors = []
         for item in offsets:
