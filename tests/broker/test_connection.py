@@ -14,7 +14,7 @@ import weakref
 
 from kbroker.broker.connection import RESPONSE_BUFFER_BYTES, Connection
 from kbroker.errors import ProtocolViolation
-from kbroker.log.partition_log import FetchSlices
+from kbroker.log.local_log import FetchSlices
 from kbroker.log.segment import FileSlice
 
 

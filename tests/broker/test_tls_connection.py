@@ -13,7 +13,7 @@ import pytest
 from kbroker.broker.authentication import ANONYMOUS, Channel
 from kbroker.broker.connection import SMALL_FILE_PART, Connection
 from kbroker.config import build_config
-from kbroker.log.partition_log import FetchSlices
+from kbroker.log.local_log import FetchSlices
 from kbroker.log.segment import FileSlice
 from kbroker.security.credentials import FileCredentialStore
 from kbroker.security.tls import server_context

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kbroker.log import partition_log as partition_log_module
+from kbroker.log import local_log as local_log_module
 from kbroker.log.cleaner import (
     CLEANER_OFFSET_CHECKPOINT,
     CleanerSettings,
@@ -399,7 +399,7 @@ class CrashAt:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
         self.n, self.count = n, 0
-        real_rename, real_fsync_dir, real_delete = os.rename, partition_log_module.fsync_dir, LogSegment.delete
+        real_rename, real_fsync_dir, real_delete = os.rename, local_log_module.fsync_dir, LogSegment.delete
 
         def step(action, *args):
             self.count += 1
@@ -408,7 +408,7 @@ class CrashAt:
             return action(*args)
 
         monkeypatch.setattr(os, "rename", lambda a, b: step(real_rename, a, b))
-        monkeypatch.setattr(partition_log_module, "fsync_dir", lambda d: step(real_fsync_dir, d))
+        monkeypatch.setattr(local_log_module, "fsync_dir", lambda d: step(real_fsync_dir, d))
         monkeypatch.setattr(LogSegment, "delete", lambda segment: step(real_delete, segment))
 
 

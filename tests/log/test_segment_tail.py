@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from kbroker.log import segment
 from kbroker.log.config import LogConfig
-from kbroker.log.partition_log import FetchSlices, PartitionLog
+from kbroker.log.local_log import FetchSlices
+from kbroker.log.partition_log import PartitionLog
 
 from tests.log.conftest import NOW, TOPIC_ID, append, batch
 
