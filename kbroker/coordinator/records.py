@@ -227,6 +227,9 @@ def group_metadata(group: str, value: Any | None) -> CoordinatorRecord:
     return CoordinatorRecord(GROUP_METADATA, GroupMetadataKey(group=group), value)
 
 
+# Encoded records for tests that write `__consumer_offsets` bytes directly (the coordinators build
+# CoordinatorRecords).
+
 def offset_commit_record(group: str, topic: str, partition: int, offset: int, leader_epoch: int,
                          metadata: str, commit_timestamp: int, expire_timestamp: int = -1) -> tuple[bytes, bytes]:
     value = OffsetCommitValue(offset=offset, leader_epoch=leader_epoch, metadata=metadata,
@@ -237,11 +240,11 @@ def offset_commit_record(group: str, topic: str, partition: int, offset: int, le
 
 
 def offset_commit_key(group: str, topic: str, partition: int) -> bytes:
-    return encode_key(OFFSET_COMMIT, OffsetCommitKey(group=group, topic=topic, partition=partition))
+    return offset_commit(group, topic, partition, None).encode()[0]
 
 
 def group_metadata_key(group: str) -> bytes:
-    return encode_key(GROUP_METADATA, GroupMetadataKey(group=group))
+    return group_metadata(group, None).encode()[0]
 
 
 # -- decoding -----------------------------------------------------------------------------------
