@@ -696,9 +696,8 @@ class GroupCoordinator:
             failed = await self._remove_offsets(group_id, expired)
             if failed:
                 log.error("expiring offsets of group %s failed: %s", group_id, failed.name)
-            if failed is None or failed:
-                continue
-            removed += len(expired)
+            elif failed is not None:
+                removed += len(expired)
         if removed:
             log.info("expired %d committed offsets", removed)
         return removed
