@@ -19,7 +19,9 @@ members keep arriving (up to the rebalance timeout), so a starting fleet joins o
 
 Time: every entry point takes `now_ms`; deadlines are kept here (`next_deadline`) and `advance(now)`
 fires those due: a member's session (heartbeat) expiry, the join phase's end, the sync deadline.
-Waiting requests are opaque handles (`waiter`); a `Reply(waiter, result)` effect answers one.
+Waiting requests are opaque handles (`waiter`). Each step returns a `CoordinatorResult`
+(`result.py`): the GroupMetadata record it stores, if any, and the `Reply(waiter, result)` of each
+request it answers; the replies leave only once the record is written.
 
 Invariants (checked by the Hypothesis tests): the leader is a member; members awaiting join or sync
 are members; pending-sync members are members; the generation only grows; assignments are handed
@@ -35,7 +37,14 @@ from enum import Enum
 from typing import Any
 
 from kbroker.coordinator.consumer_protocol import subscription_topics
-from kbroker.coordinator.records import GroupMetadataValue, MemberMetadata
+from kbroker.coordinator.records import (
+    GROUP_METADATA,
+    CoordinatorRecord,
+    GroupMetadataValue,
+    MemberMetadata,
+    group_metadata,
+)
+from kbroker.coordinator.result import CoordinatorResult, Reply
 from kbroker.errors import ErrorCode
 
 log = logging.getLogger("kbroker.coordinator")
@@ -73,7 +82,7 @@ class ClassicGroupConfig:
     new_member_join_timeout_ms: int = NEW_MEMBER_JOIN_TIMEOUT_MS
 
 
-# -- results and effects ------------------------------------------------------------------------
+# -- results -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class JoinedMember:
@@ -100,23 +109,6 @@ class SyncResult:
     protocol_type: str | None = None
     protocol_name: str | None = None
     assignment: bytes = b""
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """Answer a held (or just received) JoinGroup / SyncGroup."""
-    waiter: Any
-    result: JoinResult | SyncResult
-
-
-@dataclass(frozen=True, slots=True)
-class Store:
-    """Write the group's GroupMetadata record; replies of the same step wait for the write."""
-    value: Any  # GroupMetadataValue
-    generation_id: int
-
-
-Effect = Reply | Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +195,9 @@ class ClassicGroup:
         self.new_member_added = False
         # deadline and payload per timer: ("heartbeat", member id), ("join",), ("sync",)
         self._timers: dict[tuple[str, ...], tuple[int, Any]] = {}
-        self._effects: list[Effect] = []
+        # what the current step wrote and answered (`_take` hands them out as its result)
+        self._records: list[CoordinatorRecord] = []
+        self._replies: list[Reply] = []
 
     # -- queries ----------------------------------------------------------------------------------
 
@@ -242,7 +236,7 @@ class ClassicGroup:
     def held_waiters(self) -> list[Any]:
         return [w for m in self.members.values() for w in (m.awaiting_join, m.awaiting_sync) if w is not None]
 
-    def fail_held(self, error: ErrorCode) -> list[Effect]:
+    def fail_held(self, error: ErrorCode) -> CoordinatorResult[None]:
         """Answer every held JoinGroup and SyncGroup with `error` (the coordinator is stopping)."""
         for member in self.members.values():
             self._complete_join(member, JoinResult(error, member.member_id))
@@ -251,7 +245,7 @@ class ClassicGroup:
 
     # -- time -------------------------------------------------------------------------------------
 
-    def advance(self, now_ms: int) -> list[Effect]:
+    def advance(self, now_ms: int) -> CoordinatorResult[None]:
         """Fire every timer due at `now_ms`, earliest first."""
         while True:
             due = [(deadline, key) for key, (deadline, _) in self._timers.items() if deadline <= now_ms]
@@ -277,9 +271,10 @@ class ClassicGroup:
         timeout = member.session_timeout_ms if timeout_ms is None else timeout_ms
         self._schedule(("heartbeat", member.member_id), now_ms + timeout)
 
-    def _take(self) -> list[Effect]:
-        effects, self._effects = self._effects, []
-        return effects
+    def _take(self, response: Any = None) -> CoordinatorResult[Any]:
+        result = CoordinatorResult(tuple(self._records), response, tuple(self._replies))
+        self._records, self._replies = [], []
+        return result
 
     # -- transitions ------------------------------------------------------------------------------
 
@@ -354,14 +349,14 @@ class ClassicGroup:
     def _complete_join(self, member: Member, result: JoinResult) -> bool:
         if member.awaiting_join is None:
             return False
-        self._effects.append(Reply(member.awaiting_join, result))
+        self._replies.append(Reply(member.awaiting_join, result))
         member.awaiting_join = None
         return True
 
     def _complete_sync(self, member: Member, result: SyncResult) -> bool:
         if member.awaiting_sync is None:
             return False
-        self._effects.append(Reply(member.awaiting_sync, result))
+        self._replies.append(Reply(member.awaiting_sync, result))
         member.awaiting_sync = None
         return True
 
@@ -378,7 +373,7 @@ class ClassicGroup:
     def join(self, now_ms: int, waiter: Any, *, member_id: str, group_instance_id: str | None, client_id: str,
              client_host: str, session_timeout_ms: int, rebalance_timeout_ms: int, protocol_type: str,
              protocols: Sequence[Protocol], require_known_member_id: bool,
-             supports_skip_assignment: bool) -> list[Effect]:
+             supports_skip_assignment: bool) -> CoordinatorResult[None]:
         """A JoinGroup (session timeout and group id already validated by the caller)."""
         if rebalance_timeout_ms < 0:  # JoinGroup v0 has none: Kafka uses the session timeout
             rebalance_timeout_ms = session_timeout_ms
@@ -395,7 +390,7 @@ class ClassicGroup:
         return self._take()
 
     def _reply(self, waiter: Any, result: JoinResult | SyncResult) -> None:
-        self._effects.append(Reply(waiter, result))
+        self._replies.append(Reply(waiter, result))
 
     def _accepts_joining_member(self, member_id: str) -> bool:
         if self.state in (EMPTY, DEAD):
@@ -684,13 +679,13 @@ class ClassicGroup:
             self._complete_join_phase(now_ms)
 
     def _store(self) -> None:
-        self._effects.append(Store(self.to_record(), self.generation_id))
+        self._records.append(group_metadata(self.group_id, self.to_record()))
 
     # -- SyncGroup --------------------------------------------------------------------------------
 
     def sync(self, now_ms: int, waiter: Any, *, member_id: str, group_instance_id: str | None, generation_id: int,
              protocol_type: str | None, protocol_name: str | None,
-             assignments: dict[str, bytes]) -> list[Effect]:
+             assignments: dict[str, bytes]) -> CoordinatorResult[None]:
         error = self._validate_sync(member_id, group_instance_id, generation_id, protocol_type, protocol_name)
         if error:
             self._reply(waiter, SyncResult(error))
@@ -707,7 +702,7 @@ class ClassicGroup:
                 for each in self.members.values():
                     each.assignment = assignments.get(each.member_id, b"")
                 # Kafka stores the assignment and answers once the write is done; the write is
-                # ours to do before the replies of this step leave (see `Store`).
+                # ours to do before the replies of this step leave (see `result.py`).
                 self._store()
                 self._propagate_assignment(ErrorCode.NONE, now_ms)
                 self._transition(now_ms, STABLE)
@@ -735,9 +730,11 @@ class ClassicGroup:
         if not self.pending_sync:
             self._cancel(("sync",))
 
-    def store_failed(self, now_ms: int, generation_id: int, error: ErrorCode) -> list[Effect]:
-        """The GroupMetadata write of `generation_id` failed: members must rebalance."""
-        if self.state in (STABLE, COMPLETING) and generation_id == self.generation_id:
+    def append_failed(self, now_ms: int, failed: CoordinatorResult[Any], error: ErrorCode) -> CoordinatorResult[None]:
+        """The records of `failed` were not written: if they stored this generation, the members
+        must rebalance (Kafka's append future completing exceptionally)."""
+        generations = {r.value.generation for r in failed.records if r.kind is GROUP_METADATA and r.value is not None}
+        if self.state in (STABLE, COMPLETING) and self.generation_id in generations:
             for member in self.members.values():
                 member.assignment = b""
             if self.state is STABLE:
@@ -767,11 +764,11 @@ class ClassicGroup:
 
     # -- LeaveGroup -------------------------------------------------------------------------------
 
-    def leave(self, now_ms: int, members: Sequence[tuple[str, str | None]]) -> tuple[list[ErrorCode], list[Effect]]:
+    def leave(self, now_ms: int, members: Sequence[tuple[str, str | None]]) -> CoordinatorResult[list[ErrorCode]]:
         """Members leave: (member id, group instance id) each; an empty member id names a static
         member by instance id (an admin removing it)."""
         if self.state is DEAD:
-            return [ErrorCode.COORDINATOR_NOT_AVAILABLE] * len(members), []
+            return CoordinatorResult(response=[ErrorCode.COORDINATOR_NOT_AVAILABLE] * len(members))
         errors = []
         for member_id, instance_id in members:
             if not member_id:
@@ -794,7 +791,7 @@ class ClassicGroup:
                 self._maybe_prepare_rebalance_or_complete_join(now_ms, "members left")
             elif self.state is PREPARING:
                 self._maybe_complete_join_phase(now_ms)
-        return errors, self._take()
+        return self._take(errors)
 
     def _remove_current_member(self, member_id: str) -> None:
         member = self.members[member_id]
@@ -868,6 +865,10 @@ class ClassicGroup:
                                   current_state_timestamp=self.state_timestamp_ms if self.state_timestamp_ms
                                   is not None else -1, members=members)
 
+    def tombstones(self) -> tuple[CoordinatorRecord, ...]:
+        """The records that delete the group."""
+        return (group_metadata(self.group_id, None),)
+
     @classmethod
     def from_record(cls, group_id: str, value: Any, config: ClassicGroupConfig, now_ms: int,
                     member_ids: Callable[[str], str] = _random_member_id) -> ClassicGroup:
@@ -891,7 +892,7 @@ class ClassicGroup:
             group.leader_id = next(iter(group.members), None)
         return group
 
-    def on_loaded(self, now_ms: int) -> list[Effect]:
+    def on_loaded(self, now_ms: int) -> CoordinatorResult[None]:
         """After replay: every member gets a fresh session; an oversized group rebalances."""
         for member in self.members.values():
             self._reschedule_heartbeat(now_ms, member)

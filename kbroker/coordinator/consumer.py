@@ -21,8 +21,9 @@ expiry removes it and bumps the epoch) and a rebalance timeout while a member ho
 must revoke (expiry fences it). Epoch -1 leaves; -2 is a static member leaving to come back (its
 partitions wait for it until its session expires).
 
-Every change is written as Kafka's ConsumerGroup* records (`records.py`) through `Write` effects,
-and `from_records` rebuilds the group from them after a restart.
+Every change is written as Kafka's ConsumerGroup* records (`records.py`), the records of each
+step's `CoordinatorResult` (`result.py`), and `from_records` rebuilds the group from them after a
+restart.
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ from typing import Any
 
 from kbroker.coordinator import assignors as assignor_functions
 from kbroker.coordinator import records as rec
+from kbroker.coordinator.records import CoordinatorRecord as Record
+from kbroker.coordinator.result import CoordinatorResult
 from kbroker.errors import ErrorCode
 
 LEAVE_GROUP_MEMBER_EPOCH = -1
@@ -87,12 +90,6 @@ class HeartbeatResponse:
     member_epoch: int = 0
     heartbeat_interval_ms: int = 0
     assignment: dict[uuid.UUID, list[int]] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Write:
-    """Records to append: (record type, key, value or None for a tombstone)."""
-    records: tuple[tuple[rec.RecordType, Any, Any], ...]
 
 
 @dataclass(slots=True)
@@ -312,8 +309,8 @@ class ConsumerGroup:
 
     # -- time -------------------------------------------------------------------------------------
 
-    def advance(self, now_ms: int) -> list[Any]:
-        records: list[tuple[rec.RecordType, Any, Any]] = []
+    def advance(self, now_ms: int) -> CoordinatorResult[None]:
+        records: list[Record] = []
         while True:
             due = [(deadline, key) for key, (deadline, _) in self._timers.items() if deadline <= now_ms]
             if not due:
@@ -327,22 +324,22 @@ class ConsumerGroup:
             if kind == "session" or (kind == "rebalance" and member.member_epoch == epoch
                                      and member.state is MemberState.UNREVOKED_PARTITIONS):
                 self._remove_member(now_ms, member, records)
-        return [Write(tuple(records))] if records else []
+        return CoordinatorResult(tuple(records))
 
-    def on_loaded(self, now_ms: int) -> list[Any]:
+    def on_loaded(self, now_ms: int) -> CoordinatorResult[None]:
         for member in self.members.values():
             self._timers[("session", member.member_id)] = (now_ms + self.config.session_timeout_ms, 0)
             if member.state is MemberState.UNREVOKED_PARTITIONS:
                 self._timers[("rebalance", member.member_id)] = (
                     now_ms + max(member.rebalance_timeout_ms, 0), member.member_epoch)
-        return []
+        return CoordinatorResult()
 
     # -- ConsumerGroupHeartbeat -------------------------------------------------------------------
 
     def heartbeat(self, now_ms: int, request: HeartbeatRequest,
-                  topics: TopicMetadata) -> tuple[HeartbeatResponse, list[Any]]:
+                  topics: TopicMetadata) -> CoordinatorResult[HeartbeatResponse]:
         self._topic_names = {topic_id: name for name, (topic_id, _) in topics.items()}
-        records: list[tuple[rec.RecordType, Any, Any]] = []
+        records: list[Record] = []
         try:
             if request.member_epoch in (LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH):
                 response = self._leave(now_ms, request, records)
@@ -350,9 +347,9 @@ class ConsumerGroup:
                 response = self._heartbeat(now_ms, request, topics, records)
         except InvalidRequest as exc:
             response = HeartbeatResponse(exc.code, exc.message)
-        return response, ([Write(tuple(records))] if records else [])
+        return CoordinatorResult(tuple(records), response)
 
-    def _leave(self, now_ms: int, request: HeartbeatRequest, records: list) -> HeartbeatResponse:
+    def _leave(self, now_ms: int, request: HeartbeatRequest, records: list[Record]) -> HeartbeatResponse:
         member = self.members.get(request.member_id)
         if member is None and request.instance_id is not None:
             member = self._static_member(request.instance_id)
@@ -364,8 +361,8 @@ class ConsumerGroup:
         if request.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH:
             # A static member going away to come back: its partitions wait for it (KIP-345).
             member.member_epoch = LEAVE_GROUP_STATIC_MEMBER_EPOCH
-            records.append((rec.CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT, self._member_key(member),
-                            member.assignment_value()))
+            records.append(Record(rec.CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT, self._member_key(member),
+                                  member.assignment_value()))
             self._timers.pop(("rebalance", member.member_id), None)
         else:
             self._remove_member(now_ms, member, records)
@@ -378,26 +375,26 @@ class ConsumerGroup:
         member_id = member if isinstance(member, str) else member.member_id
         return rec.ConsumerGroupMemberKey(group_id=self.group_id, member_id=member_id)
 
-    def _remove_member(self, now_ms: int, member: ConsumerMember, records: list) -> None:
+    def _remove_member(self, now_ms: int, member: ConsumerMember, records: list[Record]) -> None:
         """Fence a member: its partitions are free at once; the epoch moves for the others."""
         del self.members[member.member_id]
         self.target.pop(member.member_id, None)
         for kind in ("session", "rebalance"):
             self._timers.pop((kind, member.member_id), None)
         key = self._member_key(member)
-        records += [(rec.CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT, key, None),
-                    (rec.CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER, key, None),
-                    (rec.CONSUMER_GROUP_MEMBER_METADATA, key, None)]
+        records += [Record(rec.CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT, key, None),
+                    Record(rec.CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER, key, None),
+                    Record(rec.CONSUMER_GROUP_MEMBER_METADATA, key, None)]
         self._bump_epoch(now_ms, records)
 
-    def _bump_epoch(self, now_ms: int, records: list) -> None:
+    def _bump_epoch(self, now_ms: int, records: list[Record]) -> None:
         self.group_epoch += 1
         self.state_timestamp_ms = now_ms
-        records.append((rec.CONSUMER_GROUP_METADATA, rec.ConsumerGroupMetadataKey(group_id=self.group_id),
-                        rec.ConsumerGroupMetadataValue(epoch=self.group_epoch, metadata_hash=self.metadata_hash)))
+        records.append(Record(rec.CONSUMER_GROUP_METADATA, rec.ConsumerGroupMetadataKey(group_id=self.group_id),
+                              rec.ConsumerGroupMetadataValue(epoch=self.group_epoch, metadata_hash=self.metadata_hash)))
 
     def _heartbeat(self, now_ms: int, request: HeartbeatRequest, topics: TopicMetadata,
-                   records: list) -> HeartbeatResponse:
+                   records: list[Record]) -> HeartbeatResponse:
         member, is_new = self._member_for(now_ms, request, records)
         old_metadata = member.metadata_key()
         old_assignment = (member.member_epoch, _frozen(member.assigned))
@@ -418,7 +415,8 @@ class ConsumerGroup:
         member.client_host = request.client_host
         bump = False
         if is_new or member.metadata_key() != old_metadata:
-            records.append((rec.CONSUMER_GROUP_MEMBER_METADATA, self._member_key(member), member.metadata_value()))
+            records.append(Record(rec.CONSUMER_GROUP_MEMBER_METADATA, self._member_key(member),
+                                  member.metadata_value()))
             bump = bump or is_new or member.metadata_key()[4:6] != old_metadata[4:6]
         metadata = self._subscription_metadata(topics)
         digest = _metadata_hash(metadata)
@@ -435,8 +433,8 @@ class ConsumerGroup:
         before = member.assignment_key()
         self._reconcile(member, request.topic_partitions)
         if is_new or member.assignment_key() != before:
-            records.append((rec.CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT, self._member_key(member),
-                            member.assignment_value()))
+            records.append(Record(rec.CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT, self._member_key(member),
+                                  member.assignment_value()))
         self._timers[("session", member.member_id)] = (now_ms + self.config.session_timeout_ms, 0)
         if member.state is MemberState.UNREVOKED_PARTITIONS:
             current = self._timers.get(("rebalance", member.member_id))
@@ -454,7 +452,7 @@ class ConsumerGroup:
             heartbeat_interval_ms=self.config.heartbeat_interval_ms,
             assignment={t: sorted(p) for t, p in member.assigned.items() if p} if full or changed else None)
 
-    def _member_for(self, now_ms: int, request: HeartbeatRequest, records: list) -> tuple[ConsumerMember, bool]:
+    def _member_for(self, now_ms: int, request: HeartbeatRequest, records: list[Record]) -> tuple[ConsumerMember, bool]:
         member_id = request.member_id
         if request.member_epoch == 0:
             existing = self.members.get(member_id) if member_id else None
@@ -503,16 +501,16 @@ class ConsumerGroup:
                                      f"abandon all its partitions and rejoin.")
         return member, False
 
-    def _replace_static(self, old: ConsumerMember, member_id: str, records: list) -> ConsumerMember:
+    def _replace_static(self, old: ConsumerMember, member_id: str, records: list[Record]) -> ConsumerMember:
         """A static member comes back under a new member id: it takes over the old one's place."""
         del self.members[old.member_id]
         target = self.target.pop(old.member_id, None)
         for kind in ("session", "rebalance"):
             self._timers.pop((kind, old.member_id), None)
         old_key = self._member_key(old)
-        records += [(rec.CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT, old_key, None),
-                    (rec.CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER, old_key, None),
-                    (rec.CONSUMER_GROUP_MEMBER_METADATA, old_key, None)]
+        records += [Record(rec.CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT, old_key, None),
+                    Record(rec.CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER, old_key, None),
+                    Record(rec.CONSUMER_GROUP_MEMBER_METADATA, old_key, None)]
         member = ConsumerMember(member_id, instance_id=old.instance_id, rack_id=old.rack_id,
                                 subscribed_topic_names=list(old.subscribed_topic_names),
                                 subscribed_topic_regex=old.subscribed_topic_regex,
@@ -521,10 +519,10 @@ class ConsumerGroup:
         self.members[member_id] = member
         if target is not None:
             self.target[member_id] = target
-            records.append((rec.CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER, self._member_key(member),
-                            rec.ConsumerGroupTargetAssignmentMemberValue(topic_partitions=[
-                                rec.TargetTopicPartition(topic_id=t, partitions=sorted(p))
-                                for t, p in target.items() if p])))
+            records.append(Record(rec.CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER, self._member_key(member),
+                                  rec.ConsumerGroupTargetAssignmentMemberValue(topic_partitions=[
+                                      rec.TargetTopicPartition(topic_id=t, partitions=sorted(p))
+                                      for t, p in target.items() if p])))
         return member
 
     def _subscribed_topic_ids(self, member: ConsumerMember, metadata: Mapping[str, tuple[uuid.UUID, int]]
@@ -535,7 +533,7 @@ class ConsumerGroup:
         return {name: meta for name, meta in topics.items()
                 if any(self._subscribes(m, name) for m in self.members.values())}
 
-    def _compute_target(self, records: list) -> None:
+    def _compute_target(self, records: list[Record]) -> None:
         metadata = self.subscription_metadata
         by_id = {topic_id: (name, count) for name, (topic_id, count) in metadata.items()}
         subscriptions = {m.member_id: self._subscribed_topic_ids(m, metadata) for m in self.members.values()}
@@ -544,15 +542,15 @@ class ConsumerGroup:
         for member_id, assignment in new_target.items():
             assignment = {t: p for t, p in assignment.items() if p}
             if _frozen(assignment) != _frozen(self.target.get(member_id, {})) or member_id not in self.target:
-                records.append((rec.CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER, self._member_key(member_id),
-                                rec.ConsumerGroupTargetAssignmentMemberValue(topic_partitions=[
-                                    rec.TargetTopicPartition(topic_id=t, partitions=sorted(p))
-                                    for t, p in sorted(assignment.items(), key=lambda kv: str(kv[0]))])))
+                records.append(Record(rec.CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER, self._member_key(member_id),
+                                      rec.ConsumerGroupTargetAssignmentMemberValue(topic_partitions=[
+                                          rec.TargetTopicPartition(topic_id=t, partitions=sorted(p))
+                                          for t, p in sorted(assignment.items(), key=lambda kv: str(kv[0]))])))
             self.target[member_id] = assignment
         self.assignment_epoch = self.group_epoch
-        records.append((rec.CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA,
-                        rec.ConsumerGroupMetadataKey(group_id=self.group_id),
-                        rec.ConsumerGroupTargetAssignmentMetadataValue(assignment_epoch=self.assignment_epoch)))
+        records.append(Record(rec.CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA,
+                              rec.ConsumerGroupMetadataKey(group_id=self.group_id),
+                              rec.ConsumerGroupTargetAssignmentMetadataValue(assignment_epoch=self.assignment_epoch)))
 
     def _reconcile(self, member: ConsumerMember, owned: Sequence[tuple[uuid.UUID, Sequence[int]]] | None) -> None:
         """One step of Kafka's CurrentAssignmentBuilder."""
@@ -659,18 +657,25 @@ class ConsumerGroup:
         return ConsumerGroupDescription(self.state_name, self.group_epoch, self.assignment_epoch,
                                         self.preferred_assignor(), members)
 
-    def tombstone_keys(self) -> list[tuple[rec.RecordType, Any]]:
-        keys: list[tuple[rec.RecordType, Any]] = []
-        for member_id in set(self.members) | set(self.target):
-            key = self._member_key(member_id)
-            keys += [(rec.CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT, key),
-                     (rec.CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER, key), (rec.CONSUMER_GROUP_MEMBER_METADATA, key)]
+    def tombstones(self) -> tuple[Record, ...]:
+        """The records that delete the group: every member's, then the group's own."""
+        member_kinds = (rec.CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT, rec.CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER,
+                        rec.CONSUMER_GROUP_MEMBER_METADATA)
+        records = [Record(kind, self._member_key(member_id), None)
+                   for member_id in set(self.members) | set(self.target) for kind in member_kinds]
         group_key = rec.ConsumerGroupMetadataKey(group_id=self.group_id)
-        keys += [(rec.CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA, group_key), (rec.CONSUMER_GROUP_METADATA, group_key)]
-        return keys
+        records += [Record(rec.CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA, group_key, None),
+                    Record(rec.CONSUMER_GROUP_METADATA, group_key, None)]
+        return tuple(records)
+
+    def append_failed(self, now_ms: int, failed: CoordinatorResult[Any], error: ErrorCode) -> CoordinatorResult[None]:
+        """The records of `failed` were not written. Kafka reverts the group to its last committed
+        state (its timeline); we keep no timeline: the group stays as the step left it (the caller
+        was answered the error, and the next step's records carry the state again)."""
+        return CoordinatorResult()
 
     @classmethod
-    def from_records(cls, group_id: str, records: Iterable[rec.DecodedRecord], config: ConsumerGroupConfig,
+    def from_records(cls, group_id: str, records: Iterable[Record], config: ConsumerGroupConfig,
                      now_ms: int) -> ConsumerGroup | None:
         """Rebuild a group from its latest records; None without a group epoch record."""
         group = cls(group_id, config, now_ms)

@@ -8,10 +8,11 @@ It talks to the log (`LogManager`, `PartitionLog`), never to the network; the br
 fsynced when `log.flush.interval.messages` asks for it, under the high watermark and, in a
 cluster, in the ISR, so an answer never leaves before its record is safe.
 
-Writes: a step of a group machine may emit `Store` (its GroupMetadata record); the records of a
-step are appended to the group's partition, made durable, and only then are the step's replies
-released. A commit is applied to the offset map after its records are durable. If an append
-fails, the step's replies carry Kafka's mapped error instead and the group is told.
+Writes: every state-changing step of a group machine or of the offset store returns a
+`CoordinatorResult` (`result.py`); `_commit` is the one place its records are appended to the
+group's partition. Once they are durable the offset records are replayed into the offset store
+and the step's replies are released, then its response. If an append fails, the replies and the
+response carry Kafka's mapped error instead, the offset store is untouched and the group is told.
 
 Start-up: `load()` replays every partition of `__consumer_offsets` in the background (latest value
 per key, then decoded into groups and offsets); until a group's partition is loaded, requests for
@@ -23,33 +24,25 @@ import asyncio
 import heapq
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kbroker.clock import Clock, wall_clock_ms
 from kbroker.coordinator import records as rec
-from kbroker.coordinator.classic import (
-    ClassicGroup,
-    ClassicGroupConfig,
-    JoinResult,
-    Protocol,
-    Reply,
-    Store,
-    SyncResult,
-)
+from kbroker.coordinator.classic import ClassicGroup, ClassicGroupConfig, JoinResult, Protocol, SyncResult
 from kbroker.coordinator.consumer import (
     ConsumerGroup,
     ConsumerGroupConfig,
     HeartbeatRequest,
     HeartbeatResponse,
     InvalidRequest,
-    Write,
     validate_request,
 )
 from kbroker.coordinator.internal_log import AppendBatch, AppendFailed, append_durably
 from kbroker.coordinator.loader import Pending, latest_values
-from kbroker.coordinator.offsets import CommittedOffset, OffsetStore
+from kbroker.coordinator.offsets import NO_PRODUCER_ID, CommittedOffset, OffsetStore, OffsetToCommit
+from kbroker.coordinator.result import CoordinatorResult
 from kbroker.errors import ErrorCode, KafkaError
 
 if TYPE_CHECKING:
@@ -79,15 +72,6 @@ _COMMIT_APPEND_ERRORS = {
     ErrorCode.RECORD_LIST_TOO_LARGE: ErrorCode.INVALID_COMMIT_OFFSET_SIZE,
     ErrorCode.INVALID_FETCH_SIZE: ErrorCode.INVALID_COMMIT_OFFSET_SIZE,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class OffsetToCommit:
-    topic: str
-    partition: int
-    offset: int
-    leader_epoch: int
-    metadata: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,9 +199,7 @@ class GroupCoordinator:
             group = self.groups.pop(group_id)
             self._pushed.pop(group_id, None)
             if isinstance(group, ClassicGroup):
-                for reply in group.fail_held(ErrorCode.NOT_COORDINATOR):
-                    if isinstance(reply, Reply):
-                        self._resolve(reply.waiter, reply.result)
+                self._release(group.fail_held(ErrorCode.NOT_COORDINATOR))
         for group_id in [g for g in self.offsets.group_ids() if self.partition_for(g) == partition]:
             self.offsets.drop_group(group_id)
         self.offsets.drop_pending(lambda g: self.partition_for(g) == partition)
@@ -238,14 +220,14 @@ class GroupCoordinator:
         self._unloaded.discard(partition)
         now = self.now_ms()
         for group in [g for gid, g in self.groups.items() if self.partition_for(gid) == partition]:
-            self._spawn_apply(group, group.on_loaded(now))
+            self._spawn_commit(group, group.on_loaded(now))
             self._rearm(group)
         await asyncio.sleep(0)
         return records
 
     async def _replay(self, partition: int, latest: dict[bytes, bytes | None]) -> int:
         now = self.now_ms()
-        consumer_records: dict[str, list[rec.DecodedRecord]] = {}
+        consumer_records: dict[str, list[rec.CoordinatorRecord]] = {}
         kept = 0
         for count, (key, value) in enumerate(latest.items(), 1):
             if count % REPLAY_YIELD_RECORDS == 0:
@@ -262,10 +244,7 @@ class GroupCoordinator:
             kept += 1
             kind = decoded.kind
             if kind is rec.OFFSET_COMMIT:
-                v = decoded.value
-                self.offsets.put(decoded.key.group, decoded.key.topic, decoded.key.partition,
-                                 CommittedOffset(v.offset, v.leader_epoch, v.metadata, v.commit_timestamp,
-                                                 v.expire_timestamp))
+                self.offsets.replay(decoded)
             elif kind is rec.GROUP_METADATA:
                 self.groups[decoded.key.group] = ClassicGroup.from_record(
                     decoded.key.group, decoded.value, self.classic_config, now)
@@ -292,63 +271,70 @@ class GroupCoordinator:
                     continue
                 if decoded is None or decoded.kind is not rec.OFFSET_COMMIT or decoded.value is None:
                     continue
-                v, k = decoded.value, decoded.key
-                self.offsets.stage(producer_id, k.group, k.topic, k.partition,
-                                   CommittedOffset(v.offset, v.leader_epoch, v.metadata, v.commit_timestamp,
-                                                   v.expire_timestamp))
-                if k.group not in self.groups:
-                    self.groups[k.group] = ClassicGroup(k.group, self.classic_config, self.now_ms())
+                self.offsets.replay(decoded, producer_id)
+                group_id = decoded.key.group
+                if group_id not in self.groups:
+                    self.groups[group_id] = ClassicGroup(group_id, self.classic_config, self.now_ms())
 
-    # -- effects, timers, writes ----------------------------------------------------------------
+    # -- results, timers, writes ----------------------------------------------------------------
 
-    def _spawn_apply(self, group: Group, effects: list[Any]) -> None:
-        if not effects:
+    def _spawn_commit(self, group: Group, result: CoordinatorResult[Any]) -> None:
+        """Commit a result of the group's own (a timer, a load) in the background."""
+        if not result.records and not result.replies:
             return
-        task = asyncio.get_running_loop().create_task(self._apply(group, effects))
+        task = asyncio.get_running_loop().create_task(self._commit(group.group_id, result, group=group))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _apply(self, group: Group, effects: list[Any]) -> ErrorCode:
-        """Write the step's records, then release its replies (or their errors); returns the
-        mapped error of a failed write, else NONE."""
-        records: list[tuple[bytes, bytes | None]] = []
-        generation = None
-        for effect in effects:
-            if isinstance(effect, Store):
-                value = None if effect.value is None else rec.encode_value(rec.GROUP_METADATA, effect.value)
-                records.append((rec.group_metadata_key(group.group_id), value))
-                generation = effect.generation_id
-            elif isinstance(effect, Write):
-                records += [(rec.encode_key(kind, key), None if value is None else rec.encode_value(kind, value))
-                            for kind, key, value in effect.records]
-        replies = [e for e in effects if isinstance(e, Reply)]
-        if records:
+    async def _commit(self, group_id: str, result: CoordinatorResult[Any], *, group: Group | None = None,
+                      append_errors: Mapping[ErrorCode, ErrorCode] = _GROUP_APPEND_ERRORS,
+                      producer: tuple[int, int] | None = None) -> ErrorCode:
+        """Append the result's records to the group's partition as one batch and wait until they are
+        durable; then replay its offset records into the offset store (staged for the producer of a
+        transactional commit: `producer` is its id and epoch) and release its replies. If the append
+        fails, the replies carry the error `append_errors` maps it to, the offset store is untouched,
+        and `group`, the machine whose step this was, is told. Returns that error, or NONE; the
+        caller answers with the response (or the error)."""
+        if result.records:
             try:
-                await self._write(group.group_id, records)
+                await self._append_records(group_id, result.records, producer)
             except AppendFailed as failure:
-                code = _GROUP_APPEND_ERRORS.get(failure.code, failure.code)
-                log.error("storing group %s failed: %s", group.group_id, failure.code.name)
-                for reply in replies:
-                    self._resolve(reply.waiter, _with_error(reply.result, code))
-                if isinstance(group, ClassicGroup) and generation is not None:
-                    self._spawn_apply(group, group.store_failed(self.now_ms(), generation, code))
-                self._rearm(group)
+                code = append_errors.get(failure.code, failure.code)
+                self._release(result, code)
+                if group is not None:
+                    log.error("storing group %s failed: %s", group_id, failure.code.name)
+                    self._spawn_commit(group, group.append_failed(self.now_ms(), result, code))
+                    self._rearm(group)
                 return code
-        for reply in replies:
-            self._resolve(reply.waiter, reply.result)
-        self._rearm(group)
+            producer_id = NO_PRODUCER_ID if producer is None else producer[0]
+            for record in result.records:
+                if record.kind is rec.OFFSET_COMMIT:
+                    self.offsets.replay(record, producer_id)
+        self._release(result)
+        if group is not None:
+            self._rearm(group)
         return ErrorCode.NONE
 
     @staticmethod
-    def _resolve(waiter: Any, result: Any) -> None:
-        if isinstance(waiter, asyncio.Future) and not waiter.done():
-            waiter.set_result(result)
+    def _release(result: CoordinatorResult[Any], error: ErrorCode = ErrorCode.NONE) -> None:
+        """Answer the held requests of `result` (with `error` if its records were not written)."""
+        for reply in result.replies:
+            if isinstance(reply.waiter, asyncio.Future) and not reply.waiter.done():
+                reply.waiter.set_result(_with_error(reply.result, error) if error else reply.result)
 
-    async def _write(self, group_id: str, records: Sequence[tuple[bytes, bytes | None]]) -> None:
-        """Append one batch of records to the group's partition and wait until it is durable."""
+    async def _append_records(self, group_id: str, records: Sequence[rec.CoordinatorRecord],
+                              producer: tuple[int, int] | None) -> None:
         if self._closed:
             raise AppendFailed(ErrorCode.COORDINATOR_NOT_AVAILABLE)
-        await append_durably(self._partition_log(group_id), records, self.now_ms(), self._append)
+        partition_log = self._partition_log(group_id)
+        encoded = [record.encode() for record in records]
+        if producer is None:
+            await append_durably(partition_log, encoded, self.now_ms(), self._append)
+        else:
+            producer_id, producer_epoch = producer
+            await append_durably(partition_log, encoded, self.now_ms(), self._append, producer_id=producer_id,
+                                 producer_epoch=producer_epoch, transactional=True,
+                                 base_sequence=_next_sequence(partition_log, producer_id, producer_epoch))
 
     def _rearm(self, group: Group | None = None) -> None:
         """Note `group`'s next deadline, then arm the one timer for the earliest deadline of any
@@ -388,7 +374,7 @@ class GroupCoordinator:
                 continue
             deadline = group.next_deadline()
             if deadline is not None and deadline <= now:
-                self._spawn_apply(group, group.advance(now))
+                self._spawn_commit(group, group.advance(now))
             self._rearm(group)
         if self._next_expiry_ms and now >= self._next_expiry_ms:
             self._next_expiry_ms = now + self.config.offsets_retention_check_interval_ms
@@ -409,9 +395,7 @@ class GroupCoordinator:
             self._timer.cancel()
         for group in self.groups.values():
             if isinstance(group, ClassicGroup):
-                for reply in group.fail_held(ErrorCode.NOT_COORDINATOR):
-                    if isinstance(reply, Reply):
-                        self._resolve(reply.waiter, reply.result)
+                self._release(group.fail_held(ErrorCode.NOT_COORDINATOR))
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -428,7 +412,7 @@ class GroupCoordinator:
                 return ErrorCode.INCONSISTENT_GROUP_PROTOCOL
             if not create:
                 return None
-            self._drop_group(group, write=True)
+            self._drop_group(group)
             group = None
         if create:
             group = ClassicGroup(group_id, self.classic_config, self.now_ms())
@@ -450,12 +434,12 @@ class GroupCoordinator:
         if group is None:
             return JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id)
         waiter = asyncio.get_running_loop().create_future()
-        effects = group.join(self.now_ms(), waiter, member_id=member_id, group_instance_id=group_instance_id,
+        result = group.join(self.now_ms(), waiter, member_id=member_id, group_instance_id=group_instance_id,
                              client_id=client_id, client_host=client_host, session_timeout_ms=session_timeout_ms,
                              rebalance_timeout_ms=rebalance_timeout_ms, protocol_type=protocol_type,
                              protocols=protocols, require_known_member_id=version >= 4,
                              supports_skip_assignment=version >= 9)
-        await self._apply(group, effects)
+        await self._commit(group_id, result, group=group)
         return await waiter
 
     async def sync_group(self, *, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int,
@@ -470,10 +454,10 @@ class GroupCoordinator:
         if group is None:
             return SyncResult(ErrorCode.UNKNOWN_MEMBER_ID)
         waiter = asyncio.get_running_loop().create_future()
-        effects = group.sync(self.now_ms(), waiter, member_id=member_id, group_instance_id=group_instance_id,
+        result = group.sync(self.now_ms(), waiter, member_id=member_id, group_instance_id=group_instance_id,
                              generation_id=generation_id, protocol_type=protocol_type, protocol_name=protocol_name,
                              assignments=assignments)
-        await self._apply(group, effects)
+        await self._commit(group_id, result, group=group)
         return await waiter
 
     def heartbeat(self, *, group_id: str, member_id: str, group_instance_id: str | None,
@@ -499,9 +483,9 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         if not isinstance(group, ClassicGroup):
             return ErrorCode.UNKNOWN_MEMBER_ID, [ErrorCode.UNKNOWN_MEMBER_ID] * len(members)
-        errors, effects = group.leave(self.now_ms(), members)
-        failed = await self._apply(group, effects)
-        return failed, errors
+        result = group.leave(self.now_ms(), members)
+        failed = await self._commit(group_id, result, group=group)
+        return failed, result.response
 
     # -- KIP-848 consumer groups ----------------------------------------------------------------
 
@@ -519,18 +503,18 @@ class GroupCoordinator:
                 return HeartbeatResponse(ErrorCode.GROUP_ID_NOT_FOUND,
                                          f"Group {request.group_id} is not a consumer group.")
             if request.member_epoch == 0:
-                self._drop_group(group, write=True)
+                self._drop_group(group)
                 group = None
         if group is None:
             if request.member_epoch != 0:
                 return HeartbeatResponse(ErrorCode.UNKNOWN_MEMBER_ID, f"Group {request.group_id} not found.")
             group = ConsumerGroup(request.group_id, self.consumer_config, self.now_ms())
             self.groups[request.group_id] = group
-        response, effects = group.heartbeat(self.now_ms(), request, self._topic_metadata())
-        failed = await self._apply(group, effects)
+        result = group.heartbeat(self.now_ms(), request, self._topic_metadata())
+        failed = await self._commit(request.group_id, result, group=group)
         if failed:
             return HeartbeatResponse(failed, "The group's records could not be written.")
-        return response
+        return result.response
 
     def _topic_metadata(self) -> dict[str, tuple[Any, int]]:
         """name -> (topic id, partitions) of every topic a consumer group may subscribe to."""
@@ -562,29 +546,8 @@ class GroupCoordinator:
         now = self.now_ms()
         # A retention that reaches past the int64 expiry timestamp never expires (Kafka's sum overflows).
         expire = min(now + retention_time_ms, 2**63 - 1) if retention_time_ms >= 0 and version <= 4 else -1
-        errors: list[ErrorCode] = []
-        to_write: list[tuple[bytes, bytes]] = []
-        accepted: list[tuple[OffsetToCommit, CommittedOffset]] = []
-        for item in offsets:
-            metadata = item.metadata or ""
-            code = self._commit_item_error(item, metadata)
-            if code:
-                errors.append(code)
-                continue
-            committed = CommittedOffset(item.offset, item.leader_epoch, metadata, now, expire)
-            to_write.append(rec.offset_commit_record(group_id, item.topic, item.partition, item.offset,
-                                                     item.leader_epoch, metadata, now, expire))
-            accepted.append((item, committed))
-            errors.append(ErrorCode.NONE)
-        if to_write:
-            try:
-                await self._write(group_id, to_write)
-            except AppendFailed as failure:
-                code = _COMMIT_APPEND_ERRORS.get(failure.code, failure.code)
-                return [code if e == ErrorCode.NONE else e for e in errors]
-            for item, committed in accepted:
-                self.offsets.put(group_id, item.topic, item.partition, committed)
-        return errors
+        result = self.offsets.commit(group_id, offsets, now, expire, self._commit_item_error)
+        return await self._commit_offsets(group_id, result)
 
     async def commit_txn_offsets(self, *, group_id: str, producer_id: int, producer_epoch: int, member_id: str,
                                  group_instance_id: str | None, generation_id: int,
@@ -604,34 +567,14 @@ class GroupCoordinator:
             error = group.validate_txn_offset_commit(member_id, generation_id)
         if error:
             return error
-        now = self.now_ms()
-        errors: list[ErrorCode] = []
-        to_write: list[tuple[bytes, bytes]] = []
-        accepted: list[tuple[OffsetToCommit, CommittedOffset]] = []
-        for item in offsets:
-            metadata = item.metadata or ""
-            code = self._commit_item_error(item, metadata)
-            errors.append(code)
-            if code:
-                continue
-            to_write.append(rec.offset_commit_record(group_id, item.topic, item.partition, item.offset,
-                                                     item.leader_epoch, metadata, now))
-            accepted.append((item, CommittedOffset(item.offset, item.leader_epoch, metadata, now)))
-        if not to_write:
-            return errors
-        if self._closed:
-            return [ErrorCode.COORDINATOR_NOT_AVAILABLE if e == ErrorCode.NONE else e for e in errors]
-        try:
-            partition_log = self._partition_log(group_id)
-            await append_durably(partition_log, to_write, now, self._append, producer_id=producer_id,
-                                 producer_epoch=producer_epoch, transactional=True,
-                                 base_sequence=_next_sequence(partition_log, producer_id, producer_epoch))
-        except AppendFailed as failure:
-            code = _COMMIT_APPEND_ERRORS.get(failure.code, failure.code)
-            return [code if e == ErrorCode.NONE else e for e in errors]
-        for item, committed in accepted:
-            self.offsets.stage(producer_id, group_id, item.topic, item.partition, committed)
-        return errors
+        result = self.offsets.commit(group_id, offsets, self.now_ms(), -1, self._commit_item_error)
+        return await self._commit_offsets(group_id, result, producer=(producer_id, producer_epoch))
+
+    async def _commit_offsets(self, group_id: str, result: CoordinatorResult[list[ErrorCode]],
+                              producer: tuple[int, int] | None = None) -> list[ErrorCode]:
+        """The errors per offset; those accepted get the mapped error if their records are not written."""
+        failed = await self._commit(group_id, result, append_errors=_COMMIT_APPEND_ERRORS, producer=producer)
+        return [failed if e == ErrorCode.NONE else e for e in result.response] if failed else result.response
 
     def _commit_item_error(self, item: OffsetToCommit, metadata: str) -> ErrorCode:
         if len(metadata.encode()) > self.config.offset_metadata_max_bytes:
@@ -679,21 +622,16 @@ class GroupCoordinator:
         if isinstance(group, ClassicGroup) and not group.is_empty() and not group.uses_consumer_protocol():
             return ErrorCode.NON_EMPTY_GROUP, []
         errors = []
-        doomed = []
+        allowed = []
         for topic, partition in partitions:
             if not group.is_empty() and group.is_subscribed_to(topic):
                 errors.append(ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC)
                 continue
             errors.append(ErrorCode.NONE)
-            if self.offsets.get(group_id, topic, partition) is not None:
-                doomed.append((topic, partition))
-        if doomed:
-            try:
-                await self._write(group_id, [(rec.offset_commit_key(group_id, t, p), None) for t, p in doomed])
-            except AppendFailed as failure:
-                return _GROUP_APPEND_ERRORS.get(failure.code, failure.code), []
-            for topic, partition in doomed:
-                self.offsets.remove(group_id, topic, partition)
+            allowed.append((topic, partition))
+        failed = await self._commit(group_id, self.offsets.delete(group_id, allowed))
+        if failed:
+            return failed, []
         return ErrorCode.NONE, errors
 
     async def delete_groups(self, group_ids: Iterable[str]) -> list[ErrorCode]:
@@ -710,45 +648,36 @@ class GroupCoordinator:
             if not group.is_empty():
                 out.append(ErrorCode.NON_EMPTY_GROUP)
                 continue
-            try:
-                await self._delete_group(group)
-            except AppendFailed as failure:
-                out.append(_GROUP_APPEND_ERRORS.get(failure.code, failure.code))
-                continue
-            out.append(ErrorCode.NONE)
+            out.append(await self._delete_group(group))
         return out
 
-    async def _delete_group(self, group: Group) -> None:
-        """Tombstones for the group and its offsets, then forget both."""
+    async def _delete_group(self, group: Group) -> ErrorCode:
+        """Tombstones for the group and its offsets; once they are written, the group goes too."""
         group_id = group.group_id
-        tombstones = [(rec.offset_commit_key(group_id, t, p), None) for (t, p) in self.offsets.of_group(group_id)]
-        tombstones += self._group_tombstones(group)
-        await self._write(group_id, tombstones)
-        self.offsets.drop_group(group_id)
-        if self.groups.get(group_id) is group:
-            del self.groups[group_id]
+        offsets = self.offsets.delete(group_id, self.offsets.of_group(group_id))
+        failed = await self._commit(group_id, CoordinatorResult(offsets.records + group.tombstones()))
+        if not failed:
+            self._forget(group)
+        return failed
+
+    def _forget(self, group: Group) -> None:
+        """A group whose tombstones are written is dead (unless a new group took its id meanwhile)."""
+        if self.groups.get(group.group_id) is group:
+            del self.groups[group.group_id]
             group.mark_dead(self.now_ms())
 
-    def _group_tombstones(self, group: Group) -> list[tuple[bytes, None]]:
-        if isinstance(group, ClassicGroup):
-            return [(rec.group_metadata_key(group.group_id), None)]
-        return [(rec.encode_key(kind, key), None) for kind, key in group.tombstone_keys()]
-
-    def _drop_group(self, group: Group, *, write: bool) -> None:
+    def _drop_group(self, group: Group) -> None:
         """Replace an empty group of the other type: its records are tombstoned in the background."""
         del self.groups[group.group_id]
         group.mark_dead(self.now_ms())
-        if write:
-            task = asyncio.get_running_loop().create_task(self._write_quietly(group.group_id,
-                                                                              self._group_tombstones(group)))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        task = asyncio.get_running_loop().create_task(self._write_tombstones(group))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _write_quietly(self, group_id: str, records: list[tuple[bytes, bytes | None]]) -> None:
-        try:
-            await self._write(group_id, records)
-        except AppendFailed as failure:
-            log.error("writing records of group %s failed: %s", group_id, failure.code.name)
+    async def _write_tombstones(self, group: Group) -> None:
+        failed = await self._commit(group.group_id, CoordinatorResult(group.tombstones()))
+        if failed:
+            log.error("writing the tombstones of group %s failed: %s", group.group_id, failed.name)
 
     async def expire_offsets(self) -> int:
         """Remove offsets past `offsets.retention.minutes`, and groups left Empty with none."""
@@ -764,13 +693,11 @@ class GroupCoordinator:
             else:
                 base, since, subscribed = group.offset_expiry_base(), group.state_timestamp_ms, group.is_subscribed_to
             expired = self.offsets.expired(group_id, now, retention, base, since, subscribed)
-            try:
-                if not await self._remove_offsets(group_id, expired):
-                    continue
-            except AppendFailed as failure:
-                log.error("expiring offsets of group %s failed: %s", group_id, failure.code.name)
-                continue
-            removed += len(expired)
+            failed = await self._remove_offsets(group_id, expired)
+            if failed:
+                log.error("expiring offsets of group %s failed: %s", group_id, failed.name)
+            elif failed is not None:
+                removed += len(expired)
         if removed:
             log.info("expired %d committed offsets", removed)
         return removed
@@ -783,36 +710,31 @@ class GroupCoordinator:
             doomed = [tp for tp in self.offsets.of_group(group_id) if tp[0] == topic]
             if not doomed:
                 continue
-            try:
-                await self._remove_offsets(group_id, doomed)
-            except AppendFailed as failure:
+            failed = await self._remove_offsets(group_id, doomed)
+            if failed:
                 log.error("removing offsets of deleted topic %s from group %s failed: %s", topic, group_id,
-                          failure.code.name)
+                          failed.name)
                 continue
             removed += len(doomed)
         if removed:
             log.info("removed %d committed offsets of deleted topic %s", removed, topic)
         return removed
 
-    async def _remove_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> bool:
-        """Tombstone the group's offsets of `partitions`, then forget them; a group left Empty without
-        offsets goes too. False if there was nothing to write; AppendFailed leaves everything as it was."""
+    async def _remove_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> ErrorCode | None:
+        """Tombstone the group's offsets of `partitions`; a group left Empty without offsets goes too.
+        None if there was nothing to write, else the write's error (a failure leaves all as it was)."""
         group = self.groups.get(group_id)
-        records: list[tuple[bytes, bytes | None]] = [(rec.offset_commit_key(group_id, t, p), None)
-                                                     for t, p in partitions]
+        records = self.offsets.delete(group_id, partitions).records
         drop_group = (group is not None and group.is_empty() and not group.held_waiters()
                       and len(partitions) == len(self.offsets.of_group(group_id)))
         if drop_group:
-            records += self._group_tombstones(group)
+            records += group.tombstones()
         if not records:
-            return False
-        await self._write(group_id, records)
-        for topic, partition in partitions:
-            self.offsets.remove(group_id, topic, partition)
-        if drop_group and self.groups.get(group_id) is group:
-            del self.groups[group_id]
-            group.mark_dead(self.now_ms())
-        return True
+            return None
+        failed = await self._commit(group_id, CoordinatorResult(records))
+        if not failed and drop_group:
+            self._forget(group)
+        return failed
 
     # -- admin views ----------------------------------------------------------------------------
 
@@ -850,7 +772,5 @@ def _with_error(result: Any, code: ErrorCode) -> Any:
         return JoinResult(code, result.member_id)
     if isinstance(result, SyncResult):
         return SyncResult(code)
-    if isinstance(result, HeartbeatResponse):
-        return HeartbeatResponse(code)
     return result
 

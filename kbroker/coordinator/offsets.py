@@ -1,5 +1,7 @@
-"""Committed offsets of every group coordinated here: an in-memory map, rebuilt from
-`__consumer_offsets` at start-up and changed only after the commit's record is written.
+"""Committed offsets of every group coordinated here (Kafka's OffsetMetadataManager): an in-memory
+map, rebuilt from `__consumer_offsets` at start-up and changed only by replaying records. A commit
+or a deletion is a `CoordinatorResult` of records; the group coordinator appends them and, once they
+are durable, replays them here (`replay`), as the start-up replay does: a failed write changes nothing.
 
 Expiry follows Kafka's `offsets.retention.minutes` rules (OffsetExpirationConditionImpl): an
 offset expires once `retention` has passed since its base time, which is when its group became
@@ -9,10 +11,24 @@ expiry time (OffsetCommit v2-4 retention_time_ms, record value v1) expires at th
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from kbroker.coordinator import records as rec
+from kbroker.coordinator.result import CoordinatorResult
+from kbroker.errors import ErrorCode
+
 TopicPartition = tuple[str, int]
+NO_PRODUCER_ID = -1
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetToCommit:
+    topic: str
+    partition: int
+    offset: int
+    leader_epoch: int
+    metadata: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +45,46 @@ class OffsetStore:
         self._groups: dict[str, dict[TopicPartition, CommittedOffset]] = {}
         # Transactional commits not yet decided: producer id -> group -> partition -> offset.
         self._pending: dict[int, dict[str, dict[TopicPartition, CommittedOffset]]] = {}
+
+    # -- results: what a commit or a deletion writes ----------------------------------------------
+
+    @staticmethod
+    def commit(group_id: str, offsets: Sequence[OffsetToCommit], now_ms: int, expire_timestamp: int,
+               item_error: Callable[[OffsetToCommit, str], ErrorCode]) -> CoordinatorResult[list[ErrorCode]]:
+        """OffsetCommit / TxnOffsetCommit: a record for each offset `item_error` accepts (it sees
+        the offset and its metadata, a null one as ""), and an error per offset."""
+        records = []
+        errors = []
+        for item in offsets:
+            metadata = item.metadata or ""
+            code = item_error(item, metadata)
+            errors.append(code)
+            if code:
+                continue
+            records.append(rec.offset_commit(group_id, item.topic, item.partition, rec.OffsetCommitValue(
+                offset=item.offset, leader_epoch=item.leader_epoch, metadata=metadata, commit_timestamp=now_ms,
+                expire_timestamp=expire_timestamp)))
+        return CoordinatorResult(tuple(records), errors)
+
+    def delete(self, group_id: str, partitions: Iterable[TopicPartition]) -> CoordinatorResult[None]:
+        """Tombstones for the group's committed offsets of `partitions` (those it has)."""
+        return CoordinatorResult(tuple(rec.offset_commit(group_id, topic, partition, None)
+                                       for topic, partition in partitions
+                                       if self.get(group_id, topic, partition) is not None))
+
+    def replay(self, record: rec.CoordinatorRecord, producer_id: int = NO_PRODUCER_ID) -> None:
+        """Apply a written OffsetCommit record (or its tombstone); a transactional one (`producer_id`)
+        is staged until its producer's marker."""
+        key, value = record.key, record.value
+        if value is None:
+            self.remove(key.group, key.topic, key.partition)
+            return
+        committed = CommittedOffset(value.offset, value.leader_epoch, value.metadata, value.commit_timestamp,
+                                    value.expire_timestamp)
+        if producer_id == NO_PRODUCER_ID:
+            self.put(key.group, key.topic, key.partition, committed)
+        else:
+            self.stage(producer_id, key.group, key.topic, key.partition, committed)
 
     # -- transactional commits (TxnOffsetCommit): staged until the producer's marker --------------
 

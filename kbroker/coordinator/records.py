@@ -200,33 +200,56 @@ def encode_value(kind: RecordType, value: Any, version: int | None = None) -> by
     return _VERSION.pack(version) + bytes(out.buf)
 
 
+@dataclass(frozen=True, slots=True)
+class CoordinatorRecord:
+    """One record of `__consumer_offsets`, typed (Kafka's CoordinatorRecord): what a coordinator's
+    step writes and what a replay reads back. A None value is the key's tombstone."""
+    kind: RecordType
+    key: Any
+    value: Any | None
+
+    def encode(self) -> tuple[bytes, bytes | None]:
+        key = encode_key(self.kind, self.key)
+        if self.value is None:
+            return key, None
+        # Kafka writes version 1 when the commit carries its own expiry (OffsetCommit v2-4 retention).
+        version = 1 if self.kind is OFFSET_COMMIT and self.value.expire_timestamp >= 0 else None
+        return key, encode_value(self.kind, self.value, version)
+
+
+def offset_commit(group: str, topic: str, partition: int, value: Any | None) -> CoordinatorRecord:
+    """An OffsetCommitValue for the group's partition, or (None) its tombstone."""
+    return CoordinatorRecord(OFFSET_COMMIT, OffsetCommitKey(group=group, topic=topic, partition=partition), value)
+
+
+def group_metadata(group: str, value: Any | None) -> CoordinatorRecord:
+    """A classic group's GroupMetadataValue, or (None) its tombstone."""
+    return CoordinatorRecord(GROUP_METADATA, GroupMetadataKey(group=group), value)
+
+
+# Encoded records for tests that write `__consumer_offsets` bytes directly (the coordinators build
+# CoordinatorRecords).
+
 def offset_commit_record(group: str, topic: str, partition: int, offset: int, leader_epoch: int,
                          metadata: str, commit_timestamp: int, expire_timestamp: int = -1) -> tuple[bytes, bytes]:
-    key = encode_key(OFFSET_COMMIT, OffsetCommitKey(group=group, topic=topic, partition=partition))
     value = OffsetCommitValue(offset=offset, leader_epoch=leader_epoch, metadata=metadata,
                               commit_timestamp=commit_timestamp, expire_timestamp=expire_timestamp)
-    # Kafka writes version 1 when the commit carries its own expiry (OffsetCommit v2-4 retention).
-    return key, encode_value(OFFSET_COMMIT, value, 1 if expire_timestamp >= 0 else None)
+    key, encoded = offset_commit(group, topic, partition, value).encode()
+    assert encoded is not None
+    return key, encoded
 
 
 def offset_commit_key(group: str, topic: str, partition: int) -> bytes:
-    return encode_key(OFFSET_COMMIT, OffsetCommitKey(group=group, topic=topic, partition=partition))
+    return offset_commit(group, topic, partition, None).encode()[0]
 
 
 def group_metadata_key(group: str) -> bytes:
-    return encode_key(GROUP_METADATA, GroupMetadataKey(group=group))
+    return group_metadata(group, None).encode()[0]
 
 
 # -- decoding -----------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class DecodedRecord:
-    kind: RecordType
-    key: Any
-    value: Any | None  # None: a tombstone
-
-
-def decode_record(key: bytes | memoryview, value: bytes | memoryview | None) -> DecodedRecord | None:
+def decode_record(key: bytes | memoryview, value: bytes | memoryview | None) -> CoordinatorRecord | None:
     """Parse one `__consumer_offsets` record; None for record types we do not keep."""
     view = memoryview(key)
     if len(view) < 2:
@@ -242,7 +265,7 @@ def decode_record(key: bytes | memoryview, value: bytes | memoryview | None) -> 
         if end != len(view):
             raise RecordFormatError(f"{len(view) - end} bytes left after a {kind.key.__name__}")
         if value is None:
-            return DecodedRecord(kind, decoded_key, None)
+            return CoordinatorRecord(kind, decoded_key, None)
         value_view = memoryview(value)
         if len(value_view) < 2:
             raise RecordFormatError("record value shorter than its version")
@@ -255,4 +278,4 @@ def decode_record(key: bytes | memoryview, value: bytes | memoryview | None) -> 
         decoded_value, _ = codec.decode(kind.value, read_as, read_as >= kind.value_flexible_from, value_view, 2)
     except DecodeError as exc:
         raise RecordFormatError(str(exc)) from None
-    return DecodedRecord(kind, decoded_key, decoded_value)
+    return CoordinatorRecord(kind, decoded_key, decoded_value)

@@ -9,10 +9,10 @@ from kbroker.coordinator.classic import (
     ClassicGroupConfig,
     JoinResult,
     Protocol,
-    Reply,
-    Store,
     SyncResult,
 )
+from kbroker.coordinator.records import GROUP_METADATA, CoordinatorRecord
+from kbroker.coordinator.result import CoordinatorResult
 
 RANGE = [Protocol("range", b"range-meta")]
 
@@ -23,7 +23,7 @@ class Harness:
     now: int = 1_000_000
     group: ClassicGroup = None  # type: ignore[assignment]
     replies: dict[object, JoinResult | SyncResult] = field(default_factory=dict)
-    stores: list[Store] = field(default_factory=list)
+    stores: list[CoordinatorRecord] = field(default_factory=list)  # the GroupMetadata records written
 
     def __post_init__(self) -> None:
         ids = itertools.count(1)
@@ -31,14 +31,12 @@ class Harness:
                                   member_ids=lambda prefix: f"{prefix}-{next(ids)}")
         self._waiters = itertools.count()
 
-    def absorb(self, effects) -> None:
-        for effect in effects:
-            if isinstance(effect, Reply):
-                assert effect.waiter not in self.replies, f"{effect.waiter} answered twice"
-                self.replies[effect.waiter] = effect.result
-            else:
-                assert isinstance(effect, Store)
-                self.stores.append(effect)
+    def absorb(self, result: CoordinatorResult) -> None:
+        for reply in result.replies:
+            assert reply.waiter not in self.replies, f"{reply.waiter} answered twice"
+            self.replies[reply.waiter] = reply.result
+        assert all(record.kind is GROUP_METADATA for record in result.records)
+        self.stores.extend(result.records)
 
     def join(self, member_id: str = "", *, client_id: str = "c", instance_id: str | None = None,
              protocols=RANGE, protocol_type: str = "consumer", session: int = 10_000, rebalance: int = 30_000,
@@ -64,9 +62,9 @@ class Harness:
                                     generation_id=generation)
 
     def leave(self, *members):
-        errors, effects = self.group.leave(self.now, list(members))
-        self.absorb(effects)
-        return errors
+        result = self.group.leave(self.now, list(members))
+        self.absorb(result)
+        return result.response
 
     def tick(self, ms: int) -> None:
         self.now += ms

@@ -336,9 +336,9 @@ def test_record_round_trip_restores_a_stable_group():
     assert loaded.next_deadline() == h.now + 10_000
     assert loaded.heartbeat(h.now, member_id=a, group_instance_id=None, generation_id=loaded.generation_id) == E.NONE
     # Nobody heartbeats after the restart: both members expire, the group empties and stores that.
-    effects = loaded.advance(h.now + 20_000)
+    result = loaded.advance(h.now + 20_000)
     assert loaded.state is EMPTY
-    assert any(getattr(e, "value", None) is not None and e.value.members == [] for e in effects)
+    assert any(r.value is not None and r.value.members == [] for r in result.records)
 
 
 def test_describe_shows_metadata_only_when_stable():

@@ -16,7 +16,6 @@ from kbroker.coordinator.consumer import (
     HeartbeatRequest,
     InvalidRequest,
     MemberState,
-    Write,
     validate_request,
 )
 from kbroker.errors import ErrorCode
@@ -40,11 +39,9 @@ class Group:
             rebalance_timeout_ms=kwargs.pop("rebalance_timeout_ms", 30_000 if epoch == 0 else -1),
             subscribed_topic_names=list(topics) if topics is not None else None,
             topic_partitions=[] if epoch == 0 else owned, **kwargs)
-        response, effects = self.group.heartbeat(self.now, request, TOPICS)
-        for effect in effects:
-            assert isinstance(effect, Write)
-            self.records.extend(effect.records)
-        return response
+        result = self.group.heartbeat(self.now, request, TOPICS)
+        self.records.extend(result.records)
+        return result.response
 
     def join(self, **kwargs):
         response = self.beat(**kwargs)
@@ -59,8 +56,7 @@ class Group:
 
     def tick(self, ms):
         self.now += ms
-        for effect in self.group.advance(self.now):
-            self.records.extend(effect.records)
+        self.records.extend(self.group.advance(self.now).records)
 
 
 def partitions(response):
@@ -73,7 +69,7 @@ def test_a_member_joins_and_gets_everything():
     assert response.member_epoch == 1 and response.heartbeat_interval_ms == 5000
     assert response.assignment == {TOPIC: [0, 1, 2, 3, 4, 5]}
     assert g.group.state_name == "Stable"
-    kinds = [kind for kind, _, _ in g.records]
+    kinds = [r.kind for r in g.records]
     assert rec.CONSUMER_GROUP_METADATA in kinds and rec.CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT in kinds
     # An unchanged heartbeat carries no assignment.
     assert g.beat(member_id, 1, owned=None, topics=None).assignment is None
@@ -130,7 +126,7 @@ def test_leaving_frees_partitions_at_once():
     assert response.member_epoch == -1 and a not in g.group.members
     after = g.ack(b)
     assert partitions(after) == list(range(6))
-    tombstones = [(kind, key) for kind, key, value in g.records if value is None]
+    tombstones = [(r.kind, r.key) for r in g.records if r.value is None]
     assert (rec.CONSUMER_GROUP_MEMBER_METADATA, rec.ConsumerGroupMemberKey(group_id="g", member_id=a)) in tombstones
 
 
@@ -218,8 +214,9 @@ def test_records_rebuild_the_group():
     g.ack(a)
     g.ack(b)
     latest = {}
-    for kind, key, value in g.records:
-        latest[rec.encode_key(kind, key)] = None if value is None else rec.encode_value(kind, value)
+    for record in g.records:
+        key, value = record.encode()
+        latest[key] = value
     decoded = [rec.decode_record(k, v) for k, v in latest.items() if v is not None]
     loaded = ConsumerGroup.from_records("g", decoded, ConsumerGroupConfig(), g.now)
     assert loaded.group_epoch == g.group.group_epoch and loaded.assignment_epoch == g.group.assignment_epoch

@@ -26,7 +26,7 @@ class ConsumerGroupMachine(RuleBasedStateMachine):
         self.known: dict[str, tuple[int, dict]] = {}  # member id -> (epoch, partitions) it was last told
 
     def _beat(self, request: HeartbeatRequest):
-        response, _ = self.group.heartbeat(self.now, request, TOPICS)
+        response = self.group.heartbeat(self.now, request, TOPICS).response
         if response.error == ErrorCode.NONE and response.member_id and response.member_epoch >= 0:
             previous = self.known.get(response.member_id, (0, {}))[1]
             told = response.assignment if response.assignment is not None else previous

@@ -10,11 +10,11 @@ from kbroker.config import build_config
 from kbroker.coordinator import records as rec
 from kbroker.coordinator.classic import STABLE, Protocol
 from kbroker.coordinator.consumer import HeartbeatRequest
-from kbroker.coordinator.group_coordinator import GroupCoordinator, OffsetToCommit
-from kbroker.coordinator.offsets import CommittedOffset, OffsetStore
+from kbroker.coordinator.group_coordinator import GroupCoordinator
+from kbroker.coordinator.offsets import CommittedOffset, OffsetStore, OffsetToCommit
 from kbroker.errors import ErrorCode
 from kbroker.log.log_manager import LogManager
-from tests.coordinator.appending import append_at_once
+from tests.coordinator.appending import ControlledAppend
 from tests.waiting import wait_until_async
 
 E = ErrorCode
@@ -37,12 +37,13 @@ class Node:
         self.config = build_config({"log.dirs": str(path), "offsets.topic.num.partitions": "5",
                                     "group.initial.rebalance.delay.ms": "0", **settings})
         self.clock = Clock()
+        self.append = ControlledAppend()
         self.logs = LogManager(path, self.config.log_defaults()).load()
         self.logs.create_topic(TOPIC, 3, {})
         self.coordinator = self._coordinator()
 
     def _coordinator(self) -> GroupCoordinator:
-        return GroupCoordinator(self.config, self.logs, append_at_once, now_ms=self.clock)
+        return GroupCoordinator(self.config, self.logs, self.append, now_ms=self.clock)
 
     async def restart(self) -> GroupCoordinator:
         await self.coordinator.close()
@@ -111,8 +112,8 @@ async def test_requests_wait_while_the_partitions_load(tmp_path):
     node.logs.shutdown()
 
 
-async def join_two(coordinator):
-    """Two members through MEMBER_ID_REQUIRED, the join phase and the leader's SyncGroup."""
+async def join_both(coordinator):
+    """Two members through MEMBER_ID_REQUIRED and the join phase: their JoinGroup answers."""
     async def join(member_id=""):
         return await coordinator.join_group(
             group_id="cg", member_id=member_id, group_instance_id=None, client_id="c", client_host="/127.0.0.1",
@@ -120,13 +121,26 @@ async def join_two(coordinator):
             protocols=[Protocol("range", b"meta")], version=7)
     first = [await join(), await join()]
     assert {r.error for r in first} == {E.MEMBER_ID_REQUIRED}
-    joined = await asyncio.gather(*(join(r.member_id) for r in first))
+    return await asyncio.gather(*(join(r.member_id) for r in first))
+
+
+def sync_both(coordinator, joined):
+    """Both members' SyncGroup, the leader's with an assignment for each: the tasks, in the order of
+    `joined`. The follower's goes first, so it is held until the leader's is stored."""
     leader = next(r for r in joined if r.leader == r.member_id)
-    syncs = await asyncio.gather(*(
-        coordinator.sync_group(group_id="cg", member_id=r.member_id, group_instance_id=None,
-                               generation_id=r.generation_id, protocol_type="consumer", protocol_name="range",
-                               assignments={m.member_id: m.member_id.encode() for m in leader.members}
-                               if r is leader else {}) for r in joined))
+    order = sorted(joined, key=lambda r: r is leader)
+    tasks = {id(r): asyncio.ensure_future(coordinator.sync_group(
+        group_id="cg", member_id=r.member_id, group_instance_id=None, generation_id=r.generation_id,
+        protocol_type="consumer", protocol_name="range",
+        assignments={m.member_id: m.member_id.encode() for m in leader.members} if r is leader else {}))
+        for r in order}
+    return [tasks[id(r)] for r in joined]
+
+
+async def join_two(coordinator):
+    """Two members through MEMBER_ID_REQUIRED, the join phase and the leader's SyncGroup."""
+    joined = await join_both(coordinator)
+    syncs = await asyncio.gather(*sync_both(coordinator, joined))
     assert all(s.error == E.NONE and s.assignment == r.member_id.encode() for s, r in zip(syncs, joined))
     return joined
 
@@ -249,3 +263,120 @@ def test_offset_store_expiry_rules():
     assert store.expired("g", 1000, 500, None, None, never) == []
     assert store.expired("g", 5000, 10**9, "commit", None, never) == [("u", 0)]
     assert store.expired("g", 10**6, 500, "commit", None, lambda topic: topic == "t") == [("u", 0)]
+
+
+# -- CoordinatorResult: a step's records are appended once, and answered only when durable --------
+
+# The log's error -> what a group API answers (Kafka's appendGroupMetadataErrorToResponseError).
+APPEND_FAILURES = [
+    (E.NOT_ENOUGH_REPLICAS, E.COORDINATOR_NOT_AVAILABLE),
+    (E.REQUEST_TIMED_OUT, E.COORDINATOR_NOT_AVAILABLE),
+    (E.NOT_LEADER_OR_FOLLOWER, E.NOT_COORDINATOR),
+    (E.KAFKA_STORAGE_ERROR, E.NOT_COORDINATOR),
+]
+
+
+# A commit too large for the log is the client's to fix, not the coordinator's.
+COMMIT_FAILURES = APPEND_FAILURES + [(E.RECORD_LIST_TOO_LARGE, E.INVALID_COMMIT_OFFSET_SIZE)]
+
+
+@pytest.mark.parametrize("log_error,answer", COMMIT_FAILURES)
+async def test_a_failed_commit_answers_the_mapped_error_and_commits_nothing(node, log_error, answer):
+    assert await simple_commit(node.coordinator, "g", commit(1)) == [E.NONE]
+    node.append.fail_with = log_error
+    assert await simple_commit(node.coordinator, "g", commit(2), commit(2, 1), OffsetToCommit("nope", 0, 1, -1, "")) \
+        == [answer, answer, E.UNKNOWN_TOPIC_OR_PARTITION]
+    assert [(p, c.offset) for _, p, c in node.coordinator.fetch_offsets("g", None)[1]] == [(0, 1)]
+    node.append.fail_with = None
+    assert await simple_commit(node.coordinator, "g", commit(3)) == [E.NONE]
+    assert [(p, c.offset) for _, p, c in node.coordinator.fetch_offsets("g", None)[1]] == [(0, 3)]
+
+
+async def test_a_commit_is_answered_and_visible_only_once_its_records_are_durable(node):
+    node.append.gate = asyncio.Event()
+    pending = asyncio.ensure_future(simple_commit(node.coordinator, "g", commit(7)))
+    await wait_until_async(lambda: node.append.calls == 1, "the commit's append")
+    assert not pending.done()
+    assert node.coordinator.fetch_offsets("g", [(TOPIC, 0)]) == (E.NONE, [(TOPIC, 0, None)])
+    node.append.gate.set()
+    assert await pending == [E.NONE]
+    assert node.coordinator.fetch_offsets("g", [(TOPIC, 0)])[1][0][2].offset == 7
+
+
+async def test_the_syncs_are_answered_once_the_group_is_stored(node):
+    joined = await join_both(node.coordinator)
+    node.append.gate = asyncio.Event()
+    syncs = sync_both(node.coordinator, joined)
+    await wait_until_async(lambda: node.append.calls == 1, "the GroupMetadata append")
+    assert not any(s.done() for s in syncs)  # the group is Stable in memory, but not yet stored
+    node.append.gate.set()
+    assert [(await s).assignment for s in syncs] == [r.member_id.encode() for r in joined]
+
+
+@pytest.mark.parametrize("log_error,answer", APPEND_FAILURES)
+async def test_a_failed_group_store_answers_every_sync_the_error_and_the_group_rebalances(node, log_error, answer):
+    joined = await join_both(node.coordinator)
+    node.append.fail_with = log_error
+    syncs = await asyncio.gather(*sync_both(node.coordinator, joined))
+    assert [s.error for s in syncs] == [answer, answer]
+    await wait_until_async(lambda: node.coordinator.groups["cg"].state_name == "PreparingRebalance",
+                           "the group to rebalance (Kafka's answer to a lost GroupMetadata write)")
+    assert all(m.assignment == b"" for m in node.coordinator.groups["cg"].members.values())
+
+
+@pytest.mark.parametrize("log_error,answer", APPEND_FAILURES)
+async def test_a_failed_consumer_group_write_answers_the_error(node, log_error, answer):
+    node.append.fail_with = log_error
+    response = await node.coordinator.consumer_group_heartbeat(HeartbeatRequest(
+        group_id="kip848", member_id="", member_epoch=0, rebalance_timeout_ms=30_000,
+        subscribed_topic_names=[TOPIC], topic_partitions=[]))
+    assert response.error == answer and response.member_epoch == 0 and response.assignment is None
+    # Kafka would revert the group to its last committed state (its timeline); kbroker keeps no
+    # timeline, so the member it added stays until its session expires.
+    group = node.coordinator.groups["kip848"]
+    assert group.group_epoch == 1 and len(group.members) == 1
+
+
+async def test_a_failed_deletion_keeps_the_group_and_its_offsets(node):
+    await simple_commit(node.coordinator, "empty", commit(5))
+    node.append.fail_with = E.NOT_LEADER_OR_FOLLOWER
+    assert await node.coordinator.delete_groups(["empty"]) == [E.NOT_COORDINATOR]
+    assert await node.coordinator.delete_offsets("empty", [(TOPIC, 0)]) == (E.NOT_COORDINATOR, [])
+    node.clock.now += 8 * 24 * 3600 * 1000
+    assert await node.coordinator.expire_offsets() == 0
+    assert "empty" in node.coordinator.groups and len(node.coordinator.fetch_offsets("empty", None)[1]) == 1
+    node.append.fail_with = None
+    assert await node.coordinator.delete_groups(["empty"]) == [E.NONE]
+    assert "empty" not in node.coordinator.groups and node.coordinator.fetch_offsets("empty", None) == (E.NONE, [])
+
+
+async def test_a_failed_transactional_commit_stages_nothing(node):
+    async def txn_commit():
+        return await node.coordinator.commit_txn_offsets(
+            group_id="g", producer_id=7, producer_epoch=0, member_id="", group_instance_id=None, generation_id=-1,
+            offsets=[commit(4)])
+    node.append.fail_with = E.REQUEST_TIMED_OUT
+    assert await txn_commit() == [E.COORDINATOR_NOT_AVAILABLE]
+    assert not node.coordinator.has_pending_offset("g", TOPIC, 0)
+    node.append.fail_with = None
+    assert await txn_commit() == [E.NONE]
+    assert node.coordinator.has_pending_offset("g", TOPIC, 0)
+    assert node.coordinator.fetch_offsets("g", [(TOPIC, 0)])[1] == [(TOPIC, 0, None)]  # until the marker
+
+
+def test_offset_store_changes_only_by_replaying_what_it_wrote():
+    store = OffsetStore()
+    result = store.commit("g", [commit(5), commit(6, 1, "m"), OffsetToCommit(TOPIC, 9, 1, -1, None)], 100, -1,
+                          lambda item, _metadata: E.UNKNOWN_TOPIC_OR_PARTITION if item.partition == 9 else E.NONE)
+    assert result.response == [E.NONE, E.NONE, E.UNKNOWN_TOPIC_OR_PARTITION]
+    assert [(r.key.partition, r.value.offset) for r in result.records] == [(0, 5), (1, 6)]
+    assert store.of_group("g") == {}  # nothing until the records are written and replayed
+    for record in result.records:
+        store.replay(rec.decode_record(*record.encode()))  # what a restart reads back does the same
+    assert store.get("g", TOPIC, 1) == CommittedOffset(6, 3, "m", 100)
+    deletion = store.delete("g", [(TOPIC, 0), (TOPIC, 2)])  # no offset for partition 2: no tombstone
+    assert [(r.key.partition, r.value) for r in deletion.records] == [(0, None)]
+    store.replay(deletion.records[0])
+    assert list(store.of_group("g")) == [(TOPIC, 1)]
+    store.replay(result.records[0], producer_id=42)
+    assert store.has_pending("g", TOPIC, 0) and store.get("g", TOPIC, 0) is None

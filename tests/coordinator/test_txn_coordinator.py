@@ -8,7 +8,8 @@ import pytest
 
 from kbroker.config import build_config
 from kbroker.coordinator import records as rec
-from kbroker.coordinator.group_coordinator import GroupCoordinator, OffsetToCommit
+from kbroker.coordinator.group_coordinator import GroupCoordinator
+from kbroker.coordinator.offsets import OffsetToCommit
 from kbroker.coordinator.transactions import TxnState
 from kbroker.coordinator.txn_coordinator import TransactionCoordinator
 from kbroker.errors import ErrorCode

@@ -13,7 +13,7 @@ from kbroker.broker import authorization
 from kbroker.broker.authorization import authorized_operations
 from kbroker.broker.dispatch import RequestContext
 from kbroker.coordinator.classic import ClassicGroup, Protocol
-from kbroker.coordinator.group_coordinator import OffsetToCommit
+from kbroker.coordinator.offsets import OffsetToCommit
 from kbroker.errors import ErrorCode
 from kbroker.security.acls import Operation, ResourceType
 from kbroker.wire.messages.delete_groups import DeletableGroupResult, DeleteGroupsRequest, DeleteGroupsResponse

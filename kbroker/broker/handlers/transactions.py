@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
-from kbroker.coordinator.group_coordinator import OffsetToCommit
+from kbroker.coordinator.offsets import OffsetToCommit
 from kbroker.coordinator.records import OFFSETS_TOPIC
 from kbroker.coordinator.transactions import STATE_BY_NAME, TopicPartition
 from kbroker.errors import ErrorCode
