@@ -9,6 +9,8 @@ under-replicated partition and an ISR shrink, and exactly one broker reports the
 from __future__ import annotations
 
 import signal
+import socket
+import struct
 import time
 import urllib.request
 
@@ -18,6 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kbroker.wire.messages.api_versions import ApiVersionsRequest
 from tests.broker_metrics import METRICS_ON, get, metrics_url, scrape, value
 from tests.broker_process import BrokerProcess, free_port
+from tests.waiting import wait_until
 from tests.wire_client import WireClient
 
 def test_metrics_agree_with_what_the_clients_did(broker_factory, topic_name):
@@ -88,6 +91,21 @@ def test_health_readiness_and_bad_requests(broker_factory):
     assert get(request)[0] == 405
     assert scrape(broker)  # still serving
     assert broker.process.poll() is None
+
+
+def test_connections_the_broker_closes_are_counted_by_reason(broker_factory):
+    broker = broker_factory(METRICS_ON)
+    unknown_api = struct.pack(">ihhih", 10, 9999, 0, 1, -1)  # size, api key, version, correlation id, no client id
+    for frame in (unknown_api, struct.pack(">i", -5), unknown_api):
+        with socket.create_connection(("127.0.0.1", broker.port)) as sock:
+            sock.sendall(frame)
+            assert sock.recv(1) == b""  # closed without an answer
+
+    def closed() -> dict[str, float | None]:
+        samples = scrape(broker)
+        return {reason: value(samples, "kbroker_connections_closed_total", reason=reason)
+                for reason in ("unknown_api", "frame_size")}
+    wait_until(lambda: closed() == {"unknown_api": 2.0, "frame_size": 1.0}, lambda: f"the close counts, now {closed()}")
 
 
 def test_metrics_are_off_by_default(broker_factory):

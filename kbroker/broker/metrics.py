@@ -22,7 +22,7 @@ import time
 from bisect import bisect_left
 from collections import Counter, defaultdict
 from itertools import accumulate
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -53,7 +53,7 @@ class BrokerMetrics:
     request); `_StateCollector` turns them into metric families when scraped, on the same thread.
     """
 
-    def __init__(self, broker: Broker, connections: Iterable[Any]) -> None:
+    def __init__(self, broker: Broker, connections: Iterable[Any], closed_for: Mapping[Any, int]) -> None:
         self.requests: dict[tuple[str, int], int] = defaultdict(int)  # (API, version) -> count
         self.errors: dict[tuple[str, int], int] = defaultdict(int)  # (API, error code) -> count
         self.request_ms: dict[str, _Histogram] = {}  # API -> time from frame to encoded answer
@@ -63,7 +63,7 @@ class BrokerMetrics:
         self.replication_bytes_out = 0
         self.fsync_ms = _Histogram(FSYNC_BUCKETS_MS)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_StateCollector(broker, self, connections))
+        self.registry.register(_StateCollector(broker, self, connections, closed_for))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -171,10 +171,12 @@ def _error_codes(value: Any, cls: type) -> Iterator[int]:
 class _StateCollector(Collector):
     """Gauges read from the broker when scraped: logs, groups, purgatory, connections, replication."""
 
-    def __init__(self, broker: Broker, counted: BrokerMetrics, connections: Iterable[Any]) -> None:
+    def __init__(self, broker: Broker, counted: BrokerMetrics, connections: Iterable[Any],
+                 closed_for: Mapping[Any, int]) -> None:
         self._broker = broker
         self._counted = counted
         self._connections = connections
+        self._closed_for = closed_for  # CloseReason -> connections the broker closed for it
 
     def collect(self) -> Iterator[Metric]:
         broker = self._broker
@@ -186,6 +188,12 @@ class _StateCollector(Collector):
         for listener in broker.config.listeners:
             connections.add_metric([listener.name], by_listener[listener.name])
         yield connections
+        closed = CounterMetricFamily("kbroker_connections_closed", "Connections the broker closed, by reason "
+                                     "(bad frames, unserved APIs or versions, authentication, idle, ...)",
+                                     labels=["reason"])
+        for reason, count in list(self._closed_for.items()):
+            closed.add_metric([reason.name.lower()], count)
+        yield closed
         purgatory = GaugeMetricFamily("kafka_server_delayedoperationpurgatory_purgatorysize",
                                       "Requests waiting in a purgatory", labels=["delayedoperation"])
         for operation in ("Fetch", "Produce"):

@@ -15,6 +15,7 @@ and the log keeps up to a bounded number of segment files open (kbroker/log/file
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import errno
 import gc
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 from kbroker import __version__
 from kbroker.broker.authentication import Channel
 from kbroker.broker.broker import Broker
-from kbroker.broker.connection import Connection
+from kbroker.broker.connection import CloseReason, Connection
 from kbroker.broker.connection_quotas import ConnectionQuotas, peer_address, resolve_overrides
 from kbroker.broker.dispatch import Dispatcher
 from kbroker.broker.maintenance import run_maintenance
@@ -76,6 +77,7 @@ class Acceptor:
         self._config = config
         self._dispatcher = dispatcher
         self.connections: set[Connection] = set()
+        self.closed_for: collections.Counter[CloseReason] = collections.Counter()  # closes the broker chose
         self.quotas = ConnectionQuotas(config.max_connections, config.max_connections_per_ip,
                                        resolve_overrides(config.max_connections_per_ip_overrides))
         self._slot_freed = asyncio.Event()
@@ -167,6 +169,7 @@ class Acceptor:
             client.close()
             return
         released = False
+        connection: Connection | None = None
 
         def release() -> None:
             nonlocal released
@@ -174,6 +177,8 @@ class Acceptor:
                 released = True
                 self.quotas.release(address)
                 self._slot_freed.set()
+                if connection is not None and connection.closed_for is not None:
+                    self.closed_for[connection.closed_for] += 1
 
         config = self._config
         try:
@@ -263,7 +268,7 @@ async def _start_metrics(broker: Broker, acceptor: Acceptor) -> MetricsServer:
     from kbroker.broker.metrics_http import MetricsServer
 
     listener = broker.config.metrics_listener
-    metrics = BrokerMetrics(broker, acceptor.connections)
+    metrics = BrokerMetrics(broker, acceptor.connections, acceptor.closed_for)
     server = MetricsServer(broker, metrics)
     try:
         port = await server.start(listener.host, listener.port)
