@@ -75,7 +75,7 @@ log = logging.getLogger("kbroker.zookeeper")
 
 ACL_ROOTS = {"LITERAL": "/kafka-acl", "PREFIXED": "/kafka-acl-extended/prefixed"}
 ACL_RESOURCE_TYPES = ("Topic", "Group", "Cluster", "TransactionalId", "DelegationToken", "User")
-ENTITY_TYPE_PATHS = ("/config/users", "/config/clients")
+ENTITY_TYPE_PATHS = ("/config/users", "/config/clients", "/config/brokers")
 PERSISTENT_PATHS = ("/brokers/ids", "/brokers/topics", "/config/topics", "/config/brokers", *ENTITY_TYPE_PATHS,
                     "/admin/delete_topics", "/cluster",
                     *(f"{root}/{kind}" for root in ACL_ROOTS.values() for kind in ACL_RESOURCE_TYPES))
