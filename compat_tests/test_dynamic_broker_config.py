@@ -1,0 +1,78 @@
+"""Dynamic broker configs (KIP-226) with the admin clients of kafka-python, confluent-kafka
+(IncrementalAlterConfigs) and aiokafka (AlterConfigs): a dynamic key set on ConfigResource(BROKER,
+"<id>") is in force at once and after a restart, DescribeConfigs shows where each value comes from
+and which keys are read-only, and a read-only key is refused with INVALID_REQUEST as Kafka refuses
+it. The cluster default (BROKER, "") is tested with the wire client
+(tests/broker/test_dynamic_broker_config.py): these three clients refuse an empty broker name
+before sending anything."""
+from __future__ import annotations
+
+import pytest
+
+from compat_tests.clients import ADMIN_CLIENTS, BY_NAME, KafkaError, Record, create_topic
+
+INVALID_REQUEST = 42
+MESSAGE_TOO_LARGE = 10
+
+incremental_clients = pytest.mark.parametrize("client", [BY_NAME["kafka-python"], BY_NAME["confluent-kafka"]],
+                                              ids=str)
+
+
+def _source(configs: dict, key: str) -> tuple[str | None, str]:
+    return configs[key].value, configs[key].source
+
+
+@pytest.mark.timeout(90)
+@incremental_clients
+def test_a_dynamic_key_is_in_force_at_once_and_described(broker_factory, topic_name, client):
+    broker = broker_factory()
+    create_topic(client, broker.bootstrap, topic_name, partitions=1)
+    with client.admin(broker.bootstrap) as admin:
+        admin.alter_broker_configs(1, {"message.max.bytes": "2000", "log.retention.ms": "3600000"})
+        node = admin.broker_configs(1)
+        topic = admin.topic_configs(topic_name)
+    assert _source(node, "message.max.bytes") == ("2000", "DYNAMIC_BROKER_CONFIG")
+    assert not node["message.max.bytes"].read_only and node["num.partitions"].read_only
+    # the topic has no override of its own: it follows the broker
+    assert _source(topic, "max.message.bytes") == ("2000", "DYNAMIC_BROKER_CONFIG")
+    assert _source(topic, "retention.ms") == ("3600000", "DYNAMIC_BROKER_CONFIG")
+    (rejected,) = client.produce(broker.bootstrap, topic_name, [Record(0, None, b"x" * 2500)])
+    assert rejected.error_code == MESSAGE_TOO_LARGE, f"the client reported {rejected}"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("client", ADMIN_CLIENTS, ids=str)
+def test_a_read_only_key_is_invalid_request(broker, client):
+    with client.admin(broker.bootstrap) as admin:
+        with pytest.raises(KafkaError) as refused:
+            admin.alter_broker_configs(1, {"num.partitions": "3"})
+        assert refused.value.code == INVALID_REQUEST
+        assert "Cannot update these configs dynamically: Set(num.partitions)" in refused.value.text
+        assert _source(admin.broker_configs(1), "num.partitions") == ("1", "DEFAULT_CONFIG")
+
+
+@pytest.mark.timeout(90)
+def test_dynamic_configs_survive_a_restart(broker_factory, topic_name):
+    client = BY_NAME["confluent-kafka"]
+    broker = broker_factory({"message.max.bytes": "900000"})
+    with client.admin(broker.bootstrap) as admin:
+        admin.alter_broker_configs(1, {"message.max.bytes": "2000"})
+    broker.restart()
+    create_topic(client, broker.bootstrap, topic_name, partitions=1)
+    with client.admin(broker.bootstrap) as admin:
+        assert _source(admin.broker_configs(1), "message.max.bytes") == ("2000", "DYNAMIC_BROKER_CONFIG")
+        admin.alter_broker_configs(1, {}, delete=["message.max.bytes"])
+        assert _source(admin.broker_configs(1), "message.max.bytes") == ("900000", "STATIC_BROKER_CONFIG")
+    assert client.produce(broker.bootstrap, topic_name, [Record(0, None, b"x" * 2500)])[0].error_code is None
+
+
+@pytest.mark.timeout(60)
+def test_aiokafka_alter_configs_sets_the_brokers_whole_dynamic_set(broker_factory):
+    client = BY_NAME["aiokafka"]
+    broker = broker_factory()
+    with client.admin(broker.bootstrap) as admin:
+        admin.alter_broker_configs(1, {"message.max.bytes": "2000", "log.retention.bytes": "1000000"})
+        admin.alter_broker_configs(1, {"log.retention.bytes": "5000000"})
+        configs = admin.broker_configs(1)
+    assert _source(configs, "log.retention.bytes") == ("5000000", "DYNAMIC_BROKER_CONFIG")
+    assert _source(configs, "message.max.bytes") == ("1048588", "DEFAULT_CONFIG")
