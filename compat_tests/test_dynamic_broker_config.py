@@ -7,12 +7,26 @@ it. The cluster default (BROKER, "") is tested with the wire client
 before sending anything."""
 from __future__ import annotations
 
+import json
+
 import pytest
+from kazoo.client import KazooClient
 
 from compat_tests.clients import ADMIN_CLIENTS, BY_NAME, KafkaError, Record, create_topic
+from kbroker.wire.messages.describe_configs import DescribeConfigsRequest, DescribeConfigsResource
+from kbroker.wire.messages.incremental_alter_configs import (
+    AlterableConfig as IncrementalConfig,
+    AlterConfigsResource as IncrementalResource,
+    IncrementalAlterConfigsRequest,
+)
+from tests.waiting import wait_until
+from tests.wire_client import WireClient
 
 INVALID_REQUEST = 42
 MESSAGE_TOO_LARGE = 10
+BROKER = 4
+DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS = 32, 44
+DYNAMIC_BROKER, DYNAMIC_DEFAULT, DEFAULT = 2, 3, 5
 
 incremental_clients = pytest.mark.parametrize("client", [BY_NAME["kafka-python"], BY_NAME["confluent-kafka"]],
                                               ids=str)
@@ -76,3 +90,46 @@ def test_aiokafka_alter_configs_sets_the_brokers_whole_dynamic_set(broker_factor
         configs = admin.broker_configs(1)
     assert _source(configs, "log.retention.bytes") == ("5000000", "DYNAMIC_BROKER_CONFIG")
     assert _source(configs, "message.max.bytes") == ("1048588", "DEFAULT_CONFIG")
+
+
+def _describe_broker(bootstrap: str, name: str) -> dict[str, tuple[str | None, int]]:
+    with WireClient(bootstrap) as wire:
+        (result,) = wire.request(DESCRIBE_CONFIGS, 4, DescribeConfigsRequest(resources=[DescribeConfigsResource(
+            resource_type=BROKER, resource_name=name, configuration_keys=None)])).results
+    return {entry.name: (entry.value, entry.config_source) for entry in result.configs}
+
+
+@pytest.mark.timeout(120)
+def test_a_cluster_default_set_through_one_broker_is_in_force_on_every_broker(cluster_factory):
+    """Kafka's znodes: /config/brokers/<default> for the cluster default (sent with an empty broker
+    name, which only the wire client here can send), /config/brokers/<id> for one broker's own;
+    every broker follows the default, and a broker restarted reads both back."""
+    cluster = cluster_factory(2)
+    with WireClient(cluster.bootstrap(1)) as wire:
+        (answer,) = wire.request(INCREMENTAL_ALTER_CONFIGS, 1, IncrementalAlterConfigsRequest(
+            validate_only=False, resources=[IncrementalResource(resource_type=BROKER, resource_name="", configs=[
+                IncrementalConfig(name="message.max.bytes", config_operation=0, value="2000")])])).responses
+    assert answer.error_code == 0, answer.error_message
+    with BY_NAME["confluent-kafka"].admin(cluster.bootstrap(2)) as admin:
+        admin.alter_broker_configs(2, {"log.retention.ms": "3600000"})
+    for node in (1, 2):
+        wait_until(lambda: _describe_broker(cluster.bootstrap(node), str(node))["message.max.bytes"] == (
+            "2000", DYNAMIC_DEFAULT), f"broker {node} to follow the cluster default")
+    assert _describe_broker(cluster.bootstrap(1), "1")["log.retention.ms"] == (None, DEFAULT)
+    assert _describe_broker(cluster.bootstrap(2), "2")["log.retention.ms"] == ("3600000", DYNAMIC_BROKER)
+    assert _describe_broker(cluster.bootstrap(2), "") == {"message.max.bytes": ("2000", DYNAMIC_DEFAULT)}
+
+    zk = KazooClient(hosts=cluster.zookeeper.connect + cluster.chroot)
+    zk.start()
+    try:
+        znodes = {name: json.loads(zk.get(f"/config/brokers/{name}")[0]) for name in ("<default>", "2")}
+    finally:
+        zk.stop()
+        zk.close()
+    assert znodes == {"<default>": {"version": 1, "config": {"message.max.bytes": "2000"}},
+                      "2": {"version": 1, "config": {"log.retention.ms": "3600000"}}}
+
+    cluster.brokers[2].restart()
+    wait_until(lambda: _describe_broker(cluster.bootstrap(2), "2")["log.retention.ms"] == ("3600000", DYNAMIC_BROKER),
+               "the restarted broker to read its dynamic configs back")
+    assert _describe_broker(cluster.bootstrap(2), "2")["message.max.bytes"] == ("2000", DYNAMIC_DEFAULT)

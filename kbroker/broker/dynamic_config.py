@@ -63,11 +63,12 @@ def _in_force(config: Config, settings: Settings) -> Config:
     return config.with_dynamic(settings.get(str(config.node_id), {}), settings.get(DEFAULT_ENTITY, {}))
 
 
-def load_dynamic(config: Config, store: MetaStore | None) -> Config:
-    """`config` with the stored dynamic settings in force (start-up). Settings that do not apply
-    (a key no longer dynamic, a bad value) are logged and left out, as Kafka does, rather than
-    keeping the broker from starting."""
-    settings = (FileDynamicConfigs(config.data_dir) if store is None else ClusterDynamicConfigs(store)).load()
+def load_dynamic(config: Config) -> Config:
+    """Single node: `config` with the dynamic settings of the data dir in force, before the logs
+    load (a cluster's arrive with the first ZooKeeper watches: `refresh`). Settings that do not
+    apply (a key no longer dynamic, a bad value) are logged and left out, as Kafka does, rather
+    than keeping the broker from starting."""
+    settings = FileDynamicConfigs(config.data_dir).load()
     try:
         return _in_force(config, settings)
     except ConfigError as exc:

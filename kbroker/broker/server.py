@@ -290,7 +290,8 @@ async def serve(config: Config) -> None:
     open_files = raise_open_file_limit()
     segment_files = OPEN_FILES.configure(open_files)
     store, cluster_id = await _connect_store(config) if config.zookeeper_connect else (None, None)
-    config = load_dynamic(config, store)
+    if store is None:
+        config = load_dynamic(config)
     started = loop.time()
     try:
         logs = LogManager(config.data_dir, config.log_defaults(), node_id=config.node_id, cluster_id=cluster_id,

@@ -43,7 +43,7 @@ SETTINGS = {"auto.create.topics.enable": "false", "message.max.bytes": "900000"}
 
 
 def _open(data_dir) -> Broker:
-    config = load_dynamic(build_config({"log.dirs": str(data_dir), **SETTINGS}), None)
+    config = load_dynamic(build_config({"log.dirs": str(data_dir), **SETTINGS}))
     return Broker(config, LogManager(config.data_dir, config.log_defaults()).load())
 
 
