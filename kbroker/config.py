@@ -567,7 +567,7 @@ class Config:
         for layer in (self.dynamic_broker, self.dynamic_default, self.explicit):
             if name in layer:
                 return layer[name]
-        key = _BY_NAME[name]
+        key = BROKER_KEYS[name]
         return key.text(getattr(self, key.attribute))
 
     def with_dynamic(self, per_broker: Mapping[str, str], default: Mapping[str, str]) -> Config:
@@ -575,10 +575,10 @@ class Config:
         neither falls back to its static value, else its default); ConfigError for a key that
         cannot change at run time or a value that does not parse."""
         static = sorted({name for name in (*per_broker, *default)
-                         if name not in _BY_NAME or not _BY_NAME[name].dynamic})
+                         if name not in BROKER_KEYS or not BROKER_KEYS[name].dynamic})
         if static:
             raise ConfigError(f"Cannot update these configs dynamically: Set({', '.join(static)})")
-        per_broker_only = sorted(name for name in default if _BY_NAME[name].mode is UpdateMode.PER_BROKER)
+        per_broker_only = sorted(name for name in default if BROKER_KEYS[name].mode is UpdateMode.PER_BROKER)
         if per_broker_only:
             raise ConfigError("Cannot update these configs at default cluster level, broker id must be specified: "
                               f"Set({', '.join(per_broker_only)})")
@@ -596,7 +596,7 @@ class Config:
 BROKER_CONFIGS: tuple[ConfigKey, ...] = tuple(
     dataclasses.replace(field.metadata["key"], attribute=field.name)
     for field in dataclasses.fields(Config) if "key" in field.metadata)
-_BY_NAME = {k.name: k for k in BROKER_CONFIGS}
+BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in BROKER_CONFIGS}
 # Topic config name -> the broker config that sets its default (Kafka's ServerTopicConfigSynonyms).
 BROKER_SYNONYMS: dict[str, str] = {k.topic: k.name for k in BROKER_CONFIGS if k.topic is not None}
 
@@ -606,7 +606,7 @@ def build_config(settings: Mapping[str, str]) -> Config:
     resolved: dict[str, str] = {}
     security: dict[str, str] = {}
     for name, text in settings.items():
-        if name in _BY_NAME:
+        if name in BROKER_KEYS:
             resolved[name] = text
         elif name in _ALIASES:
             resolved.setdefault(_ALIASES[name], text)
@@ -681,7 +681,7 @@ def _check_group_ranges(config: Config) -> None:
         ("group.consumer.session.timeout.ms", "group.consumer.min.session.timeout.ms",
          "group.consumer.max.session.timeout.ms"),
     ):
-        value, minimum, maximum = (getattr(config, _BY_NAME[n].attribute) for n in (name, low, high))
+        value, minimum, maximum = (getattr(config, BROKER_KEYS[n].attribute) for n in (name, low, high))
         if not minimum <= value <= maximum:
             raise ConfigError(f"{name}={value} must be between {low}={minimum} and {high}={maximum}")
     if config.group_consumer_heartbeat_interval_ms >= config.group_consumer_session_timeout_ms:

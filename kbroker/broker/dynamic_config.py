@@ -37,7 +37,15 @@ class FileDynamicConfigs:
         self._path = Path(data_dir) / DYNAMIC_CONFIGS_FILE
 
     def load(self) -> Settings:
-        return json.loads(self._path.read_text()) if self._path.exists() else {}
+        """ConfigError for a file that is not the JSON this class writes (edited by hand)."""
+        if not self._path.exists():
+            return {}
+        try:
+            stored = json.loads(self._path.read_text())
+            return {str(entity): {str(key): str(value) for key, value in values.items()}
+                    for entity, values in stored.items()}
+        except (ValueError, AttributeError) as exc:
+            raise ConfigError(f"{self._path} is not a JSON object of objects: {exc}") from exc
 
     async def write(self, entity: str, configs: Mapping[str, str]) -> None:
         settings = {**self.load(), entity: dict(configs)}
@@ -68,11 +76,10 @@ def load_dynamic(config: Config) -> Config:
     load (a cluster's arrive with the first ZooKeeper watches: `refresh`). Settings that do not
     apply (a key no longer dynamic, a bad value) are logged and left out, as Kafka does, rather
     than keeping the broker from starting."""
-    settings = FileDynamicConfigs(config.data_dir).load()
     try:
-        return _in_force(config, settings)
+        return _in_force(config, FileDynamicConfigs(config.data_dir).load())
     except ConfigError as exc:
-        log.error("dynamic broker configs %s not applied: %s", settings, exc)
+        log.error("dynamic broker configs not applied: %s", exc)
         return config
 
 

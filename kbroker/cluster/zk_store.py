@@ -12,6 +12,8 @@ Kafka's ZooKeeper layout (ZkData.scala) under the chroot of `zookeeper.connect`,
                                                  "producer_byte_rate":".."}}
     /config/users/<user>/clients/<client id>    {"version":1,"config":{"consumer_byte_rate":".."}}
     /config/clients/<client id>                 (the same; names sanitized, `<default>` the default entity)
+    /config/brokers/<id>                        {"version":1,"config":{"log.retention.ms":".."}} (dynamic
+                                                 broker configs; `<default>` the cluster-wide default)
     /kafka-acl/<ResourceType>/<name>            {"version":1,"acls":[{"principal":"User:alice",
                                                  "permissionType":"Allow","operation":"Read","host":"*"},..]}
                                                 (LITERAL patterns)

@@ -192,8 +192,9 @@ async def test_dynamic_settings_survive_a_restart(tmp_path):
         await _close(broker)
 
 
-async def test_stored_settings_that_no_longer_apply_do_not_stop_the_start(tmp_path, caplog):
-    (tmp_path / DYNAMIC_CONFIGS_FILE).write_text(json.dumps({"1": {"num.partitions": "3"}}))
+@pytest.mark.parametrize("stored", [json.dumps({"1": {"num.partitions": "3"}}), "{not json", "[1, 2]"])
+async def test_stored_settings_that_do_not_apply_do_not_stop_the_start(tmp_path, caplog, stored):
+    (tmp_path / DYNAMIC_CONFIGS_FILE).write_text(stored)
     broker = _open(tmp_path)
     try:
         assert broker.config.num_partitions == 1 and broker.config.dynamic_broker == {}

@@ -15,7 +15,7 @@ from typing import Any
 from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
 from kbroker.cluster.config_entities import DEFAULT_ENTITY
-from kbroker.config import BROKER_CONFIGS, BROKER_SYNONYMS, Config, ConfigError
+from kbroker.config import BROKER_CONFIGS, BROKER_KEYS, BROKER_SYNONYMS, Config, ConfigError
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.security.acls import Operation
 from kbroker.log.config import TOPIC_CONFIGS, ConfigType, LogConfig
@@ -47,7 +47,6 @@ DEFAULT_CONFIG = 5
 _UNIT_SYNONYMS = {name: names for names in (("log.roll.ms", "log.roll.hours"),
                                             ("log.retention.ms", "log.retention.minutes", "log.retention.hours"))
                   for name in names}
-_BY_NAME = {key.name: key for key in BROKER_CONFIGS}
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
@@ -115,12 +114,14 @@ def _broker_entries(config: Config, per_broker: bool) -> list[_Entry]:
 
 def _broker_synonyms(config: Config, name: str, per_broker: bool) -> list[_Synonym]:
     """Where a broker key's value may come from, in Kafka's order: every unit synonym's dynamic
-    per-broker value, then the dynamic defaults, the static values, the declared defaults; those
-    of coarser units before `name` dropped (Kafka's ConfigHelper.configSynonyms)."""
+    per-broker value, then the dynamic defaults, the static values, the declared defaults; the
+    entries before the first one of `name` itself are dropped (Kafka's ConfigHelper.configSynonyms:
+    log.retention.hours does not list a log.retention.ms set dynamically)."""
     names = _UNIT_SYNONYMS.get(name, (name,))
+    defaults = {n: text for n in names if (text := BROKER_KEYS[n].text(BROKER_KEYS[n].default)) is not None}
     layers = [(config.dynamic_broker, DYNAMIC_BROKER_CONFIG)] if per_broker else []
     layers += [(config.dynamic_default, DYNAMIC_DEFAULT_BROKER_CONFIG), (config.explicit, STATIC_BROKER_CONFIG),
-               ({n: text for n in names if (text := _BY_NAME[n].text(_BY_NAME[n].default)) is not None}, DEFAULT_CONFIG)]
+               (defaults, DEFAULT_CONFIG)]
     chain = [(n, layer[n], source) for layer, source in layers for n in names if n in layer]
     while chain and chain[0][0] != name:
         chain.pop(0)
