@@ -15,6 +15,7 @@ broker id):
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -58,7 +59,7 @@ class ClusterDynamicConfigs:
         self._store = store
 
     def load(self) -> Settings:
-        return {name: values for entity, values in self._store.entity_configs().items()
+        return {name: dict(values) for entity, values in self._store.entity_configs().items()
                 if (name := broker_of_entity(entity)) is not None}
 
     async def write(self, entity: str, configs: Mapping[str, str]) -> None:
@@ -88,11 +89,13 @@ class DynamicBrokerConfig:
         self.current = config
         self._store = FileDynamicConfigs(config.data_dir) if store is None else ClusterDynamicConfigs(store)
         self._subscribers: list[Callable[[Config], None]] = []
+        self._altering = asyncio.Lock()  # two alters of one entity must not both start from the old set
+        self._refused: Settings | None = None  # what the store had when it last did not apply: logged once
 
     def subscribe(self, on_change: Callable[[Config], None]) -> None:
         self._subscribers.append(on_change)
 
-    def entity_settings(self, entity: str) -> dict[str, str]:
+    def _entity_settings(self, entity: str) -> dict[str, str]:
         config = self.current
         return dict(config.dynamic_default if entity == DEFAULT_ENTITY else config.dynamic_broker)
 
@@ -100,26 +103,28 @@ class DynamicBrokerConfig:
                     validate_only: bool) -> None:
         """Replace the entity's settings by `change(its settings)`; ConfigError if they do not
         apply. `entity`: `<default>` or this broker's id."""
-        settings = change(self.entity_settings(entity))
-        config = self.current
-        per_broker = settings if entity != DEFAULT_ENTITY else config.dynamic_broker
-        default = settings if entity == DEFAULT_ENTITY else config.dynamic_default
-        updated = config.with_dynamic(per_broker, default)
-        if validate_only:
-            return
-        await self._store.write(entity, settings)
-        self._put_in_force(updated)
+        async with self._altering:
+            settings = change(self._entity_settings(entity))
+            config = self.current
+            per_broker = settings if entity != DEFAULT_ENTITY else config.dynamic_broker
+            default = settings if entity == DEFAULT_ENTITY else config.dynamic_default
+            updated = config.with_dynamic(per_broker, default)
+            if validate_only:
+                return
+            await self._store.write(entity, settings)
+            self._put_in_force(updated)
 
     def refresh(self) -> None:
         """Cluster: put what ZooKeeper has now (changed through any broker) in force here."""
         config = self.current
         settings = self._store.load()
-        if (dict(settings.get(str(config.node_id), {})) == config.dynamic_broker
-                and dict(settings.get(DEFAULT_ENTITY, {})) == config.dynamic_default):
+        if settings == self._refused or (dict(settings.get(str(config.node_id), {})) == config.dynamic_broker
+                                         and dict(settings.get(DEFAULT_ENTITY, {})) == config.dynamic_default):
             return
         try:
             self._put_in_force(_in_force(config, settings))
         except ConfigError as exc:
+            self._refused = settings
             log.error("dynamic broker configs %s not applied: %s", settings, exc)
 
     def replace(self, config: Config) -> None:

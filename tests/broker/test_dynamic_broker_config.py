@@ -12,7 +12,7 @@ import pytest
 
 from kbroker.broker.broker import Broker
 from kbroker.broker.dispatch import RequestContext
-from kbroker.broker.dynamic_config import DYNAMIC_CONFIGS_FILE, load_dynamic
+from kbroker.broker.dynamic_config import DYNAMIC_CONFIGS_FILE, DynamicBrokerConfig, load_dynamic
 from kbroker.broker.handlers.configs import (
     handle_alter_configs,
     handle_describe_configs,
@@ -20,6 +20,7 @@ from kbroker.broker.handlers.configs import (
 )
 from kbroker.broker.connection_quotas import peer_address
 from kbroker.broker.server import Acceptor
+from kbroker.cluster.config_entities import DEFAULT_ENTITY
 from kbroker.config import build_config
 from kbroker.errors import ErrorCode
 from kbroker.log.log_manager import LogManager
@@ -35,6 +36,7 @@ from kbroker.wire.messages.incremental_alter_configs import (
 from tests.broker.test_bad_input import batch
 from tests.broker.test_dispatch_fuzz import FakeConnection
 from tests.broker.test_produce_handler import _codes, _produce
+from tests.cluster.memory_store import MemoryMetaStore, MemoryZooKeeper
 
 TOPIC, BROKER = 2, 4
 SET, DELETE = 0, 1
@@ -212,3 +214,24 @@ async def test_connection_limits_change_for_new_connections(broker):
     assert (quotas.limit_for(local), quotas.limit_for(other)) == (7, 2)
     assert [quotas.admit(other) for _ in range(3)] == [True, True, False]
     assert all(quotas.admit(local) for _ in range(3)) and not quotas.slot_available()
+
+
+async def test_a_cluster_broker_follows_the_store_and_logs_a_refusal_once(tmp_path, caplog):
+    """Two brokers on one (in-memory) ZooKeeper: a default written through one is in force on the
+    other at its next refresh (its store watch); another broker's own entity is not its business."""
+    zookeeper = MemoryZooKeeper()
+    one, two = (DynamicBrokerConfig(build_config({"log.dirs": str(tmp_path / str(n)), "node.id": str(n)}),
+                                    MemoryMetaStore(zookeeper)) for n in (1, 2))
+    seen: list[int] = []
+    two.subscribe(lambda config: seen.append(config.message_max_bytes))
+    await one.alter(DEFAULT_ENTITY, lambda _old: {"message.max.bytes": "2000"}, validate_only=False)
+    await one.alter("1", lambda _old: {"log.retention.ms": "3600000"}, validate_only=False)
+    two.refresh()
+    two.refresh()  # nothing new: no second notification
+    assert seen == [2000]
+    assert (two.current.dynamic_default, two.current.dynamic_broker) == ({"message.max.bytes": "2000"}, {})
+    assert two.current.log_retention_ms is None
+    await MemoryMetaStore(zookeeper).alter_entity_configs("brokers/<default>", {"num.partitions": "7"})
+    for _ in range(3):
+        two.refresh()
+    assert two.current.message_max_bytes == 2000 and caplog.text.count("not applied") == 1
