@@ -94,8 +94,12 @@ def test_aiokafka_alter_configs_sets_the_brokers_whole_dynamic_set(broker_factor
 
 def _describe_broker(bootstrap: str, name: str) -> dict[str, tuple[str | None, int]]:
     with WireClient(bootstrap) as wire:
-        (result,) = wire.request(DESCRIBE_CONFIGS, 4, DescribeConfigsRequest(resources=[DescribeConfigsResource(
-            resource_type=BROKER, resource_name=name, configuration_keys=None)])).results
+        return _describe_broker_via(wire, name)
+
+
+def _describe_broker_via(wire: WireClient, name: str) -> dict[str, tuple[str | None, int]]:
+    (result,) = wire.request(DESCRIBE_CONFIGS, 4, DescribeConfigsRequest(resources=[DescribeConfigsResource(
+        resource_type=BROKER, resource_name=name, configuration_keys=None)])).results
     return {entry.name: (entry.value, entry.config_source) for entry in result.configs}
 
 
@@ -133,3 +137,17 @@ def test_a_cluster_default_set_through_one_broker_is_in_force_on_every_broker(cl
     wait_until(lambda: _describe_broker(cluster.bootstrap(2), "2")["log.retention.ms"] == ("3600000", DYNAMIC_BROKER),
                "the restarted broker to read its dynamic configs back")
     assert _describe_broker(cluster.bootstrap(2), "2")["message.max.bytes"] == ("2000", DYNAMIC_DEFAULT)
+
+
+@pytest.mark.timeout(60)
+def test_a_lowered_connection_limit_refuses_new_connections_only(broker_factory):
+    """max.connections.per.ip.overrides set at run time: the admin's open connection stays, a new
+    one from the same address is closed at once; removing the override admits it again."""
+    broker = broker_factory()
+    with BY_NAME["kafka-python"].admin(broker.bootstrap) as admin:
+        admin.alter_broker_configs(1, {"max.connections.per.ip.overrides": "127.0.0.1:1"})
+        with WireClient(broker.bootstrap) as refused:
+            assert refused.is_closed_by_peer()
+        admin.alter_broker_configs(1, {}, delete=["max.connections.per.ip.overrides"])
+        with WireClient(broker.bootstrap) as admitted:
+            assert _describe_broker_via(admitted, "1")["max.connections.per.ip.overrides"] == ("", DEFAULT)
