@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kbroker.log.cleaner import CleanerSettings, LogCleaner, advance  # noqa: E402
 from kbroker.log.config import LogConfig  # noqa: E402
+from kbroker.log.files import OpenFiles  # noqa: E402
 from kbroker.log.partition_log import PartitionLog  # noqa: E402
 from kbroker.wire.records import Compression, Record, build_batch, validate_produce_batch  # noqa: E402
 
@@ -33,7 +34,7 @@ NOW = 1_800_000_000_000
 
 def build_log(directory: Path, mb: int, codec: Compression, value_size: int, keys: int) -> PartitionLog:
     config = LogConfig(segment_bytes=64 * 1024 * 1024, cleanup_policy="compact", min_cleanable_dirty_ratio=0.01)
-    plog = PartitionLog.open(directory / "t-0", "t", 0, uuid.uuid4(), config, now_ms=NOW)
+    plog = PartitionLog.open(directory / "t-0", "t", 0, uuid.uuid4(), config, now_ms=NOW, files=OpenFiles())
     rng = random.Random(1)
     per_batch = max(1, 16_000 // (value_size + 30))
     written = 0

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.waiting import wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -113,14 +115,11 @@ class Fleet:
 
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> float:
         """Poll `condition` until true; returns the time it became true. Fails with the members' output."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return time.time()
-            time.sleep(0.05)
-        detail = "\n".join(f"--- {m.name} (assignment {m.assignment}, {len(m.records)} records, "
-                           f"errors {m.errors[-3:]})\n{m.log()}" for m in self.members)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{detail}")
+        def described() -> str:
+            return what + "".join(f"\n--- {m.name} (assignment {m.assignment}, {len(m.records)} records, "
+                                  f"errors {m.errors[-3:]})\n{m.log()}" for m in self.members)
+        wait_until(condition, described, timeout, poll=0.05)
+        return time.time()
 
     def assignments_cover(self, partitions: int, members: list[Member] | None = None) -> bool:
         """Every partition assigned to exactly one of `members` (default: the live ones)."""

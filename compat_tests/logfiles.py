@@ -4,7 +4,7 @@ Kafka's on-disk layout (`<log.dirs>/<topic>-<partition>/<20-digit base offset>.l
 file a run of record batches v2, DefaultRecordBatch) is the format the broker stores. The
 compat tests use it for what a client cannot show: which compression codec the client really
 put on the wire (librdkafka < 2.11.1, for example, silently sends gzip/snappy/lz4
-uncompressed when the broker's Produce versions do not reach v0; CLIENTS.md §4b), whether
+uncompressed when the broker's Produce versions do not reach v0), whether
 batches carry a producer id (the idempotent path was taken), how many segments a partition has.
 """
 from __future__ import annotations

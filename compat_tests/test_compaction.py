@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import random
 import re
-import time
 from pathlib import Path
 
 import pytest
 
 from compat_tests.clients import ALL_CLIENTS, CODECS, ConfluentKafka, KafkaPython, Record, create_topic
 from tests.broker_process import BrokerProcess
+from tests.waiting import wait_until
 
 PARTITIONS = 2
 KEYS = 1000
@@ -53,14 +53,11 @@ def cleaner_checkpoint(data_dir: Path) -> dict[tuple[str, int], int]:
 
 
 def wait_until_cleaned(broker: BrokerProcess, topic: str, ends: dict[int, int], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        cleaned = cleaner_checkpoint(broker.data_dir)
-        if all(cleaned.get((topic, p), -1) >= end for p, end in ends.items()):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not cleaned to {ends} within {timeout}s: {cleaned}\n{broker.log()}")
-        time.sleep(0.1)
+    def cleaned() -> bool:
+        checkpoint = cleaner_checkpoint(broker.data_dir)
+        return all(checkpoint.get((topic, p), -1) >= end for p, end in ends.items())
+    wait_until(cleaned, lambda: f"cleaned to {ends}: {cleaner_checkpoint(broker.data_dir)}\n{broker.log()}",
+               timeout, poll=0.1)
 
 
 def log_bytes(data_dir: Path, topic: str) -> int:

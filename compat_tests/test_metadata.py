@@ -1,7 +1,7 @@
 """kcat's metadata listing (`kcat -L`, text and `-J` JSON): brokers, topics, partitions.
 
 kcat (librdkafka 2.0.2) is the client Debian users reach for first, and the one that breaks
-on tagged fields in ApiVersions (CLIENTS.md §6.2). Its listing must show the one broker at
+on top-level tagged fields in an ApiVersions answer (librdkafka 1.4 to 2.1). Its listing must show the one broker at
 the address it was reached on, as controller, and each topic with every partition led by
 that broker (replicas and ISR = that broker).
 """

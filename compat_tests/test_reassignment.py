@@ -12,7 +12,6 @@ cluster reports, never a sleep.
 from __future__ import annotations
 
 import signal
-import time
 
 import pytest
 
@@ -29,6 +28,7 @@ from kbroker.wire.messages.list_partition_reassignments import (
     ListPartitionReassignmentsRequest,
 )
 from tests.replication_checker import LoadProducer, check
+from tests.waiting import wait_until
 from tests.wire_client import WireClient
 
 pytestmark = pytest.mark.timeout(240)
@@ -37,10 +37,7 @@ PARTITIONS = 3
 
 
 def _wait_for_gone(path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while path.exists():
-        assert time.monotonic() < deadline, f"{path} still there after {timeout}s"
-        time.sleep(0.1)
+    wait_until(lambda: not path.exists(), f"{path} to go", timeout, poll=0.1)
 
 
 def test_partitions_move_to_other_brokers_under_a_producer(cluster_factory, topic_name):

@@ -44,7 +44,7 @@ DEV_DEFAULTS: dict[str, str] = {"group.initial.rebalance.delay.ms": "0"}
 
 _LISTENING = re.compile(rb"listening on \S+ \(advertised (?P<host>\S+?):(?P<port>\d+)\)")
 _POLL_INTERVAL = 0.005
-_running: set[EmbeddedBroker] = set()
+_running: set[EmbeddedBroker] = set()  # subprocesses this process started: stopped at its exit (atexit is process-wide)
 
 
 class EmbeddedBrokerError(RuntimeError):

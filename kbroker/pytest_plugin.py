@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 
 _SCOPES = ("session", "package", "module", "class", "function")
 _log_marks = pytest.StashKey[dict[int, int]]()  # id(broker) -> its log size when the test began
-_running: list[EmbeddedBroker] = []
-_topic_numbers = itertools.count()
+# Per pytest session (in its config's stash, not module globals: pytester runs sessions in one process).
+_running = pytest.StashKey[list["EmbeddedBroker"]]()  # the brokers the fixtures have up
+_topic_numbers = pytest.StashKey[Iterator[int]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -71,12 +72,13 @@ def kafka_broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     from kbroker.embedded import EmbeddedBroker
 
     broker = EmbeddedBroker(tmp_path_factory.mktemp("kafka_broker"), **_broker_config(request.config))
+    running = request.config.stash[_running]
     with broker:
-        _running.append(broker)
+        running.append(broker)
         try:
             yield broker
         finally:
-            _running.remove(broker)
+            running.remove(broker)
 
 
 @pytest.fixture(scope=_scope)
@@ -87,16 +89,19 @@ def kafka_cluster(request: pytest.FixtureRequest) -> Iterator[EmbeddedCluster]:
     missing = zookeeper_missing()
     if missing:
         pytest.skip(f"kafka_cluster needs a real ZooKeeper: {missing}")
+    running = request.config.stash[_running]
     with EmbeddedCluster(**_broker_config(request.config)) as cluster:
-        _running.extend(cluster.brokers)
+        running.extend(cluster.brokers)
         try:
             yield cluster
         finally:
             for broker in cluster.brokers:
-                _running.remove(broker)
+                running.remove(broker)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_running] = []
+    config.stash[_topic_numbers] = itertools.count()
     config.addinivalue_line("markers", "kafka_topic(partitions=-1, config=None): how kafka_topic creates its topic")
 
 
@@ -104,7 +109,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def kafka_topic(kafka_broker: EmbeddedBroker, request: pytest.FixtureRequest) -> Iterator[str]:
     """A topic created for this test alone, and deleted after it."""
     base = re.sub(r"[^A-Za-z0-9._-]+", "-", request.node.name)[:180]
-    name = f"{base}-{next(_topic_numbers)}"
+    name = f"{base}-{next(request.config.stash[_topic_numbers])}"
     marker = request.node.get_closest_marker("kafka_topic")
     settings = dict(marker.kwargs) if marker else {}
     # -1 partitions: the broker's num.partitions
@@ -128,7 +133,7 @@ def _logs_of(item: pytest.Item) -> list[tuple[str, EmbeddedBroker]]:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    item.stash[_log_marks] = {id(broker): broker.log_size for broker in _running}
+    item.stash[_log_marks] = {id(broker): broker.log_size for broker in item.config.stash[_running]}
 
 
 @pytest.hookimpl(wrapper=True)

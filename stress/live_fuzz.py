@@ -6,9 +6,11 @@
 The long version of tests/broker/test_live_fuzz.py (the harness is tests/live_fuzz.py). After
 the fuzz: the broker is up and answers, its log has no traceback or internal error, it stops
 cleanly, every partition passes the audit (CRC of every batch, indexes), and after a restart
-confluent-kafka produces and consumes 1,000 records. Prints what was tried as JSON: frames sent,
-answers, connections the broker closed, distinct error codes in answers and distinct reasons the
-broker logged for closing connections (with counts). Exits 1 on the first failed check.
+confluent-kafka produces and consumes 1,000 records; every answer was the response its request
+asked for and every close had a reason in live_fuzz.LIVE_CLOSES. Prints what was tried as
+JSON: frames sent, answers, connections the broker closed, distinct error codes in answers and
+distinct reasons the broker logged for closing connections (with counts). Exits 1 on the first
+failed check.
 """
 from __future__ import annotations
 
@@ -48,7 +50,10 @@ def main() -> int:
         stats.close_reasons = live_fuzz.close_reasons(log_text)
         alive = broker.process.poll() is None
         failures = live_fuzz.broker_failures(log_text)
+        closed_for = live_fuzz.close_reason_kinds(stats.close_reasons)
+        unexpected_closes = sorted(reason.value for reason in set(closed_for) - live_fuzz.LIVE_CLOSES)
         result = {"seed": seed, **stats.summary(), "broker_alive": alive, "log_failures": len(failures),
+                  "wrong_answers": dict(stats.wrong_answers.most_common(20)), "unexpected_closes": unexpected_closes,
                   "answer_errors": dict(stats.answer_errors.most_common()),
                   "close_reasons": dict(stats.close_reasons.most_common()),
                   "mutations": dict(stats.mutations.most_common())}
@@ -62,7 +67,8 @@ def main() -> int:
         print(json.dumps(result, indent=1))
         for line in failures[:40]:
             print("broker log:", line, file=sys.stderr)
-        failed = not alive or bool(failures) or not result.get("clean_stop") or bool(result.get("audit_problems"))
+        failed = (not alive or bool(failures) or bool(stats.wrong_answers) or bool(unexpected_closes)
+                  or not result.get("clean_stop") or bool(result.get("audit_problems")))
         return 1 if failed else 0
     finally:
         broker.kill()

@@ -5,19 +5,20 @@ Shared by tests/broker/test_live_fuzz.py (CI-sized) and stress/live_fuzz.py (lon
 captured client frames (tests/wire/golden) by `mutations.mutate` (bytes) or
 `mutations.mutate_values` (field values, validly encoded), a few pipelined at a time.
 Now and then a frame goes out unmutated, split into small pieces, with a lying size prefix, or
-with garbage after it. A reader per connection decodes whatever answers come back (by the api
-and version its request header named) and counts their error codes; when the broker closes
-the connection the worker counts it and reconnects.
+with garbage after it. A reader per connection checks each answer against the request its
+correlation id names (tests/fuzz_outcomes.py: the response of that api and version, decoded
+whole, no UNKNOWN_SERVER_ERROR) and counts its error codes; when the broker closes the
+connection the worker counts it and reconnects.
 
-What was tried and what it hit ends up in `FuzzStats`: frames sent and answered, connections the
-broker closed, the distinct error codes in answers (api, code), and, read from the broker's log
-afterwards, the distinct reasons it gave for closing connections. `broker_failures` lists the
-log lines that must never appear (a traceback, an internal error).
+What was tried and what it hit ends up in `FuzzStats`: frames sent and answered, answers that
+failed the check (`wrong_answers`: broker bugs), connections the broker closed, the distinct
+error codes in answers (api, code), and, read from the broker's log afterwards, the reasons it
+gave for closing connections: each a `CloseReason`, which must be one of LIVE_CLOSES.
+`broker_failures` lists the log lines that must never appear (a traceback, an internal error).
 """
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import re
 import struct
@@ -25,9 +26,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from kbroker.errors import ProtocolViolation
-from kbroker.wire import frames
+from kbroker.broker.connection import CloseReason
 from kbroker.wire.messages import APIS
+from tests.fuzz_outcomes import answer_problem, error_codes
 from tests.wire.mutations import golden_frames, mutate, mutate_values
 
 GOLDEN = golden_frames()
@@ -43,37 +44,27 @@ class FuzzStats:
     seconds: float = 0.0
     frames_sent: int = 0
     answers: int = 0
-    undecodable_answers: int = 0
+    unattributable_answers: int = 0  # read after a frame that broke the framing (see _variant)
     connections: int = 0
     closed_by_broker: int = 0
     sent_by_api: Counter = field(default_factory=Counter)
     mutations: Counter = field(default_factory=Counter)
     answer_errors: Counter = field(default_factory=Counter)  # "Api code" -> count
+    wrong_answers: Counter = field(default_factory=Counter)  # what answer_problem found: broker bugs
     close_reasons: Counter = field(default_factory=Counter)  # from the broker log, numbers masked
 
     def summary(self) -> dict:
         return {"seconds": round(self.seconds, 1), "frames_sent": self.frames_sent, "answers": self.answers,
+                "wrong_answers": sum(self.wrong_answers.values()), "unattributable_answers": self.unattributable_answers,
                 "connections": self.connections, "closed_by_broker": self.closed_by_broker,
                 "distinct_answer_errors": len(self.answer_errors), "distinct_close_reasons": len(self.close_reasons),
                 "apis_sent": len(self.sent_by_api)}
 
 
-def _error_codes(value: object, out: set[int]) -> None:
-    if dataclasses.is_dataclass(value):
-        for f in dataclasses.fields(value):
-            child = getattr(value, f.name)
-            if f.name == "error_code" and isinstance(child, int):
-                out.add(child)
-            else:
-                _error_codes(child, out)
-    elif isinstance(value, list):
-        for child in value:
-            _error_codes(child, out)
-
-
-def _variant(entry: dict, rng: random.Random, stats: FuzzStats) -> list[bytes]:
+def _variant(entry: dict, rng: random.Random, stats: FuzzStats, correlation: int) -> tuple[list[bytes], bool]:
     """The bytes to write for one request: size prefix + a frame mutated in its bytes or in its
-    field values (about half each), now and then worse."""
+    field values (about half each), now and then worse; our own `correlation` id written in, to
+    match its answer. True with them when the frame breaks the framing of those that follow."""
     frame = entry["frame"]
     applied: list[str] = []
     body = None
@@ -84,19 +75,20 @@ def _variant(entry: dict, rng: random.Random, stats: FuzzStats) -> list[bytes]:
     if body is None:
         body = frame if rng.random() < 0.05 else mutate(frame, rng, GOLDEN_BYTES, applied)
     stats.mutations.update(applied or ["none"])
+    body = body[:4] + CORRELATION.pack(correlation) + body[8:] if len(body) >= 8 else body
     roll = rng.random()
     if roll < 0.03:  # a size prefix that lies
         stats.mutations["lying size prefix"] += 1
-        return [CORRELATION.pack(max(0, len(body) + rng.choice([-3, -1, 1, 7, 1000]))) + body]
+        return [CORRELATION.pack(max(0, len(body) + rng.choice([-3, -1, 1, 7, 1000]))) + body], True
     if roll < 0.05:  # a frame followed by raw garbage
         stats.mutations["trailing garbage"] += 1
-        return [CORRELATION.pack(len(body)) + body + bytes(rng.randrange(256) for _ in range(rng.randint(1, 12)))]
+        return [CORRELATION.pack(len(body)) + body + bytes(rng.randrange(256) for _ in range(rng.randint(1, 12)))], True
     data = CORRELATION.pack(len(body)) + body
     if roll < 0.10:  # dribbled out in small pieces
         stats.mutations["split into pieces"] += 1
         cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(1, 6))))
-        return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
-    return [data]
+        return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])], False
+    return [data], False
 
 
 async def _connection(port: int, rng: random.Random, stop_at: float, stats: FuzzStats, pipeline: int) -> None:
@@ -108,6 +100,9 @@ async def _connection(port: int, rng: random.Random, stop_at: float, stats: Fuzz
             continue
         stats.connections += 1
         sent: dict[int, tuple[int, int]] = {}  # correlation id -> (api key, version) named by the header
+        # After a lying size prefix or trailing garbage the broker reads frames no request was:
+        # their answers name no request we sent.
+        framing_broken = False
         correlation = rng.randrange(1 << 30)
         closed = asyncio.Event()
 
@@ -117,7 +112,7 @@ async def _connection(port: int, rng: random.Random, stop_at: float, stats: Fuzz
                     size = CORRELATION.unpack(await reader.readexactly(4))[0]
                     frame = await reader.readexactly(size)
                     stats.answers += 1
-                    _count_answer(frame, sent, stats)
+                    _count_answer(frame, sent, framing_broken, stats)
             except (asyncio.IncompleteReadError, ConnectionError, OSError):
                 closed.set()
 
@@ -125,16 +120,14 @@ async def _connection(port: int, rng: random.Random, stop_at: float, stats: Fuzz
         try:
             while time.monotonic() < stop_at and not closed.is_set():
                 for _ in range(rng.randint(1, pipeline)):
-                    entry = rng.choice(GOLDEN)
-                    pieces = _variant(entry, rng, stats)
                     correlation += 1
-                    first = bytearray(pieces[0])
-                    if len(first) >= 12:  # our own correlation ids, to match answers to requests
-                        first[8:12] = CORRELATION.pack(correlation)
-                        api_key, version = struct.unpack_from(">hh", first, 4)
+                    pieces, breaks_framing = _variant(rng.choice(GOLDEN), rng, stats, correlation)
+                    data = b"".join(pieces)
+                    if len(data) >= 12:
+                        api_key, version = struct.unpack_from(">hh", data, 4)
                         sent[correlation] = (api_key, version)
                         stats.sent_by_api[APIS[api_key].name if api_key in APIS else f"key {api_key}"] += 1
-                    pieces[0] = bytes(first)
+                    framing_broken = framing_broken or breaks_framing
                     for piece in pieces:
                         writer.write(piece)
                         if len(pieces) > 1:
@@ -159,25 +152,21 @@ async def _connection(port: int, rng: random.Random, stop_at: float, stats: Fuzz
                 pass
 
 
-def _count_answer(frame: bytes, sent: dict[int, tuple[int, int]], stats: FuzzStats) -> None:
-    if len(frame) < 4:
-        stats.undecodable_answers += 1
+def _count_answer(frame: bytes, sent: dict[int, tuple[int, int]], framing_broken: bool, stats: FuzzStats) -> None:
+    correlation_id = CORRELATION.unpack_from(frame)[0] if len(frame) >= 4 else None
+    if correlation_id not in sent:
+        if framing_broken:
+            stats.unattributable_answers += 1
+        else:
+            stats.wrong_answers[f"an answer to no request (correlation id {correlation_id})"] += 1
         return
-    correlation_id = CORRELATION.unpack_from(frame)[0]
-    api_key, version = sent.pop(correlation_id, (None, None))
-    if api_key not in APIS:
-        stats.undecodable_answers += 1
+    api_key, version = sent.pop(correlation_id)
+    problem, body = answer_problem(frame, api_key, version, correlation_id)
+    if problem is not None:
+        stats.wrong_answers[problem] += 1
         return
-    api = APIS[api_key]
-    try:
-        _, body, _ = frames.decode_response(memoryview(frame), api, version)
-    except ProtocolViolation:
-        stats.undecodable_answers += 1
-        return
-    codes: set[int] = set()
-    _error_codes(body, codes)
-    for code in codes:
-        stats.answer_errors[f"{api.name} {code}"] += 1
+    for code in error_codes(body):
+        stats.answer_errors[f"{APIS[api_key].name} {code}"] += 1
 
 
 async def run(port: int, connections: int, seconds: float, seed: int = 0, pipeline: int = 4) -> FuzzStats:
@@ -190,18 +179,30 @@ async def run(port: int, connections: int, seconds: float, seed: int = 0, pipeli
     return stats
 
 
-_CLOSE = re.compile(r"closing connection from \S+: (.*)$")
+_CLOSE = re.compile(r"closing connection from \S+ \(([^)]*)\): (.*)$")
+# Why the broker may close a fuzzing connection; anything else (an internal error, unreadable
+# records) is a bug. Authentication closes need a SASL listener, which the live fuzz has not.
+LIVE_CLOSES = frozenset({CloseReason.FRAME_SIZE, CloseReason.UNDECODABLE, CloseReason.UNKNOWN_API,
+                         CloseReason.UNSUPPORTED_VERSION, CloseReason.UNANSWERED_ERROR, CloseReason.IDLE})
 
 
 def close_reasons(broker_log: str) -> Counter:
-    """The broker's reasons for closing connections, with numbers and quoted names masked."""
+    """The broker's reasons for closing connections ("reason: detail"), numbers and quoted names masked."""
     reasons: Counter = Counter()
     for line in broker_log.splitlines():
         match = _CLOSE.search(line)
         if match:
-            reason = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", match.group(1))
-            reasons[re.sub(r"-?\d+", "N", reason)] += 1
+            detail = re.sub(r"-?\d+", "N", re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", match.group(2)))
+            reasons[f"{match.group(1)}: {detail}"] += 1
     return reasons
+
+
+def close_reason_kinds(reasons: Counter) -> Counter:
+    """`close_reasons` by CloseReason (a ValueError for a reason the broker does not have)."""
+    kinds: Counter = Counter()
+    for reason, count in reasons.items():
+        kinds[CloseReason(reason.split(": ", 1)[0])] += count
+    return kinds
 
 
 _LOG_LINE_START = re.compile(r"^\d{4}-\d\d-\d\d ")

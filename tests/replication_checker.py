@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kbroker.wire.records import scan_batches
 from tests.cluster_process import ClusterProcesses
+from tests.waiting import wait_until
 
 
 @dataclass
@@ -73,12 +74,8 @@ class LoadProducer:
     def acked_since(self, count: int, timeout: float = 60) -> None:
         """Wait until `count` more records than now are acknowledged (the cluster makes progress)."""
         target = len(self.acked) + count
-        deadline = time.monotonic() + timeout
-        while len(self.acked) < target:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"only {len(self.acked)} of {target} records acknowledged after {timeout}s; "
-                                     f"errors {self.errors[-3:]}")
-            time.sleep(0.05)
+        wait_until(lambda: len(self.acked) >= target, lambda: f"{target} records acknowledged (only "
+                   f"{len(self.acked)}); errors {self.errors[-3:]}", timeout, poll=0.05)
 
     def mark(self) -> tuple[int, list[int]]:
         """Where a fault begins: (acknowledgements so far, the next sequence of each partition)."""

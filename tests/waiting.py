@@ -15,23 +15,29 @@ POLL_S = 0.01
 T = TypeVar("T")
 
 
-def wait_until(condition: Callable[[], T], what: str, timeout: float = 10.0, poll: float = POLL_S) -> T:
-    """Call `condition` until it returns something true, and return that."""
+def _described(what: str | Callable[[], str]) -> str:
+    return what() if callable(what) else what
+
+
+def wait_until(condition: Callable[[], T], what: str | Callable[[], str], timeout: float = 10.0,
+               poll: float = POLL_S) -> T:
+    """Call `condition` until it returns something true, and return that. `what` may be a callable:
+    called on a timeout, it says what was awaited with the state at that moment (a log, a view)."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {_described(what)}")
         time.sleep(poll)
 
 
-async def wait_until_async(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+async def wait_until_async(condition: Callable[[], bool], what: str | Callable[[], str], timeout: float = 5.0) -> None:
     """`wait_until` on the event loop: the tasks that make `condition` true run meanwhile."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not condition():
         if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {_described(what)}")
         await asyncio.sleep(POLL_S)

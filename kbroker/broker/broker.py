@@ -14,7 +14,7 @@ from kbroker.broker.partitions import PartitionService
 from kbroker.broker.producer_ids import ProducerIdAllocator
 from kbroker.broker.purgatory import FetchPurgatory
 from kbroker.broker.routes import ROUTES
-from kbroker.clock import wall_clock_ms
+from kbroker.clock import Clock, MonotonicClock, monotonic_ms
 from kbroker.cluster.broker_client import InterBrokerLink
 from kbroker.cluster.image import NO_LEADER
 from kbroker.cluster.marker_channel import MarkerChannel
@@ -45,14 +45,17 @@ log = logging.getLogger("kbroker.broker")
 
 class Broker:
     def __init__(self, config: Config, logs: LogManager, store: MetaStore | None = None,
-                 link: InterBrokerLink | None = None) -> None:
-        """`link`: how this broker reaches the others in a cluster (default: from `config`)."""
+                 link: InterBrokerLink | None = None, *, monotonic: MonotonicClock = monotonic_ms) -> None:
+        """`link`: how this broker reaches the others in a cluster (default: from `config`).
+        The clocks (kbroker/clock.py): the wall clock is the LogManager's, `monotonic` times intervals and leases."""
         self.dynamic_config = DynamicBrokerConfig(config, store)
         self.dynamic_config.subscribe(lambda new: logs.set_defaults(new.log_defaults()))
         self.logs = logs
+        self.now_ms: Clock = logs.clock
+        self.monotonic_ms = monotonic
         self.node_id = config.node_id
         self.fetch_waiters = FetchPurgatory()
-        self.flusher = Flusher(config, logs)
+        self.flusher = Flusher(config, logs, monotonic)
         # Every write to a partition led here: append -> flush -> high watermark -> (acks=all) the ISR.
         self.partitions = PartitionService(logs, self.flusher, self.fetch_waiters)
         self.log_cleaner = LogCleanerService(config, logs)
@@ -80,11 +83,12 @@ class Broker:
         self.metrics: BrokerMetrics | None = None  # metrics.listener set: see attach_metrics
         # Cluster mode (zookeeper.connect): this broker's membership; None on a single node.
         if store is not None and link is None:
-            link = InterBrokerLink(config.inter_broker_security)
+            link = InterBrokerLink(config.inter_broker_security, monotonic=monotonic)
         self.cluster = None if store is None else ClusterMember(
             store, config, logs, self.groups, self._leadership_lost, self.topic_deleted,
             self.partitions.replicas_moved,
-            transactions=self.transactions, on_change=self._follow_security, link=link)
+            transactions=self.transactions, on_change=self._follow_security, link=link, clock=self.now_ms,
+            monotonic=monotonic)
         self.partitions.cluster = self.cluster
         self.markers = None if store is None else MarkerChannel(config.node_id, lambda: self.cluster.image,
                                                                 link)  # type: ignore[arg-type]
@@ -150,8 +154,6 @@ class Broker:
     @property
     def cluster_id(self) -> str:
         return self.logs.cluster_id
-
-    now_ms = staticmethod(wall_clock_ms)  # the real clock, which the coordinators are given
 
     def _leadership_lost(self, partitions: set[tuple[str, int]]) -> None:
         for key in partitions:  # parked fetches answer now, with NOT_LEADER_OR_FOLLOWER

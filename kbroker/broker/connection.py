@@ -41,6 +41,7 @@ long. The server's sweep closes it. An answer the client does not read keeps not
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import os
 from collections import deque
@@ -71,6 +72,33 @@ TLS_COPY_CHUNK = 256 << 10  # record data read per TLS write
 SASL_MAX_RECEIVE = 512 << 10
 
 Parts = list[Any]  # bytearrays and file-slice payloads, in wire order
+
+
+class CloseReason(enum.Enum):
+    """Why the broker closed a connection: in its log line and in `Connection.closed_for`, so that
+    tests (the dispatch and live fuzz) can tell an expected close from a bug."""
+    FRAME_SIZE = "frame size out of range"  # a negative size prefix, or one over the limit
+    UNDECODABLE = "undecodable request"  # header or body does not parse as the (api, version) it names
+    UNKNOWN_API = "unknown api key"
+    UNSUPPORTED_VERSION = "unsupported version"  # outside the advertised range (ApiVersions is answered)
+    AUTHENTICATION = "authentication"  # SASL refused, out of order or expired; no principal for a certificate
+    UNANSWERED_ERROR = "error without an answer"  # e.g. a failed acks=0 Produce: the client refreshes metadata
+    UNREADABLE_RECORDS = "fetch records unreadable"  # a segment file ended before the answer's records
+    INTERNAL_ERROR = "internal error"  # our bug: logged with its traceback
+    IDLE = "idle"  # connections.max.idle.ms
+
+
+class RequestRefused(ProtocolViolation):
+    """A well-framed request that closes its connection for `reason` (an API or version we do not serve)."""
+
+    def __init__(self, reason: CloseReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def close_reason_of(exc: ProtocolViolation) -> CloseReason:
+    """A request's ProtocolViolation: refused for a stated reason, or else bytes that did not parse."""
+    return exc.reason if isinstance(exc, RequestRefused) else CloseReason.UNDECODABLE
 
 
 def _read_slice(piece: Any, start: int = 0, length: int | None = None) -> bytes:
@@ -107,6 +135,7 @@ class Connection(asyncio.BufferedProtocol):
         self.sasl = channel.new_session() if channel is not None else None  # None: no SASL on this listener
         self._tls = False
         self._close_reason: str | None = None  # close once the answers so far are written
+        self.closed_for: CloseReason | None = None  # set when the broker closes the connection
         self._registry = registry
         self._frames = FrameReader(min(max_request_bytes, SASL_MAX_RECEIVE) if self.sasl is not None
                                    else max_request_bytes)
@@ -147,7 +176,7 @@ class Connection(asyncio.BufferedProtocol):
             try:
                 self.principal = self._channel.tls_principal(ssl_object)
             except ValueError as exc:  # ssl.principal.mapping.rules has no rule for this certificate
-                self.close(str(exc))
+                self.close(CloseReason.AUTHENTICATION, str(exc))
         log.debug("connection from %s (%s)", self.peer, self.principal)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -235,15 +264,19 @@ class Connection(asyncio.BufferedProtocol):
                 if self._must_stop():
                     self._pause_reading()
                     return
-                frame = self._frames.next_frame()
+                try:
+                    frame = self._frames.next_frame()
+                except ProtocolViolation as exc:  # the size prefix: the byte stream cannot be framed
+                    self.close(CloseReason.FRAME_SIZE, str(exc))
+                    return
                 if frame is None:
                     return
                 self._on_frame(frame)
         except ProtocolViolation as exc:
-            self.close(str(exc))
+            self.close(close_reason_of(exc), str(exc))
         except Exception:
             log.exception("request from %s failed; closing the connection", self.peer)
-            self.close("internal error")
+            self.close(CloseReason.INTERNAL_ERROR, "see the traceback above")
 
     def _pause_reading(self) -> None:
         self._reading_paused = True
@@ -313,6 +346,7 @@ class Connection(asyncio.BufferedProtocol):
     def _refuse(self, reason: str) -> None:
         """Close a connection that failed to authenticate; logged with the others (rate-limited)."""
         self._close_reason = reason
+        self.closed_for = CloseReason.AUTHENTICATION
         if self._channel is not None:
             self._channel.failures.failed(self.peer, reason)
         if self._transport is not None and not self._transport.is_closing():
@@ -336,7 +370,7 @@ class Connection(asyncio.BufferedProtocol):
         try:
             data = [_inline(part) for part in parts]
         except OSError as exc:  # the frame cannot be completed: the client must not wait
-            self.close(f"cannot read the records of a fetch answer: {exc}")
+            self.close(CloseReason.UNREADABLE_RECORDS, str(exc))
             return True
         self._write_joined(transport, data)
         if self._close_reason is not None:
@@ -360,11 +394,11 @@ class Connection(asyncio.BufferedProtocol):
             except asyncio.CancelledError:
                 raise
             except ProtocolViolation as exc:
-                self.close(str(exc))
+                self.close(close_reason_of(exc), str(exc))
                 return
             except Exception:
                 log.exception("request from %s failed; closing the connection", self.peer)
-                self.close("internal error")
+                self.close(CloseReason.INTERNAL_ERROR, "see the traceback above")
                 return
             if self._transport is None or not self._slots or self._slots[0] is not slot:
                 return  # the connection was lost meanwhile (a handler may finish despite being cancelled)
@@ -388,7 +422,7 @@ class Connection(asyncio.BufferedProtocol):
                 try:
                     pending.append(_inline(part))
                 except OSError as exc:  # the frame cannot be completed: the client must not wait
-                    self.close(f"cannot read the records of a fetch answer: {exc}")
+                    self.close(CloseReason.UNREADABLE_RECORDS, str(exc))
                     return False
                 continue
             if pending and not await self._write_bytes(pending):
@@ -417,7 +451,7 @@ class Connection(asyncio.BufferedProtocol):
             try:
                 data = _read_slice(piece, start, min(TLS_COPY_CHUNK, piece.length - start))
             except OSError as exc:
-                self.close(f"cannot read the records of a fetch answer: {exc}")
+                self.close(CloseReason.UNREADABLE_RECORDS, str(exc))
                 return False
             if not await self._write_bytes([data]):
                 return False
@@ -439,7 +473,7 @@ class Connection(asyncio.BufferedProtocol):
                 transport.pause_reading()  # loop.sendfile resumed the reading it had paused
             self.last_activity = self._loop.time()
             if sent < count:  # the file is shorter than the slice: the frame cannot be completed
-                self.close(f"segment file ended {end - position - sent} bytes early while sending a fetch answer")
+                self.close(CloseReason.UNREADABLE_RECORDS, f"segment file ended {end - position - sent} bytes early")
                 return False
             position += sent
         return True
@@ -449,15 +483,17 @@ class Connection(asyncio.BufferedProtocol):
         if self._transport is not None:
             self._transport.abort()
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: CloseReason, detail: str) -> None:
         """A bad frame: stop reading and close. Answers not yet handed to the transport are dropped
         (Kafka closes the channel at once too); what the transport holds is still flushed."""
         if self._transport is not None and not self._transport.is_closing():
-            log.warning("closing connection from %s: %s", self.peer, reason)
+            self.closed_for = reason
+            log.warning("closing connection from %s (%s): %s", self.peer, reason.value, detail)
             self._transport.close()
 
-    def expire(self, reason: str) -> None:
+    def expire(self, detail: str) -> None:
         """Drop an idle connection, unwritten answers and all: nothing moved, so the peer is not reading."""
         if self._transport is not None:
-            log.info("closing connection from %s: %s", self.peer, reason)
+            self.closed_for = CloseReason.IDLE
+            log.info("closing connection from %s (%s): %s", self.peer, CloseReason.IDLE.value, detail)
             self._transport.abort()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from typing import TYPE_CHECKING, Any
 
 from kbroker.coordinator.consumer_protocol import assignment_partitions
@@ -27,7 +26,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # not text, even if 
 
 
 def overview(broker: Broker, metrics: BrokerMetrics) -> dict[str, Any]:
-    return {"node_id": broker.node_id, "cluster_id": broker.cluster_id, "now_ms": time.monotonic() * 1000,
+    return {"node_id": broker.node_id, "cluster_id": broker.cluster_id, "now_ms": broker.monotonic_ms(),
             "brokers": _brokers(broker),
             "topics": _topics(broker, metrics), "groups": _groups(broker)}
 

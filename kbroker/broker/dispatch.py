@@ -2,8 +2,8 @@
 
 `ROUTES` (built in `kbroker.broker.routes`) says which APIs we serve; each API's wire
 declaration (`Api.valid`) says over which versions, and nothing else does. We advertise every
-API from version 0 (old librdkafka switches features off when the range does not reach low
-versions, CLIENTS.md §4b) even where a handler then answers the lowest versions with an error,
+API from version 0 (librdkafka before 2.11.1 turns compression, consumer groups and
+idempotence off when a range does not reach v0) even where a handler then answers the lowest versions with an error,
 as Kafka 4 does for Produce v0-2.
 
 Handlers take `(ctx, request)` and return a response body, an awaitable of one, or
@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
+from kbroker.broker.connection import CloseReason, RequestRefused
 from kbroker.broker.error_responses import error_response
 from kbroker.broker.throttling import charge
 from kbroker.errors import ErrorCode, KafkaError, ProtocolViolation
@@ -88,11 +89,12 @@ class Dispatcher:
         api_key, version, correlation_id = frames.peek_header(view)
         route = self._routes.get(api_key)
         if route is None:
-            raise ProtocolViolation(f"unknown or unsupported api key {api_key} (version {version})")
+            raise RequestRefused(CloseReason.UNKNOWN_API, f"api key {api_key} (version {version}) is not served")
         if not 0 <= version <= route.max_version:
             if api_key == API_VERSIONS.key:
                 return self._unsupported_api_versions(correlation_id)
-            raise ProtocolViolation(f"{route.api.name} v{version} is not supported (0-{route.max_version})")
+            raise RequestRefused(CloseReason.UNSUPPORTED_VERSION,
+                                 f"{route.api.name} v{version} is not supported (0-{route.max_version})")
         started = time.perf_counter()
         header, body, _ = frames.decode_request(view, route.api, version)
         ctx = RequestContext(self._broker, connection, header)
@@ -149,7 +151,7 @@ class Dispatcher:
                   shown if len(shown) <= MAX_LOGGED_REQUEST else shown[:MAX_LOGGED_REQUEST] + "...", exc_info=exc)
         response = error_response(api, body, ctx.version, code)
         if response is None:
-            ctx.connection.close(f"{api.name} failed and has no answer to carry the error")
+            ctx.connection.close(CloseReason.UNANSWERED_ERROR, f"{api.name} failed")
             response = NO_RESPONSE
         return self._encode(ctx, api, body, response, started)
 

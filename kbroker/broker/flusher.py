@@ -23,6 +23,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable
 
+from kbroker.clock import MonotonicClock, monotonic_ms
+
 if TYPE_CHECKING:
     from kbroker.config import Config
     from kbroker.log.log_manager import LogManager
@@ -32,12 +34,13 @@ log = logging.getLogger("kbroker.flusher")
 
 
 class Flusher:
-    def __init__(self, config: Config, logs: LogManager) -> None:
+    def __init__(self, config: Config, logs: LogManager, monotonic: MonotonicClock = monotonic_ms) -> None:
         self._config = config
         self._logs = logs
+        self._monotonic = monotonic  # flush.ms counts from each partition's last flush on this clock
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kbroker-fsync")
         self._in_flight: dict[int, asyncio.Future[float]] = {}
-        self._last_flush_ms: dict[int, float] = {}
+        self._last_flush_ms: dict[int, int] = {}
         self.on_fsync: Callable[[float], None] | None = None  # seconds each fsync took (the metrics), on the loop
 
     def needs_flush(self, partition_log: PartitionLog) -> bool:
@@ -71,7 +74,7 @@ class Flusher:
             except OSError:
                 partition_log.recover_from_failed_sync()
                 raise
-        self._last_flush_ms[key] = time.monotonic() * 1000
+        self._last_flush_ms[key] = self._monotonic()
 
     @staticmethod
     def _flush(partition_log: PartitionLog) -> float:
@@ -86,8 +89,8 @@ class Flusher:
         if self.on_fsync is not None and not done.cancelled() and done.exception() is None:
             self.on_fsync(done.result())
 
-    async def flush_due(self, now_ms: float) -> None:
-        """Flush the partitions whose `flush.ms` has passed since their last flush."""
+    async def flush_due(self, now_ms: int) -> None:
+        """Flush the partitions whose `flush.ms` has passed since their last flush (`now_ms` on the monotonic clock)."""
         for partition_log in self._logs.all_logs():
             interval = partition_log.config.flush_interval_ms
             if interval is None or partition_log.recovery_point >= partition_log.log_end_offset:

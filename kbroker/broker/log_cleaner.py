@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -37,6 +36,7 @@ def cleaner_settings(config: Config) -> CleanerSettings:
 class LogCleanerService:
     def __init__(self, config: Config, logs: LogManager) -> None:
         self.cleaner = LogCleaner(config.data_dir, logs.all_logs, cleaner_settings(config))
+        self._clock = logs.clock  # wall time: compaction lags compare it with record timestamps
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kbroker-cleaner")
         self._task: asyncio.Task[None] | None = None
 
@@ -55,7 +55,7 @@ class LogCleanerService:
         backoff = self.cleaner.settings.backoff_ms / 1000
         while True:
             try:
-                job = self.cleaner.grab_filthiest(int(time.time() * 1000))
+                job = self.cleaner.grab_filthiest(self._clock())
             except Exception:
                 log.exception("choosing a log to clean failed")
                 job = None

@@ -35,7 +35,7 @@ from kbroker.broker.dynamic_config import load_dynamic
 from kbroker.broker.maintenance import run_maintenance
 from kbroker.cluster.broker_client import InterBrokerLink
 from kbroker.config import Config
-from kbroker.log.files import OPEN_FILES
+from kbroker.log.files import OpenFiles, capacity_for
 from kbroker.log.log_manager import LogManager
 from kbroker.security.tls import server_context
 
@@ -288,20 +288,20 @@ async def serve(config: Config) -> None:
     tls_contexts = _tls_contexts(config)
     link = _inter_broker_link(config) if config.zookeeper_connect else None
     open_files = raise_open_file_limit()
-    segment_files = OPEN_FILES.configure(open_files)
+    segment_files = OpenFiles(capacity_for(open_files))
     store, cluster_id = await _connect_store(config) if config.zookeeper_connect else (None, None)
     if store is None:
         config = load_dynamic(config)
     started = loop.time()
     try:
         logs = LogManager(config.data_dir, config.log_defaults(), node_id=config.node_id, cluster_id=cluster_id,
-                          hosts_every_partition=store is None).load()
+                          hosts_every_partition=store is None, files=segment_files).load()
     except BaseException:
         if store is not None:  # kazoo's threads would keep the process alive
             await store.close()
         raise
     log.info("log loaded in %.2f s; %d segment files open (at most %d)", loop.time() - started,
-             len(OPEN_FILES), segment_files)
+             len(segment_files), segment_files.capacity)
     broker = Broker(config, logs, store, link)
     acceptor = Acceptor(config, broker.dispatcher)
     broker.dynamic_config.subscribe(acceptor.reconfigure)

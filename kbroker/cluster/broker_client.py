@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import ssl
 import struct
-import time
 from typing import Any
 
+from kbroker.clock import MonotonicClock, monotonic_ms
 from kbroker.cluster.image import BrokerRegistration
 from kbroker.errors import ErrorCode
 from kbroker.security.mechanism import AuthenticationFailed, MechanismClient
@@ -44,8 +44,10 @@ class InterBrokerLoginError(OSError):
 class InterBrokerLink:
     """How this broker reaches the others: which of their listeners, with what security."""
 
-    def __init__(self, security: InterBrokerSecurity | None = None) -> None:
-        """ValueError when the TLS settings cannot be loaded."""
+    def __init__(self, security: InterBrokerSecurity | None = None, *,
+                 monotonic: MonotonicClock = monotonic_ms) -> None:
+        """ValueError when the TLS settings cannot be loaded. `monotonic` times the re-authentication."""
+        self.monotonic = monotonic
         self.listener = security.listener if security is not None else "PLAINTEXT"
         self.tls = client_context(security.tls) if security is not None and security.tls is not None else None
         self._login = security if security is not None and security.sasl_mechanism is not None else None
@@ -73,13 +75,13 @@ class BrokerConnection:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._correlation = 0
-        self._session_ends: float | None = None  # monotonic seconds; None: the session does not expire
+        self._session_ends: float | None = None  # link.monotonic ms; None: the session does not expire
         self._answered = False  # the other broker has answered on this connection (TLS: it took our certificate)
 
     async def request(self, api: Api, version: int, body: Any, timeout_s: float) -> Any:
         """Send one request and read its answer; OSError (or TimeoutError) on any failure,
         InterBrokerLoginError when the other broker refuses this one."""
-        if self._session_ends is not None and time.monotonic() >= self._session_ends:
+        if self._session_ends is not None and self._link.monotonic() >= self._session_ends:
             self.close()
         if self._writer is None:
             await self._connect(timeout_s)
@@ -125,7 +127,7 @@ class BrokerConnection:
             except AuthenticationFailed as exc:
                 raise InterBrokerLoginError(f"{self._where}: {mechanism.mechanism} login: {exc}") from exc
         lifetime_ms = answer.session_lifetime_ms
-        self._session_ends = time.monotonic() + lifetime_ms / 1000 * REAUTH_MARGIN if lifetime_ms > 0 else None
+        self._session_ends = self._link.monotonic() + lifetime_ms * REAUTH_MARGIN if lifetime_ms > 0 else None
 
     async def _exchange(self, api: Api, version: int, body: Any, timeout_s: float) -> Any:
         assert self._reader is not None and self._writer is not None

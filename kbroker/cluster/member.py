@@ -13,7 +13,8 @@ On every change of the cluster image (zk_store publishes one after each ZooKeepe
   transactional ids.
 
 Fencing: a partition is only served as leader while this broker's ZooKeeper session is known to
-be alive (the lease: confirmed less than 2/3 of zookeeper.session.timeout.ms ago). A broker paused
+be alive (the lease: confirmed less than 2/3 of zookeeper.session.timeout.ms ago, by the monotonic
+clock, so setting the wall clock neither extends nor ends it). A broker paused
 past its session timeout (SIGSTOP) therefore answers NOT_LEADER_OR_FOLLOWER from the moment it
 runs again, before it has even heard that its session expired; it then registers anew.
 """
@@ -22,10 +23,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from kbroker.clock import Clock, MonotonicClock, monotonic_ms, wall_clock_ms
 from kbroker.cluster.admin import ClusterAdmin
 from kbroker.cluster.broker_client import InterBrokerLink
 from kbroker.cluster.controller import Controller
@@ -52,22 +53,22 @@ log = logging.getLogger("kbroker.cluster")
 REREGISTER_RETRY_S = 0.5
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class ClusterMember:
     def __init__(self, store: MetaStore, config: Config, logs: LogManager, groups: GroupCoordinator,
                  on_leadership_lost: Callable[[set[tuple[str, int]]], None],
                  on_topic_deleted: Callable[[TopicInfo], Awaitable[None]],
                  on_high_watermark: Callable[[PartitionLog], None], *,
                  transactions: TransactionCoordinator | None = None, on_change: Callable[[], None] = lambda: None,
-                 link: InterBrokerLink | None = None) -> None:
+                 link: InterBrokerLink | None = None, clock: Clock = wall_clock_ms,
+                 monotonic: MonotonicClock = monotonic_ms) -> None:
+        """`clock` stamps what followers append; `monotonic` times the lease, the ISR lag and deadlines."""
         broker_id, rack, session_timeout_ms = config.node_id, config.broker_rack, config.zookeeper_session_timeout_ms
         self.store = store
         self.broker_id = broker_id
         self._rack = rack
-        self._lease_s = session_timeout_ms / 1000 * 2 / 3
+        self._clock = clock
+        self._monotonic = monotonic
+        self._lease_ms = session_timeout_ms * 2 / 3
         self._confirm_every_s = session_timeout_ms / 1000 / 4
         self._logs = logs
         self._groups = groups
@@ -85,7 +86,8 @@ class ClusterMember:
         self._link = link or InterBrokerLink()  # how the fetchers reach their leaders
         self.controller = Controller(store, broker_id, auto_rebalance=config.auto_leader_rebalance_enable,
                                      rebalance_interval_s=config.leader_imbalance_check_interval_seconds,
-                                     imbalance_percentage=config.leader_imbalance_per_broker_percentage)
+                                     imbalance_percentage=config.leader_imbalance_per_broker_percentage,
+                                     clock=lambda: monotonic() / 1000)
         self.admin = ClusterAdmin(store, logs.defaults)
         self.producer_ids = ProducerIdBlocks(store, broker_id)
         self._registration: BrokerRegistration | None = None
@@ -105,7 +107,7 @@ class ClusterMember:
         return (topic, partition) in self._led and self.lease_valid()
 
     def lease_valid(self) -> bool:
-        return time.monotonic() - self._confirmed_at < self._lease_s
+        return self._monotonic() - self._confirmed_at < self._lease_ms
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -114,7 +116,7 @@ class ClusterMember:
         host:port is the inter-broker endpoint; `endpoints` every advertised listener."""
         await self.store.watch(self._on_change, self._on_session_lost)
         self._registration = BrokerRegistration(self.broker_id, host, port, self._rack, endpoints=endpoints)
-        started = time.monotonic()
+        started = self._monotonic()
         epoch = await self.store.register_broker(self._registration)
         self._confirmed_at = started
         log.info("registered broker %d at %s:%d in ZooKeeper (broker epoch %d)", self.broker_id, host, port, epoch)
@@ -141,16 +143,16 @@ class ClusterMember:
             log.warning("controlled shutdown: could not leave the live brokers: %s", exc or "timed out")
             return
         log.info("controlled shutdown: waiting for %d partitions to move to other leaders", len(moving))
-        deadline = time.monotonic() + timeout_s
+        deadline = self._monotonic() + timeout_s * 1000
         while moving:
             states = self.image.states
             moving = {key for key in moving if key in states and states[key].leader == self.broker_id}
-            remaining = deadline - time.monotonic()
-            if not moving or remaining <= 0:
+            remaining_ms = deadline - self._monotonic()
+            if not moving or remaining_ms <= 0:
                 break
             self._image_changed.clear()
             try:
-                await asyncio.wait_for(self._image_changed.wait(), remaining)
+                await asyncio.wait_for(self._image_changed.wait(), remaining_ms / 1000)
             except asyncio.TimeoutError:
                 pass
         if moving:
@@ -179,9 +181,9 @@ class ClusterMember:
     async def _keep_lease(self) -> None:
         while True:
             await asyncio.sleep(self._confirm_every_s)
-            sent = time.monotonic()
+            sent = self._monotonic()
             try:
-                alive = await asyncio.wait_for(self.store.confirm_session(self.broker_id), self._lease_s)
+                alive = await asyncio.wait_for(self.store.confirm_session(self.broker_id), self._lease_ms / 1000)
             except (MetaStoreError, asyncio.TimeoutError) as exc:
                 log.debug("could not confirm the ZooKeeper session: %s", exc)
                 continue
@@ -202,7 +204,7 @@ class ClusterMember:
     async def _reregister(self) -> None:
         try:
             while True:
-                started = time.monotonic()
+                started = self._monotonic()
                 try:
                     epoch = await self.store.register_broker(self._registration)
                 except BrokerIdInUse as exc:
@@ -305,7 +307,7 @@ class ClusterMember:
             fetcher = self._fetchers.get(leader)
             if fetcher is None:
                 fetcher = self._fetchers[leader] = ReplicaFetcher(self.broker_id, image.brokers[leader], self._logs,
-                                                                  self._link)
+                                                                  self._link, self._clock)
             if fetcher.partitions != partitions:
                 fetcher.set_partitions(partitions)
 
@@ -316,7 +318,7 @@ class ClusterMember:
         if len(replicas) < 2 and replica_state is None:
             return
         if replica_state is None or self._led.get(key) != state.leader_epoch:
-            replica_state = LeaderReplicas(self.broker_id, replicas, state.isr, _now_ms())
+            replica_state = LeaderReplicas(self.broker_id, replicas, state.isr, self._monotonic())
             replica_state.leader_end = self._logs.get_log(*key).log_end_offset  # as elected, the truth
             self._replicas[key] = replica_state
         else:
@@ -348,7 +350,7 @@ class ClusterMember:
         partition_log = self._logs.get_log(topic, partition)
         if replica_state is None or partition_log is None:
             return
-        now = _now_ms()
+        now = self._monotonic()
         replica_state.on_fetch(replica, fetch_offset, partition_log.log_end_offset, now)
         self._on_high_watermark(partition_log)
         joining = replica_state.to_add(partition_log.high_watermark, now, self._lag_ms) & self.image.brokers.keys()
@@ -364,7 +366,7 @@ class ClusterMember:
         """Every replica.lag.time.max.ms / 2: drop followers that stopped keeping up."""
         while True:
             await asyncio.sleep(self._lag_ms / 2000)
-            now = _now_ms()
+            now = self._monotonic()
             for key, replica_state in list(self._replicas.items()):
                 lagging = replica_state.to_remove(now, self._lag_ms)
                 if lagging and key not in self._isr_writes and self.leads(*key):

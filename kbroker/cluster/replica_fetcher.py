@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING
 
+from kbroker.clock import Clock
 from kbroker.cluster.broker_client import InterBrokerLink, InterBrokerLoginError
 from kbroker.cluster.image import BrokerRegistration
 from kbroker.errors import ErrorCode, KafkaError
@@ -50,8 +50,11 @@ TopicPartition = tuple[str, int]
 
 
 class ReplicaFetcher:
-    def __init__(self, broker_id: int, leader: BrokerRegistration, logs: LogManager, link: InterBrokerLink) -> None:
+    def __init__(self, broker_id: int, leader: BrokerRegistration, logs: LogManager, link: InterBrokerLink,
+                 clock: Clock) -> None:
+        """`clock`: the wall clock, for the segment rolls appends decide on."""
         self._broker_id = broker_id
+        self._clock = clock
         self.leader = leader
         self._logs = logs
         self._connection = link.connection(leader, f"kbroker-replica-{broker_id}")
@@ -178,7 +181,7 @@ class ReplicaFetcher:
                                isolation_level=0, session_id=0, session_epoch=-1,
                                topics=[FetchTopic(topic=t, partitions=ps) for t, ps in topics.items()])
         response = await self._connection.request(FETCH, FETCH_VERSION, request, timeout_s=MAX_WAIT_MS / 1000 + 30)
-        now_ms = int(time.time() * 1000)
+        now_ms = self._clock()
         refused = False
         for topic in response.responses:
             for data in topic.partitions:

@@ -67,6 +67,7 @@ from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.retry import KazooRetry
 
+from kbroker.clock import Clock, MonotonicClock, monotonic_ms, wall_clock_ms
 from kbroker.cluster.config_entities import is_entity
 from kbroker.cluster.image import NO_LEADER, BrokerRegistration, ClusterImage, Endpoint, PartitionState, TopicAssignment
 from kbroker.cluster.metastore import AclEntry, AclResource, BrokerIdInUse, MetaStoreError, StaleWrite
@@ -395,11 +396,15 @@ class _Watch:
 
 
 class ZkMetaStore:
-    def __init__(self, connect: str, *, session_timeout_ms: int, connection_timeout_ms: int) -> None:
+    def __init__(self, connect: str, *, session_timeout_ms: int, connection_timeout_ms: int,
+                 clock: Clock = wall_clock_ms, monotonic: MonotonicClock = monotonic_ms) -> None:
+        """`clock` stamps the registrations (Kafka's "timestamp" field); `monotonic` times waits."""
         hosts, self._chroot = split_connect(connect)
+        self._clock = clock
+        self._monotonic = monotonic
         self._connect = connect
         self._connection_timeout_ms = connection_timeout_ms
-        self._session_timeout_s = session_timeout_ms / 1000
+        self._session_timeout_ms = session_timeout_ms
         self._client = KazooClient(hosts=hosts, timeout=session_timeout_ms / 1000,
                                    connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
                                    command_retry=KazooRetry(max_tries=3, delay=0.1, max_delay=1.0))
@@ -807,13 +812,13 @@ class ZkMetaStore:
         path = f"/brokers/ids/{r.broker_id}"
         endpoints = r.endpoints or (Endpoint("PLAINTEXT", r.host, r.port),)
         document = {"version": 5, "host": r.host, "port": r.port, "jmx_port": -1,
-                    "timestamp": str(int(time.time() * 1000)),
+                    "timestamp": str(self._clock()),
                     "endpoints": [f"{e.name}://{e.host}:{e.port}" for e in endpoints],
                     "listener_security_protocol_map": {e.name: e.protocol for e in endpoints}, "rack": r.rack,
                     "features": {}}
         # A registration of our own endpoint (the port we are listening on) is our predecessor's,
         # killed before its session expired: wait that out, as no live broker can hold it.
-        deadline = time.monotonic() + self._session_timeout_s * 1.5
+        deadline = self._monotonic() + self._session_timeout_ms * 1.5
         waiting = False
         while True:
             try:
@@ -827,7 +832,7 @@ class ZkMetaStore:
             if stat.ephemeralOwner == self._client.client_id[0]:
                 return stat.czxid
             held = _parse_broker(r.broker_id, _json(data, path), stat.czxid)
-            if held is None or (held.host, held.port) != (r.host, r.port) or time.monotonic() > deadline:
+            if held is None or (held.host, held.port) != (r.host, r.port) or self._monotonic() > deadline:
                 raise BrokerIdInUse(f"broker id {r.broker_id} is already registered in ZooKeeper by another live "
                                     f"broker ({held.host}:{held.port})" if held else
                                     f"broker id {r.broker_id} is already registered in ZooKeeper")
@@ -861,7 +866,7 @@ class ZkMetaStore:
         """Create /controller and bump /controller_epoch in one transaction, as Kafka does: an
         election cut short (a reply lost) must not leave this broker holding /controller without
         an epoch, the cluster then without a controller for as long as its session lives."""
-        document = _encode({"version": 1, "brokerid": broker_id, "timestamp": str(int(time.time() * 1000))})
+        document = _encode({"version": 1, "brokerid": broker_id, "timestamp": str(self._clock())})
         while True:
             try:
                 data, stat = self._client.get("/controller_epoch")

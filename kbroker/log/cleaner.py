@@ -500,7 +500,8 @@ class LogCleaner:
     def _clean_group(self, job: CleaningJob, group: list[LogSegment], offset_map: OffsetMap,
                      txns: _Transactions, markers: _Markers) -> LogSegment | None:
         plog = job.log
-        new = LogSegment.create(plog.directory, group[0].base_offset, job.config, job.now_ms, suffix=CLEANED_SUFFIX)
+        new = LogSegment.create(plog.directory, group[0].base_offset, job.config, job.now_ms, plog.files,
+                                suffix=CLEANED_SUFFIX)
         dropped: set[int] = set()  # offsets of the markers this group drops
         try:
             out = _Writer(new)

@@ -7,13 +7,17 @@ never relied on.
 
 Descriptors are bounded. 10,000 partitions are at least 30,000 segment files, and keeping them
 all open (as Kafka does, with mmap'ed indexes) would exhaust RLIMIT_NOFILE. So every open handle
-is in one process-wide set, `OPEN_FILES`, of at most `capacity` handles; opening one more closes
+is in one bounded set, an `OpenFiles` of at most `capacity` handles; opening one more closes
 the least recently used (CLOCK: a handle used since the last sweep gets a second chance). An
 evicted SegmentFile reopens its file on next use, without O_CREAT: a file that vanished is an
 error, never silently recreated. Active segments that are appended to or read stay open; an idle
 partition's files close. Dirty pages need no open descriptor: fsync through a reopened one
 writes back everything the file holds (Linux reports an earlier writeback error to the next fd
 that asks).
+
+The set is a budget the LogManager owns and hands down (PartitionLog -> LocalLog -> LogSegment -> each
+SegmentFile); the server sizes it from the descriptor limit it raised at start-up. Nothing is
+process-wide, so two brokers (or tests) in one process each keep their own.
 
 Eviction never closes a descriptor that is in use. It drops the set's and the SegmentFile's
 references; the handle closes when its last reference goes (CPython refcounting). A fetch's file
@@ -73,7 +77,7 @@ class OpenFiles:
     its file when collected; its entry goes at the next eviction.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.capacity = capacity
         self.lock = threading.Lock()
         self._open: OrderedDict[int, weakref.ref[SegmentFile]] = OrderedDict()  # by id(), oldest first
@@ -82,12 +86,6 @@ class OpenFiles:
 
     def __len__(self) -> int:
         return len(self._open)
-
-    def configure(self, fd_limit: int) -> int:
-        with self.lock:
-            self.capacity = capacity_for(fd_limit)
-            self._evict(None)
-        return self.capacity
 
     def _add(self, file: SegmentFile) -> None:  # lock held
         self._open[id(file)] = weakref.ref(file)
@@ -98,7 +96,7 @@ class OpenFiles:
         if entry is not None and entry() is file:
             del self._open[id(file)]
 
-    def _evict(self, keep: SegmentFile | None) -> None:  # lock held
+    def _evict(self, keep: SegmentFile) -> None:  # lock held
         chances = len(self._open)
         while len(self._open) > self.capacity:
             key, ref = next(iter(self._open.items()))
@@ -116,11 +114,8 @@ class OpenFiles:
             self.evicted += 1
 
 
-OPEN_FILES = OpenFiles(capacity_for(resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
-
-
 class SegmentFile:
-    def __init__(self, path: Path, *, truncate: bool = False, files: OpenFiles = OPEN_FILES) -> None:
+    def __init__(self, path: Path, files: OpenFiles, *, truncate: bool = False) -> None:
         self.path = path
         self._files = files
         self._used = False  # set by each use; cleared when the eviction sweep passes it over

@@ -28,17 +28,18 @@ from array import array
 from bisect import bisect_left, bisect_right
 from pathlib import Path
 
-from kbroker.log.files import SegmentFile
+from kbroker.log.files import OpenFiles, SegmentFile
 
 
 class _IndexFile:
     ENTRY: struct.Struct
 
-    def __init__(self, path: Path, base_offset: int, max_index_bytes: int, *, create: bool) -> None:
+    def __init__(self, path: Path, base_offset: int, max_index_bytes: int, files: OpenFiles, *,
+                 create: bool) -> None:
         self.path = path
         self.base_offset = base_offset
         self.max_entries = max_index_bytes // self.ENTRY.size
-        self.file = SegmentFile(path, truncate=create)
+        self.file = SegmentFile(path, files, truncate=create)
         self._held: bytearray | None = None  # entries not yet written (`hold_writes`)
 
     def _raw_entries(self) -> list[tuple[int, ...]] | str:
@@ -90,8 +91,9 @@ class _IndexFile:
 class OffsetIndex(_IndexFile):
     ENTRY = struct.Struct(">ii")
 
-    def __init__(self, path: Path, base_offset: int, max_index_bytes: int, *, create: bool) -> None:
-        super().__init__(path, base_offset, max_index_bytes, create=create)
+    def __init__(self, path: Path, base_offset: int, max_index_bytes: int, files: OpenFiles, *,
+                 create: bool) -> None:
+        super().__init__(path, base_offset, max_index_bytes, files, create=create)
         self._offsets = array("q")  # absolute offsets
         self._positions = array("q")
 
@@ -155,8 +157,9 @@ class OffsetIndex(_IndexFile):
 class TimeIndex(_IndexFile):
     ENTRY = struct.Struct(">qi")
 
-    def __init__(self, path: Path, base_offset: int, max_index_bytes: int, *, create: bool) -> None:
-        super().__init__(path, base_offset, max_index_bytes, create=create)
+    def __init__(self, path: Path, base_offset: int, max_index_bytes: int, files: OpenFiles, *,
+                 create: bool) -> None:
+        super().__init__(path, base_offset, max_index_bytes, files, create=create)
         self._timestamps = array("q")
         self._offsets = array("q")  # absolute offsets
 

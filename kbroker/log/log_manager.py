@@ -66,7 +66,7 @@ from kbroker.log.checkpoints import (
 )
 from kbroker.log.config import LogConfig
 from kbroker.log.data_dir import DataDirError, lock_data_dir, unlock_data_dir
-from kbroker.log.files import fsync_dir
+from kbroker.log.files import OpenFiles, fsync_dir
 from kbroker.log.partition_log import PartitionLog
 from kbroker.log.topics import (
     INTERNAL_TOPICS,
@@ -105,9 +105,13 @@ def _storage_error(doing: str, e: OSError) -> KafkaError:
 
 class LogManager:
     def __init__(self, data_dir: Path, defaults: LogConfig, *, node_id: int = 1, cluster_id: str | None = None,
-                 hosts_every_partition: bool = True, clock: Clock = wall_clock_ms) -> None:
+                 hosts_every_partition: bool = True, clock: Clock = wall_clock_ms,
+                 files: OpenFiles | None = None) -> None:
+        """`files`: the open segment-file budget of every log here (the server sizes it from the
+        descriptor limit; default: DEFAULT_CAPACITY)."""
         self.data_dir = Path(data_dir)
-        self._clock = clock
+        self.clock = clock
+        self.files = files if files is not None else OpenFiles()
         self.defaults = defaults
         self.node_id = node_id
         # In a cluster the cluster id comes from ZooKeeper, and a broker hosts only the partitions
@@ -148,7 +152,7 @@ class LogManager:
             save_topics(self.data_dir, topics.values())
         self._set_topics(topics)
         self._set_aside_strays(deleted_ids)
-        now_ms = self._clock()
+        now_ms = self.clock()
         logs = {}
         for topic in topics.values():
             for partition in range(topic.partition_count):
@@ -263,7 +267,8 @@ class LogManager:
         return PartitionLog.open(self.data_dir / f"{topic.name}-{partition}", topic.name, partition, topic.topic_id,
                                  config, now_ms=now_ms, log_start_offset=log_start_offset,
                                  recovery_point=recovery_point, clean_shutdown=clean_shutdown,
-                                 on_log_start_change=self._write_log_starts, clock=self._clock)
+                                 on_log_start_change=self._write_log_starts, files=self.files,
+                                 clock=self.clock)
 
     # -- lookups -----------------------------------------------------------------------------------
 
@@ -432,7 +437,7 @@ class LogManager:
 
     def _open_partitions(self, topic: TopicInfo, partitions: range | list[int], *, previous: TopicInfo | None) -> None:
         """Create the new partitions' logs; if that fails on disk, undo the registry change (`previous`)."""
-        now_ms = self._clock()
+        now_ms = self.clock()
         logs = dict(self._logs)
         created = []
         try:

@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 
 from kbroker.log.config import LogConfig
+from kbroker.log.files import OpenFiles
 from kbroker.log.segment import (
     INDEX_SUFFIX,
     LOG_SUFFIX,
@@ -42,12 +43,12 @@ _DEBRIS_SUFFIXES = (".tmp", ".deleted", ".cleaned")
 _SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
 
 
-def load_segments(directory: Path, config: LogConfig, *, recovery_point: int, clean_shutdown: bool,
-                  now_ms: int, name: str) -> list[LogSegment]:
+def load_segments(directory: Path, config: LogConfig, files: OpenFiles, *, recovery_point: int,
+                  clean_shutdown: bool, now_ms: int, name: str) -> list[LogSegment]:
     """The segments of `directory` in offset order, recovered where needed (possibly none)."""
-    _finish_swaps(directory, config, now_ms=now_ms, name=name)
+    _finish_swaps(directory, config, files, now_ms=now_ms, name=name)
     bases = _clear_debris(directory)
-    opened = [LogSegment.open(directory, base, config, now_ms) for base in bases]
+    opened = [LogSegment.open(directory, base, config, now_ms, files) for base in bases]
     segments: list[LogSegment] = []
     for i, (segment, problem) in enumerate(opened):
         upper = opened[i + 1][0].base_offset if i + 1 < len(opened) else None
@@ -78,10 +79,10 @@ def recover_segment(segment: LogSegment, *, name: str) -> int:
     return size - segment.size
 
 
-def _finish_swaps(directory: Path, config: LogConfig, *, now_ms: int, name: str) -> None:
+def _finish_swaps(directory: Path, config: LogConfig, files: OpenFiles, *, now_ms: int, name: str) -> None:
     """Complete the log cleaner's committed replacements (`<base>.log.swap`), see the header."""
     for base in sorted(_bases_with(directory, LOG_SUFFIX + SWAP_SUFFIX)):
-        swap, _ = LogSegment.open(directory, base, config, now_ms, suffix=SWAP_SUFFIX)
+        swap, _ = LogSegment.open(directory, base, config, now_ms, files, suffix=SWAP_SUFFIX)
         try:
             recover_segment(swap, name=name)
             end = swap.next_offset

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from kbroker.log.config import LogConfig
-from kbroker.log.files import FileHandle, SegmentFile
+from kbroker.log.files import FileHandle, OpenFiles, SegmentFile
 from kbroker.log.index import OffsetIndex, TimeIndex
 from kbroker.log.txn_index import AbortedTxn, TransactionIndex
 from kbroker.wire.records import HEADER_SIZE, INT32_MAX, BatchHeader, BatchScan, compute_crc, decode_records
@@ -115,21 +115,21 @@ def file_name(base_offset: int, suffix: str) -> str:
 
 
 class LogSegment:
-    def __init__(self, directory: Path, base_offset: int, config: LogConfig, now_ms: int, *,
+    def __init__(self, directory: Path, base_offset: int, config: LogConfig, now_ms: int, files: OpenFiles, *,
                  create: bool, suffix: str = "") -> None:
         self.base_offset = base_offset
         self.index_interval_bytes = config.index_interval_bytes
         self.suffix = suffix
         self.log_path = directory / (file_name(base_offset, LOG_SUFFIX) + suffix)
-        self._log = SegmentFile(self.log_path, truncate=create)
+        self._log = SegmentFile(self.log_path, files, truncate=create)
         self._offset_index = OffsetIndex(directory / (file_name(base_offset, INDEX_SUFFIX) + suffix), base_offset,
-                                         config.segment_index_bytes, create=create)
+                                         config.segment_index_bytes, files, create=create)
         self._time_index = TimeIndex(directory / (file_name(base_offset, TIME_INDEX_SUFFIX) + suffix), base_offset,
-                                     config.segment_index_bytes, create=create)
+                                     config.segment_index_bytes, files, create=create)
         txn_path = directory / (file_name(base_offset, TXN_INDEX_SUFFIX) + suffix)
         if create:
             txn_path.unlink(missing_ok=True)
-        self._txn_index = TransactionIndex(txn_path)
+        self._txn_index = TransactionIndex(txn_path, files)
         self.txn_index_stale = False  # its entries must be rebuilt from the log (partition_log.py)
         self._files_lock = threading.Lock()
         self._deleted = False
@@ -144,10 +144,10 @@ class LogSegment:
         self.needs_repair = False  # the files hold more than memory says (a failed append's undo failed)
 
     @classmethod
-    def create(cls, directory: Path, base_offset: int, config: LogConfig, now_ms: int, *,
+    def create(cls, directory: Path, base_offset: int, config: LogConfig, now_ms: int, files: OpenFiles, *,
                suffix: str = "") -> LogSegment:
         try:
-            return cls(directory, base_offset, config, now_ms, create=True, suffix=suffix)
+            return cls(directory, base_offset, config, now_ms, files, create=True, suffix=suffix)
         except OSError:
             for kind in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
                 try:
@@ -157,12 +157,12 @@ class LogSegment:
             raise
 
     @classmethod
-    def open(cls, directory: Path, base_offset: int, config: LogConfig, now_ms: int, *,
+    def open(cls, directory: Path, base_offset: int, config: LogConfig, now_ms: int, files: OpenFiles, *,
              suffix: str = "") -> tuple[LogSegment, str | None]:
         """Open an existing segment trusting its indexes, and say why they can't be (None: fine)."""
         missing = [kind for kind in (INDEX_SUFFIX, TIME_INDEX_SUFFIX)
                    if not (directory / (file_name(base_offset, kind) + suffix)).exists()]
-        segment = cls(directory, base_offset, config, now_ms, create=False, suffix=suffix)
+        segment = cls(directory, base_offset, config, now_ms, files, create=False, suffix=suffix)
         if missing:
             problem = f"missing {' and '.join(missing)} file"
         else:

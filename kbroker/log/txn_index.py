@@ -22,7 +22,7 @@ from bisect import bisect_left
 from pathlib import Path
 from typing import NamedTuple
 
-from kbroker.log.files import SegmentFile
+from kbroker.log.files import OpenFiles, SegmentFile
 
 _ENTRY = struct.Struct(">hqqqq")
 _VERSION = 0
@@ -40,10 +40,11 @@ def _last_offset(txn: AbortedTxn) -> int:
 
 
 class TransactionIndex:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, files: OpenFiles) -> None:
         self.path = path
+        self._files = files
         self.entries: list[AbortedTxn] = []
-        self._file: SegmentFile | None = SegmentFile(path, truncate=False) if path.exists() else None
+        self._file: SegmentFile | None = SegmentFile(path, files, truncate=False) if path.exists() else None
 
     def load(self) -> str | None:
         """Read the file; if it fails the sanity check, empty the index and say why."""
@@ -71,7 +72,7 @@ class TransactionIndex:
                              f"{self.entries[-1].last_offset}")
         self.entries.append(txn)  # kept even if the write fails: fetches stay right until a restart rebuilds it
         if self._file is None:
-            self._file = SegmentFile(self.path, truncate=True)
+            self._file = SegmentFile(self.path, self._files, truncate=True)
         self._file.write_all(_ENTRY.pack(_VERSION, *txn))
 
     def collect(self, fetch_offset: int, upper_bound: int) -> tuple[list[AbortedTxn], bool]:

@@ -53,6 +53,7 @@ Encoder = Callable[[Writer, Any], None]
 _FIXED_FORMAT = {"bool": "?", "int8": "b", "int16": "h", "int32": "i", "int64": "q",
                  "uint16": "H", "uint32": "I", "float64": "d"}
 
+# A memo of compiling (struct, version, flexible), the same for every broker in the process: not state.
 _cache: dict[tuple[type, int, bool], tuple[Decoder, Encoder]] = {}
 
 

@@ -15,6 +15,7 @@ from kbroker.wire.messages.fetch import FetchPartition, FetchRequest, FetchTopic
 from kbroker.wire.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
 from kbroker.wire.records import BatchHeader, Compression, Record, build_batch, decode_records
 from tests.broker_process import BrokerProcess
+from tests.waiting import wait_until
 from tests.wire_client import WireClient
 
 PRODUCE, FETCH, CREATE_TOPICS = 0, 1, 19
@@ -79,10 +80,8 @@ def test_cleaned_while_served_and_after_a_crash(tmp_path):
                            for i in range(8)]
                 assert produce(client, records, Compression.GZIP if n % 2 else Compression.NONE).error_code == 0
                 latest.update((r.key, r.value) for r in records)
-            deadline = time.monotonic() + 30
-            while first_dirty_offset(broker) < 60 * 8:  # the idle segment rolls, and is cleaned
-                assert time.monotonic() < deadline, broker.log()
-                time.sleep(0.05)
+            # the idle segment rolls, and is cleaned
+            wait_until(lambda: first_dirty_offset(broker) >= 60 * 8, lambda: f"the cleaning:\n{broker.log()}", 30)
             records, high_watermark = fetch_records(client)
             assert high_watermark == 480 and {r.key: r.value for r in records} == latest and len(records) == 25
         broker.kill()
@@ -119,10 +118,7 @@ def test_killed_while_cleaning_then_restarted_loses_nothing(tmp_path):
         for cycle in range(5):
             started = cleanings_started()
             write(20)
-            deadline = time.monotonic() + 30
-            while cleanings_started() == started:
-                assert time.monotonic() < deadline, broker.log()
-                time.sleep(0.01)
+            wait_until(lambda: cleanings_started() > started, lambda: f"a cleaning to start:\n{broker.log()}", 30)
             time.sleep(rng.uniform(0, 0.4))  # a cleaning of this log takes about 0.4 s
             broker.kill()
             broker.start()
@@ -130,10 +126,7 @@ def test_killed_while_cleaning_then_restarted_loses_nothing(tmp_path):
                 records, _ = fetch_records(client)
             assert {r.key: r.value for r in records} == latest, cycle
         end = 200 * 50 + 5 * 20 * 50
-        deadline = time.monotonic() + 60
-        while first_dirty_offset(broker) < end:
-            assert time.monotonic() < deadline, broker.log()
-            time.sleep(0.05)
+        wait_until(lambda: first_dirty_offset(broker) >= end, lambda: f"the cleaning:\n{broker.log()}", 60)
         with WireClient(broker.bootstrap) as client:
             records, high_watermark = fetch_records(client)
         assert high_watermark == end and {r.key: r.value for r in records} == latest

@@ -12,10 +12,13 @@ import socket
 import struct
 import weakref
 
-from kbroker.broker.connection import RESPONSE_BUFFER_BYTES, Connection
+import pytest
+
+from kbroker.broker.connection import RESPONSE_BUFFER_BYTES, CloseReason, Connection, RequestRefused
 from kbroker.errors import ProtocolViolation
-from kbroker.log.partition_log import FetchSlices
+from kbroker.log.local_log import FetchSlices
 from kbroker.log.segment import FileSlice
+from tests.waiting import wait_until_async
 
 
 class FakeTransport(asyncio.Transport):
@@ -66,6 +69,8 @@ class StubDispatcher:
             return self.answers[bytes(frame)]
         if frame.startswith(b"bad"):
             raise ProtocolViolation("bad frame")
+        if frame.startswith(b"unserved"):
+            raise RequestRefused(CloseReason.UNKNOWN_API, "not served")
         if frame.startswith(b"later"):
             future = asyncio.get_running_loop().create_future()
             self.pending.append(future)
@@ -167,6 +172,18 @@ async def test_a_bad_frame_closes_at_once_and_nothing_after_it_is_handled():
     assert transport.written == frame(b"now:1")
 
 
+@pytest.mark.parametrize("data, reason", [
+    (frame(b"bad"), CloseReason.UNDECODABLE),
+    (frame(b"unserved"), CloseReason.UNKNOWN_API),
+    (frame(b"x" * 1001), CloseReason.FRAME_SIZE),  # the limit in connect() is 1000 bytes
+    (struct.pack(">i", -1), CloseReason.FRAME_SIZE),
+], ids=["undecodable", "refused", "too large", "negative size"])
+async def test_a_close_records_its_reason(data, reason):
+    connection, transport, _ = await connect()
+    receive(connection, data)
+    assert transport.closing and connection.closed_for is reason
+
+
 async def test_an_answer_finished_after_the_connection_is_lost_is_dropped_quietly():
     """A handler may complete despite being cancelled (asyncio.wait_for in 3.11 can swallow it)."""
     connection, transport, dispatcher = await connect()
@@ -214,10 +231,7 @@ async def test_a_bad_frame_met_when_writing_resumes_closes_the_real_transport_on
     transport.set_write_buffer_limits(high=64 << 10, low=0)  # resume only once the buffer is empty
     answer = b"now:" + b"x" * (30 << 10)
     theirs.sendall(b"".join(frame(answer) for _ in range(3)) + frame(b"bad"))
-    for _ in range(50):  # until the answers fill the buffer and reading stops before "bad"
-        await asyncio.sleep(0.01)
-        if dispatcher.frames >= 3:
-            break
+    await wait_until_async(lambda: dispatcher.frames >= 3, "the answers to fill the buffer and stop reading")
     assert dispatcher.frames == 3 and not transport.is_reading()
     theirs.setblocking(False)
     received = 0
@@ -252,10 +266,7 @@ async def test_a_connection_lost_while_a_fetch_answer_waits_to_sendfile_ends_qui
         transport, _ = await loop.connect_accepted_socket(lambda: connection, ours)
         transport.set_write_buffer_limits(high=4 << 20)  # the bytes stay buffered without pausing writes
         theirs.sendall(frame(b"fetch"))
-        for _ in range(100):  # until the answer's bytes sit in the transport's buffer
-            await asyncio.sleep(0.01)
-            if transport.get_write_buffer_size():
-                break
+        await wait_until_async(transport.get_write_buffer_size, "the answer's bytes in the transport's buffer")
         assert transport.get_write_buffer_size() > 0
         await settle()  # the writer now waits inside loop.sendfile for the buffer to empty
         connection.expire("test: the client went away")

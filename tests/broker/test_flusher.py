@@ -1,4 +1,5 @@
-"""Group commit: concurrent produces share fsyncs, a finished flush is never re-awaited, a failed one acknowledges nothing."""
+"""Group commit: concurrent produces share fsyncs, a finished flush is never re-awaited, a failed one
+acknowledges nothing; flush.ms counts from each partition's last flush on the monotonic clock."""
 from __future__ import annotations
 
 import asyncio
@@ -6,17 +7,18 @@ import asyncio
 import pytest
 
 from kbroker.broker.flusher import Flusher
+from kbroker.clock import MonotonicClock, monotonic_ms
 from kbroker.config import build_config
 from kbroker.log.log_manager import LogManager
 from kbroker.wire.records import validate_produce_batch
 from tests.log.conftest import NOW, append, batch, fail_next_fsync
 
 
-def open_logs(tmp_path) -> tuple[Flusher, LogManager]:
+def open_logs(tmp_path, monotonic: MonotonicClock = monotonic_ms, **topic_configs: str) -> tuple[Flusher, LogManager]:
     config = build_config({"log.dirs": str(tmp_path)})
     logs = LogManager(config.data_dir, config.log_defaults()).load()
-    logs.create_topic("t", 1, {})
-    return Flusher(config, logs), logs
+    logs.create_topic("t", 1, topic_configs)
+    return Flusher(config, logs, monotonic), logs
 
 
 async def test_a_stale_finished_flush_does_not_spin_the_loop(tmp_path):
@@ -89,6 +91,25 @@ async def test_a_waiter_that_starts_after_the_cut_is_not_acknowledged(tmp_path):
     partition_log.flush()
     with pytest.raises(OSError):
         await flusher.flush_through(partition_log, end, cuts)
+    flusher.close()
+    logs.shutdown()
+
+
+async def test_flush_ms_counts_from_the_last_flush_on_the_monotonic_clock(tmp_path):
+    start = 10**12  # far from the real monotonic clock, whichever way it is
+    now = [start]
+    flusher, logs = open_logs(tmp_path, lambda: now[0], **{"flush.ms": "1000"})
+    partition_log = logs.get_log("t", 0)
+    append(partition_log)
+    await flusher.flush_through(partition_log, partition_log.log_end_offset)  # an acks=all flush at `start`
+    for last_flush in (start, start + 1000):
+        append(partition_log)
+        now[0] = last_flush + 999
+        await flusher.flush_due(now[0])
+        assert partition_log.recovery_point < partition_log.log_end_offset
+        now[0] = last_flush + 1000
+        await flusher.flush_due(now[0])
+        assert partition_log.recovery_point == partition_log.log_end_offset
     flusher.close()
     logs.shutdown()
 

@@ -7,7 +7,6 @@ connection while it drives other members on another.
 from __future__ import annotations
 
 import itertools
-import time
 
 import pytest
 
@@ -32,6 +31,7 @@ from kbroker.wire.messages.offset_fetch import (
 )
 from kbroker.wire.messages.sync_group import SyncGroupRequest, SyncGroupRequestAssignment
 from tests.broker_process import BrokerProcess
+from tests.waiting import wait_until
 from tests.wire_client import WireClient
 
 E = ErrorCode
@@ -170,13 +170,11 @@ def _send_join(client, group, member_id, metadata=b"m") -> int:
 
 def _until_rebalancing(client, group, member_id, generation) -> None:
     """The other connection's JoinGroup may still be on its way: heartbeat until it has arrived."""
-    for _ in range(200):
+    def rebalancing() -> bool:
         error = heartbeat(client, group, member_id, generation)
-        if error == E.REBALANCE_IN_PROGRESS:
-            return
-        assert error == E.NONE
-        time.sleep(0.01)
-    raise AssertionError("the group never started rebalancing")
+        assert error in (E.NONE, E.REBALANCE_IN_PROGRESS), error
+        return error == E.REBALANCE_IN_PROGRESS
+    wait_until(rebalancing, "the group to start rebalancing")
 
 
 def test_a_held_join_keeps_response_order_on_its_connection(broker, group):

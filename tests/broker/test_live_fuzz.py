@@ -2,7 +2,10 @@
 
 For LIVE_FUZZ_SECONDS, LIVE_FUZZ_CONNECTIONS connections send requests made by mutating the
 captured client frames (tests/live_fuzz.py). Afterwards the broker must still be up and serving,
-its log must hold no traceback or internal error, it must shut down cleanly, every partition's
+every answer must be the response its request asks for (tests/fuzz_outcomes.py), every
+connection it closed must be for a reason in live_fuzz.LIVE_CLOSES (and the usual ones, an
+undecodable request, an unknown api key, an unsupported version, must be among them), its log
+must hold no traceback or internal error, it must shut down cleanly, every partition's
 files must pass the audit (CRC of every batch, indexes agree with the log), and after a restart
 confluent-kafka must produce and consume normally. What was tried (frames, answers, distinct
 error codes in answers, distinct reasons the broker gave for closing connections) is printed;
@@ -19,6 +22,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from kbroker.broker.connection import CloseReason
 from kbroker.wire.messages.api_versions import ApiVersionsRequest
 from tests import live_fuzz
 from tests.log_audit import audit_data_dir, problems_in
@@ -66,6 +70,10 @@ def test_live_fuzz_leaves_the_broker_serving_and_the_log_intact(broker_factory):
     print("mutations:", dict(stats.mutations.most_common()))
     failures = live_fuzz.broker_failures(log_text)
     assert not failures, f"seed {seed}:\n" + "\n".join(failures[:20])
+    assert not stats.wrong_answers, f"seed {seed}: {dict(stats.wrong_answers.most_common(20))}"
+    closed_for = live_fuzz.close_reason_kinds(stats.close_reasons)
+    assert set(closed_for) <= live_fuzz.LIVE_CLOSES, f"seed {seed}: {closed_for}"
+    assert {CloseReason.UNDECODABLE, CloseReason.UNKNOWN_API, CloseReason.UNSUPPORTED_VERSION} <= set(closed_for)
     assert stats.frames_sent > 2000 and stats.answers > 200
     assert len(stats.close_reasons) >= 5 and len(stats.answer_errors) >= 5
 

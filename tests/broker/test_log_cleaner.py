@@ -1,6 +1,7 @@
 """The cleaner's asyncio task (broker/log_cleaner.py) on a real LogManager, in this process:
-it cleans in its worker thread while the loop keeps appending, stops promptly on close, and a
-cleaning cut short by close leaves a log that reopens whole."""
+it cleans in its worker thread while the loop keeps appending, stops promptly on close, a
+cleaning cut short by close leaves a log that reopens whole, and it judges the records' age by
+the LogManager's clock."""
 from __future__ import annotations
 
 import asyncio
@@ -8,6 +9,7 @@ import time
 from pathlib import Path
 
 from kbroker.broker.log_cleaner import LogCleanerService
+from kbroker.clock import Clock, wall_clock_ms
 from kbroker.config import build_config
 from kbroker.log.log_manager import LogManager
 from kbroker.wire.records import Record, build_batch, decode_records, validate_produce_batch
@@ -17,10 +19,11 @@ from tests.waiting import wait_until_async
 TOPIC_CONFIGS = {"cleanup.policy": "compact", "segment.bytes": "65536", "min.cleanable.dirty.ratio": "0.01"}
 
 
-def setup(data_dir: Path, **settings: str):
+def setup(data_dir: Path, clock: Clock = wall_clock_ms, topic_configs: dict[str, str] = TOPIC_CONFIGS,
+          **settings: str):
     config = build_config({"log.dirs": str(data_dir), "log.cleaner.backoff.ms": "20", **settings})
-    logs = LogManager(data_dir, config.log_defaults()).load()
-    logs.create_topic("t", 1, TOPIC_CONFIGS)
+    logs = LogManager(data_dir, config.log_defaults(), clock=clock).load()
+    logs.create_topic("t", 1, topic_configs)
     return config, logs, logs.get_log("t", 0)
 
 
@@ -49,10 +52,9 @@ async def test_cleans_in_the_background_while_the_loop_appends(tmp_path: Path) -
             write(plog, round_ * 50, 50, keys=100)
             await asyncio.sleep(0.01)  # the scenario: appends keep coming while the cleaner works
         expected = latest(plog)
-        deadline = time.monotonic() + 20
-        while (service.cleaner.first_dirty_offset("t", 0) or 0) < plog.segments[-1].base_offset:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.02)
+        active = plog.segments[-1].base_offset
+        await wait_until_async(lambda: (service.cleaner.first_dirty_offset("t", 0) or 0) >= active,
+                               "the cleaner to reach the active segment", 20)
     finally:
         service.close()
     assert latest(plog) == expected
@@ -76,3 +78,32 @@ async def test_close_stops_a_cleaning_and_the_log_reopens_whole(tmp_path: Path) 
     reopened = LogManager(tmp_path, config.log_defaults()).load()
     assert latest(reopened.get_log("t", 0)) == expected
     reopened.shutdown()
+
+
+async def test_records_are_old_enough_to_clean_by_the_log_managers_clock(tmp_path: Path) -> None:
+    """min.compaction.lag.ms: records younger than it stay dirty, by the clock the broker passes
+    in; the cleaner takes the log once that clock (not the real one) has passed the lag."""
+    now = [wall_clock_ms()]
+    config, logs, plog = setup(tmp_path, lambda: now[0], {**TOPIC_CONFIGS, "min.compaction.lag.ms": "3600000"})
+    write(plog, 0, 300, keys=50)  # stamped with the real time: a few segments
+    service = LogCleanerService(config, logs)
+    grabs: list[tuple[int, object]] = []
+    grab = service.cleaner.grab_filthiest
+
+    def watched_grab(now_ms: int):
+        job = grab(now_ms)
+        grabs.append((now_ms, job))
+        return job
+
+    service.cleaner.grab_filthiest = watched_grab
+    service.start()
+    try:
+        await wait_until_async(lambda: len(grabs) >= 3, "the cleaner to look three times")
+        assert all(job is None and at == now[0] for at, job in grabs)  # all younger than the lag
+        now[0] += 3_600_000 + 1000
+        await wait_until_async(lambda: service.cleaner.first_dirty_offset("t", 0) is not None,
+                               "the cleaner to clean t-0")
+        assert service.cleaner.first_dirty_offset("t", 0) == plog.segments[-1].base_offset
+    finally:
+        service.close()
+    logs.shutdown()

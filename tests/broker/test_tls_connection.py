@@ -6,19 +6,19 @@ from __future__ import annotations
 import asyncio
 import ssl
 import struct
-import time
 
 import pytest
 
 from kbroker.broker.authentication import ANONYMOUS, Channel
 from kbroker.broker.connection import SMALL_FILE_PART, Connection
 from kbroker.config import build_config
-from kbroker.log.partition_log import FetchSlices
+from kbroker.log.local_log import FetchSlices
 from kbroker.log.segment import FileSlice
 from kbroker.security.credentials import FileCredentialStore
 from kbroker.security.tls import server_context
 from tests.broker.test_connection import StubDispatcher, frame
 from tests.certificates import Certificates, make_certificates
+from tests.waiting import wait_until_async
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +46,7 @@ def client_context(certs: Certificates, with_certificate: bool) -> ssl.SSLContex
 
 
 async def connected(connections: set[Connection]) -> Connection:
-    deadline = time.monotonic() + 5
-    while not connections:
-        assert time.monotonic() < deadline, "the server never saw the connection"
-        await asyncio.sleep(0.01)
+    await wait_until_async(lambda: connections, "the server to see the connection")
     return next(iter(connections))
 
 

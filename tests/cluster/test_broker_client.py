@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from kbroker.clock import MonotonicClock, monotonic_ms
 from kbroker.cluster.broker_client import BrokerConnection, InterBrokerLink, InterBrokerLoginError
 from kbroker.cluster.image import BrokerRegistration, ClusterImage, Endpoint
 from kbroker.cluster.marker_channel import MarkerChannel
@@ -63,7 +64,7 @@ def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
 
 
 def link(certs: Certificates, listener: str, mechanism: str = "PLAIN", password: str = "b-secret",
-         **settings: str) -> InterBrokerLink:
+         monotonic: MonotonicClock = monotonic_ms, **settings: str) -> InterBrokerLink:
     """This broker's side, from its own configuration (the listeners it would serve itself)."""
     config = build_config({
         "zookeeper.connect": "zk:2181", "listeners": ",".join(f"{name}://127.0.0.1:0" for name in PROTOCOLS),
@@ -73,7 +74,7 @@ def link(certs: Certificates, listener: str, mechanism: str = "PLAIN", password:
         "sasl.mechanism.inter.broker.protocol": mechanism,
         f"listener.name.{listener.lower()}.{mechanism.lower()}.sasl.jaas.config":
             f'x.LoginModule required username="broker" password="{password}";', **settings})
-    return InterBrokerLink(config.inter_broker_security)
+    return InterBrokerLink(config.inter_broker_security, monotonic=monotonic)
 
 
 async def metadata(connection: BrokerConnection) -> list[int]:
@@ -143,6 +144,24 @@ async def test_a_session_with_a_lifetime_is_renewed_before_it_ends(peer):
                 break  # a second login happened
             await asyncio.sleep(0.05)
         assert first_session_ends is not None and connection._session_ends != first_session_ends
+    finally:
+        connection.close()
+
+
+async def test_the_session_is_renewed_by_the_links_monotonic_clock(peer):
+    """The renewal deadline is on the clock the link is given: the same login until it passes, a
+    new one at the first request after (all within the peer's real 1 s, so it never closes ours)."""
+    now = [10**12]
+    connection = link(peer.certs, "SASL_PLAINTEXT", "SCRAM-SHA-512", monotonic=lambda: now[0]).connection(
+        peer.registration(), "test")
+    try:
+        assert await metadata(connection) == [1]
+        ends = connection._session_ends
+        assert ends is not None and now[0] < ends <= now[0] + REAUTH_MS
+        now[0] = ends - 1
+        assert await metadata(connection) == [1] and connection._session_ends == ends  # the same login
+        now[0] = ends
+        assert await metadata(connection) == [1] and connection._session_ends > ends  # logged in afresh
     finally:
         connection.close()
 

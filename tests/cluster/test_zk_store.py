@@ -498,3 +498,16 @@ async def test_acls_and_entities_are_kafkas_znodes(zk_cluster: Cluster, raw: Kaz
     assert AclResource("LITERAL", "Topic", "broken") not in store.acls()
     await store.update_acls(ORDERS, [], [allow("alice", "IdempotentWrite")])
     assert raw.exists("/kafka-acl/Topic/orders") is None  # removed with its last entry, as Kafka does
+
+
+async def test_registrations_and_elections_are_stamped_by_the_stores_wall_clock(connect: str,
+                                                                               raw: KazooClient) -> None:
+    store = ZkMetaStore(connect, session_timeout_ms=6000, connection_timeout_ms=10000, clock=lambda: 1_234_567)
+    await store.start()
+    try:
+        await store.register_broker(registration(1))
+        assert await store.elect_controller(1) is not None
+        for path in ("/brokers/ids/1", "/controller"):
+            assert json.loads(raw.get(path)[0])["timestamp"] == "1234567", path
+    finally:
+        await store.close()

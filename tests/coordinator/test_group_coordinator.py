@@ -191,8 +191,8 @@ async def test_a_group_record_too_large_fails_the_sync_and_the_group_rebalances(
                                           generation_id=joined.generation_id, protocol_type=None, protocol_name=None,
                                           assignments={joined.member_id: b"a"})
     assert synced.error == E.UNKNOWN_SERVER_ERROR  # Kafka: RECORD_LIST_TOO_LARGE, mapped
-    await asyncio.sleep(0)
-    assert coordinator.groups["big"].state.value == "PreparingRebalance"
+    await wait_until_async(lambda: coordinator.groups["big"].state.value == "PreparingRebalance",
+                           "the group to rebalance after its assignment could not be stored")
     await coordinator.close()
     node.logs.shutdown()
 

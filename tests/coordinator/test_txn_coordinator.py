@@ -4,8 +4,6 @@ transaction completed on load, the timeout abort. Markers go to the local logs, 
 `write_txn_markers` does; a fake clock drives the timeouts."""
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from kbroker.config import build_config
@@ -17,6 +15,7 @@ from kbroker.errors import ErrorCode
 from kbroker.log.log_manager import LogManager
 from tests.coordinator.appending import append_at_once
 from tests.coordinator.test_group_coordinator import Clock
+from tests.waiting import wait_until_async
 
 E = ErrorCode
 TOPIC = "orders"
@@ -72,12 +71,11 @@ class Node:
 
     async def settled(self, state: TxnState) -> None:
         """Wait (on the loop, bounded) until the markers task has logged `state`."""
-        for _ in range(500):
+        def reached() -> bool:
             txn = self.txns.table.transactions.get(TID)
-            if txn is not None and txn.state is state and not txn.busy:
-                return
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"{TID} never reached {state.display_name}: {self.txns.table.transactions.get(TID)}")
+            return txn is not None and txn.state is state and not txn.busy
+        await wait_until_async(reached, lambda: f"{TID} to reach {state.display_name}: "
+                                                f"{self.txns.table.transactions.get(TID)}")
 
 
 @pytest.fixture

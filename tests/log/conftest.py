@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kbroker.log.config import LogConfig
+from kbroker.log.files import OpenFiles
 from kbroker.log.partition_log import AppendResult, PartitionLog
 from kbroker.wire.records import Compression, Record, build_batch, validate_produce_batch
 
@@ -43,6 +44,7 @@ def open_log(tmp_path: Path) -> OpenLog:
     """Open `t-0` under tmp_path; keyword arguments go to PartitionLog.open."""
     def opener(config: LogConfig = SMALL, **kwargs: object) -> PartitionLog:
         kwargs.setdefault("now_ms", NOW)
+        kwargs.setdefault("files", OpenFiles())
         return PartitionLog.open(tmp_path / "t-0", "t", 0, TOPIC_ID, config, **kwargs)
     return opener
 

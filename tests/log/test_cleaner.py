@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kbroker.log import partition_log as partition_log_module
+from kbroker.log import local_log as local_log_module
 from kbroker.log.cleaner import (
     CLEANER_OFFSET_CHECKPOINT,
     CleanerSettings,
@@ -24,6 +24,7 @@ from kbroker.log.cleaner import (
     cleanable_range,
 )
 from kbroker.log.config import LogConfig
+from kbroker.log.files import OpenFiles
 from kbroker.log.partition_log import PartitionLog
 from kbroker.log.segment import CLEANED_SUFFIX, LogSegment
 from kbroker.wire.records import (
@@ -284,7 +285,7 @@ def test_a_producers_last_marker_stays(open_log: OpenLog) -> None:
 def test_compact_delete_also_applies_retention(tmp_path: Path) -> None:
     for policy in ("compact", "compact,delete"):
         config = dataclasses.replace(COMPACT, cleanup_policy=policy, retention_ms=1000)
-        plog = PartitionLog.open(tmp_path / policy / "t-0", "t", 0, TOPIC_ID, config, now_ms=NOW)
+        plog = PartitionLog.open(tmp_path / policy / "t-0", "t", 0, TOPIC_ID, config, now_ms=NOW, files=OpenFiles())
         produce(plog, [(b"k%d" % i, b"v" * 500) for i in range(12)], per_batch=1)
         assert len(plog.segments) == 4
         deleted = plog.delete_old_segments(NOW + 5000)
@@ -399,7 +400,7 @@ class CrashAt:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
         self.n, self.count = n, 0
-        real_rename, real_fsync_dir, real_delete = os.rename, partition_log_module.fsync_dir, LogSegment.delete
+        real_rename, real_fsync_dir, real_delete = os.rename, local_log_module.fsync_dir, LogSegment.delete
 
         def step(action, *args):
             self.count += 1
@@ -408,13 +409,13 @@ class CrashAt:
             return action(*args)
 
         monkeypatch.setattr(os, "rename", lambda a, b: step(real_rename, a, b))
-        monkeypatch.setattr(partition_log_module, "fsync_dir", lambda d: step(real_fsync_dir, d))
+        monkeypatch.setattr(local_log_module, "fsync_dir", lambda d: step(real_fsync_dir, d))
         monkeypatch.setattr(LogSegment, "delete", lambda segment: step(real_delete, segment))
 
 
 def _crash_scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int | None, name: str):
     directory = tmp_path / name
-    plog = PartitionLog.open(directory / "t-0", "t", 0, TOPIC_ID, COMPACT, now_ms=NOW)
+    plog = PartitionLog.open(directory / "t-0", "t", 0, TOPIC_ID, COMPACT, now_ms=NOW, files=OpenFiles())
     produce(plog, updates(110, 12) + [(b"key-3", None)], compression=Compression.SNAPPY)
     roll(plog)
     produce(plog, updates(10, 12, seed=5))
@@ -436,7 +437,7 @@ def test_crash_at_every_step_of_the_swap_then_restart(tmp_path: Path, monkeypatc
         directory, plog, before, _, crashed = _crash_scenario(tmp_path, monkeypatch, n, f"crash-{n}")
         assert crashed
         # The process dies here: nothing is closed or checkpointed. Start again on the same files.
-        reopened = PartitionLog.open(directory / "t-0", "t", 0, TOPIC_ID, COMPACT, now_ms=NOW)
+        reopened = PartitionLog.open(directory / "t-0", "t", 0, TOPIC_ID, COMPACT, now_ms=NOW, files=OpenFiles())
         debris = [p for p in os.listdir(directory / "t-0") if p.endswith((".cleaned", ".swap", ".deleted"))]
         assert debris == [], n
         after = records(reopened)
@@ -453,7 +454,7 @@ def test_leftovers_of_an_uncommitted_cleaning_are_removed(open_log: OpenLog) -> 
     plog = open_log(COMPACT)
     produce(plog, updates(100, 10))
     before = records(plog)
-    stray = LogSegment.create(plog.directory, 0, COMPACT, NOW, suffix=CLEANED_SUFFIX)
+    stray = LogSegment.create(plog.directory, 0, COMPACT, NOW, plog.files, suffix=CLEANED_SUFFIX)
     stray.append(bytearray(build_batch([Record(0, NOW, b"x", b"y")])), BatchHeader.parse(build_batch([Record(0, NOW, b"x", b"y")])))
     stray.close()
     (plog.directory / "00000000000000000000.index.swap").write_bytes(b"")

@@ -19,6 +19,7 @@ from kbroker.log.checkpoints import (
     write_partition_metadata,
 )
 from kbroker.log.config import LONG_MAX, LogConfig
+from kbroker.log.files import OpenFiles
 from kbroker.log.index import OffsetIndex, TimeIndex
 from kbroker.log.leader_epochs import LeaderEpochCache
 
@@ -73,7 +74,7 @@ def test_topic_overrides_are_parsed_and_validated() -> None:
 
 
 def test_offset_index_lookup_truncate_and_reload(tmp_path: Path) -> None:
-    index = OffsetIndex(tmp_path / "x.index", 100, 8 * 3, create=True)
+    index = OffsetIndex(tmp_path / "x.index", 100, 8 * 3, OpenFiles(), create=True)
     assert index.lookup(150) == (100, 0) and index.floor_position(10_000) == 0
     index.append(110, 500)
     index.append(120, 1000)
@@ -85,14 +86,14 @@ def test_offset_index_lookup_truncate_and_reload(tmp_path: Path) -> None:
     index.truncate_to(120)
     assert len(index) == 1 and (tmp_path / "x.index").stat().st_size == 8
     index.close()
-    reloaded = OffsetIndex(tmp_path / "x.index", 100, 1024, create=False)
+    reloaded = OffsetIndex(tmp_path / "x.index", 100, 1024, OpenFiles(), create=False)
     assert reloaded.load(log_size=600) is None and reloaded.lookup(200) == (110, 500)
-    again = OffsetIndex(tmp_path / "x.index", 100, 1024, create=False)
+    again = OffsetIndex(tmp_path / "x.index", 100, 1024, OpenFiles(), create=False)
     assert "past the log end" in again.load(log_size=400) and len(again) == 0
 
 
 def test_time_index_only_grows(tmp_path: Path) -> None:
-    index = TimeIndex(tmp_path / "x.timeindex", 100, 1024, create=True)
+    index = TimeIndex(tmp_path / "x.timeindex", 100, 1024, OpenFiles(), create=True)
     assert index.lookup(5) == (-1, 100) and index.last_entry == (-1, 100)
     index.maybe_append(-1, 100)  # no timestamp yet: nothing to index
     index.maybe_append(1000, 105)
@@ -104,7 +105,7 @@ def test_time_index_only_grows(tmp_path: Path) -> None:
     index.truncate_to(120)
     assert index.last_entry == (1000, 105)
     (tmp_path / "y.timeindex").write_bytes(struct.pack(">qiqi", 2000, 5, 1000, 20))
-    assert "out of order" in TimeIndex(tmp_path / "y.timeindex", 100, 1024, create=False).load()
+    assert "out of order" in TimeIndex(tmp_path / "y.timeindex", 100, 1024, OpenFiles(), create=False).load()
 
 
 # -- leader epochs ---------------------------------------------------------------------------------

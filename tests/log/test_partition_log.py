@@ -9,7 +9,8 @@ from kafka.record.default_records import DefaultRecordBatch
 
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.config import LogConfig
-from kbroker.log.partition_log import FetchSlices, PartitionLog
+from kbroker.log.local_log import FetchSlices
+from kbroker.log.partition_log import PartitionLog
 from kbroker.wire.records import BatchHeader, Compression, Record, TimestampType, build_batch, compute_crc, decode_records
 
 from tests.log.conftest import NOW, SMALL, OpenLog, append, batch

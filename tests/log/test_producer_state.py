@@ -39,12 +39,12 @@ def marker(log: PartitionLog, *, commit: bool, epoch: int = 0, pid: int = PID):
 def test_retry_of_any_of_the_last_five_batches_is_a_duplicate(open_log: OpenLog) -> None:
     log = open_log()
     originals = [send(log, 3 * i) for i in range(7)]
-    size = log._segments[-1].size, log.log_end_offset
+    size = log.segments[-1].size, log.log_end_offset
     for i in range(2, 7):
         retry = send(log, 3 * i)
         assert retry.duplicate and (retry.base_offset, retry.last_offset) == (originals[i].base_offset,
                                                                                originals[i].last_offset)
-    assert (log._segments[-1].size, log.log_end_offset) == size
+    assert (log.segments[-1].size, log.log_end_offset) == size
     assert error(send, log, 3) == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER  # older than the last five
     assert not send(log, 21).duplicate
 
@@ -129,7 +129,7 @@ def test_state_is_replayed_from_the_log_after_a_crash(open_log: OpenLog) -> None
     for i in range(10):  # snapshot at the roll to 18; batches after it only in the log
         send(log, 3 * i, epoch=2)
     send(log, 0, pid=7, transactional=True)
-    for segment in log._segments:
+    for segment in log.segments:
         segment.close()
     log = open_log()
     assert send(log, 27, epoch=2).duplicate

@@ -40,7 +40,7 @@ def scanned(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
 def crashed(log: PartitionLog) -> Path:
     """Drop the log without closing it cleanly (what survives is what os.write put in the files)."""
     directory = log.directory
-    for segment in log._segments:
+    for segment in log.segments:
         segment.close()
     return directory
 

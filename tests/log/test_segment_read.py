@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kbroker.log.config import LogConfig
+from kbroker.log.files import OpenFiles
 from kbroker.log.segment import FetchDataInfo, LogSegment
 from kbroker.wire.records import BatchHeader, assign_offsets
 
@@ -23,7 +24,7 @@ CONFIG = LogConfig(index_interval_bytes=200)
 
 @pytest.fixture(params=["written", "reopened"])
 def segment(request: pytest.FixtureRequest, tmp_path: Path) -> LogSegment:
-    written = LogSegment.create(tmp_path, 0, CONFIG, NOW)
+    written = LogSegment.create(tmp_path, 0, CONFIG, NOW, OpenFiles())
     offset = 0
     for _ in range(BATCHES):
         data = batch(3)
@@ -34,7 +35,7 @@ def segment(request: pytest.FixtureRequest, tmp_path: Path) -> LogSegment:
     if request.param == "written":
         return written
     written.close()
-    reopened, problem = LogSegment.open(tmp_path, 0, CONFIG, NOW)
+    reopened, problem = LogSegment.open(tmp_path, 0, CONFIG, NOW, OpenFiles())
     assert problem is None
     return reopened
 
@@ -99,7 +100,7 @@ def test_past_the_end_there_is_nothing_to_read(segment: LogSegment, tmp_path: Pa
     assert segment.next_offset == 3 * BATCHES
     assert segment.read(segment.next_offset, 1 << 20, min_one_batch=True) is None
     assert segment.read(segment.next_offset + 100, 1 << 20) is None
-    empty = LogSegment.create(tmp_path, 1000, CONFIG, NOW)
+    empty = LogSegment.create(tmp_path, 1000, CONFIG, NOW, OpenFiles())
     assert empty.read(1000, 1 << 20, min_one_batch=True) is None
 
 

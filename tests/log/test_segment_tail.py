@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from kbroker.log import segment
 from kbroker.log.config import LogConfig
-from kbroker.log.partition_log import FetchSlices, PartitionLog
+from kbroker.log.files import OpenFiles
+from kbroker.log.local_log import FetchSlices
+from kbroker.log.partition_log import PartitionLog
 
 from tests.log.conftest import NOW, TOPIC_ID, append, batch
 
@@ -70,7 +72,7 @@ def test_reads_through_the_tail_match_the_batches_appended(tmp_path: Path, monke
     config = LogConfig(segment_bytes=segment_bytes, index_interval_bytes=interval)
 
     def open_log() -> PartitionLog:
-        return PartitionLog.open(directory, "t", 0, TOPIC_ID, config, now_ms=NOW)
+        return PartitionLog.open(directory, "t", 0, TOPIC_ID, config, now_ms=NOW, files=OpenFiles())
 
     log, model = open_log(), []
     try:

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kbroker.errors import ErrorCode, KafkaError
+from kbroker.log.files import OpenFiles
 from kbroker.log.partition_log import PartitionLog
 from kbroker.log.txn_index import AbortedTxn, TransactionIndex
 from kbroker.wire.records import BatchHeader, ControlRecordType, decode_records, end_txn_marker
@@ -223,7 +224,7 @@ def test_deleting_the_start_of_an_open_transaction_keeps_it_open(open_log: OpenL
 
 def test_txn_index_collects_like_kafka_and_refuses_a_damaged_file(tmp_path) -> None:
     path = tmp_path / f"{0:020d}.txnindex"
-    index = TransactionIndex(path)
+    index = TransactionIndex(path, OpenFiles())
     assert not path.exists()  # created with its first entry, as Kafka's
     txns = [AbortedTxn(1, 0, 10, 5), AbortedTxn(2, 5, 12, 13), AbortedTxn(3, 20, 30, 31), AbortedTxn(4, 31, 40, 41)]
     for txn in txns:
@@ -233,7 +234,7 @@ def test_txn_index_collects_like_kafka_and_refuses_a_damaged_file(tmp_path) -> N
     assert index.collect(11, 25) == ([txns[1], txns[2]], True)  # txn 3's last stable offset reaches 25
     assert index.collect(41, 50) == ([], False)  # nothing here: later segments may still hold some
     assert index.collect(0, 1) == ([txns[0]], True)
-    reopened = TransactionIndex(path)
+    reopened = TransactionIndex(path, OpenFiles())
     assert reopened.load() is None and reopened.entries == txns
     reopened.truncate_to(30)  # the marker at 30 goes, and everything after it
     assert reopened.entries == txns[:2] and path.stat().st_size == 2 * 34
@@ -241,7 +242,7 @@ def test_txn_index_collects_like_kafka_and_refuses_a_damaged_file(tmp_path) -> N
     data = bytearray(path.read_bytes())
     data[0:2] = struct.pack(">h", 1)  # an unknown entry version
     path.write_bytes(data)
-    damaged = TransactionIndex(path)
+    damaged = TransactionIndex(path, OpenFiles())
     assert "unknown version" in damaged.load() and damaged.entries == [] and path.stat().st_size == 0
 
 
@@ -306,7 +307,8 @@ def test_last_stable_offset_and_index_follow_a_model_across_restarts_and_crashes
     model's, replayed from the batches the log holds."""
     with tempfile.TemporaryDirectory() as tmp:
         def reopen(**kwargs: object) -> PartitionLog:
-            return PartitionLog.open(Path(tmp) / "t-0", "t", 0, TOPIC_ID, SMALL, now_ms=NOW, **kwargs)
+            return PartitionLog.open(Path(tmp) / "t-0", "t", 0, TOPIC_ID, SMALL, now_ms=NOW, files=OpenFiles(),
+                                     **kwargs)
 
         log = reopen()
         model = TxnModel()

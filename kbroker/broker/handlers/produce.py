@@ -24,6 +24,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from kbroker.broker import authorization, leader_hints, txn_verification
+from kbroker.broker.connection import CloseReason
 from kbroker.broker.dispatch import NO_RESPONSE, RequestContext
 from kbroker.broker.partitions import AppendError, TopicPartition
 from kbroker.broker.throttling import charge
@@ -107,7 +108,7 @@ def _produce(ctx: RequestContext, request: ProduceRequest, refused: dict[TopicPa
     pending = appends.complete(request.timeout_ms)
     if acks == 0:
         if failed:
-            ctx.connection.close("Produce with acks=0 failed; closing so the client refreshes metadata")
+            ctx.connection.close(CloseReason.UNANSWERED_ERROR, "Produce with acks=0 failed: the client refreshes metadata")
         return NO_RESPONSE
     if pending is None:
         return _response(request, outcomes, None, throttle)
