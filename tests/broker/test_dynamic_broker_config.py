@@ -235,3 +235,15 @@ async def test_a_cluster_broker_follows_the_store_and_logs_a_refusal_once(tmp_pa
     for _ in range(3):
         two.refresh()
     assert two.current.message_max_bytes == 2000 and caplog.text.count("not applied") == 1
+
+
+async def test_a_lowered_segment_size_rolls_the_next_append(broker):
+    """log.segment.bytes reaches the local log that rolls, not only the partition's copy."""
+    plog = broker.logs.get_log("plain", 0)
+    for _ in range(3):
+        assert _codes(await produce(broker, b"v" * 100, "plain")) == [("plain", 0, 0)]
+    assert len(plog.segments) == 1
+    assert await alter(broker, "1", {"log.segment.bytes": "200"}) == (0, None)
+    for _ in range(3):
+        assert _codes(await produce(broker, b"v" * 100, "plain")) == [("plain", 0, 0)]
+    assert len(plog.segments) >= 3
