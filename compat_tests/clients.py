@@ -196,8 +196,15 @@ class Admin:
     def describe_cluster(self) -> Cluster: raise NotImplementedError
     def topic_configs(self, name: str) -> dict[str, ConfigEntry]: raise NotImplementedError
     def broker_configs(self, broker_id: int) -> dict[str, ConfigEntry]: raise NotImplementedError
-    def alter_topic_configs(self, name: str, set_: dict[str, str],
-                            delete: Sequence[str] = ()) -> None: raise NotImplementedError
+    def alter_topic_configs(self, name: str, set_: dict[str, str], delete: Sequence[str] = ()) -> None:
+        self._alter("topic", name, set_, delete)
+
+    def alter_broker_configs(self, broker_id: int | str, set_: dict[str, str], delete: Sequence[str] = ()) -> None:
+        """`broker_id` "": the cluster-wide default (Kafka's `<default>` entity)."""
+        self._alter("broker", str(broker_id), set_, delete)
+
+    def _alter(self, kind: str, name: str, set_: dict[str, str], delete: Sequence[str]) -> None:
+        raise NotImplementedError
     def create_partitions(self, name: str, total: int) -> None: raise NotImplementedError
     def delete_records(self, name: str, before: dict[int, int]) -> dict[int, int]: raise NotImplementedError
     def elect_leaders(self, election_type: int, partitions: list[tuple[str, int]] | None
@@ -367,14 +374,15 @@ class KafkaPythonAdmin(Admin):
         from kafka.admin import ConfigResource, ConfigResourceType
         return self._configs(ConfigResource(ConfigResourceType.BROKER, str(broker_id)))
 
-    def alter_topic_configs(self, name, set_, delete=()):
+    def _alter(self, kind, name, set_, delete):
         from kafka.admin import ConfigResource, ConfigResourceType
         from kafka.errors import KafkaError as KPError
         changes: dict = {k: ("SET", v) for k, v in set_.items()}
         changes.update({k: ("DELETE", None) for k in delete})
+        resource_type = ConfigResourceType.TOPIC if kind == "topic" else ConfigResourceType.BROKER
         try:
             # raise_on_unknown=False: let the broker judge the keys (the client would look them up first)
-            answer = self.client.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=changes)],
+            answer = self.client.alter_configs([ConfigResource(resource_type, name, configs=changes)],
                                                incremental=True, raise_on_unknown=False)
         except KPError as exc:
             raise _kp_error(exc) from exc
@@ -599,12 +607,13 @@ class ConfluentAdmin(Admin):
         from confluent_kafka.admin import ConfigResource, ResourceType
         return self._configs(ConfigResource(ResourceType.BROKER, str(broker_id)))
 
-    def alter_topic_configs(self, name, set_, delete=()):
+    def _alter(self, kind, name, set_, delete):
         from confluent_kafka.admin import AlterConfigOpType, ConfigEntry as CkEntry, ConfigResource, ResourceType
         entries = [CkEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in set_.items()]
         entries += [CkEntry(k, None, incremental_operation=AlterConfigOpType.DELETE) for k in delete]
+        resource_type = ResourceType.TOPIC if kind == "topic" else ResourceType.BROKER
         self._wait(self.client.incremental_alter_configs(
-            [ConfigResource(ResourceType.TOPIC, name, incremental_configs=entries)]))
+            [ConfigResource(resource_type, name, incremental_configs=entries)]))
 
     def create_partitions(self, name, total):
         from confluent_kafka.admin import NewPartitions
@@ -830,11 +839,12 @@ class AioKafkaAdmin(Admin):
         from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
         return self._configs(ConfigResource(ConfigResourceType.BROKER, str(broker_id)))
 
-    def alter_topic_configs(self, name, set_, delete=()):
+    def _alter(self, kind, name, set_, delete):
         if delete:
             raise NotImplementedError("aiokafka has AlterConfigs only: no per-key DELETE")
         from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-        responses = self._call(self.client.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, set_)]))
+        resource_type = ConfigResourceType.TOPIC if kind == "topic" else ConfigResourceType.BROKER
+        responses = self._call(self.client.alter_configs([ConfigResource(resource_type, name, set_)]))
         for response in responses:
             for res in response.resources:
                 self._raise(res[0], res[1], f"alter {name}")

@@ -1,8 +1,15 @@
 """Broker configuration under Kafka's own names, so a user's server.properties mostly works.
 
 Each key we understand is declared once, as a field of `Config` made by `config_key()`: Kafka's
-name, parser, default, minimum, and the topic config it is the broker-wide default of. The table
-`BROKER_CONFIGS`, DescribeConfigs' types and the topic-config defaults derive from those fields.
+name, parser, default, minimum, doc, update mode (KIP-226: whether it can change at run time), and
+the topic config it is the broker-wide default of. The table `BROKER_CONFIGS`, DescribeConfigs'
+types and read-only flags, the topic-config defaults and docs/configuration.md derive from those
+fields.
+
+Precedence, as Kafka's DynamicBrokerConfig: this broker's dynamic value (`/config/brokers/<id>`),
+the cluster's dynamic default (`/config/brokers/<default>`), the static value (server.properties,
+-o), the declared default. `Config` is immutable: a dynamic change makes a new one
+(`with_dynamic`), which kbroker/broker/dynamic_config.py puts in force.
 Keys Kafka has but kbroker has no use for (thread pools, KRaft, ...) are accepted and ignored;
 any other key gets a warning. `zookeeper.connect` turns on
 cluster mode (kbroker/cluster/).
@@ -14,6 +21,7 @@ import dataclasses
 import logging
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -172,6 +180,15 @@ def parse_timestamp_type(text: str) -> str:
 _KIND = {parse_bool: ConfigType.BOOLEAN, parse_int: ConfigType.LONG, parse_float: ConfigType.DOUBLE}
 
 
+class UpdateMode(StrEnum):
+    """Kafka's "Update Mode" of a broker config (KIP-226). A key is dynamic here only where kbroker
+    really puts a change in force; Kafka's mode for a key kbroker cannot change at run time is
+    still read-only here."""
+    READ_ONLY = "read-only"
+    PER_BROKER = "per-broker"  # only on a broker's own entity, never the cluster default
+    CLUSTER_WIDE = "cluster-wide"
+
+
 @dataclass(frozen=True, slots=True)
 class ConfigKey:
     """One broker config, declared as a field of `Config` with `config_key()`."""
@@ -181,21 +198,52 @@ class ConfigKey:
     minimum: int | None = None
     topic: str | None = None  # the topic config this key is the broker-wide default of (Kafka's synonyms)
     doc: str = ""
+    mode: UpdateMode = UpdateMode.READ_ONLY
     attribute: str = ""  # the Config field, filled in from the field's name
 
     @property
     def kind(self) -> ConfigType:
         return _KIND.get(self.parse, ConfigType.STRING)
 
+    @property
+    def dynamic(self) -> bool:
+        return self.mode is not UpdateMode.READ_ONLY
+
+    def parse_text(self, text: str) -> Any:
+        """The typed value of `text`, within the declared minimum; ConfigError otherwise."""
+        try:
+            value = self.parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"{self.name}={text!r}: {exc}") from exc
+        if self.minimum is not None and value < self.minimum:
+            raise ConfigError(f"{self.name}={text!r}: must be at least {self.minimum}")
+        return value
+
+    def text(self, value: Any) -> str | None:
+        """A typed value as Kafka prints it (None: unset)."""
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, tuple) and value and isinstance(value[0], Listener):
+            return ",".join(listener.url for listener in value)
+        if isinstance(value, tuple):
+            return ",".join(item if isinstance(item, str) else ":".join(map(str, item)) for item in value)
+        return str(value)
+
 
 _FROM_TOPIC: Any = object()
 
 
 def config_key(name: str, parse: Callable[[str], Any], default: str | None = _FROM_TOPIC, *,
-               minimum: int | None = _FROM_TOPIC, topic: str | None = None, doc: str = _FROM_TOPIC) -> Any:
+               minimum: int | None = _FROM_TOPIC, topic: str | None = None, doc: str = _FROM_TOPIC,
+               mode: UpdateMode | None = None) -> Any:
     """Declare a `Config` field as the broker config `name`. `default` is text as a user would write
     it, parsed once here. A key that is the broker-wide default of a topic config takes the default,
-    minimum and doc it does not give from that topic config."""
+    minimum and doc it does not give from that topic config, and is cluster-wide dynamic as in
+    Kafka's DynamicLogConfig: the log manager re-derives every partition's config when it changes."""
+    if mode is None:
+        mode = UpdateMode.READ_ONLY if topic is None else UpdateMode.CLUSTER_WIDE
     if topic is not None:
         declared = TOPIC_CONFIGS[topic]
         typed = declared.default if default is _FROM_TOPIC else None if default is None else parse(default)
@@ -206,7 +254,7 @@ def config_key(name: str, parse: Callable[[str], Any], default: str | None = _FR
     else:
         typed = None if default is None else parse(default)
         minimum = None if minimum is _FROM_TOPIC else minimum
-    return dataclasses.field(default=typed, metadata={"key": ConfigKey(name, parse, typed, minimum, topic, doc)})
+    return dataclasses.field(default=typed, metadata={"key": ConfigKey(name, parse, typed, minimum, topic, doc, mode)})
 
 
 # Kafka's older spellings that set the same value (Kafka resolves them the same way).
@@ -324,13 +372,17 @@ class Config:
     socket_receive_buffer_bytes: int = config_key("socket.receive.buffer.bytes", parse_int, "102400", minimum=-1,
                                                   doc="SO_RCVBUF of client connections (set on the listener); -1: "
                                                       "the OS default")
+    # Lowered at run time, they refuse new connections; open ones stay (Kafka's ConnectionQuotas).
     max_connections: int = config_key("max.connections", parse_int, str(INT_MAX), minimum=0,
-                                      doc="The most client connections the broker holds open")
+                                      doc="The most client connections the broker holds open",
+                                      mode=UpdateMode.CLUSTER_WIDE)
     max_connections_per_ip: int = config_key("max.connections.per.ip", parse_int, str(INT_MAX), minimum=0,
-                                             doc="The most connections from one IP address")
+                                             doc="The most connections from one IP address",
+                                             mode=UpdateMode.CLUSTER_WIDE)
     max_connections_per_ip_overrides: tuple[tuple[str, int], ...] = config_key(
         "max.connections.per.ip.overrides", parse_connection_overrides, "",
-        doc="Per-address limits instead of max.connections.per.ip: host:count, comma-separated")
+        doc="Per-address limits instead of max.connections.per.ip: host:count, comma-separated",
+        mode=UpdateMode.CLUSTER_WIDE)
     connections_max_idle_ms: int = config_key("connections.max.idle.ms", parse_int, "600000", minimum=-1,
                                               doc="Close a connection idle this long; negative: never")
     queued_max_requests: int = config_key("queued.max.requests", parse_int, "500", minimum=1,
@@ -444,9 +496,12 @@ class Config:
     # KIP-890 part 1: a partition leader asks the coordinator before a transaction's first batch.
     transaction_partition_verification_enable: bool = config_key(
         "transaction.partition.verification.enable", parse_bool, "true",
-        doc="Check with the coordinator before a transaction's first batch (KIP-890)")
+        doc="Check with the coordinator before a transaction's first batch (KIP-890)", mode=UpdateMode.CLUSTER_WIDE)
     # Keys the user set (file or -o), as given: DescribeConfigs reports them as static.
     explicit: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Dynamic settings as given: this broker's entity, then the cluster default (both win over `explicit`).
+    dynamic_broker: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    dynamic_default: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # TLS and SASL settings of each listener, by listener name (`ssl.*`, `sasl.*`, `listener.name.*`).
     security: Mapping[str, ListenerSecurity] = dataclasses.field(default_factory=dict)
     # How this broker connects to the others (None: no inter-broker listener, a single node).
@@ -509,26 +564,39 @@ class Config:
 
     def value_text(self, name: str) -> str | None:
         """The effective value of a broker key as Kafka would print it."""
-        key = _BY_NAME[name]
-        if name in self.explicit:
-            return self.explicit[name]
-        value = getattr(self, key.attribute)
-        if value is None:
-            return None
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, tuple) and value and isinstance(value[0], Listener):
-            return ",".join(listener.url for listener in value)
-        if isinstance(value, tuple):
-            return ",".join(item if isinstance(item, str) else ":".join(map(str, item)) for item in value)
-        return str(value)
+        for layer in (self.dynamic_broker, self.dynamic_default, self.explicit):
+            if name in layer:
+                return layer[name]
+        key = BROKER_KEYS[name]
+        return key.text(getattr(self, key.attribute))
+
+    def with_dynamic(self, per_broker: Mapping[str, str], default: Mapping[str, str]) -> Config:
+        """This config with these dynamic settings in force instead of the ones it had (a key in
+        neither falls back to its static value, else its default); ConfigError for a key that
+        cannot change at run time or a value that does not parse."""
+        static = sorted({name for name in (*per_broker, *default)
+                         if name not in BROKER_KEYS or not BROKER_KEYS[name].dynamic})
+        if static:
+            raise ConfigError(f"Cannot update these configs dynamically: Set({', '.join(static)})")
+        per_broker_only = sorted(name for name in default if BROKER_KEYS[name].mode is UpdateMode.PER_BROKER)
+        if per_broker_only:
+            raise ConfigError("Cannot update these configs at default cluster level, broker id must be specified: "
+                              f"Set({', '.join(per_broker_only)})")
+        values = {}
+        for key in BROKER_CONFIGS:
+            if key.dynamic:
+                text = per_broker.get(key.name, default.get(key.name, self.explicit.get(key.name)))
+                values[key.attribute] = key.default if text is None else key.parse_text(text)
+        config = dataclasses.replace(self, **values, dynamic_broker=dict(per_broker), dynamic_default=dict(default))
+        _check(config)
+        return config
 
 
 # Every broker key we understand, in declaration order, derived from the fields of Config.
 BROKER_CONFIGS: tuple[ConfigKey, ...] = tuple(
     dataclasses.replace(field.metadata["key"], attribute=field.name)
     for field in dataclasses.fields(Config) if "key" in field.metadata)
-_BY_NAME = {k.name: k for k in BROKER_CONFIGS}
+BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in BROKER_CONFIGS}
 # Topic config name -> the broker config that sets its default (Kafka's ServerTopicConfigSynonyms).
 BROKER_SYNONYMS: dict[str, str] = {k.topic: k.name for k in BROKER_CONFIGS if k.topic is not None}
 
@@ -538,7 +606,7 @@ def build_config(settings: Mapping[str, str]) -> Config:
     resolved: dict[str, str] = {}
     security: dict[str, str] = {}
     for name, text in settings.items():
-        if name in _BY_NAME:
+        if name in BROKER_KEYS:
             resolved[name] = text
         elif name in _ALIASES:
             resolved.setdefault(_ALIASES[name], text)
@@ -548,22 +616,17 @@ def build_config(settings: Mapping[str, str]) -> Config:
             log.debug("config %s is not used by a single-node kbroker; ignored", name)
         else:
             log.warning("unknown config %s=%s ignored", name, text)
-    values: dict[str, Any] = {}
-    for key in BROKER_CONFIGS:
-        text = resolved.get(key.name)
-        if text is None:
-            continue  # the field's default
-        try:
-            value = key.parse(text)
-        except ValueError as exc:
-            raise ConfigError(f"{key.name}={text!r}: {exc}") from exc
-        if key.minimum is not None and value < key.minimum:
-            raise ConfigError(f"{key.name}={text!r}: must be at least {key.minimum}")
-        values[key.attribute] = value
+    values = {key.attribute: key.parse_text(resolved[key.name]) for key in BROKER_CONFIGS if key.name in resolved}
     config = Config(**values, explicit=dict(resolved))
     listeners = _listener_security(config, security)
     config = dataclasses.replace(config, security=listeners,
                                  inter_broker_security=_inter_broker_security(config, listeners, security))
+    _check(config)
+    return config
+
+
+def _check(config: Config) -> None:
+    """What Kafka checks across keys (at start-up and for each dynamic change)."""
     try:
         config.log_defaults()
     except KafkaError as exc:
@@ -572,7 +635,6 @@ def build_config(settings: Mapping[str, str]) -> Config:
     if config.max_connections_per_ip == 0 and not config.max_connections_per_ip_overrides:
         raise ConfigError("max.connections.per.ip can be set to zero only if "
                           "max.connections.per.ip.overrides property is set.")
-    return config
 
 
 def _listener_security(config: Config, settings: Mapping[str, str]) -> dict[str, ListenerSecurity]:
@@ -619,7 +681,7 @@ def _check_group_ranges(config: Config) -> None:
         ("group.consumer.session.timeout.ms", "group.consumer.min.session.timeout.ms",
          "group.consumer.max.session.timeout.ms"),
     ):
-        value, minimum, maximum = (getattr(config, _BY_NAME[n].attribute) for n in (name, low, high))
+        value, minimum, maximum = (getattr(config, BROKER_KEYS[n].attribute) for n in (name, low, high))
         if not minimum <= value <= maximum:
             raise ConfigError(f"{name}={value} must be between {low}={minimum} and {high}={maximum}")
     if config.group_consumer_heartbeat_interval_ms >= config.group_consumer_session_timeout_ms:

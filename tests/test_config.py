@@ -1,8 +1,10 @@
+import re
 from pathlib import Path
 
 import pytest
 
-from kbroker.config import BROKER_CONFIGS, ConfigError, Listener, build_config
+from kbroker import config_docs
+from kbroker.config import BROKER_CONFIGS, ConfigError, Listener, UpdateMode, build_config
 from kbroker.log.config import LONG_MAX, LogConfig
 from kbroker.properties import read_properties
 
@@ -197,3 +199,56 @@ def test_cluster_traffic_needs_the_inter_broker_listener():
                          "listener.security.protocol.map": "INTERNAL:PLAINTEXT,SSL:SSL",
                          "inter.broker.listener.name": "INTERNAL",
                          "ssl.keystore.location": "k.pem"}).inter_broker_listener == "INTERNAL"
+
+
+# Kafka's update mode of each key kbroker puts in force at run time (DynamicBrokerConfig.AllDynamicConfigs
+# with DynamicLogConfig / SocketServer / DynamicProducerStateManagerConfig); every other key is read-only.
+DYNAMIC_KEYS = {
+    "log.segment.bytes", "log.roll.ms", "log.index.interval.bytes", "log.index.size.max.bytes",
+    "log.flush.interval.messages", "log.flush.interval.ms", "log.retention.ms", "log.retention.bytes",
+    "log.cleanup.policy", "log.cleaner.min.cleanable.ratio", "log.cleaner.delete.retention.ms",
+    "log.cleaner.min.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", "log.message.timestamp.type",
+    "log.message.timestamp.before.max.ms", "log.message.timestamp.after.max.ms",
+    "log.message.timestamp.difference.max.ms", "message.max.bytes", "max.connections", "max.connections.per.ip",
+    "max.connections.per.ip.overrides", "transaction.partition.verification.enable",
+}
+
+
+def test_update_modes_are_kafkas_for_the_keys_applied_at_run_time():
+    modes = {key.name: key.mode for key in BROKER_CONFIGS}
+    assert {name for name, mode in modes.items() if mode != UpdateMode.READ_ONLY} == DYNAMIC_KEYS
+    assert {modes[name] for name in DYNAMIC_KEYS} == {UpdateMode.CLUSTER_WIDE}
+    # Kafka's own read-only spellings of the same values
+    assert modes["log.retention.hours"] == modes["log.roll.hours"] == modes["node.id"] == UpdateMode.READ_ONLY
+
+
+def test_dynamic_settings_win_in_kafkas_order_and_fall_back_when_removed():
+    static = build_config({"message.max.bytes": "5000", "log.retention.ms": "7000"})
+    both = static.with_dynamic({"message.max.bytes": "3000"}, {"message.max.bytes": "4000", "log.retention.ms": "9000"})
+    assert (both.message_max_bytes, both.value_text("message.max.bytes")) == (3000, "3000")
+    assert both.log_defaults().retention_ms == 9000  # the cluster default beats the static value
+    assert both.dynamic_broker == {"message.max.bytes": "3000"}
+    assert both.explicit == static.explicit  # what the user started with stays as given
+    removed = both.with_dynamic({}, {})
+    assert (removed.message_max_bytes, removed.log_retention_ms) == (5000, 7000)
+    assert build_config({}).with_dynamic({"message.max.bytes": "10"}, {}).with_dynamic({}, {}).message_max_bytes == \
+        1048588
+
+
+@pytest.mark.parametrize("per_broker, message", [
+    ({"num.partitions": "3"}, "Cannot update these configs dynamically: Set(num.partitions)"),
+    ({"no.such.key": "1", "log.dirs": "/x"}, "Cannot update these configs dynamically: Set(log.dirs, no.such.key)"),
+    ({"message.max.bytes": "big"}, "message.max.bytes='big'"),
+    ({"log.retention.ms": "-2"}, "must be at least -1"),
+    ({"log.cleaner.min.cleanable.ratio": "2"}, "min.cleanable.dirty.ratio"),
+    ({"max.connections.per.ip": "0"}, "max.connections.per.ip can be set to zero only if"),
+])
+def test_a_dynamic_change_is_checked_as_the_declarations_say(per_broker, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_config({}).with_dynamic(per_broker, {})
+
+
+def test_docs_configuration_md_is_what_the_declarations_generate():
+    committed = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    assert committed == config_docs.render(), "run: python -m kbroker.config_docs > docs/configuration.md"
+    assert all(f"`{key.name}`" in committed for key in BROKER_CONFIGS)

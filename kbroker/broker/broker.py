@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from kbroker.broker.dispatch import Dispatcher
+from kbroker.broker.dynamic_config import DynamicBrokerConfig
 from kbroker.broker.flusher import Flusher
 from kbroker.broker.handlers.txn_markers import write_txn_markers
 from kbroker.broker.log_cleaner import LogCleanerService
@@ -47,7 +48,8 @@ class Broker:
                  link: InterBrokerLink | None = None, *, monotonic: MonotonicClock = monotonic_ms) -> None:
         """`link`: how this broker reaches the others in a cluster (default: from `config`).
         The clocks (kbroker/clock.py): the wall clock is the LogManager's, `monotonic` times intervals and leases."""
-        self.config = config
+        self.dynamic_config = DynamicBrokerConfig(config, store)
+        self.dynamic_config.subscribe(lambda new: logs.set_defaults(new.log_defaults()))
         self.logs = logs
         self.now_ms: Clock = logs.clock
         self.monotonic_ms = monotonic
@@ -91,11 +93,18 @@ class Broker:
         self.markers = None if store is None else MarkerChannel(config.node_id, lambda: self.cluster.image,
                                                                 link)  # type: ignore[arg-type]
 
+    @property
+    def config(self) -> Config:
+        """The config in force: the static one with any dynamic changes (dynamic_config.py)."""
+        return self.dynamic_config.current
+
     def _follow_security(self) -> None:
-        """Cluster: put the ACLs and quotas ZooKeeper has now (changed through any broker) in force here."""
+        """Cluster: put the ACLs, quotas and dynamic broker configs ZooKeeper has now (changed through
+        any broker) in force here."""
         if self.authorizer is not None:
             self.acl_store.refresh(self.authorizer)
         self.client_quotas.refresh()
+        self.dynamic_config.refresh()
 
     async def _allocate_producer_id(self) -> int:
         if self.cluster is not None:

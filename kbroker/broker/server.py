@@ -32,6 +32,7 @@ from kbroker.broker.broker import Broker
 from kbroker.broker.connection import CloseReason, Connection
 from kbroker.broker.connection_quotas import ConnectionQuotas, peer_address, resolve_overrides
 from kbroker.broker.dispatch import Dispatcher
+from kbroker.broker.dynamic_config import load_dynamic
 from kbroker.broker.maintenance import run_maintenance
 from kbroker.cluster.broker_client import InterBrokerLink
 from kbroker.config import Config
@@ -85,6 +86,14 @@ class Acceptor:
         self._listening: list[tuple[socket.socket, Channel, ssl.SSLContext | None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._handshakes: set[asyncio.Task[None]] = set()
+
+    def reconfigure(self, config: Config) -> None:
+        """Dynamic max.connections(.per.ip)(.overrides): new connections count against the new
+        limits; open ones stay, as in Kafka."""
+        self.quotas.max_connections = config.max_connections
+        self.quotas.max_per_ip = config.max_connections_per_ip
+        self.quotas.overrides = resolve_overrides(config.max_connections_per_ip_overrides)
+        self._slot_freed.set()  # a raised max.connections admits the backlog at once
 
     def bind(self, host: str, port: int, channel: Channel, tls: ssl.SSLContext | None) -> int:
         """Open a listener's sockets (every address of `host`; all interfaces when empty); the port."""
@@ -286,6 +295,8 @@ async def serve(config: Config) -> None:
     open_files = raise_open_file_limit()
     segment_files = OpenFiles(capacity_for(open_files))
     store, cluster_id = await _connect_store(config) if config.zookeeper_connect else (None, None)
+    if store is None:
+        config = load_dynamic(config)
     started = loop.time()
     try:
         logs = LogManager(config.data_dir, config.log_defaults(), node_id=config.node_id, cluster_id=cluster_id,
@@ -298,6 +309,7 @@ async def serve(config: Config) -> None:
              len(segment_files), segment_files.capacity)
     broker = Broker(config, logs, store, link)
     acceptor = Acceptor(config, broker.dispatcher)
+    broker.dynamic_config.subscribe(acceptor.reconfigure)
     listeners, advertised = list(config.listeners), list(config.advertised_listeners or ())
     for index, listener in enumerate(config.listeners):
         channel = Channel(config.security[listener.name], broker.credentials, config.connections_max_reauth_ms,
@@ -313,9 +325,9 @@ async def serve(config: Config) -> None:
             listeners[index] = dataclasses.replace(listener, port=port)
             advertised = [dataclasses.replace(item, port=port) if item.name == listener.name and item.port == 0
                           else item for item in advertised]
-    if listeners != list(config.listeners):
-        broker.config = config = dataclasses.replace(config, listeners=tuple(listeners),
-                                                     advertised_listeners=tuple(advertised) or None)
+    if listeners != list(config.listeners):  # every reader goes through broker.config: none keeps port 0
+        config = dataclasses.replace(config, listeners=tuple(listeners), advertised_listeners=tuple(advertised) or None)
+        broker.dynamic_config.replace(config)
     try:
         metrics_server = await _start_metrics(broker, acceptor) if config.metrics_listener else None
     except ListenError:

@@ -1,9 +1,10 @@
 """Config entities as Kafka names them in ZooKeeper, below /config: `users/<user>`,
-`clients/<client id>` and `users/<user>/clients/<client id>`.
+`clients/<client id>`, `users/<user>/clients/<client id>` and `brokers/<broker id>` (dynamic
+broker configs, KIP-226).
 
 Names are sanitized as Kafka's Sanitizer does (URL-encoded: `a b` -> `a%20b`, `*` -> `%2A`), so any
 user or client id makes one znode name; `<default>`, which no sanitized name can be, is the
-default entity a quota can be set on.
+default entity a quota or a dynamic broker config can be set on.
 """
 from __future__ import annotations
 
@@ -24,8 +25,19 @@ def desanitize(name: str) -> str:
 
 def is_entity(entity: str) -> bool:
     parts = entity.split("/")
-    return (len(parts) in (2, 4) and all(parts[1::2]) and parts[0] in ("users", "clients")
+    return (len(parts) in (2, 4) and all(parts[1::2]) and parts[0] in ("users", "clients", "brokers")
             and (len(parts) == 2 or (parts[0], parts[2]) == ("users", "clients")))
+
+
+def broker_entity(name: str) -> str:
+    """`name`: a broker id, or `<default>` for the cluster-wide default."""
+    return f"brokers/{name}"
+
+
+def broker_of_entity(entity: str) -> str | None:
+    """The broker id (or `<default>`) a `brokers/...` entity is for; None for any other entity."""
+    kind, _, name = entity.partition("/")
+    return name if kind == "brokers" and "/" not in name else None
 
 
 def user_entity(user: str) -> str:
@@ -47,7 +59,7 @@ def quota_entity_path(entity: QuotaEntity) -> str:
 
 
 def quota_entity_of(path: str) -> QuotaEntity | None:
-    if not is_entity(path):
+    if not is_entity(path) or broker_of_entity(path) is not None:
         return None
     parts = [None if part == DEFAULT_ENTITY else desanitize(part) for part in path.split("/")[1::2]]
     if len(parts) == 2:

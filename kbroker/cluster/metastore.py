@@ -106,7 +106,8 @@ class MetaStore(Protocol):
 
     def entity_configs(self) -> Mapping[str, Mapping[str, str]]:
         """Each config entity's configs by its path below /config: `users/<user>`, `clients/<client id>`,
-        `users/<user>/clients/<client id>`, names sanitized as Kafka's (`<default>` the default entity)."""
+        `users/<user>/clients/<client id>`, `brokers/<broker id>`, names sanitized as Kafka's (`<default>`
+        the default entity)."""
 
     async def alter_entity_configs(self, entity: str, changes: Mapping[str, str | None]) -> None:
         """Set (or, for None, remove) these keys of the entity's configs, keeping the others."""

@@ -12,6 +12,8 @@ Kafka's ZooKeeper layout (ZkData.scala) under the chroot of `zookeeper.connect`,
                                                  "producer_byte_rate":".."}}
     /config/users/<user>/clients/<client id>    {"version":1,"config":{"consumer_byte_rate":".."}}
     /config/clients/<client id>                 (the same; names sanitized, `<default>` the default entity)
+    /config/brokers/<id>                        {"version":1,"config":{"log.retention.ms":".."}} (dynamic
+                                                 broker configs; `<default>` the cluster-wide default)
     /kafka-acl/<ResourceType>/<name>            {"version":1,"acls":[{"principal":"User:alice",
                                                  "permissionType":"Allow","operation":"Read","host":"*"},..]}
                                                 (LITERAL patterns)
@@ -76,7 +78,7 @@ log = logging.getLogger("kbroker.zookeeper")
 
 ACL_ROOTS = {"LITERAL": "/kafka-acl", "PREFIXED": "/kafka-acl-extended/prefixed"}
 ACL_RESOURCE_TYPES = ("Topic", "Group", "Cluster", "TransactionalId", "DelegationToken", "User")
-ENTITY_TYPE_PATHS = ("/config/users", "/config/clients")
+ENTITY_TYPE_PATHS = ("/config/users", "/config/clients", "/config/brokers")
 PERSISTENT_PATHS = ("/brokers/ids", "/brokers/topics", "/config/topics", "/config/brokers", *ENTITY_TYPE_PATHS,
                     "/admin/delete_topics", "/cluster",
                     *(f"{root}/{kind}" for root in ACL_ROOTS.values() for kind in ACL_RESOURCE_TYPES))

@@ -360,6 +360,14 @@ class LogManager:
             self._logs[(name, partition)].config = config
         return altered
 
+    def set_defaults(self, defaults: LogConfig) -> None:
+        """New broker-wide topic defaults (a dynamic broker config changed): every partition's
+        config is derived again, so a topic without its own override follows at once."""
+        self.defaults = defaults
+        configs = {name: LogConfig.from_topic_configs(topic.configs, defaults) for name, topic in self._topics.items()}
+        for (name, _partition), plog in self._logs.items():
+            plog.config = configs[name]
+
     def delete_topic(self, name: str) -> None:
         topic = self._existing(name)
         doomed = []

@@ -86,7 +86,6 @@ class PartitionLog:
         self.topic = topic
         self.partition = partition
         self.topic_id = topic_id
-        self.config = config
         self._producers = ProducerStateManager(directory)
         self._local = LocalLog(directory, f"{topic}-{partition}", config, segments, recovery_point=recovery_point,
                                before_roll=lambda base: self._producers.take_snapshot(base, fsync=False),
@@ -97,6 +96,16 @@ class PartitionLog:
         self._on_log_start_change = on_log_start_change
         self._unreplicated: list[CompletedTxn] = []  # ended, but the high watermark is not past the marker yet
         self._epochs = LeaderEpochCache(directory / LEADER_EPOCH_CHECKPOINT)
+
+    @property
+    def config(self) -> LogConfig:
+        return self._local.config
+
+    @config.setter
+    def config(self, config: LogConfig) -> None:
+        """One config for the partition and its local log, which rolls and sizes segments by it
+        (an altered topic config or a changed broker default)."""
+        self._local.config = config
 
     @classmethod
     def open(cls, directory: Path, topic: str, partition: int, topic_id: uuid.UUID, config: LogConfig, *,

@@ -1,9 +1,12 @@
 """DescribeConfigs, AlterConfigs, IncrementalAlterConfigs for topics and this broker.
 
-A topic config's value comes from the topic's override (source TOPIC_CONFIG), else from
-the broker setting it falls back to (STATIC_BROKER_CONFIG when the user set it, else
-DEFAULT_CONFIG) — the synonyms list shows that chain, as Kafka does. Broker configs are
-static in kbroker: they can be described, not altered at run time.
+A broker config's value comes, first found, from this broker's dynamic setting
+(DYNAMIC_BROKER_CONFIG), the cluster's dynamic default (DYNAMIC_DEFAULT_BROKER_CONFIG), the static
+config (STATIC_BROKER_CONFIG) or the declared default (DEFAULT_CONFIG); a topic config's from the
+topic's override (TOPIC_CONFIG), else from the broker config it falls back to. The synonyms list
+shows that chain, as Kafka's ConfigHelper does. Altering a BROKER resource (a broker id, or "" for
+the cluster default) changes dynamic keys only (kbroker/broker/dynamic_config.py); a read-only key,
+or a value that does not parse, is INVALID_REQUEST as in Kafka.
 """
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from typing import Any
 
 from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
-from kbroker.config import BROKER_CONFIGS, BROKER_SYNONYMS, Config
+from kbroker.cluster.config_entities import DEFAULT_ENTITY
+from kbroker.config import BROKER_CONFIGS, BROKER_KEYS, BROKER_SYNONYMS, Config, ConfigError
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.security.acls import Operation
 from kbroker.log.config import TOPIC_CONFIGS, ConfigType, LogConfig
@@ -34,8 +38,15 @@ BROKER = 4
 
 # ConfigSource in DescribeConfigs v1+
 TOPIC_CONFIG = 1
+DYNAMIC_BROKER_CONFIG = 2
+DYNAMIC_DEFAULT_BROKER_CONFIG = 3
 STATIC_BROKER_CONFIG = 4
 DEFAULT_CONFIG = 5
+
+# Broker keys that set one value in several units, most precise first (Kafka's brokerConfigSynonyms).
+_UNIT_SYNONYMS = {name: names for names in (("log.roll.ms", "log.roll.hours"),
+                                            ("log.retention.ms", "log.retention.minutes", "log.retention.hours"))
+                  for name in names}
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
@@ -49,8 +60,8 @@ def handle_describe_configs(ctx: RequestContext, request: DescribeConfigsRequest
             if resource.resource_type == TOPIC:
                 entries = _topic_entries(ctx, resource.resource_name)
             elif resource.resource_type == BROKER:
-                _check_broker_name(ctx, resource.resource_name, allow_default=False)
-                entries = _broker_entries(ctx.broker.config)
+                entity = _broker_entity(ctx, resource.resource_name)
+                entries = _broker_entries(ctx.broker.config, per_broker=entity != DEFAULT_ENTITY)
             else:
                 raise KafkaError(ErrorCode.INVALID_REQUEST, f"unsupported resource type {resource.resource_type}")
         except KafkaError as exc:
@@ -65,8 +76,9 @@ def handle_describe_configs(ctx: RequestContext, request: DescribeConfigsRequest
     return DescribeConfigsResponse(results=results)
 
 
-# An entry: name, value, source, type, documentation, synonyms.
-_Entry = tuple[str, str | None, int, int, str, list[tuple[str, str | None, int]]]
+# An entry: name, value, source, type, documentation, read-only, synonyms.
+_Synonym = tuple[str, str | None, int]
+_Entry = tuple[str, str | None, int, int, str, bool, list[_Synonym]]
 
 
 def _topic_entries(ctx: RequestContext, name: str) -> list[_Entry]:
@@ -78,30 +90,49 @@ def _topic_entries(ctx: RequestContext, name: str) -> list[_Entry]:
     entries = []
     for key in sorted(set(effective) | set(topic.configs)):
         synonym, declared = BROKER_SYNONYMS.get(key), TOPIC_CONFIGS[key]
-        broker_source = STATIC_BROKER_CONFIG if synonym in config.explicit else DEFAULT_CONFIG
         chain = [(key, topic.configs[key], TOPIC_CONFIG)] if key in topic.configs else []
         if synonym is not None:
-            chain.append((synonym, config.value_text(synonym), broker_source))
-        source = TOPIC_CONFIG if key in topic.configs else broker_source
+            chain += _broker_synonyms(config, synonym, per_broker=True)
+        source = chain[0][2] if chain else DEFAULT_CONFIG
         entries.append((key, topic.configs.get(key, effective.get(key)), source, declared.type.kind, declared.doc,
+                        False, chain))
+    return entries
+
+
+def _broker_entries(config: Config, per_broker: bool) -> list[_Entry]:
+    """This broker's keys, or (not `per_broker`) the cluster default's: only the keys it sets, as Kafka."""
+    entries = []
+    for key in BROKER_CONFIGS:
+        if not per_broker and key.name not in config.dynamic_default:
+            continue
+        chain = _broker_synonyms(config, key.name, per_broker)
+        value = config.value_text(key.name) if per_broker else config.dynamic_default[key.name]
+        entries.append((key.name, value, chain[0][2] if chain else DEFAULT_CONFIG, key.kind, key.doc, not key.dynamic,
                         chain))
     return entries
 
 
-def _broker_entries(config: Config) -> list[_Entry]:
-    entries = []
-    for key in BROKER_CONFIGS:
-        source = STATIC_BROKER_CONFIG if key.name in config.explicit else DEFAULT_CONFIG
-        value = config.value_text(key.name)
-        entries.append((key.name, value, source, key.kind, key.doc, [(key.name, value, source)]))
-    return entries
+def _broker_synonyms(config: Config, name: str, per_broker: bool) -> list[_Synonym]:
+    """Where a broker key's value may come from, in Kafka's order: every unit synonym's dynamic
+    per-broker value, then the dynamic defaults, the static values, the declared defaults; the
+    entries before the first one of `name` itself are dropped (Kafka's ConfigHelper.configSynonyms:
+    log.retention.hours does not list a log.retention.ms set dynamically)."""
+    names = _UNIT_SYNONYMS.get(name, (name,))
+    defaults = {n: text for n in names if (text := BROKER_KEYS[n].text(BROKER_KEYS[n].default)) is not None}
+    layers = [(config.dynamic_broker, DYNAMIC_BROKER_CONFIG)] if per_broker else []
+    layers += [(config.dynamic_default, DYNAMIC_DEFAULT_BROKER_CONFIG), (config.explicit, STATIC_BROKER_CONFIG),
+               (defaults, DEFAULT_CONFIG)]
+    chain = [(n, layer[n], source) for layer, source in layers for n in names if n in layer]
+    while chain and chain[0][0] != name:
+        chain.pop(0)
+    return chain
 
 
 def _entry(with_synonyms: bool, with_documentation: bool, name: str, value: str | None, source: int, kind: int,
-           doc: str, chain: list[tuple[str, str | None, int]]) -> DescribeConfigsResourceResult:
+           doc: str, read_only: bool, chain: list[_Synonym]) -> DescribeConfigsResourceResult:
     synonyms = [DescribeConfigsSynonym(name=n, value=v, source=s) for n, v, s in chain] if with_synonyms else []
     return DescribeConfigsResourceResult(
-        name=name, value=value, read_only=False, is_default=source == DEFAULT_CONFIG,
+        name=name, value=value, read_only=read_only, is_default=source == DEFAULT_CONFIG,
         config_source=source, is_sensitive=False, synonyms=synonyms, config_type=kind,
         documentation=doc if with_documentation else None)
 
@@ -114,9 +145,12 @@ def _authorize(ctx: RequestContext, resource_type: int, name: str, operation: Op
         raise KafkaError(ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
 
 
-def _check_broker_name(ctx: RequestContext, name: str, allow_default: bool) -> None:
-    if name == str(ctx.broker.node_id) or (allow_default and name == ""):
-        return
+def _broker_entity(ctx: RequestContext, name: str) -> str:
+    """The dynamic config entity a BROKER resource names: this broker's id, or "" for the cluster default."""
+    if name == "":
+        return DEFAULT_ENTITY
+    if name == str(ctx.broker.node_id):
+        return name
     raise KafkaError(ErrorCode.INVALID_REQUEST, f"unknown broker {name!r}; this is broker {ctx.broker.node_id}")
 
 
@@ -180,9 +214,13 @@ async def _apply(ctx: RequestContext, resource_type: int, name: str, change: Any
     try:
         _authorize(ctx, resource_type, name, Operation.ALTER_CONFIGS)
         if resource_type == BROKER:
-            _check_broker_name(ctx, name, allow_default=True)
-            raise KafkaError(ErrorCode.INVALID_CONFIG,
-                             "kbroker broker configs are static: set them in server.properties or with -o")
+            try:
+                await ctx.broker.dynamic_config.alter(_broker_entity(ctx, name), change, validate_only)
+            except ConfigError as exc:
+                raise KafkaError(ErrorCode.INVALID_REQUEST,
+                                 f"Invalid config value for resource ConfigResource(type=BROKER, name='{name}'): {exc}"
+                                 ) from None
+            return None
         if resource_type != TOPIC:
             raise KafkaError(ErrorCode.INVALID_REQUEST, f"unsupported resource type {resource_type}")
         topic = ctx.broker.logs.topic(name)
