@@ -162,6 +162,7 @@ class ClassicGroupMachine(RuleBasedStateMachine):
         # Given time and the writes completed, every held JoinGroup and SyncGroup is answered.
         self.h.hold_writes = False
         self.h.complete_writes()
+        self._check_new_replies()
         for _ in range(40):
             self.h.tick(20_000)
         self._check_new_replies()
