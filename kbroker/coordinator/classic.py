@@ -4,7 +4,7 @@ state machine: requests and the clock go in, replies, records and timer deadline
 Kafka's `ClassicGroup` and the classic half of its `GroupMetadataManager` are the spec. States:
 
     Empty ──join──> PreparingRebalance ──all joined / timeout──> CompletingRebalance
-      ^                 ^        │                                   │ leader's SyncGroup
+      ^                 ^        │                                   │ leader's assignment written
       │                 │        └──no member left──> Empty          v
       └── (members leave or expire; the join phase ends with none) Stable ──join/leave/expiry──┐
                         └──────────────────────────────────────────────────────────────────────┘
@@ -13,7 +13,10 @@ Kafka's `ClassicGroup` and the classic half of its `GroupMetadataManager` are th
 A rebalance collects JoinGroup requests (held: the reply comes when the join phase ends), picks
 the protocol every member supports with the most votes, bumps the generation, makes a leader and
 answers everyone; the leader alone receives the members' metadata and sends the assignment in its
-SyncGroup, which is stored (a GroupMetadata record) and handed out to each member's SyncGroup.
+SyncGroup. That is stored (a GroupMetadata record) while the group stays CompletingRebalance and
+holds each member's SyncGroup; once the record is written (`append_committed`) every held member
+gets its assignment and the group is Stable; if the write fails (`append_failed`) they get the
+error and the group rebalances (Kafka's `appendFuture` of a SyncGroup).
 The first rebalance of an Empty group waits `group.initial.rebalance.delay.ms`, extended while new
 members keep arriving (up to the rebalance timeout), so a starting fleet joins one generation.
 
@@ -21,7 +24,8 @@ Time: every entry point takes `now_ms`; deadlines are kept here (`next_deadline`
 fires those due: a member's session (heartbeat) expiry, the join phase's end, the sync deadline.
 Waiting requests are opaque handles (`waiter`). Each step returns a `CoordinatorResult`
 (`result.py`): the GroupMetadata record it stores, if any, and the `Reply(waiter, result)` of each
-request it answers; the replies leave only once the record is written.
+request it answers; the replies leave only once the record is written, and the group is told the
+outcome of the write (`append_committed` / `append_failed`).
 
 Invariants (checked by the Hypothesis tests): the leader is a member; members awaiting join or sync
 are members; pending-sync members are members; the generation only grows; assignments are handed
@@ -31,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
@@ -109,6 +113,13 @@ class SyncResult:
     protocol_type: str | None = None
     protocol_name: str | None = None
     assignment: bytes = b""
+
+
+def with_error(result: JoinResult | SyncResult, code: ErrorCode) -> JoinResult | SyncResult:
+    """A held request's answer when the records of the step that answered it were not written."""
+    if isinstance(result, JoinResult):
+        return JoinResult(code, result.member_id)
+    return SyncResult(code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -699,13 +710,10 @@ class ClassicGroup:
             member.awaiting_sync = waiter
             self._remove_pending_sync_member(member_id)
             if self.is_leader(member_id):
-                for each in self.members.values():
-                    each.assignment = assignments.get(each.member_id, b"")
-                # Kafka stores the assignment and answers once the write is done; the write is
-                # ours to do before the replies of this step leave (see `result.py`).
-                self._store()
-                self._propagate_assignment(ErrorCode.NONE, now_ms)
-                self._transition(now_ms, STABLE)
+                # Kafka stores the assignment first: until the record is written the group stays
+                # CompletingRebalance and holds every SyncGroup; `append_committed` hands the
+                # assignment out from the written record, `append_failed` rebalances.
+                self._records.append(group_metadata(self.group_id, self.to_record(assignments)))
         elif self.state is STABLE:
             self._remove_pending_sync_member(member_id)
             member = self.members[member_id]
@@ -729,6 +737,21 @@ class ClassicGroup:
         self.pending_sync.discard(member_id)
         if not self.pending_sync:
             self._cancel(("sync",))
+
+    def append_committed(self, now_ms: int, written: CoordinatorResult[Any]) -> CoordinatorResult[None]:
+        """The records of `written` are stored: if one is the leader's assignment for this
+        generation and the group still completes that rebalance, every member gets its part of
+        it and the group is Stable (Kafka's append future completing)."""
+        if self.state is COMPLETING:
+            stored = next((r.value for r in written.records if r.kind is GROUP_METADATA and r.value is not None
+                           and r.value.generation == self.generation_id), None)
+            if stored is not None:
+                assignments = {m.member_id: m.assignment for m in stored.members}
+                for member in self.members.values():
+                    member.assignment = assignments.get(member.member_id, b"")
+                self._propagate_assignment(ErrorCode.NONE, now_ms)
+                self._transition(now_ms, STABLE)
+        return self._take()
 
     def append_failed(self, now_ms: int, failed: CoordinatorResult[Any], error: ErrorCode) -> CoordinatorResult[None]:
         """The records of `failed` were not written: if they stored this generation, the members
@@ -854,11 +877,15 @@ class ClassicGroup:
 
     # -- records ----------------------------------------------------------------------------------
 
-    def to_record(self) -> Any:
+    def to_record(self, assignments: Mapping[str, bytes] | None = None) -> Any:
+        """The group as a GroupMetadataValue; with `assignments` (the leader's, not yet written)
+        instead of the members' current ones (a member the leader left out gets an empty one)."""
         members = [MemberMetadata(member_id=m.member_id, group_instance_id=m.group_instance_id,
                                   client_id=m.client_id, client_host=m.client_host,
                                   rebalance_timeout=m.rebalance_timeout_ms, session_timeout=m.session_timeout_ms,
-                                  subscription=m.metadata(self.protocol_name), assignment=m.assignment)
+                                  subscription=m.metadata(self.protocol_name),
+                                  assignment=m.assignment if assignments is None
+                                  else assignments.get(m.member_id, b""))
                    for m in self.members.values()]
         return GroupMetadataValue(protocol_type=self.protocol_type or "", generation=self.generation_id,
                                   protocol=self.protocol_name, leader=self.leader_id,

@@ -10,9 +10,10 @@ cluster, in the ISR, so an answer never leaves before its record is safe.
 
 Writes: every state-changing step of a group machine or of the offset store returns a
 `CoordinatorResult` (`result.py`); `_commit` is the one place its records are appended to the
-group's partition. Once they are durable the offset records are replayed into the offset store
-and the step's replies are released, then its response. If an append fails, the replies and the
-response carry Kafka's mapped error instead, the offset store is untouched and the group is told.
+group's partition. Once they are durable the offset records are replayed into the offset store,
+the step's replies are released, then its response, and a classic group is told (its SyncGroups
+wait for the assignment to be written). If an append fails, the replies and the response carry
+Kafka's mapped error instead, the offset store is untouched and the group is told.
 
 Start-up: `load()` replays every partition of `__consumer_offsets` in the background (latest value
 per key, then decoded into groups and offsets); until a group's partition is loaded, requests for
@@ -30,7 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 from kbroker.clock import Clock, wall_clock_ms
 from kbroker.coordinator import records as rec
-from kbroker.coordinator.classic import ClassicGroup, ClassicGroupConfig, JoinResult, Protocol, SyncResult
+from kbroker.coordinator.classic import (
+    ClassicGroup,
+    ClassicGroupConfig,
+    JoinResult,
+    Protocol,
+    SyncResult,
+    with_error,
+)
 from kbroker.coordinator.consumer import (
     ConsumerGroup,
     ConsumerGroupConfig,
@@ -291,10 +299,11 @@ class GroupCoordinator:
                       producer: tuple[int, int] | None = None) -> ErrorCode:
         """Append the result's records to the group's partition as one batch and wait until they are
         durable; then replay its offset records into the offset store (staged for the producer of a
-        transactional commit: `producer` is its id and epoch) and release its replies. If the append
-        fails, the replies carry the error `append_errors` maps it to, the offset store is untouched,
-        and `group`, the machine whose step this was, is told. Returns that error, or NONE; the
-        caller answers with the response (or the error)."""
+        transactional commit: `producer` is its id and epoch) and release its replies; a classic
+        `group`, the machine whose step this was, is told the records are written (a rebalance
+        waiting for its assignment to be stored ends). If the append fails, the replies carry the
+        error `append_errors` maps it to, the offset store is untouched, and `group` is told.
+        Returns that error, or NONE; the caller answers with the response (or the error)."""
         if result.records:
             try:
                 await self._append_records(group_id, result.records, producer)
@@ -311,6 +320,8 @@ class GroupCoordinator:
                 if record.kind is rec.OFFSET_COMMIT:
                     self.offsets.replay(record, producer_id)
         self._release(result)
+        if result.records and isinstance(group, ClassicGroup):
+            self._spawn_commit(group, group.append_committed(self.now_ms(), result))
         if group is not None:
             self._rearm(group)
         return ErrorCode.NONE
@@ -320,7 +331,7 @@ class GroupCoordinator:
         """Answer the held requests of `result` (with `error` if its records were not written)."""
         for reply in result.replies:
             if isinstance(reply.waiter, asyncio.Future) and not reply.waiter.done():
-                reply.waiter.set_result(_with_error(reply.result, error) if error else reply.result)
+                reply.waiter.set_result(with_error(reply.result, error) if error else reply.result)
 
     async def _append_records(self, group_id: str, records: Sequence[rec.CoordinatorRecord],
                               producer: tuple[int, int] | None) -> None:
@@ -765,12 +776,3 @@ def _next_sequence(partition_log: PartitionLog, producer_id: int, producer_epoch
                 return 0
             return (entry.last_seq + 1) & 0x7FFFFFFF
     return 0
-
-
-def _with_error(result: Any, code: ErrorCode) -> Any:
-    if isinstance(result, JoinResult):
-        return JoinResult(code, result.member_id)
-    if isinstance(result, SyncResult):
-        return SyncResult(code)
-    return result
-

@@ -227,26 +227,6 @@ def group_metadata(group: str, value: Any | None) -> CoordinatorRecord:
     return CoordinatorRecord(GROUP_METADATA, GroupMetadataKey(group=group), value)
 
 
-# Encoded records for tests that write `__consumer_offsets` bytes directly (the coordinators build
-# CoordinatorRecords).
-
-def offset_commit_record(group: str, topic: str, partition: int, offset: int, leader_epoch: int,
-                         metadata: str, commit_timestamp: int, expire_timestamp: int = -1) -> tuple[bytes, bytes]:
-    value = OffsetCommitValue(offset=offset, leader_epoch=leader_epoch, metadata=metadata,
-                              commit_timestamp=commit_timestamp, expire_timestamp=expire_timestamp)
-    key, encoded = offset_commit(group, topic, partition, value).encode()
-    assert encoded is not None
-    return key, encoded
-
-
-def offset_commit_key(group: str, topic: str, partition: int) -> bytes:
-    return offset_commit(group, topic, partition, None).encode()[0]
-
-
-def group_metadata_key(group: str) -> bytes:
-    return group_metadata(group, None).encode()[0]
-
-
 # -- decoding -----------------------------------------------------------------------------------
 
 def decode_record(key: bytes | memoryview, value: bytes | memoryview | None) -> CoordinatorRecord | None:

@@ -6,10 +6,12 @@ Every state-changing operation of `classic.ClassicGroup`, `consumer.ConsumerGrou
 JoinGroup / SyncGroup, Kafka's futures completed from the append future). The group coordinator
 (`GroupCoordinator._commit`) appends the records as one batch, waits until they are durable (and in
 a cluster replicated), replays the offset records into the offset store, and only then releases
-the response and the replies: no step's answer leaves before its records are safe. (A later step
-reads the group's memory, written or not: a follower's SyncGroup arriving after the leader's, while
-its GroupMetadata is still being written, is answered from it at once; Kafka's group stays in
-CompletingRebalance until that write completes and holds the follower.)
+the response and the replies: no step's answer leaves before its records are safe. A later step
+may read the group's memory before an earlier step's records are written, so where that matters
+the machine waits for the write's outcome: a classic group whose leader sent the assignment stays
+CompletingRebalance, holding every member's SyncGroup (Kafka's doSyncGroup / storeGroup), until
+the coordinator tells it the GroupMetadata is written (`append_committed`, whose result answers
+them) or was not (`append_failed`).
 
 A failed append answers Kafka's mapped error instead (COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR,
 ...). The offset store is untouched then (its change is the replay). A group machine changed its

@@ -10,9 +10,11 @@ from kbroker.coordinator.classic import (
     JoinResult,
     Protocol,
     SyncResult,
+    with_error,
 )
 from kbroker.coordinator.records import GROUP_METADATA, CoordinatorRecord
 from kbroker.coordinator.result import CoordinatorResult
+from kbroker.errors import ErrorCode
 
 RANGE = [Protocol("range", b"range-meta")]
 
@@ -24,6 +26,9 @@ class Harness:
     group: ClassicGroup = None  # type: ignore[assignment]
     replies: dict[object, JoinResult | SyncResult] = field(default_factory=dict)
     stores: list[CoordinatorRecord] = field(default_factory=list)  # the GroupMetadata records written
+    # Steps whose records are being written; unless `hold_writes`, each write completes at once.
+    writing: list[CoordinatorResult] = field(default_factory=list)
+    hold_writes: bool = False
 
     def __post_init__(self) -> None:
         ids = itertools.count(1)
@@ -32,11 +37,35 @@ class Harness:
         self._waiters = itertools.count()
 
     def absorb(self, result: CoordinatorResult) -> None:
+        """What the coordinator does with a step's result: its replies leave once its records are
+        written, and the group is told the write's outcome."""
+        assert all(record.kind is GROUP_METADATA for record in result.records)
+        if not result.records:
+            self._answer(result)
+            return
+        self.writing.append(result)
+        if not self.hold_writes:
+            self.complete_writes()
+
+    def _answer(self, result: CoordinatorResult, error: ErrorCode | None = None) -> None:
         for reply in result.replies:
             assert reply.waiter not in self.replies, f"{reply.waiter} answered twice"
-            self.replies[reply.waiter] = reply.result
-        assert all(record.kind is GROUP_METADATA for record in result.records)
-        self.stores.extend(result.records)
+            self.replies[reply.waiter] = reply.result if error is None else with_error(reply.result, error)
+
+    def complete_writes(self) -> None:
+        """The writes in flight are durable, in order."""
+        while self.writing:
+            result = self.writing.pop(0)
+            self.stores.extend(result.records)
+            self._answer(result)
+            self.absorb(self.group.append_committed(self.now, result))
+
+    def fail_writes(self, error: ErrorCode) -> None:
+        """The writes in flight fail; `error` is what the coordinator maps the log's error to."""
+        while self.writing:
+            result = self.writing.pop(0)
+            self._answer(result, error)
+            self.absorb(self.group.append_failed(self.now, result, error))
 
     def join(self, member_id: str = "", *, client_id: str = "c", instance_id: str | None = None,
              protocols=RANGE, protocol_type: str = "consumer", session: int = 10_000, rebalance: int = 30_000,

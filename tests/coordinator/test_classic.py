@@ -77,6 +77,53 @@ def test_sync_hands_out_the_leaders_assignment_and_stores_it():
     assert h.answered(again).assignment == b"B"
 
 
+def two_members_joined(h: Harness) -> tuple[str, str, int]:
+    """Two dynamic members through the join phase: (leader, follower, generation)."""
+    a, wa = h.join_dynamic("a")
+    b, _ = h.join_dynamic("b")
+    for _ in range(3):
+        h.tick(3000)
+    joined = h.answered(wa)
+    return joined.leader, b if joined.leader == a else a, joined.generation_id
+
+
+def test_syncs_wait_in_completing_rebalance_until_the_assignment_is_written():
+    h = Harness(hold_writes=True)
+    leader, follower, generation = two_members_joined(h)
+    leader_sync = h.sync(leader, generation, {leader: b"L", follower: b"F"})
+    follower_sync = h.sync(follower, generation)  # after the leader's, before the write completes
+    assert h.group.state is COMPLETING and not h.stores
+    assert h.answered(leader_sync) is None and h.answered(follower_sync) is None
+    assert h.heartbeat(follower, generation) == E.NONE
+    h.complete_writes()
+    assert h.group.state is STABLE
+    assert [(h.answered(w).error, h.answered(w).assignment) for w in (leader_sync, follower_sync)] == \
+        [(E.NONE, b"L"), (E.NONE, b"F")]
+    # After the write, the Stable group answers at once and writes nothing.
+    again = h.sync(follower, generation)
+    assert h.answered(again).assignment == b"F" and len(h.stores) == 1
+
+
+def test_a_failed_assignment_write_answers_every_held_sync_and_rebalances():
+    h = Harness(hold_writes=True)
+    leader, follower, generation = two_members_joined(h)
+    syncs = [h.sync(leader, generation, {leader: b"L", follower: b"F"}), h.sync(follower, generation)]
+    h.fail_writes(E.NOT_COORDINATOR)
+    assert [h.answered(w).error for w in syncs] == [E.NOT_COORDINATOR, E.NOT_COORDINATOR]
+    assert h.group.state is PREPARING and h.group.generation_id == generation
+    assert all(m.assignment == b"" for m in h.group.members.values())
+
+
+def test_a_rebalance_during_the_assignment_write_leaves_the_write_without_effect():
+    h = Harness(hold_writes=True)
+    leader, follower, generation = two_members_joined(h)
+    syncs = [h.sync(leader, generation, {leader: b"L", follower: b"F"}), h.sync(follower, generation)]
+    h.join_dynamic("newcomer")  # Kafka: the group must still be CompletingRebalance when the write completes
+    assert [h.answered(w).error for w in syncs] == [E.REBALANCE_IN_PROGRESS, E.REBALANCE_IN_PROGRESS]
+    h.complete_writes()
+    assert h.group.state is PREPARING and all(m.assignment == b"" for m in h.group.members.values())
+
+
 def test_sync_errors():
     h = Harness()
     a, b = h.stable_group(2)

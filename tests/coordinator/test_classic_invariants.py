@@ -111,6 +111,20 @@ class ClassicGroupMachine(RuleBasedStateMachine):
         self.h.leave((member_id, member.group_instance_id if member else None))
         self._check_new_replies()
 
+    @rule(hold=st.booleans())
+    def hold_writes(self, hold) -> None:
+        """Writes from now on stay in flight (the other steps go on meanwhile) or complete at once."""
+        self.h.hold_writes = hold
+
+    @precondition(lambda self: self.h.writing)
+    @rule(fail=st.booleans())
+    def settle_writes(self, fail) -> None:
+        if fail:
+            self.h.fail_writes(ErrorCode.NOT_COORDINATOR)
+        else:
+            self.h.complete_writes()
+        self._check_new_replies()
+
     @rule(ms=st.sampled_from([1, 500, 3000, 6000, 20_000]))
     def tick(self, ms) -> None:
         self.h.tick(ms)
@@ -145,7 +159,10 @@ class ClassicGroupMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         if not hasattr(self, "h"):
             return
-        # Given time, every held JoinGroup and SyncGroup is answered.
+        # Given time and the writes completed, every held JoinGroup and SyncGroup is answered.
+        self.h.hold_writes = False
+        self.h.complete_writes()
+        self._check_new_replies()
         for _ in range(40):
             self.h.tick(20_000)
         self._check_new_replies()

@@ -124,16 +124,23 @@ async def join_both(coordinator):
     return await asyncio.gather(*(join(r.member_id) for r in first))
 
 
+def sync(coordinator, member, leader):
+    """`member`'s SyncGroup (a JoinGroup answer) as a task; the leader's assigns each member its id."""
+    return asyncio.ensure_future(coordinator.sync_group(
+        group_id="cg", member_id=member.member_id, group_instance_id=None, generation_id=member.generation_id,
+        protocol_type="consumer", protocol_name="range",
+        assignments={m.member_id: m.member_id.encode() for m in leader.members} if member is leader else {}))
+
+
+def leader_of(joined):
+    return next(r for r in joined if r.leader == r.member_id)
+
+
 def sync_both(coordinator, joined):
     """Both members' SyncGroup, the leader's with an assignment for each: the tasks, in the order of
     `joined`. The follower's goes first, so it is held until the leader's is stored."""
-    leader = next(r for r in joined if r.leader == r.member_id)
-    order = sorted(joined, key=lambda r: r is leader)
-    tasks = {id(r): asyncio.ensure_future(coordinator.sync_group(
-        group_id="cg", member_id=r.member_id, group_instance_id=None, generation_id=r.generation_id,
-        protocol_type="consumer", protocol_name="range",
-        assignments={m.member_id: m.member_id.encode() for m in leader.members} if r is leader else {}))
-        for r in order}
+    leader = leader_of(joined)
+    tasks = {id(r): sync(coordinator, r, leader) for r in sorted(joined, key=lambda r: r is leader)}
     return [tasks[id(r)] for r in joined]
 
 
@@ -308,7 +315,7 @@ async def test_the_syncs_are_answered_once_the_group_is_stored(node):
     node.append.gate = asyncio.Event()
     syncs = sync_both(node.coordinator, joined)
     await wait_until_async(lambda: node.append.calls == 1, "the GroupMetadata append")
-    assert not any(s.done() for s in syncs)  # the group is Stable in memory, but not yet stored
+    assert not any(s.done() for s in syncs)  # the assignment is not yet stored
     node.append.gate.set()
     assert [(await s).assignment for s in syncs] == [r.member_id.encode() for r in joined]
 
@@ -322,6 +329,49 @@ async def test_a_failed_group_store_answers_every_sync_the_error_and_the_group_r
     await wait_until_async(lambda: node.coordinator.groups["cg"].state_name == "PreparingRebalance",
                            "the group to rebalance (Kafka's answer to a lost GroupMetadata write)")
     assert all(m.assignment == b"" for m in node.coordinator.groups["cg"].members.values())
+
+
+async def sync_leader_then_follower(node):
+    """The leader's SyncGroup, its GroupMetadata write held at `node.append.gate`, then the
+    follower's, once the coordinator holds it: the JoinGroup answers and the SyncGroup tasks of
+    (leader, follower)."""
+    joined = await join_both(node.coordinator)
+    leader = leader_of(joined)
+    follower = next(r for r in joined if r is not leader)
+    node.append.gate = asyncio.Event()
+    leader_sync = sync(node.coordinator, leader, leader)
+    await wait_until_async(lambda: node.append.calls == 1, "the leader's GroupMetadata append")
+    group = node.coordinator.groups["cg"]
+    # Kafka's group stays CompletingRebalance until the assignment is written.
+    assert group.state_name == "CompletingRebalance"
+    follower_sync = sync(node.coordinator, follower, leader)
+    await wait_until_async(lambda: group.members[follower.member_id].awaiting_sync is not None,
+                           "the follower's SyncGroup to be held")
+    assert not leader_sync.done() and not follower_sync.done()
+    return (leader, follower), (leader_sync, follower_sync)
+
+
+async def test_a_follower_syncing_while_the_assignment_is_written_gets_it_once_written(node):
+    members, syncs = await sync_leader_then_follower(node)
+    node.append.gate.set()
+    for member, task in zip(members, syncs):
+        answer = await task
+        assert (answer.error, answer.protocol_name, answer.assignment) == (E.NONE, "range", member.member_id.encode())
+    assert node.coordinator.groups["cg"].state is STABLE and node.append.calls == 1
+    # A SyncGroup after the write is answered by the Stable group at once, with nothing written.
+    late = await sync(node.coordinator, members[1], members[0])
+    assert late.error == E.NONE and late.assignment == members[1].member_id.encode() and node.append.calls == 1
+
+
+@pytest.mark.parametrize("log_error,answer", APPEND_FAILURES)
+async def test_a_follower_syncing_while_the_assignment_write_fails_gets_the_error(node, log_error, answer):
+    _, syncs = await sync_leader_then_follower(node)
+    node.append.fail_with = log_error
+    node.append.gate.set()
+    assert [(await s).error for s in syncs] == [answer, answer]
+    group = node.coordinator.groups["cg"]
+    assert group.state_name == "PreparingRebalance"
+    assert all(m.assignment == b"" for m in group.members.values())
 
 
 @pytest.mark.parametrize("log_error,answer", APPEND_FAILURES)

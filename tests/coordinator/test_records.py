@@ -31,8 +31,18 @@ def test_partition_for_uses_kafka_abs():
     assert all(0 <= rec.partition_for(f"g{i}", 7) < 7 for i in range(100))
 
 
+def _offset_commit(group: str, topic: str, partition: int, offset: int, commit_timestamp: int, *,
+                   leader_epoch: int = 0, metadata: str = "", expire_timestamp: int = -1) -> tuple[bytes, bytes]:
+    """An OffsetCommit record as it is written: encoded key and value."""
+    value = rec.OffsetCommitValue(offset=offset, leader_epoch=leader_epoch, metadata=metadata,
+                                  commit_timestamp=commit_timestamp, expire_timestamp=expire_timestamp)
+    key, encoded = rec.offset_commit(group, topic, partition, value).encode()
+    assert encoded is not None
+    return key, encoded
+
+
 def test_offset_commit_record_layout_is_kafkas():
-    key, value = rec.offset_commit_record("g", "t", 3, 42, 5, "meta", 1234)
+    key, value = _offset_commit("g", "t", 3, 42, 1234, leader_epoch=5, metadata="meta")
     # key: version 1, group, topic, partition (OffsetCommitKey)
     assert key == struct.pack(">h", 1) + b"\x00\x01g" + b"\x00\x01t" + struct.pack(">i", 3)
     # value v3: offset, leader epoch, metadata, commit timestamp
@@ -43,7 +53,7 @@ def test_offset_commit_record_layout_is_kafkas():
 
 
 def test_offset_commit_with_expiry_is_value_version_1():
-    key, value = rec.offset_commit_record("g", "t", 0, 7, 5, "", 100, expire_timestamp=200)
+    key, value = _offset_commit("g", "t", 0, 7, 100, leader_epoch=5, expire_timestamp=200)
     assert struct.unpack_from(">h", value)[0] == 1
     decoded = rec.decode_record(key, value).value
     assert (decoded.offset, decoded.commit_timestamp, decoded.expire_timestamp, decoded.leader_epoch) == (7, 100, 200, -1)
@@ -55,7 +65,7 @@ def test_group_metadata_round_trip_and_tombstone():
                                 assignment=b"asg")
     value = rec.GroupMetadataValue(protocol_type="consumer", generation=4, protocol="range", leader="m-1",
                                    current_state_timestamp=99, members=[member])
-    key = rec.group_metadata_key("group")
+    key = rec.group_metadata("group", None).encode()[0]
     encoded = rec.encode_value(rec.GROUP_METADATA, value)
     assert struct.unpack_from(">h", key)[0] == 2 and struct.unpack_from(">h", encoded)[0] == 3
     decoded = rec.decode_record(key, encoded)
@@ -66,7 +76,7 @@ def test_group_metadata_round_trip_and_tombstone():
 @pytest.mark.parametrize("version", [0, 1, 2, 3, 4])
 def test_group_metadata_values_of_every_version_decode(version):
     value = rec.GroupMetadataValue(protocol_type="consumer", generation=1, protocol=None, leader=None, members=[])
-    decoded = rec.decode_record(rec.group_metadata_key("g"), rec.encode_value(rec.GROUP_METADATA, value, version))
+    decoded = rec.decode_record(rec.group_metadata("g", None).encode()[0], rec.encode_value(rec.GROUP_METADATA, value, version))
     assert decoded.value.generation == 1 and decoded.value.protocol is None
 
 
@@ -105,7 +115,7 @@ def test_unknown_and_corrupt_records():
         rec.decode_record(b"\x00", b"")
     with pytest.raises(rec.RecordFormatError):
         rec.decode_record(struct.pack(">h", 1) + b"\x00\x05g", b"")  # truncated key
-    key = rec.offset_commit_key("g", "t", 0)
+    key = rec.offset_commit("g", "t", 0, None).encode()[0]
     with pytest.raises(rec.RecordFormatError):
         rec.decode_record(key, struct.pack(">h", 9) + bytes(30))  # unknown value version
     with pytest.raises(rec.RecordFormatError):
@@ -113,7 +123,7 @@ def test_unknown_and_corrupt_records():
 
 
 def _commit(i: int, group: str = "g", partition: int = 0) -> tuple[bytes, bytes]:
-    return rec.offset_commit_record(group, "topic", partition, i, 0, "", 1000 + i)
+    return _offset_commit(group, "topic", partition, i, 1000 + i)
 
 
 def test_scan_keeps_the_latest_value_per_key_and_forgets_tombstones():

@@ -470,16 +470,17 @@ def test_consumer_offsets_replay_the_same_after_cleaning(open_log: OpenLog) -> N
     """The group coordinator's records (binary keys, version-prefixed, many of them 16 bytes or
     longer, so mapped by digest) replay to the same state from the cleaned log."""
     from kbroker.coordinator.loader import latest_values
-    from kbroker.coordinator.records import group_metadata_key, offset_commit_key, offset_commit_record
+    from kbroker.coordinator.records import OffsetCommitValue, group_metadata, offset_commit
 
     plog = open_log(COMPACT)
     writes: list[Update] = []
     for n in range(300):
         group = "group-%d" % (n % 7)
-        writes.append(offset_commit_record(group, "orders-%d" % (n % 3), n % 4, n, 0, "", NOW + n))
+        value = OffsetCommitValue(offset=n, leader_epoch=0, metadata="", commit_timestamp=NOW + n)
+        writes.append(offset_commit(group, "orders-%d" % (n % 3), n % 4, value).encode())
         if n % 50 == 49:
-            writes.append((offset_commit_key(group, "orders-0", 0), None))  # an expired offset
-            writes.append((group_metadata_key(group), None))  # a deleted group
+            writes.append(offset_commit(group, "orders-0", 0, None).encode())  # an expired offset
+            writes.append(group_metadata(group, None).encode())  # a deleted group
     produce(plog, writes)
     roll(plog)
 
