@@ -123,7 +123,7 @@ class PartitionService:
         if isinstance(partition_log, ErrorCode):
             return PartitionRead(partition_log)
         if replica_id >= 0 and self.cluster is not None:
-            epoch_error = _follower_epoch_error(follower_epoch, partition_log.leader_epoch)
+            epoch_error = follower_epoch_error(follower_epoch, partition_log.leader_epoch)
             if epoch_error:
                 return PartitionRead(epoch_error)
             self.cluster.on_follower_fetch(topic, partition, replica_id, fetch_offset)
@@ -408,7 +408,7 @@ class Appends:
         return failures
 
 
-def _follower_epoch_error(follower_epoch: int, leader_epoch: int) -> int:
+def follower_epoch_error(follower_epoch: int, leader_epoch: int) -> int:
     """A follower of another leader epoch is not counted: it follows an older leader (FENCED), or
     this leader has not yet learnt of its own new epoch (UNKNOWN); as Kafka's Partition does."""
     if follower_epoch < 0 or follower_epoch == leader_epoch:

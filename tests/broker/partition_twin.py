@@ -15,18 +15,31 @@ on it and on the real service so the two cannot drift. What it keeps of the serv
 Not modelled: idempotent duplicates, flush.messages, the acks=all wait for the ISR (the twin
 answers at once; test_partitions.py covers it on the real service), compaction, retention.
 `fail_after_append` makes a partition's `complete` report an error, as a failed fsync does.
+
+`twin_broker` is a Broker whose partition service is a twin, for handlers called in-process: its
+LogManager only says which topics exist (the records never reach it).
 """
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import inspect
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from kbroker.broker.broker import Broker
+from kbroker.broker.dispatch import RequestContext
 
 from kbroker.broker.partitions import AppendError, PartitionRead, TopicPartition
-from kbroker.broker.partitions import _follower_epoch_error as follower_epoch_error
+from kbroker.broker.partitions import follower_epoch_error
 from kbroker.broker.purgatory import FetchPurgatory
+from kbroker.config import build_config
 from kbroker.errors import ErrorCode, KafkaError
+from kbroker.log.log_manager import LogManager
 from kbroker.log.partition_log import AppendResult
 from kbroker.log.txn_index import AbortedTxn
+from kbroker.wire.frames import RequestHeader
 from kbroker.wire.records import (
     BatchHeader,
     ControlRecordType,
@@ -200,3 +213,30 @@ class TwinAppends:
         answer: asyncio.Future[dict[TopicPartition, AppendError]] = asyncio.get_running_loop().create_future()
         answer.set_result(failures)
         return answer
+
+
+@asynccontextmanager
+async def twin_broker(tmp_path: Path, topics: dict[str, int]) -> AsyncIterator[tuple[Broker, PartitionTwin]]:
+    """A Broker (no auto-creation) whose partitions are a PartitionTwin holding `topics`."""
+    config = build_config({"log.dirs": str(tmp_path), "auto.create.topics.enable": "false"})
+    logs = LogManager(config.data_dir, config.log_defaults()).load()
+    broker = Broker(config, logs)
+    twin = PartitionTwin(broker.fetch_waiters)
+    broker.partitions = twin  # type: ignore[assignment]
+    for name, count in topics.items():
+        logs.create_topic(name, count, {})
+        twin.create_topic(name, count)
+    try:
+        yield broker, twin
+    finally:
+        broker.flusher.close()
+        logs.shutdown()
+
+
+def context(broker: Broker, api_key: int, version: int, connection: Any) -> RequestContext:
+    return RequestContext(broker, connection, RequestHeader(api_key, version, 1, "test"))
+
+
+async def answered(answer: Any, timeout_s: float = 5) -> Any:
+    """A handler's answer, awaited if it came as an awaitable."""
+    return await asyncio.wait_for(answer, timeout_s) if inspect.isawaitable(answer) else answer
