@@ -86,6 +86,9 @@ class PartitionRead(NamedTuple):  # a tuple: one per partition of every Fetch
     aborted: list[AbortedTxn] | None = None  # read_committed: the aborted transactions overlapping `records`
 
 
+_new_read = tuple.__new__  # PartitionRead's fields all given, without NamedTuple's Python-level __new__
+
+
 class Written(NamedTuple):
     """A partition a request appended to, as the flush and the acks=all wait need it."""
     partition_log: PartitionLog
@@ -153,8 +156,8 @@ class PartitionService:
                 if data.size:
                     records = data
                     size = data.size
-        return PartitionRead(error, records, size, partition_log.high_watermark, partition_log.last_stable_offset,
-                             partition_log.log_start_offset, aborted)
+        return _new_read(PartitionRead, (error, records, size, partition_log.high_watermark,
+                                         partition_log.last_stable_offset, partition_log.log_start_offset, aborted))
 
     def appends(self, acks: int) -> Appends:
         return Appends(self, acks)

@@ -153,11 +153,15 @@ def _read(ctx: RequestContext, request: FetchRequest) -> tuple[list[FetchableTop
                                                 high_watermark=-1, records=b""))
                 had_error = True
                 continue
-            budget = convertible and remaining > 0
-            found = read(name, wanted.partition, wanted.fetch_offset,
-                         min(wanted.partition_max_bytes, remaining) if budget else 0, budget and total == 0,
-                         read_committed, replica, wanted.current_leader_epoch)
-            error = found.error
+            if convertible and remaining > 0:
+                limit = wanted.partition_max_bytes if wanted.partition_max_bytes < remaining else remaining
+                error, records, size, high_watermark, last_stable_offset, log_start_offset, aborted = read(
+                    name, wanted.partition, wanted.fetch_offset, limit, total == 0, read_committed, replica,
+                    wanted.current_leader_epoch)
+            else:
+                error, records, size, high_watermark, last_stable_offset, log_start_offset, aborted = read(
+                    name, wanted.partition, wanted.fetch_offset, 0, False, read_committed, replica,
+                    wanted.current_leader_epoch)
             if error:
                 had_error = True
                 if error == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
@@ -172,18 +176,15 @@ def _read(ctx: RequestContext, request: FetchRequest) -> tuple[list[FetchableTop
             elif not convertible:
                 error = ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT
                 had_error = True
-            elif found.size:
-                total += found.size
-                remaining -= found.size
+            elif size:
+                total += size
+                remaining -= size
             partitions.append(PartitionData(
-                partition_index=wanted.partition, error_code=error,
-                high_watermark=found.high_watermark,
-                last_stable_offset=found.last_stable_offset,
-                log_start_offset=found.log_start_offset,
-                aborted_transactions=None if found.aborted is None else [
-                    AbortedTransaction(producer_id=t.producer_id, first_offset=t.first_offset)
-                    for t in found.aborted],
-                records=found.records))
+                partition_index=wanted.partition, error_code=error, high_watermark=high_watermark,
+                last_stable_offset=last_stable_offset, log_start_offset=log_start_offset,
+                aborted_transactions=aborted if aborted is None else [
+                    AbortedTransaction(producer_id=t.producer_id, first_offset=t.first_offset) for t in aborted],
+                records=records))
         responses.append(FetchableTopicResponse(topic=name or "", topic_id=topic.topic_id,
                                                 partitions=partitions))
     return responses, total, had_error
