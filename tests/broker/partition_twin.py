@@ -30,9 +30,7 @@ from typing import Any
 
 from kbroker.broker.broker import Broker
 from kbroker.broker.dispatch import RequestContext
-
-from kbroker.broker.partitions import AppendError, PartitionRead, TopicPartition
-from kbroker.broker.partitions import follower_epoch_error
+from kbroker.broker.partitions import AppendError, PartitionRead, TopicPartition, follower_epoch_error
 from kbroker.broker.purgatory import FetchPurgatory
 from kbroker.config import build_config
 from kbroker.errors import ErrorCode, KafkaError
@@ -66,7 +64,7 @@ class MemoryPartition:
 
     @property
     def last_stable_offset(self) -> int:
-        return min(self.high_watermark, min(self.open_txns.values(), default=self.high_watermark))
+        return min([self.high_watermark, *self.open_txns.values()])
 
     def append(self, batch: bytearray, header: BatchHeader) -> AppendResult:
         if header.has_producer_id:
@@ -141,7 +139,7 @@ class PartitionTwin:
             found.followers[replica_id] = fetch_offset
             if found.expose():
                 self.purgatory.notify((topic, partition))
-            upper, read_committed = found.log_end_offset, False
+            upper, read_committed, aborted = found.log_end_offset, False, []  # as the service answers a follower
         else:
             upper = found.last_stable_offset if read_committed else found.high_watermark
         if not found.log_start_offset <= fetch_offset <= found.log_end_offset:

@@ -152,7 +152,7 @@ async def test_a_follower_reads_to_the_log_end_and_its_fetches_move_the_high_wat
     assert (consumer.size, consumer.high_watermark) == (0, 0)  # not in the ISR yet: not exposed
     woken = on.purgatory.watch([TP])
     copied = _read(on, 0, replica_id=2, epoch=0)
-    assert copied.size == BATCH and copied.high_watermark == 0
+    assert (copied.size, copied.high_watermark, copied.aborted) == (BATCH, 0, [])
     _read(on, 3, replica_id=2, epoch=0)
     assert not woken.done() and _read(on, 0).high_watermark == 0  # follower 3 has not fetched yet
     _read(on, 3, replica_id=3, epoch=0)
