@@ -122,9 +122,11 @@ class PartitionService:
         """Whole batches from `fetch_offset`, at most `max_bytes` of them unless `min_one_batch`
         (then the first whatever its size; neither: nothing is read). A follower (`replica_id` >= 0
         in a cluster) reads up to the log end and moves the high watermark and the ISR with it."""
-        partition_log = self.leader_log(topic, partition)
-        if isinstance(partition_log, ErrorCode):
-            return PartitionRead(partition_log)
+        partition_log = self.logs.get_log(topic, partition)
+        if partition_log is None or self.cluster is not None:  # alone, a broker leads every log it has
+            partition_log = self.leader_log(topic, partition)
+            if isinstance(partition_log, ErrorCode):
+                return PartitionRead(partition_log)
         if replica_id >= 0 and self.cluster is not None:
             epoch_error = follower_epoch_error(follower_epoch, partition_log.leader_epoch)
             if epoch_error:
