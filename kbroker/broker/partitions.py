@@ -23,6 +23,13 @@ A request's appends are collected in one `Appends`, synchronously, and `complete
 for all its partitions at once. It returns None when nothing has to wait — the common case,
 answered without a coroutine — or an awaitable of the partitions that failed after appending.
 acks=0 has no answer to hold: its fsyncs run as tasks the service keeps and cancels on close.
+
+Fetch reads through it too (Kafka's ReplicaManager.readFromLog over Partition.fetchRecords):
+`read` checks leadership, a follower's leader epoch, notes the follower's log end for the high
+watermark and the ISR, bounds the read by the high watermark (a consumer), the last stable offset
+(read_committed) or the log end (a follower), and returns the log's file slices untouched with the
+partition's offsets, in one `PartitionRead` per partition. The Fetch handler keeps the request's
+byte budget, sessions, the long poll and the quota.
 """
 from __future__ import annotations
 
@@ -46,7 +53,8 @@ if TYPE_CHECKING:
     from kbroker.broker.purgatory import FetchPurgatory
     from kbroker.cluster.member import ClusterMember
     from kbroker.log.log_manager import LogManager
-    from kbroker.log.partition_log import AppendResult, PartitionLog
+    from kbroker.log.partition_log import AppendResult, FetchSlices, PartitionLog
+    from kbroker.log.txn_index import AbortedTxn
     from kbroker.wire.records import BatchHeader
 
 log = logging.getLogger("kbroker.partitions")
@@ -64,6 +72,21 @@ class AppendError(NamedTuple):
     message: str | None = None
     log_start_offset: int = -1  # -1: no log to tell of
     record_errors: tuple[tuple[int, str], ...] = ()  # (batch index, message) of records refused one by one
+
+
+class PartitionRead(NamedTuple):  # a tuple: one per partition of every Fetch
+    """A partition's part of a Fetch answer (Kafka's LogReadResult). Without a log to read (not
+    led here, unknown, a fenced follower) only `error` is set."""
+    error: int
+    records: FetchSlices | bytes = b""  # b"": nothing read; the log's file slices, never copied
+    size: int = 0  # bytes in `records`
+    high_watermark: int = -1
+    last_stable_offset: int = -1
+    log_start_offset: int = -1
+    aborted: list[AbortedTxn] | None = None  # read_committed: the aborted transactions overlapping `records`
+
+
+_new_read = tuple.__new__  # PartitionRead's fields all given, without NamedTuple's Python-level __new__
 
 
 class Written(NamedTuple):
@@ -93,6 +116,50 @@ class PartitionService:
         if assignment is None or not 0 <= partition < assignment.partition_count:
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return ErrorCode.NOT_LEADER_OR_FOLLOWER
+
+    def read(self, topic: str, partition: int, fetch_offset: int, max_bytes: int, min_one_batch: bool,
+             read_committed: bool, replica_id: int = -1, follower_epoch: int = -1) -> PartitionRead:
+        """Whole batches from `fetch_offset`, at most `max_bytes` of them unless `min_one_batch`
+        (then the first whatever its size; neither: nothing is read). A follower (`replica_id` >= 0
+        in a cluster) reads up to the log end and moves the high watermark and the ISR with it."""
+        partition_log = self.logs.get_log(topic, partition)
+        if partition_log is None or self.cluster is not None:  # alone, a broker leads every log it has
+            partition_log = self.leader_log(topic, partition)
+            if isinstance(partition_log, ErrorCode):
+                return PartitionRead(partition_log)
+        if replica_id >= 0 and self.cluster is not None:
+            epoch_error = follower_epoch_error(follower_epoch, partition_log.leader_epoch)
+            if epoch_error:
+                return PartitionRead(epoch_error)
+            self.cluster.on_follower_fetch(topic, partition, replica_id, fetch_offset)
+            upper = partition_log.log_end_offset
+            read_committed = False  # a follower copies the log whole; its answer still has the (empty) list
+            aborted: list[AbortedTxn] | None = []
+        elif read_committed:
+            upper = partition_log.last_stable_offset
+            aborted = []
+        else:
+            upper = partition_log.high_watermark
+            aborted = None
+        error = 0
+        records: FetchSlices | bytes = b""
+        size = 0
+        if not partition_log.log_start_offset <= fetch_offset <= partition_log.log_end_offset:
+            error = ErrorCode.OFFSET_OUT_OF_RANGE
+        elif fetch_offset < upper and (max_bytes > 0 or min_one_batch):
+            try:
+                if read_committed:
+                    data, aborted = partition_log.read_committed(fetch_offset, max_bytes, upper, min_one_batch)
+                else:
+                    data = partition_log.read(fetch_offset, max_bytes, upper, min_one_batch)
+            except KafkaError as exc:
+                error = exc.code
+            else:
+                if data.size:
+                    records = data
+                    size = data.size
+        return _new_read(PartitionRead, (error, records, size, partition_log.high_watermark,
+                                         partition_log.last_stable_offset, partition_log.log_start_offset, aborted))
 
     def appends(self, acks: int) -> Appends:
         return Appends(self, acks)
@@ -344,6 +411,14 @@ class Appends:
                    if (entry.partition_log.topic, entry.partition_log.partition) not in failures]
         failures.update(await service._wait_replicated(waiting, timeout_ms))
         return failures
+
+
+def follower_epoch_error(follower_epoch: int, leader_epoch: int) -> int:
+    """A follower of another leader epoch is not counted: it follows an older leader (FENCED), or
+    this leader has not yet learnt of its own new epoch (UNKNOWN); as Kafka's Partition does."""
+    if follower_epoch < 0 or follower_epoch == leader_epoch:
+        return 0
+    return ErrorCode.FENCED_LEADER_EPOCH if follower_epoch < leader_epoch else ErrorCode.UNKNOWN_LEADER_EPOCH
 
 
 def _storage_error(exc: OSError, partition_log: PartitionLog) -> AppendError:

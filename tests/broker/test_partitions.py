@@ -51,6 +51,7 @@ class Followers:
     """What the service asks of the cluster member: leadership, the image's topics, the followers."""
 
     def __init__(self, node: Node, isr=(1, 2, 3), min_insync: int = 2) -> None:
+        self.node = node
         self.image = SimpleNamespace(topics={"t": SimpleNamespace(partition_count=1)})
         self.replicas = LeaderReplicas(1, (1, 2, 3), isr, now_ms=0)
         self.led = {TP}
@@ -65,6 +66,11 @@ class Followers:
 
     def min_insync_replicas(self, topic: str) -> int:
         return self.min_insync
+
+    def on_follower_fetch(self, topic: str, partition: int, replica: int, fetch_offset: int) -> None:
+        """As the member does: the follower's log end noted, then the high watermark may move."""
+        self.replicas.on_fetch(replica, fetch_offset, self.node.log.log_end_offset, now_ms=1)
+        self.node.service.replicas_moved(self.node.log)
 
 
 @pytest.fixture

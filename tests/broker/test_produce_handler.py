@@ -1,37 +1,27 @@
 """The Produce handler translates: a request into partition-service appends, their results (and
-what failed after appending) into per-partition answers. In-process broker, no sockets."""
+what failed after appending) into per-partition answers. In-process, on the service's in-memory
+twin (partition_twin.py), no sockets; the service itself is tested in test_partitions.py."""
 from __future__ import annotations
-
-import asyncio
-import errno
-import inspect
-import os
 
 import pytest
 
 from kbroker.broker.broker import Broker
-from kbroker.broker.dispatch import NO_RESPONSE, RequestContext
+from kbroker.broker.dispatch import NO_RESPONSE
 from kbroker.broker.handlers.produce import handle_produce
-from kbroker.config import build_config
+from kbroker.broker.partitions import AppendError
 from kbroker.errors import ErrorCode
-from kbroker.log.log_manager import LogManager
-from kbroker.wire.frames import RequestHeader
 from kbroker.wire.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
+from tests.broker.partition_twin import answered, context, twin_broker
 from tests.broker.test_bad_input import batch
 from tests.broker.test_dispatch_fuzz import FakeConnection
 
+PRODUCE = 0
+
 
 @pytest.fixture
-async def broker(tmp_path):
-    config = build_config({"log.dirs": str(tmp_path), "auto.create.topics.enable": "false"})
-    logs = LogManager(config.data_dir, config.log_defaults()).load()
-    logs.create_topic("plain", 1, {})
-    logs.create_topic("durable", 1, {"flush.messages": "1"})
-    broker = Broker(config, logs)
-    yield broker
-    await broker.partitions.close()
-    broker.flusher.close()
-    logs.shutdown()
+async def on_twin(tmp_path):
+    async with twin_broker(tmp_path, {"plain": 1, "other": 1}) as pair:
+        yield pair
 
 
 def _request(acks: int, *targets: tuple[str, int]) -> ProduceRequest:
@@ -41,45 +31,44 @@ def _request(acks: int, *targets: tuple[str, int]) -> ProduceRequest:
 
 
 async def _produce(broker: Broker, request: ProduceRequest, connection: FakeConnection | None = None):
-    ctx = RequestContext(broker, connection or FakeConnection(), RequestHeader(0, 9, 1, "test"))
-    answer = handle_produce(ctx, request)
-    return await asyncio.wait_for(answer, 5) if inspect.isawaitable(answer) else answer
+    return await answered(handle_produce(context(broker, PRODUCE, 9, connection or FakeConnection()), request))
 
 
 def _codes(response) -> list[tuple[str, int, int]]:
     return [(topic.name, p.index, p.error_code) for topic in response.responses for p in topic.partition_responses]
 
 
-async def test_each_partition_is_answered_in_the_request_order(broker):
-    response = await _produce(broker, _request(1, ("plain", 0), ("nope", 0), ("durable", 0), ("plain", 7)))
+async def test_each_partition_is_answered_in_the_request_order(on_twin):
+    broker, twin = on_twin
+    response = await _produce(broker, _request(1, ("plain", 0), ("nope", 0), ("other", 0), ("plain", 7),
+                                               ("plain", 0)))
     assert _codes(response) == [("plain", 0, 0), ("nope", 0, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
-                                ("durable", 0, 0), ("plain", 7, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)]
-    assert broker.logs.get_log("durable", 0).recovery_point == 1  # answered after its fsync
+                                ("other", 0, 0), ("plain", 7, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION), ("plain", 0, 0)]
+    assert [p.base_offset for topic in response.responses for p in topic.partition_responses] == [0, -1, 0, -1, 1]
+    assert twin.partitions[("plain", 0)].high_watermark == 2
 
 
-async def test_a_failed_fsync_fails_only_its_partition(broker, monkeypatch):
-    await _produce(broker, _request(1, ("durable", 0)))  # the first append also syncs its epoch checkpoint
-    monkeypatch.setattr(os, "fsync", _fail)
-    response = await _produce(broker, _request(1, ("plain", 0), ("durable", 0)))
-    assert _codes(response) == [("plain", 0, 0), ("durable", 0, ErrorCode.KAFKA_STORAGE_ERROR)]
+async def test_a_failure_after_the_append_fails_only_its_partition(on_twin):
+    broker, twin = on_twin
+    twin.fail_after_append[("other", 0)] = AppendError(ErrorCode.KAFKA_STORAGE_ERROR, "Disk error: injected", 0)
+    response = await _produce(broker, _request(1, ("plain", 0), ("other", 0)))
+    assert _codes(response) == [("plain", 0, 0), ("other", 0, ErrorCode.KAFKA_STORAGE_ERROR)]
     refused = response.responses[1].partition_responses[0]
     assert refused.base_offset == -1 and refused.error_message == "Disk error: injected"
     assert response.responses[0].partition_responses[0].base_offset == 0
 
 
-async def test_acks_0_has_no_answer_and_a_failure_closes_the_connection(broker):
+async def test_acks_0_has_no_answer_and_a_failure_closes_the_connection(on_twin):
+    broker, twin = on_twin
     connection = FakeConnection()
     assert await _produce(broker, _request(0, ("plain", 0)), connection) is NO_RESPONSE
-    assert connection.closed is None
+    assert connection.closed is None and twin.partitions[("plain", 0)].log_end_offset == 1
     assert await _produce(broker, _request(0, ("nope", 0)), connection) is NO_RESPONSE
     assert connection.closed is not None
 
 
-async def test_invalid_acks_append_nothing(broker):
+async def test_invalid_acks_append_nothing(on_twin):
+    broker, twin = on_twin
     response = await _produce(broker, _request(2, ("plain", 0)))
     assert _codes(response) == [("plain", 0, ErrorCode.INVALID_REQUIRED_ACKS)]
-    assert broker.logs.get_log("plain", 0).log_end_offset == 0
-
-
-def _fail(fd: int) -> None:
-    raise OSError(errno.EIO, "injected")
+    assert twin.partitions[("plain", 0)].log_end_offset == 0

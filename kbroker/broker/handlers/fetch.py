@@ -9,9 +9,11 @@ to the last stable offset and gets the aborted transactions (producer id, first 
 overlap the offsets returned, from the segments' .txnindex: the client drops those producers'
 records up to their ABORT markers. The batches themselves stay opaque either way.
 
-A Fetch with a replica id is a follower's (kbroker/cluster/replica_fetcher.py): it reads up to
-the log end, not the high watermark, and its fetch offset is that replica's log end, which the
-leader's high watermark and ISR follow (member.py).
+Each partition is read by the partition service (partitions.py `read`): leadership, the
+offsets that bound the read, a follower's leader epoch and log end (a Fetch with a replica id is a
+follower's, kbroker/cluster/replica_fetcher.py: it reads up to the log end, and the leader's high
+watermark and ISR follow its fetch offset). Here: the request's topics, authorization, the byte
+budget across partitions, sessions, the long poll, the quota and KIP-951 leader hints.
 
 Fetch sessions (KIP-227): we answer session-less — session id 0 in every reply — which
 every client accepts (kafka-python asks for a session with epoch 0 and falls back).
@@ -19,13 +21,12 @@ every client accepts (kafka-python asks for a session with epoch 0 and falls bac
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any, Awaitable
 
 from kbroker.broker import authorization, leader_hints
 from kbroker.broker.dispatch import RequestContext
 from kbroker.broker.throttling import charge, refund
-from kbroker.errors import ErrorCode, KafkaError
+from kbroker.errors import ErrorCode
 from kbroker.security.acls import Operation
 from kbroker.wire.messages.fetch import (
     AbortedTransaction,
@@ -100,14 +101,6 @@ def _time_out(waiter: asyncio.Future[bool | None]) -> None:
         waiter.set_result(True)  # the purgatory wakes it with None
 
 
-def _follower_epoch_error(follower_epoch: int, leader_epoch: int) -> int:
-    """A follower of another leader epoch is not counted: it follows an older leader (FENCED), or
-    this leader has not yet learnt of its own new epoch (UNKNOWN); as Kafka's Partition does."""
-    if follower_epoch < 0 or follower_epoch == leader_epoch:
-        return 0
-    return ErrorCode.FENCED_LEADER_EPOCH if follower_epoch < leader_epoch else ErrorCode.UNKNOWN_LEADER_EPOCH
-
-
 def _session_error(request: FetchRequest) -> int:
     if request.session_id != 0:
         return ErrorCode.FETCH_SESSION_ID_NOT_FOUND
@@ -133,11 +126,16 @@ def _watched_partitions(ctx: RequestContext, request: FetchRequest) -> list[tupl
 
 
 def _read(ctx: RequestContext, request: FetchRequest) -> tuple[list[FetchableTopicResponse], int, bool]:
+    """Each partition read through the partition service, within the request's byte budget (KIP-74:
+    the first partition with data gets at least one whole batch)."""
     broker = ctx.broker
+    read = broker.partitions.read
     version = ctx.version
     read_committed = request.isolation_level == READ_COMMITTED
     replica = request.replica_id if version <= 14 else request.replica_state.replica_id
     follower = replica >= 0 and broker.cluster is not None
+    # v0-3 read nothing: the service still checks leadership and the offset, the answer is the format.
+    convertible = version >= FIRST_V2_FORMAT_VERSION
     remaining = request.max_bytes
     total = 0
     had_error = False
@@ -150,60 +148,42 @@ def _read(ctx: RequestContext, request: FetchRequest) -> tuple[list[FetchableTop
             unknown = ErrorCode.TOPIC_AUTHORIZATION_FAILED
         partitions = []
         for wanted in topic.partitions:
-            partition_log = (broker.partitions.leader_log(name, wanted.partition)
-                             if name is not None and unknown != ErrorCode.TOPIC_AUTHORIZATION_FAILED else unknown)
-            if isinstance(partition_log, ErrorCode):
-                code = unknown if partition_log == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION else partition_log
-                answer = PartitionData(partition_index=wanted.partition, error_code=code, high_watermark=-1,
-                                       records=b"")
-                if code == ErrorCode.NOT_LEADER_OR_FOLLOWER and (
-                        leader := leader_hints.fetch_leader(ctx, name, wanted.partition)) is not None:
-                    answer = dataclasses.replace(answer, current_leader=leader)
-                partitions.append(answer)
+            if name is None or unknown == ErrorCode.TOPIC_AUTHORIZATION_FAILED:
+                partitions.append(PartitionData(partition_index=wanted.partition, error_code=unknown,
+                                                high_watermark=-1, records=b""))
                 had_error = True
                 continue
-            if follower:
-                epoch_error = _follower_epoch_error(wanted.current_leader_epoch, partition_log.leader_epoch)
-                if epoch_error:
-                    partitions.append(PartitionData(partition_index=wanted.partition, error_code=epoch_error,
-                                                    high_watermark=-1, records=b""))
-                    had_error = True
-                    continue
-                broker.cluster.on_follower_fetch(name, wanted.partition, replica, wanted.fetch_offset)
-                upper = partition_log.log_end_offset
+            if convertible and remaining > 0:
+                limit = wanted.partition_max_bytes if wanted.partition_max_bytes < remaining else remaining
+                error, records, size, high_watermark, last_stable_offset, log_start_offset, aborted = read(
+                    name, wanted.partition, wanted.fetch_offset, limit, total == 0, read_committed, replica,
+                    wanted.current_leader_epoch)
             else:
-                upper = partition_log.last_stable_offset if read_committed else partition_log.high_watermark
-            error = 0
-            records: Any = b""
-            aborted = [] if read_committed else None
-            if version < FIRST_V2_FORMAT_VERSION:
+                error, records, size, high_watermark, last_stable_offset, log_start_offset, aborted = read(
+                    name, wanted.partition, wanted.fetch_offset, 0, False, read_committed, replica,
+                    wanted.current_leader_epoch)
+            if error:
+                had_error = True
+                if error == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+                    error = unknown
+                elif error == ErrorCode.NOT_LEADER_OR_FOLLOWER and (
+                        leader := leader_hints.fetch_leader(ctx, name, wanted.partition)) is not None:
+                    partitions.append(PartitionData(partition_index=wanted.partition, error_code=error,
+                                                    high_watermark=-1, current_leader=leader, records=b""))
+                    continue
+                elif not convertible and error == ErrorCode.OFFSET_OUT_OF_RANGE:
+                    error = ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT
+            elif not convertible:
                 error = ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT
-            elif not partition_log.log_start_offset <= wanted.fetch_offset <= partition_log.log_end_offset:
-                error = ErrorCode.OFFSET_OUT_OF_RANGE
-            elif wanted.fetch_offset < upper and remaining > 0:
-                limit = min(wanted.partition_max_bytes, remaining)
-                try:
-                    if read_committed and not follower:
-                        data, txns = partition_log.read_committed(wanted.fetch_offset, limit, upper,
-                                                                  min_one_batch=total == 0)
-                        aborted = [AbortedTransaction(producer_id=t.producer_id, first_offset=t.first_offset)
-                                   for t in txns]
-                    else:
-                        data = partition_log.read(wanted.fetch_offset, limit, upper, min_one_batch=total == 0)
-                except KafkaError as exc:
-                    error = exc.code
-                else:
-                    if data.size:
-                        records = data
-                        total += data.size
-                        remaining -= data.size
-            had_error = had_error or error != 0
+                had_error = True
+            elif size:
+                total += size
+                remaining -= size
             partitions.append(PartitionData(
-                partition_index=wanted.partition, error_code=error,
-                high_watermark=partition_log.high_watermark,
-                last_stable_offset=partition_log.last_stable_offset,
-                log_start_offset=partition_log.log_start_offset,
-                aborted_transactions=aborted,
+                partition_index=wanted.partition, error_code=error, high_watermark=high_watermark,
+                last_stable_offset=last_stable_offset, log_start_offset=log_start_offset,
+                aborted_transactions=aborted if aborted is None else [
+                    AbortedTransaction(producer_id=t.producer_id, first_offset=t.first_offset) for t in aborted],
                 records=records))
         responses.append(FetchableTopicResponse(topic=name or "", topic_id=topic.topic_id,
                                                 partitions=partitions))
