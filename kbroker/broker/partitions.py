@@ -30,6 +30,14 @@ watermark and the ISR, bounds the read by the high watermark (a consumer), the l
 (read_committed) or the log end (a follower), and returns the log's file slices untouched with the
 partition's offsets, in one `PartitionRead` per partition. The Fetch handler keeps the request's
 byte budget, sessions, the long poll and the quota.
+
+The other reads of a led partition are its calls too, each a plain result (an error code, or the
+values), never the log itself: `offset_for_timestamp` (ListOffsets, Kafka's
+Partition.fetchOffsetForTimestamp), `end_offset_for_epoch` (OffsetForLeaderEpoch,
+lastOffsetForLeaderEpoch), `delete_records` (DeleteRecords, deleteRecordsOnLeader),
+`active_producers` (DescribeProducers, activeProducerState) and `verification_guard` (a
+transactional batch's check before Produce, Partition.maybeStartTransactionVerification). The ones
+that name a leader epoch are fenced as Kafka's localLogWithEpochOrThrow fences them.
 """
 from __future__ import annotations
 
@@ -38,8 +46,8 @@ import logging
 from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
-from kbroker.broker.txn_verification import Verified, still_open_to
 from kbroker.errors import ErrorCode, KafkaError
+from kbroker.log.topics import INTERNAL_TOPICS
 from kbroker.wire.records import (
     Compression,
     decompressed_limit,
@@ -51,6 +59,7 @@ from kbroker.wire.records import (
 if TYPE_CHECKING:
     from kbroker.broker.flusher import Flusher
     from kbroker.broker.purgatory import FetchPurgatory
+    from kbroker.broker.txn_verification import Verified
     from kbroker.cluster.member import ClusterMember
     from kbroker.log.log_manager import LogManager
     from kbroker.log.partition_log import AppendResult, FetchSlices, PartitionLog
@@ -85,6 +94,44 @@ class PartitionRead(NamedTuple):  # a tuple: one per partition of every Fetch
     log_start_offset: int = -1
     aborted: list[AbortedTxn] | None = None  # read_committed: the aborted transactions overlapping `records`
 
+
+class OffsetLookup(NamedTuple):
+    """A partition's ListOffsets answer (Kafka's TimestampAndOffset, or the error)."""
+    error: int
+    offset: int = -1  # -1: no such offset (a timestamp past every record, nothing readable yet)
+    timestamp: int = -1
+    leader_epoch: int = -1
+
+
+class EpochEndOffset(NamedTuple):
+    """A partition's OffsetForLeaderEpoch answer."""
+    error: int
+    leader_epoch: int = -1  # the largest epoch <= the one asked about; -1 when unknown
+    end_offset: int = -1
+
+
+class DeletedRecords(NamedTuple):
+    """A partition's DeleteRecords answer."""
+    error: int
+    low_watermark: int = -1  # the log start offset after the deletion
+
+
+class ActiveProducer(NamedTuple):
+    """A producer a partition knows, as DescribeProducers lists it."""
+    producer_id: int
+    producer_epoch: int
+    last_sequence: int
+    last_timestamp: int
+    coordinator_epoch: int
+    current_txn_start_offset: int  # -1: no transaction open here
+
+
+# ListOffsets' timestamps that name an offset rather than a time (KIP-734, KIP-405).
+LATEST_TIMESTAMP = -1
+EARLIEST_TIMESTAMP = -2
+MAX_TIMESTAMP = -3
+EARLIEST_LOCAL_TIMESTAMP = -4
+LATEST_TIERED_TIMESTAMP = -5
 
 _new_read = tuple.__new__  # PartitionRead's fields all given, without NamedTuple's Python-level __new__
 
@@ -128,7 +175,7 @@ class PartitionService:
             if isinstance(partition_log, ErrorCode):
                 return PartitionRead(partition_log)
         if replica_id >= 0 and self.cluster is not None:
-            epoch_error = follower_epoch_error(follower_epoch, partition_log.leader_epoch)
+            epoch_error = leader_epoch_error(max(follower_epoch, -1), partition_log.leader_epoch)
             if epoch_error:
                 return PartitionRead(epoch_error)
             self.cluster.on_follower_fetch(topic, partition, replica_id, fetch_offset)
@@ -160,6 +207,66 @@ class PartitionService:
                     size = data.size
         return _new_read(PartitionRead, (error, records, size, partition_log.high_watermark,
                                          partition_log.last_stable_offset, partition_log.log_start_offset, aborted))
+
+    def offset_for_timestamp(self, topic: str, partition: int, timestamp: int, read_committed: bool,
+                             current_leader_epoch: int = -1) -> OffsetLookup:
+        """ListOffsets: the latest offset a consumer may read (the high watermark, or the last stable
+        offset read_committed), the earliest, or the first record at `timestamp` or with the largest
+        one, never at or past that bound."""
+        partition_log = self._led_in_epoch(topic, partition, current_leader_epoch)
+        if isinstance(partition_log, int):
+            return OffsetLookup(partition_log)
+        try:
+            return _offset_for_timestamp(partition_log, timestamp, read_committed)
+        except KafkaError as exc:  # a batch the search reads is unreadable
+            return OffsetLookup(exc.code)
+
+    def end_offset_for_epoch(self, topic: str, partition: int, leader_epoch: int,
+                             current_leader_epoch: int = -1) -> EpochEndOffset:
+        """OffsetForLeaderEpoch: the largest epoch <= `leader_epoch` and the offset it ended at."""
+        partition_log = self._led_in_epoch(topic, partition, current_leader_epoch)
+        if isinstance(partition_log, int):
+            return EpochEndOffset(partition_log)
+        epoch, end_offset = partition_log.end_offset_for_epoch(leader_epoch)
+        return EpochEndOffset(0, epoch, end_offset)
+
+    def delete_records(self, topic: str, partition: int, offset: int) -> DeletedRecords:
+        """DeleteRecords: raise the log start to `offset` (-1: the high watermark), in Kafka's order of
+        checks (ReplicaManager.deleteRecordsOnLocalLog, Partition.deleteRecordsOnLeader)."""
+        if topic in INTERNAL_TOPICS:
+            return DeletedRecords(ErrorCode.INVALID_TOPIC_EXCEPTION)
+        partition_log = self.leader_log(topic, partition)
+        if isinstance(partition_log, ErrorCode):
+            return DeletedRecords(partition_log)
+        if not partition_log.config.deletes_old_segments:
+            return DeletedRecords(ErrorCode.POLICY_VIOLATION)
+        try:
+            return DeletedRecords(0, partition_log.delete_records_before(
+                partition_log.high_watermark if offset == -1 else offset))
+        except KafkaError as exc:  # past the high watermark: OFFSET_OUT_OF_RANGE
+            return DeletedRecords(exc.code)
+
+    def active_producers(self, topic: str, partition: int) -> list[ActiveProducer] | ErrorCode:
+        """DescribeProducers: the producers the partition's producer state has."""
+        partition_log = self.leader_log(topic, partition)
+        if isinstance(partition_log, ErrorCode):
+            return partition_log
+        return [ActiveProducer(p.producer_id, p.epoch, p.last_seq, p.batches[-1].timestamp if p.batches else -1,
+                               p.coordinator_epoch, p.txn_first_offset) for p in partition_log.active_producers()]
+
+    def verification_guard(self, topic: str, partition: int, producer_id: int) -> int | None:
+        """The guard a transactional batch is verified under (txn_verification.py); None while the
+        producer's transaction is open on the partition, or when it is not led here (the append
+        answers that)."""
+        partition_log = self.leader_log(topic, partition)
+        return None if isinstance(partition_log, ErrorCode) else partition_log.verification_guard(producer_id)
+
+    def _led_in_epoch(self, topic: str, partition: int, current_leader_epoch: int) -> PartitionLog | int:
+        """The log of a partition led here in the leader epoch the client knows (-1: not checked)."""
+        partition_log = self.leader_log(topic, partition)
+        if isinstance(partition_log, ErrorCode):
+            return partition_log
+        return leader_epoch_error(current_leader_epoch, partition_log.leader_epoch) or partition_log
 
     def appends(self, acks: int) -> Appends:
         return Appends(self, acks)
@@ -344,7 +451,8 @@ class Appends:
             header = validate_produce_batch(records, max_message_bytes)
             if header.compression == Compression.ZSTD and produce_version < ZSTD_MIN_PRODUCE_VERSION:
                 raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or later (KIP-110)")
-            if verified is not None and not still_open_to(partition_log, verified):
+            if verified is not None and partition_log.verification_guard(verified.producer_id) not in (None, verified.guard):
+                # a marker ended the transaction since it was verified (and none is open again)
                 raise KafkaError(ErrorCode.INVALID_TXN_STATE, "the transaction ended while its partition was verified")
             if partition_log.config.compact:
                 keyless = keyless_record_indexes(records, decompressed_limit(max_message_bytes))
@@ -413,12 +521,31 @@ class Appends:
         return failures
 
 
-def follower_epoch_error(follower_epoch: int, leader_epoch: int) -> int:
-    """A follower of another leader epoch is not counted: it follows an older leader (FENCED), or
-    this leader has not yet learnt of its own new epoch (UNKNOWN); as Kafka's Partition does."""
-    if follower_epoch < 0 or follower_epoch == leader_epoch:
+def _offset_for_timestamp(partition_log: PartitionLog, timestamp: int, read_committed: bool) -> OffsetLookup:
+    """PartitionService.offset_for_timestamp on the log found (Kafka's UnifiedLog.fetchOffsetByTimestamp)."""
+    upper = partition_log.last_stable_offset if read_committed else partition_log.high_watermark
+    if timestamp == LATEST_TIMESTAMP:
+        return OffsetLookup(0, upper, -1, partition_log.leader_epoch)
+    if timestamp in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
+        offset, _, epoch = partition_log.earliest_offset()
+        return OffsetLookup(0, offset, -1, epoch)
+    if timestamp == LATEST_TIERED_TIMESTAMP:  # nothing is tiered: Kafka answers "not found"
+        return OffsetLookup(0)
+    found = (partition_log.max_timestamp_offset() if timestamp == MAX_TIMESTAMP
+             else partition_log.offset_for_timestamp(timestamp))
+    if found is None or found.offset >= upper:  # consumers must not see past what they may read
+        return OffsetLookup(0)
+    return OffsetLookup(0, found.offset, found.timestamp, found.leader_epoch)
+
+
+def leader_epoch_error(requested: int, leader_epoch: int) -> int:
+    """A request made in another leader epoch is refused: its sender knows an older leader (FENCED),
+    or this leader has not yet learnt of its own new epoch (UNKNOWN); -1: none given, not checked.
+    As Kafka's Partition.localLogWithEpochOrThrow; a follower's Fetch, whose every negative epoch
+    means none, passes -1 for them. Refused, a follower is not counted for the high watermark."""
+    if requested == -1 or requested == leader_epoch:
         return 0
-    return ErrorCode.FENCED_LEADER_EPOCH if follower_epoch < leader_epoch else ErrorCode.UNKNOWN_LEADER_EPOCH
+    return ErrorCode.FENCED_LEADER_EPOCH if requested < leader_epoch else ErrorCode.UNKNOWN_LEADER_EPOCH
 
 
 def _storage_error(exc: OSError, partition_log: PartitionLog) -> AppendError:

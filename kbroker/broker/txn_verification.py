@@ -10,7 +10,8 @@
   AddPartitionsToTxn v4 `verify_only` (the marker channel). Later batches of the transaction skip
   the check: the open transaction on the partition vouches for them.
 - Between the answer and the append a marker may end the transaction: the partition's
-  verification guard (producer_state.py) must be unchanged when the batch is appended.
+  verification guard (producer_state.py), which the partition service gives, must be unchanged
+  when the service appends the batch (Appends.produce).
 
 A coordinator that cannot answer (moving, loading, unreachable) makes the partition's answer
 NOT_ENOUGH_REPLICAS, which producers retry, as Kafka maps it for clients that do not know the
@@ -24,7 +25,6 @@ from typing import TYPE_CHECKING, NamedTuple
 from kbroker.cluster.image import NO_LEADER
 from kbroker.coordinator.txn_records import TRANSACTION_STATE_TOPIC
 from kbroker.errors import ErrorCode
-from kbroker.log.partition_log import PartitionLog
 from kbroker.wire.records import HEADER_SIZE, BatchHeader
 
 if TYPE_CHECKING:
@@ -64,10 +64,7 @@ def _first_batches(broker: Broker, request: ProduceRequest) -> dict[TopicPartiti
             header = BatchHeader.parse(records)
             if not header.is_transactional or not header.has_producer_id:
                 continue
-            partition_log = broker.partitions.leader_log(topic.name, data.index)
-            if not isinstance(partition_log, PartitionLog):
-                continue
-            guard = partition_log.verification_guard(header.producer_id)
+            guard = broker.partitions.verification_guard(topic.name, data.index, header.producer_id)
             if guard is not None:
                 first[(topic.name, data.index)] = (header, guard)
     return first
@@ -109,8 +106,3 @@ async def _ask_coordinator(broker: Broker, transactional_id: str, producer_id: i
         return dict.fromkeys(partitions, ErrorCode.COORDINATOR_NOT_AVAILABLE)
     return await broker.markers.verify(leader, transactional_id, producer_id, epoch, partitions)
 
-
-def still_open_to(partition_log: PartitionLog, verified: Verified) -> bool:
-    """No marker ended the producer's transaction here since it was verified (or one is open now)."""
-    guard = partition_log.verification_guard(verified.producer_id)
-    return guard is None or guard == verified.guard

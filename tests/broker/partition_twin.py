@@ -1,7 +1,8 @@
 """An in-memory twin of `PartitionService` (kbroker/broker/partitions.py), for handler tests.
 
-It answers the calls the Produce, Fetch and WriteTxnMarkers handlers make — `appends(acks)` →
-`produce` → `complete`, `read`, `append_markers` — with the service's result types, on batches
+It answers the calls the handlers make — `appends(acks)` → `produce` → `complete`, `read`,
+`append_markers`, `offset_for_timestamp`, `end_offset_for_epoch`, `delete_records`,
+`active_producers`, `verification_guard` — with the service's result types, on batches
 kept in memory: no files, no fsync, no flusher. test_partition_contract.py runs the same scenarios
 on it and on the real service so the two cannot drift. What it keeps of the service's semantics:
 - a batch is validated as Produce validates it (framing, CRC, size), then given its offsets and
@@ -11,9 +12,13 @@ on it and on the real service so the two cannot drift. What it keeps of the serv
 - a transactional batch opens its producer's transaction, which holds the last stable offset
   back until its marker; an ABORT marker records the aborted transaction for read_committed;
 - reads return whole batches from the one holding the fetch offset, below the high watermark /
-  last stable offset / log end, within max_bytes unless min_one_batch; as `bytes`.
+  last stable offset / log end, within max_bytes unless min_one_batch; as `bytes`;
+- each epoch starts where its leader first appended (or became leader); the offsets looked up by
+  time come from the records' own timestamps, below the high watermark / last stable offset;
+- DeleteRecords moves the log start (up to the high watermark), dropping the batches below it.
 Not modelled: idempotent duplicates, flush.messages, the acks=all wait for the ISR (the twin
-answers at once; test_partitions.py covers it on the real service), compaction, retention.
+answers at once; test_partitions.py covers it on the real service), compaction, retention,
+topic configs (no cleanup.policy: DeleteRecords is never a POLICY_VIOLATION here).
 `fail_after_append` makes a partition's `complete` report an error, as a failed fsync does.
 
 `twin_broker` is a Broker whose partition service is a twin, for handlers called in-process: its
@@ -30,12 +35,27 @@ from typing import Any
 
 from kbroker.broker.broker import Broker
 from kbroker.broker.dispatch import RequestContext
-from kbroker.broker.partitions import AppendError, PartitionRead, TopicPartition, follower_epoch_error
+from kbroker.broker.partitions import (
+    EARLIEST_LOCAL_TIMESTAMP,
+    EARLIEST_TIMESTAMP,
+    LATEST_TIERED_TIMESTAMP,
+    LATEST_TIMESTAMP,
+    MAX_TIMESTAMP,
+    ActiveProducer,
+    AppendError,
+    DeletedRecords,
+    EpochEndOffset,
+    OffsetLookup,
+    PartitionRead,
+    TopicPartition,
+    leader_epoch_error,
+)
 from kbroker.broker.purgatory import FetchPurgatory
 from kbroker.config import build_config
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.log_manager import LogManager
 from kbroker.log.partition_log import AppendResult
+from kbroker.log.topics import INTERNAL_TOPICS
 from kbroker.log.txn_index import AbortedTxn
 from kbroker.wire.frames import RequestHeader
 from kbroker.wire.records import (
@@ -44,6 +64,7 @@ from kbroker.wire.records import (
     EndTxnMarker,
     assign_offsets,
     build_control_batch,
+    decode_records,
     validate_produce_batch,
 )
 
@@ -58,7 +79,10 @@ class MemoryPartition:
         self.high_watermark = 0
         self.leader_epoch = 0
         self.open_txns: dict[int, int] = {}  # producer id -> first offset of its open transaction
-        self.producer_epochs: dict[int, int] = {}
+        self.producers: dict[int, ActiveProducer] = {}
+        self.markers = 0  # the verification guard: moves with every marker
+        self.epochs: list[tuple[int, int]] = []  # (leader epoch, its first offset)
+        self.stamps: list[tuple[int, int]] = []  # (offset, timestamp) of every data record
         self.aborted: list[AbortedTxn] = []
         self.followers: dict[int, int] | None = None  # replica id -> its log end (its last fetch offset)
 
@@ -66,16 +90,39 @@ class MemoryPartition:
     def last_stable_offset(self) -> int:
         return min([self.high_watermark, *self.open_txns.values()])
 
-    def append(self, batch: bytearray, header: BatchHeader) -> AppendResult:
-        if header.has_producer_id:
-            if header.producer_epoch < self.producer_epochs.get(header.producer_id, -1):
-                raise KafkaError(ErrorCode.INVALID_PRODUCER_EPOCH, "a fenced producer epoch")
-            self.producer_epochs[header.producer_id] = header.producer_epoch
+    def become_leader(self, epoch: int) -> None:
+        self.leader_epoch = epoch
+        self._start_epoch(self.log_end_offset)
+
+    def _start_epoch(self, offset: int) -> None:
+        if not self.epochs or self.epochs[-1][0] != self.leader_epoch:
+            self.epochs.append((self.leader_epoch, offset))
+
+    def epoch_of(self, offset: int) -> int:
+        return max((epoch for epoch, start in self.epochs if start <= offset), default=-1)
+
+    def append(self, batch: bytearray, header: BatchHeader, coordinator_epoch: int = -1) -> AppendResult:
+        known = self.producers.get(header.producer_id) if header.has_producer_id else None
+        if known is not None and header.producer_epoch < known.producer_epoch:
+            raise KafkaError(ErrorCode.INVALID_PRODUCER_EPOCH, "a fenced producer epoch")
         base = self.log_end_offset
         assign_offsets(batch, base, self.leader_epoch)
         header = BatchHeader.parse(batch)
-        if header.is_transactional and not header.is_control:
-            self.open_txns.setdefault(header.producer_id, base)
+        self._start_epoch(base)
+        if header.is_control:
+            self.markers += 1
+            self.open_txns.pop(header.producer_id, None)
+        else:
+            self.stamps.extend((record.offset, record.timestamp) for record in decode_records(batch))
+            if header.is_transactional:
+                self.open_txns.setdefault(header.producer_id, base)
+        if header.has_producer_id:  # a marker keeps the producer's last data batch, and notes the coordinator
+            last = ((known.last_sequence, known.last_timestamp) if known else (-1, -1)) if header.is_control else (
+                header.last_sequence, header.max_timestamp)
+            self.producers[header.producer_id] = ActiveProducer(
+                header.producer_id, header.producer_epoch, *last,
+                coordinator_epoch if header.is_control or not known else known.coordinator_epoch,
+                self.open_txns.get(header.producer_id, -1))
         self.batches.append((base, header.next_offset, bytes(batch)))
         self.log_end_offset = header.next_offset
         return AppendResult(base, header.last_offset, -1, self.log_start_offset)
@@ -133,7 +180,7 @@ class PartitionTwin:
             return PartitionRead(found)
         aborted: list[AbortedTxn] | None = [] if read_committed else None
         if replica_id >= 0 and found.followers is not None:
-            epoch_error = follower_epoch_error(follower_epoch, found.leader_epoch)
+            epoch_error = leader_epoch_error(max(follower_epoch, -1), found.leader_epoch)
             if epoch_error:
                 return PartitionRead(epoch_error)
             found.followers[replica_id] = fetch_offset
@@ -153,6 +200,71 @@ class PartitionTwin:
         return PartitionRead(0, records, len(records), found.high_watermark, found.last_stable_offset,
                              found.log_start_offset, aborted)
 
+    def offset_for_timestamp(self, topic: str, partition: int, timestamp: int, read_committed: bool,
+                             current_leader_epoch: int = -1) -> OffsetLookup:
+        found = self._led_in_epoch(topic, partition, current_leader_epoch)
+        if isinstance(found, int):
+            return OffsetLookup(found)
+        upper = found.last_stable_offset if read_committed else found.high_watermark
+        if timestamp == LATEST_TIMESTAMP:
+            return OffsetLookup(0, upper, -1, found.leader_epoch)
+        if timestamp in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
+            return OffsetLookup(0, found.log_start_offset, -1, found.epoch_of(found.log_start_offset))
+        stamps = [(offset, stamp) for offset, stamp in found.stamps if offset >= found.log_start_offset]
+        if timestamp == MAX_TIMESTAMP:
+            latest = max((stamp for _, stamp in stamps), default=None)
+            hits = [(offset, stamp) for offset, stamp in stamps if stamp == latest]
+        else:
+            hits = [(offset, stamp) for offset, stamp in stamps if stamp >= timestamp]
+        if timestamp == LATEST_TIERED_TIMESTAMP or not hits or hits[0][0] >= upper:
+            return OffsetLookup(0)
+        offset, stamp = hits[0]
+        return OffsetLookup(0, offset, stamp, found.epoch_of(offset))
+
+    def end_offset_for_epoch(self, topic: str, partition: int, leader_epoch: int,
+                             current_leader_epoch: int = -1) -> EpochEndOffset:
+        found = self._led_in_epoch(topic, partition, current_leader_epoch)
+        if isinstance(found, int):
+            return EpochEndOffset(found)
+        epochs = found.epochs
+        if leader_epoch == -1 or not epochs or leader_epoch > epochs[-1][0]:  # not known (yet)
+            return EpochEndOffset(0)
+        older = [epoch for epoch, _ in epochs if epoch <= leader_epoch]
+        if not older:  # older than any epoch known: the data before is gone
+            return EpochEndOffset(0, leader_epoch, epochs[0][1])
+        ends = [start for _, start in epochs[len(older):]]  # the next epoch's start ends it
+        return EpochEndOffset(0, older[-1], ends[0] if ends else found.log_end_offset)
+
+    def delete_records(self, topic: str, partition: int, offset: int) -> DeletedRecords:
+        if topic in INTERNAL_TOPICS:
+            return DeletedRecords(ErrorCode.INVALID_TOPIC_EXCEPTION)
+        found = self._led(topic, partition)
+        if isinstance(found, ErrorCode):
+            return DeletedRecords(found)
+        offset = found.high_watermark if offset == -1 else offset
+        if not 0 <= offset <= found.high_watermark:
+            return DeletedRecords(ErrorCode.OFFSET_OUT_OF_RANGE)
+        if offset > found.log_start_offset:
+            found.log_start_offset = offset
+            found.batches = [entry for entry in found.batches if entry[1] > offset]
+        return DeletedRecords(0, found.log_start_offset)
+
+    def active_producers(self, topic: str, partition: int) -> list[ActiveProducer] | ErrorCode:
+        found = self._led(topic, partition)
+        return found if isinstance(found, ErrorCode) else list(found.producers.values())
+
+    def verification_guard(self, topic: str, partition: int, producer_id: int) -> int | None:
+        found = self._led(topic, partition)
+        if isinstance(found, ErrorCode) or producer_id in found.open_txns:
+            return None
+        return found.markers
+
+    def _led_in_epoch(self, topic: str, partition: int, current_leader_epoch: int) -> MemoryPartition | int:
+        found = self._led(topic, partition)
+        if isinstance(found, ErrorCode):
+            return found
+        return leader_epoch_error(current_leader_epoch, found.leader_epoch) or found
+
     async def append_markers(self, producer_id: int, producer_epoch: int, coordinator_epoch: int, commit: bool,
                              partitions: Iterable[TopicPartition], now_ms: int) -> dict[TopicPartition, ErrorCode]:
         results: dict[TopicPartition, ErrorCode] = {}
@@ -164,12 +276,12 @@ class PartitionTwin:
             marker = EndTxnMarker(ControlRecordType.COMMIT if commit else ControlRecordType.ABORT, coordinator_epoch)
             batch = bytearray(build_control_batch(marker, producer_id=producer_id, producer_epoch=producer_epoch,
                                                   timestamp_ms=now_ms))
+            first = found.open_txns.get(producer_id)
             try:
-                offset = found.append(batch, BatchHeader.parse(batch)).base_offset
+                offset = found.append(batch, BatchHeader.parse(batch), coordinator_epoch).base_offset
             except KafkaError as exc:
                 results[key] = exc.code
                 continue
-            first = found.open_txns.pop(producer_id, None)
             if first is not None and not commit:
                 found.aborted.append(AbortedTxn(producer_id, first, offset, found.last_stable_offset))
             if found.expose():

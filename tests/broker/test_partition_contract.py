@@ -1,4 +1,6 @@
-"""The read side of the partition service, and its contract with the in-memory twin: every
+"""The read side of the partition service (Fetch, ListOffsets, OffsetForLeaderEpoch,
+DescribeProducers, the transaction verification guard) and DeleteRecords, and its contract with
+the in-memory twin: every
 scenario runs on the real service (logs in a tmp dir, the cluster member stood in for by
 test_partitions.Followers) and on PartitionTwin, which the handler tests use, so the two cannot drift."""
 from __future__ import annotations
@@ -7,7 +9,17 @@ import asyncio
 
 import pytest
 
-from kbroker.broker.partitions import PartitionRead
+from kbroker.broker.partitions import (
+    EARLIEST_TIMESTAMP,
+    LATEST_TIERED_TIMESTAMP,
+    LATEST_TIMESTAMP,
+    MAX_TIMESTAMP,
+    ActiveProducer,
+    DeletedRecords,
+    EpochEndOffset,
+    OffsetLookup,
+    PartitionRead,
+)
 from kbroker.broker.purgatory import FetchPurgatory
 from kbroker.errors import ErrorCode
 from kbroker.log.partition_log import AppendResult
@@ -55,7 +67,7 @@ class OnTwin:
         self.service.led_elsewhere.add(TP)
 
     def become_leader(self, epoch: int) -> None:
-        self.service.partitions[TP].leader_epoch = epoch
+        self.service.partitions[TP].become_leader(epoch)
 
     async def close(self) -> None:
         pass
@@ -189,3 +201,110 @@ async def test_an_append_wakes_the_parked_fetches_and_a_corrupt_batch_is_refused
     appends = on.service.appends(1)
     assert appends.produce(*TP, memoryview(data), 9, None, NOW).code == ErrorCode.CORRUPT_MESSAGE
     assert appends.complete(30_000) is None and _read(on, 0).high_watermark == 3
+
+
+def _offset(on, timestamp: int, read_committed: bool = False, current_epoch: int = -1, tp=TP) -> OffsetLookup:
+    return on.service.offset_for_timestamp(*tp, timestamp, read_committed, current_epoch)
+
+
+async def test_list_offsets_earliest_latest_max_timestamp_and_by_time(on):
+    await _produce(on, batch(timestamp=NOW))  # offsets 0-2 at NOW, NOW+1, NOW+2
+    await _produce(on, batch(timestamp=NOW + 100))  # 3-5 at NOW+100..NOW+102
+    await _produce(on, batch(timestamp=NOW + 50))  # 6-8: older stamps after newer ones
+    assert _offset(on, EARLIEST_TIMESTAMP) == OffsetLookup(0, 0, -1, 0)
+    assert _offset(on, LATEST_TIMESTAMP) == OffsetLookup(0, 9, -1, 0)
+    assert _offset(on, MAX_TIMESTAMP) == OffsetLookup(0, 5, NOW + 102, 0)
+    assert _offset(on, NOW + 1) == OffsetLookup(0, 1, NOW + 1, 0)
+    assert _offset(on, NOW + 3) == OffsetLookup(0, 3, NOW + 100, 0)  # the first record at or after it
+    assert _offset(on, NOW + 103) == OffsetLookup(0)  # after every record: not found
+    assert _offset(on, LATEST_TIERED_TIMESTAMP) == OffsetLookup(0)  # nothing is tiered
+
+
+async def test_list_offsets_never_point_past_what_the_isolation_level_may_read(on):
+    await _produce(on, batch(timestamp=NOW))
+    await _produce(on, batch(timestamp=NOW + 100, producer_id=PRODUCER, producer_epoch=0, sequence=0,
+                             transactional=True))  # open at 3-5
+    assert _offset(on, LATEST_TIMESTAMP, read_committed=True).offset == 3  # the last stable offset
+    assert _offset(on, LATEST_TIMESTAMP).offset == 6  # the high watermark
+    assert _offset(on, MAX_TIMESTAMP, read_committed=True) == OffsetLookup(0)  # in the open transaction
+    assert _offset(on, NOW + 100, read_committed=True) == OffsetLookup(0)
+    assert _offset(on, NOW + 100) == OffsetLookup(0, 3, NOW + 100, 0)
+
+
+async def test_list_offsets_of_a_replicated_partition_stop_at_the_high_watermark(on):
+    on.replicate()
+    await _produce(on)
+    assert _offset(on, LATEST_TIMESTAMP).offset == 0  # not yet in the followers
+    assert _offset(on, NOW) == OffsetLookup(0)
+
+
+async def test_list_offsets_and_epoch_end_offsets_are_fenced_by_the_leader_epoch(on):
+    await _produce(on)
+    on.become_leader(2)
+    await _produce(on)  # epoch 2 starts at 3
+    assert _offset(on, LATEST_TIMESTAMP, current_epoch=1) == OffsetLookup(ErrorCode.FENCED_LEADER_EPOCH)
+    assert _offset(on, LATEST_TIMESTAMP, current_epoch=3) == OffsetLookup(ErrorCode.UNKNOWN_LEADER_EPOCH)
+    assert _offset(on, LATEST_TIMESTAMP, current_epoch=2) == OffsetLookup(0, 6, -1, 2)
+    assert _offset(on, EARLIEST_TIMESTAMP) == OffsetLookup(0, 0, -1, 0)
+    assert _offset(on, NOW + 1) == OffsetLookup(0, 1, NOW + 1, 0)
+    assert _offset(on, MAX_TIMESTAMP) == OffsetLookup(0, 2, NOW + 2, 0)  # the first record carrying it
+    end = on.service.end_offset_for_epoch
+    assert end(*TP, 0) == EpochEndOffset(0, 0, 3)  # epoch 0 ended where epoch 2 began
+    assert end(*TP, 1) == EpochEndOffset(0, 0, 3)  # never led in 1: the largest epoch below it
+    assert end(*TP, 2, 2) == EpochEndOffset(0, 2, 6)  # the current epoch ends at the log end
+    assert end(*TP, 3) == EpochEndOffset(0)  # an epoch not known yet
+    assert end(*TP, -1) == EpochEndOffset(0)
+    assert end(*TP, 0, 1) == EpochEndOffset(ErrorCode.FENCED_LEADER_EPOCH)
+    assert end(*TP, 0, 5) == EpochEndOffset(ErrorCode.UNKNOWN_LEADER_EPOCH)
+
+
+async def test_offset_lookups_of_a_partition_not_led_here(on):
+    assert _offset(on, LATEST_TIMESTAMP, tp=("t", 5)) == OffsetLookup(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    assert on.service.end_offset_for_epoch("nope", 0, 0) == EpochEndOffset(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    assert on.service.active_producers("nope", 0) == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    on.lose_leadership()
+    assert _offset(on, LATEST_TIMESTAMP) == OffsetLookup(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+    assert on.service.end_offset_for_epoch(*TP, 0) == EpochEndOffset(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+    assert on.service.delete_records(*TP, 0) == DeletedRecords(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+    assert on.service.active_producers(*TP) == ErrorCode.NOT_LEADER_OR_FOLLOWER
+    assert on.service.verification_guard(*TP, PRODUCER) is None  # the append answers NOT_LEADER_OR_FOLLOWER
+
+
+async def test_delete_records_moves_the_log_start_up_to_the_high_watermark(on):
+    await _produce(on)
+    await _produce(on)
+    delete = on.service.delete_records
+    assert delete(*TP, 7) == DeletedRecords(ErrorCode.OFFSET_OUT_OF_RANGE)  # above the high watermark
+    assert delete(*TP, -2) == DeletedRecords(ErrorCode.OFFSET_OUT_OF_RANGE)
+    assert delete(*TP, 4) == DeletedRecords(0, 4)  # below it, inside the second batch
+    assert _offsets(_read(on, 4)) == (6, 6, 4)
+    assert _read(on, 2).error == ErrorCode.OFFSET_OUT_OF_RANGE  # before the log start now
+    assert _offset(on, EARLIEST_TIMESTAMP).offset == 4
+    assert _offset(on, NOW) == OffsetLookup(0, 4, NOW + 1, 0)  # records below the log start are not found
+    assert delete(*TP, 1) == DeletedRecords(0, 4)  # never moves back
+    assert delete(*TP, -1) == DeletedRecords(0, 6)  # -1: up to the high watermark, as kafka-delete-records does
+    assert _offsets(_read(on, 6)) == (6, 6, 6)
+    assert delete("__consumer_offsets", 0, 0) == DeletedRecords(ErrorCode.INVALID_TOPIC_EXCEPTION)
+
+
+async def test_delete_records_of_a_replicated_partition_stop_at_its_high_watermark(on):
+    on.replicate()
+    await _produce(on)
+    assert on.service.delete_records(*TP, 3) == DeletedRecords(ErrorCode.OFFSET_OUT_OF_RANGE)  # not replicated yet
+    assert on.service.delete_records(*TP, 0) == DeletedRecords(0, 0)
+
+
+async def test_active_producers_and_the_verification_guard_follow_the_transactions(on):
+    assert on.service.active_producers(*TP) == []
+    guard = on.service.verification_guard(*TP, PRODUCER)
+    assert guard is not None
+    await _produce(on, batch(producer_id=3, producer_epoch=1, sequence=0))  # idempotent, 0-2
+    await _produce(on, batch(timestamp=NOW + 10, producer_id=PRODUCER, producer_epoch=2, sequence=5,
+                             transactional=True))  # 3-5, opens a transaction
+    assert on.service.verification_guard(*TP, PRODUCER) is None  # open: later batches need no verification
+    assert sorted(on.service.active_producers(*TP)) == [
+        ActiveProducer(3, 1, 2, NOW + 2, -1, -1), ActiveProducer(PRODUCER, 2, 7, NOW + 12, -1, 3)]
+    assert await on.service.append_markers(PRODUCER, 2, 4, True, [TP], NOW) == {TP: ErrorCode.NONE}
+    assert ActiveProducer(PRODUCER, 2, 7, NOW + 12, 4, -1) in on.service.active_producers(*TP)
+    after = on.service.verification_guard(*TP, PRODUCER)
+    assert after is not None and after != guard  # a marker moved it: a batch verified before is refused

@@ -2,6 +2,7 @@
 
 Used by admin tools to find a transaction left open (`kafka-transactions.sh find-hanging`): the
 current transaction start offset is the first offset of the producer's open transaction here.
+The partition service lists them (PartitionService.active_producers); this module translates.
 """
 from __future__ import annotations
 
@@ -19,20 +20,21 @@ from kbroker.wire.messages.describe_producers import (
 
 
 def handle_describe_producers(ctx: RequestContext, request: DescribeProducersRequest) -> DescribeProducersResponse:
+    service = ctx.broker.partitions
     topics = []
     for topic in request.topics:
         partitions = []
         permitted = authorization.on_topic(ctx, Operation.READ, topic.name)
         for index in topic.partition_indexes:
-            partition_log = (ctx.broker.partitions.leader_log(topic.name, index) if permitted
-                             else ErrorCode.TOPIC_AUTHORIZATION_FAILED)
-            if isinstance(partition_log, ErrorCode):
-                partitions.append(PartitionResponse(partition_index=index, error_code=partition_log))
+            found = (service.active_producers(topic.name, index) if permitted
+                     else ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+            if isinstance(found, ErrorCode):
+                partitions.append(PartitionResponse(partition_index=index, error_code=found))
                 continue
             partitions.append(PartitionResponse(partition_index=index, error_code=0, active_producers=[
-                ProducerState(producer_id=p.producer_id, producer_epoch=p.epoch, last_sequence=p.last_seq,
-                              last_timestamp=p.batches[-1].timestamp if p.batches else -1,
-                              coordinator_epoch=p.coordinator_epoch, current_txn_start_offset=p.txn_first_offset)
-                for p in partition_log.active_producers()]))
+                ProducerState(producer_id=p.producer_id, producer_epoch=p.producer_epoch,
+                              last_sequence=p.last_sequence, last_timestamp=p.last_timestamp,
+                              coordinator_epoch=p.coordinator_epoch,
+                              current_txn_start_offset=p.current_txn_start_offset) for p in found]))
         topics.append(TopicResponse(name=topic.name, partitions=partitions))
     return DescribeProducersResponse(topics=topics)

@@ -1,4 +1,5 @@
-"""OffsetForLeaderEpoch: the end offset of a leader epoch, for consumers detecting truncation."""
+"""OffsetForLeaderEpoch: the end offset of a leader epoch, for consumers detecting truncation
+(and followers, in a cluster). The partition service answers (PartitionService.end_offset_for_epoch)."""
 from __future__ import annotations
 
 from kbroker.broker import authorization
@@ -15,26 +16,20 @@ from kbroker.wire.messages.offset_for_leader_epoch import (
 
 def handle_offset_for_leader_epoch(ctx: RequestContext,
                                    request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse:
-    broker = ctx.broker
+    service = ctx.broker.partitions
     topics = []
     for topic in request.topics:
         results = []
         permitted = (authorization.on_cluster(ctx, Operation.CLUSTER_ACTION) if request.replica_id >= 0
                      else authorization.on_topic(ctx, Operation.DESCRIBE, topic.topic))
         for wanted in topic.partitions:
-            partition_log = (broker.partitions.leader_log(topic.topic, wanted.partition) if permitted
-                             else ErrorCode.TOPIC_AUTHORIZATION_FAILED)
-            if isinstance(partition_log, ErrorCode):
-                results.append(EpochEndOffset(error_code=partition_log, partition=wanted.partition))
+            if not permitted:
+                results.append(EpochEndOffset(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                                              partition=wanted.partition))
                 continue
-            current = partition_log.leader_epoch
-            if wanted.current_leader_epoch not in (-1, current):
-                code = (ErrorCode.FENCED_LEADER_EPOCH if wanted.current_leader_epoch < current
-                        else ErrorCode.UNKNOWN_LEADER_EPOCH)
-                results.append(EpochEndOffset(error_code=code, partition=wanted.partition))
-                continue
-            epoch, end_offset = partition_log.end_offset_for_epoch(wanted.leader_epoch)
-            results.append(EpochEndOffset(error_code=0, partition=wanted.partition,
-                                          leader_epoch=epoch, end_offset=end_offset))
+            found = service.end_offset_for_epoch(topic.topic, wanted.partition, wanted.leader_epoch,
+                                                 wanted.current_leader_epoch)
+            results.append(EpochEndOffset(error_code=found.error, partition=wanted.partition,
+                                          leader_epoch=found.leader_epoch, end_offset=found.end_offset))
         topics.append(OffsetForLeaderTopicResult(topic=topic.topic, partitions=results))
     return OffsetForLeaderEpochResponse(topics=topics)

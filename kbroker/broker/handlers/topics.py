@@ -11,9 +11,9 @@ from collections import Counter
 
 from kbroker.broker import authorization
 from kbroker.broker.dispatch import RequestContext
+from kbroker.broker.partitions import DeletedRecords
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.log.config import LogConfig
-from kbroker.log.topics import INTERNAL_TOPICS
 from kbroker.security.acls import Operation
 from kbroker.wire.messages.create_partitions import (
     CreatePartitionsRequest,
@@ -206,32 +206,16 @@ async def handle_create_partitions(ctx: RequestContext, request: CreatePartition
 
 
 def handle_delete_records(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse:
+    service = ctx.broker.partitions
     topics = []
     for topic in request.topics:
+        permitted = authorization.on_topic(ctx, Operation.DELETE, topic.name)
         partitions = []
         for wanted in topic.partitions:
-            try:
-                low = _delete_records(ctx, topic.name, wanted.partition_index, wanted.offset)
-            except KafkaError as exc:
-                partitions.append(DeleteRecordsPartitionResult(partition_index=wanted.partition_index,
-                                                               low_watermark=-1, error_code=exc.code))
-                continue
+            deleted = (service.delete_records(topic.name, wanted.partition_index, wanted.offset) if permitted
+                       else DeletedRecords(ErrorCode.TOPIC_AUTHORIZATION_FAILED))
             partitions.append(DeleteRecordsPartitionResult(partition_index=wanted.partition_index,
-                                                           low_watermark=low, error_code=0))
+                                                           low_watermark=deleted.low_watermark,
+                                                           error_code=deleted.error))
         topics.append(DeleteRecordsTopicResult(name=topic.name, partitions=partitions))
     return DeleteRecordsResponse(topics=topics)
-
-
-def _delete_records(ctx: RequestContext, topic: str, partition: int, offset: int) -> int:
-    """Kafka's ReplicaManager.deleteRecordsOnLocalLog and Partition.deleteRecordsOnLeader checks, in order."""
-    if not authorization.on_topic(ctx, Operation.DELETE, topic):
-        raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
-    if topic in INTERNAL_TOPICS:
-        raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, f"Cannot delete records of internal topic {topic}")
-    partition_log = ctx.broker.partitions.leader_log(topic, partition)
-    if isinstance(partition_log, ErrorCode):
-        raise KafkaError(partition_log)
-    if not partition_log.config.deletes_old_segments:
-        raise KafkaError(ErrorCode.POLICY_VIOLATION, f"Records of partition {topic}-{partition} can not be "
-                                                     "deleted due to the configured policy")
-    return partition_log.delete_records_before(partition_log.high_watermark if offset == -1 else offset)
