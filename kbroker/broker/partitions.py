@@ -451,7 +451,8 @@ class Appends:
             header = validate_produce_batch(records, max_message_bytes)
             if header.compression == Compression.ZSTD and produce_version < ZSTD_MIN_PRODUCE_VERSION:
                 raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or later (KIP-110)")
-            if verified is not None and partition_log.verification_guard(verified.producer_id) not in (None, verified.guard):
+            if verified is not None and \
+                    partition_log.verification_guard(verified.producer_id) not in (None, verified.guard):
                 # a marker ended the transaction since it was verified (and none is open again)
                 raise KafkaError(ErrorCode.INVALID_TXN_STATE, "the transaction ended while its partition was verified")
             if partition_log.config.compact:

@@ -108,7 +108,8 @@ def _produce(ctx: RequestContext, request: ProduceRequest, refused: dict[TopicPa
     pending = appends.complete(request.timeout_ms)
     if acks == 0:
         if failed:
-            ctx.connection.close(CloseReason.UNANSWERED_ERROR, "Produce with acks=0 failed: the client refreshes metadata")
+            ctx.connection.close(CloseReason.UNANSWERED_ERROR,
+                                 "Produce with acks=0 failed: the client refreshes metadata")
         return NO_RESPONSE
     if pending is None:
         return _response(request, outcomes, None, throttle)
