@@ -33,6 +33,7 @@ from prometheus_client.utils import INF, floatToGoString
 from kbroker.errors import ErrorCode
 from kbroker.wire.messages.fetch import FETCH
 from kbroker.wire.messages.produce import PRODUCE
+from kbroker.wire.records import RECORDS_COUNT_OFFSET
 from kbroker.wire.schema import Api, Array, fields_of
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 LATENCY_BUCKETS_MS = (0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 FSYNC_BUCKETS_MS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 5000)
 _RECORD_COUNT = struct.Struct(">i")
-_RECORD_COUNT_OFFSET = 57  # in a v2 record batch header
 _ERROR_NAMES = {code.value: code.name for code in ErrorCode}
 
 
@@ -98,10 +98,10 @@ class BrokerMetrics:
                     self.errors[("Produce", answered[i].error_code)] += 1
                     continue
                 records = data.records
-                if records is None or len(records) <= _RECORD_COUNT_OFFSET + 4:
+                if records is None or len(records) <= RECORDS_COUNT_OFFSET + 4:
                     continue
                 self.bytes_in[topic.name] += len(records)
-                self.messages_in[topic.name] += _RECORD_COUNT.unpack_from(records, _RECORD_COUNT_OFFSET)[0]
+                self.messages_in[topic.name] += _RECORD_COUNT.unpack_from(records, RECORDS_COUNT_OFFSET)[0]
 
     def _count_fetched(self, request: Any, version: int, response: Any) -> None:
         if response is None:
