@@ -88,6 +88,17 @@ class CloseReason(enum.Enum):
     IDLE = "idle"  # connections.max.idle.ms
 
 
+def _drop_finished_sendfile_waiter(transport: asyncio.BaseTransport) -> None:
+    """3.11's _SelectorSocketTransport._call_connection_lost, right after calling connection_lost,
+    sets an exception on the transport's empty-buffer waiter if it has one; loop.sendfile keeps that
+    waiter, already done, while sock_sendfile writes, so a connection closed then (a bad frame read
+    meanwhile, idle expiry, shutdown) logged an InvalidStateError. A done waiter has nothing left to
+    tell anyone (loop.sendfile drops it itself when sock_sendfile returns): drop it first."""
+    waiter = getattr(transport, "_empty_waiter", None)
+    if waiter is not None and waiter.done():
+        transport._empty_waiter = None  # type: ignore[attr-defined]
+
+
 class RequestRefused(ProtocolViolation):
     """A well-framed request that closes its connection for `reason` (an API or version we do not serve)."""
 
@@ -181,6 +192,8 @@ class Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         log.debug("connection from %s closed%s", self.peer, f": {exc}" if exc else "")
+        if self._transport is not None:
+            _drop_finished_sendfile_waiter(self._transport)
         self._transport = None
         self._frames.release()
         self._registry.discard(self)

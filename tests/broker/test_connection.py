@@ -276,6 +276,38 @@ async def test_a_connection_lost_while_a_fetch_answer_waits_to_sendfile_ends_qui
     assert errors == []
 
 
+@pytest.mark.parametrize("stop", ["close", "expire"])
+async def test_a_connection_closed_while_sendfile_writes_ends_quietly(tmp_path, stop):
+    """Inside loop.sendfile's sock_sendfile the transport's empty-buffer waiter is already done; 3.11's
+    _call_connection_lost sets an exception on it all the same, an InvalidStateError in the broker
+    log, whenever the connection closes then (a bad frame read meanwhile, idle expiry; found by the
+    live fuzz)."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    records = tmp_path / "segment.log"
+    records.write_bytes(b"r" * (8 << 20))
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    with records.open("rb") as segment:
+        answer = [b"h" * 8, FetchSlices((FileSlice(segment, 0, 8 << 20),), 8 << 20)]
+        dispatcher = StubDispatcher(answers={b"fetch": answer})
+        connection = Connection(dispatcher, 1 << 20, set())  # type: ignore[arg-type]
+        transport, _ = await loop.connect_accepted_socket(lambda: connection, ours)
+        theirs.sendall(frame(b"fetch"))
+        # The client reads nothing: sock_sendfile fills the socket and waits for it to drain.
+        await wait_until_async(lambda: not transport.is_reading(), "loop.sendfile to pause reading")
+        await settle()
+        if stop == "close":
+            connection.close(CloseReason.UNDECODABLE, "test: a bad frame")
+        else:
+            connection.expire("test: idle")
+        await wait_until_async(lambda: connection.closed_for is not None and transport.is_closing(), "the close")
+        await settle()
+    theirs.close()
+    assert errors == []
+
+
 async def test_a_lost_connection_gives_its_read_buffers_back():
     """A connection object can outlive its socket until the collector's next full pass (a refused
     login waits connection.failed.authentication.delay.ms, long enough to reach the old generation):
