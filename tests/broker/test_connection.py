@@ -11,6 +11,7 @@ import gc
 import socket
 import struct
 import weakref
+from typing import BinaryIO
 
 import pytest
 
@@ -215,19 +216,36 @@ async def test_idle_time_counts_only_without_a_request_being_handled():
 
 
 
+def loop_errors() -> list[dict]:
+    """What the running loop's exception handler is given from now on (3.11's transport bugs land there)."""
+    errors: list[dict] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: errors.append(context))
+    return errors
+
+
+async def on_socketpair(dispatcher: StubDispatcher, **options: int) -> tuple[Connection, asyncio.Transport,
+                                                                             socket.socket]:
+    """A Connection on a real socket with a 4 KiB kernel send buffer, and the client's end of it."""
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    connection = Connection(dispatcher, 1 << 20, set(), **options)  # type: ignore[arg-type]
+    transport, _ = await asyncio.get_running_loop().connect_accepted_socket(lambda: connection, ours)
+    return connection, transport, theirs
+
+
+def fetch_answer(segment: BinaryIO, header_bytes: int, record_bytes: int) -> list:
+    """A Fetch-like answer: header bytes, then the segment's first `record_bytes` as a file slice (sendfile'd)."""
+    return [b"h" * header_bytes, FetchSlices((FileSlice(segment, 0, record_bytes),), record_bytes)]
+
+
 async def test_a_bad_frame_met_when_writing_resumes_closes_the_real_transport_once():
     """Frames left unhandled while the client was not reading are handled when its socket drains.
     One of them closing the connection must not do so from inside the transport's own write
     callback: 3.11's _write_ready then reports the connection lost a second time (a traceback
     in the broker log, found by the live fuzz)."""
-    loop = asyncio.get_running_loop()
-    errors: list[dict] = []
-    loop.set_exception_handler(lambda _loop, context: errors.append(context))
-    ours, theirs = socket.socketpair()
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    errors = loop_errors()
     dispatcher = StubDispatcher()
-    connection = Connection(dispatcher, 1 << 20, set(), max_in_flight=100)  # type: ignore[arg-type]
-    transport, _ = await loop.connect_accepted_socket(lambda: connection, ours)
+    connection, transport, theirs = await on_socketpair(dispatcher, max_in_flight=100)
     transport.set_write_buffer_limits(high=64 << 10, low=0)  # resume only once the buffer is empty
     answer = b"now:" + b"x" * (30 << 10)
     theirs.sendall(b"".join(frame(answer) for _ in range(3)) + frame(b"bad"))
@@ -252,18 +270,12 @@ async def test_a_connection_lost_while_a_fetch_answer_waits_to_sendfile_ends_qui
     the connection then must not cancel that wait under the transport: 3.11's
     _call_connection_lost next sets an exception on the cancelled waiter, and the InvalidStateError
     lands in the broker log (found by the live fuzz)."""
-    loop = asyncio.get_running_loop()
-    errors: list[dict] = []
-    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    errors = loop_errors()
     records = tmp_path / "segment.log"
     records.write_bytes(b"r" * (256 << 10))
-    ours, theirs = socket.socketpair()
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     with records.open("rb") as segment:
-        answer = [b"h" * (512 << 10), FetchSlices((FileSlice(segment, 0, 256 << 10),), 256 << 10)]
-        dispatcher = StubDispatcher(answers={b"fetch": answer})
-        connection = Connection(dispatcher, 1 << 20, set())  # type: ignore[arg-type]
-        transport, _ = await loop.connect_accepted_socket(lambda: connection, ours)
+        dispatcher = StubDispatcher(answers={b"fetch": fetch_answer(segment, 512 << 10, 256 << 10)})
+        connection, transport, theirs = await on_socketpair(dispatcher)
         transport.set_write_buffer_limits(high=4 << 20)  # the bytes stay buffered without pausing writes
         theirs.sendall(frame(b"fetch"))
         await wait_until_async(transport.get_write_buffer_size, "the answer's bytes in the transport's buffer")
@@ -282,18 +294,12 @@ async def test_a_connection_closed_while_sendfile_writes_ends_quietly(tmp_path, 
     _call_connection_lost sets an exception on it all the same, an InvalidStateError in the broker
     log, whenever the connection closes then (a bad frame read meanwhile, idle expiry; found by the
     live fuzz)."""
-    loop = asyncio.get_running_loop()
-    errors: list[dict] = []
-    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    errors = loop_errors()
     records = tmp_path / "segment.log"
     records.write_bytes(b"r" * (8 << 20))
-    ours, theirs = socket.socketpair()
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     with records.open("rb") as segment:
-        answer = [b"h" * 8, FetchSlices((FileSlice(segment, 0, 8 << 20),), 8 << 20)]
-        dispatcher = StubDispatcher(answers={b"fetch": answer})
-        connection = Connection(dispatcher, 1 << 20, set())  # type: ignore[arg-type]
-        transport, _ = await loop.connect_accepted_socket(lambda: connection, ours)
+        dispatcher = StubDispatcher(answers={b"fetch": fetch_answer(segment, 8, 8 << 20)})
+        connection, transport, theirs = await on_socketpair(dispatcher)
         theirs.sendall(frame(b"fetch"))
         # The client reads nothing: sock_sendfile fills the socket and waits for it to drain.
         await wait_until_async(lambda: not transport.is_reading(), "loop.sendfile to pause reading")
